@@ -1,0 +1,167 @@
+//! `MecCluster`: a Kubernetes cluster at an edge site that may host HSN workloads.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::Condition};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// Where HSN workloads may run: either the hub cluster itself (`local: true`) or a member
+/// cluster reached through a kubeconfig stored in a Secret.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "hsn.io",
+    version = "v1alpha1",
+    kind = "MecCluster",
+    plural = "mecclusters",
+    shortname = "mec",
+    status = "MecClusterStatus",
+    derive = "PartialEq",
+    doc = "A Kubernetes cluster at a mobile-edge (MEC) site where HSN super and edge nodes may be placed.",
+    printcolumn(name = "Region", type_ = "string", json_path = ".spec.region"),
+    printcolumn(name = "Zone", type_ = "string", json_path = ".spec.zone"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Nodes",
+        type_ = "integer",
+        json_path = ".status.nodes.ready",
+        description = "Ready nodes"
+    ),
+    printcolumn(
+        name = "Edge-Capable",
+        type_ = "integer",
+        json_path = ".status.nodes.edgeCapable",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".status.kubernetesVersion"
+    ),
+    printcolumn(name = "Cordoned", type_ = "boolean", json_path = ".spec.cordoned"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.local) && self.local) != has(self.kubeconfigSecretRef)")
+    .message("set exactly one of spec.local: true (the hub cluster itself) and spec.kubeconfigSecretRef (a member cluster)"))]
+pub struct MecClusterSpec {
+    /// True when this entry is the hub cluster the operator runs in. Exactly one of `local`
+    /// and `kubeconfigSecretRef` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<bool>,
+    /// The Secret holding a kubeconfig for this member cluster. Exactly one of `local` and
+    /// `kubeconfigSecretRef` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig_secret_ref: Option<KubeconfigSecretRef>,
+    /// Region of the site, e.g. `eu-west`. Used for placement spread and edge-to-super locality.
+    /// Immutable: a cluster does not move.
+    #[schemars(length(min = 1, max = 63), regex(pattern = crate::DNS_LABEL))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("region is immutable: a cluster does not move; create a new MecCluster instead"))]
+    pub region: String,
+    /// Zone of the site within its region, e.g. `eu-west-1a`. Nodes without a
+    /// `topology.kubernetes.io/zone` label are taken to be in this zone. Immutable.
+    #[schemars(length(min = 1, max = 63), regex(pattern = crate::DNS_LABEL))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("zone is immutable: a cluster does not move; create a new MecCluster instead"))]
+    pub zone: String,
+    /// Geographic position of the site, for people and maps; placement does not use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<GeoLocation>,
+    /// Upper bounds on what HSN may place here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityHints>,
+    /// A cordoned cluster keeps its running workloads but receives no new super nodes.
+    #[serde(default)]
+    pub cordoned: bool,
+}
+
+/// A key in a Secret that holds a kubeconfig.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeconfigSecretRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Namespace of the Secret; defaults to the operator's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = crate::DNS_LABEL))]
+    pub namespace: Option<String>,
+    /// Key within the Secret's data that holds the kubeconfig.
+    #[serde(default = "default_kubeconfig_key")]
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+fn default_kubeconfig_key() -> String {
+    "kubeconfig".into()
+}
+
+/// Latitude and longitude in decimal degrees.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GeoLocation {
+    /// Latitude, -90 to 90.
+    #[schemars(range(min = -90.0, max = 90.0))]
+    pub latitude: f64,
+    /// Longitude, -180 to 180.
+    #[schemars(range(min = -180.0, max = 180.0))]
+    pub longitude: f64,
+}
+
+/// Capacity hints that bound placement on a cluster.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CapacityHints {
+    /// Most super nodes this cluster may host, across all networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub max_super_nodes: Option<i32>,
+    /// Most edge nodes this cluster may host, across all networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100000))]
+    pub max_edge_nodes: Option<i32>,
+}
+
+/// What the operator last observed of the cluster.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MecClusterStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Reachable` (the API server answers) and `Ready` (reachable within the grace period
+    /// and has ready nodes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Kubernetes version reported by the cluster, e.g. `v1.36.2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_version: Option<String>,
+    /// Node counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<NodeCounts>,
+    /// Allocatable resources summed over ready nodes, e.g. `cpu`, `memory`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub allocatable: BTreeMap<String, Quantity>,
+    /// Round-trip time of the last probe, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_latency_ms: Option<i64>,
+}
+
+/// Node counts of a member cluster.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeCounts {
+    /// All nodes.
+    pub total: i32,
+    /// Nodes whose Ready condition is True.
+    pub ready: i32,
+    /// Ready nodes labelled as able to run edge agents.
+    pub edge_capable: i32,
+}

@@ -1,0 +1,62 @@
+//! Renders the CRDs shipped in `crds/*.yaml` from the Rust types.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+use crate::{HsnNetwork, HsnNode, MecCluster};
+
+const HEADER: &str =
+    "# Generated from the Rust types in crds/src by `make crds` (hsn-crdgen). Do not edit.\n";
+
+/// Every CRD of the API, in a stable order.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![MecCluster::crd(), HsnNetwork::crd(), HsnNode::crd()]
+}
+
+/// The file name a CRD is written to, e.g. `hsn.io_hsnnetworks.yaml`.
+pub fn file_name(crd: &CustomResourceDefinition) -> String {
+    format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural)
+}
+
+/// The YAML document of one CRD, with the generated-file header.
+pub fn render(crd: &CustomResourceDefinition) -> Result<String, serde_yaml_ng::Error> {
+    Ok(format!("{HEADER}{}", serde_yaml_ng::to_string(crd)?))
+}
+
+/// (file name, contents) of every CRD file.
+pub fn files() -> Result<Vec<(String, String)>, serde_yaml_ng::Error> {
+    crds()
+        .iter()
+        .map(|crd| Ok((file_name(crd), render(crd)?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// The committed YAML must be what the types generate; `make crds` rewrites it.
+    #[test]
+    fn committed_crds_are_current() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for (name, want) in files().unwrap() {
+            let have = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
+            assert!(
+                have == want,
+                "crds/{name} is stale or missing: run `make crds` and commit the result"
+            );
+        }
+    }
+
+    #[test]
+    fn every_crd_has_status_short_name_and_columns() {
+        for crd in crds() {
+            let version = &crd.spec.versions[0];
+            assert!(version.subresources.as_ref().unwrap().status.is_some());
+            assert_eq!(crd.spec.names.short_names.as_ref().unwrap().len(), 1);
+            assert!(version.additional_printer_columns.as_ref().unwrap().len() >= 4);
+        }
+    }
+}

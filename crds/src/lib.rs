@@ -1,0 +1,33 @@
+//! HSN API types, group `hsn.io`, version `v1alpha1`.
+//!
+//! - [`MecCluster`] (cluster-scoped): a Kubernetes cluster at an edge site that may host
+//!   HSN workloads.
+//! - [`HsnNetwork`] (namespaced): one node network of super nodes and edge pools.
+//! - [`HsnNode`] (namespaced, operator-owned): one agent of a network.
+//!
+//! Validation lives in the schema (enums, bounds, patterns, CEL rules) so the API server
+//! refuses invalid objects with a readable message. [`crdgen`] renders the CRDs that ship
+//! in `crds/*.yaml`.
+
+// kube's `printcolumn(name = .., type_ = ..)` lists repeat keys by design.
+#![allow(clippy::duplicated_attributes)]
+
+pub mod cluster;
+pub mod crdgen;
+pub mod network;
+pub mod node;
+pub mod routes;
+pub mod selector;
+
+pub use cluster::{MecCluster, MecClusterSpec, MecClusterStatus};
+pub use network::{HsnNetwork, HsnNetworkSpec, HsnNetworkStatus};
+pub use node::{HsnNode, HsnNodeSpec, HsnNodeStatus};
+pub use selector::Selector;
+
+/// The API group of every HSN resource.
+pub const GROUP: &str = "hsn.io";
+/// The served and stored version.
+pub const VERSION: &str = "v1alpha1";
+
+/// Pattern of an RFC 1123 DNS label (lowercase alphanumerics and '-', alphanumeric at both ends).
+pub(crate) const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";

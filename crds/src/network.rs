@@ -1,0 +1,387 @@
+//! `HsnNetwork`: one network of super nodes and edge pools spread over MEC clusters.
+
+use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::selector::Selector;
+
+/// Agent image used when a network does not name one.
+pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/hsn-io/hsn-agent:0.1.0";
+
+/// The desired shape of one HSN network.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "hsn.io",
+    version = "v1alpha1",
+    kind = "HsnNetwork",
+    plural = "hsnnetworks",
+    shortname = "hsn",
+    namespaced,
+    status = "HsnNetworkStatus",
+    derive = "PartialEq",
+    doc = "A network of super nodes and edge nodes placed over MEC clusters, with per-tenant metering.",
+    validation = Rule::new("size(self.metadata.name) <= 40")
+        .message("network name must be at most 40 characters: it prefixes namespaces and objects in every member cluster"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Super-Desired", type_ = "integer", json_path = ".status.superNodes.desired"),
+    printcolumn(name = "Super-Ready", type_ = "integer", json_path = ".status.superNodes.ready"),
+    printcolumn(name = "Edge-Desired", type_ = "integer", json_path = ".status.edgeNodes.desired"),
+    printcolumn(name = "Edge-Ready", type_ = "integer", json_path = ".status.edgeNodes.ready"),
+    printcolumn(name = "Clusters", type_ = "integer", json_path = ".status.clusterCount"),
+    printcolumn(name = "Paused", type_ = "boolean", json_path = ".spec.paused", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.edgePools.all(p, self.edgePools.exists_one(q, q.name == p.name))")
+    .message("edge pool names must be unique within a network")
+    .field_path(".edgePools"))]
+pub struct HsnNetworkSpec {
+    /// The super nodes: fewer, stronger agents that carry and attest edge traffic.
+    pub super_nodes: SuperNodes,
+    /// Pools of edge nodes: agents on the nodes that match each pool's selectors.
+    #[schemars(length(min = 1, max = 16))]
+    pub edge_pools: Vec<EdgePool>,
+    /// How edge traffic is routed to super nodes.
+    #[serde(default)]
+    pub routing: Routing,
+    /// What is counted, how often, and how the ledger judges it.
+    #[serde(default)]
+    pub metering: Metering,
+    /// When true the operator computes status but writes nothing to member clusters.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// Super-node workload and placement.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SuperNodes {
+    /// Number of super nodes across all clusters.
+    #[schemars(range(min = 1, max = 64))]
+    pub replicas: i32,
+    /// Container image of the agent.
+    #[serde(default = "default_image")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+    /// Compute resources of each super-node pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Where super nodes may be placed.
+    #[serde(default)]
+    pub placement: Placement,
+}
+
+fn default_image() -> String {
+    DEFAULT_AGENT_IMAGE.into()
+}
+
+/// Super-node placement over MEC clusters.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    /// MecClusters (by their labels) that may host super nodes; empty means all.
+    #[serde(default)]
+    pub cluster_selector: Selector,
+    /// The topology level super nodes are spread over.
+    #[serde(default)]
+    pub spread_by: SpreadTopology,
+    /// Most super nodes of this network on one cluster; unset means no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 64))]
+    pub max_per_cluster: Option<i32>,
+}
+
+/// Topology levels for spreading super nodes.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SpreadTopology {
+    /// Spread over regions first.
+    Region,
+    /// Spread over zones first.
+    #[default]
+    Zone,
+    /// Spread over clusters.
+    Cluster,
+}
+
+/// A pool of edge nodes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgePool {
+    /// Name of the pool, unique within the network; a DNS label.
+    #[schemars(length(min = 1, max = 40), regex(pattern = crate::DNS_LABEL))]
+    pub name: String,
+    /// MecClusters (by their labels) this pool spans; empty means all.
+    #[serde(default)]
+    pub cluster_selector: Selector,
+    /// Nodes (by their labels) inside those clusters that run an edge agent.
+    #[serde(default)]
+    pub node_selector: Selector,
+    /// The 5G network-slice type this pool serves.
+    pub slice_type: SliceType,
+    /// Most edge nodes one super node guarantees.
+    #[serde(default = "default_max_edges_per_super_node")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_edges_per_super_node: i32,
+    /// Tolerations of the edge agents, to run on tainted edge nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub tolerations: Vec<Toleration>,
+}
+
+fn default_max_edges_per_super_node() -> i32 {
+    64
+}
+
+/// 5G network-slice types.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SliceType {
+    /// Enhanced mobile broadband: high throughput.
+    #[serde(rename = "eMBB")]
+    EMbb,
+    /// Massive machine-type communication: many small IoT flows.
+    #[serde(rename = "mMTC")]
+    MMtc,
+    /// Ultra-reliable low-latency communication.
+    #[serde(rename = "URLLC")]
+    Urllc,
+}
+
+/// Routing of edge traffic.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Routing {
+    /// The kernel hook the datapath attaches to.
+    #[serde(default)]
+    pub datapath: DatapathMode,
+    /// How edge nodes are assigned to super nodes.
+    #[serde(default)]
+    pub assignment: AssignmentPolicy,
+    /// How fast failures are detected and routed around.
+    #[serde(default)]
+    pub failover: Failover,
+}
+
+/// Datapath attach modes.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DatapathMode {
+    /// eXpress Data Path at the driver (native, generic as fallback).
+    #[default]
+    #[serde(rename = "XDP")]
+    Xdp,
+    /// Traffic-control classifier.
+    #[serde(rename = "TC")]
+    Tc,
+}
+
+/// Edge-to-super assignment policies.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AssignmentPolicy {
+    /// Same zone, then same region, then anywhere, within the per-super-node bound.
+    #[default]
+    LocalityFirst,
+    /// Spread edges evenly over all super nodes, ignoring locality.
+    Uniform,
+}
+
+/// Failure-detection timing.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.heartbeatSeconds < self.leaseDurationSeconds")
+    .message("heartbeatSeconds must be shorter than leaseDurationSeconds, or agent Leases expire between renewals"))]
+pub struct Failover {
+    /// How often agents renew their Lease.
+    #[serde(default = "default_heartbeat_seconds")]
+    #[schemars(range(min = 1, max = 300))]
+    pub heartbeat_seconds: i32,
+    /// A super node whose Lease is older than this is considered lost.
+    #[serde(default = "default_lease_duration_seconds")]
+    #[schemars(range(min = 2, max = 600))]
+    pub lease_duration_seconds: i32,
+}
+
+impl Default for Failover {
+    fn default() -> Self {
+        Self {
+            heartbeat_seconds: default_heartbeat_seconds(),
+            lease_duration_seconds: default_lease_duration_seconds(),
+        }
+    }
+}
+
+fn default_heartbeat_seconds() -> i32 {
+    5
+}
+fn default_lease_duration_seconds() -> i32 {
+    15
+}
+
+/// Metering and ledger settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.tenants.all(t, self.tenants.exists_one(u, u.name == t.name))")
+    .message("tenant names must be unique within a network")
+    .field_path(".tenants"))]
+#[x_kube(validation = Rule::new("self.tenants.all(t, self.tenants.exists_one(u, u.id == t.id))")
+    .message("tenant ids must be unique within a network")
+    .field_path(".tenants"))]
+pub struct Metering {
+    /// Length of a metering epoch: agents emit one record per tenant and direction per epoch.
+    /// Immutable: epochs already in the ledger would no longer line up.
+    #[serde(default = "default_epoch_seconds")]
+    #[schemars(range(min = 10, max = 86400))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("epochSeconds is immutable: epochs already in the ledger would no longer line up; create a new network instead"))]
+    pub epoch_seconds: i32,
+    /// Tenants whose traffic is counted, identified by their address prefixes.
+    #[serde(default)]
+    #[schemars(length(max = 64))]
+    pub tenants: Vec<Tenant>,
+    /// How the ledger cross-checks and blocks records.
+    #[serde(default)]
+    pub ledger: LedgerSettings,
+}
+
+impl Default for Metering {
+    fn default() -> Self {
+        Self {
+            epoch_seconds: default_epoch_seconds(),
+            tenants: Vec::new(),
+            ledger: LedgerSettings::default(),
+        }
+    }
+}
+
+fn default_epoch_seconds() -> i32 {
+    60
+}
+
+/// A tenant: a customer whose traffic is metered by destination (and source) prefix.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Tenant {
+    /// Name of the tenant, unique within the network; a DNS label.
+    #[schemars(length(min = 1, max = 63), regex(pattern = crate::DNS_LABEL))]
+    pub name: String,
+    /// Numeric id used as the key in the datapath's counters, unique within the network.
+    #[schemars(range(min = 1, max = 65535))]
+    pub id: i32,
+    /// IPv4 and IPv6 prefixes in CIDR notation, e.g. `10.20.0.0/16`, `2001:db8:20::/48`.
+    #[schemars(length(min = 1, max = 32))]
+    pub prefixes: Vec<Prefix>,
+}
+
+/// An IPv4 or IPv6 prefix in CIDR notation with its host bits zero.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(transparent)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "isCIDR(self)",
+        "message": "must be an IPv4 or IPv6 prefix in CIDR notation, e.g. 10.20.0.0/16 or 2001:db8:20::/48"
+    },
+    {
+        "rule": "!isCIDR(self) || cidr(self).masked() == cidr(self)",
+        "message": "must be the network address with host bits zero, e.g. 10.20.0.0/16 rather than 10.20.1.7/16"
+    }
+]))]
+pub struct Prefix(#[schemars(length(min = 9, max = 43))] pub String);
+
+/// How super nodes judge edge records and chain them into blocks.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerSettings {
+    /// Largest absolute difference, in bytes, between an edge's claim and its super node's
+    /// observation that still attests the record.
+    #[serde(default = "default_tolerance_bytes")]
+    #[schemars(range(min = 0, max = 1_099_511_627_776_i64))]
+    pub tolerance_bytes: i64,
+    /// Largest relative difference, in basis points (1/100 of a percent), that still attests
+    /// the record. A record within either tolerance is attested.
+    #[serde(default = "default_tolerance_basis_points")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub tolerance_basis_points: i32,
+    /// Most records in one block; an epoch with more records spans several blocks.
+    #[serde(default = "default_max_records_per_block")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub max_records_per_block: i32,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        Self {
+            tolerance_bytes: default_tolerance_bytes(),
+            tolerance_basis_points: default_tolerance_basis_points(),
+            max_records_per_block: default_max_records_per_block(),
+        }
+    }
+}
+
+fn default_tolerance_bytes() -> i64 {
+    4096
+}
+fn default_tolerance_basis_points() -> i32 {
+    100
+}
+fn default_max_records_per_block() -> i32 {
+    10000
+}
+
+/// What the operator last observed of the network.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HsnNetworkStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Progressing` and `Degraded`, with reasons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Super nodes over all clusters.
+    #[serde(default)]
+    pub super_nodes: ReplicaCounts,
+    /// Edge nodes over all clusters.
+    #[serde(default)]
+    pub edge_nodes: ReplicaCounts,
+    /// Number of clusters hosting part of the network.
+    #[serde(default)]
+    pub cluster_count: i32,
+    /// Per-cluster placement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<ClusterPlacement>,
+    /// The ledger's head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<LedgerHead>,
+}
+
+/// Desired and ready counts of one kind of agent.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaCounts {
+    /// Agents the plan wants.
+    pub desired: i32,
+    /// Agents reported ready by their cluster.
+    pub ready: i32,
+}
+
+/// Part of the network on one cluster.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterPlacement {
+    /// The MecCluster's name.
+    pub cluster: String,
+    /// Super nodes on this cluster.
+    pub super_nodes: ReplicaCounts,
+    /// Edge nodes on this cluster.
+    pub edge_nodes: ReplicaCounts,
+}
+
+/// The newest block of the network's ledger.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerHead {
+    /// Height of the newest block.
+    pub height: i64,
+    /// Hash of the newest block, hex.
+    pub head_hash: String,
+}

@@ -1,0 +1,132 @@
+//! `HsnNode`: one agent of a network, written by the operator from its plan and the
+//! agents' Leases in the member clusters.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The identity and placement of one agent.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "hsn.io",
+    version = "v1alpha1",
+    kind = "HsnNode",
+    plural = "hsnnodes",
+    shortname = "hsnnode",
+    namespaced,
+    status = "HsnNodeStatus",
+    derive = "PartialEq",
+    doc = "One HSN agent (super or edge node). Owned by the operator; read it, do not edit it.",
+    printcolumn(name = "Network", type_ = "string", json_path = ".spec.network"),
+    printcolumn(name = "Role", type_ = "string", json_path = ".spec.role"),
+    printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.cluster"),
+    printcolumn(name = "Node", type_ = "string", json_path = ".status.nodeName"),
+    printcolumn(
+        name = "Super",
+        type_ = "string",
+        json_path = ".spec.assignedSuperNode"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Heartbeat",
+        type_ = "date",
+        json_path = ".status.lastHeartbeat",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.role == 'Edge' || !has(self.assignedSuperNode)")
+    .message("only edge nodes have an assigned super node"))]
+#[x_kube(validation = Rule::new("self.role == 'Edge' ? has(self.nodeName) && !has(self.ordinal) : has(self.ordinal) && !has(self.nodeName)")
+    .message("an edge node names its nodeName and no ordinal; a super node names its ordinal and no nodeName"))]
+pub struct HsnNodeSpec {
+    /// The HsnNetwork this agent belongs to, in the same namespace. Immutable.
+    #[schemars(length(min = 1, max = 40), regex(pattern = crate::DNS_LABEL))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("network is immutable"))]
+    pub network: String,
+    /// Whether the agent is a super node or an edge node. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("role is immutable"))]
+    pub role: NodeRole,
+    /// The MecCluster the agent runs in. Immutable.
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("cluster is immutable"))]
+    pub cluster: String,
+    /// For an edge node: the Kubernetes node it runs on, in that cluster. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("nodeName is immutable"))]
+    pub node_name: Option<String>,
+    /// For a super node: its ordinal in the cluster's super-node StatefulSet. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("ordinal is immutable"))]
+    pub ordinal: Option<i32>,
+    /// For an edge node: the HsnNode name of the super node that guarantees it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub assigned_super_node: Option<String>,
+}
+
+/// Agent roles.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NodeRole {
+    /// Carries and attests the traffic of its edge nodes; runs the ledger.
+    Super,
+    /// Forwards and meters tenant traffic close to users.
+    Edge,
+}
+
+/// What the agent last reported through its Lease.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HsnNodeStatus {
+    /// `Ready`: the agent's Lease is current.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The agent's ed25519 public key, hex; it signs the agent's metering records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// The Kubernetes node the agent runs on (for a super node, it may change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// When the agent last renewed its Lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat: Option<Time>,
+    /// The last metering epoch the agent closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_epoch: Option<i64>,
+}
+
+/// Names and annotations of the Leases agents renew in their member namespace.
+pub mod lease {
+    /// Annotation: the agent's ed25519 public key, hex.
+    pub const PUBLIC_KEY_ANNOTATION: &str = "hsn.io/public-key";
+    /// Annotation: the agent's role, `super` or `edge`.
+    pub const ROLE_ANNOTATION: &str = "hsn.io/role";
+    /// Annotation: the datapath mode the agent attached, e.g. `xdp-native`.
+    pub const DATAPATH_ANNOTATION: &str = "hsn.io/datapath";
+    /// Annotation: the last metering epoch the agent closed.
+    pub const LAST_EPOCH_ANNOTATION: &str = "hsn.io/last-epoch";
+    /// Annotation: why the agent could not use its latest routes table, if it could not.
+    pub const ROUTES_ERROR_ANNOTATION: &str = "hsn.io/routes-error";
+
+    /// Lease name of super node `ordinal`.
+    pub fn super_lease(ordinal: u32) -> String {
+        format!("super-{ordinal}")
+    }
+
+    /// Lease name of the edge agent on `node`.
+    pub fn edge_lease(node: &str) -> String {
+        format!("edge-{node}")
+    }
+}

@@ -1,0 +1,215 @@
+//! The routes table the operator writes into each member cluster's routes ConfigMap and
+//! the agents program into their datapath. One type, so both sides agree on the format.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::network::Tenant;
+
+/// Key of the table (JSON) in the routes ConfigMap's data.
+pub const ROUTES_KEY: &str = "routes.json";
+/// Version of the table format; agents refuse tables of a version they do not know.
+pub const ROUTES_VERSION: u32 = 1;
+
+/// Routes of one network in one member cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutesTable {
+    /// Format version, [`ROUTES_VERSION`].
+    pub version: u32,
+    /// The HsnNetwork's name.
+    pub network: String,
+    /// Length of a metering epoch in seconds.
+    pub epoch_seconds: u32,
+    /// Every live super node of the network, in every cluster.
+    pub supers: Vec<SuperRoute>,
+    /// Edge nodes of this cluster and the super node each one sends to.
+    pub edges: Vec<EdgeRoute>,
+    /// Tenants and their prefixes.
+    pub tenants: Vec<Tenant>,
+}
+
+/// A super node edges can be routed to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SuperRoute {
+    /// Stable id, `<cluster>/super-<ordinal>`.
+    pub id: String,
+    /// Address the super node receives edge traffic and ledger submissions on, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
+}
+
+/// The super node of one edge node.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeRoute {
+    /// Kubernetes node name of the edge.
+    pub node: String,
+    /// Id of its super node, one of [`RoutesTable::supers`].
+    pub super_id: String,
+}
+
+/// Why a routes table cannot be used. Agents keep their last good table when they get one.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RoutesError {
+    /// Not JSON, or not the shape of a table.
+    #[error("routes table is malformed: {0}")]
+    Malformed(String),
+    /// A format version this build does not know.
+    #[error(
+        "routes table version {found} is not supported (this agent reads version {ROUTES_VERSION})"
+    )]
+    Version {
+        /// The version found.
+        found: u32,
+    },
+    /// An edge points at a super node the table does not list.
+    #[error("edge {node} is routed to unknown super node {super_id}")]
+    UnknownSuper {
+        /// The edge's node.
+        node: String,
+        /// The missing super node id.
+        super_id: String,
+    },
+    /// A tenant prefix is not a CIDR.
+    #[error("tenant {tenant} has an invalid prefix {prefix:?}")]
+    BadPrefix {
+        /// The tenant's name.
+        tenant: String,
+        /// The prefix as written.
+        prefix: String,
+    },
+}
+
+impl RoutesTable {
+    /// Parses and checks a table from the ConfigMap's JSON.
+    pub fn parse(json: &str) -> Result<Self, RoutesError> {
+        let table: Self =
+            serde_json::from_str(json).map_err(|e| RoutesError::Malformed(e.to_string()))?;
+        table.validate()?;
+        Ok(table)
+    }
+
+    /// Checks what the schema cannot: version, references and prefixes.
+    pub fn validate(&self) -> Result<(), RoutesError> {
+        if self.version != ROUTES_VERSION {
+            return Err(RoutesError::Version {
+                found: self.version,
+            });
+        }
+        let supers: BTreeSet<&str> = self.supers.iter().map(|s| s.id.as_str()).collect();
+        if let Some(e) = self
+            .edges
+            .iter()
+            .find(|e| !supers.contains(e.super_id.as_str()))
+        {
+            return Err(RoutesError::UnknownSuper {
+                node: e.node.clone(),
+                super_id: e.super_id.clone(),
+            });
+        }
+        for t in &self.tenants {
+            if let Some(p) = t.prefixes.iter().find(|p| parse_cidr(&p.0).is_none()) {
+                return Err(RoutesError::BadPrefix {
+                    tenant: t.name.clone(),
+                    prefix: p.0.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The super node of `node`, if it is an edge of this table.
+    pub fn super_of(&self, node: &str) -> Option<&SuperRoute> {
+        let edge = self.edges.iter().find(|e| e.node == node)?;
+        self.supers.iter().find(|s| s.id == edge.super_id)
+    }
+}
+
+/// Parses `address/length` into an address and a prefix length valid for its family.
+pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (addr, len) = s.split_once('/')?;
+    let addr: IpAddr = addr.parse().ok()?;
+    let len: u8 = len.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    (len <= max).then_some((addr, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::Prefix;
+
+    fn table() -> RoutesTable {
+        RoutesTable {
+            version: ROUTES_VERSION,
+            network: "metro".into(),
+            epoch_seconds: 60,
+            supers: vec![SuperRoute {
+                id: "a/super-0".into(),
+                address: Some("10.0.0.5".parse().unwrap()),
+            }],
+            edges: vec![EdgeRoute {
+                node: "n1".into(),
+                super_id: "a/super-0".into(),
+            }],
+            tenants: vec![Tenant {
+                name: "acme".into(),
+                id: 1,
+                prefixes: vec![
+                    Prefix("10.20.0.0/16".into()),
+                    Prefix("2001:db8::/48".into()),
+                ],
+            }],
+        }
+    }
+
+    #[test]
+    fn a_table_round_trips_through_json() {
+        let json = serde_json::to_string(&table()).unwrap();
+        assert_eq!(RoutesTable::parse(&json).unwrap(), table());
+        assert_eq!(table().super_of("n1").unwrap().id, "a/super-0");
+        assert_eq!(table().super_of("n2"), None);
+    }
+
+    #[test]
+    fn bad_tables_are_refused_with_the_reason() {
+        let mut unknown = table();
+        unknown.edges[0].super_id = "b/super-9".into();
+        assert_eq!(
+            unknown.validate(),
+            Err(RoutesError::UnknownSuper {
+                node: "n1".into(),
+                super_id: "b/super-9".into()
+            })
+        );
+        let mut bad_prefix = table();
+        bad_prefix.tenants[0]
+            .prefixes
+            .push(Prefix("10.0.0.0/33".into()));
+        assert!(matches!(
+            bad_prefix.validate(),
+            Err(RoutesError::BadPrefix { .. })
+        ));
+        let mut future = table();
+        future.version = 2;
+        assert_eq!(future.validate(), Err(RoutesError::Version { found: 2 }));
+        assert!(matches!(
+            RoutesTable::parse("{"),
+            Err(RoutesError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn cidrs_are_checked_per_family() {
+        assert!(parse_cidr("10.0.0.0/32").is_some());
+        assert!(parse_cidr("10.0.0.0/33").is_none());
+        assert!(parse_cidr("::/128").is_some());
+        assert!(parse_cidr("::/129").is_none());
+        assert!(parse_cidr("10.0.0.0").is_none());
+        assert!(parse_cidr("x/8").is_none());
+    }
+}

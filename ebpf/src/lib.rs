@@ -1,0 +1,1 @@
+//! Placeholder: this crate lands in a following commit.

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the build and tests need on a Debian machine, skipping what is present.
+# As root it apt-installs the missing packages; otherwise it names them and stops.
+# Go and Rust are expected from the machine (Go >= the version hack/tools/*/go.mod names).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/hack/lib.sh"
+
+# clang/llvm/libbpf-dev: the eBPF C programs (clang-format: their style); bpftool: inspecting them; iproute2: network
+# namespaces in tests; protobuf-compiler: gRPC code generation; openssl: kubeconfig tooling.
+packages=(clang clang-format llvm libbpf-dev bpftool iproute2 protobuf-compiler pkg-config openssl ca-certificates make)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    die "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install -y ${missing[*]})"
+  fi
+  step "installing Debian packages: ${missing[*]} (about 1-2 min)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+need_go=$(awk '$1=="go"{print $2; exit}' "$root/hack/tools/kubernetes/go.mod")
+command -v go >/dev/null || die "Go ${need_go}+ is required to build the control-plane tools (https://go.dev/dl)"
+have_go=$(go env GOVERSION | sed 's/^go//')
+version_ge "$have_go" "$need_go" || die "Go ${need_go}+ is required, found ${have_go}"
+command -v cargo >/dev/null || die "Rust (cargo) is required (https://rustup.rs)"
+step "dependencies present (Go ${have_go}, $(cargo --version | cut -d' ' -f1-2), clang $(clang -dumpversion))"
