@@ -1,1 +1,41 @@
-//! Placeholder: this crate lands in a following commit.
+//! HSN datapath: XDP programs in C (`src/*.bpf.c`, `include/*.h`), built by `build.rs`, and
+//! typed wrappers over aya to load, attach, configure and read them.
+//!
+//! - [`EdgeDatapath`]: meters tenant traffic per (tenant, direction) and redirects tenant
+//!   uplink to the assigned super node ([`NextHop`]).
+//! - [`SuperDatapath`]: meters tenant traffic per (edge, tenant, direction), the independent
+//!   observation used to attest edge claims.
+//!
+//! Counters are monotonic and pinned per network ([`PinDir`]) so they survive restarts;
+//! callers compute deltas. Loading needs root (CAP_BPF + CAP_NET_ADMIN).
+
+mod abi;
+mod bpffs;
+mod edge;
+mod error;
+mod replace;
+mod stats;
+mod super_node;
+mod tenants;
+mod types;
+mod xdp;
+
+use aya::maps::MapError;
+
+pub use bpffs::{DEFAULT_BPFFS, PinDir, ensure_bpffs};
+pub use edge::{EdgeConfig, EdgeDatapath, NextHop};
+pub use error::Error;
+pub use stats::{EdgeStats, SuperStats};
+pub use super_node::{SuperConfig, SuperDatapath};
+pub use tenants::TenantPrefixes;
+pub use types::{Direction, EdgeNode, EdgeTenantCounter, MacAddr, TenantCounter};
+pub use xdp::{AttachMode, PacketRun, XdpAction};
+
+/// Deleting an absent key is not a failure when the goal is "absent".
+fn is_not_found(error: &MapError) -> bool {
+    match error {
+        MapError::KeyNotFound => true,
+        MapError::SyscallError(e) => e.io_error.raw_os_error() == Some(nix::libc::ENOENT),
+        _ => false,
+    }
+}

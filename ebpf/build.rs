@@ -1,0 +1,120 @@
+//! Compiles `src/*.bpf.c` with clang into `OUT_DIR/<name>.bpf.o`, embedded by `src/objects.rs`.
+//!
+//! `CLANG` overrides the compiler. `HSN_EBPF_SKIP_BPF_BUILD=1` writes empty objects instead,
+//! so `cargo check`/clippy work on a machine without clang; loading then fails with
+//! `Error::ObjectNotBuilt`.
+
+use std::env;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const PROGRAMS: &[&str] = &["edge", "super"];
+
+fn main() {
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    println!("cargo::rerun-if-changed=src");
+    println!("cargo::rerun-if-changed=include");
+    println!("cargo::rerun-if-env-changed=CLANG");
+    println!("cargo::rerun-if-env-changed=HSN_EBPF_SKIP_BPF_BUILD");
+
+    if env::var_os("HSN_EBPF_SKIP_BPF_BUILD").is_some_and(|v| v == "1") {
+        println!("cargo::warning=HSN_EBPF_SKIP_BPF_BUILD=1: eBPF objects are empty stubs");
+        for name in PROGRAMS {
+            fs::write(out.join(format!("{name}.bpf.o")), b"").expect("write stub object");
+        }
+        return;
+    }
+
+    let clang = env::var("CLANG").unwrap_or_else(|_| "clang".to_owned());
+    check_clang(&clang);
+    check_libbpf_headers(&clang);
+    for name in PROGRAMS {
+        compile(&clang, &manifest, &out, name);
+    }
+}
+
+fn check_clang(clang: &str) {
+    match Command::new(clang).arg("--version").output() {
+        Ok(output) if output.status.success() => {}
+        _ => fail(&format!(
+            "`{clang}` not found or not working: the eBPF programs need clang with the BPF \
+             target. On Debian/Ubuntu: apt-get install clang libbpf-dev (or set CLANG=...)"
+        )),
+    }
+}
+
+/// Preprocesses one include up front: a clear "install libbpf-dev" beats a wall of errors.
+fn check_libbpf_headers(clang: &str) {
+    let mut cmd = bpf_clang(clang);
+    cmd.args(["-E", "-x", "c", "-o", "/dev/null", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let ok = cmd.spawn().is_ok_and(|mut child| {
+        let wrote = child
+            .stdin
+            .take()
+            .is_some_and(|mut stdin| stdin.write_all(b"#include <bpf/bpf_helpers.h>\n").is_ok());
+        child.wait().is_ok_and(|status| status.success()) && wrote
+    });
+    if !ok {
+        fail(
+            "libbpf headers (<bpf/bpf_helpers.h>) not found: the eBPF programs need them. \
+             On Debian/Ubuntu: apt-get install libbpf-dev",
+        );
+    }
+}
+
+/// clang with the flags every compilation here shares.
+fn bpf_clang(clang: &str) -> Command {
+    let mut cmd = Command::new(clang);
+    cmd.args(["-O2", "-g", "-target", "bpf"]);
+    // <asm/types.h> lives under the multiarch include directory on Debian.
+    if let Some(dir) = multiarch_include() {
+        cmd.arg("-idirafter").arg(dir);
+    }
+    cmd
+}
+
+fn compile(clang: &str, manifest: &Path, out: &Path, name: &str) {
+    let src = manifest.join("src").join(format!("{name}.bpf.c"));
+    let obj = out.join(format!("{name}.bpf.o"));
+    let mut cmd = bpf_clang(clang);
+    cmd.args(["-Wall", "-Werror"])
+        .arg("-I")
+        .arg(manifest.join("include"));
+    cmd.arg("-c").arg(&src).arg("-o").arg(&obj);
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| fail(&format!("running {clang}: {e}")));
+    if !output.status.success() {
+        fail(&explain(&src, &output));
+    }
+}
+
+fn multiarch_include() -> Option<PathBuf> {
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").ok()?;
+    let dir = PathBuf::from(format!("/usr/include/{arch}-linux-gnu"));
+    dir.is_dir().then_some(dir)
+}
+
+fn explain(src: &Path, output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let hint = if stderr.contains("bpf/bpf_helpers.h") || stderr.contains("bpf/bpf_endian.h") {
+        "\nhint: libbpf headers are missing: apt-get install libbpf-dev"
+    } else if stderr.contains("asm/types.h") || stderr.contains("linux/bpf.h") {
+        "\nhint: kernel UAPI headers are missing: apt-get install linux-libc-dev"
+    } else {
+        ""
+    };
+    format!("compiling {} failed:\n{stderr}{hint}", src.display())
+}
+
+fn fail(message: &str) -> ! {
+    // cargo shows a build script's stderr when it fails; keep it one readable block.
+    eprintln!("error: {message}");
+    std::process::exit(1);
+}

@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Packet parsing shared by the edge and super-node programs. A packet is
+ * either fully understood (HSN_PARSE_OK), not IP (HSN_PARSE_NON_IP), or
+ * rejected (HSN_PARSE_ERROR); only HSN_PARSE_OK packets may be metered. */
+#ifndef HSN_PARSE_H
+#define HSN_PARSE_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/in6.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+/* 802.1Q/802.1ad tags accepted before the IP header (single or QinQ). */
+#define HSN_MAX_VLAN_TAGS 2
+/* IPv6 extension headers walked before the L4 header; more is an error. */
+#define HSN_MAX_EXT_HDRS 6
+/* Bound on the IPv6 header chain length; keeps packet offsets provably
+ * small for the verifier, and real chains are far shorter. */
+#define HSN_MAX_V6_CHAIN 512
+/* ICMP/ICMPv6: type, code, checksum and the 4-byte rest-of-header. */
+#define HSN_ICMP_HDR_LEN 8
+
+#define HSN_IP_OFFSET  0x1fff
+#define HSN_IP6_OFFSET 0xfff8
+
+enum hsn_parse_result {
+	HSN_PARSE_OK,
+	HSN_PARSE_NON_IP,
+	HSN_PARSE_ERROR,
+};
+
+struct hsn_vlan_hdr {
+	__be16 tci;
+	__be16 proto;
+};
+
+/* Common prefix of hop-by-hop, routing, destination options and AH. */
+struct hsn_ext_hdr {
+	__u8 nexthdr;
+	__u8 hdrlen;
+};
+
+struct hsn_frag_hdr {
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag_off;
+	__be32 id;
+};
+
+/* What the programs need from a parsed packet. */
+struct hsn_pkt {
+	__u8 saddr[16];	 /* IPv6, or IPv4 mapped (::ffff:a.b.c.d) */
+	__u8 daddr[16];	 /* same encoding as saddr */
+	__u8 src_mac[6]; /* identifies the sending edge on the super node */
+	__be16 l3_proto; /* ethertype after the VLAN tags */
+	__u32 l3_len;	 /* IP total length: what is metered */
+	__u32 vlan_len;	 /* bytes of VLAN tags between MACs and IP header */
+	__u8 is_v6;
+};
+
+/* The L4 header must be complete within the IP payload (l4_len bytes). */
+static __always_inline int hsn_l4_ok(void *l4, void *data_end, __u32 l4_len,
+				     __u8 proto)
+{
+	struct tcphdr *th = l4;
+
+	switch (proto) {
+	case IPPROTO_TCP:
+		if (l4_len < sizeof(*th) || (void *)(th + 1) > data_end)
+			return 0;
+		return th->doff >= 5 && th->doff * 4 <= l4_len;
+	case IPPROTO_UDP:
+		return l4_len >= sizeof(struct udphdr);
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		return l4_len >= HSN_ICMP_HDR_LEN;
+	default:
+		/* Other protocols (GRE, ESP, SCTP...) are metered unparsed. */
+		return 1;
+	}
+}
+
+static __always_inline void hsn_map_v4(__u8 *dst, const void *addr)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, addr, 4);
+}
+
+/* avail: bytes from the IP header to the end of the whole frame (fragments
+ * of a multi-buffer frame included), to validate the total length. */
+static __always_inline int hsn_parse_v4(void *l3, void *data_end, __u64 avail,
+					struct hsn_pkt *pkt)
+{
+	struct iphdr *iph = l3;
+	__u32 hlen, tot;
+
+	if ((void *)(iph + 1) > data_end)
+		return HSN_PARSE_ERROR;
+	if (iph->version != 4 || iph->ihl < 5)
+		return HSN_PARSE_ERROR;
+	hlen = iph->ihl * 4;
+	tot = bpf_ntohs(iph->tot_len);
+	if (tot < hlen || tot > avail || l3 + hlen > data_end)
+		return HSN_PARSE_ERROR;
+
+	hsn_map_v4(pkt->saddr, &iph->saddr);
+	hsn_map_v4(pkt->daddr, &iph->daddr);
+	pkt->l3_len = tot;
+
+	/* Non-first fragments carry no L4 header; first ones must. */
+	if (bpf_ntohs(iph->frag_off) & HSN_IP_OFFSET)
+		return HSN_PARSE_OK;
+	if (!hsn_l4_ok(l3 + hlen, data_end, tot - hlen, iph->protocol))
+		return HSN_PARSE_ERROR;
+	return HSN_PARSE_OK;
+}
+
+static __always_inline int hsn_is_ext_hdr(__u8 next)
+{
+	return next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING ||
+	       next == IPPROTO_FRAGMENT || next == IPPROTO_DSTOPTS ||
+	       next == IPPROTO_AH;
+}
+
+static __always_inline int hsn_parse_v6(void *l3, void *data_end, __u64 avail,
+					struct hsn_pkt *pkt)
+{
+	struct ipv6hdr *ip6 = l3;
+	__u32 len, off = sizeof(*ip6);
+	__u8 next;
+
+	if ((void *)(ip6 + 1) > data_end)
+		return HSN_PARSE_ERROR;
+	if (ip6->version != 6)
+		return HSN_PARSE_ERROR;
+	len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	if (len > avail)
+		return HSN_PARSE_ERROR;
+
+	__builtin_memcpy(pkt->saddr, &ip6->saddr, 16);
+	__builtin_memcpy(pkt->daddr, &ip6->daddr, 16);
+	pkt->l3_len = len;
+	pkt->is_v6 = 1;
+	next = ip6->nexthdr;
+
+	for (int i = 0; i < HSN_MAX_EXT_HDRS; i++) {
+		struct hsn_ext_hdr *eh = l3 + off;
+		struct hsn_frag_hdr *fh = l3 + off;
+
+		if (!hsn_is_ext_hdr(next))
+			break;
+		/* Every extension header is at least 8 bytes. */
+		if ((void *)(fh + 1) > data_end || off + sizeof(*fh) > len)
+			return HSN_PARSE_ERROR;
+		if (next == IPPROTO_FRAGMENT) {
+			if (bpf_ntohs(fh->frag_off) & HSN_IP6_OFFSET)
+				return HSN_PARSE_OK;
+			next = fh->nexthdr;
+			off += sizeof(*fh);
+			continue;
+		}
+		/* AH counts 4-byte units minus 2, the others 8-byte units
+		 * minus 1 (RFC 4302, RFC 8200). */
+		if (next == IPPROTO_AH)
+			off += (eh->hdrlen + 2) * 4;
+		else
+			off += (eh->hdrlen + 1) * 8;
+		next = eh->nexthdr;
+		if (off > len || off > HSN_MAX_V6_CHAIN)
+			return HSN_PARSE_ERROR;
+	}
+	if (hsn_is_ext_hdr(next))
+		return HSN_PARSE_ERROR;
+	if (!hsn_l4_ok(l3 + off, data_end, len - off, next))
+		return HSN_PARSE_ERROR;
+	return HSN_PARSE_OK;
+}
+
+static __always_inline int hsn_is_vlan(__be16 proto)
+{
+	return proto == bpf_htons(ETH_P_8021Q) ||
+	       proto == bpf_htons(ETH_P_8021AD);
+}
+
+static __always_inline int hsn_parse(struct xdp_md *ctx, struct hsn_pkt *pkt)
+{
+	/* Whole frame, including the fragments of a multi-buffer (jumbo)
+	 * frame; data..data_end is only the linear part. */
+	__u64 frame_len = bpf_xdp_get_buff_len(ctx);
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	__u32 off = sizeof(*eth);
+	__be16 proto;
+
+	if ((void *)(eth + 1) > data_end)
+		return HSN_PARSE_ERROR;
+	__builtin_memcpy(pkt->src_mac, eth->h_source, ETH_ALEN);
+	proto = eth->h_proto;
+
+	for (int i = 0; i < HSN_MAX_VLAN_TAGS; i++) {
+		struct hsn_vlan_hdr *vh = data + off;
+
+		if (!hsn_is_vlan(proto))
+			break;
+		if ((void *)(vh + 1) > data_end)
+			return HSN_PARSE_ERROR;
+		proto = vh->proto;
+		off += sizeof(*vh);
+	}
+	pkt->vlan_len = off - sizeof(*eth);
+	pkt->l3_proto = proto;
+
+	if (proto == bpf_htons(ETH_P_IP))
+		return hsn_parse_v4(data + off, data_end, frame_len - off, pkt);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return hsn_parse_v6(data + off, data_end, frame_len - off, pkt);
+	/* A third tag: an encapsulation we do not meter, so not "non-IP". */
+	if (hsn_is_vlan(proto))
+		return HSN_PARSE_ERROR;
+	return HSN_PARSE_NON_IP;
+}
+
+#endif /* HSN_PARSE_H */

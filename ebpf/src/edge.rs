@@ -1,0 +1,219 @@
+//! The edge datapath: meters tenant traffic and steers uplink to the assigned super node.
+
+use std::fmt;
+use std::io;
+use std::mem::size_of;
+
+use aya::maps::xdp::DevMapHash;
+use aya::maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap};
+use nix::ifaddrs::getifaddrs;
+use nix::net::if_::if_nametoindex;
+
+use crate::abi::{Counter, EDGE_STAT_COUNT, MAX_TENANT_COUNTERS, RawNextHop, TenantKey};
+use crate::bpffs::{PinDir, PinnedMap};
+use crate::stats::{read_counters, read_stats};
+use crate::tenants::{TenantMaps, TenantTable};
+use crate::xdp::{Loaded, ObjectSpec};
+use crate::{
+    AttachMode, Direction, EdgeStats, Error, MacAddr, PacketRun, TenantCounter, TenantPrefixes,
+    is_not_found,
+};
+
+static EDGE: ObjectSpec = ObjectSpec {
+    program: "hsn_edge",
+    bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/edge.bpf.o")),
+    pinned: &[
+        PinnedMap {
+            name: "edge_counters",
+            key_size: size_of::<TenantKey>() as u32,
+            value_size: size_of::<Counter>() as u32,
+            max_entries: MAX_TENANT_COUNTERS,
+        },
+        PinnedMap {
+            name: "edge_stats",
+            key_size: 4,
+            value_size: 8,
+            max_entries: EDGE_STAT_COUNT,
+        },
+    ],
+};
+
+/// Load-time settings of the edge program.
+#[derive(Clone, Debug)]
+pub struct EdgeConfig {
+    /// Where counters and stats are pinned; `None` keeps them only as long as the datapath.
+    pub pin: Option<PinDir>,
+    /// Redirect tenant uplink traffic to the super node; `false` meters only.
+    pub redirect_uplink: bool,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            pin: None,
+            redirect_uplink: true,
+        }
+    }
+}
+
+/// The super node tenant uplink traffic is sent to: egress device and Ethernet addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextHop {
+    /// Egress interface index.
+    pub ifindex: u32,
+    /// The super node's MAC address.
+    pub dst_mac: MacAddr,
+    /// The MAC address to send from (normally the egress interface's).
+    pub src_mac: MacAddr,
+}
+
+impl NextHop {
+    /// A next hop out of `ifname` (in the caller's network namespace), sending from its MAC.
+    pub fn via(ifname: &str, dst_mac: MacAddr) -> Result<Self, Error> {
+        let interface_err = |source: io::Error| Error::Interface {
+            ifname: ifname.to_owned(),
+            source,
+        };
+        let ifindex = if_nametoindex(ifname).map_err(|e| interface_err(e.into()))?;
+        let src_mac = getifaddrs()
+            .map_err(|e| interface_err(e.into()))?
+            .filter(|a| a.interface_name == ifname)
+            .find_map(|a| a.address?.as_link_addr()?.addr())
+            .ok_or_else(|| interface_err(io::Error::other("no link-layer address")))?;
+        Ok(Self {
+            ifindex,
+            dst_mac,
+            src_mac: MacAddr(src_mac),
+        })
+    }
+}
+
+/// The loaded edge program (`hsn_edge`) and its maps. Dropping it detaches the program;
+/// pinned counters stay in bpffs for the next load.
+pub struct EdgeDatapath {
+    loaded: Loaded,
+    tenants: TenantMaps,
+    counters: PerCpuHashMap<MapData, TenantKey, Counter>,
+    stats: PerCpuArray<MapData, u64>,
+    next_hop: HashMap<MapData, u32, RawNextHop>,
+    tx_ports: DevMapHash<MapData>,
+}
+
+// Manual: aya's per-CPU and devmap types have no Debug.
+impl fmt::Debug for EdgeDatapath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EdgeDatapath")
+            .field("loaded", &self.loaded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EdgeDatapath {
+    /// Loads and verifies the program, reusing pinned counters when `config.pin` has them.
+    pub fn load(config: &EdgeConfig) -> Result<Self, Error> {
+        let globals = [("cfg_redirect_uplink", u8::from(config.redirect_uplink))];
+        let mut loaded = Loaded::load(&EDGE, config.pin.as_ref(), &globals)?;
+        Ok(Self {
+            tenants: TenantMaps {
+                v4: loaded.take_map("tenant_v4")?,
+                v6: loaded.take_map("tenant_v6")?,
+            },
+            counters: loaded.take_map("edge_counters")?,
+            stats: loaded.take_map("edge_stats")?,
+            next_hop: loaded.take_map("next_hop")?,
+            tx_ports: loaded.take_map("tx_ports")?,
+            loaded,
+        })
+    }
+
+    /// Attaches to `ifname`: native XDP, or generic XDP when the driver has none.
+    pub fn attach(&mut self, ifname: &str) -> Result<AttachMode, Error> {
+        self.loaded.attach(ifname)
+    }
+
+    /// Detaches from `ifname`.
+    pub fn detach(&mut self, ifname: &str) -> Result<(), Error> {
+        self.loaded.detach(ifname)
+    }
+
+    /// Interfaces the program is attached to, with the mode each got.
+    pub fn attachments(&self) -> Vec<(String, AttachMode)> {
+        self.loaded.attachments()
+    }
+
+    /// Replaces the whole tenant prefix set; no packet sees a prefix missing mid-update.
+    pub fn set_tenants(&mut self, tenants: &[TenantPrefixes]) -> Result<(), Error> {
+        let table = TenantTable::build(tenants)?;
+        self.tenants.replace(&table)
+    }
+
+    /// Points tenant uplink at a super node; one map write, no reload.
+    pub fn set_next_hop(&mut self, hop: NextHop) -> Result<(), Error> {
+        // The device must be usable before any packet can read a next hop naming it.
+        self.tx_ports
+            .insert(hop.ifindex, hop.ifindex, None, 0)
+            .map_err(|source| Error::AddTxPort {
+                ifindex: hop.ifindex,
+                source,
+            })?;
+        let raw = RawNextHop {
+            ifindex: hop.ifindex,
+            dst_mac: hop.dst_mac.0,
+            src_mac: hop.src_mac.0,
+        };
+        self.next_hop
+            .insert(0, raw, 0)
+            .map_err(|source| Error::WriteNextHop { source })
+    }
+
+    /// Stops redirecting: tenant uplink goes to the kernel (counted as `no_next_hop`).
+    pub fn clear_next_hop(&mut self) -> Result<(), Error> {
+        match self.next_hop.remove(&0) {
+            Err(source) if !is_not_found(&source) => Err(Error::WriteNextHop { source }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The current next hop, if any.
+    pub fn next_hop(&self) -> Result<Option<NextHop>, Error> {
+        match self.next_hop.get(&0, 0) {
+            Ok(raw) => Ok(Some(NextHop {
+                ifindex: raw.ifindex,
+                dst_mac: MacAddr(raw.dst_mac),
+                src_mac: MacAddr(raw.src_mac),
+            })),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(source) => Err(Error::ReadMap {
+                map: "next_hop",
+                source,
+            }),
+        }
+    }
+
+    /// Monotonic per (tenant, direction) counters, summed over CPUs, sorted by key.
+    pub fn counters(&self) -> Result<Vec<TenantCounter>, Error> {
+        let raw = read_counters(&self.counters, "edge_counters")?;
+        Ok(raw
+            .into_iter()
+            // The program only writes known directions; skip anything else in a pinned map.
+            .filter_map(|(key, c)| {
+                Some(TenantCounter {
+                    tenant: key.tenant,
+                    direction: Direction::from_raw(key.dir)?,
+                    packets: c.packets,
+                    bytes: c.bytes,
+                })
+            })
+            .collect())
+    }
+
+    /// Monotonic outcome counts, summed over CPUs.
+    pub fn stats(&self) -> Result<EdgeStats, Error> {
+        read_stats(&self.stats, "edge_stats").map(EdgeStats::from_raw)
+    }
+
+    /// Runs one frame through the program (BPF_PROG_TEST_RUN) against the live maps.
+    pub fn run_packet(&self, frame: &[u8]) -> Result<PacketRun, Error> {
+        self.loaded.run(frame)
+    }
+}

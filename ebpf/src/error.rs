@@ -1,0 +1,246 @@
+//! The crate's error type: one variant per failing step.
+
+use std::io;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use aya::maps::MapError;
+use aya::maps::xdp::XdpMapError;
+use aya::programs::ProgramError;
+use ipnet::IpNet;
+
+use crate::MacAddr;
+
+/// Why a datapath operation failed. aya's errors are boxed: they are large (verifier logs)
+/// and would make every `Result` of this crate large.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The crate was built with `HSN_EBPF_SKIP_BPF_BUILD=1`, so there is no object to load.
+    #[error("eBPF object {program} is an empty stub (built with HSN_EBPF_SKIP_BPF_BUILD=1)")]
+    ObjectNotBuilt { program: &'static str },
+    /// A network name that cannot be a single bpffs path component.
+    #[error("network name {name:?} cannot name a pin directory: {reason}")]
+    InvalidNetworkName { name: String, reason: &'static str },
+    /// statfs on the bpffs mount point failed.
+    #[error("checking for bpffs at {path}: {source}")]
+    Statfs {
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    /// bpffs was not mounted and mounting it failed.
+    #[error("bpffs is not mounted at {path} and mounting it failed: {source}")]
+    MountBpffs {
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    /// Creating the bpffs mount point or the per-network pin directory failed.
+    #[error("creating {path}: {source}")]
+    CreatePinDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Removing the per-network pin directory failed.
+    #[error("removing pinned maps under {path}: {source}")]
+    RemovePinDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A pin exists but could not be opened as a map.
+    #[error("opening pinned map {path}: {source}")]
+    OpenPinnedMap {
+        path: PathBuf,
+        #[source]
+        source: MapError,
+    },
+    /// A pinned map was created by an incompatible program version.
+    #[error(
+        "pinned map {path} has {field} {pinned}, this program needs {expected}; \
+         remove the pin (losing its counters) to start over"
+    )]
+    PinnedMapMismatch {
+        path: PathBuf,
+        field: &'static str,
+        pinned: u32,
+        expected: u32,
+    },
+    /// Parsing the object, creating or reusing its maps failed.
+    #[error("loading eBPF object {program}: {source}")]
+    LoadObject {
+        program: &'static str,
+        #[source]
+        source: Box<aya::EbpfError>,
+    },
+    /// The object lacks a program or map this crate expects (a build mismatch).
+    #[error("{name} is missing from eBPF object {program}")]
+    MissingItem {
+        program: &'static str,
+        name: &'static str,
+    },
+    /// A map in the object has an unexpected type.
+    #[error("map {name} in eBPF object {program}: {source}")]
+    WrongMapType {
+        program: &'static str,
+        name: &'static str,
+        #[source]
+        source: MapError,
+    },
+    /// The program in the object is not an XDP program.
+    #[error("program {program} in its eBPF object: {source}")]
+    WrongProgramType {
+        program: &'static str,
+        #[source]
+        source: Box<ProgramError>,
+    },
+    /// The verifier rejected the program.
+    #[error("loading program {program} into the kernel: {source}")]
+    LoadProgram {
+        program: &'static str,
+        #[source]
+        source: Box<ProgramError>,
+    },
+    /// Neither native nor generic XDP could be attached.
+    #[error("attaching {program} to {ifname}: native XDP: {native}; generic XDP: {generic}")]
+    Attach {
+        program: &'static str,
+        ifname: String,
+        native: Box<ProgramError>,
+        #[source]
+        generic: Box<ProgramError>,
+    },
+    /// The program is already attached to this interface by this datapath.
+    #[error("{program} is already attached to {ifname}")]
+    AlreadyAttached {
+        program: &'static str,
+        ifname: String,
+    },
+    /// `detach` named an interface this datapath is not attached to.
+    #[error("{program} is not attached to {ifname}")]
+    NotAttached {
+        program: &'static str,
+        ifname: String,
+    },
+    /// Detaching failed.
+    #[error("detaching {program} from {ifname}: {source}")]
+    Detach {
+        program: &'static str,
+        ifname: String,
+        #[source]
+        source: Box<ProgramError>,
+    },
+    /// Two tenants claim the same prefix.
+    #[error("prefix {prefix} is claimed by tenants {first} and {second}")]
+    ConflictingPrefix {
+        prefix: IpNet,
+        first: u32,
+        second: u32,
+    },
+    /// More prefixes of one family than the LPM trie holds.
+    #[error("{count} {family} tenant prefixes exceed the map capacity of {max}")]
+    TooManyPrefixes {
+        family: &'static str,
+        count: usize,
+        max: u32,
+    },
+    /// Writing a tenant prefix failed.
+    #[error("writing tenant prefix {prefix}: {source}")]
+    WriteTenant {
+        prefix: IpNet,
+        #[source]
+        source: MapError,
+    },
+    /// Removing a stale tenant prefix failed.
+    #[error("removing stale tenant prefix {prefix}: {source}")]
+    RemoveTenant {
+        prefix: IpNet,
+        #[source]
+        source: MapError,
+    },
+    /// Reading an interface's index or MAC address failed.
+    #[error("reading interface {ifname}: {source}")]
+    Interface {
+        ifname: String,
+        #[source]
+        source: io::Error,
+    },
+    /// Adding the next hop's egress device to the devmap failed.
+    #[error("adding egress device {ifindex} to tx_ports: {source}")]
+    AddTxPort {
+        ifindex: u32,
+        #[source]
+        source: XdpMapError,
+    },
+    /// Writing or clearing the next-hop entry failed.
+    #[error("updating the next hop: {source}")]
+    WriteNextHop {
+        #[source]
+        source: MapError,
+    },
+    /// Two edges claim the same MAC address.
+    #[error("MAC {mac} is claimed by edges {first} and {second}")]
+    ConflictingEdge {
+        mac: MacAddr,
+        first: IpAddr,
+        second: IpAddr,
+    },
+    /// More edges than `edge_by_mac` holds.
+    #[error("{count} edges exceed the map capacity of {max}")]
+    TooManyEdges { count: usize, max: u32 },
+    /// Writing or removing an edge identity failed.
+    #[error("updating edge {mac}: {source}")]
+    WriteEdge {
+        mac: MacAddr,
+        #[source]
+        source: MapError,
+    },
+    /// Reading (listing or looking up) a map failed.
+    #[error("reading map {map}: {source}")]
+    ReadMap {
+        map: &'static str,
+        #[source]
+        source: MapError,
+    },
+    /// BPF_PROG_TEST_RUN failed.
+    #[error("test-running {program}: {source}")]
+    TestRun {
+        program: &'static str,
+        #[source]
+        source: Box<ProgramError>,
+    },
+    /// Text that is not a MAC address.
+    #[error("invalid MAC address {input:?} (want six hex octets separated by ':')")]
+    InvalidMac { input: String },
+}
+
+impl Error {
+    /// A short, stable label for metrics and events.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::ObjectNotBuilt { .. } => "object_not_built",
+            Self::InvalidNetworkName { .. } => "invalid_network_name",
+            Self::Statfs { .. } | Self::MountBpffs { .. } => "bpffs",
+            Self::CreatePinDir { .. } | Self::RemovePinDir { .. } => "pin_dir",
+            Self::OpenPinnedMap { .. } | Self::PinnedMapMismatch { .. } => "pinned_map",
+            Self::LoadObject { .. }
+            | Self::MissingItem { .. }
+            | Self::WrongMapType { .. }
+            | Self::WrongProgramType { .. } => "load",
+            Self::LoadProgram { .. } => "verifier",
+            Self::Attach { .. } | Self::AlreadyAttached { .. } => "attach",
+            Self::NotAttached { .. } | Self::Detach { .. } => "detach",
+            Self::ConflictingPrefix { .. } | Self::TooManyPrefixes { .. } => "invalid_tenants",
+            Self::WriteTenant { .. } | Self::RemoveTenant { .. } => "write_tenants",
+            Self::Interface { .. } => "interface",
+            Self::AddTxPort { .. } | Self::WriteNextHop { .. } => "write_next_hop",
+            Self::ConflictingEdge { .. } | Self::TooManyEdges { .. } => "invalid_edges",
+            Self::WriteEdge { .. } => "write_edges",
+            Self::ReadMap { .. } => "read_map",
+            Self::TestRun { .. } => "test_run",
+            Self::InvalidMac { .. } => "invalid_mac",
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The super-node datapath: meters tenant traffic per sending edge, to attest edge claims.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::mem::size_of;
+
+use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap};
+
+use crate::abi::{
+    Counter, EdgeAddr, EdgeKey, MAX_EDGE_COUNTERS, MAX_EDGES, MacKey, SUPER_STAT_COUNT, addr16,
+    ip_from16,
+};
+use crate::bpffs::{PinDir, PinnedMap};
+use crate::replace::replace_entries;
+use crate::stats::{read_counters, read_stats};
+use crate::tenants::{TenantMaps, TenantTable};
+use crate::xdp::{Loaded, ObjectSpec};
+use crate::{
+    AttachMode, Direction, EdgeNode, EdgeTenantCounter, Error, MacAddr, PacketRun, SuperStats,
+    TenantPrefixes,
+};
+
+static SUPER: ObjectSpec = ObjectSpec {
+    program: "hsn_super",
+    bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/super.bpf.o")),
+    pinned: &[
+        PinnedMap {
+            name: "super_counters",
+            key_size: size_of::<EdgeKey>() as u32,
+            value_size: size_of::<Counter>() as u32,
+            max_entries: MAX_EDGE_COUNTERS,
+        },
+        PinnedMap {
+            name: "super_stats",
+            key_size: 4,
+            value_size: 8,
+            max_entries: SUPER_STAT_COUNT,
+        },
+    ],
+};
+
+/// Load-time settings of the super-node program.
+#[derive(Clone, Debug)]
+pub struct SuperConfig {
+    /// Where counters and stats are pinned; `None` keeps them only as long as the datapath.
+    pub pin: Option<PinDir>,
+    /// When a frame's source MAC is no known edge, count it under its IP source address
+    /// (edges that route or tunnel); `false` counts it as `unknown_edge` instead.
+    pub edge_by_addr: bool,
+}
+
+impl Default for SuperConfig {
+    fn default() -> Self {
+        Self {
+            pin: None,
+            edge_by_addr: true,
+        }
+    }
+}
+
+/// The loaded super-node program (`hsn_super`) and its maps. Dropping it detaches the
+/// program; pinned counters stay in bpffs for the next load.
+pub struct SuperDatapath {
+    loaded: Loaded,
+    tenants: TenantMaps,
+    counters: PerCpuHashMap<MapData, EdgeKey, Counter>,
+    stats: PerCpuArray<MapData, u64>,
+    edges: HashMap<MapData, MacKey, EdgeAddr>,
+}
+
+// Manual: aya's per-CPU and devmap types have no Debug.
+impl fmt::Debug for SuperDatapath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SuperDatapath")
+            .field("loaded", &self.loaded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SuperDatapath {
+    /// Loads and verifies the program, reusing pinned counters when `config.pin` has them.
+    pub fn load(config: &SuperConfig) -> Result<Self, Error> {
+        let globals = [("cfg_edge_by_addr", u8::from(config.edge_by_addr))];
+        let mut loaded = Loaded::load(&SUPER, config.pin.as_ref(), &globals)?;
+        Ok(Self {
+            tenants: TenantMaps {
+                v4: loaded.take_map("tenant_v4")?,
+                v6: loaded.take_map("tenant_v6")?,
+            },
+            counters: loaded.take_map("super_counters")?,
+            stats: loaded.take_map("super_stats")?,
+            edges: loaded.take_map("edge_by_mac")?,
+            loaded,
+        })
+    }
+
+    /// Attaches to `ifname`: native XDP, or generic XDP when the driver has none.
+    pub fn attach(&mut self, ifname: &str) -> Result<AttachMode, Error> {
+        self.loaded.attach(ifname)
+    }
+
+    /// Detaches from `ifname`.
+    pub fn detach(&mut self, ifname: &str) -> Result<(), Error> {
+        self.loaded.detach(ifname)
+    }
+
+    /// Interfaces the program is attached to, with the mode each got.
+    pub fn attachments(&self) -> Vec<(String, AttachMode)> {
+        self.loaded.attachments()
+    }
+
+    /// Replaces the whole tenant prefix set; no packet sees a prefix missing mid-update.
+    pub fn set_tenants(&mut self, tenants: &[TenantPrefixes]) -> Result<(), Error> {
+        let table = TenantTable::build(tenants)?;
+        self.tenants.replace(&table)
+    }
+
+    /// Replaces the set of edges recognised by source MAC.
+    pub fn set_edges(&mut self, edges: &[EdgeNode]) -> Result<(), Error> {
+        let desired = edge_table(edges)?;
+        let current = self
+            .edges
+            .keys()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| Error::ReadMap {
+                map: "edge_by_mac",
+                source,
+            })?;
+        replace_entries(
+            &mut self.edges,
+            current,
+            &desired,
+            |map, key, addr| {
+                map.insert(key, addr, 0).map_err(|source| Error::WriteEdge {
+                    mac: MacAddr(key.mac),
+                    source,
+                })
+            },
+            |map, key| {
+                map.remove(key).map_err(|source| Error::WriteEdge {
+                    mac: MacAddr(key.mac),
+                    source,
+                })
+            },
+        )
+    }
+
+    /// Monotonic per (edge, tenant, direction) counters, summed over CPUs, sorted by key.
+    pub fn counters(&self) -> Result<Vec<EdgeTenantCounter>, Error> {
+        let raw = read_counters(&self.counters, "super_counters")?;
+        Ok(raw
+            .into_iter()
+            // The program only writes known directions; skip anything else in a pinned map.
+            .filter_map(|(key, c)| {
+                Some(EdgeTenantCounter {
+                    edge: ip_from16(key.edge),
+                    tenant: key.tenant,
+                    direction: Direction::from_raw(key.dir)?,
+                    packets: c.packets,
+                    bytes: c.bytes,
+                })
+            })
+            .collect())
+    }
+
+    /// Monotonic outcome counts, summed over CPUs.
+    pub fn stats(&self) -> Result<SuperStats, Error> {
+        read_stats(&self.stats, "super_stats").map(SuperStats::from_raw)
+    }
+
+    /// Runs one frame through the program (BPF_PROG_TEST_RUN) against the live maps.
+    pub fn run_packet(&self, frame: &[u8]) -> Result<PacketRun, Error> {
+        self.loaded.run(frame)
+    }
+}
+
+/// Validated MAC → edge table: one edge per MAC, bounded by the map size.
+fn edge_table(edges: &[EdgeNode]) -> Result<BTreeMap<MacKey, EdgeAddr>, Error> {
+    let mut table = BTreeMap::new();
+    for edge in edges {
+        let key = MacKey {
+            mac: edge.mac.0,
+            pad: [0; 2],
+        };
+        let addr = EdgeAddr {
+            addr: addr16(edge.addr),
+        };
+        if let Some(prev) = table.insert(key, addr).filter(|p| *p != addr) {
+            return Err(Error::ConflictingEdge {
+                mac: edge.mac,
+                first: ip_from16(prev.addr),
+                second: edge.addr,
+            });
+        }
+    }
+    if table.len() > MAX_EDGES as usize {
+        return Err(Error::TooManyEdges {
+            count: table.len(),
+            max: MAX_EDGES,
+        });
+    }
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+
+    fn edge(mac: &str, addr: &str) -> EdgeNode {
+        EdgeNode {
+            mac: mac.parse().unwrap(),
+            addr: addr.parse::<IpAddr>().unwrap(),
+        }
+    }
+
+    #[test]
+    fn edge_table_maps_ipv4_and_refuses_a_mac_with_two_addresses() {
+        let table = edge_table(&[
+            edge("02:00:00:00:00:01", "192.0.2.1"),
+            edge("02:00:00:00:00:02", "2001:db8::2"),
+            edge("02:00:00:00:00:01", "192.0.2.1"),
+        ])
+        .unwrap();
+        assert_eq!(table.len(), 2);
+        let first = table.values().next().unwrap();
+        assert_eq!(
+            ip_from16(first.addr),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
+
+        let err = edge_table(&[
+            edge("02:00:00:00:00:01", "192.0.2.1"),
+            edge("02:00:00:00:00:01", "192.0.2.9"),
+        ])
+        .unwrap_err();
+        assert!(matches!(err, Error::ConflictingEdge { .. }), "{err}");
+    }
+}

@@ -1,0 +1,141 @@
+//! Shared fixture helpers: root check, tenant set-up, counter deltas.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+pub mod edge_case;
+pub mod packet;
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use hsn_ebpf::{Direction, EdgeTenantCounter, MacAddr, TenantCounter, TenantPrefixes};
+
+/// True when the test may use BPF; otherwise says why it is skipped.
+pub fn can_bpf() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    // libtest names the thread after the test. Written to the stderr handle rather than with
+    // eprintln!, which the harness captures, so the skip is visible in a passing run.
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("test");
+    let _ = writeln!(
+        std::io::stderr(),
+        "{test}: skipped: needs root (CAP_BPF/CAP_SYS_ADMIN) for BPF_PROG_TEST_RUN"
+    );
+    false
+}
+
+/// Returns early from a test when not root.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !$crate::common::can_bpf() {
+            return Ok(());
+        }
+    };
+}
+
+pub const TENANT_A: u32 = 7;
+pub const TENANT_B: u32 = 9;
+/// Tenant A's IPv4 prefix; tenant B owns a /24 inside it (longest prefix wins).
+pub const A_V4: &str = "10.7.0.10";
+pub const B_V4: &str = "10.7.9.5";
+pub const A_V6: &str = "2001:db8:7::10";
+pub const B_V6: &str = "2001:db8:9::5";
+/// User equipment, in no tenant prefix.
+pub const UE_V4: &str = "100.64.0.10";
+pub const UE_V6: &str = "fd00::10";
+
+pub fn tenants() -> Vec<TenantPrefixes> {
+    vec![
+        TenantPrefixes {
+            tenant: TENANT_A,
+            prefixes: vec![
+                "10.7.0.0/16".parse().unwrap(),
+                "2001:db8:7::/48".parse().unwrap(),
+            ],
+        },
+        TenantPrefixes {
+            tenant: TENANT_B,
+            prefixes: vec![
+                "10.7.9.0/24".parse().unwrap(),
+                "2001:db8:9::/64".parse().unwrap(),
+            ],
+        },
+    ]
+}
+
+pub const SUPER_MAC: MacAddr = MacAddr([0x02, 0x53, 0x55, 0x50, 0x45, 0x52]);
+pub const EDGE_OUT_MAC: MacAddr = MacAddr([0x02, 0x45, 0x44, 0x47, 0x45, 0x01]);
+
+/// (packets, bytes) per key.
+pub type Deltas<K> = BTreeMap<K, (u64, u64)>;
+
+/// Per (tenant, direction) change between two edge counter snapshots.
+pub fn edge_deltas(before: &[TenantCounter], after: &[TenantCounter]) -> Deltas<(u32, Direction)> {
+    let old: BTreeMap<_, _> = before
+        .iter()
+        .map(|c| ((c.tenant, c.direction), (c.packets, c.bytes)))
+        .collect();
+    after
+        .iter()
+        .filter_map(|c| {
+            let (p, b) = old
+                .get(&(c.tenant, c.direction))
+                .copied()
+                .unwrap_or_default();
+            let d = (c.packets - p, c.bytes - b);
+            (d != (0, 0)).then_some(((c.tenant, c.direction), d))
+        })
+        .collect()
+}
+
+/// Per (edge, tenant, direction) change between two super-node counter snapshots.
+pub fn super_deltas(
+    before: &[EdgeTenantCounter],
+    after: &[EdgeTenantCounter],
+) -> Deltas<(String, u32, Direction)> {
+    let key = |c: &EdgeTenantCounter| (c.edge.to_string(), c.tenant, c.direction);
+    let old: BTreeMap<_, _> = before
+        .iter()
+        .map(|c| (key(c), (c.packets, c.bytes)))
+        .collect();
+    after
+        .iter()
+        .filter_map(|c| {
+            let (p, b) = old.get(&key(c)).copied().unwrap_or_default();
+            let d = (c.packets - p, c.bytes - b);
+            (d != (0, 0)).then_some((key(c), d))
+        })
+        .collect()
+}
+
+/// A private bpffs mount in a temporary directory, unmounted on drop, so pin tests never
+/// touch the host's /sys/fs/bpf.
+pub struct PrivateBpffs {
+    dir: tempfile::TempDir,
+}
+
+impl PrivateBpffs {
+    pub fn new() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        // The crate mounts bpffs itself when it is missing; that is part of what we test.
+        Ok(Self { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+}
+
+impl Drop for PrivateBpffs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(self.dir.path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}

@@ -1,0 +1,371 @@
+//! Edge program fixtures through BPF_PROG_TEST_RUN: well-formed traffic of every family,
+//! encapsulation and L4 protocol; tenant direction; fragments; frame sizes; next-hop changes.
+
+mod common;
+
+use common::edge_case::{
+    Case, edge_with_next_hop, no_reason, non_ip, non_tenant, pass_counted, pass_uncounted,
+    redirect, run_cases,
+};
+use common::packet::*;
+use common::*;
+use hsn_ebpf::{
+    Direction, EdgeConfig, EdgeDatapath, EdgeStats, Error, MacAddr, NextHop, XdpAction,
+};
+
+fn well_formed_cases() -> Vec<Case> {
+    let down = Direction::Downlink;
+    vec![
+        // IPv4, each L4 protocol, both directions.
+        redirect("v4 udp uplink", Packet::v4(UE_V4, A_V4).udp(32), TENANT_A),
+        redirect("v4 tcp uplink", Packet::v4(UE_V4, A_V4).tcp(100), TENANT_A),
+        redirect(
+            "v4 tcp with options uplink",
+            Packet::v4(UE_V4, A_V4).tcp_doff(15, 10),
+            TENANT_A,
+        ),
+        redirect("v4 icmp uplink", Packet::v4(UE_V4, A_V4).icmp(56), TENANT_A),
+        pass_counted(
+            "v4 tcp downlink",
+            Packet::v4(A_V4, UE_V4).tcp(64),
+            TENANT_A,
+            down,
+            no_reason,
+        ),
+        pass_counted(
+            "v4 udp downlink",
+            Packet::v4(B_V4, UE_V4).udp(8),
+            TENANT_B,
+            down,
+            no_reason,
+        ),
+        pass_uncounted(
+            "v4 non-tenant",
+            Packet::v4(UE_V4, "198.51.100.1").udp(20).build(),
+            non_tenant,
+        ),
+        redirect(
+            "v4 longest prefix wins",
+            Packet::v4(UE_V4, B_V4).udp(1),
+            TENANT_B,
+        ),
+        redirect(
+            "v4 tenant to tenant: destination wins",
+            Packet::v4(B_V4, A_V4).udp(1),
+            TENANT_A,
+        ),
+        redirect(
+            "v4 with 40 bytes of options",
+            Packet::v4(UE_V4, A_V4).ip_options(40).tcp(5),
+            TENANT_A,
+        ),
+        // IPv6.
+        redirect("v6 udp uplink", Packet::v6(UE_V6, A_V6).udp(32), TENANT_A),
+        redirect(
+            "v6 icmpv6 uplink",
+            Packet::v6(UE_V6, A_V6).icmp(56),
+            TENANT_A,
+        ),
+        pass_counted(
+            "v6 tcp downlink",
+            Packet::v6(A_V6, UE_V6).tcp(10),
+            TENANT_A,
+            down,
+            no_reason,
+        ),
+        pass_uncounted(
+            "v6 non-tenant",
+            Packet::v6(UE_V6, "2001:db8:ffff::1").tcp(1).build(),
+            non_tenant,
+        ),
+        redirect(
+            "v6 longest prefix wins",
+            Packet::v6(UE_V6, B_V6).tcp(0),
+            TENANT_B,
+        ),
+        redirect(
+            "v6 hop-by-hop + routing + dest opts + AH",
+            Packet::v6(UE_V6, A_V6)
+                .ext(IPPROTO_HOPOPTS, 0)
+                .ext(IPPROTO_ROUTING, 2)
+                .ext(IPPROTO_DSTOPTS, 1)
+                .ext(IPPROTO_AH, 4)
+                .tcp(20),
+            TENANT_A,
+        ),
+        // VLAN: tags are popped on redirect, kept on pass.
+        redirect(
+            "v4 802.1Q",
+            Packet::v4(UE_V4, A_V4).vlan(ETH_P_8021Q).udp(10),
+            TENANT_A,
+        ),
+        redirect(
+            "v4 QinQ (802.1ad + 802.1Q)",
+            Packet::v4(UE_V4, A_V4)
+                .vlan(ETH_P_8021AD)
+                .vlan(ETH_P_8021Q)
+                .tcp(10),
+            TENANT_A,
+        ),
+        redirect(
+            "v6 QinQ (802.1Q + 802.1Q)",
+            Packet::v6(UE_V6, A_V6)
+                .vlan(ETH_P_8021Q)
+                .vlan(ETH_P_8021Q)
+                .icmp(8),
+            TENANT_A,
+        ),
+        pass_counted(
+            "v6 802.1Q downlink keeps its tag",
+            Packet::v6(B_V6, UE_V6).vlan(ETH_P_8021Q).udp(3),
+            TENANT_B,
+            down,
+            no_reason,
+        ),
+        pass_uncounted(
+            "v4 QinQ non-tenant",
+            Packet::v4(UE_V4, UE_V4)
+                .vlan(ETH_P_8021AD)
+                .vlan(ETH_P_8021Q)
+                .udp(3)
+                .build(),
+            non_tenant,
+        ),
+        // Fragments: the first carries L4, later ones do not; all are the tenant's bytes.
+        redirect(
+            "v4 first fragment",
+            Packet::v4(UE_V4, A_V4).fragment(0, true).udp(1000),
+            TENANT_A,
+        ),
+        redirect(
+            "v4 non-first fragment without L4 header",
+            Packet::v4(UE_V4, A_V4)
+                .fragment(125, false)
+                .udp(3)
+                .without_l4_header(),
+            TENANT_A,
+        ),
+        redirect(
+            "v4 non-first fragment whose payload looks like a short TCP header",
+            Packet::v4(UE_V4, A_V4)
+                .fragment(1, true)
+                .raw_l4(IPPROTO_TCP, vec![0; 3]),
+            TENANT_A,
+        ),
+        redirect(
+            "v6 first fragment",
+            Packet::v6(UE_V6, A_V6).fragment(0, true).tcp(100),
+            TENANT_A,
+        ),
+        redirect(
+            "v6 non-first fragment without L4 header",
+            Packet::v6(UE_V6, A_V6)
+                .ext(IPPROTO_HOPOPTS, 0)
+                .fragment(200, false)
+                .udp(7)
+                .without_l4_header(),
+            TENANT_A,
+        ),
+        // Frame sizes: padding is not metered (IP length is); jumbo frames are multi-buffer.
+        redirect(
+            "v4 60-byte minimum frame",
+            Packet::v4(UE_V4, A_V4).udp(4).pad_to(60),
+            TENANT_A,
+        ),
+        pass_counted(
+            "v6 60-byte-padded downlink",
+            Packet::v6(A_V6, UE_V6)
+                .vlan(ETH_P_8021Q)
+                .raw_l4(59, vec![])
+                .pad_to(64),
+            TENANT_A,
+            down,
+            no_reason,
+        ),
+        redirect(
+            "v4 9000-byte jumbo frame",
+            Packet::v4(UE_V4, A_V4).tcp(0).frame_len(9000),
+            TENANT_A,
+        ),
+        redirect(
+            "v6 9000-byte jumbo frame",
+            Packet::v6(UE_V6, A_V6).udp(0).frame_len(9000),
+            TENANT_A,
+        ),
+        pass_counted(
+            "v4 9000-byte jumbo downlink",
+            Packet::v4(A_V4, UE_V4)
+                .vlan(ETH_P_8021Q)
+                .udp(0)
+                .frame_len(9000),
+            TENANT_A,
+            down,
+            no_reason,
+        ),
+        // Not IP at all.
+        pass_uncounted("arp", arp_frame(), non_ip),
+        pass_counted(
+            "v4 downlink to a non-UE address",
+            Packet::v4(A_V4, "198.51.100.7").udp(1),
+            TENANT_A,
+            down,
+            no_reason,
+        ),
+    ]
+}
+
+#[test]
+fn edge_fixture_table() -> anyhow::Result<()> {
+    require_root!();
+    let edge = edge_with_next_hop(&EdgeConfig::default())?;
+    let failures = run_cases(&edge, &well_formed_cases())?;
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    Ok(())
+}
+
+#[test]
+fn counters_are_monotonic_and_per_tenant_direction() -> anyhow::Result<()> {
+    require_root!();
+    let edge = edge_with_next_hop(&EdgeConfig::default())?;
+    let up = Packet::v4(UE_V4, A_V4).udp(10);
+    let down = Packet::v6(B_V6, UE_V6).tcp(0);
+    for _ in 0..3 {
+        edge.run_packet(&up.build())?;
+    }
+    edge.run_packet(&down.build())?;
+    let got: Vec<_> = edge
+        .counters()?
+        .iter()
+        .map(|c| (c.tenant, c.direction, c.packets, c.bytes))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (TENANT_A, Direction::Uplink, 3, 3 * up.l3_len()),
+            (TENANT_B, Direction::Downlink, 1, down.l3_len()),
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn switching_and_clearing_the_next_hop_needs_no_reload() -> anyhow::Result<()> {
+    require_root!();
+    let mut edge = edge_with_next_hop(&EdgeConfig::default())?;
+    let frame = Packet::v4(UE_V4, A_V4).udp(10).build();
+
+    let other_super = MacAddr([0x02, 0, 0, 0, 0x5e, 0x02]);
+    let other_src = MacAddr([0x02, 0, 0, 0, 0xed, 0x02]);
+    let hop = NextHop {
+        ifindex: 1,
+        dst_mac: other_super,
+        src_mac: other_src,
+    };
+    edge.set_next_hop(hop)?;
+    assert_eq!(edge.next_hop()?, Some(hop));
+    let run = edge.run_packet(&frame)?;
+    assert_eq!(run.action, XdpAction::Redirect);
+    assert_eq!(&run.packet[0..6], &other_super.0);
+    assert_eq!(&run.packet[6..12], &other_src.0);
+
+    edge.clear_next_hop()?;
+    edge.clear_next_hop()?; // idempotent
+    assert_eq!(edge.next_hop()?, None);
+    let before = edge.stats()?;
+    let run = edge.run_packet(&frame)?;
+    assert_eq!(run.action, XdpAction::Pass);
+    assert_eq!(run.packet, frame, "passed frames are left untouched");
+    let delta = edge.stats()?.since(&before);
+    assert_eq!(
+        delta,
+        EdgeStats {
+            packets: 1,
+            tenant: 1,
+            no_next_hop: 1,
+            passed: 1,
+            ..EdgeStats::default()
+        }
+    );
+    Ok(())
+}
+
+#[test]
+fn next_hop_on_a_missing_device_is_refused() -> anyhow::Result<()> {
+    require_root!();
+    let mut edge = EdgeDatapath::load(&EdgeConfig::default())?;
+    let err = edge
+        .set_next_hop(NextHop {
+            ifindex: 0x7fff_fff0,
+            dst_mac: SUPER_MAC,
+            src_mac: EDGE_OUT_MAC,
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::AddTxPort {
+                ifindex: 0x7fff_fff0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.label(), "write_next_hop");
+    assert_eq!(
+        edge.next_hop()?,
+        None,
+        "no next hop is written for an unusable device"
+    );
+    Ok(())
+}
+
+#[test]
+fn meter_only_mode_passes_tenant_uplink() -> anyhow::Result<()> {
+    require_root!();
+    let config = EdgeConfig {
+        redirect_uplink: false,
+        ..EdgeConfig::default()
+    };
+    let edge = edge_with_next_hop(&config)?;
+    let cases = [pass_counted(
+        "uplink in meter-only mode",
+        Packet::v4(UE_V4, A_V4).vlan(ETH_P_8021Q).tcp(10),
+        TENANT_A,
+        Direction::Uplink,
+        no_reason,
+    )];
+    let failures = run_cases(&edge, &cases)?;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    Ok(())
+}
+
+#[test]
+fn set_tenants_replaces_the_whole_set() -> anyhow::Result<()> {
+    require_root!();
+    let mut edge = edge_with_next_hop(&EdgeConfig::default())?;
+    let to_a = Packet::v4(UE_V4, A_V4).udp(1).build();
+    let to_b = Packet::v6(UE_V6, B_V6).udp(1).build();
+
+    // Tenant A disappears; B's IPv6 prefix moves to tenant 42.
+    edge.set_tenants(&[hsn_ebpf::TenantPrefixes {
+        tenant: 42,
+        prefixes: vec!["2001:db8:9::/64".parse()?],
+    }])?;
+    let before = edge.counters()?;
+    assert_eq!(edge.run_packet(&to_a)?.action, XdpAction::Pass);
+    assert_eq!(edge.run_packet(&to_b)?.action, XdpAction::Redirect);
+    let deltas = edge_deltas(&before, &edge.counters()?);
+    assert_eq!(
+        deltas.keys().copied().collect::<Vec<_>>(),
+        [(42, Direction::Uplink)]
+    );
+
+    edge.set_tenants(&[])?;
+    assert_eq!(edge.run_packet(&to_b)?.action, XdpAction::Pass);
+    Ok(())
+}
