@@ -1,0 +1,350 @@
+//! Attestation: a super node compares an edge's record with its own observation under a
+//! tolerance, co-signs it when they agree (Attested) and keeps both numbers when they do
+//! not (Disputed). Pure: no I/O, deterministic signatures.
+
+use ed25519_dalek::{Signature, Signer, SigningKey};
+use serde::{Deserialize, Serialize};
+
+use crate::canonical::Canonical;
+use crate::keys::NodeKey;
+use crate::pb;
+use crate::record::{SignedObservation, SignedRecord};
+
+/// Domain tag of the co-signed attestation bytes.
+pub const ATTESTATION_DOMAIN: &str = "HSN-LEDGER/ATTESTATION/V1";
+
+/// How far a claim may be from the observation and still be attested: within either the
+/// absolute or the relative bound. Same meaning as `HsnNetwork.spec.metering.ledger`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tolerance {
+    /// Largest absolute difference in bytes.
+    pub bytes: u64,
+    /// Largest difference in basis points (1/10000) of the observed bytes.
+    pub basis_points: u32,
+}
+
+impl Default for Tolerance {
+    /// The `HsnNetwork` defaults: 4096 bytes or 1 %.
+    fn default() -> Self {
+        Self {
+            bytes: 4096,
+            basis_points: 100,
+        }
+    }
+}
+
+impl Tolerance {
+    /// Whether a claim is close enough to the observation. The observation is the reference
+    /// for the relative bound because it is the independent measurement.
+    pub fn admits(&self, claimed: u64, observed: u64) -> bool {
+        let diff = claimed.abs_diff(observed);
+        diff <= self.bytes
+            || u128::from(diff) * 10_000 <= u128::from(self.basis_points) * u128::from(observed)
+    }
+}
+
+/// Outcome of a comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Within tolerance; co-signed.
+    Attested,
+    /// Outside tolerance; earns nothing.
+    Disputed,
+}
+
+impl Verdict {
+    /// The protobuf enum value.
+    pub fn to_pb(self) -> i32 {
+        match self {
+            Self::Attested => pb::Verdict::Attested as i32,
+            Self::Disputed => pb::Verdict::Disputed as i32,
+        }
+    }
+
+    /// Reads the protobuf enum; unspecified is not a verdict.
+    pub fn from_pb(v: i32) -> Option<Self> {
+        match pb::Verdict::try_from(v) {
+            Ok(pb::Verdict::Attested) => Some(Self::Attested),
+            Ok(pb::Verdict::Disputed) => Some(Self::Disputed),
+            _ => None,
+        }
+    }
+
+    /// The byte used in canonical encodings.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Attested => 1,
+            Self::Disputed => 2,
+        }
+    }
+
+    /// Label for metrics and tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Attested => "attested",
+            Self::Disputed => "disputed",
+        }
+    }
+}
+
+/// The verdict on the bytes of a record and its observation.
+pub fn judge(claimed: u64, observed: u64, tolerance: Tolerance) -> Verdict {
+    if tolerance.admits(claimed, observed) {
+        Verdict::Attested
+    } else {
+        Verdict::Disputed
+    }
+}
+
+/// A super node's judgement of one entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Judgement {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The tolerance it was judged under, so anyone can re-judge from the chain.
+    pub tolerance: Tolerance,
+    /// The judging super node.
+    pub attester: NodeKey,
+    /// Signature over [`attestation_bytes`]; present exactly when attested.
+    pub cosignature: Option<Signature>,
+}
+
+impl Judgement {
+    /// The wire form.
+    pub fn to_pb(&self) -> pb::Judgement {
+        pb::Judgement {
+            verdict: self.verdict.to_pb(),
+            tolerance_bytes: self.tolerance.bytes,
+            tolerance_basis_points: self.tolerance.basis_points,
+            attester_key: self.attester.0.to_vec(),
+            cosignature: self
+                .cosignature
+                .map(|s| s.to_bytes().to_vec())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The bytes a super node co-signs: both signed statements (by hash), the verdict, the
+/// tolerance and the attester, so a co-signature cannot be moved to other numbers.
+pub fn attestation_bytes(
+    record: &SignedRecord,
+    observation: &SignedObservation,
+    verdict: Verdict,
+    tolerance: Tolerance,
+    attester: &NodeKey,
+) -> Vec<u8> {
+    Canonical::new(ATTESTATION_DOMAIN)
+        .fixed(blake3::hash(&record.body.signing_bytes()).as_bytes())
+        .fixed(&record.signature.to_bytes())
+        .fixed(blake3::hash(&observation.body.signing_bytes()).as_bytes())
+        .fixed(&observation.signature.to_bytes())
+        .u8(verdict.code())
+        .u64(tolerance.bytes)
+        .u32(tolerance.basis_points)
+        .fixed(&attester.0)
+        .finish()
+}
+
+/// The super node's judging identity: its signing key and configured tolerance.
+#[derive(Debug)]
+pub struct Attester {
+    key: SigningKey,
+    public: NodeKey,
+    tolerance: Tolerance,
+}
+
+impl Attester {
+    /// An attester signing with `key` under `tolerance`.
+    pub fn new(key: SigningKey, tolerance: Tolerance) -> Self {
+        let public = NodeKey::of(&key);
+        Self {
+            key,
+            public,
+            tolerance,
+        }
+    }
+
+    /// The attester's public key.
+    pub fn public(&self) -> NodeKey {
+        self.public
+    }
+
+    /// The configured tolerance.
+    pub fn tolerance(&self) -> Tolerance {
+        self.tolerance
+    }
+
+    /// Signs arbitrary canonical bytes (block headers) with the attester's key.
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        self.key.sign(message)
+    }
+
+    /// Judges a record against an observation of the same key; co-signs when attested.
+    pub fn judge(&self, record: &SignedRecord, observation: &SignedObservation) -> Judgement {
+        let verdict = judge(record.body.bytes, observation.body.bytes, self.tolerance);
+        let cosignature = (verdict == Verdict::Attested).then(|| {
+            self.key.sign(&attestation_bytes(
+                record,
+                observation,
+                verdict,
+                self.tolerance,
+                &self.public,
+            ))
+        });
+        Judgement {
+            verdict,
+            tolerance: self.tolerance,
+            attester: self.public,
+            cosignature,
+        }
+    }
+}
+
+/// Why a stored judgement does not hold.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AttestError {
+    /// The stated verdict is not what the numbers and tolerance give.
+    #[error("verdict {stated:?} but the numbers under the stated tolerance give {expected:?}")]
+    VerdictMismatch {
+        /// In the entry.
+        stated: Verdict,
+        /// Recomputed.
+        expected: Verdict,
+    },
+    /// Attested without a co-signature.
+    #[error("attested without a co-signature")]
+    MissingCosignature,
+    /// Disputed with a co-signature.
+    #[error("disputed but co-signed")]
+    UnexpectedCosignature,
+}
+
+/// Re-judges a stored judgement; returns the co-signature and the bytes it must verify
+/// over, so callers can verify many in one batch.
+pub fn recheck(
+    judgement: &Judgement,
+    record: &SignedRecord,
+    observation: &SignedObservation,
+) -> Result<Option<(Vec<u8>, Signature)>, AttestError> {
+    let expected = judge(
+        record.body.bytes,
+        observation.body.bytes,
+        judgement.tolerance,
+    );
+    if expected != judgement.verdict {
+        return Err(AttestError::VerdictMismatch {
+            stated: judgement.verdict,
+            expected,
+        });
+    }
+    match (judgement.verdict, judgement.cosignature) {
+        (Verdict::Attested, None) => Err(AttestError::MissingCosignature),
+        (Verdict::Disputed, Some(_)) => Err(AttestError::UnexpectedCosignature),
+        (Verdict::Disputed, None) => Ok(None),
+        (Verdict::Attested, Some(sig)) => {
+            let bytes = attestation_bytes(
+                record,
+                observation,
+                judgement.verdict,
+                judgement.tolerance,
+                &judgement.attester,
+            );
+            Ok(Some((bytes, sig)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::Verifier;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::record::{Direction, ObservationBody, RecordBody};
+
+    fn tol(bytes: u64, basis_points: u32) -> Tolerance {
+        Tolerance {
+            bytes,
+            basis_points,
+        }
+    }
+
+    #[test]
+    fn either_bound_admits() {
+        let t = tol(100, 100); // 100 bytes or 1 %
+        assert!(t.admits(1_100, 1_000)); // absolute
+        assert!(!t.admits(1_101, 1_000));
+        assert!(t.admits(1_010_000, 1_000_000)); // relative
+        assert!(!t.admits(1_010_101, 1_000_000));
+        assert!(t.admits(900, 1_000)); // under-claims too
+        assert!(!tol(0, 0).admits(1, 0));
+        assert!(tol(0, 0).admits(5, 5));
+        // No overflow at the top of the range: 100 % of the observation admits a doubling.
+        assert!(tol(0, 10_000).admits(u64::MAX, u64::MAX / 2 + 1));
+        assert!(!tol(0, 10_000).admits(u64::MAX, u64::MAX / 2));
+    }
+
+    proptest! {
+        #[test]
+        fn judging_is_symmetric_in_absolute_bound(a in any::<u64>(), d in 0u64..10_000, abs in 0u64..10_000) {
+            let t = tol(abs, 0);
+            let b = a.saturating_add(d);
+            prop_assert_eq!(t.admits(a, b), d <= abs || a == b);
+            prop_assert_eq!(t.admits(b, a), d <= abs || a == b);
+        }
+    }
+
+    fn pair(claimed: u64, observed: u64) -> (SignedRecord, SignedObservation, SigningKey) {
+        let edge = SigningKey::from_bytes(&[1; 32]);
+        let sup = SigningKey::from_bytes(&[2; 32]);
+        let record = RecordBody {
+            network: "n".into(),
+            epoch: 1,
+            node: NodeKey::of(&edge),
+            tenant: "t".into(),
+            direction: Direction::Down,
+            bytes: claimed,
+            packets: 1,
+            sequence: 1,
+        }
+        .sign(&edge);
+        let observation = ObservationBody {
+            network: "n".into(),
+            epoch: 1,
+            node: NodeKey::of(&edge),
+            tenant: "t".into(),
+            direction: Direction::Down,
+            bytes: observed,
+            packets: 1,
+            observer: NodeKey::of(&sup),
+        }
+        .sign(&sup);
+        (record, observation, sup)
+    }
+
+    #[test]
+    fn attested_is_cosigned_and_rechecks() {
+        let (record, observation, sup) = pair(10_000, 10_050);
+        let attester = Attester::new(sup.clone(), tol(100, 0));
+        let j = attester.judge(&record, &observation);
+        assert_eq!(j.verdict, Verdict::Attested);
+        let (bytes, sig) = recheck(&j, &record, &observation).unwrap().unwrap();
+        assert!(sup.verifying_key().verify(&bytes, &sig).is_ok());
+    }
+
+    #[test]
+    fn disputed_keeps_no_cosignature_and_lies_are_caught() {
+        let (record, observation, sup) = pair(10_000, 20_000);
+        let attester = Attester::new(sup, tol(100, 100));
+        let mut j = attester.judge(&record, &observation);
+        assert_eq!(j.verdict, Verdict::Disputed);
+        assert_eq!(recheck(&j, &record, &observation), Ok(None));
+        j.verdict = Verdict::Attested;
+        assert!(matches!(
+            recheck(&j, &record, &observation),
+            Err(AttestError::VerdictMismatch { .. })
+        ));
+    }
+}

@@ -1,0 +1,443 @@
+//! `hsnctl ledger`: status, blocks, one block, inclusion proofs, whole-chain verification
+//! and rewards. Talks gRPC to a ledger; `verify` and `rewards` can instead read a store
+//! file directly (`--db`, with the ledger stopped), so an auditor needs no running ledger.
+//! Verification always happens here, never by asking the ledger whether it is valid.
+
+mod table;
+mod views;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+use tonic::transport::Channel;
+
+pub use views::{BlockView, EntryView, ProofView, ShowView, StatusView};
+
+use crate::chain::{self, WalkError};
+use crate::client::{self, ClientTls, ConnectError};
+use crate::entry::Entry;
+use crate::keys::{KeyError, KeyRegistry};
+use crate::merkle::{self, Hash};
+use crate::pb::{self, ledger_client::LedgerClient};
+use crate::proof::{self, InclusionError};
+use crate::record::RecordKey;
+use crate::rewards::RewardsBuilder;
+use crate::store::{Store, StoreError};
+use crate::verify::{ChainSummary, VerifyError, VerifyOptions};
+
+/// `hsnctl`: one place to look at an HSN network.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hsnctl",
+    version,
+    about = "One place to look at an HSN network"
+)]
+pub struct Cli {
+    /// What to look at.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The ledger: status, blocks, proofs, verification, rewards.
+    Ledger(LedgerArgs),
+}
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned tables for people.
+    Table,
+    /// JSON for scripts.
+    Json,
+}
+
+/// `hsnctl ledger` options.
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    /// Ledger gRPC address (`https://` with --ca).
+    #[arg(
+        long,
+        global = true,
+        env = "HSN_LEDGER_ADDR",
+        default_value = "http://127.0.0.1:7400"
+    )]
+    pub addr: String,
+    /// CA of the ledger's server certificate (PEM); enables TLS.
+    #[arg(long, global = true)]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mTLS.
+    #[arg(long, global = true, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Client private key (PEM) for mTLS.
+    #[arg(long, global = true, requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Server name to verify, when not the address's host.
+    #[arg(long, global = true)]
+    pub tls_domain: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: LedgerCommand,
+}
+
+/// Where a chain is read from.
+#[derive(Debug, Args)]
+pub struct Source {
+    /// Read this store file directly instead of asking the ledger (stop the ledger first).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Key registry (JSON); every signer must be registered in its role.
+    #[arg(long)]
+    pub keys: Option<PathBuf>,
+}
+
+/// `hsnctl ledger` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Head, epochs and counts.
+    Status,
+    /// Block headers, newest last.
+    Blocks {
+        /// First height (default: the last --limit blocks).
+        #[arg(long)]
+        from: Option<u64>,
+        /// Most headers to list.
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+    },
+    /// One block and its entries.
+    Show {
+        /// Block height.
+        height: u64,
+    },
+    /// Fetches and checks the inclusion proof of one record.
+    Proof {
+        /// `<epoch>/<node key hex>/<tenant>/<up|down>`, as `show` prints it.
+        record: RecordKey,
+        /// Key registry (JSON); signers must be registered.
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
+    /// Verifies the whole chain: hashes, signatures, judgements, Merkle roots.
+    Verify {
+        /// Where the chain is.
+        #[command(flatten)]
+        source: Source,
+    },
+    /// Rewards per node from attested bytes, computed from the verified chain alone.
+    Rewards {
+        /// First epoch.
+        #[arg(long)]
+        from: u64,
+        /// Last epoch (inclusive).
+        #[arg(long)]
+        to: u64,
+        /// Units to share out.
+        #[arg(long, default_value_t = 1_000_000)]
+        pool: u64,
+        /// Where the chain is.
+        #[command(flatten)]
+        source: Source,
+    },
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The chain does not verify.
+    #[error("verification failed at {0}")]
+    Verify(#[from] VerifyError),
+    /// The proof does not hold.
+    #[error("proof does not verify: {0}")]
+    Proof(#[from] InclusionError),
+    /// No connection.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// A call failed.
+    #[error("ledger: {}", .0.message())]
+    Rpc(#[from] tonic::Status),
+    /// The store file could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The registry file could not be read.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The ledger sent something that does not decode.
+    #[error("ledger sent a malformed {0}")]
+    Malformed(&'static str),
+    /// Bad arguments.
+    #[error("--from {from} is after --to {to}")]
+    Range {
+        /// First epoch.
+        from: u64,
+        /// Last epoch.
+        to: u64,
+    },
+    /// Output could not be written.
+    #[error("output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl CliError {
+    /// 1 when the chain or a proof does not verify, 2 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Verify(_) | Self::Proof(_) => 1,
+            _ => 2,
+        }
+    }
+}
+
+impl From<WalkError> for CliError {
+    fn from(e: WalkError) -> Self {
+        match e {
+            WalkError::Verify(v) => Self::Verify(v),
+            WalkError::Rpc(s) => Self::Rpc(s),
+        }
+    }
+}
+
+/// Runs a command, writing its output to `out`.
+pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    match cli.command {
+        Command::Ledger(args) => ledger(&args, out).await,
+    }
+}
+
+async fn ledger(args: &LedgerArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    match &args.command {
+        LedgerCommand::Status => {
+            let s = connect(args)
+                .await?
+                .status(pb::StatusRequest {})
+                .await?
+                .into_inner();
+            emit(out, args.output, &StatusView::from(s), StatusView::table)
+        }
+        LedgerCommand::Blocks { from, limit } => {
+            let blocks = blocks(&mut connect(args).await?, *from, *limit).await?;
+            emit(out, args.output, &blocks, |b| BlockView::table(b))
+        }
+        LedgerCommand::Show { height } => {
+            let view = show(&mut connect(args).await?, *height).await?;
+            emit(out, args.output, &view, ShowView::table)
+        }
+        LedgerCommand::Proof { record, keys } => {
+            let registry = keys.as_deref().map(KeyRegistry::load).transpose()?;
+            let view = prove(&mut connect(args).await?, record, registry.as_ref()).await?;
+            emit(out, args.output, &view, ProofView::table)
+        }
+        LedgerCommand::Verify { source } => {
+            let summary = walk(args, source, |_, _| {}).await;
+            if let (Err(CliError::Verify(e)), Output::Json) = (&summary, args.output) {
+                let failure = VerifyFailure {
+                    ok: false,
+                    height: e.height,
+                    entry: e.entry,
+                    error: e.to_string(),
+                };
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&failure).unwrap_or_default()
+                )?;
+            }
+            emit(out, args.output, &summary?, summary_table)
+        }
+        LedgerCommand::Rewards {
+            from,
+            to,
+            pool,
+            source,
+        } => {
+            if from > to {
+                return Err(CliError::Range {
+                    from: *from,
+                    to: *to,
+                });
+            }
+            let mut builder = RewardsBuilder::new(*from, *to);
+            walk(args, source, |_, entries| {
+                entries.iter().for_each(|e| builder.add(e))
+            })
+            .await?;
+            let rewards = builder.finish(*pool);
+            emit(out, args.output, &rewards, views::rewards_table)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct VerifyFailure {
+    ok: bool,
+    height: u64,
+    entry: Option<usize>,
+    error: String,
+}
+
+fn summary_table(s: &ChainSummary) -> String {
+    format!(
+        "chain verified: network {}, {} blocks, {} entries, head {}\n",
+        s.network.as_deref().unwrap_or("-"),
+        s.blocks,
+        s.entries,
+        s.head_hash.as_deref().unwrap_or("-"),
+    )
+}
+
+fn emit<T: Serialize + ?Sized>(
+    out: &mut dyn Write,
+    format: Output,
+    value: &T,
+    table: impl FnOnce(&T) -> String,
+) -> Result<(), CliError> {
+    match format {
+        Output::Table => write!(out, "{}", table(value))?,
+        Output::Json => {
+            let json = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+            writeln!(out, "{json}")?;
+        }
+    }
+    Ok(())
+}
+
+async fn connect(args: &LedgerArgs) -> Result<LedgerClient<Channel>, CliError> {
+    let tls = args.ca.as_ref().map(|ca| ClientTls {
+        ca: ca.clone(),
+        identity: args.cert.clone().zip(args.key.clone()),
+        domain: args.tls_domain.clone(),
+    });
+    Ok(client::connect(&args.addr, tls.as_ref()).await?)
+}
+
+/// Verifies the chain from the chosen source, handing each block's entries to `visit`.
+async fn walk(
+    args: &LedgerArgs,
+    source: &Source,
+    visit: impl FnMut(u64, &[Entry]),
+) -> Result<ChainSummary, CliError> {
+    let registry = source.keys.as_deref().map(KeyRegistry::load).transpose()?;
+    let options = VerifyOptions {
+        network: None,
+        registry,
+    };
+    match &source.db {
+        Some(path) => {
+            let store = Store::open_read_only(path)?;
+            Ok(chain::walk_store(&store, options, visit)?)
+        }
+        None => Ok(chain::walk_remote(&mut connect(args).await?, options, visit).await?),
+    }
+}
+
+async fn blocks(
+    client: &mut LedgerClient<Channel>,
+    from: Option<u64>,
+    limit: u64,
+) -> Result<Vec<BlockView>, CliError> {
+    let height = client
+        .status(pb::StatusRequest {})
+        .await?
+        .into_inner()
+        .height;
+    let from = from.unwrap_or(height.saturating_sub(limit));
+    let mut views = Vec::new();
+    for h in from..height.min(from.saturating_add(limit)) {
+        let request = pb::GetBlockRequest {
+            height: h,
+            include_entries: false,
+        };
+        let block = client.get_block(request).await?.into_inner().block;
+        let header = block
+            .and_then(|b| b.header)
+            .ok_or(CliError::Malformed("block"))?;
+        views.push(BlockView::from_pb(&header).map_err(|_| CliError::Malformed("header"))?);
+    }
+    Ok(views)
+}
+
+async fn show(client: &mut LedgerClient<Channel>, height: u64) -> Result<ShowView, CliError> {
+    let request = pb::GetBlockRequest {
+        height,
+        include_entries: true,
+    };
+    let block = client
+        .get_block(request)
+        .await?
+        .into_inner()
+        .block
+        .unwrap_or_default();
+    let header = block.header.as_ref().ok_or(CliError::Malformed("block"))?;
+    let entries = block
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| EntryView::from_pb(i, e));
+    Ok(ShowView {
+        block: BlockView::from_pb(header).map_err(|_| CliError::Malformed("header"))?,
+        entries: entries
+            .collect::<Result<_, _>>()
+            .map_err(|_| CliError::Malformed("entry"))?,
+    })
+}
+
+async fn prove(
+    client: &mut LedgerClient<Channel>,
+    record: &RecordKey,
+    registry: Option<&KeyRegistry>,
+) -> Result<ProofView, CliError> {
+    let request = pb::GetProofRequest {
+        key: Some(record.to_pb()),
+    };
+    let reply = client.get_proof(request).await?.into_inner();
+    let (entry, header) = reply
+        .entry
+        .zip(reply.header)
+        .ok_or(CliError::Malformed("proof"))?;
+    let siblings: Vec<Hash> = reply
+        .siblings
+        .iter()
+        .map(|s| s.as_slice().try_into())
+        .collect::<Result<_, _>>()
+        .map_err(|_| CliError::Malformed("proof"))?;
+    let count = header.header.as_ref().map_or(0, |h| h.entry_count);
+    let path = merkle::Proof {
+        index: reply.index,
+        count,
+        siblings,
+    };
+    let included = proof::verify_inclusion(&entry, &header, &path, registry)?;
+    if included.entry.key() != *record {
+        return Err(CliError::Malformed("proof (another record)"));
+    }
+    Ok(ProofView {
+        record: record.to_string(),
+        status: included.entry.status(true),
+        height: included.header.height,
+        block_hash: hex::encode(included.header.hash()),
+        merkle_root: hex::encode(included.header.merkle_root),
+        index: path.index,
+        leaves: path.count,
+        proof_bytes: path.siblings.len() * 32 + 8,
+        siblings: path.siblings.iter().map(hex::encode).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,379 @@
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::keys::Role;
+use crate::proof::verify_inclusion;
+use crate::record::{Direction, SignedObservation, SignedRecord};
+use crate::testkit::{Slot, signing_key};
+use crate::verify::{ChainVerifier, VerifyOptions};
+
+const EPOCH: u64 = 60;
+
+struct Fixture {
+    ledger: Ledger,
+    clock: Arc<ManualClock>,
+    sup: SigningKey,
+    edges: Vec<SigningKey>,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture_with(config: impl FnOnce(&mut LedgerConfig)) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let sup = signing_key(1000);
+    let edges: Vec<SigningKey> = (0..4).map(signing_key).collect();
+    let mut registry = KeyRegistry::default();
+    registry.insert(NodeKey::of(&sup), Role::Super).unwrap();
+    for e in &edges {
+        registry.insert(NodeKey::of(e), Role::Edge).unwrap();
+    }
+    let mut cfg = LedgerConfig::new("net");
+    cfg.epoch_seconds = EPOCH;
+    cfg.grace_seconds = 5;
+    config(&mut cfg);
+    // Epoch 10 is current.
+    let clock = Arc::new(ManualClock::new(10 * EPOCH + 1));
+    let store = Store::open(&dir.path().join("ledger.redb")).unwrap();
+    let ledger = Ledger::open(cfg, store, sup.clone(), registry, clock.clone()).unwrap();
+    Fixture {
+        ledger,
+        clock,
+        sup,
+        edges,
+        _dir: dir,
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(|_| {})
+}
+
+fn slot(epoch: u64, tenant: &str) -> Slot {
+    Slot::new("net", epoch, tenant, Direction::Up)
+}
+
+fn request(
+    records: Vec<SignedRecord>,
+    observations: Vec<SignedObservation>,
+) -> pb::SubmitRecordsRequest {
+    pb::SubmitRecordsRequest {
+        records: records.iter().map(SignedRecord::to_pb).collect(),
+        observations: observations.iter().map(SignedObservation::to_pb).collect(),
+    }
+}
+
+impl Fixture {
+    fn record(&self, edge: usize, epoch: u64, bytes: u64) -> SignedRecord {
+        slot(epoch, "t").record(&self.edges[edge], bytes, epoch)
+    }
+
+    fn observation(&self, edge: usize, epoch: u64, bytes: u64) -> SignedObservation {
+        slot(epoch, "t").observation(&self.sup, NodeKey::of(&self.edges[edge]), bytes)
+    }
+
+    fn refusal(&self, req: pb::SubmitRecordsRequest) -> (String, &'static str) {
+        match self.ledger.submit(&req) {
+            Err(SubmitError::Refused { first, .. }) => (first.to_string(), first.refusal.label()),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    fn verify_chain(&self) -> crate::verify::ChainSummary {
+        let mut v = ChainVerifier::new(VerifyOptions::default());
+        for h in 0..self.ledger.status().unwrap().blocks {
+            v.push(&self.ledger.block(h, true).unwrap().unwrap())
+                .unwrap();
+        }
+        v.finish()
+    }
+}
+
+#[test]
+fn attest_seal_prove_verify() {
+    let f = fixture();
+    let req = request(
+        vec![f.record(0, 9, 1_000_000), f.record(1, 9, 1_000_000)],
+        vec![f.observation(0, 9, 1_000_500), f.observation(1, 9, 10)],
+    );
+    let done = f.ledger.submit(&req).unwrap();
+    assert_eq!(
+        done,
+        Submitted {
+            stored: 4,
+            duplicates: 0,
+            attested: 1,
+            disputed: 1
+        }
+    );
+    let headers = f.ledger.seal_through(9).unwrap();
+    assert_eq!(headers.len(), 1);
+    assert_eq!(headers[0].header.entry_count, 2);
+    let status = f.ledger.status().unwrap();
+    assert_eq!(
+        (status.blocks, status.pending, status.sealed_through),
+        (1, 0, Some(9))
+    );
+    assert_eq!(f.verify_chain().entries, 2);
+    let key = f.record(0, 9, 0).body.key();
+    let p = f.ledger.proof(&key).unwrap();
+    let included = verify_inclusion(&p.entry, &p.header, &p.proof, None).unwrap();
+    assert_eq!(included.entry.key(), key);
+}
+
+#[test]
+fn identical_resubmission_changes_nothing() {
+    let f = fixture();
+    let req = request(vec![f.record(0, 9, 500)], vec![f.observation(0, 9, 500)]);
+    f.ledger.submit(&req).unwrap();
+    let before = f.ledger.lookup(&[f.record(0, 9, 0).body.key()]).unwrap();
+    let again = f.ledger.submit(&req).unwrap();
+    assert_eq!(
+        again,
+        Submitted {
+            stored: 0,
+            duplicates: 2,
+            attested: 0,
+            disputed: 0
+        }
+    );
+    assert_eq!(
+        f.ledger.lookup(&[f.record(0, 9, 0).body.key()]).unwrap(),
+        before
+    );
+    // Still a duplicate once sealed.
+    f.ledger.seal_through(9).unwrap();
+    assert_eq!(f.ledger.submit(&req).unwrap().duplicates, 2);
+    assert_eq!(f.ledger.status().unwrap().evidence, 0);
+}
+
+#[test]
+fn conflicting_resubmission_is_refused_rolled_back_and_kept() {
+    let f = fixture();
+    f.ledger
+        .submit(&request(vec![f.record(0, 9, 500)], vec![]))
+        .unwrap();
+    // A fresh record and a conflicting one in the same request: neither is stored.
+    let req = request(vec![f.record(1, 9, 1), f.record(0, 9, 501)], vec![]);
+    let (msg, label) = f.refusal(req);
+    assert_eq!(label, "conflict");
+    assert!(msg.starts_with("records[1]: record for 9/"), "{msg}");
+    let absent = f.ledger.lookup(&[f.record(1, 9, 0).body.key()]).unwrap();
+    assert_eq!(absent, vec![Location::Absent]);
+    let evidence = f.ledger.evidence().unwrap();
+    assert_eq!(evidence.len(), 1);
+    assert_eq!(
+        evidence[0]
+            .record
+            .as_ref()
+            .unwrap()
+            .body
+            .as_ref()
+            .unwrap()
+            .bytes,
+        501
+    );
+    assert_eq!(
+        evidence[0]
+            .stored
+            .as_ref()
+            .unwrap()
+            .record
+            .as_ref()
+            .unwrap()
+            .body
+            .as_ref()
+            .unwrap()
+            .bytes,
+        500
+    );
+    // After sealing, a conflict is still refused and kept.
+    f.ledger.seal_through(9).unwrap();
+    assert_eq!(
+        f.refusal(request(vec![f.record(0, 9, 502)], vec![])).1,
+        "conflict"
+    );
+    assert_eq!(f.ledger.status().unwrap().evidence, 2);
+}
+
+#[test]
+fn refusals_have_specific_reasons() {
+    let f = fixture();
+    let stranger = signing_key(77);
+    let mut bad_sig = f.record(0, 9, 5).to_pb();
+    bad_sig.body.as_mut().unwrap().bytes = 6;
+    let mut unsigned = f.record(0, 9, 5).to_pb();
+    unsigned.signature.clear();
+    let mut malformed = f.record(0, 9, 5).to_pb();
+    malformed.body.as_mut().unwrap().direction = 7;
+    let other_net = Slot::new("other", 9, "t", Direction::Up).record(&f.edges[0], 5, 1);
+    let cases = [
+        (request(vec![], vec![]), "empty"),
+        (
+            request(vec![slot(9, "t").record(&stranger, 5, 1)], vec![]),
+            "unknown_key",
+        ),
+        (
+            request(vec![slot(9, "t").record(&f.sup, 5, 1)], vec![]),
+            "wrong_role",
+        ),
+        (
+            request(
+                vec![],
+                vec![slot(9, "t").observation(&f.edges[0], NodeKey::of(&f.edges[1]), 5)],
+            ),
+            "wrong_role",
+        ),
+        (
+            request(
+                vec![],
+                vec![slot(9, "t").observation(&f.sup, NodeKey::of(&stranger), 5)],
+            ),
+            "unknown_key",
+        ),
+        (request(vec![f.record(0, 11, 5)], vec![]), "future_epoch"),
+        (request(vec![other_net], vec![]), "wrong_network"),
+        (
+            pb::SubmitRecordsRequest {
+                records: vec![bad_sig],
+                observations: vec![],
+            },
+            "bad_signature",
+        ),
+        (
+            pb::SubmitRecordsRequest {
+                records: vec![unsigned],
+                observations: vec![],
+            },
+            "unsigned",
+        ),
+        (
+            pb::SubmitRecordsRequest {
+                records: vec![malformed],
+                observations: vec![],
+            },
+            "malformed",
+        ),
+    ];
+    for (req, want) in cases {
+        assert_eq!(f.refusal(req).1, want);
+    }
+    assert_eq!(
+        f.ledger.status().unwrap().pending,
+        0,
+        "refused requests store nothing"
+    );
+}
+
+#[test]
+fn bad_signature_is_located_in_a_batch() {
+    let f = fixture();
+    let mut records: Vec<pb::SignedRecord> = (0..4).map(|e| f.record(e, 9, 100).to_pb()).collect();
+    records[2].signature[10] ^= 1;
+    let req = pb::SubmitRecordsRequest {
+        records,
+        observations: vec![],
+    };
+    let (msg, label) = f.refusal(req);
+    assert_eq!(
+        (msg.as_str(), label),
+        ("records[2]: signature does not verify", "bad_signature")
+    );
+}
+
+#[test]
+fn too_many_items_are_refused() {
+    let f = fixture_with(|c| c.max_batch_items = 2);
+    let req = request((0..3).map(|e| f.record(e, 9, 1)).collect(), vec![]);
+    assert_eq!(f.refusal(req).1, "too_many");
+}
+
+#[test]
+fn sealed_epochs_refuse_new_information() {
+    let f = fixture();
+    f.ledger
+        .submit(&request(vec![f.record(0, 8, 100)], vec![]))
+        .unwrap();
+    assert!(matches!(
+        f.ledger.seal_through(10),
+        Err(SealError::NotClosed { .. })
+    ));
+    f.ledger.seal_through(8).unwrap();
+    let (_, label) = f.refusal(request(vec![f.record(1, 8, 100)], vec![]));
+    assert_eq!(label, "epoch_sealed");
+    // Completing a sealed entry with its observation is new information too.
+    assert_eq!(
+        f.refusal(request(vec![], vec![f.observation(0, 8, 100)])).1,
+        "epoch_sealed"
+    );
+    // Unsealed epochs still take records; sealing again is a no-op.
+    f.ledger
+        .submit(&request(vec![f.record(1, 9, 100)], vec![]))
+        .unwrap();
+    assert!(f.ledger.seal_through(8).unwrap().is_empty());
+}
+
+#[test]
+fn large_epochs_span_bounded_blocks_and_verify() {
+    let f = fixture_with(|c| c.max_block_entries = 3);
+    let records: Vec<SignedRecord> = (0..8)
+        .map(|i| slot(9, &format!("t{i}")).record(&f.edges[i % 4], 10, i as u64))
+        .collect();
+    f.ledger.submit(&request(records, vec![])).unwrap();
+    f.ledger
+        .submit(&request(vec![f.record(0, 7, 1)], vec![]))
+        .unwrap();
+    let headers = f.ledger.seal_through(9).unwrap();
+    let counts: Vec<(u64, u32)> = headers
+        .iter()
+        .map(|h| (h.header.epoch, h.header.entry_count))
+        .collect();
+    assert_eq!(counts, vec![(7, 1), (9, 3), (9, 3), (9, 2)]);
+    let summary = f.verify_chain();
+    assert_eq!((summary.blocks, summary.entries), (4, 9));
+}
+
+#[test]
+fn seal_due_waits_for_the_grace_period() {
+    let f = fixture();
+    f.ledger
+        .submit(&request(vec![f.record(0, 10, 1)], vec![]))
+        .unwrap();
+    f.clock.set(11 * EPOCH + 4); // epoch 10 ended 4 s ago; grace is 5 s
+    assert!(f.ledger.seal_due().unwrap().is_empty());
+    assert_eq!(f.ledger.status().unwrap().sealed_through, Some(9));
+    f.clock.set(11 * EPOCH + 5);
+    assert_eq!(f.ledger.seal_due().unwrap().len(), 1);
+    assert_eq!(*f.ledger.subscribe().borrow(), 1);
+}
+
+#[test]
+fn reopening_keeps_everything_and_checks_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.redb");
+    let f = fixture();
+    let sup = f.sup.clone();
+    let mut registry = KeyRegistry::default();
+    registry.insert(NodeKey::of(&sup), Role::Super).unwrap();
+    registry
+        .insert(NodeKey::of(&f.edges[0]), Role::Edge)
+        .unwrap();
+    let open = |network: &str| {
+        let mut cfg = LedgerConfig::new(network);
+        cfg.epoch_seconds = EPOCH;
+        let store = Store::open(&path).unwrap();
+        Ledger::open(cfg, store, sup.clone(), registry.clone(), f.clock.clone())
+    };
+    let ledger = open("net").unwrap();
+    ledger
+        .submit(&request(vec![f.record(0, 9, 1), f.record(0, 8, 1)], vec![]))
+        .unwrap();
+    ledger.seal_through(8).unwrap();
+    drop(ledger);
+    let ledger = open("net").unwrap();
+    let s = ledger.status().unwrap();
+    assert_eq!((s.blocks, s.pending, s.sealed_through), (1, 1, Some(8)));
+    drop(ledger);
+    assert!(matches!(open("other"), Err(OpenError::Network { .. })));
+}

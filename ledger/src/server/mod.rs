@@ -1,0 +1,279 @@
+//! The `hsn-ledger` server: opens the store, loads the super node's key and the key
+//! registry, serves gRPC (optionally mTLS), seals epochs as their grace periods end and
+//! exposes `/metrics`.
+
+mod args;
+
+pub use args::{Cli, Command, ServeArgs, TlsArgs};
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use crate::clock::SystemClock;
+use crate::keys::{self, KeyError, KeyRegistry};
+use crate::ledger::{Ledger, LedgerConfig, OpenError};
+use crate::metrics::{self, Metrics, ReasonLabels};
+use crate::pb::ledger_server::LedgerServer;
+use crate::service::LedgerService;
+use crate::store::Store;
+
+/// Certificate files for TLS; with a client CA, clients must present a certificate it
+/// signed (mTLS).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Server certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Server private key, PEM.
+    pub key: PathBuf,
+    /// CA of client certificates, PEM.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Everything the server needs.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// gRPC address.
+    pub listen: SocketAddr,
+    /// The redb file.
+    pub db: PathBuf,
+    /// The super node's signing key (hex seed).
+    pub key_file: PathBuf,
+    /// The key registry (JSON); re-read on SIGHUP.
+    pub registry_file: PathBuf,
+    /// Ledger settings.
+    pub ledger: LedgerConfig,
+    /// Largest request accepted, in bytes.
+    pub max_request_bytes: usize,
+    /// TLS, if any.
+    pub tls: Option<TlsFiles>,
+    /// `/metrics` address, if any.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How often to look for epochs to seal.
+    pub seal_interval: Duration,
+}
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Key or registry file.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Store or ledger.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// An address could not be bound, or a TLS file read.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// gRPC transport (TLS setup, serving).
+    #[error("grpc: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Runs the server until `shutdown` completes. Prints `hsn-ledger metrics on <addr>` and
+/// then `hsn-ledger listening on <addr>` on stdout once the ports are bound (tests and
+/// scripts read them when the port is 0).
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let key = keys::read_signing_key(&config.key_file)?;
+    let registry = KeyRegistry::load(&config.registry_file)?;
+    let store = Store::open(&config.db).map_err(OpenError::from)?;
+    let clock = Arc::new(SystemClock);
+    let ledger = Arc::new(Ledger::open(
+        config.ledger.clone(),
+        store,
+        key,
+        registry,
+        clock,
+    )?);
+    let mut prometheus = Registry::default();
+    let metrics = Metrics::register(&mut prometheus);
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let listener = bind(config.listen, "gRPC").await?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| io("gRPC address", source))?;
+    if let Some(at) = config.metrics_listen {
+        let listener = bind(at, "metrics").await?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| io("metrics address", source))?;
+        println!("hsn-ledger metrics on {bound}");
+        tokio::spawn(serve_metrics(
+            listener,
+            Arc::new(prometheus),
+            stop_rx.clone(),
+        ));
+    }
+    tokio::spawn(seal_loop(
+        ledger.clone(),
+        metrics.clone(),
+        config.seal_interval,
+        stop_rx.clone(),
+    ));
+    tokio::spawn(reload_on_hangup(
+        ledger.clone(),
+        config.registry_file.clone(),
+        stop_rx.clone(),
+    ));
+
+    let service = LedgerServer::new(LedgerService::new(ledger.clone(), metrics.clone(), stop_rx))
+        .max_decoding_message_size(config.max_request_bytes)
+        .max_encoding_message_size(usize::MAX);
+    let mut builder = Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_config(tls_config(tls)?)?;
+    }
+    let too_large = metrics.clone();
+    let router = builder
+        .layer(tower::util::MapResponseLayer::new(move |r| {
+            count_too_large(&too_large, r)
+        }))
+        .add_service(service);
+    tracing::info!(%addr, network = %config.ledger.network, signer = %ledger.public_key(), "serving");
+    println!("hsn-ledger listening on {addr}");
+    let stopping = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    router
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), stopping)
+        .await?;
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| io(&format!("bind {what} {addr}"), source))
+}
+
+fn io(what: &str, source: std::io::Error) -> ServerError {
+    ServerError::Io {
+        what: what.to_owned(),
+        source,
+    }
+}
+
+fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServerError> {
+    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| io(&format!("read {}", p.display()), e));
+    let mut tls =
+        ServerTlsConfig::new().identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
+    if let Some(ca) = &files.client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(tls)
+}
+
+/// Requests over the size limit are refused by the transport (OUT_OF_RANGE) before any
+/// handler runs; count them with the other refusals.
+fn count_too_large<B>(metrics: &Metrics, response: http::Response<B>) -> http::Response<B> {
+    let out_of_range = (tonic::Code::OutOfRange as i32).to_string();
+    if response
+        .headers()
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == out_of_range.as_bytes())
+    {
+        metrics
+            .refused
+            .get_or_create(&ReasonLabels {
+                reason: "too_large",
+            })
+            .inc();
+    }
+    response
+}
+
+/// Seals due epochs now and then; a failure is logged and retried on the next tick.
+async fn seal_loop(
+    ledger: Arc<Ledger>,
+    metrics: Metrics,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|&s| s) => return,
+        }
+        let l = ledger.clone();
+        match tokio::task::spawn_blocking(move || l.seal_due()).await {
+            Ok(Ok(headers)) => {
+                metrics.blocks_sealed.inc_by(headers.len() as u64);
+                if let Some(last) = headers.last() {
+                    let height = i64::try_from(last.header.height + 1).unwrap_or(i64::MAX);
+                    metrics.height.set(height);
+                    tracing::info!(height, blocks = headers.len(), "sealed");
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "sealing failed"),
+            Err(e) => tracing::error!(error = %e, "sealing task failed"),
+        }
+    }
+}
+
+/// Re-reads the key registry on SIGHUP; a bad file is logged and the old registry kept.
+async fn reload_on_hangup(ledger: Arc<Ledger>, path: PathBuf, mut stop: watch::Receiver<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; the key registry will not reload");
+        return;
+    };
+    loop {
+        tokio::select! {
+            got = hangups.recv() => if got.is_none() { return },
+            _ = stop.wait_for(|&s| s) => return,
+        }
+        match KeyRegistry::load(&path) {
+            Ok(registry) => {
+                tracing::info!(keys = registry.len(), "key registry reloaded");
+                ledger.set_registry(registry);
+            }
+            Err(e) => tracing::error!(error = %e, "key registry not reloaded"),
+        }
+    }
+}
+
+async fn serve_metrics(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let body = metrics::encode(&registry);
+            async move {
+                let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+                ([(http::header::CONTENT_TYPE, content_type)], body)
+            }
+        }),
+    );
+    let stopped = async move {
+        let _ = stop.wait_for(|&s| s).await;
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stopped)
+        .await
+    {
+        tracing::error!(error = %e, "metrics server failed");
+    }
+}

@@ -1,0 +1,375 @@
+//! The gRPC service: maps requests onto the [`Ledger`], refusals onto status codes, and
+//! counts both in the metrics. Ledger calls touch the disk, so they run on blocking threads.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Code, Request, Response, Status};
+
+use crate::ledger::{Ledger, ProofError, Refusal, SealError, SubmitError};
+use crate::metrics::Metrics;
+use crate::pb;
+use crate::record::{RecordError, RecordKey};
+use crate::store::{Location, StoreError};
+
+/// Metadata key naming the refusal reason (the metrics label) of a refused submission.
+pub const REASON_METADATA: &str = "hsn-refusal-reason";
+/// Metadata key naming the refused item, e.g. `records[3]`.
+pub const ITEM_METADATA: &str = "hsn-refused-item";
+/// Headers sent per store read while streaming.
+const WATCH_CHUNK: u64 = 256;
+
+/// The tonic implementation of `hsn.ledger.v1.Ledger`.
+#[derive(Debug, Clone)]
+pub struct LedgerService {
+    ledger: Arc<Ledger>,
+    metrics: Metrics,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl LedgerService {
+    /// Serves `ledger`; open streams end when `shutdown` turns true.
+    pub fn new(ledger: Arc<Ledger>, metrics: Metrics, shutdown: watch::Receiver<bool>) -> Self {
+        Self {
+            ledger,
+            metrics,
+            shutdown,
+        }
+    }
+
+    /// Runs a ledger call on a blocking thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Ledger) -> T + Send + 'static,
+    ) -> Result<T, Status> {
+        let ledger = self.ledger.clone();
+        tokio::task::spawn_blocking(move || f(&ledger))
+            .await
+            .map_err(|e| Status::internal(format!("ledger task failed: {e}")))
+    }
+
+    fn counted<T>(&self, rpc: &'static str, r: Result<T, Status>) -> Result<Response<T>, Status> {
+        self.metrics
+            .call(rpc, r.as_ref().map_or_else(Status::code, |_| Code::Ok));
+        r.map(Response::new)
+    }
+}
+
+/// The status code of a refusal.
+pub fn refusal_code(refusal: &Refusal) -> Code {
+    match refusal {
+        Refusal::Empty | Refusal::WrongNetwork { .. } => Code::InvalidArgument,
+        Refusal::Malformed(RecordError::Unsigned) | Refusal::BadSignature => Code::Unauthenticated,
+        Refusal::Malformed(_) => Code::InvalidArgument,
+        Refusal::TooMany { .. } => Code::ResourceExhausted,
+        Refusal::UnknownKey(_) | Refusal::WrongRole { .. } => Code::PermissionDenied,
+        Refusal::FutureEpoch { .. } | Refusal::EpochSealed { .. } => Code::FailedPrecondition,
+        Refusal::Conflict { .. } => Code::AlreadyExists,
+    }
+}
+
+fn submit_status(e: &SubmitError) -> Status {
+    match e {
+        SubmitError::Refused { first, .. } => {
+            let mut meta = MetadataMap::new();
+            meta.insert(
+                REASON_METADATA,
+                MetadataValue::from_static(first.refusal.label()),
+            );
+            if let Ok(item) = first.item.to_string().parse() {
+                meta.insert(ITEM_METADATA, item);
+            }
+            Status::with_metadata(refusal_code(&first.refusal), first.to_string(), meta)
+        }
+        SubmitError::Store(s) => store_status(s),
+    }
+}
+
+fn store_status(e: &StoreError) -> Status {
+    Status::internal(e.to_string())
+}
+
+fn key_from(m: Option<&pb::RecordKey>) -> Result<RecordKey, Status> {
+    let m = m.ok_or_else(|| Status::invalid_argument("missing key"))?;
+    RecordKey::from_pb(m).map_err(|e| Status::invalid_argument(format!("key: {e}")))
+}
+
+fn location_pb(key: &RecordKey, location: Location) -> pb::RecordLocation {
+    let mut out = pb::RecordLocation {
+        key: Some(key.to_pb()),
+        ..Default::default()
+    };
+    match location {
+        Location::Absent => {}
+        Location::Pending(entry) => {
+            out.found = true;
+            out.entry = Some(entry.to_pb());
+        }
+        Location::Sealed {
+            height,
+            index,
+            entry,
+        } => {
+            out.found = true;
+            out.sealed = true;
+            out.height = height;
+            out.index = index;
+            out.entry = Some(entry.to_pb());
+        }
+    }
+    out
+}
+
+type HeaderStream = Pin<Box<dyn Stream<Item = Result<pb::SignedHeader, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::ledger_server::Ledger for LedgerService {
+    async fn submit_records(
+        &self,
+        request: Request<pb::SubmitRecordsRequest>,
+    ) -> Result<Response<pb::SubmitRecordsResponse>, Status> {
+        let started = Instant::now();
+        let body = request.into_inner();
+        let result = self.blocking(move |l| l.submit(&body)).await?;
+        self.metrics.submitted(&result);
+        self.metrics
+            .submit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let reply = result
+            .map(|s| pb::SubmitRecordsResponse {
+                stored: s.stored,
+                duplicates: s.duplicates,
+                attested: s.attested,
+                disputed: s.disputed,
+            })
+            .map_err(|e| submit_status(&e));
+        self.counted("SubmitRecords", reply)
+    }
+
+    async fn get_block(
+        &self,
+        request: Request<pb::GetBlockRequest>,
+    ) -> Result<Response<pb::GetBlockResponse>, Status> {
+        let pb::GetBlockRequest {
+            height,
+            include_entries,
+        } = request.into_inner();
+        let found = self
+            .blocking(move |l| l.block(height, include_entries))
+            .await?;
+        let reply = match found {
+            Ok(Some(block)) => Ok(pb::GetBlockResponse { block: Some(block) }),
+            Ok(None) => Err(Status::not_found(format!("no block {height}"))),
+            Err(e) => Err(store_status(&e)),
+        };
+        self.counted("GetBlock", reply)
+    }
+
+    async fn get_proof(
+        &self,
+        request: Request<pb::GetProofRequest>,
+    ) -> Result<Response<pb::GetProofResponse>, Status> {
+        let key = key_from(request.get_ref().key.as_ref());
+        let reply = match key {
+            Err(s) => Err(s),
+            Ok(key) => match self.blocking(move |l| l.proof(&key)).await? {
+                Ok(p) => Ok(pb::GetProofResponse {
+                    entry: Some(p.entry),
+                    header: Some(p.header),
+                    index: p.proof.index,
+                    siblings: p.proof.siblings.iter().map(|s| s.to_vec()).collect(),
+                }),
+                Err(e @ ProofError::Absent(_)) => Err(Status::not_found(e.to_string())),
+                Err(e @ ProofError::Pending(_)) => Err(Status::failed_precondition(e.to_string())),
+                Err(ProofError::Store(e)) => Err(store_status(&e)),
+            },
+        };
+        self.counted("GetProof", reply)
+    }
+
+    async fn lookup_records(
+        &self,
+        request: Request<pb::LookupRecordsRequest>,
+    ) -> Result<Response<pb::LookupRecordsResponse>, Status> {
+        let raw = request.into_inner().keys;
+        let max = self.ledger.config().max_batch_items;
+        let keys: Result<Vec<RecordKey>, Status> = if raw.len() > max {
+            Err(Status::resource_exhausted(format!(
+                "{} keys, at most {max}",
+                raw.len()
+            )))
+        } else {
+            raw.iter().map(|k| key_from(Some(k))).collect()
+        };
+        let reply = match keys {
+            Err(s) => Err(s),
+            Ok(keys) => match self.blocking(move |l| (l.lookup(&keys), keys)).await? {
+                (Ok(found), keys) => Ok(pb::LookupRecordsResponse {
+                    locations: keys
+                        .iter()
+                        .zip(found)
+                        .map(|(k, l)| location_pb(k, l))
+                        .collect(),
+                }),
+                (Err(e), _) => Err(store_status(&e)),
+            },
+        };
+        self.counted("LookupRecords", reply)
+    }
+
+    type WatchBlocksStream = HeaderStream;
+
+    async fn watch_blocks(
+        &self,
+        request: Request<pb::WatchBlocksRequest>,
+    ) -> Result<Response<Self::WatchBlocksStream>, Status> {
+        let from = request.into_inner().from_height;
+        let (tx, rx) = mpsc::channel(64);
+        let (ledger, shutdown) = (self.ledger.clone(), self.shutdown.clone());
+        tokio::spawn(stream_headers(ledger, from, tx, shutdown));
+        let stream: HeaderStream = Box::pin(ReceiverStream::new(rx));
+        self.counted("WatchBlocks", Ok(stream))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let reply = self
+            .blocking(|l| l.status())
+            .await?
+            .map_err(|e| store_status(&e));
+        let reply = reply.map(|s| pb::StatusResponse {
+            network: s.network,
+            height: s.blocks,
+            head_hash: s.head_hash.map(|h| h.to_vec()).unwrap_or_default(),
+            current_epoch: s.current_epoch,
+            sealed_through: s.sealed_through,
+            pending_entries: s.pending,
+            evidence_count: s.evidence,
+            signer_key: s.signer.0.to_vec(),
+            epoch_seconds: s.epoch_seconds,
+            time: s.time,
+        });
+        self.counted("Status", reply)
+    }
+
+    async fn seal_epochs(
+        &self,
+        request: Request<pb::SealEpochsRequest>,
+    ) -> Result<Response<pb::SealEpochsResponse>, Status> {
+        let through = request.into_inner().through_epoch;
+        let sealed = self.blocking(move |l| l.seal_through(through)).await?;
+        let reply = match sealed {
+            Ok(headers) => {
+                self.metrics.blocks_sealed.inc_by(headers.len() as u64);
+                if let Some(last) = headers.last() {
+                    self.metrics
+                        .height
+                        .set(i64::try_from(last.header.height + 1).unwrap_or(i64::MAX));
+                }
+                Ok(pb::SealEpochsResponse {
+                    blocks: headers.iter().map(|h| h.to_pb()).collect(),
+                })
+            }
+            Err(e @ SealError::NotClosed { .. }) => Err(Status::failed_precondition(e.to_string())),
+            Err(SealError::Store(e)) => Err(store_status(&e)),
+        };
+        self.counted("SealEpochs", reply)
+    }
+}
+
+/// Sends stored headers from `next` on, then each new one, until the client goes away or
+/// the server shuts down.
+async fn stream_headers(
+    ledger: Arc<Ledger>,
+    mut next: u64,
+    tx: mpsc::Sender<Result<pb::SignedHeader, Status>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut blocks = ledger.subscribe();
+    loop {
+        // Mark the current count seen before reading, so a seal racing the read wakes us.
+        let height = *blocks.borrow_and_update();
+        while next < height {
+            let l = ledger.clone();
+            let read = tokio::task::spawn_blocking(move || l.headers(next, WATCH_CHUNK)).await;
+            let headers = match read {
+                Ok(Ok(h)) if !h.is_empty() => h,
+                Ok(Ok(_)) => break,
+                Ok(Err(e)) => return drop(tx.send(Err(store_status(&e))).await),
+                Err(e) => return drop(tx.send(Err(Status::internal(e.to_string()))).await),
+            };
+            for header in headers {
+                if tx.send(Ok(header)).await.is_err() {
+                    return;
+                }
+                next += 1;
+            }
+        }
+        tokio::select! {
+            changed = blocks.changed() => if changed.is_err() { return },
+            _ = shutdown.wait_for(|&stop| stop) => return,
+            () = tx.closed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{NodeKey, Role};
+
+    #[test]
+    fn refusals_map_to_specific_codes() {
+        let key = NodeKey([1; 32]);
+        let cases = [
+            (
+                Refusal::Malformed(RecordError::MissingBody),
+                Code::InvalidArgument,
+            ),
+            (
+                Refusal::Malformed(RecordError::Unsigned),
+                Code::Unauthenticated,
+            ),
+            (Refusal::BadSignature, Code::Unauthenticated),
+            (Refusal::UnknownKey(key), Code::PermissionDenied),
+            (
+                Refusal::WrongRole {
+                    key,
+                    role: Role::Edge,
+                    kind: "observation",
+                    want: Role::Super,
+                },
+                Code::PermissionDenied,
+            ),
+            (
+                Refusal::FutureEpoch {
+                    epoch: 2,
+                    current: 1,
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                Refusal::EpochSealed {
+                    epoch: 1,
+                    through: 1,
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                Refusal::TooMany { items: 2, max: 1 },
+                Code::ResourceExhausted,
+            ),
+            (Refusal::Empty, Code::InvalidArgument),
+        ];
+        for (refusal, code) in cases {
+            assert_eq!(refusal_code(&refusal), code, "{refusal}");
+        }
+    }
+}

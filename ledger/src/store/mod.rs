@@ -1,0 +1,562 @@
+//! The embedded ACID store (redb). One write transaction per acknowledged submission and
+//! per seal: a record is acknowledged only after its transaction committed (fsync'd).
+//!
+//! Tables: `pending_entries` (entry key → entry) for epochs not sealed yet;
+//! `block_headers` (height → signed header), `block_entries` ((height, index) → entry) and
+//! `entry_index` (entry key → (height, index)) for sealed ones; `evidence` (id → refused
+//! conflicting submission); `meta` (`sealed_through`). Values are protobuf.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+use redb::{
+    Database, ReadOnlyDatabase, ReadOnlyTable, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, Table, TableDefinition,
+};
+
+use crate::block::{Block, BlockError, SignedHeader, Tip};
+use crate::entry::{Entry, EntryError};
+use crate::pb;
+use crate::record::RecordKey;
+
+const PENDING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pending_entries");
+const HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("block_headers");
+const ENTRIES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("block_entries");
+const INDEX: TableDefinition<&[u8], (u64, u32)> = TableDefinition::new("entry_index");
+const EVIDENCE: TableDefinition<u64, &[u8]> = TableDefinition::new("evidence");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const SEALED_THROUGH: &str = "sealed_through";
+
+/// Where in the store something is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum At {
+    /// A pending entry.
+    Pending(String),
+    /// A block header.
+    Header(u64),
+    /// An entry of a block.
+    Entry(u64, u32),
+    /// An evidence item.
+    Evidence(u64),
+}
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Pending(key) => write!(f, "pending entry {key}"),
+            Self::Header(h) => write!(f, "header of block {h}"),
+            Self::Entry(h, i) => write!(f, "block {h}, entry {i}"),
+            Self::Evidence(id) => write!(f, "evidence {id}"),
+        }
+    }
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file could not be opened or created.
+    #[error("{path}: {source}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: redb::DatabaseError,
+    },
+    /// A read, write or commit failed.
+    #[error("storage: {0}")]
+    Redb(#[from] redb::Error),
+    /// Stored bytes are not protobuf.
+    #[error("{at}: stored bytes do not decode: {source}")]
+    Decode {
+        /// Where.
+        at: At,
+        /// What failed.
+        source: prost::DecodeError,
+    },
+    /// Stored bytes decode to an invalid entry.
+    #[error("{at}: {source}")]
+    Entry {
+        /// Where.
+        at: At,
+        /// What is wrong.
+        source: EntryError,
+    },
+    /// Stored bytes decode to an invalid header.
+    #[error("{at}: {source}")]
+    Header {
+        /// Where.
+        at: At,
+        /// What is wrong.
+        source: BlockError,
+    },
+    /// A write on a store opened read-only.
+    #[error("the store is open read-only")]
+    ReadOnly,
+}
+
+impl StoreError {
+    /// Short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Open { .. } => "open",
+            Self::Redb(_) => "storage",
+            Self::Decode { .. } | Self::Entry { .. } | Self::Header { .. } => "corrupt",
+            Self::ReadOnly => "read_only",
+        }
+    }
+
+    /// Where in the chain the fault is, when it is in a block.
+    pub fn location(&self) -> Option<&At> {
+        match self {
+            Self::Decode { at, .. } | Self::Entry { at, .. } | Self::Header { at, .. } => Some(at),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                Self::Redb(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::CompactionError
+);
+
+/// Space the store uses, as redb counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Space {
+    /// Keys and values.
+    pub stored_bytes: u64,
+    /// B-tree overhead.
+    pub metadata_bytes: u64,
+    /// Unused parts of allocated pages.
+    pub fragmented_bytes: u64,
+    /// Pages in use, in bytes.
+    pub allocated_bytes: u64,
+}
+
+enum Db {
+    ReadWrite(Database),
+    ReadOnly(ReadOnlyDatabase),
+}
+
+/// The ledger's file.
+pub struct Store {
+    db: Db,
+    path: PathBuf,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens or creates the file for reading and writing; redb repairs it after a crash.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let txn = db.begin_write()?;
+        WriteTables::open(&txn)?;
+        txn.commit()?;
+        Ok(Self {
+            db: Db::ReadWrite(db),
+            path: path.to_owned(),
+        })
+    }
+
+    /// Opens an existing file read-only (fails while a ledger process has it open).
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let db = ReadOnlyDatabase::open(path).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            db: Db::ReadOnly(db),
+            path: path.to_owned(),
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one write transaction: committed when it returns `Ok`, rolled back
+    /// when it returns `Err`.
+    pub fn write<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut WriteTables<'_>) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let Db::ReadWrite(db) = &self.db else {
+            return Err(StoreError::ReadOnly.into());
+        };
+        let txn = db.begin_write().map_err(StoreError::from)?;
+        let result = {
+            let mut tables = WriteTables::open(&txn)?;
+            f(&mut tables)
+        };
+        match result {
+            Ok(value) => {
+                txn.commit().map_err(StoreError::from)?;
+                Ok(value)
+            }
+            Err(e) => {
+                txn.abort().map_err(StoreError::from)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Space in use (opens and rolls back a write transaction).
+    pub fn space(&self) -> Result<Space, StoreError> {
+        let Db::ReadWrite(db) = &self.db else {
+            return Err(StoreError::ReadOnly);
+        };
+        let txn = db.begin_write()?;
+        let stats = txn.stats()?;
+        txn.abort()?;
+        Ok(Space {
+            stored_bytes: stats.stored_bytes(),
+            metadata_bytes: stats.metadata_bytes(),
+            fragmented_bytes: stats.fragmented_bytes(),
+            allocated_bytes: stats.allocated_pages() * stats.page_size() as u64,
+        })
+    }
+
+    /// Rewrites the file without its free pages; needs the store to itself.
+    pub fn compact(&mut self) -> Result<(), StoreError> {
+        let Db::ReadWrite(db) = &mut self.db else {
+            return Err(StoreError::ReadOnly);
+        };
+        while db.compact().map_err(StoreError::from)? {}
+        Ok(())
+    }
+
+    /// A consistent snapshot for reading.
+    pub fn read(&self) -> Result<ReadTables, StoreError> {
+        let txn = match &self.db {
+            Db::ReadWrite(db) => db.begin_read()?,
+            Db::ReadOnly(db) => db.begin_read()?,
+        };
+        Ok(ReadTables {
+            pending: txn.open_table(PENDING)?,
+            headers: txn.open_table(HEADERS)?,
+            entries: txn.open_table(ENTRIES)?,
+            index: txn.open_table(INDEX)?,
+            evidence: txn.open_table(EVIDENCE)?,
+            meta: txn.open_table(META)?,
+        })
+    }
+}
+
+/// The tables inside one write transaction.
+pub struct WriteTables<'t> {
+    pending: Table<'t, &'static [u8], &'static [u8]>,
+    headers: Table<'t, u64, &'static [u8]>,
+    entries: Table<'t, (u64, u32), &'static [u8]>,
+    index: Table<'t, &'static [u8], (u64, u32)>,
+    evidence: Table<'t, u64, &'static [u8]>,
+    meta: Table<'t, &'static str, u64>,
+}
+
+impl fmt::Debug for WriteTables<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WriteTables")
+    }
+}
+
+impl<'t> WriteTables<'t> {
+    fn open(txn: &'t redb::WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            pending: txn.open_table(PENDING)?,
+            headers: txn.open_table(HEADERS)?,
+            entries: txn.open_table(ENTRIES)?,
+            index: txn.open_table(INDEX)?,
+            evidence: txn.open_table(EVIDENCE)?,
+            meta: txn.open_table(META)?,
+        })
+    }
+
+    /// Every epoch up to this one is sealed.
+    pub fn sealed_through(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self.meta.get(SEALED_THROUGH)?.map(|v| v.value()))
+    }
+
+    /// Records that every epoch up to `epoch` is sealed.
+    pub fn set_sealed_through(&mut self, epoch: u64) -> Result<(), StoreError> {
+        self.meta.insert(SEALED_THROUGH, epoch)?;
+        Ok(())
+    }
+
+    /// The pending entry under `key`.
+    pub fn pending(&self, key: &RecordKey) -> Result<Option<Entry>, StoreError> {
+        let Some(bytes) = self.pending.get(key.to_bytes().as_slice())? else {
+            return Ok(None);
+        };
+        entry_from(bytes.value(), At::Pending(key.to_string())).map(Some)
+    }
+
+    /// Stores a pending entry under its key.
+    pub fn put_pending(&mut self, entry: &Entry) -> Result<(), StoreError> {
+        let bytes = entry.to_pb().encode_to_vec();
+        self.pending
+            .insert(entry.key().to_bytes().as_slice(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// The sealed entry under `key`.
+    pub fn sealed(&self, key: &RecordKey) -> Result<Option<Entry>, StoreError> {
+        sealed_entry(&self.index, &self.entries, key)
+    }
+
+    /// Keeps a refused submission as evidence; returns its id.
+    pub fn add_evidence(&mut self, evidence: &pb::Evidence) -> Result<u64, StoreError> {
+        let id = self.evidence.last()?.map_or(0, |(k, _)| k.value() + 1);
+        self.evidence
+            .insert(id, evidence.encode_to_vec().as_slice())?;
+        Ok(id)
+    }
+
+    /// Where the next block goes.
+    pub fn tip(&self) -> Result<Tip, StoreError> {
+        match self.headers.last()? {
+            None => Ok(Tip::GENESIS),
+            Some((h, bytes)) => {
+                let signed = header_from(bytes.value(), h.value())?;
+                Ok(Tip::after(&signed.header))
+            }
+        }
+    }
+
+    /// The epoch of the first pending entry.
+    pub fn first_pending_epoch(&self) -> Result<Option<u64>, StoreError> {
+        let first = self.pending.first()?;
+        Ok(first.and_then(|(k, _)| RecordKey::from_bytes(k.value()).map(|k| k.epoch)))
+    }
+
+    /// Up to `limit` pending entries of `epoch`, in key order.
+    pub fn pending_of_epoch(&self, epoch: u64, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        let start = epoch.to_be_bytes();
+        let mut out = Vec::new();
+        for item in self.pending.range::<&[u8]>(start.as_slice()..)? {
+            let (k, v) = item?;
+            if out.len() == limit || !k.value().starts_with(&start) {
+                break;
+            }
+            let at = At::Pending(hex::encode(k.value()));
+            out.push(entry_from(v.value(), at)?);
+        }
+        Ok(out)
+    }
+
+    /// Stores a sealed block and moves its entries out of the pending table.
+    pub fn put_block(&mut self, block: &Block) -> Result<(), StoreError> {
+        let height = block.header.header.height;
+        let header = block.header.to_pb().encode_to_vec();
+        self.headers.insert(height, header.as_slice())?;
+        for (i, entry) in block.entries.iter().enumerate() {
+            let i = u32::try_from(i).expect("blocks hold fewer than u32::MAX entries");
+            let key = entry.key().to_bytes();
+            self.entries
+                .insert((height, i), entry.to_pb().encode_to_vec().as_slice())?;
+            self.index.insert(key.as_slice(), (height, i))?;
+            self.pending.remove(key.as_slice())?;
+        }
+        Ok(())
+    }
+}
+
+/// Where an entry is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// Nothing under the key.
+    Absent,
+    /// Not sealed yet.
+    Pending(Entry),
+    /// In block `height` at `index`.
+    Sealed {
+        /// Block height.
+        height: u64,
+        /// Position in the block.
+        index: u32,
+        /// The entry.
+        entry: Entry,
+    },
+}
+
+/// Counts and head of the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreStatus {
+    /// Number of blocks.
+    pub blocks: u64,
+    /// The last header, if any.
+    pub head: Option<SignedHeader>,
+    /// Every epoch up to this one is sealed.
+    pub sealed_through: Option<u64>,
+    /// Entries waiting for their epoch to be sealed.
+    pub pending: u64,
+    /// Refused conflicting submissions kept.
+    pub evidence: u64,
+}
+
+/// A read snapshot.
+pub struct ReadTables {
+    pending: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    headers: ReadOnlyTable<u64, &'static [u8]>,
+    entries: ReadOnlyTable<(u64, u32), &'static [u8]>,
+    index: ReadOnlyTable<&'static [u8], (u64, u32)>,
+    evidence: ReadOnlyTable<u64, &'static [u8]>,
+    meta: ReadOnlyTable<&'static str, u64>,
+}
+
+impl fmt::Debug for ReadTables {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReadTables")
+    }
+}
+
+impl ReadTables {
+    /// Counts and head.
+    pub fn status(&self) -> Result<StoreStatus, StoreError> {
+        let head = match self.headers.last()? {
+            None => None,
+            Some((h, bytes)) => Some(header_from(bytes.value(), h.value())?),
+        };
+        Ok(StoreStatus {
+            blocks: self.headers.len()?,
+            head,
+            sealed_through: self.sealed_through()?,
+            pending: self.pending.len()?,
+            evidence: self.evidence.len()?,
+        })
+    }
+
+    /// Every epoch up to this one is sealed.
+    pub fn sealed_through(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self.meta.get(SEALED_THROUGH)?.map(|v| v.value()))
+    }
+
+    /// The raw header of block `height`, as stored.
+    pub fn header(&self, height: u64) -> Result<Option<pb::SignedHeader>, StoreError> {
+        let Some(bytes) = self.headers.get(height)? else {
+            return Ok(None);
+        };
+        let decoded = pb::SignedHeader::decode(bytes.value());
+        let at = At::Header(height);
+        decoded
+            .map(Some)
+            .map_err(|source| StoreError::Decode { at, source })
+    }
+
+    /// The raw entries of block `height`, as stored, in order.
+    pub fn block_entries(&self, height: u64) -> Result<Vec<pb::Entry>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.entries.range((height, 0)..=(height, u32::MAX))? {
+            let (k, v) = item?;
+            let (h, i) = k.value();
+            let decoded = pb::Entry::decode(v.value());
+            out.push(decoded.map_err(|source| StoreError::Decode {
+                at: At::Entry(h, i),
+                source,
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// Block `height` with or without its entries.
+    pub fn block(&self, height: u64, with_entries: bool) -> Result<Option<pb::Block>, StoreError> {
+        let Some(header) = self.header(height)? else {
+            return Ok(None);
+        };
+        let entries = if with_entries {
+            self.block_entries(height)?
+        } else {
+            Vec::new()
+        };
+        Ok(Some(pb::Block {
+            header: Some(header),
+            entries,
+        }))
+    }
+
+    /// Where the entry under `key` is.
+    pub fn locate(&self, key: &RecordKey) -> Result<Location, StoreError> {
+        let bytes = key.to_bytes();
+        if let Some(v) = self.pending.get(bytes.as_slice())? {
+            return entry_from(v.value(), At::Pending(key.to_string())).map(Location::Pending);
+        }
+        let Some(pos) = self.index.get(bytes.as_slice())? else {
+            return Ok(Location::Absent);
+        };
+        let (height, index) = pos.value();
+        match sealed_entry(&self.index, &self.entries, key)? {
+            Some(entry) => Ok(Location::Sealed {
+                height,
+                index,
+                entry,
+            }),
+            None => Ok(Location::Absent),
+        }
+    }
+
+    /// Every evidence item, oldest first.
+    pub fn evidence(&self) -> Result<Vec<pb::Evidence>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.evidence.iter()? {
+            let (k, v) = item?;
+            let decoded = pb::Evidence::decode(v.value());
+            let at = At::Evidence(k.value());
+            out.push(decoded.map_err(|source| StoreError::Decode { at, source })?);
+        }
+        Ok(out)
+    }
+}
+
+fn sealed_entry(
+    index: &impl ReadableTable<&'static [u8], (u64, u32)>,
+    entries: &impl ReadableTable<(u64, u32), &'static [u8]>,
+    key: &RecordKey,
+) -> Result<Option<Entry>, StoreError> {
+    let Some(pos) = index.get(key.to_bytes().as_slice())? else {
+        return Ok(None);
+    };
+    let (h, i) = pos.value();
+    let Some(bytes) = entries.get((h, i))? else {
+        return Ok(None);
+    };
+    entry_from(bytes.value(), At::Entry(h, i)).map(Some)
+}
+
+fn entry_from(bytes: &[u8], at: At) -> Result<Entry, StoreError> {
+    let m = match pb::Entry::decode(bytes) {
+        Ok(m) => m,
+        Err(source) => return Err(StoreError::Decode { at, source }),
+    };
+    Entry::from_pb(&m).map_err(|source| StoreError::Entry { at, source })
+}
+
+fn header_from(bytes: &[u8], height: u64) -> Result<SignedHeader, StoreError> {
+    let at = At::Header(height);
+    let m = match pb::SignedHeader::decode(bytes) {
+        Ok(m) => m,
+        Err(source) => return Err(StoreError::Decode { at, source }),
+    };
+    SignedHeader::from_pb(&m).map_err(|source| StoreError::Header { at, source })
+}
+
+#[cfg(test)]
+mod tests;

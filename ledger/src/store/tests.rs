@@ -1,0 +1,130 @@
+use super::*;
+use crate::attest::{Attester, Tolerance};
+use crate::block::{self, Tip};
+use crate::entry::{Merge, Part, merge};
+use crate::record::Direction;
+use crate::testkit::{Slot, signing_key};
+
+fn entry(epoch: u64, tenant: &str) -> Entry {
+    let edge = signing_key(1);
+    let attester = Attester::new(signing_key(2), Tolerance::default());
+    let part = Part::Record(Slot::new("n", epoch, tenant, Direction::Up).record(&edge, 10, 1));
+    match merge(None, &part, &attester) {
+        Merge::Stored { entry, .. } => *entry,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.redb")).unwrap();
+    (dir, store)
+}
+
+#[test]
+fn a_failed_write_leaves_nothing_behind() {
+    let (_dir, store) = store();
+    let e = entry(1, "a");
+    let failed: Result<(), StoreError> = store.write(|t| {
+        t.put_pending(&e)?;
+        Err(StoreError::ReadOnly)
+    });
+    assert!(failed.is_err());
+    assert_eq!(
+        store.read().unwrap().locate(&e.key()).unwrap(),
+        Location::Absent
+    );
+    store.write(|t| t.put_pending(&e)).unwrap();
+    assert_eq!(
+        store.read().unwrap().locate(&e.key()).unwrap(),
+        Location::Pending(e)
+    );
+}
+
+#[test]
+fn pending_epochs_are_ranges_and_blocks_move_entries() {
+    let (_dir, store) = store();
+    let entries = [entry(2, "a"), entry(2, "b"), entry(2, "c"), entry(3, "a")];
+    store
+        .write(|t| entries.iter().try_for_each(|e| t.put_pending(e)))
+        .unwrap();
+    let attester = Attester::new(signing_key(2), Tolerance::default());
+    store
+        .write(|t| -> Result<(), StoreError> {
+            assert_eq!(t.first_pending_epoch()?, Some(2));
+            let two = t.pending_of_epoch(2, 2)?;
+            assert_eq!(two, entries[..2].to_vec());
+            assert_eq!(t.pending_of_epoch(2, 10)?.len(), 3);
+            let b = block::seal(&t.tip()?, "n", 2, two, 9, &attester);
+            t.put_block(&b)?;
+            assert_eq!(t.tip()?, Tip::after(&b.header.header));
+            Ok(())
+        })
+        .unwrap();
+    let read = store.read().unwrap();
+    let status = read.status().unwrap();
+    assert_eq!((status.blocks, status.pending), (1, 2));
+    match read.locate(&entries[1].key()).unwrap() {
+        Location::Sealed {
+            height,
+            index,
+            entry,
+        } => {
+            assert_eq!((height, index, entry), (0, 1, entries[1].clone()));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(read.block_entries(0).unwrap().len(), 2);
+    assert_eq!(read.block(1, true).unwrap(), None);
+}
+
+#[test]
+fn evidence_is_numbered_in_order() {
+    let (_dir, store) = store();
+    for time in [5, 6] {
+        let ev = pb::Evidence {
+            time,
+            ..Default::default()
+        };
+        store.write(|t| t.add_evidence(&ev)).unwrap();
+    }
+    let times: Vec<u64> = store
+        .read()
+        .unwrap()
+        .evidence()
+        .unwrap()
+        .iter()
+        .map(|e| e.time)
+        .collect();
+    assert_eq!(times, vec![5, 6]);
+}
+
+#[test]
+fn undecodable_bytes_are_reported_with_their_place() {
+    let (_dir, store) = store();
+    let attester = Attester::new(signing_key(2), Tolerance::default());
+    let b = block::seal(&Tip::GENESIS, "n", 1, vec![entry(1, "a")], 1, &attester);
+    store.write(|t| t.put_block(&b)).unwrap();
+    store
+        .write(|t| -> Result<(), StoreError> {
+            // A length prefix that runs past the end of the value.
+            t.entries.insert((0, 0), [0x0a_u8, 0xff, 0x01].as_slice())?;
+            Ok(())
+        })
+        .unwrap();
+    let err = store.read().unwrap().block_entries(0).unwrap_err();
+    assert_eq!(err.location(), Some(&At::Entry(0, 0)));
+    assert_eq!(err.label(), "corrupt");
+}
+
+#[test]
+fn read_only_refuses_writes() {
+    let (dir, store) = store();
+    drop(store);
+    let ro = Store::open_read_only(&dir.path().join("s.redb")).unwrap();
+    assert!(matches!(
+        ro.write(|t| t.set_sealed_through(1)),
+        Err(StoreError::ReadOnly)
+    ));
+    assert_eq!(ro.read().unwrap().status().unwrap().blocks, 0);
+}

@@ -1,0 +1,232 @@
+//! Shared by the integration tests: a network of keys on disk, the real `hsn-ledger`
+//! binary as a child process, and `hsnctl`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use ed25519_dalek::SigningKey;
+use hsn_ledger::keys::{self, NodeKey, RegisteredKey, RegistryFile, Role};
+use hsn_ledger::pb::ledger_client::LedgerClient;
+use hsn_ledger::testkit::signing_key;
+use tonic::transport::Channel;
+
+/// Keys of one super node and its edges, written where the server reads them.
+pub struct Network {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+    pub sup: SigningKey,
+    pub edges: Vec<SigningKey>,
+    pub key_file: PathBuf,
+    pub registry_file: PathBuf,
+    pub db: PathBuf,
+}
+
+impl Network {
+    /// A network with `edges` edge keys; key seeds are fixed so failures reproduce.
+    pub fn new(edges: u64) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let sup = signing_key(10_000);
+        let edges: Vec<SigningKey> = (0..edges).map(signing_key).collect();
+        let key_file = dir.path().join("super.key");
+        keys::write_signing_key(&key_file, &sup)?;
+        let mut nodes = vec![RegisteredKey {
+            role: Role::Super,
+            key: NodeKey::of(&sup),
+            name: "super-0".into(),
+        }];
+        for (i, e) in edges.iter().enumerate() {
+            nodes.push(RegisteredKey {
+                role: Role::Edge,
+                key: NodeKey::of(e),
+                name: format!("edge-{i}"),
+            });
+        }
+        let registry_file = dir.path().join("keys.json");
+        std::fs::write(
+            &registry_file,
+            serde_json::to_string_pretty(&RegistryFile { nodes })?,
+        )?;
+        let db = dir.path().join("ledger.redb");
+        Ok(Self {
+            dir,
+            name: "net-a".into(),
+            sup,
+            edges,
+            key_file,
+            registry_file,
+            db,
+        })
+    }
+
+    /// `hsn-ledger serve` arguments for this network on an ephemeral loopback port.
+    pub fn serve_args(&self) -> Vec<String> {
+        let path = |p: &Path| p.display().to_string();
+        vec![
+            "serve".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--db".into(),
+            path(&self.db),
+            "--key-file".into(),
+            path(&self.key_file),
+            "--keys".into(),
+            path(&self.registry_file),
+            "--network".into(),
+            self.name.clone(),
+        ]
+    }
+
+    /// Starts the server with extra flags.
+    pub fn start(&self, extra: &[&str]) -> Result<Server> {
+        let mut args = self.serve_args();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Server::start(&args, &self.dir.path().join("server.log"))
+    }
+}
+
+/// A running `hsn-ledger` process; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    pub metrics: Option<SocketAddr>,
+}
+
+const START_DEADLINE: Duration = Duration::from_secs(30);
+
+impl Server {
+    /// Spawns the binary and waits (bounded) for the line announcing its address.
+    pub fn start(args: &[String], log: &Path) -> Result<Self> {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hsn-ledger"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .context("spawn hsn-ledger")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (tx, rx) = mpsc::channel();
+        // Drains stdout for the life of the process so the server never blocks on it.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + START_DEADLINE;
+        let mut metrics = None;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(line) => line,
+                Err(_) => {
+                    let _ = child.kill();
+                    let log = std::fs::read_to_string(log).unwrap_or_default();
+                    bail!("hsn-ledger did not announce its address; log:\n{log}");
+                }
+            };
+            if let Some(a) = line.strip_prefix("hsn-ledger metrics on ") {
+                metrics = Some(a.parse()?);
+            }
+            if let Some(a) = line.strip_prefix("hsn-ledger listening on ") {
+                return Ok(Self {
+                    child,
+                    addr: a.parse()?,
+                    metrics,
+                });
+            }
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn client(&self) -> Result<LedgerClient<Channel>> {
+        Ok(hsn_ledger::client::connect(&self.url(), None).await?)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit.
+    pub fn terminate(&mut self) -> Result<()> {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM)?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                if !status.success() {
+                    bail!("hsn-ledger exited with {status}");
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("hsn-ledger did not exit within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `hsnctl` with `args`.
+pub fn hsnctl(args: &[&str]) -> Result<Output> {
+    Ok(Command::new(env!("CARGO_BIN_EXE_hsnctl"))
+        .args(args)
+        .output()?)
+}
+
+/// Stdout of a successful `hsnctl` run, parsed as JSON.
+pub fn hsnctl_json(args: &[&str]) -> Result<serde_json::Value> {
+    let out = hsnctl(args)?;
+    if !out.status.success() {
+        bail!(
+            "hsnctl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// GET /metrics over plain HTTP/1.0.
+pub fn scrape(addr: SocketAddr) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body)?;
+    Ok(body)
+}
+
+/// Current unix time in seconds.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
