@@ -1,0 +1,137 @@
+//! Typed status conditions: types and reasons are enums, transition times survive
+//! unchanged conditions.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+/// Condition types of HSN objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConditionType {
+    /// The object does what its spec asks.
+    Ready,
+    /// The operator is still moving the object toward its spec.
+    Progressing,
+    /// Part of the object is unavailable, the rest still serves.
+    Degraded,
+    /// A MecCluster's API server answers.
+    Reachable,
+}
+
+impl ConditionType {
+    /// The string in `status.conditions[].type`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "Ready",
+            Self::Progressing => "Progressing",
+            Self::Degraded => "Degraded",
+            Self::Reachable => "Reachable",
+        }
+    }
+}
+
+/// One condition as a controller computes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cond {
+    /// Condition type.
+    pub type_: ConditionType,
+    /// True or False.
+    pub status: bool,
+    /// PascalCase reason.
+    pub reason: &'static str,
+    /// What a person should know.
+    pub message: String,
+}
+
+impl Cond {
+    /// A condition that holds.
+    pub fn yes(type_: ConditionType, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            type_,
+            status: true,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// A condition that does not hold.
+    pub fn no(type_: ConditionType, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            type_,
+            status: false,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// The conditions to write: `new` in order, keeping each existing condition's transition
+/// time when its status did not change.
+pub fn merge(
+    existing: &[Condition],
+    new: &[Cond],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Vec<Condition> {
+    new.iter()
+        .map(|c| {
+            let status = if c.status { "True" } else { "False" };
+            let old = existing.iter().find(|e| e.type_ == c.type_.as_str());
+            let last_transition_time = match old {
+                Some(o) if o.status == status => o.last_transition_time.clone(),
+                _ => Time(now),
+            };
+            Condition {
+                type_: c.type_.as_str().to_string(),
+                status: status.to_string(),
+                reason: c.reason.to_string(),
+                message: c.message.clone(),
+                observed_generation: generation,
+                last_transition_time,
+            }
+        })
+        .collect()
+}
+
+/// The condition of `type_` in `conditions`, if any.
+pub fn find(conditions: &[Condition], type_: ConditionType) -> Option<&Condition> {
+    conditions.iter().find(|c| c.type_ == type_.as_str())
+}
+
+/// Whether the condition of `type_` is True.
+pub fn is_true(conditions: &[Condition], type_: ConditionType) -> bool {
+    find(conditions, type_).is_some_and(|c| c.status == "True")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_time_survives_an_unchanged_status_and_moves_on_a_change() {
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let t1: Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
+        let first = merge(
+            &[],
+            &[Cond::yes(ConditionType::Ready, "Ok", "fine")],
+            Some(1),
+            t0,
+        );
+        let same = merge(
+            &first,
+            &[Cond::yes(ConditionType::Ready, "Ok", "still fine")],
+            Some(2),
+            t1,
+        );
+        assert_eq!(same[0].last_transition_time, Time(t0));
+        assert_eq!(same[0].message, "still fine");
+        let flipped = merge(
+            &same,
+            &[Cond::no(ConditionType::Ready, "Down", "gone")],
+            Some(2),
+            t1,
+        );
+        assert_eq!(flipped[0].last_transition_time, Time(t1));
+        assert_eq!(flipped[0].status, "False");
+        assert!(!is_true(&flipped, ConditionType::Ready));
+    }
+}

@@ -1,0 +1,220 @@
+//! Apply: write the desired objects into every Ready member concurrently, skip what is
+//! unchanged, delete what the plan no longer wants, and read back workload readiness.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hsn_api::{HsnNetwork, MecCluster};
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::ApiResource;
+use kube::{Api, Client, ResourceExt};
+
+use crate::clusters::delete_network_namespaces;
+use crate::context::Context;
+use crate::inventory::Member;
+use crate::plan::Plan;
+use crate::resources::{
+    APPLIED_HASH_ANNOTATION, Desired, FIELD_MANAGER, NETWORK_UID_LABEL, desired_objects,
+    member_namespace,
+};
+
+/// What happened in one member.
+#[derive(Debug)]
+pub enum MemberOutcome {
+    /// Objects are as the plan wants (or, when paused, were read only).
+    Applied(Readiness),
+    /// The member is NotReady: nothing was tried.
+    Skipped,
+    /// Writing failed; the message says where.
+    Failed(String),
+}
+
+/// Ready agents a member reports.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// Ready super-node replicas.
+    pub supers: i32,
+    /// Ready edge agents over all pools.
+    pub edges: i32,
+}
+
+/// Why one member could not be brought to the plan.
+#[derive(Debug, thiserror::Error)]
+enum MemberError {
+    #[error("no client: {0}")]
+    Client(#[from] crate::members::MemberError),
+    #[error("{verb} {kind} {name}: {}", api_message(.source))]
+    Api {
+        verb: &'static str,
+        kind: String,
+        name: String,
+        source: kube::Error,
+    },
+    #[error("namespace {0} belongs to another network (uid {1}); rename one of the networks")]
+    Conflict(String, String),
+    #[error("no answer within {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+/// Applies the plan to every member; `paused` reads but writes nothing.
+pub async fn apply_all(
+    network: &HsnNetwork,
+    ctx: &Context,
+    plan: &Plan,
+    members: &[(MecCluster, Member)],
+    paused: bool,
+) -> BTreeMap<String, MemberOutcome> {
+    let jobs = members.iter().map(|(mec, member)| async move {
+        let name = mec.name_any();
+        if !member.view.ready {
+            return (name, MemberOutcome::Skipped);
+        }
+        let desired = desired_objects(network, &name, plan);
+        // One slow member must not hold up the others: each gets its own deadline.
+        let deadline = ctx.settings.member_timeout * 3;
+        let work = apply_member(ctx, mec, network, desired, paused);
+        let outcome = match tokio::time::timeout(deadline, work).await {
+            Ok(Ok(ready)) => MemberOutcome::Applied(ready),
+            Ok(Err(e)) => MemberOutcome::Failed(e.to_string()),
+            Err(_) => MemberOutcome::Failed(MemberError::Timeout(deadline).to_string()),
+        };
+        if let MemberOutcome::Failed(e) = &outcome {
+            tracing::warn!(cluster = %name, error = %e, "applying to member failed");
+        }
+        (name, outcome)
+    });
+    futures::future::join_all(jobs).await.into_iter().collect()
+}
+
+async fn apply_member(
+    ctx: &Context,
+    mec: &MecCluster,
+    network: &HsnNetwork,
+    desired: Vec<Desired>,
+    paused: bool,
+) -> Result<Readiness, MemberError> {
+    let client = ctx.members.client(mec).await?;
+    let uid = network.uid().unwrap_or_default();
+    if desired.is_empty() {
+        if !paused {
+            delete_network_namespaces(&client, &uid)
+                .await
+                .map_err(|source| {
+                    api_err(
+                        "delete",
+                        "Namespace",
+                        &member_namespace(&network.name_any()),
+                        source,
+                    )
+                })?;
+        }
+        return Ok(Readiness::default());
+    }
+    let mut readiness = Readiness::default();
+    for d in &desired {
+        let api = dynamic_api(&client, d);
+        let existing = api
+            .get_opt(&d.name)
+            .await
+            .map_err(|source| api_err("get", &d.resource.kind, &d.name, source))?;
+        if let Some(obj) = &existing {
+            let owner = obj
+                .labels()
+                .get(NETWORK_UID_LABEL)
+                .cloned()
+                .unwrap_or_default();
+            if owner != uid {
+                return Err(MemberError::Conflict(d.name.clone(), owner));
+            }
+            count_ready(obj, &d.resource.kind, &mut readiness);
+        }
+        let current = existing
+            .as_ref()
+            .and_then(|o| o.annotations().get(APPLIED_HASH_ANNOTATION));
+        if paused || current.map(String::as_str) == Some(d.hash()) {
+            continue;
+        }
+        tracing::debug!(kind = %d.resource.kind, name = %d.name, ?current, want = d.hash(), "applying");
+        api.patch(
+            &d.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&d.body),
+        )
+        .await
+        .map_err(|source| api_err("apply", &d.resource.kind, &d.name, source))?;
+    }
+    if !paused {
+        prune(&client, &desired, &uid).await?;
+    }
+    Ok(readiness)
+}
+
+/// Deletes workloads of this network the plan no longer wants (a removed pool, supers
+/// scaled to zero). RBAC and routes live exactly as long as the namespace.
+async fn prune(client: &Client, desired: &[Desired], uid: &str) -> Result<(), MemberError> {
+    let namespace = desired
+        .iter()
+        .find_map(|d| d.namespace.clone())
+        .unwrap_or_default();
+    let wanted: BTreeSet<(&str, &str)> = desired
+        .iter()
+        .map(|d| (d.resource.kind.as_str(), d.name.as_str()))
+        .collect();
+    for (group, version, kind, plural) in [
+        ("apps", "v1", "DaemonSet", "daemonsets"),
+        ("apps", "v1", "StatefulSet", "statefulsets"),
+        ("", "v1", "Service", "services"),
+    ] {
+        let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &resource);
+        let selector = format!("{NETWORK_UID_LABEL}={uid}");
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|source| api_err("list", kind, &namespace, source))?;
+        for obj in list {
+            let name = obj.name_any();
+            if !wanted.contains(&(kind, name.as_str())) {
+                tracing::debug!(kind, name = %name, "pruning");
+                api.delete(&name, &DeleteParams::background())
+                    .await
+                    .map_err(|source| api_err("delete", kind, &name, source))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn count_ready(obj: &DynamicObject, kind: &str, readiness: &mut Readiness) {
+    let status = &obj.data["status"];
+    let field = |name: &str| i32::try_from(status[name].as_i64().unwrap_or(0)).unwrap_or(0);
+    match kind {
+        "StatefulSet" => readiness.supers += field("readyReplicas"),
+        "DaemonSet" => readiness.edges += field("numberReady"),
+        _ => {}
+    }
+}
+
+fn dynamic_api(client: &Client, d: &Desired) -> Api<DynamicObject> {
+    match &d.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &d.resource),
+        None => Api::all_with(client.clone(), &d.resource),
+    }
+}
+
+/// The API server's own message, without the debug dump of its Status.
+fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn api_err(verb: &'static str, kind: &str, name: &str, source: kube::Error) -> MemberError {
+    MemberError::Api {
+        verb,
+        kind: kind.to_string(),
+        name: name.to_string(),
+        source,
+    }
+}

@@ -1,0 +1,175 @@
+//! The HsnNetwork controller: fetch -> validate -> plan -> apply -> status, with a
+//! finalizer that removes the network from every member.
+
+mod apply;
+mod cleanup;
+mod failover;
+mod fetch;
+mod nodes;
+mod status;
+mod validate;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
+use hsn_api::HsnNetwork;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::finalizer::{Event, finalizer};
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+
+use crate::context::Context;
+use crate::plan::{self, Inputs};
+
+pub use failover::Failovers;
+pub use nodes::{edge_node_name, super_node_name};
+pub use status::reason;
+
+/// Controller name in metrics and logs.
+pub const CONTROLLER: &str = "hsnnetwork";
+/// Finalizer that holds a network until every member is clean.
+pub const FINALIZER: &str = "hsn.io/cleanup";
+
+/// Errors of one network reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A hub API call failed.
+    #[error("hub API: {0}")]
+    Hub(#[source] kube::Error),
+    /// The finalizer machinery failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// A member could not be cleaned and its MecCluster could not be marked for later.
+    #[error("recording pending cleanup on MecCluster {0}: {1}")]
+    PendingCleanup(String, #[source] kube::Error),
+}
+
+impl Error {
+    /// Short label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Hub(_) => "hub-api",
+            Self::Finalizer(_) => "finalizer",
+            Self::PendingCleanup(..) => "pending-cleanup",
+        }
+    }
+}
+
+/// Runs the controller until `shutdown` resolves. `changed` fires when the cluster
+/// inventory changes, which re-plans every network.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    concurrency: u16,
+    changed: impl Stream<Item = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<HsnNetwork> = match &namespace {
+        Some(ns) => Api::namespaced(ctx.hub.clone(), ns),
+        None => Api::all(ctx.hub.clone()),
+    };
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .reconcile_all_on(changed)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+async fn reconcile(network: Arc<HsnNetwork>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let ns = network.namespace().unwrap_or_default();
+    let api: Api<HsnNetwork> = Api::namespaced(ctx.hub.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, network, |event| async {
+        match event {
+            Event::Apply(n) => reconcile_apply(&n, &ctx).await,
+            Event::Cleanup(n) => cleanup::cleanup(&n, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    let label = result.as_ref().err().map(Error::metric_label);
+    ctx.metrics.observe(CONTROLLER, started.elapsed(), label);
+    result
+}
+
+fn error_policy(network: Arc<HsnNetwork>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(network = %network.name_any(), %error, "network reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// The pipeline. Only fetch, apply and the writes take a client.
+#[tracing::instrument(skip_all, fields(network = %network.name_any()))]
+async fn reconcile_apply(network: &HsnNetwork, ctx: &Context) -> Result<Action, Error> {
+    let now = Timestamp::now();
+    let fetched = fetch::fetch(network, ctx).await?;
+
+    if let Err(invalid) = validate::validate(&network.spec) {
+        let message = invalid.to_string();
+        let event = KubeEvent {
+            type_: EventType::Warning,
+            reason: reason::INVALID_SPEC.into(),
+            note: Some(message.clone()),
+            action: "Validate".into(),
+            secondary: None,
+        };
+        ctx.recorder
+            .publish(&event, &network.object_ref(&()))
+            .await
+            .map_err(Error::Hub)?;
+        status::write(network, ctx, status::invalid(network, message, now)).await?;
+        // Nothing to retry: the next spec change triggers a reconcile.
+        return Ok(Action::await_change());
+    }
+
+    let lost = fetched.lost_supers(now);
+    let previous = fetched.previous();
+    let inputs = Inputs {
+        clusters: fetched
+            .members
+            .iter()
+            .map(|(_, m)| m.view.clone())
+            .collect(),
+        lost_supers: lost.clone(),
+        previous: previous.clone(),
+    };
+    let plan = plan::plan(&network.spec, &inputs);
+    let paused = network.spec.paused;
+
+    let outcomes = apply::apply_all(network, ctx, &plan, &fetched.members, paused).await;
+    if !paused {
+        ctx.failovers
+            .observe(network, &previous, &plan, &fetched, &outcomes, &ctx.metrics);
+        let want = nodes::desired(network, &plan, &fetched, now);
+        let keep: std::collections::BTreeSet<String> = want.keys().cloned().collect();
+        nodes::sync(network, ctx, &fetched.nodes, want, now).await?;
+        nodes::prune(network, ctx, &fetched.nodes, |n| keep.contains(n)).await?;
+    }
+    let observed = status::Observed {
+        plan: &plan,
+        outcomes: &outcomes,
+        lost_supers: lost
+            .iter()
+            .filter(|s| plan.supers().any(|p| p == **s))
+            .count(),
+        paused,
+    };
+    let new_status = status::compute(network, &observed, now);
+    let converged = !crate::conditions::is_true(
+        &new_status.conditions,
+        crate::conditions::ConditionType::Progressing,
+    );
+    status::write(network, ctx, new_status).await?;
+    // Leases expire and pods become ready without any hub event: look again soon while
+    // rolling out, and on the resync interval once converged.
+    let next = if converged {
+        ctx.settings.resync
+    } else {
+        Duration::from_secs(2)
+    };
+    Ok(Action::requeue(next))
+}

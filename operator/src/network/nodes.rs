@@ -1,0 +1,218 @@
+//! HsnNode objects in the hub: one per agent the plan wants, with what its Lease says.
+//! Written only when they differ from what is there.
+
+use std::collections::BTreeMap;
+
+use hsn_api::node::{HsnNodeSpec, HsnNodeStatus, NodeRole, lease};
+use hsn_api::{HsnNetwork, HsnNode};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use super::Error;
+use super::fetch::{Fetched, LeaseInfo};
+use crate::conditions::{self, Cond, ConditionType};
+use crate::context::Context;
+use crate::plan::{Plan, SuperId};
+use crate::resources::{FIELD_MANAGER, NETWORK_LABEL, NETWORK_UID_LABEL};
+
+/// Name of the HsnNode of a super node.
+pub fn super_node_name(network: &str, s: &SuperId) -> String {
+    bounded(format!("{network}.{}.super-{}", s.cluster, s.ordinal))
+}
+
+/// Name of the HsnNode of an edge node.
+pub fn edge_node_name(network: &str, cluster: &str, node: &str) -> String {
+    bounded(format!("{network}.{cluster}.edge.{node}"))
+}
+
+/// Object names are at most 253 characters; longer ones keep a readable head and a hash.
+fn bounded(name: String) -> String {
+    if name.len() <= 253 {
+        return name;
+    }
+    let hash = xxhash_rust::xxh3::xxh3_64(name.as_bytes());
+    format!("{}-{hash:016x}", &name[..236])
+}
+
+/// An HsnNode the plan wants, and its Ready condition (merged at write time so that its
+/// transition time survives).
+#[derive(Debug)]
+pub struct Wanted {
+    node: HsnNode,
+    ready: Cond,
+}
+
+/// The HsnNodes the plan wants, by name.
+pub fn desired(
+    network: &HsnNetwork,
+    plan: &Plan,
+    fetched: &Fetched,
+    now: Timestamp,
+) -> BTreeMap<String, Wanted> {
+    let name = network.name_any();
+    let mut out = BTreeMap::new();
+    let lease_of = |cluster: &str, lease: String| {
+        fetched
+            .leases
+            .get(cluster)
+            .and_then(|l| l.get(&lease))
+            .cloned()
+    };
+    for s in plan.supers() {
+        let live = plan.live_supers.contains(&s);
+        let spec = HsnNodeSpec {
+            network: name.clone(),
+            role: NodeRole::Super,
+            cluster: s.cluster.clone(),
+            node_name: None,
+            ordinal: i32::try_from(s.ordinal).ok(),
+            assigned_super_node: None,
+        };
+        let info = lease_of(&s.cluster, lease::super_lease(s.ordinal));
+        let ready = readiness(info.as_ref(), live, now);
+        let n = super_node_name(&name, &s);
+        out.insert(
+            n.clone(),
+            Wanted {
+                node: node(network, &n, spec, info),
+                ready,
+            },
+        );
+    }
+    for (edge, s) in &plan.assignment {
+        let spec = HsnNodeSpec {
+            network: name.clone(),
+            role: NodeRole::Edge,
+            cluster: edge.cluster.clone(),
+            node_name: Some(edge.node.clone()),
+            ordinal: None,
+            assigned_super_node: Some(super_node_name(&name, s)),
+        };
+        let info = lease_of(&edge.cluster, lease::edge_lease(&edge.node));
+        let ready = readiness(info.as_ref(), true, now);
+        let n = edge_node_name(&name, &edge.cluster, &edge.node);
+        out.insert(
+            n.clone(),
+            Wanted {
+                node: node(network, &n, spec, info),
+                ready,
+            },
+        );
+    }
+    out
+}
+
+fn readiness(info: Option<&LeaseInfo>, live: bool, now: Timestamp) -> Cond {
+    match info {
+        _ if !live => Cond::no(
+            ConditionType::Ready,
+            "LeaseExpired",
+            "the agent stopped renewing its Lease",
+        ),
+        Some(l) if l.fresh(now) => Cond::yes(
+            ConditionType::Ready,
+            "LeaseCurrent",
+            "the agent renews its Lease",
+        ),
+        Some(_) => Cond::no(
+            ConditionType::Ready,
+            "LeaseExpired",
+            "the agent stopped renewing its Lease",
+        ),
+        None => Cond::no(
+            ConditionType::Ready,
+            "NoLease",
+            "the agent has not written its Lease yet",
+        ),
+    }
+}
+
+fn node(network: &HsnNetwork, name: &str, spec: HsnNodeSpec, info: Option<LeaseInfo>) -> HsnNode {
+    let info = info.unwrap_or_default();
+    let mut node = HsnNode::new(name, spec);
+    node.metadata = ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: network.namespace(),
+        labels: Some(BTreeMap::from([
+            (NETWORK_LABEL.to_string(), network.name_any()),
+            (
+                NETWORK_UID_LABEL.to_string(),
+                network.uid().unwrap_or_default(),
+            ),
+        ])),
+        owner_references: network.controller_owner_ref(&()).map(|o| vec![o]),
+        ..Default::default()
+    };
+    node.status = Some(HsnNodeStatus {
+        conditions: vec![],
+        public_key: info.public_key,
+        node_name: node.spec.node_name.clone().or(info.holder),
+        last_heartbeat: info.renewed.map(Time),
+        last_epoch: info.last_epoch,
+    });
+    node
+}
+
+/// Creates, updates and deletes HsnNodes so the hub matches `want`.
+pub async fn sync(
+    network: &HsnNetwork,
+    ctx: &Context,
+    have: &BTreeMap<String, HsnNode>,
+    want: BTreeMap<String, Wanted>,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let api: Api<HsnNode> =
+        Api::namespaced(ctx.hub.clone(), &network.namespace().unwrap_or_default());
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    for (name, Wanted { mut node, ready }) in want {
+        let existing = have.get(&name);
+        let old_conds = existing
+            .and_then(|e| e.status.as_ref())
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default();
+        let status = node.status.as_mut().expect("desired nodes carry status");
+        status.conditions = conditions::merge(&old_conds, &[ready], None, now);
+        let same_spec =
+            existing.is_some_and(|e| e.spec == node.spec && e.labels() == node.labels());
+        if !same_spec {
+            tracing::debug!(node = %name, "writing HsnNode spec");
+            let body = json!({"apiVersion": "hsn.io/v1alpha1", "kind": "HsnNode", "metadata": node.metadata, "spec": node.spec});
+            api.patch(&name, &pp, &Patch::Apply(body))
+                .await
+                .map_err(Error::Hub)?;
+            ctx.metrics.hub_write(super::CONTROLLER);
+        }
+        if existing.and_then(|e| e.status.as_ref()) != node.status.as_ref() {
+            tracing::debug!(node = %name, have = ?existing.and_then(|e| e.status.as_ref()), want = ?node.status, "writing HsnNode status");
+            let body =
+                json!({"apiVersion": "hsn.io/v1alpha1", "kind": "HsnNode", "status": node.status});
+            api.patch_status(&name, &pp, &Patch::Apply(body))
+                .await
+                .map_err(Error::Hub)?;
+            ctx.metrics.hub_write(super::CONTROLLER);
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the HsnNodes in `have` that are not in `keep`.
+pub async fn prune(
+    network: &HsnNetwork,
+    ctx: &Context,
+    have: &BTreeMap<String, HsnNode>,
+    keep: impl Fn(&str) -> bool,
+) -> Result<(), Error> {
+    let api: Api<HsnNode> =
+        Api::namespaced(ctx.hub.clone(), &network.namespace().unwrap_or_default());
+    for name in have.keys().filter(|n| !keep(n)) {
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => ctx.metrics.hub_write(super::CONTROLLER),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(Error::Hub(e)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! Status: derived from the plan and what the members report. The computation is pure;
+//! the write happens only when something changed.
+
+use std::collections::BTreeMap;
+
+use hsn_api::HsnNetwork;
+use hsn_api::network::{ClusterPlacement, HsnNetworkStatus, ReplicaCounts};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use super::Error;
+use super::apply::MemberOutcome;
+use crate::conditions::{self, Cond, ConditionType};
+use crate::context::Context;
+use crate::plan::Plan;
+use crate::resources::FIELD_MANAGER;
+
+/// Condition reasons of a network.
+pub mod reason {
+    /// Every agent the plan wants is ready.
+    pub const ALL_READY: &str = "AllAgentsReady";
+    /// Some agents are not ready yet.
+    pub const AGENTS_NOT_READY: &str = "AgentsNotReady";
+    /// Rolling toward the plan.
+    pub const ROLLING_OUT: &str = "RollingOut";
+    /// Nothing left to do.
+    pub const CONVERGED: &str = "Converged";
+    /// Nothing is wrong.
+    pub const HEALTHY: &str = "Healthy";
+    /// A member hosting part of the network is NotReady.
+    pub const CLUSTER_NOT_READY: &str = "ClusterNotReady";
+    /// Writing to a member failed.
+    pub const APPLY_FAILED: &str = "ApplyFailed";
+    /// Not enough room for the super nodes or edges the spec wants.
+    pub const INSUFFICIENT_CAPACITY: &str = "InsufficientCapacity";
+    /// Super nodes whose Lease expired.
+    pub const SUPER_NODES_LOST: &str = "SuperNodesLost";
+    /// `spec.paused` is true.
+    pub const PAUSED: &str = "Paused";
+    /// The spec breaks a rule the schema cannot check.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+}
+
+/// Everything status is computed from.
+#[derive(Debug)]
+pub struct Observed<'a> {
+    /// The plan.
+    pub plan: &'a Plan,
+    /// Per-member apply outcome.
+    pub outcomes: &'a BTreeMap<String, MemberOutcome>,
+    /// Placed supers whose Lease expired.
+    pub lost_supers: usize,
+    /// Whether the network is paused.
+    pub paused: bool,
+}
+
+/// The status the network should have.
+pub fn compute(network: &HsnNetwork, observed: &Observed<'_>, now: Timestamp) -> HsnNetworkStatus {
+    let plan = observed.plan;
+    let mut clusters = Vec::new();
+    let (mut supers, mut edges) = (ReplicaCounts::default(), ReplicaCounts::default());
+    for (name, part) in &plan.clusters {
+        let desired_edges = i32::try_from(part.edge_pools.values().map(Vec::len).sum::<usize>())
+            .unwrap_or(i32::MAX);
+        let desired_supers = i32::try_from(part.super_replicas).unwrap_or(i32::MAX);
+        if desired_edges == 0 && desired_supers == 0 {
+            continue;
+        }
+        let ready = match observed.outcomes.get(name) {
+            Some(MemberOutcome::Applied(r)) => *r,
+            _ => Default::default(),
+        };
+        let placement = ClusterPlacement {
+            cluster: name.clone(),
+            super_nodes: ReplicaCounts {
+                desired: desired_supers,
+                ready: ready.supers.min(desired_supers),
+            },
+            edge_nodes: ReplicaCounts {
+                desired: desired_edges,
+                ready: ready.edges.min(desired_edges),
+            },
+        };
+        supers.desired += placement.super_nodes.desired;
+        supers.ready += placement.super_nodes.ready;
+        edges.desired += placement.edge_nodes.desired;
+        edges.ready += placement.edge_nodes.ready;
+        clusters.push(placement);
+    }
+    let old = network.status.clone().unwrap_or_default();
+    let conds = conditions(observed, &supers, &edges);
+    HsnNetworkStatus {
+        observed_generation: network.meta().generation,
+        conditions: conditions::merge(&old.conditions, &conds, network.meta().generation, now),
+        cluster_count: i32::try_from(clusters.len()).unwrap_or(i32::MAX),
+        super_nodes: supers,
+        edge_nodes: edges,
+        clusters,
+        ledger: old.ledger,
+    }
+}
+
+fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCounts) -> Vec<Cond> {
+    let plan = observed.plan;
+    let mut problems: Vec<(&'static str, String)> = Vec::new();
+    for (cluster, outcome) in observed.outcomes {
+        let hosts_part = plan
+            .clusters
+            .get(cluster)
+            .is_some_and(|p| p.edge_pools.values().any(|n| !n.is_empty()));
+        match outcome {
+            MemberOutcome::Skipped if hosts_part => problems.push((
+                reason::CLUSTER_NOT_READY,
+                format!("cluster {cluster} is NotReady; its edges are guaranteed by super nodes in other clusters"),
+            )),
+            MemberOutcome::Failed(e) => problems.push((reason::APPLY_FAILED, format!("cluster {cluster}: {e}"))),
+            _ => {}
+        }
+    }
+    if plan.unplaced_supers > 0 {
+        problems.push((
+            reason::INSUFFICIENT_CAPACITY,
+            format!(
+                "{} super nodes fit on no Ready, uncordoned, selected cluster",
+                plan.unplaced_supers
+            ),
+        ));
+    }
+    if !plan.unassigned.is_empty() {
+        problems.push((
+            reason::INSUFFICIENT_CAPACITY,
+            format!(
+                "{} edges have no super node with room (maxEdgesPerSuperNode)",
+                plan.unassigned.len()
+            ),
+        ));
+    }
+    if observed.lost_supers > 0 {
+        problems.push((
+            reason::SUPER_NODES_LOST,
+            format!(
+                "{} super nodes stopped renewing their Lease; their edges were re-homed",
+                observed.lost_supers
+            ),
+        ));
+    }
+    let converged = supers.ready == supers.desired && edges.ready == edges.desired;
+    let degraded = match problems.first() {
+        Some((r, _)) => Cond::yes(
+            ConditionType::Degraded,
+            r,
+            problems
+                .iter()
+                .map(|(_, m)| m.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        None => Cond::no(ConditionType::Degraded, reason::HEALTHY, "no problem found"),
+    };
+    let counts = format!(
+        "{}/{} super nodes and {}/{} edge nodes ready",
+        supers.ready, supers.desired, edges.ready, edges.desired
+    );
+    let ready = if observed.paused {
+        Cond::no(
+            ConditionType::Ready,
+            reason::PAUSED,
+            "spec.paused is true: members are not written",
+        )
+    } else if converged && problems.is_empty() {
+        Cond::yes(ConditionType::Ready, reason::ALL_READY, counts.clone())
+    } else {
+        Cond::no(
+            ConditionType::Ready,
+            reason::AGENTS_NOT_READY,
+            counts.clone(),
+        )
+    };
+    let progressing = if converged || observed.paused {
+        Cond::no(ConditionType::Progressing, reason::CONVERGED, counts)
+    } else {
+        Cond::yes(ConditionType::Progressing, reason::ROLLING_OUT, counts)
+    };
+    vec![ready, progressing, degraded]
+}
+
+/// The status of a spec the operator refuses.
+pub fn invalid(network: &HsnNetwork, message: String, now: Timestamp) -> HsnNetworkStatus {
+    let old = network.status.clone().unwrap_or_default();
+    let conds = [
+        Cond::no(ConditionType::Ready, reason::INVALID_SPEC, message.clone()),
+        Cond::no(
+            ConditionType::Progressing,
+            reason::INVALID_SPEC,
+            "waiting for the spec to be fixed",
+        ),
+        Cond::yes(ConditionType::Degraded, reason::INVALID_SPEC, message),
+    ];
+    HsnNetworkStatus {
+        observed_generation: network.meta().generation,
+        conditions: conditions::merge(&old.conditions, &conds, network.meta().generation, now),
+        ..old
+    }
+}
+
+/// Writes `status` unless it equals the current one.
+pub async fn write(
+    network: &HsnNetwork,
+    ctx: &Context,
+    status: HsnNetworkStatus,
+) -> Result<(), Error> {
+    if network.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    tracing::debug!(have = ?network.status, want = ?status, "writing HsnNetwork status");
+    let api: Api<HsnNetwork> =
+        Api::namespaced(ctx.hub.clone(), &network.namespace().unwrap_or_default());
+    let patch = json!({"apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork", "status": status});
+    api.patch_status(
+        &network.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await
+    .map_err(Error::Hub)?;
+    ctx.metrics.hub_write(super::CONTROLLER);
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! The pure heart of the operator: from a network's spec, the cluster inventory and the
+//! agents' liveness, compute where super nodes go, which nodes are edge nodes, and which
+//! super node guarantees each edge. No I/O; deterministic for the same input, whatever
+//! the order of that input.
+
+mod assignment;
+mod membership;
+mod placement;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use hsn_api::network::HsnNetworkSpec;
+
+pub use assignment::Assignment;
+
+/// Node label carrying the zone (Kubernetes well-known label).
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+/// Node label carrying the region (Kubernetes well-known label).
+pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
+
+/// A member cluster as the plan sees it: the MecCluster plus what its probe found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterView {
+    /// MecCluster name.
+    pub name: String,
+    /// MecCluster labels, matched by cluster selectors.
+    pub labels: BTreeMap<String, String>,
+    /// Site region.
+    pub region: String,
+    /// Site zone; nodes without a zone label are here.
+    pub zone: String,
+    /// Whether the cluster is Ready (reachable within its grace period).
+    pub ready: bool,
+    /// A cordoned cluster receives no super nodes.
+    pub cordoned: bool,
+    /// Most super nodes the cluster may host.
+    pub max_super_nodes: Option<u32>,
+    /// Nodes last seen in the cluster (kept while it is unreachable: its data plane may
+    /// still carry traffic even when its API server does not answer).
+    pub nodes: Vec<NodeView>,
+}
+
+/// A Kubernetes node of a member cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeView {
+    /// Node name.
+    pub name: String,
+    /// Node labels, matched by edge pools' node selectors.
+    pub labels: BTreeMap<String, String>,
+    /// Whether the node's Ready condition is True.
+    pub ready: bool,
+}
+
+/// A super node: replica `ordinal` of the network's StatefulSet in `cluster`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SuperId {
+    /// MecCluster name.
+    pub cluster: String,
+    /// StatefulSet ordinal.
+    pub ordinal: u32,
+}
+
+impl fmt::Display for SuperId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/super-{}", self.cluster, self.ordinal)
+    }
+}
+
+/// An edge node: the agent on `node` in `cluster`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EdgeId {
+    /// MecCluster name.
+    pub cluster: String,
+    /// Node name.
+    pub node: String,
+}
+
+impl fmt::Display for EdgeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.cluster, self.node)
+    }
+}
+
+/// Where a super node or edge node sits, for locality.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Locality {
+    /// Region.
+    pub region: String,
+    /// Zone.
+    pub zone: String,
+}
+
+/// What the plan needs besides the spec.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    /// Every MecCluster with its probe results.
+    pub clusters: Vec<ClusterView>,
+    /// Super nodes whose Lease expired: placed, but not trusted with edges.
+    pub lost_supers: BTreeSet<SuperId>,
+    /// The plan currently in force, so that churn moves as few edges as possible.
+    pub previous: Previous,
+}
+
+/// What stays of the plan in force: its super nodes and assignment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Previous {
+    /// The live super nodes the assignment was made over.
+    pub supers: BTreeSet<SuperId>,
+    /// Edge to super node.
+    pub assignment: Assignment,
+}
+
+/// The desired state of one network.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Per cluster: super-node replicas and edge nodes by pool.
+    pub clusters: BTreeMap<String, ClusterPlan>,
+    /// Super replicas the spec wants but no eligible cluster could take.
+    pub unplaced_supers: u32,
+    /// Placed super nodes whose Lease has not expired, sorted.
+    pub live_supers: Vec<SuperId>,
+    /// Edge to super node.
+    pub assignment: Assignment,
+    /// Edges no super node could take (none alive, or all at their bound).
+    pub unassigned: Vec<EdgeId>,
+}
+
+/// The part of a network on one cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterPlan {
+    /// Super-node StatefulSet replicas.
+    pub super_replicas: u32,
+    /// Edge pool name to the nodes running its edge agents, sorted.
+    pub edge_pools: BTreeMap<String, Vec<String>>,
+}
+
+impl Plan {
+    /// Every placed super node.
+    pub fn supers(&self) -> impl Iterator<Item = SuperId> + '_ {
+        self.clusters.iter().flat_map(|(cluster, p)| {
+            (0..p.super_replicas).map(move |ordinal| SuperId {
+                cluster: cluster.clone(),
+                ordinal,
+            })
+        })
+    }
+
+    /// The part of this plan the next one must stay close to.
+    pub fn previous(&self, lost_supers: &BTreeSet<SuperId>) -> Previous {
+        Previous {
+            supers: self.supers().filter(|s| !lost_supers.contains(s)).collect(),
+            assignment: self.assignment.clone(),
+        }
+    }
+
+    /// Number of edge nodes over all clusters and pools.
+    pub fn edge_count(&self) -> usize {
+        self.clusters
+            .values()
+            .flat_map(|c| c.edge_pools.values())
+            .map(Vec::len)
+            .sum()
+    }
+}
+
+/// Computes the plan of a network.
+pub fn plan(spec: &HsnNetworkSpec, inputs: &Inputs) -> Plan {
+    let mut clusters: Vec<&ClusterView> = inputs.clusters.iter().collect();
+    clusters.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let replicas = placement::place_supers(&spec.super_nodes, &clusters);
+    let edges = membership::edge_members(&spec.edge_pools, &clusters);
+
+    let mut plan = Plan {
+        unplaced_supers: u32::try_from(spec.super_nodes.replicas)
+            .unwrap_or(0)
+            .saturating_sub(replicas.values().sum()),
+        ..Plan::default()
+    };
+    for (cluster, n) in &replicas {
+        plan.clusters
+            .entry(cluster.clone())
+            .or_default()
+            .super_replicas = *n;
+    }
+    for edge in &edges {
+        plan.clusters
+            .entry(edge.id.cluster.clone())
+            .or_default()
+            .edge_pools
+            .entry(edge.pool.to_string())
+            .or_default()
+            .push(edge.id.node.clone());
+    }
+
+    let locality_of = |cluster: &str| {
+        clusters
+            .iter()
+            .find(|c| c.name == cluster)
+            .map(|c| Locality {
+                region: c.region.clone(),
+                zone: c.zone.clone(),
+            })
+    };
+    let alive: Vec<(SuperId, Locality)> = plan
+        .supers()
+        .filter(|s| !inputs.lost_supers.contains(s))
+        .filter_map(|s| locality_of(&s.cluster).map(|l| (s, l)))
+        .collect();
+    plan.live_supers = alive.iter().map(|(s, _)| s.clone()).collect();
+    let (assignment, unassigned) =
+        assignment::assign(&edges, &alive, spec.routing.assignment, &inputs.previous);
+    plan.assignment = assignment;
+    plan.unassigned = unassigned;
+    plan
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,179 @@
+//! The objects a network needs in one member cluster, built purely from the network and
+//! its plan. `apply` writes them; nothing here talks to an API server.
+
+mod rbac;
+mod routes;
+mod workloads;
+
+use std::collections::BTreeMap;
+
+use hsn_api::HsnNetwork;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde_json::Value;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::plan::Plan;
+
+pub use routes::routes_table;
+
+/// Field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "hsn-operator";
+/// Label: the hub network's UID; owner references cannot cross clusters, this label can.
+pub const NETWORK_UID_LABEL: &str = "hsn.io/network-uid";
+/// Label: the hub network's name.
+pub const NETWORK_LABEL: &str = "hsn.io/network";
+/// Label: the agent role of a workload's pods.
+pub const ROLE_LABEL: &str = "hsn.io/role";
+/// Label: the edge pool of a DaemonSet's pods.
+pub const POOL_LABEL: &str = "hsn.io/pool";
+/// Annotation: hash of what the operator last applied, so unchanged objects are not rewritten.
+pub const APPLIED_HASH_ANNOTATION: &str = "hsn.io/applied-hash";
+/// Annotation: the hub namespace/name of the owning network.
+pub const OWNER_ANNOTATION: &str = "hsn.io/owner";
+/// Name of the routes ConfigMap in each member namespace.
+pub const ROUTES_CONFIGMAP: &str = "hsn-routes";
+/// Name of the agents' ServiceAccount, Role and RoleBinding.
+pub const AGENT_IDENTITY: &str = "hsn-agent";
+/// Name of the super-node StatefulSet and Service.
+pub const SUPER_NODE: &str = "hsn-super-node";
+/// Port of the super nodes' gRPC (ledger) service.
+pub const SUPER_GRPC_PORT: i32 = 7443;
+
+/// The namespace a network's objects live in, in every member cluster.
+pub fn member_namespace(network: &str) -> String {
+    format!("hsn-{network}")
+}
+
+/// Name of the DaemonSet of an edge pool.
+pub fn edge_daemonset(pool: &str) -> String {
+    format!("hsn-edge-{pool}")
+}
+
+/// One object to apply into a member cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    /// Kind and API.
+    pub resource: ApiResource,
+    /// Namespace, or `None` for cluster-scoped objects.
+    pub namespace: Option<String>,
+    /// Object name.
+    pub name: String,
+    /// The full object, with the applied-hash annotation set.
+    pub body: Value,
+}
+
+impl Desired {
+    /// Hash of the body (before the annotation was added).
+    pub fn hash(&self) -> &str {
+        self.body["metadata"]["annotations"][APPLIED_HASH_ANNOTATION]
+            .as_str()
+            .unwrap_or_default()
+    }
+}
+
+/// Every object `network` needs on `cluster` under `plan`; empty when the plan puts
+/// nothing there.
+pub fn desired_objects(network: &HsnNetwork, cluster: &str, plan: &Plan) -> Vec<Desired> {
+    let Some(part) = plan.clusters.get(cluster) else {
+        return Vec::new();
+    };
+    if part.super_replicas == 0 && part.edge_pools.values().all(Vec::is_empty) {
+        return Vec::new();
+    }
+    let ctx = Context::new(network);
+    let mut out = vec![ctx.desired(&Namespace {
+        metadata: ctx.meta_cluster_scoped(&ctx.namespace),
+        ..Default::default()
+    })];
+    out.extend(rbac::objects(&ctx));
+    out.push(ctx.desired(&routes::config_map(&ctx, cluster, plan)));
+    if part.super_replicas > 0 {
+        out.extend(workloads::super_nodes(&ctx, part.super_replicas));
+    }
+    for (pool, nodes) in part.edge_pools.iter().filter(|(_, n)| !n.is_empty()) {
+        out.push(workloads::edge_pool(&ctx, pool, nodes));
+    }
+    out
+}
+
+/// What every builder needs to know about the network.
+pub(crate) struct Context<'a> {
+    pub network: &'a HsnNetwork,
+    pub name: String,
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl<'a> Context<'a> {
+    fn new(network: &'a HsnNetwork) -> Self {
+        let name = network.name_any();
+        let labels = BTreeMap::from([
+            (
+                "app.kubernetes.io/managed-by".to_string(),
+                FIELD_MANAGER.to_string(),
+            ),
+            ("app.kubernetes.io/part-of".to_string(), "hsn".to_string()),
+            (NETWORK_LABEL.to_string(), name.clone()),
+            (
+                NETWORK_UID_LABEL.to_string(),
+                network.uid().unwrap_or_default(),
+            ),
+        ]);
+        Self {
+            network,
+            namespace: member_namespace(&name),
+            name,
+            labels,
+        }
+    }
+
+    /// Metadata of a namespaced object in the member namespace.
+    pub fn meta(&self, name: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(self.namespace.clone()),
+            ..self.meta_cluster_scoped(name)
+        }
+    }
+
+    /// Metadata of a cluster-scoped object.
+    pub fn meta_cluster_scoped(&self, name: &str) -> ObjectMeta {
+        let owner = format!(
+            "{}/{}",
+            self.network.namespace().unwrap_or_default(),
+            self.name
+        );
+        ObjectMeta {
+            name: Some(name.to_string()),
+            labels: Some(self.labels.clone()),
+            annotations: Some(BTreeMap::from([(OWNER_ANNOTATION.to_string(), owner)])),
+            ..Default::default()
+        }
+    }
+
+    /// Turns a typed object into a [`Desired`] with its content hash.
+    pub fn desired<K>(&self, obj: &K) -> Desired
+    where
+        K: Resource<DynamicType = ()> + Serialize,
+    {
+        let mut body = serde_json::to_value(obj).expect("Kubernetes objects serialize to JSON");
+        body["apiVersion"] = K::api_version(&()).into();
+        body["kind"] = K::kind(&()).into();
+        let hash = format!("{:016x}", xxh3_64(body.to_string().as_bytes()));
+        body["metadata"]["annotations"][APPLIED_HASH_ANNOTATION] = hash.into();
+        let gvk = GroupVersionKind::gvk(&K::group(&()), &K::version(&()), &K::kind(&()));
+        Desired {
+            resource: ApiResource::from_gvk_with_plural(&gvk, &K::plural(&())),
+            namespace: obj.meta().namespace.clone(),
+            name: obj.meta().name.clone().unwrap_or_default(),
+            body,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,172 @@
+use std::collections::BTreeMap;
+
+use hsn_api::HsnNetwork;
+use hsn_api::routes::{ROUTES_KEY, RoutesTable};
+
+use super::*;
+use crate::plan::{ClusterPlan, EdgeId, Plan, SuperId};
+
+fn network() -> HsnNetwork {
+    let mut n: HsnNetwork = serde_json::from_value(serde_json::json!({
+        "apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork",
+        "metadata": {"name": "metro", "namespace": "edge-net", "uid": "0000-1111"},
+        "spec": {
+            "superNodes": {"replicas": 2, "image": "agent:1"},
+            "edgePools": [{"name": "bb", "sliceType": "eMBB"}, {"name": "iot", "sliceType": "mMTC"}],
+            "metering": {"tenants": [{"name": "acme", "id": 1, "prefixes": ["10.20.0.0/16"]}]}
+        }
+    }))
+    .unwrap();
+    n.spec.edge_pools[1].tolerations = vec![Default::default()];
+    n
+}
+
+fn sid(cluster: &str, ordinal: u32) -> SuperId {
+    SuperId {
+        cluster: cluster.into(),
+        ordinal,
+    }
+}
+
+fn plan() -> Plan {
+    let edge = |c: &str, n: &str| EdgeId {
+        cluster: c.into(),
+        node: n.into(),
+    };
+    Plan {
+        clusters: BTreeMap::from([
+            (
+                "a".to_string(),
+                ClusterPlan {
+                    super_replicas: 1,
+                    edge_pools: BTreeMap::from([
+                        ("bb".to_string(), vec!["n1".to_string(), "n2".to_string()]),
+                        ("iot".to_string(), vec![]),
+                    ]),
+                },
+            ),
+            (
+                "b".to_string(),
+                ClusterPlan {
+                    super_replicas: 1,
+                    edge_pools: BTreeMap::from([("iot".to_string(), vec!["m1".to_string()])]),
+                },
+            ),
+        ]),
+        live_supers: vec![sid("a", 0), sid("b", 0)],
+        assignment: BTreeMap::from([
+            (edge("a", "n1"), sid("a", 0)),
+            (edge("a", "n2"), sid("b", 0)),
+            (edge("b", "m1"), sid("b", 0)),
+        ]),
+        ..Default::default()
+    }
+}
+
+fn kinds(objs: &[Desired]) -> Vec<(String, String)> {
+    objs.iter()
+        .map(|d| (d.resource.kind.clone(), d.name.clone()))
+        .collect()
+}
+
+#[test]
+fn a_cluster_gets_namespace_identity_routes_supers_and_one_daemonset_per_nonempty_pool() {
+    let objs = desired_objects(&network(), "a", &plan());
+    let want: Vec<(String, String)> = [
+        ("Namespace", "hsn-metro"),
+        ("ServiceAccount", "hsn-agent"),
+        ("Role", "hsn-agent"),
+        ("RoleBinding", "hsn-agent"),
+        ("ConfigMap", "hsn-routes"),
+        ("StatefulSet", "hsn-super-node"),
+        ("Service", "hsn-super-node"),
+        ("DaemonSet", "hsn-edge-bb"),
+    ]
+    .iter()
+    .map(|(k, n)| (k.to_string(), n.to_string()))
+    .collect();
+    assert_eq!(kinds(&objs), want);
+    for d in &objs {
+        let labels = &d.body["metadata"]["labels"];
+        assert_eq!(labels[NETWORK_UID_LABEL], "0000-1111", "{}", d.name);
+        assert_eq!(
+            d.body["metadata"]["annotations"][OWNER_ANNOTATION],
+            "edge-net/metro"
+        );
+        let want_ns = (d.resource.kind != "Namespace").then_some("hsn-metro");
+        assert_eq!(d.namespace.as_deref(), want_ns);
+    }
+}
+
+#[test]
+fn agents_get_ebpf_capabilities_but_never_privileged() {
+    for d in desired_objects(&network(), "a", &plan()) {
+        if !["StatefulSet", "DaemonSet"].contains(&d.resource.kind.as_str()) {
+            continue;
+        }
+        let pod = &d.body["spec"]["template"]["spec"];
+        assert_eq!(pod["hostNetwork"], true);
+        let sc = &pod["containers"][0]["securityContext"];
+        assert_eq!(sc["privileged"], false);
+        assert_eq!(
+            sc["capabilities"]["add"],
+            serde_json::json!(["BPF", "NET_ADMIN", "PERFMON"])
+        );
+        assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    }
+}
+
+#[test]
+fn the_edge_daemonset_is_pinned_to_the_planned_nodes() {
+    let objs = desired_objects(&network(), "a", &plan());
+    let ds = objs.iter().find(|d| d.name == "hsn-edge-bb").unwrap();
+    let terms = ds.body["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+        ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        .as_array()
+        .unwrap();
+    let pinned: Vec<&serde_json::Value> = terms
+        .iter()
+        .map(|t| &t["matchFields"][0]["values"][0])
+        .collect();
+    assert_eq!(pinned, vec!["n1", "n2"]);
+    let args = &ds.body["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert!(args.as_array().unwrap().contains(&"--pool".into()));
+}
+
+#[test]
+fn routes_list_this_clusters_edges_and_every_live_super() {
+    let objs = desired_objects(&network(), "a", &plan());
+    let cm = objs
+        .iter()
+        .find(|d| d.resource.kind == "ConfigMap")
+        .unwrap();
+    let table = RoutesTable::parse(cm.body["data"][ROUTES_KEY].as_str().unwrap()).unwrap();
+    assert_eq!(table.supers.len(), 2);
+    assert_eq!(table.edges.len(), 2);
+    assert_eq!(table.super_of("n2").unwrap().id, "b/super-0");
+    assert_eq!(table.tenants[0].name, "acme");
+}
+
+#[test]
+fn hashes_are_stable_and_follow_content() {
+    let first = desired_objects(&network(), "b", &plan());
+    let again = desired_objects(&network(), "b", &plan());
+    assert_eq!(first, again);
+    let mut changed = plan();
+    changed.clusters.get_mut("b").unwrap().super_replicas = 2;
+    let after = desired_objects(&network(), "b", &changed);
+    let hash = |objs: &[Desired], kind: &str| {
+        objs.iter()
+            .find(|d| d.resource.kind == kind)
+            .unwrap()
+            .hash()
+            .to_string()
+    };
+    assert_ne!(hash(&first, "StatefulSet"), hash(&after, "StatefulSet"));
+    assert_eq!(hash(&first, "Role"), hash(&after, "Role"));
+}
+
+#[test]
+fn a_cluster_the_plan_leaves_out_gets_nothing() {
+    assert!(desired_objects(&network(), "c", &plan()).is_empty());
+}

@@ -1,0 +1,243 @@
+//! The agents' workloads: the super-node StatefulSet and Service, one edge DaemonSet per pool.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet, StatefulSet,
+    StatefulSetSpec,
+};
+use k8s_openapi::api::core::v1::{
+    Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HostPathVolumeSource,
+    NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
+    PodSpec, PodTemplateSpec, SecurityContext, Service, ServicePort, ServiceSpec, Toleration,
+    Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{
+    AGENT_IDENTITY, Context, Desired, POOL_LABEL, ROLE_LABEL, ROUTES_CONFIGMAP, SUPER_GRPC_PORT,
+    SUPER_NODE, edge_daemonset,
+};
+
+/// The super-node StatefulSet and the Service in front of its gRPC port.
+pub(super) fn super_nodes(ctx: &Context<'_>, replicas: u32) -> Vec<Desired> {
+    let selector = selector_labels(ctx, "super", None);
+    let spec = &ctx.network.spec.super_nodes;
+    let mut container = agent_container(ctx, &spec.image, "super");
+    container.resources = spec.resources.clone();
+    container.ports = Some(vec![ContainerPort {
+        name: Some("grpc".into()),
+        container_port: SUPER_GRPC_PORT,
+        ..Default::default()
+    }]);
+    let statefulset = StatefulSet {
+        metadata: ctx.meta(SUPER_NODE),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(i32::try_from(replicas).unwrap_or(i32::MAX)),
+            service_name: Some(SUPER_NODE.into()),
+            // Super nodes are independent peers: start and replace them in parallel.
+            pod_management_policy: Some("Parallel".into()),
+            selector: LabelSelector {
+                match_labels: Some(selector.clone()),
+                ..Default::default()
+            },
+            template: pod_template(ctx, &selector, container, None, Vec::new()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let service = Service {
+        metadata: ctx.meta(SUPER_NODE),
+        spec: Some(ServiceSpec {
+            selector: Some(selector),
+            ports: Some(vec![ServicePort {
+                name: Some("grpc".into()),
+                port: SUPER_GRPC_PORT,
+                target_port: Some(IntOrString::String("grpc".into())),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    vec![ctx.desired(&statefulset), ctx.desired(&service)]
+}
+
+/// The DaemonSet of one edge pool, pinned to exactly the nodes the plan chose for it.
+pub(super) fn edge_pool(ctx: &Context<'_>, pool: &str, nodes: &[String]) -> Desired {
+    let selector = selector_labels(ctx, "edge", Some(pool));
+    let spec = ctx.network.spec.edge_pools.iter().find(|p| p.name == pool);
+    let tolerations = spec.map(|p| p.tolerations.clone()).unwrap_or_default();
+    let mut container = agent_container(ctx, &ctx.network.spec.super_nodes.image, "edge");
+    container
+        .args
+        .get_or_insert_with(Vec::new)
+        .extend(["--pool".into(), pool.into()]);
+    // The plan already resolved selectors, readiness and pools that overlap; pinning by
+    // node name keeps the DaemonSet and the plan from ever disagreeing.
+    let affinity = Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                // metadata.name field selectors take one value each; terms are ORed.
+                node_selector_terms: nodes
+                    .iter()
+                    .map(|node| NodeSelectorTerm {
+                        match_fields: Some(vec![NodeSelectorRequirement {
+                            key: "metadata.name".into(),
+                            operator: "In".into(),
+                            values: Some(vec![node.clone()]),
+                        }]),
+                        ..Default::default()
+                    })
+                    .collect(),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    ctx.desired(&DaemonSet {
+        metadata: ctx.meta(&edge_daemonset(pool)),
+        spec: Some(DaemonSetSpec {
+            selector: LabelSelector {
+                match_labels: Some(selector.clone()),
+                ..Default::default()
+            },
+            template: pod_template(ctx, &selector, container, Some(affinity), tolerations),
+            update_strategy: Some(DaemonSetUpdateStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDaemonSet {
+                    max_unavailable: Some(IntOrString::String("10%".into())),
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+fn selector_labels(ctx: &Context<'_>, role: &str, pool: Option<&str>) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        (
+            super::NETWORK_UID_LABEL.to_string(),
+            ctx.labels[super::NETWORK_UID_LABEL].clone(),
+        ),
+        (ROLE_LABEL.to_string(), role.to_string()),
+    ]);
+    if let Some(pool) = pool {
+        labels.insert(POOL_LABEL.to_string(), pool.to_string());
+    }
+    labels
+}
+
+fn pod_template(
+    ctx: &Context<'_>,
+    selector: &BTreeMap<String, String>,
+    container: Container,
+    affinity: Option<Affinity>,
+    tolerations: Vec<Toleration>,
+) -> PodTemplateSpec {
+    let mut labels = ctx.labels.clone();
+    labels.extend(selector.clone());
+    PodTemplateSpec {
+        metadata: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            labels: Some(labels),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            service_account_name: Some(AGENT_IDENTITY.into()),
+            // XDP attaches to the node's own interfaces.
+            host_network: Some(true),
+            dns_policy: Some("ClusterFirstWithHostNet".into()),
+            affinity,
+            tolerations: (!tolerations.is_empty()).then_some(tolerations),
+            containers: vec![container],
+            volumes: Some(vec![
+                host_path("bpffs", "/sys/fs/bpf", "DirectoryOrCreate"),
+                host_path(
+                    "state",
+                    &format!("/var/lib/hsn/{}", ctx.name),
+                    "DirectoryOrCreate",
+                ),
+            ]),
+            ..Default::default()
+        }),
+    }
+}
+
+fn host_path(name: &str, path: &str, type_: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        host_path: Some(HostPathVolumeSource {
+            path: path.into(),
+            type_: Some(type_.into()),
+        }),
+        ..Default::default()
+    }
+}
+
+fn agent_container(ctx: &Context<'_>, image: &str, role: &str) -> Container {
+    let field_env = |name: &str, path: &str| EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Container {
+        name: "agent".into(),
+        image: Some(image.into()),
+        args: Some(vec![
+            "--role".into(),
+            role.into(),
+            "--network".into(),
+            ctx.name.clone(),
+            "--routes-configmap".into(),
+            ROUTES_CONFIGMAP.into(),
+            "--datapath".into(),
+            datapath_flag(ctx).into(),
+        ]),
+        env: Some(vec![
+            field_env("NODE_NAME", "spec.nodeName"),
+            field_env("POD_NAME", "metadata.name"),
+            field_env("POD_NAMESPACE", "metadata.namespace"),
+        ]),
+        // Loading and attaching eBPF needs BPF, NET_ADMIN (XDP/TC attach) and PERFMON
+        // (map and helper access); nothing else, and never privileged.
+        security_context: Some(SecurityContext {
+            privileged: Some(false),
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            capabilities: Some(Capabilities {
+                add: Some(vec!["BPF".into(), "NET_ADMIN".into(), "PERFMON".into()]),
+                drop: Some(vec!["ALL".into()]),
+            }),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "bpffs".into(),
+                mount_path: "/sys/fs/bpf".into(),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "state".into(),
+                mount_path: "/var/lib/hsn".into(),
+                ..Default::default()
+            },
+        ]),
+        ..Default::default()
+    }
+}
+
+fn datapath_flag(ctx: &Context<'_>) -> &'static str {
+    match ctx.network.spec.routing.datapath {
+        hsn_api::network::DatapathMode::Xdp => "xdp",
+        hsn_api::network::DatapathMode::Tc => "tc",
+    }
+}

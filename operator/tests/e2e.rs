@@ -1,0 +1,337 @@
+//! The operator end to end on real control planes: a hub (kube-apiserver + etcd) and two
+//! MEC clusters (kwok: scheduler, controller-manager, fake kubelets), the operator as a
+//! process. Every wait has a deadline; nothing sleeps.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context, Result, ensure};
+use hsn_api::routes::{ROUTES_KEY, RoutesTable};
+use hsn_api::{HsnNetwork, HsnNode, MecCluster};
+use hsn_testenv::{ControlPlane, KwokCluster, wait_for};
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use support::*;
+
+const NS: &str = "edge-net";
+const NET: &str = "metro";
+const MEMBER_NS: &str = "hsn-metro";
+
+fn network() -> Result<HsnNetwork> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork",
+        "metadata": {"name": NET, "namespace": NS},
+        "spec": {
+            "superNodes": {"replicas": 4, "placement": {
+                "clusterSelector": {"matchLabels": {"hsn.io/tier": "mec"}}, "spreadBy": "Region"}},
+            "edgePools": [
+                {"name": "broadband", "sliceType": "eMBB", "maxEdgesPerSuperNode": 8,
+                 "nodeSelector": {"matchLabels": {"hsn.io/edge": "true", "hsn.io/slice": "embb"}}},
+                {"name": "iot", "sliceType": "mMTC",
+                 "nodeSelector": {"matchLabels": {"hsn.io/edge": "true", "hsn.io/slice": "mmtc"}}}
+            ],
+            "metering": {"tenants": [
+                {"name": "acme", "id": 1, "prefixes": ["10.20.0.0/16", "2001:db8:20::/48"]},
+                {"name": "globex", "id": 2, "prefixes": ["10.30.0.0/16"]}
+            ]}
+        }
+    }))?)
+}
+
+async fn routes(member: &Client) -> Result<RoutesTable> {
+    let cm = Api::<ConfigMap>::namespaced(member.clone(), MEMBER_NS)
+        .get("hsn-routes")
+        .await?;
+    Ok(RoutesTable::parse(
+        &cm.data.unwrap_or_default()[ROUTES_KEY],
+    )?)
+}
+
+async fn super_replicas(member: &Client) -> Option<i32> {
+    let sts = Api::<StatefulSet>::namespaced(member.clone(), MEMBER_NS)
+        .get_opt("hsn-super-node")
+        .await
+        .ok()??;
+    sts.spec?.replicas
+}
+
+/// Edge HsnNodes by (cluster, node) -> assigned super HsnNode.
+async fn assignments(hub: &Client) -> Result<Vec<(String, String, String)>> {
+    let nodes = Api::<HsnNode>::namespaced(hub.clone(), NS)
+        .list(&ListParams::default())
+        .await?;
+    Ok(nodes
+        .items
+        .into_iter()
+        .filter_map(|n| {
+            Some((
+                n.spec.cluster,
+                n.spec.node_name?,
+                n.spec.assigned_super_node?,
+            ))
+        })
+        .collect())
+}
+
+/// (writes to members, writes to the hub by the network controller) so far, from one
+/// scrape. MecCluster status is left out: it records probe latency when that moves a lot.
+async fn writes(op: &Operator) -> Result<(f64, f64)> {
+    let text = op.get("/metrics").await?;
+    let sum = |keep: &dyn Fn(&str) -> bool| -> f64 {
+        text.lines()
+            .filter(|l| keep(l))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let member = sum(&|l| {
+        l.starts_with("hsn_operator_member_requests_total{") && !l.contains("method=\"GET\"")
+    });
+    let hub = sum(&|l| l.starts_with("hsn_operator_hub_writes_total{controller=\"hsnnetwork\"}"));
+    Ok((member, hub))
+}
+
+async fn namespace_gone(member: &Client) -> Option<()> {
+    let ns = Api::<Namespace>::all(member.clone());
+    ns.get_opt(MEMBER_NS).await.ok()?.is_none().then_some(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_places_fails_over_and_cleans_up() -> Result<()> {
+    let hub_cp = ControlPlane::start().await?;
+    let hub = hub_cp.client();
+    install_crds(&hub).await?;
+    // Two regions x two zones x five nodes; four edge-capable nodes per zone.
+    let a = member(&hub, "mec-a", "eu-west", &nodes("eu-west", 5, 4)).await?;
+    let b = member(&hub, "mec-b", "eu-north", &nodes("eu-north", 5, 4)).await?;
+    let dir = tempfile::tempdir()?;
+    let op = Operator::start(&hub_cp, dir.path(), &[]).await?;
+    with_log(&op, scenario(&hub_cp, &a, &b, &op)).await
+}
+
+async fn scenario(
+    hub_cp: &ControlPlane,
+    a: &KwokCluster,
+    b: &KwokCluster,
+    op: &Operator,
+) -> Result<()> {
+    let hub = hub_cp.client();
+    let (ac, bc) = (a.client(), b.client());
+    let nets: Api<HsnNetwork> = Api::namespaced(hub.clone(), NS);
+    let ns: Api<Namespace> = Api::all(hub.clone());
+    ns.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": NS}}))?,
+    )
+    .await?;
+    nets.create(&PostParams::default(), &network()?).await?;
+
+    // 1. Ready with the right counts and the right objects in each member.
+    let n = wait_condition(&nets, NET, "Ready", "True", Some("AllAgentsReady")).await?;
+    let status = n.status.unwrap();
+    ensure!(
+        status.super_nodes.desired == 4 && status.super_nodes.ready == 4,
+        "{status:?}"
+    );
+    ensure!(
+        status.edge_nodes.desired == 16 && status.edge_nodes.ready == 16,
+        "{status:?}"
+    );
+    ensure!(status.cluster_count == 2);
+    for (member, own) in [(&ac, "mec-a/"), (&bc, "mec-b/")] {
+        ensure!(
+            super_replicas(member).await == Some(2),
+            "two super nodes per region"
+        );
+        let ds = Api::<DaemonSet>::namespaced(member.clone(), MEMBER_NS);
+        for pool in ["hsn-edge-broadband", "hsn-edge-iot"] {
+            let d = ds
+                .get(pool)
+                .await
+                .with_context(|| format!("DaemonSet {pool}"))?;
+            ensure!(
+                d.status.unwrap().number_ready == 4,
+                "{pool}: 4 edge agents ready"
+            );
+        }
+        let table = routes(member).await?;
+        ensure!(table.edges.len() == 8 && table.supers.len() == 4 && table.tenants.len() == 2);
+        // Locality: every edge goes to a super node of its own region.
+        ensure!(
+            table.edges.iter().all(|e| e.super_id.starts_with(own)),
+            "{table:?}"
+        );
+    }
+    let edge_nodes = assignments(&hub).await?;
+    ensure!(
+        edge_nodes.len() == 16,
+        "one HsnNode per edge agent: {edge_nodes:?}"
+    );
+
+    // 2. Steady state writes nothing: several reconciles later, no new write anywhere.
+    let before = writes(op).await?;
+    let reconciles = op
+        .metric("hsn_operator_reconciles_total{controller=\"hsnnetwork\"}")
+        .await?;
+    wait_for("three more network reconciles", DEADLINE, || async {
+        let now = op
+            .metric("hsn_operator_reconciles_total{controller=\"hsnnetwork\"}")
+            .await
+            .ok()?;
+        (now >= reconciles + 3.0).then_some(())
+    })
+    .await?;
+    let after = writes(op).await?;
+    ensure!(
+        before == after,
+        "steady-state reconciles wrote: (member, hub) writes {before:?} -> {after:?}"
+    );
+
+    // 3. Label two more nodes of A into the broadband pool: assignment and routes follow.
+    let anodes: Api<Node> = Api::all(ac.clone());
+    for node in ["eu-west-1a-node-5", "eu-west-1b-node-5"] {
+        let patch =
+            json!({"metadata": {"labels": {"hsn.io/edge": "true", "hsn.io/slice": "embb"}}});
+        anodes
+            .patch(node, &PatchParams::default(), &Patch::Merge(patch))
+            .await?;
+    }
+    wait_for("routes of A list 10 edges", DEADLINE, || async {
+        (routes(&ac).await.ok()?.edges.len() == 10).then_some(())
+    })
+    .await?;
+    wait_for("18 edges ready", DEADLINE, || async {
+        let s = nets.get(NET).await.ok()?.status?;
+        (s.edge_nodes.desired == 18 && s.edge_nodes.ready == 18).then_some(())
+    })
+    .await?;
+    wait_condition(&nets, NET, "Ready", "True", Some("AllAgentsReady")).await?;
+    wait_for("18 edge HsnNodes", DEADLINE, || async {
+        (assignments(&hub).await.ok()?.len() == 18).then_some(())
+    })
+    .await?;
+
+    // 4. Stop B's API server: B turns NotReady, its edges are re-homed to A's super nodes.
+    b.stop_apiserver().await?;
+    let mecs: Api<MecCluster> = Api::all(hub.clone());
+    wait_for("MecCluster mec-b Ready=False", DEADLINE, || async {
+        let m = mecs.get("mec-b").await.ok()?;
+        (mec_condition(&m, "Ready")?.0 == "False").then_some(())
+    })
+    .await?;
+    let degraded = wait_condition(&nets, NET, "Degraded", "True", Some("ClusterNotReady")).await?;
+    let conditions = degraded.status.unwrap().conditions;
+    let message = &conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .unwrap()
+        .message;
+    ensure!(message.contains("mec-b"), "{message}");
+    wait_for(
+        "B's edges re-homed to A's super nodes",
+        DEADLINE,
+        || async {
+            let all = assignments(&hub).await.ok()?;
+            let on_a = all
+                .iter()
+                .filter(|(_, _, s)| s.starts_with("metro.mec-a."))
+                .count();
+            (all.len() == 18 && on_a == 18).then_some(())
+        },
+    )
+    .await?;
+    wait_for("A runs all four super nodes", DEADLINE, || async {
+        (super_replicas(&ac).await? == 4).then_some(())
+    })
+    .await?;
+    let table = routes(&ac).await?;
+    ensure!(
+        table.supers.iter().all(|s| s.id.starts_with("mec-a/")),
+        "A's routes list only live super nodes: {table:?}"
+    );
+    let failovers = op.metric("hsn_operator_failover_seconds_count").await?;
+    ensure!(failovers >= 1.0, "the failover time was recorded");
+
+    // 5. Start B again: the network converges back.
+    b.start_apiserver().await?;
+    wait_condition(&nets, NET, "Degraded", "False", None).await?;
+    wait_condition(&nets, NET, "Ready", "True", Some("AllAgentsReady")).await?;
+    wait_for("B hosts super nodes again", DEADLINE, || async {
+        (super_replicas(&bc).await? == 2).then_some(())
+    })
+    .await?;
+
+    // 6. Delete the network while B is down: A is cleaned now, B when it returns.
+    b.stop_apiserver().await?;
+    wait_for("MecCluster mec-b Ready=False", DEADLINE, || async {
+        let m = mecs.get("mec-b").await.ok()?;
+        (mec_condition(&m, "Ready")?.0 == "False").then_some(())
+    })
+    .await?;
+    nets.delete(NET, &DeleteParams::default()).await?;
+    wait_for("network gone from the hub", DEADLINE, || async {
+        nets.get_opt(NET).await.ok()?.is_none().then_some(())
+    })
+    .await?;
+    wait_for("A's namespace gone", DEADLINE, || namespace_gone(&ac)).await?;
+    let marked = mecs.get("mec-b").await?;
+    ensure!(
+        marked
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("hsn.io/pending-cleanup")
+    );
+    ensure!(
+        assignments(&hub).await?.is_empty(),
+        "HsnNodes are removed with the network"
+    );
+    b.start_apiserver().await?;
+    wait_for("B's namespace gone after it came back", DEADLINE, || {
+        namespace_gone(&bc)
+    })
+    .await?;
+    wait_for("pending cleanup cleared", DEADLINE, || async {
+        let m = mecs.get("mec-b").await.ok()?;
+        (!m.metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("hsn.io/pending-cleanup"))
+        .then_some(())
+    })
+    .await?;
+
+    // 7. Broken kubeconfig Secrets: clear conditions, no crash.
+    kubeconfig_secret(&hub, "garbage", b"this is not a kubeconfig").await?;
+    mec_cluster(&hub, "mec-broken", "eu-south", "garbage").await?;
+    mec_cluster(&hub, "mec-missing", "eu-east", "no-such-secret").await?;
+    for (name, reason) in [
+        ("mec-broken", "KubeconfigInvalid"),
+        ("mec-missing", "SecretNotFound"),
+    ] {
+        let m = wait_for(
+            &format!("{name} Reachable=False {reason}"),
+            DEADLINE,
+            || async {
+                let m = mecs.get(name).await.ok()?;
+                let (status, r, _) = mec_condition(&m, "Reachable")?;
+                (status == "False" && r == reason).then_some(m)
+            },
+        )
+        .await?;
+        let (ready, _, message) = mec_condition(&m, "Ready").context("Ready condition")?;
+        ensure!(ready == "False" && !message.is_empty(), "{name}: {message}");
+    }
+    let names: BTreeSet<String> = mecs
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .map(name_of)
+        .collect();
+    ensure!(names.len() == 4);
+    Ok(())
+}
