@@ -5,6 +5,6 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = hsn_operator::cli::Args::parse();
-    hsn_operator::telemetry::init(args.log_json);
+    let _telemetry = hsn_operator::telemetry::init(args.log_json);
     hsn_operator::run(args, hsn_operator::shutdown_signal()).await
 }

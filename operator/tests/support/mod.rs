@@ -133,6 +133,16 @@ pub struct Operator {
 impl Operator {
     /// Starts `hsn-operator` with fast probes and short grace periods.
     pub async fn start(hub: &ControlPlane, dir: &Path, extra: &[&str]) -> Result<Self> {
+        Self::start_with_env(hub, dir, extra, &[]).await
+    }
+
+    /// [`Operator::start`] with extra environment variables.
+    pub async fn start_with_env(
+        hub: &ControlPlane,
+        dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let port = free_port()?;
         // HSN_E2E_LOG_DIR keeps the operator's logs after the test, for debugging.
         let log_dir =
@@ -150,6 +160,7 @@ impl Operator {
             ])
             .args(["--member-timeout-seconds", "3", "--resync-seconds", "2"])
             .args(extra)
+            .envs(env.iter().copied())
             .env(
                 "RUST_LOG",
                 "info,hsn_operator=debug,kube_client::client::builder=off",
@@ -198,6 +209,16 @@ impl Operator {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+
+    /// The HTTP status code of GET `path`.
+    pub async fn status_code(&self, path: &str) -> Result<u16> {
+        let response = self.get(path).await?;
+        let code = response
+            .split_whitespace()
+            .nth(1)
+            .context("no status line")?;
+        Ok(code.parse()?)
     }
 
     /// Stops the process (SIGKILL) and waits for it.
