@@ -1,2 +1,225 @@
-//! `hsn-agent`, the per-node daemon: identity, Lease heartbeat, routes to eBPF maps, epoch
-//! metering and spool. Placeholder until the agent lands.
+//! `hsn-agent`, the per-node daemon: an ed25519 identity, routes (ConfigMap or file) indexed
+//! into desired eBPF map state for the one map writer, epoch metering into an on-disk spool,
+//! a Lease heartbeat with the annotations the operator reads, `/metrics` and `/healthz`.
+
+pub mod agent;
+pub mod cli;
+pub mod datapath;
+pub mod epoch;
+mod fsutil;
+pub mod identity;
+pub mod index;
+pub mod lease;
+pub mod meter;
+pub mod metrics;
+pub mod nexthop;
+pub mod server;
+pub mod source;
+pub mod spool;
+pub mod status;
+pub mod telemetry;
+pub mod writer;
+
+use std::time::Duration;
+
+use hsn_api::node::lease as lease_names;
+use hsn_ebpf::{AttachMode, EdgeConfig, EdgeDatapath, PinDir, SuperConfig, SuperDatapath};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+
+use crate::agent::{Agent, AgentConfig, LeaseConfig, RoutesSource};
+use crate::cli::{Args, DatapathKind, Role};
+use crate::datapath::{Datapath, mode_label};
+use crate::identity::{Identity, IdentityError};
+use crate::index::Me;
+use crate::lease::{LeaseIdentity, LeaseNameError, ordinal_of};
+use crate::metrics::AttachLabels;
+use crate::nexthop::{NextHopError, NextHops};
+use crate::spool::{SpoolError, SpoolHeader};
+
+/// Why the agent could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A flag or environment variable is missing or inconsistent.
+    #[error("configuration: {0}")]
+    Config(&'static str),
+    /// `--datapath tc`: hsn-ebpf has XDP programs only.
+    #[error("--datapath tc is not supported yet (hsn-ebpf has XDP programs only)")]
+    TcUnsupported,
+    /// The identity key.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// Super node pod name.
+    #[error(transparent)]
+    LeaseName(#[from] LeaseNameError),
+    /// `--next-hop`.
+    #[error(transparent)]
+    NextHop(#[from] NextHopError),
+    /// Loading or attaching the program.
+    #[error("datapath: {0}")]
+    Datapath(#[from] hsn_ebpf::Error),
+    /// Opening the spool.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// No Kubernetes client.
+    #[error("kubernetes client: {0}")]
+    Kube(#[from] kube::Error),
+    /// The metrics listener.
+    #[error("metrics server: {0}")]
+    Server(#[from] std::io::Error),
+}
+
+/// Runs the agent until `shutdown` resolves.
+pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    if args.datapath == DatapathKind::Tc {
+        return Err(Error::TcUnsupported);
+    }
+    let state_dir = args.state_dir();
+    let identity = Identity::load_or_create(&state_dir)?;
+    let node = args.node_name.clone();
+    let (me, lease_name) = match args.role {
+        Role::Edge => {
+            let node = node
+                .clone()
+                .ok_or(Error::Config("edge needs --node-name or NODE_NAME"))?;
+            (
+                Me::Edge { node: node.clone() },
+                lease_names::edge_lease(&node),
+            )
+        }
+        Role::Super => {
+            let pod = args
+                .pod_name
+                .as_deref()
+                .ok_or(Error::Config("super needs --pod-name or POD_NAME"))?;
+            let ordinal = ordinal_of(pod)?;
+            let me = Me::Super {
+                ordinal,
+                cluster: None,
+            };
+            (me, lease_names::super_lease(ordinal))
+        }
+    };
+    tracing::info!(role = args.role.as_str(), network = args.network, pool = ?args.pool,
+        public_key = identity.public_key_hex(), state_dir = %state_dir.display(), "hsn-agent starting");
+
+    let (routes, lease) = cluster_parts(&args, &identity, &lease_name, node.as_deref()).await?;
+    let next_hops = match &args.next_hop {
+        Some(flag) => NextHops::from_flag(flag)?,
+        None => NextHops::Kernel,
+    };
+    let config = |mode: String| AgentConfig {
+        network: args.network.clone(),
+        me,
+        spool_header: SpoolHeader {
+            network: args.network.clone(),
+            role: args.role.as_str().into(),
+            agent: lease_name.clone(),
+            public_key: identity.public_key_hex(),
+        },
+        spool_dir: state_dir.join("spool"),
+        routes,
+        next_hops,
+        lease,
+        default_epoch_seconds: args.epoch_seconds,
+        epoch_loop: true,
+        datapath_mode: mode,
+    };
+    let pin = Some(PinDir::under(&args.bpffs, &args.network)?);
+    match args.role {
+        Role::Edge => {
+            let dp = EdgeDatapath::load(&EdgeConfig {
+                pin,
+                redirect_uplink: true,
+            })?;
+            serve(&args, dp, config, shutdown).await
+        }
+        Role::Super => {
+            let dp = SuperDatapath::load(&SuperConfig {
+                pin,
+                edge_by_addr: true,
+            })?;
+            serve(&args, dp, config, shutdown).await
+        }
+    }
+}
+
+async fn cluster_parts(
+    args: &Args,
+    identity: &Identity,
+    lease_name: &str,
+    node: Option<&str>,
+) -> Result<(RoutesSource, Option<LeaseConfig>), Error> {
+    if let Some(path) = &args.routes_file {
+        return Ok((RoutesSource::File(path.clone()), None));
+    }
+    let name = args.routes_configmap.clone().ok_or(Error::Config(
+        "one of --routes-configmap and --routes-file is required",
+    ))?;
+    let namespace = args.namespace.as_deref().ok_or(Error::Config(
+        "cluster mode needs --namespace or POD_NAMESPACE",
+    ))?;
+    let holder = node.ok_or(Error::Config("cluster mode needs --node-name or NODE_NAME"))?;
+    let client = kube::Client::try_default().await?;
+    let lease = LeaseConfig {
+        api: Api::<Lease>::namespaced(client.clone(), namespace),
+        identity: LeaseIdentity {
+            name: lease_name.to_owned(),
+            holder: holder.to_owned(),
+            role: args.role,
+            public_key: identity.public_key_hex(),
+            duration_seconds: args.lease_seconds,
+        },
+        heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),
+    };
+    let api = Api::<ConfigMap>::namespaced(client, namespace);
+    Ok((RoutesSource::ConfigMap(Box::new(api), name), Some(lease)))
+}
+
+async fn serve<D: Datapath>(
+    args: &Args,
+    mut dp: D,
+    config: impl FnOnce(String) -> AgentConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let mut modes: Vec<(String, AttachMode)> = Vec::new();
+    for ifname in &args.interfaces {
+        let mode = dp.attach(ifname)?;
+        tracing::info!(interface = ifname, %mode, "attached");
+        modes.push((ifname.clone(), mode));
+    }
+    let label = mode_label(&modes.iter().map(|(_, m)| *m).collect::<Vec<_>>());
+    let mut agent = Agent::start(config(label.clone()), dp)?;
+    for (interface, _) in &modes {
+        let labels = AttachLabels {
+            interface: interface.clone(),
+            mode: label.clone(),
+        };
+        agent.metrics.attached.get_or_create(&labels).set(1);
+    }
+    let (bound, server) = server::serve(args.metrics_addr, agent.registry.clone()).await?;
+    tracing::info!(%bound, "serving /metrics and /healthz");
+    tokio::select! {
+        () = shutdown => tracing::info!("shutting down; pinned counters keep counting"),
+        result = server => result?,
+        () = agent.join_any() => tracing::warn!("an agent task ended"),
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,146 @@
+//! Command-line flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Which datapath program the agent runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// Meters tenant traffic and redirects uplink to its super node.
+    Edge,
+    /// Meters traffic per (edge, tenant) to attest edge claims.
+    Super,
+}
+
+impl Role {
+    /// `edge` or `super`, as in the Lease annotation.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Edge => "edge",
+            Self::Super => "super",
+        }
+    }
+}
+
+/// Datapath hook requested by the operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DatapathKind {
+    /// XDP, native when the driver supports it, else generic.
+    Xdp,
+    /// TC; not implemented by hsn-ebpf yet, refused at start.
+    Tc,
+}
+
+/// `hsn-agent` flags; env fallbacks match what the operator's pod spec sets.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "hsn-agent", version, about = "HSN node agent")]
+pub struct Args {
+    /// Edge or super node.
+    #[arg(long, value_enum)]
+    pub role: Role,
+    /// The HsnNetwork's name (also names the pin directory and default state dir).
+    #[arg(long)]
+    pub network: String,
+    /// Routes ConfigMap to watch in `--namespace` (cluster mode).
+    #[arg(long, conflicts_with = "routes_file")]
+    pub routes_configmap: Option<String>,
+    /// Routes table (JSON) to read instead of a ConfigMap (standalone); re-read when it
+    /// changes and on SIGHUP.
+    #[arg(long)]
+    pub routes_file: Option<PathBuf>,
+    /// Datapath hook.
+    #[arg(long, value_enum, default_value = "xdp")]
+    pub datapath: DatapathKind,
+    /// Edge pool (informational; logged).
+    #[arg(long)]
+    pub pool: Option<String>,
+    /// Interfaces to attach the XDP program to (repeatable); none loads without attaching.
+    #[arg(long = "interface")]
+    pub interfaces: Vec<String>,
+    /// Edge: next hop to the super node as `<ifname>,<mac>`, instead of resolving the
+    /// super's address through the kernel's route and neighbour tables.
+    #[arg(long)]
+    pub next_hop: Option<String>,
+    /// Identity key, epoch snapshot and spool; default `/var/lib/hsn/<network>`.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// bpffs mount under which counters are pinned (`<bpffs>/hsn/<network>`).
+    #[arg(long, default_value = hsn_ebpf::DEFAULT_BPFFS)]
+    pub bpffs: PathBuf,
+    /// Kubernetes node name (edge Lease name, Lease holder).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Pod name; a super node's ordinal is its StatefulSet suffix.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+    /// Namespace of the routes ConfigMap and the Leases.
+    #[arg(long = "namespace", env = "POD_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Lease renewal interval.
+    #[arg(long, default_value_t = 5)]
+    pub heartbeat_seconds: u64,
+    /// Lease duration written into the Lease.
+    #[arg(long, default_value_t = 15)]
+    pub lease_seconds: u32,
+    /// Epoch length before the first routes table arrives (the table's `epochSeconds` wins).
+    #[arg(long, default_value_t = 60)]
+    pub epoch_seconds: u32,
+    /// `/metrics` and `/healthz`.
+    #[arg(long, default_value = "0.0.0.0:9100")]
+    pub metrics_addr: SocketAddr,
+    /// JSON log lines.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+impl Args {
+    /// The state directory: `--state-dir` or `/var/lib/hsn/<network>`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/var/lib/hsn").join(&self.network))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_arguments_parse() {
+        let args = Args::try_parse_from([
+            "hsn-agent",
+            "--role",
+            "super",
+            "--network",
+            "metro",
+            "--routes-configmap",
+            "hsn-routes",
+            "--datapath",
+            "xdp",
+            "--pool",
+            "p1",
+        ])
+        .unwrap();
+        assert_eq!(args.role, Role::Super);
+        assert_eq!(args.datapath, DatapathKind::Xdp);
+        assert_eq!(args.state_dir(), PathBuf::from("/var/lib/hsn/metro"));
+        assert!(
+            Args::try_parse_from([
+                "hsn-agent",
+                "--role",
+                "edge",
+                "--network",
+                "n",
+                "--routes-configmap",
+                "a",
+                "--routes-file",
+                "b"
+            ])
+            .is_err(),
+            "one routes source"
+        );
+    }
+}

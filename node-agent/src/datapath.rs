@@ -1,0 +1,132 @@
+//! The datapath as the agent drives it: one trait over the edge and super programs, so the
+//! map writer and the epoch loop are the same for both roles (and testable with a fake).
+
+use std::net::IpAddr;
+
+use hsn_ebpf::{
+    AttachMode, Direction, EdgeDatapath, Error, NextHop, SuperDatapath, TenantPrefixes,
+};
+
+/// Identity of one monotonic counter: edges count per (tenant, direction), super nodes per
+/// (edge, tenant, direction).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CounterKey {
+    /// Tenant id.
+    pub tenant: u32,
+    /// Traffic direction.
+    pub direction: Direction,
+    /// Super nodes: the sending edge.
+    pub edge: Option<IpAddr>,
+}
+
+/// Monotonic (packets, bytes) since the pinned map was created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Packets.
+    pub packets: u64,
+    /// IP bytes.
+    pub bytes: u64,
+}
+
+/// What the agent needs from a loaded program.
+pub trait Datapath: Send + 'static {
+    /// Replaces the tenant prefixes.
+    fn set_tenants(&mut self, tenants: &[TenantPrefixes]) -> Result<(), Error>;
+    /// Edge: points uplink at `hop`, or stops redirecting. Super: nothing to do.
+    fn set_next_hop(&mut self, hop: Option<NextHop>) -> Result<(), Error>;
+    /// Every counter, summed over CPUs.
+    fn counters(&self) -> Result<Vec<(CounterKey, Totals)>, Error>;
+    /// Frames the program could not parse (monotonic).
+    fn parse_errors(&self) -> Result<u64, Error>;
+    /// Attach the program to `ifname`.
+    fn attach(&mut self, ifname: &str) -> Result<AttachMode, Error>;
+}
+
+impl Datapath for EdgeDatapath {
+    fn set_tenants(&mut self, tenants: &[TenantPrefixes]) -> Result<(), Error> {
+        EdgeDatapath::set_tenants(self, tenants)
+    }
+
+    fn set_next_hop(&mut self, hop: Option<NextHop>) -> Result<(), Error> {
+        match hop {
+            Some(hop) if self.next_hop()? != Some(hop) => EdgeDatapath::set_next_hop(self, hop),
+            Some(_) => Ok(()),
+            None => self.clear_next_hop(),
+        }
+    }
+
+    fn counters(&self) -> Result<Vec<(CounterKey, Totals)>, Error> {
+        Ok(EdgeDatapath::counters(self)?
+            .into_iter()
+            .map(|c| {
+                let key = CounterKey {
+                    tenant: c.tenant,
+                    direction: c.direction,
+                    edge: None,
+                };
+                let totals = Totals {
+                    packets: c.packets,
+                    bytes: c.bytes,
+                };
+                (key, totals)
+            })
+            .collect())
+    }
+
+    fn parse_errors(&self) -> Result<u64, Error> {
+        Ok(self.stats()?.parse_errors)
+    }
+
+    fn attach(&mut self, ifname: &str) -> Result<AttachMode, Error> {
+        EdgeDatapath::attach(self, ifname)
+    }
+}
+
+impl Datapath for SuperDatapath {
+    fn set_tenants(&mut self, tenants: &[TenantPrefixes]) -> Result<(), Error> {
+        SuperDatapath::set_tenants(self, tenants)
+    }
+
+    fn set_next_hop(&mut self, _hop: Option<NextHop>) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn counters(&self) -> Result<Vec<(CounterKey, Totals)>, Error> {
+        Ok(SuperDatapath::counters(self)?
+            .into_iter()
+            .map(|c| {
+                let key = CounterKey {
+                    tenant: c.tenant,
+                    direction: c.direction,
+                    edge: Some(c.edge),
+                };
+                let totals = Totals {
+                    packets: c.packets,
+                    bytes: c.bytes,
+                };
+                (key, totals)
+            })
+            .collect())
+    }
+
+    fn parse_errors(&self) -> Result<u64, Error> {
+        Ok(self.stats()?.parse_errors)
+    }
+
+    fn attach(&mut self, ifname: &str) -> Result<AttachMode, Error> {
+        SuperDatapath::attach(self, ifname)
+    }
+}
+
+/// The Lease annotation value for how the program is attached.
+pub fn mode_label(modes: &[AttachMode]) -> String {
+    if modes.is_empty() {
+        return "detached".into();
+    }
+    // Report the weakest mode: one generic attachment makes the node generic.
+    if modes.contains(&AttachMode::Generic) {
+        "xdp-generic".into()
+    } else {
+        "xdp-native".into()
+    }
+}

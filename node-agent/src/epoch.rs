@@ -1,0 +1,172 @@
+//! The epoch loop: at each epoch boundary, read the counters and commit the epoch's deltas
+//! with the new snapshot into the spool (one atomic step, see [`crate::spool`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+use crate::datapath::Datapath;
+use crate::index::Desired;
+use crate::metrics::{Metrics, ReasonLabels, TrafficLabels};
+use crate::spool::{Spool, SpoolError, SpoolHeader};
+use crate::status::StatusTx;
+use crate::writer::{SharedDatapath, lock};
+
+/// Why an epoch could not be closed (it is retried at the next boundary, losing nothing).
+#[derive(Debug, thiserror::Error)]
+pub enum EpochError {
+    /// Reading the counters failed.
+    #[error("reading counters: {0}")]
+    Read(#[from] hsn_ebpf::Error),
+    /// Computing or persisting failed.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+impl EpochError {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Read(e) => e.label(),
+            Self::Spool(e) => e.label(),
+        }
+    }
+}
+
+/// The epoch closer: owns the spool, reads the shared datapath.
+#[derive(Debug)]
+pub struct Epochs<D> {
+    dp: SharedDatapath<D>,
+    spool: Spool,
+    header: SpoolHeader,
+    metrics: Arc<Metrics>,
+    status: StatusTx,
+}
+
+impl<D: Datapath> Epochs<D> {
+    /// A closer writing into `spool` as `header`.
+    pub fn new(
+        dp: SharedDatapath<D>,
+        spool: Spool,
+        header: SpoolHeader,
+        metrics: Arc<Metrics>,
+        status: StatusTx,
+    ) -> Self {
+        status.send_modify(|s| s.last_epoch = spool.last_epoch());
+        Self {
+            dp,
+            spool,
+            header,
+            metrics,
+            status,
+        }
+    }
+
+    /// The last committed epoch.
+    pub fn last_epoch(&self) -> Option<u64> {
+        self.spool.last_epoch()
+    }
+
+    /// Closes `epoch`: counters now minus the last snapshot, committed with the new snapshot.
+    pub fn close(
+        &mut self,
+        epoch: u64,
+        epoch_seconds: u32,
+        names: &BTreeMap<u32, String>,
+    ) -> Result<(), EpochError> {
+        let (counters, parse_errors) = {
+            let dp = lock(&self.dp);
+            (dp.counters()?, dp.parse_errors()?)
+        };
+        let pending = self
+            .spool
+            .prepare(&self.header, epoch, epoch_seconds, &counters, names)?;
+        let records = pending.file().records.clone();
+        self.spool.commit(pending)?;
+        for r in &records {
+            let labels = TrafficLabels {
+                tenant: r.tenant.clone(),
+                direction: hsn_ebpf::Direction::from(r.direction).as_str().into(),
+                edge: r.edge.map(|e| e.to_string()).unwrap_or_default(),
+            };
+            self.metrics.bytes.get_or_create(&labels).inc_by(r.bytes);
+            self.metrics
+                .packets
+                .get_or_create(&labels)
+                .inc_by(r.packets);
+        }
+        self.metrics
+            .parse_errors
+            .set(i64::try_from(parse_errors).unwrap_or(i64::MAX));
+        self.metrics.epochs.inc();
+        self.status.send_modify(|s| s.last_epoch = Some(epoch));
+        tracing::info!(epoch, records = records.len(), "epoch closed");
+        Ok(())
+    }
+
+    /// Closes each epoch as it ends, until the task is dropped. Epoch length comes from the
+    /// routes table, `default_seconds` until the first one.
+    pub async fn run(
+        mut self,
+        desired: watch::Receiver<Option<Arc<Desired>>>,
+        default_seconds: u32,
+    ) {
+        loop {
+            let (seconds, names) = match desired.borrow().as_deref() {
+                Some(d) => (d.epoch_seconds, d.tenant_names.clone()),
+                None => (default_seconds, BTreeMap::new()),
+            };
+            let now = unix_now();
+            if let Some(epoch) =
+                closable(now, seconds).filter(|e| self.last_epoch().is_none_or(|last| *e > last))
+                && let Err(error) = self.close(epoch, seconds, &names)
+            {
+                self.metrics
+                    .epoch_errors
+                    .get_or_create(&ReasonLabels {
+                        reason: error.label(),
+                    })
+                    .inc();
+                tracing::warn!(%error, epoch, "closing the epoch failed; its traffic moves to the next");
+            }
+            tokio::time::sleep(until_next(unix_now(), seconds)).await;
+        }
+    }
+}
+
+/// Time since the Unix epoch.
+fn unix_now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// The newest epoch that has fully ended at `now`.
+pub fn closable(now: Duration, seconds: u32) -> Option<u64> {
+    (now.as_secs() / u64::from(seconds.max(1))).checked_sub(1)
+}
+
+/// How long until the current epoch ends (plus a little, so it has ended).
+pub fn until_next(now: Duration, seconds: u32) -> Duration {
+    let len = u64::from(seconds.max(1)) * 1000;
+    let ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(len - ms % len + 10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_close_after_they_end() {
+        assert_eq!(closable(Duration::from_secs(59), 60), None);
+        assert_eq!(closable(Duration::from_secs(60), 60), Some(0));
+        assert_eq!(closable(Duration::from_secs(179), 60), Some(1));
+        assert_eq!(
+            until_next(Duration::from_millis(61_500), 60),
+            Duration::from_millis(58_510)
+        );
+    }
+}

@@ -1,0 +1,296 @@
+//! The routes index: validates each routes table and computes the desired datapath state,
+//! published on a `watch` channel to the one map writer. A bad table changes nothing but the
+//! reported error; the last good state stays in force.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hsn_api::routes::{RoutesError, RoutesTable};
+use hsn_ebpf::TenantPrefixes;
+use ipnet::IpNet;
+use tokio::sync::{mpsc, watch};
+
+use crate::cli::Role;
+use crate::metrics::Metrics;
+use crate::status::StatusTx;
+
+/// Who this agent is, as the routes table names agents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Me {
+    /// An edge on this Kubernetes node.
+    Edge {
+        /// Node name (the table's `edges[].node`).
+        node: String,
+    },
+    /// Super node `ordinal`; `cluster` disambiguates ids `<cluster>/super-<ordinal>`.
+    Super {
+        /// StatefulSet ordinal.
+        ordinal: u32,
+        /// This cluster's name, when known.
+        cluster: Option<String>,
+    },
+}
+
+impl Me {
+    /// The role of this identity.
+    pub fn role(&self) -> Role {
+        match self {
+            Self::Edge { .. } => Role::Edge,
+            Self::Super { .. } => Role::Super,
+        }
+    }
+
+    fn is_super_id(&self, id: &str) -> bool {
+        let Self::Super { ordinal, cluster } = self else {
+            return false;
+        };
+        let (c, name) = id.rsplit_once('/').unwrap_or(("", id));
+        name == format!("super-{ordinal}") && cluster.as_deref().is_none_or(|want| want == c)
+    }
+}
+
+/// The super node an edge sends tenant uplink to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SuperTarget {
+    /// `<cluster>/super-<ordinal>`.
+    pub id: String,
+    /// Its address, once the operator knows it.
+    pub address: Option<IpAddr>,
+}
+
+/// Role-specific part of the desired state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoleState {
+    /// An edge: its super node, `None` when the table does not route this node.
+    Edge {
+        /// Where tenant uplink goes.
+        target: Option<SuperTarget>,
+    },
+    /// A super node: the edges routed to it (node names).
+    Super {
+        /// Edge node names.
+        edges: Vec<String>,
+    },
+}
+
+/// Everything the map writer and the epoch loop need from one good routes table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Desired {
+    /// Epoch length in seconds.
+    pub epoch_seconds: u32,
+    /// Tenant prefixes, ready for the datapath.
+    pub tenants: Vec<TenantPrefixes>,
+    /// Tenant id → name, for spool records.
+    pub tenant_names: BTreeMap<u32, String>,
+    /// Edge or super specifics.
+    pub role: RoleState,
+}
+
+/// Why a routes table was not used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IndexError {
+    /// Parse or validation failed (`RoutesTable::parse`).
+    #[error(transparent)]
+    Routes(#[from] RoutesError),
+    /// The routes source has no table (ConfigMap or key missing, file unreadable).
+    #[error("no routes table: {0}")]
+    Missing(String),
+    /// The table is for another network.
+    #[error("routes table is for network {found:?}, this agent serves {want:?}")]
+    WrongNetwork {
+        /// The table's network.
+        found: String,
+        /// `--network`.
+        want: String,
+    },
+    /// A tenant id outside 1..=u32::MAX.
+    #[error("tenant {tenant} has invalid id {id}")]
+    TenantId {
+        /// Tenant name.
+        tenant: String,
+        /// Its id.
+        id: i32,
+    },
+    /// One prefix claimed by two tenants.
+    #[error("prefix {prefix} belongs to both tenant {first} and tenant {second}")]
+    PrefixConflict {
+        /// The prefix (host bits cleared).
+        prefix: IpNet,
+        /// First owner.
+        first: String,
+        /// Second owner.
+        second: String,
+    },
+    /// `epochSeconds` of zero.
+    #[error("epochSeconds must be positive")]
+    ZeroEpoch,
+}
+
+impl IndexError {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Routes(RoutesError::Malformed(_)) => "malformed",
+            Self::Routes(RoutesError::Version { .. }) => "version",
+            Self::Routes(RoutesError::UnknownSuper { .. }) => "unknown_super",
+            Self::Routes(RoutesError::BadPrefix { .. }) => "bad_prefix",
+            Self::Missing(_) => "missing",
+            Self::WrongNetwork { .. } => "wrong_network",
+            Self::TenantId { .. } => "tenant_id",
+            Self::PrefixConflict { .. } => "prefix_conflict",
+            Self::ZeroEpoch => "epoch",
+        }
+    }
+}
+
+/// One reading of the routes source: the table's JSON, or why there is none.
+pub type RoutesInput = Result<String, String>;
+
+/// Parses, validates and computes the desired state for `me`. Pure.
+pub fn compute(json: &str, network: &str, me: &Me) -> Result<Desired, IndexError> {
+    let table = RoutesTable::parse(json)?;
+    if table.network != network {
+        return Err(IndexError::WrongNetwork {
+            found: table.network,
+            want: network.to_owned(),
+        });
+    }
+    if table.epoch_seconds == 0 {
+        return Err(IndexError::ZeroEpoch);
+    }
+    let (tenants, tenant_names) = tenants(&table)?;
+    let role = match me {
+        Me::Edge { node } => RoleState::Edge {
+            target: table.super_of(node).map(|s| SuperTarget {
+                id: s.id.clone(),
+                address: s.address,
+            }),
+        },
+        Me::Super { .. } => RoleState::Super {
+            edges: table
+                .edges
+                .iter()
+                .filter(|e| me.is_super_id(&e.super_id))
+                .map(|e| e.node.clone())
+                .collect(),
+        },
+    };
+    Ok(Desired {
+        epoch_seconds: table.epoch_seconds,
+        tenants,
+        tenant_names,
+        role,
+    })
+}
+
+type Tenants = (Vec<TenantPrefixes>, BTreeMap<u32, String>);
+
+fn tenants(table: &RoutesTable) -> Result<Tenants, IndexError> {
+    let mut owners: BTreeMap<IpNet, &str> = BTreeMap::new();
+    let mut out = Vec::new();
+    let mut names = BTreeMap::new();
+    for t in &table.tenants {
+        let id = u32::try_from(t.id)
+            .ok()
+            .filter(|&id| id > 0)
+            .ok_or_else(|| IndexError::TenantId {
+                tenant: t.name.clone(),
+                id: t.id,
+            })?;
+        let mut prefixes = Vec::new();
+        for p in &t.prefixes {
+            let net: IpNet = p.0.parse().map_err(|_| RoutesError::BadPrefix {
+                tenant: t.name.clone(),
+                prefix: p.0.clone(),
+            })?;
+            let net = net.trunc();
+            if let Some(first) = owners.insert(net, &t.name).filter(|f| *f != t.name) {
+                return Err(IndexError::PrefixConflict {
+                    prefix: net,
+                    first: first.to_owned(),
+                    second: t.name.clone(),
+                });
+            }
+            prefixes.push(net);
+        }
+        names.insert(id, t.name.clone());
+        out.push(TenantPrefixes {
+            tenant: id,
+            prefixes,
+        });
+    }
+    Ok((out, names))
+}
+
+/// The index task: reads routes inputs, publishes desired state, reports errors.
+#[derive(Debug)]
+pub struct Index {
+    network: String,
+    me: Me,
+    desired: watch::Sender<Option<Arc<Desired>>>,
+    status: StatusTx,
+    metrics: Arc<Metrics>,
+}
+
+impl Index {
+    /// An index for `me` in `network`, publishing into `desired`.
+    pub fn new(
+        network: String,
+        me: Me,
+        desired: watch::Sender<Option<Arc<Desired>>>,
+        status: StatusTx,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            network,
+            me,
+            desired,
+            status,
+            metrics,
+        }
+    }
+
+    /// Applies one input: a good table replaces the desired state (if it differs); a bad one
+    /// only sets the error.
+    pub fn update(&self, input: RoutesInput) {
+        let result = input
+            .map_err(IndexError::Missing)
+            .and_then(|json| compute(&json, &self.network, &self.me));
+        match result {
+            Ok(desired) => {
+                self.status
+                    .send_if_modified(|s| s.routes_error.take().is_some());
+                self.desired.send_if_modified(|current| {
+                    let changed = current.as_deref() != Some(&desired);
+                    if changed {
+                        tracing::info!(?desired.role, tenants = desired.tenants.len(), "routes table accepted");
+                        *current = Some(Arc::new(desired));
+                    }
+                    changed
+                });
+            }
+            Err(error) => {
+                let message = error.to_string();
+                self.metrics.routes_error(error.label());
+                tracing::warn!(%error, label = error.label(), "routes table refused; keeping the last good one");
+                self.status.send_if_modified(|s| {
+                    let changed = s.routes_error.as_deref() != Some(message.as_str());
+                    s.routes_error = Some(message);
+                    changed
+                });
+            }
+        }
+    }
+
+    /// Runs until the input channel closes.
+    pub async fn run(self, mut inputs: mpsc::Receiver<RoutesInput>) {
+        while let Some(input) = inputs.recv().await {
+            self.update(input);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "index_tests.rs"]
+mod tests;

@@ -1,0 +1,157 @@
+//! One Prometheus registry for the agent (`hsn_agent_*`).
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of metered traffic.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TrafficLabels {
+    /// Tenant name (the id when the routes table does not name it).
+    pub tenant: String,
+    /// `uplink` or `downlink`.
+    pub direction: String,
+    /// Super nodes: the sending edge's address; empty on an edge.
+    pub edge: String,
+}
+
+/// Labels naming an error category.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// The error's short label.
+    pub reason: &'static str,
+}
+
+/// Labels of the attach gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttachLabels {
+    /// Interface name.
+    pub interface: String,
+    /// `xdp-native` or `xdp-generic`.
+    pub mode: String,
+}
+
+/// Every metric the agent exports.
+#[derive(Debug)]
+pub struct Metrics {
+    /// IP bytes committed to the spool.
+    pub bytes: Family<TrafficLabels, Counter>,
+    /// Packets committed to the spool.
+    pub packets: Family<TrafficLabels, Counter>,
+    /// Time to program the maps for one desired state.
+    pub map_update: Histogram,
+    /// Map programming failures, by hsn-ebpf error label.
+    pub map_update_errors: Family<ReasonLabels, Counter>,
+    /// 1 per interface the program is attached to.
+    pub attached: Family<AttachLabels, Gauge>,
+    /// Frames the datapath could not parse (monotonic kernel counter, sampled per epoch).
+    pub parse_errors: Gauge,
+    /// Routes tables refused, by reason.
+    pub routes_errors: Family<ReasonLabels, Counter>,
+    /// Epochs closed into the spool.
+    pub epochs: Counter,
+    /// Epoch closes that failed (read or persist), by reason.
+    pub epoch_errors: Family<ReasonLabels, Counter>,
+    /// Lease renewals that failed.
+    pub lease_errors: Counter,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them under `hsn_agent` in `registry`.
+    pub fn register(registry: &mut Registry) -> Arc<Self> {
+        let m = Self {
+            bytes: Family::default(),
+            packets: Family::default(),
+            map_update: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            map_update_errors: Family::default(),
+            attached: Family::default(),
+            parse_errors: Gauge::default(),
+            routes_errors: Family::default(),
+            epochs: Counter::default(),
+            epoch_errors: Family::default(),
+            lease_errors: Counter::default(),
+        };
+        let r = registry.sub_registry_with_prefix("hsn_agent");
+        r.register(
+            "tenant_bytes",
+            "IP bytes metered into the spool",
+            m.bytes.clone(),
+        );
+        r.register(
+            "tenant_packets",
+            "Packets metered into the spool",
+            m.packets.clone(),
+        );
+        r.register(
+            "map_update_seconds",
+            "Time to program the BPF maps for one routes change",
+            m.map_update.clone(),
+        );
+        r.register(
+            "map_update_errors",
+            "Failed BPF map updates, by reason",
+            m.map_update_errors.clone(),
+        );
+        r.register(
+            "attached",
+            "1 per interface the XDP program is attached to",
+            m.attached.clone(),
+        );
+        r.register(
+            "datapath_parse_errors",
+            "Frames the datapath could not parse (kernel counter)",
+            m.parse_errors.clone(),
+        );
+        r.register(
+            "routes_errors",
+            "Routes tables refused, by reason",
+            m.routes_errors.clone(),
+        );
+        r.register("epochs", "Epochs closed into the spool", m.epochs.clone());
+        r.register(
+            "epoch_errors",
+            "Epoch closes that failed, by reason",
+            m.epoch_errors.clone(),
+        );
+        r.register(
+            "lease_errors",
+            "Failed Lease renewals",
+            m.lease_errors.clone(),
+        );
+        Arc::new(m)
+    }
+
+    /// Counts one refused routes table.
+    pub fn routes_error(&self, reason: &'static str) {
+        self.routes_errors
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// Refused routes tables so far, all reasons.
+    pub fn routes_errors_total(&self) -> u64 {
+        [
+            "malformed",
+            "version",
+            "unknown_super",
+            "bad_prefix",
+            "missing",
+            "wrong_network",
+            "tenant_id",
+            "prefix_conflict",
+            "epoch",
+        ]
+        .into_iter()
+        .map(|reason| {
+            self.routes_errors
+                .get_or_create(&ReasonLabels { reason })
+                .get()
+        })
+        .sum()
+    }
+}

@@ -1,0 +1,194 @@
+//! The agent against a real kube-apiserver: Lease created and renewed with its annotations,
+//! routes ConfigMap changes reprogrammed, a malformed table keeps the last good state.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{FakeDatapath, table};
+use hsn_agent::agent::{Agent, AgentConfig, LeaseConfig, RoutesSource};
+use hsn_agent::cli::Role;
+use hsn_agent::index::Me;
+use hsn_agent::lease::LeaseIdentity;
+use hsn_agent::nexthop::NextHops;
+use hsn_agent::spool::SpoolHeader;
+use hsn_api::node::lease as names;
+use hsn_api::routes::ROUTES_KEY;
+use hsn_ebpf::{MacAddr, NextHop};
+use hsn_testenv::{ControlPlane, wait_for};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::Api;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+
+const NS: &str = "hsn-metro";
+const WAIT: Duration = Duration::from_secs(20);
+
+fn hop(last: u8) -> NextHop {
+    NextHop {
+        ifindex: 1,
+        dst_mac: MacAddr([2, 0, 0, 0, 0, last]),
+        src_mac: MacAddr([2, 0, 0, 0, 1, 1]),
+    }
+}
+
+async fn put_routes(api: &Api<ConfigMap>, json: String) -> anyhow::Result<()> {
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some("hsn-routes".into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(ROUTES_KEY.to_owned(), json)])),
+        ..ConfigMap::default()
+    };
+    api.patch(
+        "hsn-routes",
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(cm),
+    )
+    .await?;
+    Ok(())
+}
+
+fn annotation(lease: &Lease, key: &str) -> Option<String> {
+    lease.metadata.annotations.as_ref()?.get(key).cloned()
+}
+
+#[tokio::test]
+async fn lease_routes_and_malformed_tables_against_a_real_apiserver() -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    let client = cp.client();
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(NS.into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), NS);
+    put_routes(&cms, serde_json::to_string(&table("a/super-0"))?).await?;
+
+    let state = tempfile::tempdir()?;
+    let fake = FakeDatapath::default();
+    let config = AgentConfig {
+        network: "metro".into(),
+        me: Me::Edge { node: "n1".into() },
+        spool_header: SpoolHeader {
+            network: "metro".into(),
+            role: "edge".into(),
+            agent: "edge-n1".into(),
+            public_key: "ab".repeat(32),
+        },
+        spool_dir: state.path().join("spool"),
+        routes: RoutesSource::ConfigMap(Box::new(cms.clone()), "hsn-routes".into()),
+        next_hops: NextHops::PerSuper(BTreeMap::from([
+            ("a/super-0".to_owned(), hop(0xa0)),
+            ("a/super-1".to_owned(), hop(0xa1)),
+        ])),
+        lease: Some(LeaseConfig {
+            api: leases.clone(),
+            identity: LeaseIdentity {
+                name: names::edge_lease("n1"),
+                holder: "n1".into(),
+                role: Role::Edge,
+                public_key: "ab".repeat(32),
+                duration_seconds: 15,
+            },
+            heartbeat: Duration::from_secs(1),
+        }),
+        default_epoch_seconds: 60,
+        epoch_loop: false,
+        datapath_mode: "xdp-generic".into(),
+    };
+    let agent = Agent::start(config, fake.clone())?;
+
+    // Lease created with its annotations and holder.
+    let first = wait_for("Lease edge-n1", WAIT, || async {
+        leases.get_opt("edge-n1").await.ok().flatten()
+    })
+    .await?;
+    assert_eq!(
+        annotation(&first, names::ROLE_ANNOTATION).as_deref(),
+        Some("edge")
+    );
+    assert_eq!(
+        annotation(&first, names::PUBLIC_KEY_ANNOTATION),
+        Some("ab".repeat(32))
+    );
+    assert_eq!(
+        annotation(&first, names::DATAPATH_ANNOTATION).as_deref(),
+        Some("xdp-generic")
+    );
+    let spec = first.spec.clone().unwrap_or_default();
+    assert_eq!(spec.holder_identity.as_deref(), Some("n1"));
+    assert_eq!(spec.lease_duration_seconds, Some(15));
+
+    // Renewed: renewTime moves on.
+    let renewed_at = spec.renew_time.clone();
+    wait_for("Lease renewal", WAIT, || async {
+        let l = leases.get("edge-n1").await.ok()?;
+        (l.spec?.renew_time != renewed_at).then_some(())
+    })
+    .await?;
+
+    // Programmed from the ConfigMap: tenants and the first super's next hop.
+    wait_for("first programming", WAIT, || async {
+        (fake.state().hop == Some(hop(0xa0))).then_some(())
+    })
+    .await?;
+    assert_eq!(fake.state().tenants[0].tenant, 7);
+
+    // A routes change moves the edge to super-1: one next-hop write, no reload.
+    put_routes(&cms, serde_json::to_string(&table("a/super-1"))?).await?;
+    wait_for("next hop switched", WAIT, || async {
+        (fake.state().hop == Some(hop(0xa1))).then_some(())
+    })
+    .await?;
+
+    // A malformed table: last good state kept, error in the Lease and the metric.
+    let writes_before = fake.state().writes;
+    let mut bad = table("a/super-0");
+    bad.tenants[0].prefixes[0].0 = "10.7.0.0/99".into();
+    put_routes(&cms, serde_json::to_string(&bad)?).await?;
+    let error = wait_for("routes-error annotation", WAIT, || async {
+        let l = leases.get("edge-n1").await.ok()?;
+        annotation(&l, names::ROUTES_ERROR_ANNOTATION)
+    })
+    .await?;
+    assert!(error.contains("10.7.0.0/99"), "{error}");
+    assert_eq!(
+        fake.state().hop,
+        Some(hop(0xa1)),
+        "still on the last good super"
+    );
+    assert_eq!(fake.state().writes, writes_before, "nothing half-loaded");
+    assert_eq!(agent.metrics.routes_errors_total(), 1);
+    put_routes(&cms, "{not json".into()).await?;
+    wait_for("second error", WAIT, || async {
+        let l = leases.get("edge-n1").await.ok()?;
+        annotation(&l, names::ROUTES_ERROR_ANNOTATION).filter(|e| e.contains("malformed"))
+    })
+    .await?;
+
+    // Fixed again: the error annotation goes away and the new table is programmed.
+    put_routes(&cms, serde_json::to_string(&table("a/super-0"))?).await?;
+    wait_for("error cleared", WAIT, || async {
+        let l = leases.get("edge-n1").await.ok()?;
+        annotation(&l, names::ROUTES_ERROR_ANNOTATION)
+            .is_none()
+            .then_some(())
+    })
+    .await?;
+    wait_for("back on super-0", WAIT, || async {
+        (fake.state().hop == Some(hop(0xa0))).then_some(())
+    })
+    .await?;
+    assert!(agent.status.borrow().routes_error.is_none());
+    drop(agent);
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! Shared test helpers: a fake datapath, routes tables, root check.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+
+use hsn_agent::datapath::{CounterKey, Datapath, Totals};
+use hsn_api::network::{Prefix, Tenant};
+use hsn_api::routes::{EdgeRoute, ROUTES_VERSION, RoutesTable, SuperRoute};
+use hsn_ebpf::{AttachMode, Error, NextHop, TenantPrefixes};
+
+/// What the fake datapath was told, shared with the test.
+#[derive(Debug, Default)]
+pub struct FakeState {
+    pub tenants: Vec<TenantPrefixes>,
+    pub hop: Option<NextHop>,
+    pub writes: usize,
+}
+
+/// A datapath that records writes; counters are whatever the test puts in.
+#[derive(Debug, Clone, Default)]
+pub struct FakeDatapath(pub Arc<Mutex<FakeState>>);
+
+impl FakeDatapath {
+    pub fn state(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.0.lock().unwrap()
+    }
+}
+
+impl Datapath for FakeDatapath {
+    fn set_tenants(&mut self, tenants: &[TenantPrefixes]) -> Result<(), Error> {
+        let mut s = self.state();
+        s.tenants = tenants.to_vec();
+        s.writes += 1;
+        Ok(())
+    }
+    fn set_next_hop(&mut self, hop: Option<NextHop>) -> Result<(), Error> {
+        self.state().hop = hop;
+        Ok(())
+    }
+    fn counters(&self) -> Result<Vec<(CounterKey, Totals)>, Error> {
+        Ok(Vec::new())
+    }
+    fn parse_errors(&self) -> Result<u64, Error> {
+        Ok(0)
+    }
+    fn attach(&mut self, _ifname: &str) -> Result<AttachMode, Error> {
+        Ok(AttachMode::Generic)
+    }
+}
+
+/// A table with supers `a/super-0` and `a/super-1`, edge `n1` on `super_id`, tenant acme (7).
+pub fn table(super_id: &str) -> RoutesTable {
+    RoutesTable {
+        version: ROUTES_VERSION,
+        network: "metro".into(),
+        epoch_seconds: 60,
+        supers: ["a/super-0", "a/super-1"]
+            .iter()
+            .map(|id| SuperRoute {
+                id: (*id).into(),
+                address: None,
+            })
+            .collect(),
+        edges: vec![EdgeRoute {
+            node: "n1".into(),
+            super_id: super_id.into(),
+        }],
+        tenants: vec![Tenant {
+            name: "acme".into(),
+            id: 7,
+            prefixes: vec![Prefix("10.7.0.0/16".into())],
+        }],
+    }
+}
+
+/// True when the test may use BPF; otherwise says why it is skipped.
+pub fn can_bpf() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    let thread = std::thread::current();
+    let _ = writeln!(
+        std::io::stderr(),
+        "{}: skipped: needs root (CAP_BPF/CAP_SYS_ADMIN) for BPF_PROG_TEST_RUN",
+        thread.name().unwrap_or("test")
+    );
+    false
+}
