@@ -93,6 +93,16 @@ up() {
     step "$m: $(k "$m" get nodes --no-headers | wc -l) fake nodes Ready in region ${members[$m]}"
   done
 
+  # The hub runs the control plane only; one node so that its MecCluster reads Ready.
+  k "$hub" apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Node
+metadata:
+  name: hub-node-1
+  annotations: {kwok.x-k8s.io/node: fake}
+  labels: {kubernetes.io/hostname: hub-node-1, topology.kubernetes.io/region: eu-central, topology.kubernetes.io/zone: eu-central-1a}
+YAML
+
   step "hub: installing the HSN CRDs"
   k "$hub" apply -f "$root/crds/" >/dev/null
   k "$hub" wait --for=condition=Established crd/mecclusters.hsn.io crd/hsnnetworks.hsn.io crd/hsnnodes.hsn.io --timeout=60s >/dev/null
