@@ -11,6 +11,7 @@ use hsn_api::routes::{ROUTES_KEY, RoutesTable};
 use hsn_api::{HsnNetwork, HsnNode, MecCluster};
 use hsn_testenv::{ControlPlane, KwokCluster, wait_for};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -75,6 +76,77 @@ async fn assignments(hub: &Client) -> Result<Vec<(String, String, String)>> {
             ))
         })
         .collect())
+}
+
+/// Writes (or renews) the Lease of super node `super-0` in A: renewed `age` seconds ago,
+/// valid for `duration` seconds.
+async fn put_super_lease(member: &Client, age: i64, duration: i32) -> Result<()> {
+    let renewed =
+        k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(age);
+    let lease = json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "super-0", "namespace": MEMBER_NS},
+        "spec": {"holderIdentity": "node-x", "leaseDurationSeconds": duration,
+                 "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()}
+    });
+    let api: Api<Lease> = Api::namespaced(member.clone(), MEMBER_NS);
+    api.patch(
+        "super-0",
+        &PatchParams::apply("e2e").force(),
+        &Patch::Apply(&lease),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn lease_lapse(hub: &Client, a: &Client, nets: &Api<HsnNetwork>) -> Result<()> {
+    let lost = "metro.mec-a.super-0";
+    // Valid for an hour: the later steps must not see it lapse.
+    put_super_lease(a, 0, 3600).await?;
+    let before = assignments(hub).await?;
+    ensure!(
+        before.iter().any(|(_, _, s)| s == lost),
+        "super-0 of A guarantees edges: {before:?}"
+    );
+    put_super_lease(a, 120, 15).await?;
+    wait_condition(nets, NET, "Degraded", "True", Some("SuperNodesLost")).await?;
+    let after = wait_for("the lost super's edges re-homed", DEADLINE, || async {
+        let now = assignments(hub).await.ok()?;
+        (now.len() == before.len() && now.iter().all(|(_, _, s)| s != lost)).then_some(now)
+    })
+    .await?;
+    for (old, new) in before.iter().zip(&after) {
+        ensure!(
+            old.0 == new.0 && old.1 == new.1,
+            "same edges in the same order"
+        );
+        ensure!(
+            old.2 == lost || old.2 == new.2,
+            "{}/{} moved from {} to {} though its super lives",
+            old.0,
+            old.1,
+            old.2,
+            new.2
+        );
+    }
+    let routes_a = routes(a).await?;
+    ensure!(
+        routes_a.supers.iter().all(|s| s.id != "mec-a/super-0"),
+        "routes list only live supers"
+    );
+    // Renewed, it is live again and takes back the edges it wins.
+    put_super_lease(a, 0, 3600).await?;
+    wait_condition(nets, NET, "Degraded", "False", None).await?;
+    wait_for("super-0 of A guarantees edges again", DEADLINE, || async {
+        assignments(hub)
+            .await
+            .ok()?
+            .iter()
+            .any(|(_, _, s)| s == lost)
+            .then_some(())
+    })
+    .await?;
+    Ok(())
 }
 
 /// (writes to members, writes to the hub by the network controller) so far, from one
@@ -213,6 +285,10 @@ async fn scenario(
         (assignments(&hub).await.ok()?.len() == 18).then_some(())
     })
     .await?;
+
+    // 3b. A super node whose Lease lapses loses exactly its edges, and wins some back when
+    // it renews.
+    lease_lapse(&hub, &ac, &nets).await?;
 
     // 4. Stop B's API server: B turns NotReady, its edges are re-homed to A's super nodes.
     b.stop_apiserver().await?;
