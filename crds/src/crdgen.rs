@@ -5,6 +5,10 @@ use kube::CustomResourceExt;
 
 use crate::{HsnNetwork, HsnNode, MecCluster};
 
+/// Where the CRD files are written, relative to this crate: the crds/ folder for
+/// `kubectl apply -f crds/`, and the Helm chart's crds/.
+pub const OUTPUT_DIRS: &[&str] = &[".", "../charts/hsn/crds"];
+
 const HEADER: &str =
     "# Generated from the Rust types in crds/src by `make crds` (hsn-crdgen). Do not edit.\n";
 
@@ -37,16 +41,19 @@ mod tests {
 
     use super::*;
 
-    /// The committed YAML must be what the types generate; `make crds` rewrites it.
+    /// The committed YAML (in crds/ and in the Helm chart) must be what the types
+    /// generate; `make crds` rewrites both.
     #[test]
     fn committed_crds_are_current() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        for (name, want) in files().unwrap() {
-            let have = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
-            assert!(
-                have == want,
-                "crds/{name} is stale or missing: run `make crds` and commit the result"
-            );
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for dir in OUTPUT_DIRS {
+            for (name, want) in files().unwrap() {
+                let have = std::fs::read_to_string(root.join(dir).join(&name)).unwrap_or_default();
+                assert!(
+                    have == want,
+                    "{dir}/{name} is stale or missing: run `make crds` and commit the result"
+                );
+            }
         }
     }
 
