@@ -40,6 +40,13 @@ test: tools lint ## Everything CI runs: tools, lint, unit and real-API-server te
 bench-ledger: deps ## Ledger ingest vs the ed25519 batch-verify ceiling, Merkle, proofs, storage
 	$(CARGO) bench -p hsn-ledger --bench ledger
 
+IMAGE_TAG ?= 0.1.0
+.PHONY: images
+images: ## Build the hsn-operator and hsn-agent images (needs a container engine)
+	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "error: images need a running container engine (docker); this machine has none" >&2; exit 1; }
+	docker build -f operator/Dockerfile -t ghcr.io/hsn-io/hsn-operator:$(IMAGE_TAG) .
+	docker build -f node-agent/Dockerfile -t ghcr.io/hsn-io/hsn-agent:$(IMAGE_TAG) .
+
 .PHONY: demo
 demo: tools ## Hub + two MEC clusters locally, the operator, the example network until Ready
 	@hack/demo.sh up
