@@ -17,6 +17,7 @@ use crate::index::{Desired, Index, Me, RoutesInput};
 use crate::lease::LeaseIdentity;
 use crate::metrics::Metrics;
 use crate::nexthop::NextHops;
+use crate::shipper::{Shipper, ShipperConfig};
 use crate::spool::{Spool, SpoolError, SpoolHeader};
 use crate::status::AgentStatus;
 use crate::writer::SharedDatapath;
@@ -67,6 +68,8 @@ pub struct AgentConfig {
     pub epoch_loop: bool,
     /// Initial `datapath` status (attach mode).
     pub datapath_mode: String,
+    /// Ship the spool to a ledger.
+    pub shipper: Option<ShipperConfig>,
 }
 
 /// A running agent; dropping it stops every task (the pinned counters stay).
@@ -135,6 +138,10 @@ impl<D: Datapath> Agent<D> {
         );
         if config.epoch_loop {
             tasks.spawn(epochs.run(desired_rx.clone(), config.default_epoch_seconds));
+        }
+        if let Some(c) = config.shipper {
+            let shipper = Shipper::new(c, metrics.clone());
+            tasks.spawn(shipper.run(desired_rx.clone(), status_rx.clone()));
         }
         if let Some(l) = config.lease {
             tasks.spawn(lease::run(

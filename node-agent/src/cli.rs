@@ -93,6 +93,20 @@ pub struct Args {
     /// JSON log lines.
     #[arg(long)]
     pub log_json: bool,
+    /// Ledger to ship the spool to, e.g. `http://127.0.0.1:7443`. Super nodes ship only with
+    /// it (their local ledger); edges default to their super's `http://<address>:7443`.
+    #[arg(long, env = "HSN_LEDGER_ENDPOINT")]
+    pub ledger_endpoint: Option<String>,
+    /// Do not ship the spool to any ledger.
+    #[arg(long, conflicts_with = "ledger_endpoint")]
+    pub no_ledger: bool,
+    /// Super: the public key of the edge at an address, `<address>=<hex key>` (repeatable);
+    /// the routes table does not carry edge keys yet.
+    #[arg(long = "edge-key")]
+    pub edge_keys: Vec<crate::shipper::EdgeKeyFlag>,
+    /// Longest wait between retries of a failed submission, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub ledger_backoff_max_seconds: u64,
 }
 
 impl Args {

@@ -14,6 +14,7 @@ pub mod meter;
 pub mod metrics;
 pub mod nexthop;
 pub mod server;
+pub mod shipper;
 pub mod source;
 pub mod spool;
 pub mod status;
@@ -36,6 +37,7 @@ use crate::index::Me;
 use crate::lease::{LeaseIdentity, LeaseNameError, ordinal_of};
 use crate::metrics::AttachLabels;
 use crate::nexthop::{NextHopError, NextHops};
+use crate::shipper::ShipperConfig;
 use crate::spool::{SpoolError, SpoolHeader};
 
 /// Why the agent could not start or stopped.
@@ -125,6 +127,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         default_epoch_seconds: args.epoch_seconds,
         epoch_loop: true,
         datapath_mode: mode,
+        shipper: shipper_config(&args, &identity, &state_dir),
     };
     let pin = Some(PinDir::under(&args.bpffs, &args.network)?);
     match args.role {
@@ -143,6 +146,27 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
             serve(&args, dp, config, shutdown).await
         }
     }
+}
+
+/// The ledger shipper, unless `--no-ledger`; a super ships only with `--ledger-endpoint`.
+fn shipper_config(
+    args: &Args,
+    identity: &Identity,
+    state_dir: &std::path::Path,
+) -> Option<ShipperConfig> {
+    if args.no_ledger || (args.role == Role::Super && args.ledger_endpoint.is_none()) {
+        return None;
+    }
+    let mut c = ShipperConfig::new(
+        &args.network,
+        args.role,
+        identity.signing_key().clone(),
+        state_dir.join("spool"),
+    );
+    c.endpoint = args.ledger_endpoint.clone();
+    c.edge_keys = args.edge_keys.iter().cloned().collect();
+    c.backoff_max = Duration::from_secs(args.ledger_backoff_max_seconds.max(1));
+    Some(c)
 }
 
 async fn cluster_parts(

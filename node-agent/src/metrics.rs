@@ -59,6 +59,16 @@ pub struct Metrics {
     pub epoch_errors: Family<ReasonLabels, Counter>,
     /// Lease renewals that failed.
     pub lease_errors: Counter,
+    /// Records (edge) or observations (super) the ledger acknowledged, duplicates included.
+    pub ledger_shipped: Counter,
+    /// Of those, identical re-submissions the ledger already had.
+    pub ledger_duplicates: Counter,
+    /// Spool files acknowledged and renamed to `.sent`.
+    pub ledger_files_sent: Counter,
+    /// Failed ledger submissions (per file or per round), by reason.
+    pub ledger_submit_errors: Family<ReasonLabels, Counter>,
+    /// Spool files not yet acknowledged by the ledger.
+    pub ledger_backlog: Gauge,
 }
 
 impl Metrics {
@@ -75,6 +85,11 @@ impl Metrics {
             epochs: Counter::default(),
             epoch_errors: Family::default(),
             lease_errors: Counter::default(),
+            ledger_shipped: Counter::default(),
+            ledger_duplicates: Counter::default(),
+            ledger_files_sent: Counter::default(),
+            ledger_submit_errors: Family::default(),
+            ledger_backlog: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("hsn_agent");
         r.register(
@@ -122,6 +137,31 @@ impl Metrics {
             "lease_errors",
             "Failed Lease renewals",
             m.lease_errors.clone(),
+        );
+        r.register(
+            "ledger_records_shipped",
+            "Records or observations acknowledged by the ledger (duplicates included)",
+            m.ledger_shipped.clone(),
+        );
+        r.register(
+            "ledger_duplicates",
+            "Re-submissions the ledger already had, identical",
+            m.ledger_duplicates.clone(),
+        );
+        r.register(
+            "ledger_files_sent",
+            "Spool files acknowledged by the ledger",
+            m.ledger_files_sent.clone(),
+        );
+        r.register(
+            "ledger_submit_errors",
+            "Failed ledger submissions, by reason",
+            m.ledger_submit_errors.clone(),
+        );
+        r.register(
+            "ledger_backlog_files",
+            "Spool files not yet acknowledged by the ledger",
+            m.ledger_backlog.clone(),
         );
         Arc::new(m)
     }

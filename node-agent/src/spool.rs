@@ -367,6 +367,41 @@ impl Spool {
     }
 }
 
+/// A committed epoch file not yet acknowledged by the ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnsentFile {
+    /// Its epoch.
+    pub epoch: u64,
+    /// `epoch-<n>.json`.
+    pub path: PathBuf,
+}
+
+/// The unacknowledged epoch files in `dir`, oldest first (the ledger client's queue).
+pub fn unsent(dir: &Path) -> Result<Vec<UnsentFile>, SpoolError> {
+    let mut files: Vec<UnsentFile> = list(dir)?
+        .into_iter()
+        .filter(|(_, _, ext)| *ext == PENDING_EXT)
+        .map(|(epoch, path, _)| UnsentFile { epoch, path })
+        .collect();
+    files.sort_by_key(|f| f.epoch);
+    Ok(files)
+}
+
+/// Reads one committed epoch file.
+pub fn read_file(path: &Path) -> Result<EpochFile, SpoolError> {
+    read(path)
+}
+
+/// Acknowledges `file`: renames `epoch-<n>.json` to `epoch-<n>.sent`, durably. The content
+/// (the snapshot the next close measures from) stays; only the name changes.
+pub fn mark_sent(file: &UnsentFile) -> Result<PathBuf, SpoolError> {
+    let sent = file.path.with_extension(SENT_EXT);
+    fs::rename(&file.path, &sent).map_err(io_err(&file.path))?;
+    let dir = sent.parent().unwrap_or(Path::new("."));
+    fsutil::sync_dir(dir).map_err(io_err(dir))?;
+    Ok(sent)
+}
+
 /// Spool entries: (epoch, path, extension) of files named `epoch-<n>.<ext>`.
 fn list(dir: &Path) -> Result<Vec<(u64, PathBuf, &'static str)>, SpoolError> {
     let mut out = Vec::new();

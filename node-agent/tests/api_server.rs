@@ -104,6 +104,7 @@ async fn lease_routes_and_malformed_tables_against_a_real_apiserver() -> anyhow:
         default_epoch_seconds: 60,
         epoch_loop: false,
         datapath_mode: "xdp-generic".into(),
+        shipper: None,
     };
     let agent = Agent::start(config, fake.clone())?;
 

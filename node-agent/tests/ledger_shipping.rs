@@ -1,0 +1,366 @@
+//! The shipper against a real ledger server (`hsn_ledger::server::run`, what `hsn-ledger
+//! serve` runs) on 127.0.0.1: spool files written by the agent's own spool code for an edge
+//! and its super are shipped, sealed into blocks, attested and verified with
+//! `hsnctl ledger verify`; a ledger that is down at first is retried until it is up; a
+//! re-submission after a crash between acknowledgement and rename is an identical duplicate.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser as _;
+use ed25519_dalek::SigningKey;
+use hsn_agent::cli::Role;
+use hsn_agent::datapath::{CounterKey, Totals};
+use hsn_agent::metrics::{Metrics, ReasonLabels};
+use hsn_agent::shipper::{EdgeKeys, Shipper, ShipperConfig};
+use hsn_agent::spool::{Spool, SpoolHeader};
+use hsn_agent::status::AgentStatus;
+use hsn_ebpf::Direction as EbpfDirection;
+use hsn_ledger::entry::Status as EntryStatus;
+use hsn_ledger::keys::{NodeKey, RegisteredKey, RegistryFile, Role as KeyRole};
+use hsn_ledger::ledger::LedgerConfig;
+use hsn_ledger::pb;
+use hsn_ledger::server::{ServerConfig, ServerError};
+use hsn_ledger::verify::VerifyOptions;
+use prometheus_client::registry::Registry;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+const NETWORK: &str = "metro";
+const EPOCH_SECONDS: u32 = 60;
+const TENANT: u32 = 7;
+
+fn keys() -> (SigningKey, SigningKey, SigningKey) {
+    let k = |b: u8| SigningKey::from_bytes(&[b; 32]);
+    (k(11), k(22), k(33)) // edge agent, super agent, the ledger's own key
+}
+
+fn edge_addr() -> IpAddr {
+    "10.0.0.5".parse().unwrap()
+}
+
+/// A ledger server running in this process until dropped.
+struct RunningLedger {
+    url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServerError>>,
+    registry_file: PathBuf,
+}
+
+impl Drop for RunningLedger {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.abort();
+    }
+}
+
+/// A free port on loopback, for a server started later.
+fn reserve_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+async fn start_ledger(dir: &Path, listen: SocketAddr) -> RunningLedger {
+    let (edge, sup, ledger_key) = keys();
+    let key_file = dir.join("ledger.key");
+    if !key_file.exists() {
+        hsn_ledger::keys::write_signing_key(&key_file, &ledger_key).unwrap();
+    }
+    let node = |role, key: &SigningKey, name: &str| RegisteredKey {
+        role,
+        key: NodeKey::of(key),
+        name: name.into(),
+    };
+    let registry = RegistryFile {
+        nodes: vec![
+            node(KeyRole::Edge, &edge, "edge-n1"),
+            node(KeyRole::Super, &sup, "super-0"),
+            node(KeyRole::Super, &ledger_key, "super-0-ledger"),
+        ],
+    };
+    let registry_file = dir.join("keys.json");
+    std::fs::write(&registry_file, serde_json::to_vec(&registry).unwrap()).unwrap();
+    let config = ServerConfig {
+        listen,
+        db: dir.join("ledger.redb"),
+        key_file,
+        registry_file: registry_file.clone(),
+        ledger: LedgerConfig {
+            // Sealed by the test (SealEpochs), not by the clock.
+            grace_seconds: 3600,
+            epoch_seconds: u64::from(EPOCH_SECONDS),
+            ..LedgerConfig::new(NETWORK)
+        },
+        max_request_bytes: 4 << 20,
+        tls: None,
+        metrics_listen: None,
+        seal_interval: Duration::from_millis(200),
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(hsn_ledger::server::run(config, async move {
+        let _ = stopped.await;
+    }));
+    let url = format!("http://{listen}");
+    for _ in 0..100 {
+        if hsn_ledger::client::connect(&url, None).await.is_ok() {
+            return RunningLedger {
+                url,
+                stop: Some(stop),
+                task,
+                registry_file,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("ledger at {url} did not come up");
+}
+
+/// Ended epochs, by the wall clock the ledger uses.
+fn past_epochs() -> (u64, u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let current = now / u64::from(EPOCH_SECONDS);
+    (current - 3, current - 2)
+}
+
+/// Closes `epochs` into `dir` through the agent's spool; counters grow by `step` per epoch.
+fn write_spool(dir: &Path, role: Role, key: &SigningKey, epochs: &[u64], step: (u64, u64)) {
+    let header = SpoolHeader {
+        network: NETWORK.into(),
+        role: role.as_str().into(),
+        agent: format!("{}-test", role.as_str()),
+        public_key: hex::encode(key.verifying_key().as_bytes()),
+    };
+    let edge = (role == Role::Super).then(edge_addr);
+    let names = BTreeMap::from([(TENANT, "acme".to_owned())]);
+    let mut spool = Spool::open(dir).unwrap();
+    for (i, &epoch) in epochs.iter().enumerate() {
+        let n = i as u64 + 1;
+        let counters = |direction, bytes: u64| {
+            let key = CounterKey {
+                tenant: TENANT,
+                direction,
+                edge,
+            };
+            let t = Totals {
+                packets: n * bytes / 500,
+                bytes: n * bytes,
+            };
+            (key, t)
+        };
+        let now = [
+            counters(EbpfDirection::Uplink, step.0),
+            counters(EbpfDirection::Downlink, step.1),
+        ];
+        let pending = spool
+            .prepare(&header, epoch, EPOCH_SECONDS, &now, &names)
+            .unwrap();
+        spool.commit(pending).unwrap();
+    }
+}
+
+fn files(dir: &Path, ext: &str) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(ext))
+        .collect();
+    out.sort();
+    out
+}
+
+fn shipper(role: Role, key: &SigningKey, spool: &Path, url: &str) -> (Shipper, Arc<Metrics>) {
+    let metrics = Metrics::register(&mut Registry::default());
+    let mut c = ShipperConfig::new(NETWORK, role, key.clone(), spool.to_owned());
+    c.endpoint = Some(url.to_owned());
+    c.edge_keys = EdgeKeys(BTreeMap::from([(edge_addr(), NodeKey::of(&keys().0))]));
+    c.interval = Duration::from_millis(100);
+    c.backoff_initial = Duration::from_millis(50);
+    c.backoff_max = Duration::from_millis(400);
+    c.rpc_timeout = Duration::from_secs(10);
+    (Shipper::new(c, metrics.clone()), metrics)
+}
+
+/// Walks and verifies the whole chain over gRPC; returns every entry's status.
+async fn chain_statuses(url: &str) -> Vec<EntryStatus> {
+    let mut client = hsn_ledger::client::connect(url, None).await.unwrap();
+    let mut statuses = Vec::new();
+    let options = VerifyOptions {
+        network: Some(NETWORK.into()),
+        registry: None,
+    };
+    hsn_ledger::chain::walk_remote(&mut client, options, |_, entries| {
+        statuses.extend(entries.iter().map(|e| e.status(true)));
+    })
+    .await
+    .unwrap();
+    statuses
+}
+
+#[tokio::test]
+async fn edge_and_super_spools_become_attested_verified_blocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (edge_key, super_key, _) = keys();
+    let (e1, e2) = past_epochs();
+    let (edge_spool, super_spool) = (tmp.path().join("edge"), tmp.path().join("super"));
+    // The super sees a little less than the edge claims: within the 4096-byte tolerance.
+    write_spool(
+        &edge_spool,
+        Role::Edge,
+        &edge_key,
+        &[e1, e2],
+        (25_600, 9_000),
+    );
+    write_spool(
+        &super_spool,
+        Role::Super,
+        &super_key,
+        &[e1, e2],
+        (25_000, 8_800),
+    );
+    let ledger = start_ledger(tmp.path(), reserve_port()).await;
+
+    let (mut edge, edge_metrics) = shipper(Role::Edge, &edge_key, &edge_spool, &ledger.url);
+    let round = edge.ship_once(&ledger.url).await;
+    assert!(round.errors.is_empty(), "{:?}", round.errors);
+    assert_eq!(round.sent, vec![e1, e2], "oldest first");
+    assert_eq!((round.stored, round.duplicates, round.backlog), (4, 0, 0));
+    assert_eq!(edge_metrics.ledger_shipped.get(), 4);
+    assert_eq!(edge_metrics.ledger_backlog.get(), 0);
+
+    let (mut sup, _) = shipper(Role::Super, &super_key, &super_spool, &ledger.url);
+    let round = sup.ship_once(&ledger.url).await;
+    assert!(round.errors.is_empty(), "{:?}", round.errors);
+    assert_eq!((round.stored, round.duplicates), (4, 0));
+
+    // Crash between the acknowledgement and the rename: the file is still unsent on restart.
+    let last = super_spool.join(format!("epoch-{e2:020}"));
+    std::fs::rename(last.with_extension("sent"), last.with_extension("json")).unwrap();
+    let (mut restarted, metrics) = shipper(Role::Super, &super_key, &super_spool, &ledger.url);
+    let round = restarted.ship_once(&ledger.url).await;
+    assert!(round.errors.is_empty(), "{:?}", round.errors);
+    assert_eq!(round.sent, vec![e2]);
+    assert_eq!((round.stored, round.duplicates), (0, 2), "identical replay");
+    assert_eq!(metrics.ledger_duplicates.get(), 2);
+
+    // Seal, then check blocks, attestations and the whole chain.
+    let mut client = hsn_ledger::client::connect(&ledger.url, None)
+        .await
+        .unwrap();
+    let sealed = client
+        .seal_epochs(pb::SealEpochsRequest { through_epoch: e2 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sealed.blocks.len(), 2, "one block per epoch");
+    let statuses = chain_statuses(&ledger.url).await;
+    assert_eq!(statuses, vec![EntryStatus::Attested; 4], "no duplicates");
+    let status = client
+        .status(pb::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((status.height, status.pending_entries), (2, 0));
+    assert_eq!(status.evidence_count, 0, "no conflicting submissions");
+
+    // `hsnctl ledger verify --keys`, in process.
+    let cli = hsn_ledger::cli::Cli::parse_from([
+        "hsnctl",
+        "ledger",
+        "--addr",
+        &ledger.url,
+        "verify",
+        "--keys",
+        ledger.registry_file.to_str().unwrap(),
+    ]);
+    let mut out = Vec::new();
+    hsn_ledger::cli::run(cli, &mut out).await.unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains(&format!(
+            "chain verified: network {NETWORK}, 2 blocks, 4 entries"
+        )),
+        "verify output: {out}"
+    );
+
+    // Nothing left in either spool; the ack renamed, nothing deleted the newest snapshot.
+    for dir in [&edge_spool, &super_spool] {
+        assert!(files(dir, ".json").is_empty(), "{dir:?}");
+        assert_eq!(files(dir, ".sent").len(), 2, "{dir:?}");
+    }
+
+    // A replay of a sealed epoch (crash after ack, before rename, then sealed) stays OK.
+    let last = edge_spool.join(format!("epoch-{e2:020}"));
+    std::fs::rename(last.with_extension("sent"), last.with_extension("json")).unwrap();
+    let round = edge.ship_once(&ledger.url).await;
+    assert!(round.errors.is_empty(), "{:?}", round.errors);
+    assert_eq!((round.stored, round.duplicates), (0, 2));
+    assert_eq!(chain_statuses(&ledger.url).await.len(), 4);
+}
+
+#[tokio::test]
+async fn a_ledger_down_at_first_is_retried_until_it_is_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (edge_key, _, _) = keys();
+    let (e1, e2) = past_epochs();
+    let spool = tmp.path().join("edge");
+    write_spool(&spool, Role::Edge, &edge_key, &[e1, e2], (4_000, 1_000));
+    let listen = reserve_port();
+    let url = format!("http://{listen}");
+    let (ship, metrics) = shipper(Role::Edge, &edge_key, &spool, &url);
+    let (_desired_tx, desired) = watch::channel(None);
+    let (_status_tx, status) = watch::channel(AgentStatus::default());
+    let running = tokio::spawn(ship.run(desired, status));
+
+    let connect_errors = || {
+        metrics
+            .ledger_submit_errors
+            .get_or_create(&ReasonLabels { reason: "connect" })
+            .get()
+    };
+    for _ in 0..100 {
+        if connect_errors() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(connect_errors() >= 3, "retried while the ledger was down");
+    assert_eq!(
+        files(&spool, ".json").len(),
+        2,
+        "nothing acknowledged, nothing removed"
+    );
+    assert_eq!(metrics.ledger_backlog.get(), 2);
+
+    let ledger = start_ledger(tmp.path(), listen).await;
+    for _ in 0..100 {
+        if files(&spool, ".json").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        files(&spool, ".json").is_empty(),
+        "shipped once the ledger was up"
+    );
+    assert_eq!(metrics.ledger_backlog.get(), 0);
+    assert_eq!(metrics.ledger_shipped.get(), 4);
+    running.abort();
+
+    let mut client = hsn_ledger::client::connect(&ledger.url, None)
+        .await
+        .unwrap();
+    let status = client
+        .status(pb::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.pending_entries, 4, "every record arrived, once");
+}
