@@ -36,6 +36,11 @@ test: tools lint ## Everything CI runs: tools, lint, unit and real-API-server te
 	@echo "==> cargo test (a cold Rust build takes about 6 min on 2 cores)"
 	$(CARGO) test --workspace --no-fail-fast
 
+.PHONY: bench-operator
+bench-operator: tools ## Operator: plan() at 10,000 edges x 100 supers; 5 kwok clusters x 200 nodes end to end
+	$(CARGO) bench -p hsn-operator --bench plan
+	$(CARGO) bench -p hsn-operator --bench operator -- --clusters 5 --nodes 200
+
 .PHONY: bench-ledger
 bench-ledger: deps ## Ledger ingest vs the ed25519 batch-verify ceiling, Merkle, proofs, storage
 	$(CARGO) bench -p hsn-ledger --bench ledger

@@ -1,0 +1,117 @@
+//! The figures and how they are printed.
+
+use super::*;
+
+/// The figures, printed at the end.
+#[derive(Default)]
+pub(crate) struct Figures {
+    pub(crate) setup: Duration,
+    pub(crate) edges: usize,
+    pub(crate) supers: usize,
+    pub(crate) objects: usize,
+    pub(crate) to_ready: Duration,
+    pub(crate) to_converged: Duration,
+    pub(crate) writes_at_ready: f64,
+    pub(crate) writes_rollout: f64,
+    pub(crate) writes_by_cluster: BTreeMap<String, f64>,
+    pub(crate) hub_writes_rollout: f64,
+    pub(crate) steady_reconciles: f64,
+    pub(crate) steady_member_writes: f64,
+    pub(crate) steady_hub_writes: f64,
+    pub(crate) steady_member_reads: f64,
+    pub(crate) rss: (f64, f64),
+    pub(crate) all: Histogram,
+    pub(crate) steady: Histogram,
+    pub(crate) lost: String,
+    pub(crate) moved_live: usize,
+    pub(crate) ideal_live: usize,
+    pub(crate) moved_elsewhere: usize,
+    pub(crate) failover_writes: f64,
+    pub(crate) failover: Histogram,
+    pub(crate) rehome: Duration,
+    pub(crate) moved_pure: usize,
+    pub(crate) ideal_pure: usize,
+    pub(crate) pure_matches_live: bool,
+}
+
+pub(crate) fn ms(seconds: Option<f64>) -> String {
+    match seconds {
+        Some(s) if s.is_finite() => format!("<= {:.0} ms", s * 1000.0),
+        Some(_) => "> 41 s".into(),
+        None => "-".into(),
+    }
+}
+
+pub(crate) fn print(args: &Args, f: &Figures) {
+    let per = |x: f64| x / f.steady_reconciles.max(1.0);
+    println!();
+    println!(
+        "operator bench: {} kwok clusters x {} fake nodes; {} super nodes, {} edge nodes in 3 \
+         pools; hub + members ready and registered in {:.0?}",
+        args.clusters, args.nodes, f.supers, f.edges, f.setup
+    );
+    println!("| figure | ours | baseline |");
+    println!("|---|---|---|");
+    println!(
+        "| create -> Ready=True | {:.1} s (Progressing=False at {:.1} s) | - |",
+        f.to_ready.as_secs_f64(),
+        f.to_converged.as_secs_f64()
+    );
+    println!(
+        "| member writes, rollout | {} to Ready, {} to converged ({} per cluster: {:?}) | {} (one apply per owned object) |",
+        f.writes_at_ready,
+        f.writes_rollout,
+        f.writes_rollout / args.clusters.max(1) as f64,
+        f.writes_by_cluster.values().collect::<Vec<_>>(),
+        f.objects
+    );
+    println!(
+        "| hub writes (network controller), rollout | {} | - |",
+        f.hub_writes_rollout
+    );
+    println!(
+        "| member writes per steady-state reconcile | {} ({} over {} reconciles; member GETs in that window, probes included: {:.1} per reconcile) | 0 |",
+        per(f.steady_member_writes),
+        f.steady_member_writes,
+        f.steady_reconciles,
+        per(f.steady_member_reads)
+    );
+    println!(
+        "| hub writes per steady-state reconcile | {} | 0 |",
+        per(f.steady_hub_writes)
+    );
+    println!(
+        "| operator RSS | {:.1} MiB steady, {:.1} MiB peak (VmHWM) | - |",
+        f.rss.0, f.rss.1
+    );
+    println!(
+        "| reconcile time, all {} reconciles | p50 {}, p99 {}, mean {:.0} ms | - |",
+        f.all.count,
+        ms(f.all.quantile(0.5)),
+        ms(f.all.quantile(0.99)),
+        f.all.mean() * 1000.0
+    );
+    println!(
+        "| reconcile time, steady state | p50 {}, p99 {}, mean {:.0} ms | - |",
+        ms(f.steady.quantile(0.5)),
+        ms(f.steady.quantile(0.99)),
+        f.steady.mean() * 1000.0
+    );
+    println!(
+        "| edges moved, super {} lost (live, HsnNodes before/after) | {} ({} of them not its own) | {} (exactly its edges) |",
+        f.lost, f.moved_live, f.moved_elsewhere, f.ideal_live
+    );
+    println!(
+        "| edges moved, same loss, plan() on the same inventory | {} | {} (plan matches the live assignment: {}) |",
+        f.moved_pure, f.ideal_pure, f.pure_matches_live
+    );
+    println!(
+        "| failover: Lease expiry -> routes updated | {:.1} s (hub HsnNodes re-homed after {:.1} s; includes up to {RESYNC_SECONDS} s resync) | - |",
+        f.failover.mean(),
+        f.rehome.as_secs_f64()
+    );
+    println!(
+        "| member writes for the failover | {} | {} (one routes ConfigMap per member) |",
+        f.failover_writes, args.clusters
+    );
+}
