@@ -106,7 +106,7 @@ async fn start_ledger(dir: &Path, listen: SocketAddr) -> RunningLedger {
         let _ = stopped.await;
     }));
     let url = format!("http://{listen}");
-    for _ in 0..100 {
+    for _ in 0..400 {
         if hsn_ledger::client::connect(&url, None).await.is_ok() {
             return RunningLedger {
                 url,
@@ -325,7 +325,7 @@ async fn a_ledger_down_at_first_is_retried_until_it_is_up() {
             .get_or_create(&ReasonLabels { reason: "connect" })
             .get()
     };
-    for _ in 0..100 {
+    for _ in 0..400 {
         if connect_errors() >= 3 {
             break;
         }
@@ -340,7 +340,7 @@ async fn a_ledger_down_at_first_is_retried_until_it_is_up() {
     assert_eq!(metrics.ledger_backlog.get(), 2);
 
     let ledger = start_ledger(tmp.path(), listen).await;
-    for _ in 0..100 {
+    for _ in 0..400 {
         if files(&spool, ".json").is_empty() {
             break;
         }
