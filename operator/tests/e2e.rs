@@ -181,10 +181,43 @@ async fn operator_places_fails_over_and_cleans_up() -> Result<()> {
     let b = member(&hub, "mec-b", "eu-north", &nodes("eu-north", 5, 4)).await?;
     let dir = tempfile::tempdir()?;
     let op = Operator::start(&hub_cp, dir.path(), &[]).await?;
-    with_log(&op, scenario(&hub_cp, &a, &b, &op)).await
+    with_log(&op, rollout(&hub_cp, &a, &b, &op)).await?;
+    // A restarted operator plans from what is there (HsnNodes, members): it must move no
+    // edge and write nothing, even before its first probes complete.
+    let before = assignments(&hub).await?;
+    op.kill().await;
+    let op = Operator::start(&hub_cp, dir.path(), &[]).await?;
+    with_log(&op, restarted(&hub, &op, before)).await?;
+    with_log(&op, churn(&hub_cp, &a, &b, &op)).await
 }
 
-async fn scenario(
+async fn restarted(
+    hub: &Client,
+    op: &Operator,
+    before: Vec<(String, String, String)>,
+) -> Result<()> {
+    wait_for(
+        "three network reconciles by the new operator",
+        DEADLINE,
+        || async {
+            let n = op
+                .metric("hsn_operator_reconciles_total{controller=\"hsnnetwork\"}")
+                .await
+                .ok()?;
+            (n >= 3.0).then_some(())
+        },
+    )
+    .await?;
+    ensure!(assignments(hub).await? == before, "a restart moved edges");
+    ensure!(
+        writes(op).await? == (0.0, 0.0),
+        "a restarted operator rewrote what was already right"
+    );
+    Ok(())
+}
+
+/// Steps 1 and 2: the network rolls out, then steady state writes nothing.
+async fn rollout(
     hub_cp: &ControlPlane,
     a: &KwokCluster,
     b: &KwokCluster,
@@ -261,6 +294,19 @@ async fn scenario(
         before == after,
         "steady-state reconciles wrote: (member, hub) writes {before:?} -> {after:?}"
     );
+    Ok(())
+}
+
+/// Steps 3 to 7: pool changes, a lapsed Lease, a lost member, deletion, broken Secrets.
+async fn churn(
+    hub_cp: &ControlPlane,
+    a: &KwokCluster,
+    b: &KwokCluster,
+    op: &Operator,
+) -> Result<()> {
+    let hub = hub_cp.client();
+    let (ac, bc) = (a.client(), b.client());
+    let nets: Api<HsnNetwork> = Api::namespaced(hub.clone(), NS);
 
     // 3. Label two more nodes of A into the broadband pool: assignment and routes follow.
     let anodes: Api<Node> = Api::all(ac.clone());

@@ -14,6 +14,12 @@ use crate::context::Context;
 /// Removes everything of `network` from every member, then lets the finalizer go.
 pub async fn cleanup(network: &HsnNetwork, ctx: &Context) -> Result<Action, Error> {
     let uid = network.uid().unwrap_or_default();
+    // Every cluster must be known before the finalizer goes, or a cluster missing from an
+    // early cache would keep the network's objects forever.
+    ctx.clusters
+        .wait_until_ready()
+        .await
+        .map_err(|_| Error::CacheStopped)?;
     for mec in ctx.clusters.state() {
         let name = mec.name_any();
         let ready = ctx.inventory.get(&name).is_some_and(|m| m.view.ready);

@@ -53,6 +53,22 @@ pub struct Fetched {
     pub nodes: BTreeMap<String, HsnNode>,
 }
 
+/// MecClusters not probed yet. Planning before every cluster's first probe would see
+/// fewer clusters than there are and move (and prune) what it cannot see, e.g. right
+/// after the operator starts; the caller waits instead.
+pub async fn unprobed(ctx: &Context) -> Vec<String> {
+    // The MecCluster cache fills from its own watch; an empty cache may just be early.
+    if ctx.clusters.wait_until_ready().await.is_err() {
+        return vec!["<cluster cache stopped>".to_string()];
+    }
+    ctx.clusters
+        .state()
+        .iter()
+        .map(|mec| mec.name_any())
+        .filter(|name| ctx.inventory.get(name).is_none())
+        .collect()
+}
+
 /// Reads the clusters, the network's HsnNodes, and the agents' Leases.
 pub async fn fetch(network: &HsnNetwork, ctx: &Context) -> Result<Fetched, Error> {
     let mut members = Vec::new();

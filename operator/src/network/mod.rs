@@ -42,6 +42,9 @@ pub enum Error {
     /// The finalizer machinery failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// The MecCluster cache stopped (the operator is shutting down).
+    #[error("the MecCluster cache stopped")]
+    CacheStopped,
     /// A member could not be cleaned and its MecCluster could not be marked for later.
     #[error("recording pending cleanup on MecCluster {0}: {1}")]
     PendingCleanup(String, #[source] kube::Error),
@@ -54,6 +57,7 @@ impl Error {
             Self::Hub(_) => "hub-api",
             Self::Finalizer(_) => "finalizer",
             Self::PendingCleanup(..) => "pending-cleanup",
+            Self::CacheStopped => "cache-stopped",
         }
     }
 }
@@ -106,6 +110,11 @@ fn error_policy(network: Arc<HsnNetwork>, error: &Error, _ctx: Arc<Context>) -> 
 #[tracing::instrument(skip_all, fields(network = %network.name_any()))]
 async fn reconcile_apply(network: &HsnNetwork, ctx: &Context) -> Result<Action, Error> {
     let now = Timestamp::now();
+    let unprobed = fetch::unprobed(ctx).await;
+    if !unprobed.is_empty() {
+        tracing::debug!(?unprobed, "waiting for the first probe of every cluster");
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let fetched = fetch::fetch(network, ctx).await?;
 
     if let Err(invalid) = validate::validate(&network.spec) {
