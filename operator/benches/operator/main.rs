@@ -14,19 +14,19 @@ mod report;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use process::{Histogram, Operator, Scrape};
+use process::{Histogram, Scrape, rss_mib, scrape, start_operator};
 use report::{Figures, print};
+use support::Operator;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
 use hsn_api::{HsnNetwork, HsnNode, MecCluster};
 use hsn_operator::plan::{self, ClusterView, Inputs, NodeView, REGION_LABEL, SuperId, ZONE_LABEL};
-use hsn_testenv::{ControlPlane, FakeNode, KwokCluster, wait_for};
+use hsn_testenv::{ControlPlane, FakeNode, KwokCluster};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -34,7 +34,6 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const NS: &str = "bench";
 const NET: &str = "metro";
@@ -330,8 +329,8 @@ async fn run(args: Args) -> Result<()> {
         );
         members.push(m);
     }
-    let op = Operator::start(&hub_cp, dir.path()).await?;
-    eprintln!("operator log: {}", op.log.display());
+    let op = start_operator(&hub_cp, dir.path()).await?;
+    eprintln!("operator log: {}", op.log_path().display());
     let mecs: Api<MecCluster> = Api::all(hub.clone());
     poll_until("every MecCluster Ready", || async {
         let Ok(list) = mecs.list(&ListParams::default()).await else {
@@ -350,14 +349,14 @@ async fn run(args: Args) -> Result<()> {
     };
     let result = measure(&hub, &members, &op, &args, &mut fig).await;
     if let Err(e) = result {
-        let text = std::fs::read_to_string(&op.log).unwrap_or_default();
+        let text = std::fs::read_to_string(op.log_path()).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(40).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         bail!("{e:#}\n--- operator log tail ---\n{}", tail.join("\n"));
     }
     print(&args, &fig);
-    let mut op = op;
-    let _ = op.child.kill().await;
+    let op = op;
+    op.kill().await;
     Ok(())
 }
 
@@ -377,7 +376,7 @@ async fn measure(
         .await?;
 
     // 1. Rollout: create to Ready=True, then to Progressing=False.
-    let m0 = op.scrape().await?;
+    let m0 = scrape(op).await?;
     let created = Instant::now();
     nets.create(
         &PostParams::default(),
@@ -386,7 +385,7 @@ async fn measure(
     .await?;
     poll_until_ok("Ready=True", || ready(&nets)).await?;
     fig.to_ready = created.elapsed();
-    let m1 = op.scrape().await?;
+    let m1 = scrape(op).await?;
     poll_until("Progressing=False", || async {
         condition(&nets, "Progressing")
             .await
@@ -399,14 +398,14 @@ async fn measure(
     fig.supers = usize::try_from(status.super_nodes.desired)?;
 
     // 2. Steady state: a few resyncs of a converged network.
-    let m2 = op.scrape().await?;
+    let m2 = scrape(op).await?;
     let target = m2.reconciles() + f64::from(args.steady_reconciles);
     poll_until("steady-state reconciles", || async {
-        op.scrape().await.is_ok_and(|s| s.reconciles() >= target)
+        scrape(op).await.is_ok_and(|s| s.reconciles() >= target)
     })
     .await?;
-    let m3 = op.scrape().await?;
-    fig.rss = op.rss_mib()?;
+    let m3 = scrape(op).await?;
+    fig.rss = rss_mib(op)?;
     fig.writes_at_ready = m1.member_writes() - m0.member_writes();
     fig.writes_rollout = m2.member_writes() - m0.member_writes();
     fig.hub_writes_rollout = m2.hub_writes() - m0.hub_writes();
@@ -426,7 +425,7 @@ async fn measure(
         ordinal: 0,
     };
     let lost_name = super_node_name(&lost);
-    let m4 = op.scrape().await?;
+    let m4 = scrape(op).await?;
     expire_super_lease(&members[0].cluster.client(), lost.ordinal).await?;
     let edges = before.len();
     fig.rehome = poll_until("the lost super's edges re-homed", || async {
@@ -437,13 +436,13 @@ async fn measure(
     .await?;
     // Routes follow the HsnNodes in the same reconcile; wait for the failover metric.
     poll_until("failover recorded", || async {
-        op.scrape()
+        scrape(op)
             .await
             .is_ok_and(|s| s.failovers().count > m4.failovers().count)
     })
     .await?;
     let after = assignments(hub).await?;
-    let m5 = op.scrape().await?;
+    let m5 = scrape(op).await?;
     fig.failover_writes = m5.member_writes() - m4.member_writes();
     fig.failover = m5.failovers().since(&m4.failovers());
     fig.all = m5.reconcile_durations().since(&m0.reconcile_durations());
@@ -457,7 +456,7 @@ async fn measure(
     fig.lost = lost.to_string();
     (fig.moved_pure, fig.ideal_pure, fig.pure_matches_live) =
         pure_churn(members, args.supers, &lost, &before)?;
-    let rss = op.rss_mib()?;
+    let rss = rss_mib(op)?;
     fig.rss.1 = fig.rss.1.max(rss.1);
     Ok(())
 }

@@ -2,69 +2,30 @@
 
 use super::*;
 
-/// The release operator as a process with default probes and a short resync.
-pub(crate) struct Operator {
-    pub(crate) child: tokio::process::Child,
-    pub(crate) addr: String,
-    pub(crate) log: PathBuf,
+/// Starts the release operator with default probes and a short resync.
+pub(crate) async fn start_operator(hub: &ControlPlane, dir: &Path) -> Result<Operator> {
+    let resync = RESYNC_SECONDS.to_string();
+    let env = [("RUST_LOG", "info,kube_client::client::builder=off")];
+    Operator::spawn(hub, dir, &["--resync-seconds", &resync], &env).await
 }
 
-impl Operator {
-    pub(crate) async fn start(hub: &ControlPlane, dir: &Path) -> Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let log = dir.join("operator.log");
-        let out = std::fs::File::create(&log)?;
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hsn-operator"))
-            .args(["--kubeconfig", hub.kubeconfig().to_str().context("path")?])
-            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
-            .args(["--resync-seconds", &RESYNC_SECONDS.to_string()])
-            .env("RUST_LOG", "info,kube_client::client::builder=off")
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting hsn-operator")?;
-        let op = Self {
-            child,
-            addr: format!("127.0.0.1:{port}"),
-            log,
-        };
-        wait_for("operator /healthz", DEADLINE, || async {
-            op.get("/healthz").await.ok()
-        })
-        .await?;
-        Ok(op)
-    }
+/// One scrape of the operator's /metrics.
+pub(crate) async fn scrape(op: &Operator) -> Result<Scrape> {
+    Ok(Scrape(op.get("/metrics").await?))
+}
 
-    pub(crate) async fn get(&self, path: &str) -> Result<String> {
-        let mut s = tokio::net::TcpStream::connect(&self.addr).await?;
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
-            .await?;
-        let mut body = String::new();
-        s.read_to_string(&mut body).await?;
-        Ok(body)
-    }
-
-    pub(crate) async fn scrape(&self) -> Result<Scrape> {
-        Ok(Scrape(self.get("/metrics").await?))
-    }
-
-    /// (VmRSS, VmHWM) in MiB.
-    pub(crate) fn rss_mib(&self) -> Result<(f64, f64)> {
-        let pid = self.child.id().context("operator exited")?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let kib = |key: &str| -> Option<f64> {
-            let line = status.lines().find(|l| l.starts_with(key))?;
-            line.split_whitespace().nth(1)?.parse().ok()
-        };
-        Ok((
-            kib("VmRSS:").context("VmRSS")? / 1024.0,
-            kib("VmHWM:").context("VmHWM")? / 1024.0,
-        ))
-    }
+/// The operator's (VmRSS, VmHWM) in MiB.
+pub(crate) fn rss_mib(op: &Operator) -> Result<(f64, f64)> {
+    let pid = op.pid().context("operator exited")?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = |key: &str| -> Option<f64> {
+        let line = status.lines().find(|l| l.starts_with(key))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Ok((
+        kib("VmRSS:").context("VmRSS")? / 1024.0,
+        kib("VmHWM:").context("VmHWM")? / 1024.0,
+    ))
 }
 
 /// One scrape of /metrics.

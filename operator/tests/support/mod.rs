@@ -143,6 +143,34 @@ impl Operator {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Self> {
+        let mut args = vec![
+            "--probe-interval-seconds",
+            "1",
+            "--cluster-grace-seconds",
+            "3",
+            "--member-timeout-seconds",
+            "3",
+            "--resync-seconds",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        let mut vars = vec![(
+            "RUST_LOG",
+            "info,hsn_operator=debug,kube_client::client::builder=off",
+        )];
+        vars.extend_from_slice(env);
+        Self::spawn(hub, dir, &args, &vars).await
+    }
+
+    /// Starts the `hsn-operator` built for this target (release under `cargo bench`) against
+    /// `hub` with exactly `args` and `env` besides the kubeconfig and metrics address, and
+    /// waits for /healthz.
+    pub async fn spawn(
+        hub: &ControlPlane,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let port = free_port()?;
         // HSN_E2E_LOG_DIR keeps the operator's logs after the test, for debugging.
         let log_dir =
@@ -152,19 +180,8 @@ impl Operator {
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hsn-operator"))
             .args(["--kubeconfig", hub.kubeconfig().to_str().unwrap()])
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
-            .args([
-                "--probe-interval-seconds",
-                "1",
-                "--cluster-grace-seconds",
-                "3",
-            ])
-            .args(["--member-timeout-seconds", "3", "--resync-seconds", "2"])
-            .args(extra)
+            .args(args)
             .envs(env.iter().copied())
-            .env(
-                "RUST_LOG",
-                "info,hsn_operator=debug,kube_client::client::builder=off",
-            )
             .stdout(out.try_clone()?)
             .stderr(out)
             .stdin(Stdio::null())
@@ -181,6 +198,16 @@ impl Operator {
         })
         .await?;
         Ok(op)
+    }
+
+    /// The operator's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// The operator's log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 
     /// GET `path` on the metrics address.
