@@ -60,6 +60,14 @@ pub enum Error {
         /// The input.
         input: String,
     },
+    /// A capture socket step failed.
+    #[error("capture: {step}: {source}")]
+    Capture {
+        /// The step.
+        step: String,
+        /// Why.
+        source: io::Error,
+    },
     /// A thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(io::Error),

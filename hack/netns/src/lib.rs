@@ -8,6 +8,8 @@
 //!   addresses (`nodad`), brought up; without ARP/ND by default, with static neighbours
 //!   ([`VethPair::static_neighbours`]).
 //! * [`LinkStats`]: an interface's own counters (`ip -j -s link`).
+//! * [`Capture`]: every frame sent or received in a namespace (AF_PACKET), with its IP
+//!   header, an independent count of what crossed a link.
 //! * [`NsChild`]: a process running inside a namespace, SIGKILLed on drop and when the test
 //!   process dies.
 //!
@@ -41,12 +43,14 @@
 
 #![warn(missing_docs)]
 
+mod capture;
 mod child;
 mod error;
 mod link;
 mod netns;
 mod veth;
 
+pub use capture::{Capture, Frame, IpHeader};
 pub use child::NsChild;
 pub use error::Error;
 pub use link::LinkStats;

@@ -5,7 +5,7 @@ use std::net::UdpSocket;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
-use hsn_netns::{Mac, Netns, NsChild, VethEnd, is_root, veth};
+use hsn_netns::{Capture, Mac, Netns, NsChild, VethEnd, is_root, veth};
 
 fn skip() -> bool {
     if is_root() {
@@ -57,6 +57,7 @@ fn a_quiet_link_carries_exactly_what_is_sent() -> anyhow::Result<()> {
         let v6 = UdpSocket::bind("[2001:db8::2]:4000")?;
         Ok((v4, v6))
     })??;
+    let capture = Capture::start(&b, Duration::from_secs(30))?;
     let before = a.link_stats("a0")?;
     let b_before = b.link_stats("b0")?;
     // The largest fits a 1500-byte MTU over IPv6 too (no fragments).
@@ -91,6 +92,30 @@ fn a_quiet_link_carries_exactly_what_is_sent() -> anyhow::Result<()> {
     assert_eq!(delta.lost(), 0);
     let b_delta = b.link_stats("b0")?.since(&b_before);
     assert_eq!((b_delta.rx_packets, b_delta.lost()), (8, 0), "{b_delta:?}");
+
+    // The capture saw the same frames the interface counted, with their IP headers. Those
+    // the receiver answered (ICMP) are outgoing; none here, the ports are open.
+    let frames = capture.stop()?;
+    assert!(
+        frames.iter().all(|f| f.ifname == "b0" && !f.outgoing),
+        "{frames:?}"
+    );
+    let bytes: usize = frames.iter().map(|f| f.len).sum();
+    assert_eq!(
+        (frames.len() as u64, bytes as u64),
+        (b_delta.rx_packets, b_delta.rx_bytes)
+    );
+    for (frame, len) in frames
+        .iter()
+        .zip(payloads.iter().flat_map(|l| [l + 28, l + 48]))
+    {
+        let ip = frame.ip.expect("IP frames");
+        assert_eq!(
+            (ip.len as usize, frame.len, ip.ttl),
+            (len, len + 14, 64),
+            "{frame:?}"
+        );
+    }
 
     drop(receiver);
     drop(a);
