@@ -4,6 +4,7 @@
 
 pub mod edge_case;
 pub mod packet;
+pub mod topology;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -70,6 +70,7 @@ pub struct Frame {
 #[derive(Debug)]
 pub struct Capture {
     ns_name: String,
+    seen: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     reader: Option<JoinHandle<Result<Vec<Frame>, Error>>>,
 }
@@ -79,16 +80,24 @@ impl Capture {
     pub fn start(ns: &Netns, max: Duration) -> Result<Self, Error> {
         let fd = ns.run(open_socket)??;
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let seen = Arc::new(AtomicU64::new(0));
+        let (flag, count) = (stop.clone(), seen.clone());
         let reader = std::thread::Builder::new()
             .name(format!("capture {}", ns.name()))
-            .spawn(move || read_frames(&fd, &flag, max))
+            .spawn(move || read_frames(&fd, &flag, &count, max))
             .map_err(Error::Thread)?;
         Ok(Self {
             ns_name: ns.name().to_owned(),
+            seen,
             stop,
             reader: Some(reader),
         })
+    }
+
+    /// Frames read so far (all interfaces), to wait until the capture has caught up with
+    /// an interface's counters before stopping it.
+    pub fn seen(&self) -> u64 {
+        self.seen.load(Ordering::Relaxed)
     }
 
     /// Stops the capture once every frame queued so far is read, and returns the frames in
@@ -138,7 +147,12 @@ fn open_socket() -> Result<OwnedFd, Error> {
 }
 
 /// Reads until stopped (and drained) or `max` elapsed.
-fn read_frames(fd: &OwnedFd, stop: &AtomicBool, max: Duration) -> Result<Vec<Frame>, Error> {
+fn read_frames(
+    fd: &OwnedFd,
+    stop: &AtomicBool,
+    seen: &AtomicU64,
+    max: Duration,
+) -> Result<Vec<Frame>, Error> {
     let deadline = Instant::now() + max;
     let mut buf = vec![0u8; FRAME_BUF];
     let mut frames = Vec::new();
@@ -159,6 +173,7 @@ fn read_frames(fd: &OwnedFd, stop: &AtomicBool, max: Duration) -> Result<Vec<Fra
                     len,
                     ip: parse_ip(&buf[..len]),
                 });
+                seen.fetch_add(1, Ordering::Relaxed);
             }
             Ok((_, None)) => {}
             // The poll interval passed with nothing queued: done if asked to stop.

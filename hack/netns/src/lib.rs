@@ -21,12 +21,12 @@
 //!
 //! let a = Netns::unique("a")?;
 //! let b = Netns::unique("b")?;
+//! b.set_router()?; // forwarding on, ICMP redirects off; before its links, to keep them quiet
 //! let link = veth(
 //!     VethEnd::new(&a, "a0").addr("192.0.2.1/24").addr("2001:db8::1/64"),
 //!     VethEnd::new(&b, "b0").mac(Mac([2, 0, 0, 0, 0, 2])).addr("192.0.2.2/24"),
 //! )?;
 //! link.static_neighbours()?; // no ARP/ND on the wire
-//! b.set_router()?; // forwarding on, ICMP redirects off
 //! let server = b.run(|| std::net::UdpSocket::bind("192.0.2.2:9000"))?.unwrap();
 //! let before = b.link_stats("b0")?;
 //! a.run(|| {

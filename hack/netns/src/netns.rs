@@ -29,8 +29,8 @@ pub fn is_root() -> bool {
 /// A named network namespace (`/run/netns/<name>`), deleted on drop.
 ///
 /// Created quiet: loopback up; IPv6 without router advertisements, router solicitations,
-/// DAD or link-local addresses on new interfaces; no ICMP redirects sent or accepted;
-/// forwarding off. See [`Netns::set_router`] for a forwarding hop.
+/// DAD or link-local addresses on new interfaces; no ICMP redirects sent or accepted; no
+/// reverse-path filter; forwarding off. See [`Netns::set_router`] for a forwarding hop.
 #[derive(Debug)]
 pub struct Netns {
     name: String,
@@ -170,16 +170,25 @@ impl Netns {
     }
 
     /// Makes the namespace a router: IPv4 and IPv6 forwarding on, ICMP redirects off.
+    ///
+    /// Call it before creating the namespace's links: IPv6 forwarding is switched on for the
+    /// namespace (`all`) but off on interfaces created later (`default`), which still
+    /// forward (the kernel looks at `all`) but do not join the all-routers groups and so
+    /// send no MLD reports. Interfaces that exist already do join them.
     pub fn set_router(&self) -> Result<(), Error> {
-        for (key, value) in [
+        let settings = [
             ("net.ipv4.ip_forward", "1"),
             ("net.ipv6.conf.all.forwarding", "1"),
+            // After `all`, which overwrites `default`.
+            ("net.ipv6.conf.default.forwarding", "0"),
             ("net.ipv4.conf.all.send_redirects", "0"),
             ("net.ipv4.conf.default.send_redirects", "0"),
-        ] {
-            self.sysctl(key, value)?;
-        }
-        Ok(())
+        ];
+        self.run(|| {
+            settings
+                .iter()
+                .try_for_each(|(key, value)| write_sysctl(&self.name, key, value))
+        })?
     }
 
     /// A permanent neighbour entry (ARP or ND): `ip` is reached at `mac` out of `ifname`
@@ -241,6 +250,8 @@ impl Netns {
                 settings.push((format!("net.ipv6.conf.{scope}.{key}"), "0"));
             }
             settings.push((format!("net.ipv4.conf.{scope}.accept_redirects"), "0"));
+            // Test topologies route asymmetrically (uplink and downlink via different hops).
+            settings.push((format!("net.ipv4.conf.{scope}.rp_filter"), "0"));
         }
         // One thread for all of them rather than one per key.
         self.run(|| {

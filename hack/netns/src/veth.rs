@@ -85,6 +85,7 @@ pub struct VethEnd<'a> {
     addrs: Vec<String>,
     mtu: Option<u32>,
     arp: bool,
+    offloads: bool,
 }
 
 impl<'a> VethEnd<'a> {
@@ -97,6 +98,7 @@ impl<'a> VethEnd<'a> {
             addrs: Vec::new(),
             mtu: None,
             arp: false,
+            offloads: true,
         }
     }
 
@@ -128,6 +130,16 @@ impl<'a> VethEnd<'a> {
         self
     }
 
+    /// Turns off checksum offload, segmentation offloads and GRO on this end (`ethtool -K
+    /// <dev> tx off gso off gro off`; needs `ethtool`), so it sends like a host on a wire:
+    /// checksums filled in, one packet per frame. Needed on the sending side of a veth whose
+    /// peer XDP-redirects the frames: a redirected frame loses the kernel's "checksum still
+    /// to do" mark and arrives with a wrong checksum.
+    pub fn no_offloads(mut self) -> Self {
+        self.offloads = false;
+        self
+    }
+
     fn check(&self) -> Result<Vec<IfAddr>, Error> {
         if self.ifname.is_empty() || self.ifname.len() > IFNAMSIZ || self.ifname.contains('/') {
             return Err(Error::Invalid {
@@ -156,6 +168,12 @@ impl<'a> VethEnd<'a> {
                 args.push("nodad");
             }
             self.ns.ip(&args)?;
+        }
+        if !self.offloads {
+            self.ns.exec(
+                "ethtool",
+                &["-K", dev, "tx", "off", "gso", "off", "gro", "off"],
+            )?;
         }
         self.ns.ip(&["link", "set", "dev", dev, "up"])?;
         self.ns.mac(dev)
@@ -218,9 +236,10 @@ impl VethPair {
 /// MTUs and addresses, and brings both ends up. It is removed with its namespaces. Unless
 /// [`VethEnd::arp`] is set, add neighbours ([`VethPair::static_neighbours`]).
 ///
-/// A native XDP program that redirects *into* a veth needs the peer end to run an XDP
-/// program (or GRO enabled on it, `ethtool -K <peer> gro on`); otherwise the kernel drops
-/// the redirected frames and counts them in the interfaces' `tx_dropped`/`rx_dropped`.
+/// For native XDP redirects between veths: the program that redirects *into* a veth needs
+/// the peer end to run an XDP program (or GRO enabled on it, `ethtool -K <peer> gro on`),
+/// otherwise the kernel drops the frames (`tx_dropped`/`rx_dropped`); and whoever sends the
+/// frames that get redirected needs [`VethEnd::no_offloads`].
 pub fn veth(a: VethEnd<'_>, b: VethEnd<'_>) -> Result<VethPair, Error> {
     let a_addrs = a.check()?;
     let b_addrs = b.check()?;

@@ -1,0 +1,470 @@
+//! `ue <-> edge <-> super{1,2} <-> service` in network namespaces joined by quiet veths
+//! (static neighbours, no link-local addresses, no ARP/ND/MLD), with the edge and super-node
+//! programs attached, and the traffic and counting helpers the end-to-end tests share.
+//!
+//! The edge has no kernel route to any tenant prefix: tenant uplink reaches the service only
+//! through the XDP redirect to a super node, which routes it (one TTL hop). Non-tenant
+//! traffic is routed by the edge's kernel via super 1 (two hops). The service answers via
+//! super 1, so downlink always enters the edge from super 1.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use hsn_ebpf::{
+    AttachMode, Direction, EdgeConfig, EdgeDatapath, EdgeNode, MacAddr, NextHop, SuperConfig,
+    SuperDatapath,
+};
+use hsn_netns::{Frame, LinkStats, Mac, Netns, VethEnd, veth};
+
+use super::{A_V4, A_V6, B_V4, B_V6, Deltas, UE_V4, UE_V6, tenants};
+
+/// A destination in no tenant prefix.
+pub const NT_V4: &str = "198.51.100.10";
+pub const NT_V6: &str = "2001:db8:ff::10";
+/// The edge's identity on the super nodes.
+pub const EDGE_ID: &str = "192.0.2.1";
+/// Every service address: tenant A, tenant B, non-tenant; IPv4 then IPv6.
+pub const SERVICE_ADDRS: [&str; 6] = [A_V4, B_V4, NT_V4, A_V6, B_V6, NT_V6];
+
+pub const UDP_PORT: u16 = 7000;
+pub const TCP_PORT: u16 = 7001;
+/// Bound on every socket operation, so a broken path fails the test instead of hanging it.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+const fn mac(last: u8) -> Mac {
+    Mac([0x02, 0x48, 0x53, 0x4e, 0x00, last])
+}
+pub const UE_MAC: Mac = mac(0x01);
+pub const EDGE_UE_MAC: Mac = mac(0x02);
+/// The edge's end of its link to super `i`.
+pub const EDGE_SUPER_MAC: [Mac; 2] = [mac(0x11), mac(0x21)];
+/// Super `i`'s end of its link to the edge: the next-hop MAC the edge writes.
+pub const SUPER_EDGE_MAC: [Mac; 2] = [mac(0x12), mac(0x22)];
+
+/// The namespaces; dropping them removes every link.
+#[derive(Debug)]
+pub struct Chain {
+    pub ue: Netns,
+    pub edge: Netns,
+    pub supers: [Netns; 2],
+    pub service: Netns,
+}
+
+/// Every veth end: (namespace, interface).
+pub fn links(chain: &Chain) -> Vec<(&Netns, String)> {
+    let mut out = vec![(&chain.ue, "ue0".to_owned()), (&chain.edge, "e-ue".into())];
+    for (i, sup) in chain.supers.iter().enumerate() {
+        let n = i + 1;
+        out.push((&chain.edge, format!("e-s{n}")));
+        out.push((sup, format!("s{n}-e")));
+        out.push((sup, format!("s{n}-svc")));
+        out.push((&chain.service, format!("svc-s{n}")));
+    }
+    out
+}
+
+impl Chain {
+    pub fn build() -> anyhow::Result<Self> {
+        let chain = Self {
+            ue: Netns::unique("ue")?,
+            edge: Netns::unique("edge")?,
+            supers: [Netns::unique("super1")?, Netns::unique("super2")?],
+            service: Netns::unique("svc")?,
+        };
+        // Before the links exist, so they stay quiet (see Netns::set_router).
+        chain.edge.set_router()?;
+        for sup in &chain.supers {
+            sup.set_router()?;
+        }
+        let (ue, edge, service) = (&chain.ue, &chain.edge, &chain.service);
+        veth(
+            // A UE on a wire fills in its checksums; the edge's redirect would lose the
+            // "checksum to do" mark of an offloaded one.
+            VethEnd::new(ue, "ue0")
+                .no_offloads()
+                .mac(UE_MAC)
+                .addr(&format!("{UE_V4}/24"))
+                .addr(&format!("{UE_V6}/64")),
+            VethEnd::new(edge, "e-ue")
+                .mac(EDGE_UE_MAC)
+                .addr("100.64.0.1/24")
+                .addr("fd00::1/64"),
+        )
+        .context("the UE's link (needs ethtool: hack/install-deps.sh)")?
+        .static_neighbours()?;
+        ue.ip(&["route", "add", "default", "via", "100.64.0.1"])?;
+        ue.ip(&["-6", "route", "add", "default", "via", "fd00::1"])?;
+
+        for (i, sup) in chain.supers.iter().enumerate() {
+            let n = i + 1;
+            veth(
+                VethEnd::new(edge, &format!("e-s{n}"))
+                    .mac(EDGE_SUPER_MAC[i])
+                    .addr(&format!("192.168.{n}.1/24"))
+                    .addr(&format!("fd01:{n}::1/64")),
+                VethEnd::new(sup, &format!("s{n}-e"))
+                    .mac(SUPER_EDGE_MAC[i])
+                    .addr(&format!("192.168.{n}.2/24"))
+                    .addr(&format!("fd01:{n}::2/64")),
+            )?
+            .static_neighbours()?;
+            veth(
+                VethEnd::new(sup, &format!("s{n}-svc"))
+                    .addr(&format!("192.168.1{n}.1/24"))
+                    .addr(&format!("fd02:{n}::1/64")),
+                VethEnd::new(service, &format!("svc-s{n}"))
+                    .addr(&format!("192.168.1{n}.2/24"))
+                    .addr(&format!("fd02:{n}::2/64")),
+            )?
+            .static_neighbours()?;
+            for (dst, via) in [
+                ("100.64.0.0/24", format!("192.168.{n}.1")),
+                ("fd00::/64", format!("fd01:{n}::1")),
+                ("10.0.0.0/8", format!("192.168.1{n}.2")),
+                ("198.51.100.0/24", format!("192.168.1{n}.2")),
+                ("2001:db8::/32", format!("fd02:{n}::2")),
+            ] {
+                sup.ip(&["route", "add", dst, "via", &via])?;
+            }
+        }
+        // Non-tenant only: the edge's kernel must not be able to route tenant traffic.
+        edge.ip(&["route", "add", &format!("{NT_V4}/32"), "via", "192.168.1.2"])?;
+        edge.ip(&["route", "add", &format!("{NT_V6}/128"), "via", "fd01:1::2"])?;
+
+        for addr in SERVICE_ADDRS {
+            let len = if addr.contains(':') { 128 } else { 32 };
+            service.ip(&["addr", "add", &format!("{addr}/{len}"), "dev", "lo"])?;
+        }
+        service.ip(&["route", "add", "100.64.0.0/24", "via", "192.168.11.1"])?;
+        service.ip(&["route", "add", "fd00::/64", "via", "fd02:1::1"])?;
+        Ok(chain)
+    }
+
+    /// Every veth end's counters.
+    pub fn link_stats(&self) -> anyhow::Result<BTreeMap<String, LinkStats>> {
+        links(self)
+            .into_iter()
+            .map(|(ns, dev)| Ok((dev.clone(), ns.link_stats(&dev)?)))
+            .collect()
+    }
+
+    /// Fails naming every veth end that dropped or errored since `before`.
+    pub fn assert_nothing_dropped(
+        &self,
+        before: &BTreeMap<String, LinkStats>,
+    ) -> anyhow::Result<()> {
+        let lost: Vec<String> = self
+            .link_stats()?
+            .into_iter()
+            .filter_map(|(dev, now)| {
+                let delta = now.since(&before[&dev]);
+                (delta.lost() != 0).then(|| format!("{dev}: {delta:?}"))
+            })
+            .collect();
+        ensure!(lost.is_empty(), "veths dropped or errored: {lost:#?}");
+        Ok(())
+    }
+
+    /// The XDP program id `ip link` shows on `dev` of `ns`.
+    pub fn xdp_prog_id(ns: &Netns, dev: &str) -> anyhow::Result<u64> {
+        let out = ns.ip(&["-d", "link", "show", "dev", dev])?;
+        let id = out
+            .split("prog/xdp id ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .with_context(|| format!("no XDP program on {dev}: {out}"))?;
+        Ok(id.parse()?)
+    }
+}
+
+/// The programs, attached: the edge on its UE-facing veth (uplink) and both super-facing
+/// veths (downlink); each super node on its edge-facing veth.
+#[derive(Debug)]
+pub struct Datapaths {
+    pub edge: EdgeDatapath,
+    pub supers: [SuperDatapath; 2],
+}
+
+impl Datapaths {
+    pub fn attach(chain: &Chain) -> anyhow::Result<Self> {
+        let edge = chain.edge.run(|| -> anyhow::Result<_> {
+            let mut dp = EdgeDatapath::load(&EdgeConfig::default())?;
+            for dev in ["e-ue", "e-s1", "e-s2"] {
+                ensure!(dp.attach(dev)? == AttachMode::Native, "{dev}: not native");
+            }
+            dp.set_tenants(&tenants())?;
+            dp.set_next_hop(NextHop::via("e-s1", MacAddr(SUPER_EDGE_MAC[0].0))?)?;
+            Ok(dp)
+        })??;
+        let load_super = |i: usize| {
+            chain.supers[i].run(|| -> anyhow::Result<_> {
+                let config = SuperConfig {
+                    pin: None,
+                    // Only the edge's MAC identifies it: nothing is counted by IP source.
+                    edge_by_addr: false,
+                };
+                let mut dp = SuperDatapath::load(&config)?;
+                let dev = format!("s{}-e", i + 1);
+                // Native: it also gives the veth the NAPI the edge's redirect needs.
+                ensure!(dp.attach(&dev)? == AttachMode::Native, "{dev}: not native");
+                dp.set_tenants(&tenants())?;
+                dp.set_edges(&[EdgeNode {
+                    mac: MacAddr(EDGE_SUPER_MAC[i].0),
+                    addr: EDGE_ID.parse()?,
+                }])?;
+                Ok(dp)
+            })?
+        };
+        Ok(Self {
+            edge,
+            supers: [load_super(0)?, load_super(1)?],
+        })
+    }
+
+    /// Points tenant uplink at super `i` (0 or 1): one map write from inside the edge's
+    /// namespace, where the devmap resolves the egress ifindex.
+    pub fn switch_to(&mut self, chain: &Chain, i: usize) -> anyhow::Result<()> {
+        let edge = &mut self.edge;
+        chain.edge.run(|| -> anyhow::Result<()> {
+            let dev = format!("e-s{}", i + 1);
+            edge.set_next_hop(NextHop::via(&dev, MacAddr(SUPER_EDGE_MAC[i].0))?)?;
+            Ok(())
+        })?
+    }
+}
+
+/// Longest-prefix tenant of an address, as the programs' LPM tries decide it.
+pub fn tenant_of(addr: IpAddr) -> Option<u32> {
+    tenants()
+        .into_iter()
+        .flat_map(|t| t.prefixes.into_iter().map(move |p| (t.tenant, p)))
+        .filter(|(_, p)| p.contains(&addr))
+        .max_by_key(|(_, p)| p.prefix_len())
+        .map(|(tenant, _)| tenant)
+}
+
+/// The programs' classification: a tenant destination is uplink, else a tenant source is
+/// downlink (destination wins).
+pub fn classify(src: IpAddr, dst: IpAddr) -> Option<(u32, Direction)> {
+    tenant_of(dst)
+        .map(|t| (t, Direction::Uplink))
+        .or_else(|| tenant_of(src).map(|t| (t, Direction::Downlink)))
+}
+
+/// What the UE put on and took off its link, from its capture.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct UeTraffic {
+    /// (packets, IP bytes) per (tenant, direction).
+    pub tenant: Deltas<(u32, Direction)>,
+    /// IP packets of no tenant, both directions.
+    pub non_tenant: u64,
+    /// Of those, sent by the UE.
+    pub non_tenant_up: u64,
+    /// Of those, received by the UE.
+    pub non_tenant_down: u64,
+    /// Frames sent and received.
+    pub link: (u64, u64),
+}
+
+/// Sums the frames captured on the UE's `ue0`, refusing anything that is not one plain IP
+/// packet per frame (a GSO super-frame or a non-IP frame would make byte counts apples and
+/// oranges).
+pub fn ue_traffic(frames: &[Frame]) -> anyhow::Result<UeTraffic> {
+    let mut out = UeTraffic::default();
+    for frame in frames.iter().filter(|f| f.ifname == "ue0") {
+        let Some(ip) = frame.ip else {
+            bail!("a non-IP frame on ue0 (the link should be quiet): {frame:?}");
+        };
+        ensure!(
+            frame.len == ip.len as usize + 14,
+            "frame of {} bytes carries {} IP bytes (GSO or padding?): {frame:?}",
+            frame.len,
+            ip.len
+        );
+        if frame.outgoing {
+            out.link.0 += 1;
+        } else {
+            out.link.1 += 1;
+        }
+        match classify(ip.src, ip.dst) {
+            Some(key) => {
+                let entry = out.tenant.entry(key).or_default();
+                *entry = (entry.0 + 1, entry.1 + u64::from(ip.len));
+            }
+            None if frame.outgoing => {
+                out.non_tenant += 1;
+                out.non_tenant_up += 1;
+            }
+            None => {
+                out.non_tenant += 1;
+                out.non_tenant_down += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Polls `read` until it returns `expected`, at most `timeout`; fails with both values.
+pub fn eventually<T: PartialEq + Debug>(
+    what: &str,
+    timeout: Duration,
+    expected: &T,
+    mut read: impl FnMut() -> anyhow::Result<T>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = read()?;
+        if &got == expected {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("{what}: after {timeout:?}\n expected {expected:#?}\n      got {got:#?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// One UDP datagram per size from the UE to `dst`, each echoed back at half its size plus
+/// one, in lock step. Returns the IP bytes (up, down) sent by the applications.
+pub fn udp_exchange(chain: &Chain, dst: &str, sizes: &[usize]) -> anyhow::Result<(u64, u64)> {
+    let dst: IpAddr = dst.parse()?;
+    let (ue_addr, ip_header) = if dst.is_ipv4() {
+        (UE_V4.parse::<IpAddr>()?, 20 + 8)
+    } else {
+        (UE_V6.parse()?, 40 + 8)
+    };
+    let server = chain
+        .service
+        .run(|| UdpSocket::bind(SocketAddr::new(dst, UDP_PORT)))??;
+    let client = chain
+        .ue
+        .run(|| UdpSocket::bind(SocketAddr::new(ue_addr, 0)))??;
+    for sock in [&server, &client] {
+        sock.set_read_timeout(Some(IO_TIMEOUT))?;
+    }
+    let mut buf = vec![0u8; 2048];
+    let (mut up, mut down) = (0, 0);
+    for (i, &size) in sizes.iter().enumerate() {
+        client.send_to(&vec![i as u8; size], (dst, UDP_PORT))?;
+        let (got, from) = server
+            .recv_from(&mut buf)
+            .with_context(|| format!("datagram {i} ({size} B) to {dst} never arrived"))?;
+        ensure!(got == size && buf[..got].iter().all(|b| *b == i as u8));
+        let reply = size / 2 + 1;
+        server.send_to(&buf[..reply], from)?;
+        let got = client
+            .recv(&mut buf)
+            .with_context(|| format!("reply {i} from {dst} never arrived"))?;
+        ensure!(got == reply);
+        up += (size + ip_header) as u64;
+        down += (reply + ip_header) as u64;
+    }
+    Ok((up, down))
+}
+
+/// A TCP server on `addr` in the service namespace that reads one connection to EOF and
+/// closes it; `received` counts as it reads.
+#[derive(Debug)]
+pub struct Sink {
+    pub addr: SocketAddr,
+    pub received: Arc<AtomicU64>,
+    thread: JoinHandle<anyhow::Result<u64>>,
+}
+
+impl Sink {
+    pub fn start(chain: &Chain, addr: &str) -> anyhow::Result<Self> {
+        let addr = SocketAddr::new(addr.parse()?, TCP_PORT);
+        let listener = chain.service.run(|| TcpListener::bind(addr))??;
+        listener.set_nonblocking(true)?;
+        let received = Arc::new(AtomicU64::new(0));
+        let count = received.clone();
+        let thread = std::thread::spawn(move || -> anyhow::Result<u64> {
+            let deadline = Instant::now() + IO_TIMEOUT;
+            let mut stream = loop {
+                match listener.accept() {
+                    Ok((stream, _)) => break stream,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        ensure!(Instant::now() < deadline, "no connection to {addr}");
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            stream.set_nonblocking(false)?;
+            stream.set_read_timeout(Some(IO_TIMEOUT))?;
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = stream.read(&mut buf).context("sink read")?;
+                if n == 0 {
+                    return Ok(count.load(Ordering::SeqCst));
+                }
+                count.fetch_add(n as u64, Ordering::SeqCst);
+            }
+        });
+        Ok(Self {
+            addr,
+            received,
+            thread,
+        })
+    }
+
+    /// Bytes received once the client closed.
+    pub fn join(self) -> anyhow::Result<u64> {
+        match self.thread.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+/// Connects from the UE to `to`.
+pub fn connect(chain: &Chain, to: SocketAddr) -> anyhow::Result<TcpStream> {
+    let stream = chain
+        .ue
+        .run(|| TcpStream::connect_timeout(&to, IO_TIMEOUT))?
+        .with_context(|| format!("connect to {to}"))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    Ok(stream)
+}
+
+/// Writes `len` bytes of a recognisable pattern.
+pub fn write_pattern(stream: &mut TcpStream, len: usize) -> anyhow::Result<()> {
+    let chunk: Vec<u8> = (0..1 << 16).map(|i| (i % 251) as u8).collect();
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        stream.write_all(&chunk[..n])?;
+        left -= n;
+    }
+    Ok(())
+}
+
+/// Half-closes, then waits for the server's close (its FIN), so every packet of the
+/// connection has crossed the UE's link when this returns.
+pub fn finish(mut stream: TcpStream) -> anyhow::Result<()> {
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let mut buf = [0u8; 64];
+    let n = stream
+        .read(&mut buf)
+        .context("waiting for the server's FIN")?;
+    ensure!(n == 0, "the sink sent data");
+    Ok(())
+}
+
+/// Sends `len` bytes from the UE to a fresh sink on `addr` and closes; returns what the sink
+/// received.
+pub fn tcp_stream(chain: &Chain, addr: &str, len: usize) -> anyhow::Result<u64> {
+    let sink = Sink::start(chain, addr)?;
+    let mut stream = connect(chain, sink.addr)?;
+    write_pattern(&mut stream, len)?;
+    finish(stream)?;
+    sink.join()
+}
