@@ -119,6 +119,12 @@ pub mod lease {
     pub const LAST_EPOCH_ANNOTATION: &str = "hsn.io/last-epoch";
     /// Annotation: why the agent could not use its latest routes table, if it could not.
     pub const ROUTES_ERROR_ANNOTATION: &str = "hsn.io/routes-error";
+    /// Annotation: the address the agent receives datapath traffic on (a super node: edge
+    /// uplink and ledger submissions; an edge: the address its super node attributes it by).
+    pub const ADDRESS_ANNOTATION: &str = "hsn.io/address";
+    /// Annotation (edges): the source MAC the edge writes on frames it redirects to its
+    /// super node, by which the super node recognises it.
+    pub const MAC_ANNOTATION: &str = "hsn.io/mac";
 
     /// Lease name of super node `ordinal`.
     pub fn super_lease(ordinal: u32) -> String {

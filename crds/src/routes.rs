@@ -21,11 +21,15 @@ pub struct RoutesTable {
     pub version: u32,
     /// The HsnNetwork's name.
     pub network: String,
+    /// The member cluster this table is written into (empty in tables of older operators).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
     /// Length of a metering epoch in seconds.
     pub epoch_seconds: u32,
     /// Every live super node of the network, in every cluster.
     pub supers: Vec<SuperRoute>,
-    /// Edge nodes of this cluster and the super node each one sends to.
+    /// Edge nodes of this cluster and the super node each one sends to, plus the edges of
+    /// other clusters routed to a super node of this cluster (so that super node knows them).
     pub edges: Vec<EdgeRoute>,
     /// Tenants and their prefixes.
     pub tenants: Vec<Tenant>,
@@ -42,14 +46,27 @@ pub struct SuperRoute {
     pub address: Option<IpAddr>,
 }
 
-/// The super node of one edge node.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+/// The super node of one edge node, and what that super node needs to know of the edge.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct EdgeRoute {
     /// Kubernetes node name of the edge.
     pub node: String,
+    /// The edge's cluster when it is not the table's own (an edge of another cluster
+    /// routed to a super node of this one).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
     /// Id of its super node, one of [`RoutesTable::supers`].
     pub super_id: String,
+    /// The edge's address, from its Lease: its super node's observations name it by this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
+    /// The source MAC the edge writes when redirecting, from its Lease (`aa:bb:..`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// The edge's ed25519 public key (hex), from its Lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
 }
 
 /// Why a routes table cannot be used. Agents keep their last good table when they get one.
@@ -122,9 +139,12 @@ impl RoutesTable {
         Ok(())
     }
 
-    /// The super node of `node`, if it is an edge of this table.
+    /// The super node of `node`, if it is an edge of this table's own cluster.
     pub fn super_of(&self, node: &str) -> Option<&SuperRoute> {
-        let edge = self.edges.iter().find(|e| e.node == node)?;
+        let edge = self
+            .edges
+            .iter()
+            .find(|e| e.node == node && (e.cluster.is_empty() || e.cluster == self.cluster))?;
         self.supers.iter().find(|s| s.id == edge.super_id)
     }
 }
@@ -152,10 +172,23 @@ mod tests {
                 id: "a/super-0".into(),
                 address: Some("10.0.0.5".parse().unwrap()),
             }],
-            edges: vec![EdgeRoute {
-                node: "n1".into(),
-                super_id: "a/super-0".into(),
-            }],
+            cluster: "a".into(),
+            edges: vec![
+                EdgeRoute {
+                    node: "n1".into(),
+                    super_id: "a/super-0".into(),
+                    ..EdgeRoute::default()
+                },
+                // Same node name in another cluster, routed here after a failover.
+                EdgeRoute {
+                    node: "n3".into(),
+                    cluster: "b".into(),
+                    super_id: "a/super-0".into(),
+                    address: Some("10.1.0.3".parse().unwrap()),
+                    mac: Some("02:00:00:00:00:03".into()),
+                    public_key: Some("ab".repeat(32)),
+                },
+            ],
             tenants: vec![Tenant {
                 name: "acme".into(),
                 id: 1,
@@ -173,6 +206,8 @@ mod tests {
         assert_eq!(RoutesTable::parse(&json).unwrap(), table());
         assert_eq!(table().super_of("n1").unwrap().id, "a/super-0");
         assert_eq!(table().super_of("n2"), None);
+        // An edge of another cluster is listed for the super node, not routed as our own.
+        assert_eq!(table().super_of("n3"), None);
     }
 
     #[test]

@@ -128,6 +128,7 @@ impl<D: Datapath> Agent<D> {
             config.next_hops,
             desired_rx.clone(),
             metrics.clone(),
+            status_tx.clone(),
         ));
         let epochs = Epochs::new(
             datapath.clone(),

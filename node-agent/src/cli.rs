@@ -69,6 +69,11 @@ pub struct Args {
     /// bpffs mount under which counters are pinned (`<bpffs>/hsn/<network>`).
     #[arg(long, default_value = hsn_ebpf::DEFAULT_BPFFS)]
     pub bpffs: PathBuf,
+    /// The address this agent receives datapath traffic on, advertised in its Lease (the
+    /// operator copies it into the routes tables): a super node's edges send uplink and
+    /// ledger submissions there; an edge's super node attributes its traffic to it.
+    #[arg(long, env = "POD_IP")]
+    pub advertise_address: Option<std::net::IpAddr>,
     /// Kubernetes node name (edge Lease name, Lease holder).
     #[arg(long, env = "NODE_NAME")]
     pub node_name: Option<String>,

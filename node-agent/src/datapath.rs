@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use hsn_ebpf::{
-    AttachMode, Direction, EdgeDatapath, Error, NextHop, SuperDatapath, TenantPrefixes,
+    AttachMode, Direction, EdgeDatapath, EdgeNode, Error, NextHop, SuperDatapath, TenantPrefixes,
 };
 
 /// Identity of one monotonic counter: edges count per (tenant, direction), super nodes per
@@ -34,6 +34,10 @@ pub trait Datapath: Send + 'static {
     fn set_tenants(&mut self, tenants: &[TenantPrefixes]) -> Result<(), Error>;
     /// Edge: points uplink at `hop`, or stops redirecting. Super: nothing to do.
     fn set_next_hop(&mut self, hop: Option<NextHop>) -> Result<(), Error>;
+    /// Super: the edges recognised by source MAC. Edge: nothing to do.
+    fn set_edges(&mut self, _edges: &[EdgeNode]) -> Result<(), Error> {
+        Ok(())
+    }
     /// Every counter, summed over CPUs.
     fn counters(&self) -> Result<Vec<(CounterKey, Totals)>, Error>;
     /// Frames the program could not parse (monotonic).
@@ -89,6 +93,10 @@ impl Datapath for SuperDatapath {
 
     fn set_next_hop(&mut self, _hop: Option<NextHop>) -> Result<(), Error> {
         Ok(())
+    }
+
+    fn set_edges(&mut self, edges: &[EdgeNode]) -> Result<(), Error> {
+        SuperDatapath::set_edges(self, edges)
     }
 
     fn counters(&self) -> Result<Vec<(CounterKey, Totals)>, Error> {

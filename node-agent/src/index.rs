@@ -67,11 +67,26 @@ pub enum RoleState {
         /// Where tenant uplink goes.
         target: Option<SuperTarget>,
     },
-    /// A super node: the edges routed to it (node names).
+    /// A super node: the edges routed to it.
     Super {
-        /// Edge node names.
-        edges: Vec<String>,
+        /// The edges, as the routes table describes them.
+        edges: Vec<EdgePeer>,
     },
+}
+
+/// An edge routed to this super node, with what its agent advertised.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EdgePeer {
+    /// Kubernetes node name.
+    pub node: String,
+    /// Its cluster, when not this one.
+    pub cluster: String,
+    /// The address its counters are attributed to.
+    pub address: Option<IpAddr>,
+    /// The source MAC it redirects with.
+    pub mac: Option<String>,
+    /// Its public key, hex.
+    pub public_key: Option<String>,
 }
 
 /// Everything the map writer and the epoch loop need from one good routes table.
@@ -167,14 +182,31 @@ pub fn compute(json: &str, network: &str, me: &Me) -> Result<Desired, IndexError
                 address: s.address,
             }),
         },
-        Me::Super { .. } => RoleState::Super {
-            edges: table
-                .edges
-                .iter()
-                .filter(|e| me.is_super_id(&e.super_id))
-                .map(|e| e.node.clone())
-                .collect(),
-        },
+        Me::Super { ordinal, cluster } => {
+            // The table names the cluster it was written into; a flag-less super node
+            // learns its own cluster from it.
+            let me = match cluster {
+                None if !table.cluster.is_empty() => &Me::Super {
+                    ordinal: *ordinal,
+                    cluster: Some(table.cluster.clone()),
+                },
+                _ => me,
+            };
+            RoleState::Super {
+                edges: table
+                    .edges
+                    .iter()
+                    .filter(|e| me.is_super_id(&e.super_id))
+                    .map(|e| EdgePeer {
+                        node: e.node.clone(),
+                        cluster: e.cluster.clone(),
+                        address: e.address,
+                        mac: e.mac.clone(),
+                        public_key: e.public_key.clone(),
+                    })
+                    .collect(),
+            }
+        }
     };
     Ok(Desired {
         epoch_seconds: table.epoch_seconds,

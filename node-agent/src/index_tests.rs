@@ -9,6 +9,7 @@ fn table() -> RoutesTable {
     RoutesTable {
         version: ROUTES_VERSION,
         network: "metro".into(),
+        cluster: String::new(),
         epoch_seconds: 30,
         supers: vec![
             SuperRoute {
@@ -24,10 +25,15 @@ fn table() -> RoutesTable {
             EdgeRoute {
                 node: "n1".into(),
                 super_id: "a/super-0".into(),
+                ..EdgeRoute::default()
             },
             EdgeRoute {
                 node: "n2".into(),
                 super_id: "b/super-0".into(),
+                address: Some("10.1.0.2".parse().unwrap()),
+                mac: Some("02:00:00:00:00:02".into()),
+                public_key: Some("cd".repeat(32)),
+                ..EdgeRoute::default()
             },
         ],
         tenants: vec![Tenant {
@@ -72,13 +78,12 @@ fn a_super_gets_its_edges_disambiguated_by_cluster() {
         ordinal: 0,
         cluster: None,
     };
+    let nodes = |d: &Desired| match &d.role {
+        RoleState::Super { edges } => edges.iter().map(|e| e.node.clone()).collect::<Vec<_>>(),
+        RoleState::Edge { .. } => panic!("not a super"),
+    };
     let d = compute(&json(&table()), "metro", &any).unwrap();
-    assert_eq!(
-        d.role,
-        RoleState::Super {
-            edges: vec!["n1".into(), "n2".into()]
-        }
-    );
+    assert_eq!(nodes(&d), ["n1", "n2"]);
     let b = Me::Super {
         ordinal: 0,
         cluster: Some("b".into()),
@@ -87,9 +92,20 @@ fn a_super_gets_its_edges_disambiguated_by_cluster() {
     assert_eq!(
         d.role,
         RoleState::Super {
-            edges: vec!["n2".into()]
+            edges: vec![EdgePeer {
+                node: "n2".into(),
+                cluster: String::new(),
+                address: Some("10.1.0.2".parse().unwrap()),
+                mac: Some("02:00:00:00:00:02".into()),
+                public_key: Some("cd".repeat(32)),
+            }]
         }
     );
+    // A table that names its cluster tells a flag-less super node which one it is.
+    let mut in_b = table();
+    in_b.cluster = "b".into();
+    let d = compute(&json(&in_b), "metro", &any).unwrap();
+    assert_eq!(nodes(&d), ["n2"]);
 }
 
 #[test]

@@ -33,6 +33,8 @@ pub struct LeaseIdentity {
     pub public_key: String,
     /// Lease duration.
     pub duration_seconds: u32,
+    /// `--advertise-address`: where this agent receives datapath traffic.
+    pub address: Option<std::net::IpAddr>,
 }
 
 /// Why the Lease name could not be derived.
@@ -66,6 +68,12 @@ pub fn desired(id: &LeaseIdentity, status: &AgentStatus, acquired: Timestamp) ->
             status.datapath.clone(),
         ),
     ]);
+    if let Some(address) = id.address {
+        annotations.insert(lease::ADDRESS_ANNOTATION.to_owned(), address.to_string());
+    }
+    if let Some(mac) = &status.mac {
+        annotations.insert(lease::MAC_ANNOTATION.to_owned(), mac.clone());
+    }
     if let Some(epoch) = status.last_epoch {
         annotations.insert(lease::LAST_EPOCH_ANNOTATION.to_owned(), epoch.to_string());
     }
@@ -158,11 +166,13 @@ mod tests {
             role: Role::Edge,
             public_key: "ab".into(),
             duration_seconds: 15,
+            address: Some("10.1.0.7".parse().unwrap()),
         };
         let mut status = AgentStatus {
             routes_error: Some("bad".into()),
             datapath: "xdp-generic".into(),
             last_epoch: None,
+            mac: None,
         };
         let l = desired(&id, &status, Timestamp::now());
         let a = l.metadata.annotations.unwrap();
@@ -170,13 +180,17 @@ mod tests {
         assert_eq!(a[lease::DATAPATH_ANNOTATION], "xdp-generic");
         assert_eq!(a[lease::ROUTES_ERROR_ANNOTATION], "bad");
         assert!(!a.contains_key(lease::LAST_EPOCH_ANNOTATION));
+        assert_eq!(a[lease::ADDRESS_ANNOTATION], "10.1.0.7");
+        assert!(!a.contains_key(lease::MAC_ANNOTATION));
         status.routes_error = None;
         status.last_epoch = Some(9);
+        status.mac = Some("02:00:00:00:00:07".into());
         let a = desired(&id, &status, Timestamp::now())
             .metadata
             .annotations
             .unwrap();
         assert!(!a.contains_key(lease::ROUTES_ERROR_ANNOTATION));
         assert_eq!(a[lease::LAST_EPOCH_ANNOTATION], "9");
+        assert_eq!(a[lease::MAC_ANNOTATION], "02:00:00:00:00:07");
     }
 }

@@ -194,6 +194,7 @@ async fn cluster_parts(
             role: args.role,
             public_key: identity.public_key_hex(),
             duration_seconds: args.lease_seconds,
+            address: args.advertise_address,
         },
         heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),
     };

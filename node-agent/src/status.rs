@@ -11,6 +11,8 @@ pub struct AgentStatus {
     pub datapath: String,
     /// The last epoch closed into the spool.
     pub last_epoch: Option<u64>,
+    /// Edge: the source MAC it redirects to its super node with.
+    pub mac: Option<String>,
 }
 
 /// The writing side, held by the index, the map writer and the epoch loop.

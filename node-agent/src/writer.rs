@@ -5,10 +5,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use hsn_ebpf::{EdgeNode, MacAddr};
+
 use crate::datapath::Datapath;
-use crate::index::{Desired, RoleState};
+use crate::index::{Desired, EdgePeer, RoleState};
 use crate::metrics::{Metrics, ReasonLabels};
 use crate::nexthop::{NextHopError, NextHops};
+use crate::status::StatusTx;
 
 /// How soon a failed programming (e.g. an unresolved neighbour) is retried.
 pub const RETRY: Duration = Duration::from_secs(2);
@@ -42,36 +45,60 @@ pub fn lock<D>(dp: &Mutex<D>) -> std::sync::MutexGuard<'_, D> {
     dp.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Programs `desired` into `dp`: tenants first, then (edge) the next hop.
+/// The edges a super node can recognise by MAC: those that advertised an address and a
+/// well-formed MAC. The others are counted under their IP source meanwhile.
+pub fn edge_nodes(edges: &[EdgePeer]) -> Vec<EdgeNode> {
+    edges
+        .iter()
+        .filter_map(|e| {
+            let mac: MacAddr = e.mac.as_deref()?.parse().ok()?;
+            Some(EdgeNode {
+                mac,
+                addr: e.address?,
+            })
+        })
+        .collect()
+}
+
+/// Programs `desired` into `dp`: tenants first, then the next hop (edge) or the edges
+/// (super). Returns the source MAC an edge now redirects with.
 pub async fn apply<D: Datapath>(
     dp: &Mutex<D>,
     hops: &NextHops,
     desired: &Desired,
-) -> Result<(), WriteError> {
+) -> Result<Option<MacAddr>, WriteError> {
     lock(dp).set_tenants(&desired.tenants)?;
-    if let RoleState::Edge { target } = &desired.role {
-        let hop = match target {
-            Some(target) => match hops.resolve(target).await {
-                Ok(hop) => Some(hop),
-                Err(e) => {
-                    // Never keep sending to a super node the table no longer names.
-                    lock(dp).set_next_hop(None)?;
-                    return Err(e.into());
-                }
-            },
-            None => None,
-        };
-        lock(dp).set_next_hop(hop)?;
+    match &desired.role {
+        RoleState::Edge { target } => {
+            let hop = match target {
+                Some(target) => match hops.resolve(target).await {
+                    Ok(hop) => Some(hop),
+                    Err(e) => {
+                        // Never keep sending to a super node the table no longer names.
+                        lock(dp).set_next_hop(None)?;
+                        return Err(e.into());
+                    }
+                },
+                None => None,
+            };
+            lock(dp).set_next_hop(hop)?;
+            Ok(hop.map(|h| h.src_mac))
+        }
+        RoleState::Super { edges } => {
+            lock(dp).set_edges(&edge_nodes(edges))?;
+            Ok(None)
+        }
     }
-    Ok(())
 }
 
-/// Runs the writer until `desired` closes: applies every change, retries failures.
+/// Runs the writer until `desired` closes: applies every change, retries failures, and
+/// reports an edge's redirect MAC in the status (the Lease carries it to the operator).
 pub async fn run<D: Datapath>(
     dp: SharedDatapath<D>,
     hops: NextHops,
     mut desired: watch::Receiver<Option<Arc<Desired>>>,
     metrics: Arc<Metrics>,
+    status: StatusTx,
 ) {
     let mut failed = false;
     loop {
@@ -79,7 +106,14 @@ pub async fn run<D: Datapath>(
         if let Some(d) = current {
             let started = Instant::now();
             match apply(&dp, &hops, &d).await {
-                Ok(()) => {
+                Ok(mac) => {
+                    if let Some(mac) = mac.map(|m| m.to_string()) {
+                        status.send_if_modified(|s| {
+                            let changed = s.mac.as_deref() != Some(mac.as_str());
+                            s.mac = Some(mac);
+                            changed
+                        });
+                    }
                     metrics.map_update.observe(started.elapsed().as_secs_f64());
                     if failed {
                         tracing::info!("datapath programmed after earlier failure");

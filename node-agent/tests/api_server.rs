@@ -98,6 +98,7 @@ async fn lease_routes_and_malformed_tables_against_a_real_apiserver() -> anyhow:
                 role: Role::Edge,
                 public_key: "ab".repeat(32),
                 duration_seconds: 15,
+                address: Some("10.1.0.1".parse().unwrap()),
             },
             heartbeat: Duration::from_secs(1),
         }),
@@ -124,6 +125,10 @@ async fn lease_routes_and_malformed_tables_against_a_real_apiserver() -> anyhow:
     assert_eq!(
         annotation(&first, names::DATAPATH_ANNOTATION).as_deref(),
         Some("xdp-generic")
+    );
+    assert_eq!(
+        annotation(&first, names::ADDRESS_ANNOTATION).as_deref(),
+        Some("10.1.0.1")
     );
     let spec = first.spec.clone().unwrap_or_default();
     assert_eq!(spec.holder_identity.as_deref(), Some("n1"));

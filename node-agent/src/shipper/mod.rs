@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use hsn_ledger::client::{self, ConnectError};
+use hsn_ledger::keys::NodeKey;
 use hsn_ledger::pb::{self, ledger_client::LedgerClient};
 use hsn_ledger::service::REASON_METADATA;
 use tokio::sync::watch;
@@ -68,7 +69,7 @@ pub struct ShipperConfig {
     pub spool_dir: PathBuf,
     /// `--ledger-endpoint`; without it an edge ships to its super's `http://<address>:7443`.
     pub endpoint: Option<String>,
-    /// Super: edge address → key.
+    /// Super: edge address → key from `--edge-key`; these win over the routes table's.
     pub edge_keys: EdgeKeys,
     /// Time between rounds when all is well (a closed epoch also starts one).
     pub interval: Duration,
@@ -228,6 +229,8 @@ pub struct Shipper {
     config: ShipperConfig,
     metrics: Arc<Metrics>,
     conn: Option<(String, LedgerClient<Channel>, u64)>,
+    /// Super: edge address → key, as the routes table last listed them.
+    learned: EdgeKeys,
 }
 
 impl Shipper {
@@ -237,7 +240,31 @@ impl Shipper {
             config,
             metrics,
             conn: None,
+            learned: EdgeKeys::default(),
         }
+    }
+
+    /// Takes the edge keys a super node's routes table lists (address and key advertised
+    /// in each edge's Lease); `--edge-key` flags still win.
+    pub fn learn_edge_keys(&mut self, desired: Option<&Desired>) {
+        let Some(RoleState::Super { edges }) = desired.map(|d| &d.role) else {
+            return;
+        };
+        self.learned = EdgeKeys(
+            edges
+                .iter()
+                .filter_map(|e| {
+                    let bytes = hex::decode(e.public_key.as_deref()?).ok()?;
+                    Some((e.address?, NodeKey::from_slice(&bytes).ok()?))
+                })
+                .collect(),
+        );
+    }
+
+    fn edge_keys(&self) -> EdgeKeys {
+        let mut keys = self.learned.clone();
+        keys.0.extend(self.config.edge_keys.0.clone());
+        keys
     }
 
     /// Where to ship now: the override, else (edge) its super's ledger from the routes table.
@@ -307,8 +334,9 @@ impl Shipper {
         round: &mut Round,
     ) -> Result<(), ShipError> {
         let content = spool::read_file(&file.path)?;
+        let keys = self.edge_keys();
         let c = &self.config;
-        let items = convert::items(&content, &c.network, c.role, &c.key, &c.edge_keys)?;
+        let items = convert::items(&content, &c.network, c.role, &c.key, &keys)?;
         if !items.is_empty() {
             let timeout = c.rpc_timeout;
             let batches = items.batches(c.max_batch_items);
@@ -380,6 +408,7 @@ impl Shipper {
         let mut backoff = Backoff::new(self.config.backoff_initial, self.config.backoff_max);
         let mut endpoint_logged: Option<String> = None;
         loop {
+            self.learn_edge_keys(desired.borrow().as_deref());
             let endpoint = self.endpoint(desired.borrow().as_deref());
             let delay = match endpoint {
                 None => {

@@ -55,6 +55,7 @@ pub fn table(super_id: &str) -> RoutesTable {
     RoutesTable {
         version: ROUTES_VERSION,
         network: "metro".into(),
+        cluster: String::new(),
         epoch_seconds: 60,
         supers: ["a/super-0", "a/super-1"]
             .iter()
@@ -66,6 +67,7 @@ pub fn table(super_id: &str) -> RoutesTable {
         edges: vec![EdgeRoute {
             node: "n1".into(),
             super_id: super_id.into(),
+            ..EdgeRoute::default()
         }],
         tenants: vec![Tenant {
             name: "acme".into(),

@@ -13,7 +13,7 @@ use crate::context::Context;
 use crate::inventory::Member;
 use crate::plan::Plan;
 use crate::resources::{
-    APPLIED_HASH_ANNOTATION, Desired, FIELD_MANAGER, NETWORK_UID_LABEL, desired_objects,
+    APPLIED_HASH_ANNOTATION, Desired, FIELD_MANAGER, NETWORK_UID_LABEL, Peers, desired_objects,
     member_namespace,
 };
 
@@ -61,6 +61,7 @@ pub async fn apply_all(
     ctx: &Context,
     plan: &Plan,
     members: &[(MecCluster, Member)],
+    peers: &Peers,
     paused: bool,
 ) -> BTreeMap<String, MemberOutcome> {
     let jobs = members.iter().map(|(mec, member)| async move {
@@ -68,7 +69,7 @@ pub async fn apply_all(
         if !member.view.ready {
             return (name, MemberOutcome::Skipped);
         }
-        let desired = desired_objects(network, &name, plan);
+        let desired = desired_objects(network, &name, plan, peers);
         // One slow member must not hold up the others: each gets its own deadline.
         let deadline = ctx.settings.member_timeout * 3;
         let work = apply_member(ctx, mec, network, desired, paused);

@@ -13,7 +13,7 @@ use kube::{Api, Client, ResourceExt};
 use crate::context::Context;
 use crate::inventory::Member;
 use crate::plan::{EdgeId, Previous, SuperId};
-use crate::resources::{NETWORK_UID_LABEL, member_namespace};
+use crate::resources::{NETWORK_UID_LABEL, Peer, Peers, member_namespace};
 
 use super::Error;
 
@@ -30,6 +30,8 @@ pub struct LeaseInfo {
     pub last_epoch: Option<i64>,
     /// The node the agent runs on (the Lease holder).
     pub holder: Option<String>,
+    /// What the agent advertises for the routes tables.
+    pub peer: Peer,
 }
 
 impl LeaseInfo {
@@ -134,6 +136,13 @@ fn lease_info(l: &Lease) -> LeaseInfo {
         renewed,
         expires: renewed.and_then(|r| r.checked_add(duration).ok()),
         public_key: annotations.get(lease::PUBLIC_KEY_ANNOTATION).cloned(),
+        peer: Peer {
+            address: annotations
+                .get(lease::ADDRESS_ANNOTATION)
+                .and_then(|a| a.parse().ok()),
+            mac: annotations.get(lease::MAC_ANNOTATION).cloned(),
+            public_key: annotations.get(lease::PUBLIC_KEY_ANNOTATION).cloned(),
+        },
         last_epoch: annotations
             .get(lease::LAST_EPOCH_ANNOTATION)
             .and_then(|e| e.parse().ok()),
@@ -142,6 +151,20 @@ fn lease_info(l: &Lease) -> LeaseInfo {
 }
 
 impl Fetched {
+    /// What the agents advertise, per cluster and Lease name.
+    pub fn peers(&self) -> Peers {
+        self.leases
+            .iter()
+            .map(|(cluster, leases)| {
+                let peers = leases
+                    .iter()
+                    .map(|(name, info)| (name.clone(), info.peer.clone()))
+                    .collect();
+                (cluster.clone(), peers)
+            })
+            .collect()
+    }
+
     /// Super nodes whose Lease existed and expired. A super without a Lease yet is
     /// starting, and trusted until its first Lease lapses.
     pub fn lost_supers(&self, now: Timestamp) -> BTreeSet<SuperId> {

@@ -149,7 +149,15 @@ async fn reconcile_apply(network: &HsnNetwork, ctx: &Context) -> Result<Action, 
     let plan = plan::plan(&network.spec, &inputs);
     let paused = network.spec.paused;
 
-    let outcomes = apply::apply_all(network, ctx, &plan, &fetched.members, paused).await;
+    let outcomes = apply::apply_all(
+        network,
+        ctx,
+        &plan,
+        &fetched.members,
+        &fetched.peers(),
+        paused,
+    )
+    .await;
     if !paused {
         ctx.failovers
             .observe(network, &previous, &plan, &fetched, &outcomes, &ctx.metrics);

@@ -18,7 +18,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::plan::Plan;
 
-pub use routes::routes_table;
+pub use routes::{Peer, Peers, routes_table};
 
 /// Field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "hsn-operator";
@@ -76,8 +76,13 @@ impl Desired {
 }
 
 /// Every object `network` needs on `cluster` under `plan`; empty when the plan puts
-/// nothing there.
-pub fn desired_objects(network: &HsnNetwork, cluster: &str, plan: &Plan) -> Vec<Desired> {
+/// nothing there. `peers` fills the agents' addresses and keys into the routes table.
+pub fn desired_objects(
+    network: &HsnNetwork,
+    cluster: &str,
+    plan: &Plan,
+    peers: &Peers,
+) -> Vec<Desired> {
     let Some(part) = plan.clusters.get(cluster) else {
         return Vec::new();
     };
@@ -90,7 +95,7 @@ pub fn desired_objects(network: &HsnNetwork, cluster: &str, plan: &Plan) -> Vec<
         ..Default::default()
     })];
     out.extend(rbac::objects(&ctx));
-    out.push(ctx.desired(&routes::config_map(&ctx, cluster, plan)));
+    out.push(ctx.desired(&routes::config_map(&ctx, cluster, plan, peers)));
     if part.super_replicas > 0 {
         out.extend(workloads::super_nodes(&ctx, part.super_replicas));
     }

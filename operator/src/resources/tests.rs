@@ -71,7 +71,7 @@ fn kinds(objs: &[Desired]) -> Vec<(String, String)> {
 
 #[test]
 fn a_cluster_gets_namespace_identity_routes_supers_and_one_daemonset_per_nonempty_pool() {
-    let objs = desired_objects(&network(), "a", &plan());
+    let objs = desired_objects(&network(), "a", &plan(), &Peers::new());
     let want: Vec<(String, String)> = [
         ("Namespace", "hsn-metro"),
         ("ServiceAccount", "hsn-agent"),
@@ -100,7 +100,7 @@ fn a_cluster_gets_namespace_identity_routes_supers_and_one_daemonset_per_nonempt
 
 #[test]
 fn agents_get_ebpf_capabilities_but_never_privileged() {
-    for d in desired_objects(&network(), "a", &plan()) {
+    for d in desired_objects(&network(), "a", &plan(), &Peers::new()) {
         if !["StatefulSet", "DaemonSet"].contains(&d.resource.kind.as_str()) {
             continue;
         }
@@ -118,7 +118,7 @@ fn agents_get_ebpf_capabilities_but_never_privileged() {
 
 #[test]
 fn the_edge_daemonset_is_pinned_to_the_planned_nodes() {
-    let objs = desired_objects(&network(), "a", &plan());
+    let objs = desired_objects(&network(), "a", &plan(), &Peers::new());
     let ds = objs.iter().find(|d| d.name == "hsn-edge-bb").unwrap();
     let terms = ds.body["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
         ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
@@ -135,26 +135,87 @@ fn the_edge_daemonset_is_pinned_to_the_planned_nodes() {
 
 #[test]
 fn routes_list_this_clusters_edges_and_every_live_super() {
-    let objs = desired_objects(&network(), "a", &plan());
+    let objs = desired_objects(&network(), "a", &plan(), &Peers::new());
     let cm = objs
         .iter()
         .find(|d| d.resource.kind == "ConfigMap")
         .unwrap();
     let table = RoutesTable::parse(cm.body["data"][ROUTES_KEY].as_str().unwrap()).unwrap();
+    assert_eq!(table.cluster, "a");
     assert_eq!(table.supers.len(), 2);
     assert_eq!(table.edges.len(), 2);
     assert_eq!(table.super_of("n2").unwrap().id, "b/super-0");
     assert_eq!(table.tenants[0].name, "acme");
+    // Nothing advertised yet: no addresses, and the table still validates.
+    assert!(table.supers.iter().all(|s| s.address.is_none()));
+}
+
+fn routes_of(cluster: &str, peers: &Peers) -> RoutesTable {
+    let objs = desired_objects(&network(), cluster, &plan(), peers);
+    let cm = objs
+        .iter()
+        .find(|d| d.resource.kind == "ConfigMap")
+        .unwrap();
+    RoutesTable::parse(cm.body["data"][ROUTES_KEY].as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn routes_carry_what_agents_advertise_and_a_supers_edges_from_other_clusters() {
+    let peer = |addr: &str, mac: Option<&str>, key: &str| Peer {
+        address: Some(addr.parse().unwrap()),
+        mac: mac.map(str::to_string),
+        public_key: Some(key.to_string()),
+    };
+    let peers = Peers::from([
+        (
+            "a".to_string(),
+            BTreeMap::from([
+                ("super-0".to_string(), peer("10.9.0.1", None, "aa")),
+                (
+                    "edge-n2".to_string(),
+                    peer("10.9.1.2", Some("02:00:00:00:01:02"), "b2"),
+                ),
+            ]),
+        ),
+        (
+            "b".to_string(),
+            BTreeMap::from([("super-0".to_string(), peer("fd00::b0", None, "bb"))]),
+        ),
+    ]);
+    let a = routes_of("a", &peers);
+    let address = |t: &RoutesTable, id: &str| {
+        t.supers
+            .iter()
+            .find(|s| s.id == id)
+            .and_then(|s| s.address)
+            .map(|a| a.to_string())
+    };
+    assert_eq!(address(&a, "a/super-0").as_deref(), Some("10.9.0.1"));
+    assert_eq!(address(&a, "b/super-0").as_deref(), Some("fd00::b0"));
+
+    // b's super serves n2 of cluster a: b's table lists it with a's cluster name, address,
+    // MAC and key, and does not route it as one of b's own edges.
+    let b = routes_of("b", &peers);
+    let n2 = b.edges.iter().find(|e| e.node == "n2").unwrap();
+    assert_eq!(n2.cluster, "a");
+    assert_eq!(n2.address.unwrap().to_string(), "10.9.1.2");
+    assert_eq!(n2.mac.as_deref(), Some("02:00:00:00:01:02"));
+    assert_eq!(n2.public_key.as_deref(), Some("b2"));
+    assert!(b.super_of("n2").is_none());
+    assert_eq!(b.super_of("m1").unwrap().id, "b/super-0");
+    // a's own edge n1 goes to a's super; nothing of a's is listed twice.
+    assert_eq!(a.edges.iter().filter(|e| e.node == "n2").count(), 1);
+    assert!(a.edges.iter().all(|e| e.cluster.is_empty()));
 }
 
 #[test]
 fn hashes_are_stable_and_follow_content() {
-    let first = desired_objects(&network(), "b", &plan());
-    let again = desired_objects(&network(), "b", &plan());
+    let first = desired_objects(&network(), "b", &plan(), &Peers::new());
+    let again = desired_objects(&network(), "b", &plan(), &Peers::new());
     assert_eq!(first, again);
     let mut changed = plan();
     changed.clusters.get_mut("b").unwrap().super_replicas = 2;
-    let after = desired_objects(&network(), "b", &changed);
+    let after = desired_objects(&network(), "b", &changed, &Peers::new());
     let hash = |objs: &[Desired], kind: &str| {
         objs.iter()
             .find(|d| d.resource.kind == kind)
@@ -168,5 +229,5 @@ fn hashes_are_stable_and_follow_content() {
 
 #[test]
 fn a_cluster_the_plan_leaves_out_gets_nothing() {
-    assert!(desired_objects(&network(), "c", &plan()).is_empty());
+    assert!(desired_objects(&network(), "c", &plan(), &Peers::new()).is_empty());
 }

@@ -206,6 +206,7 @@ fn agent_container(ctx: &Context<'_>, image: &str, role: &str) -> Container {
             field_env("NODE_NAME", "spec.nodeName"),
             field_env("POD_NAME", "metadata.name"),
             field_env("POD_NAMESPACE", "metadata.namespace"),
+            field_env("POD_IP", "status.podIP"),
         ]),
         // Loading and attaching eBPF needs BPF, NET_ADMIN (XDP/TC attach) and PERFMON
         // (map and helper access); nothing else, and never privileged.
