@@ -107,8 +107,8 @@ impl Run {
             let d = chain.ue.link_stats("ue0")?.since(&ue_link);
             Ok(d.tx_packets + d.rx_packets)
         };
-        eventually("ue0 frames captured", SETTLE, &link()?, || {
-            Ok(ue_capture.seen())
+        eventually("ue0 frames captured", SETTLE, &true, || {
+            Ok(ue_capture.seen() == link()?)
         })?;
         let ue_frames = ue_capture.stop()?;
         let traffic = ue_traffic(&ue_frames)?;

@@ -1,0 +1,638 @@
+//! The real `hsn-agent` binary, SIGKILLed in the middle of a traffic run and started again:
+//! its spool must account for every byte exactly once.
+//!
+//! `ue <-> edge <-> super <-> service` in network namespaces (veths without ARP/ND, static
+//! neighbours). The agent runs standalone in the edge namespace (`--routes-file`,
+//! `--next-hop`, one-second epochs, counters pinned on a bpffs this test mounts); the super
+//! node runs the super program from this test. TCP connections to two tenants (IPv4, IPv6)
+//! stay open across the kill; UDP to both tenants and to a non-tenant address runs before and
+//! after it. The independent measure is a capture on the UE's link, checked against the
+//! interface's own packet counters; the super node's counters must agree on uplink.
+//!
+//! A SIGKILLed agent's XDP program goes with it (its link belongs to the process), so
+//! packets crossing the edge before the restarted agent has programmed its maps are neither
+//! metered nor redirected. The test therefore kills the agent with connections open and
+//! counts not yet in the spool, but with no packet in flight, and resumes once the new agent
+//! has programmed its maps: what it checks is the agent's accounting, not a datapath outage.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use hsn_agent::spool::{EpochFile, SpoolDirection};
+use hsn_ebpf::{Direction, EdgeNode, MacAddr, PinDir, SuperConfig, SuperDatapath, TenantPrefixes};
+use hsn_netns::{Capture, Frame, LinkStats, Mac, Netns, NsChild, VethEnd, veth};
+
+const ACME: u32 = 7;
+const BETA: u32 = 9;
+const ACME_V4: &str = "10.7.0.10";
+const ACME_V6: &str = "2001:db8:7::10";
+const BETA_V4: &str = "10.9.0.5";
+const BETA_V6: &str = "2001:db8:9::5";
+const OTHER_V4: &str = "198.51.100.10";
+const UE_V4: &str = "100.64.0.10";
+const UE_V6: &str = "fd00::10";
+/// The edge's identity on the super node.
+const EDGE_ID: &str = "192.0.2.1";
+const EDGE_MAC: Mac = Mac([0x02, 0x45, 0x44, 0x47, 0x45, 0x01]);
+const SUPER_MAC: Mac = Mac([0x02, 0x53, 0x55, 0x50, 0x45, 0x01]);
+/// The agent's /metrics, on loopback inside the edge namespace (which nothing else uses).
+const METRICS: &str = "127.0.0.1:9100";
+const TCP_PORT: u16 = 7001;
+const UDP_PORT: u16 = 7000;
+/// Bound on every socket operation and wait.
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+fn tenants() -> Vec<TenantPrefixes> {
+    let t = |tenant, v4: &str, v6: &str| TenantPrefixes {
+        tenant,
+        prefixes: vec![v4.parse().unwrap(), v6.parse().unwrap()],
+    };
+    vec![
+        t(ACME, "10.7.0.0/16", "2001:db8:7::/48"),
+        t(BETA, "10.9.0.0/16", "2001:db8:9::/48"),
+    ]
+}
+
+/// The standalone agent's routes table: one super node, this edge, two tenants.
+fn routes_json(network: &str) -> String {
+    serde_json::json!({
+        "version": 1,
+        "network": network,
+        "epochSeconds": 1,
+        "supers": [{"id": "c1/super-0", "address": "192.168.1.2"}],
+        "edges": [{"node": "e1", "superId": "c1/super-0"}],
+        "tenants": [
+            {"name": "acme", "id": ACME, "prefixes": ["10.7.0.0/16", "2001:db8:7::/48"]},
+            {"name": "beta", "id": BETA, "prefixes": ["10.9.0.0/16", "2001:db8:9::/48"]},
+        ],
+    })
+    .to_string()
+}
+
+fn tenant_of(addr: IpAddr) -> Option<u32> {
+    tenants()
+        .into_iter()
+        .find(|t| t.prefixes.iter().any(|p| p.contains(&addr)))
+        .map(|t| t.tenant)
+}
+
+/// Namespaces and links; see the module comment.
+struct Chain {
+    ue: Netns,
+    edge: Netns,
+    sup: Netns,
+    service: Netns,
+}
+
+impl Chain {
+    fn build() -> anyhow::Result<Self> {
+        let c = Self {
+            ue: Netns::unique("ue")?,
+            edge: Netns::unique("edge")?,
+            sup: Netns::unique("super")?,
+            service: Netns::unique("svc")?,
+        };
+        c.edge.set_router()?;
+        c.sup.set_router()?;
+        veth(
+            // Sends like a host: the edge's redirect would lose an offloaded checksum.
+            VethEnd::new(&c.ue, "ue0")
+                .no_offloads()
+                .addr(&format!("{UE_V4}/24"))
+                .addr(&format!("{UE_V6}/64")),
+            VethEnd::new(&c.edge, "e-ue")
+                .addr("100.64.0.1/24")
+                .addr("fd00::1/64"),
+        )
+        .context("the UE's link (needs ethtool: hack/install-deps.sh)")?
+        .static_neighbours()?;
+        veth(
+            VethEnd::new(&c.edge, "e-s1")
+                .mac(EDGE_MAC)
+                .addr("192.168.1.1/24")
+                .addr("fd01:1::1/64"),
+            VethEnd::new(&c.sup, "s1-e")
+                .mac(SUPER_MAC)
+                .addr("192.168.1.2/24")
+                .addr("fd01:1::2/64"),
+        )?
+        .static_neighbours()?;
+        veth(
+            VethEnd::new(&c.sup, "s1-svc")
+                .addr("192.168.11.1/24")
+                .addr("fd02:1::1/64"),
+            VethEnd::new(&c.service, "svc-s1")
+                .addr("192.168.11.2/24")
+                .addr("fd02:1::2/64"),
+        )?
+        .static_neighbours()?;
+        c.ue.ip(&["route", "add", "default", "via", "100.64.0.1"])?;
+        c.ue.ip(&["-6", "route", "add", "default", "via", "fd00::1"])?;
+        // Non-tenant only: tenant uplink gets to the super node by the redirect or not at all.
+        c.edge.ip(&[
+            "route",
+            "add",
+            &format!("{OTHER_V4}/32"),
+            "via",
+            "192.168.1.2",
+        ])?;
+        for (dst, via) in [
+            ("100.64.0.0/24", "192.168.1.1"),
+            ("fd00::/64", "fd01:1::1"),
+            ("10.0.0.0/8", "192.168.11.2"),
+            ("198.51.100.0/24", "192.168.11.2"),
+            ("2001:db8::/32", "fd02:1::2"),
+        ] {
+            c.sup.ip(&["route", "add", dst, "via", via])?;
+        }
+        for addr in [ACME_V4, BETA_V4, OTHER_V4, ACME_V6, BETA_V6] {
+            let len = if addr.contains(':') { 128 } else { 32 };
+            c.service
+                .ip(&["addr", "add", &format!("{addr}/{len}"), "dev", "lo"])?;
+        }
+        c.service
+            .ip(&["route", "add", "100.64.0.0/24", "via", "192.168.11.1"])?;
+        c.service
+            .ip(&["-6", "route", "add", "fd00::/64", "via", "fd02:1::1"])?;
+        Ok(c)
+    }
+
+    /// The super program on the super node's edge-facing veth: it meters the edge's uplink
+    /// and gives the veth the NAPI that the edge's native redirect into it needs.
+    fn super_datapath(&self) -> anyhow::Result<SuperDatapath> {
+        self.sup.run(|| -> anyhow::Result<_> {
+            let mut dp = SuperDatapath::load(&SuperConfig {
+                pin: None,
+                edge_by_addr: false,
+            })?;
+            dp.attach("s1-e")?;
+            dp.set_tenants(&tenants())?;
+            dp.set_edges(&[EdgeNode {
+                mac: MacAddr(EDGE_MAC.0),
+                addr: EDGE_ID.parse()?,
+            }])?;
+            Ok(dp)
+        })?
+    }
+}
+
+/// bpffs mounted on a temporary directory by this process, so `ip netns exec` children
+/// (which get a copy of our mounts) share it across agent restarts; unmounted on drop.
+struct Bpffs(tempfile::TempDir);
+
+impl Bpffs {
+    fn mount() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        hsn_ebpf::ensure_bpffs(dir.path())?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(self.0.path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// One `hsn-agent` process in the edge namespace, its output in files.
+struct Agent {
+    child: NsChild,
+    log: PathBuf,
+}
+
+fn start_agent(
+    chain: &Chain,
+    network: &str,
+    dir: &Path,
+    bpffs: &Path,
+    run: u32,
+) -> anyhow::Result<Agent> {
+    let log = dir.join(format!("agent-{run}.log"));
+    let mut cmd = chain.edge.command(env!("CARGO_BIN_EXE_hsn-agent"));
+    cmd.args(["--role", "edge", "--network", network, "--node-name", "e1"])
+        .arg("--routes-file")
+        .arg(dir.join("routes.json"))
+        .args(["--interface", "e-ue", "--interface", "e-s1"])
+        .args(["--next-hop", &format!("e-s1,{SUPER_MAC}")])
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--bpffs")
+        .arg(bpffs)
+        .args(["--no-ledger", "--metrics-addr", METRICS])
+        // As in the table: the epoch loop takes its first sleep before reading the table.
+        .args(["--epoch-seconds", "1"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&log)?)
+        .stderr(fs::File::create(dir.join(format!("agent-{run}.err")))?);
+    Ok(Agent {
+        child: NsChild::spawn(cmd)?,
+        log,
+    })
+}
+
+impl Agent {
+    /// Waits until the agent has programmed its maps (tenants and next hop) once.
+    fn wait_programmed(&mut self, chain: &Chain) -> anyhow::Result<()> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("the agent exited ({status}): {}", self.output());
+            }
+            let body = chain.edge.run(metrics)?.unwrap_or_default();
+            let programmed = body
+                .lines()
+                .filter_map(|l| l.strip_prefix("hsn_agent_map_update_seconds_count "))
+                .any(|n| n.trim().parse::<u64>().is_ok_and(|n| n >= 1));
+            if programmed {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the agent did not program its maps within {TIMEOUT:?}: {}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn output(&self) -> String {
+        let err = self.log.with_extension("err");
+        format!(
+            "\n--- {} ---\n{}\n--- {} ---\n{}",
+            self.log.display(),
+            fs::read_to_string(&self.log).unwrap_or_default(),
+            err.display(),
+            fs::read_to_string(&err).unwrap_or_default()
+        )
+    }
+}
+
+/// GET /metrics (called on a thread inside the edge namespace); `None` until it answers.
+fn metrics() -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&METRICS.parse().ok()?, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+/// A TCP connection from the UE to the service that stays open across the agent's restart.
+struct Flow {
+    client: TcpStream,
+    received: Arc<AtomicU64>,
+    sink: JoinHandle<anyhow::Result<()>>,
+    written: u64,
+}
+
+impl Flow {
+    fn open(chain: &Chain, dst: &str) -> anyhow::Result<Self> {
+        let addr = SocketAddr::new(dst.parse()?, TCP_PORT);
+        let listener = chain.service.run(|| TcpListener::bind(addr))??;
+        let client = chain
+            .ue
+            .run(|| TcpStream::connect_timeout(&addr, TIMEOUT))?
+            .with_context(|| format!("connect to {addr}"))?;
+        client.set_write_timeout(Some(TIMEOUT))?;
+        client.set_read_timeout(Some(TIMEOUT))?;
+        // The connection is established: accept returns at once.
+        let (mut server, _) = listener.accept()?;
+        server.set_read_timeout(Some(TIMEOUT))?;
+        let received = Arc::new(AtomicU64::new(0));
+        let count = received.clone();
+        let sink = std::thread::spawn(move || -> anyhow::Result<()> {
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                match server.read(&mut buf).context("sink read")? {
+                    0 => return Ok(()),
+                    n => count.fetch_add(n as u64, Ordering::SeqCst),
+                };
+            }
+        });
+        Ok(Self {
+            client,
+            received,
+            sink,
+            written: 0,
+        })
+    }
+
+    fn send(&mut self, len: usize) -> anyhow::Result<()> {
+        let chunk: Vec<u8> = (0..1 << 16).map(|i| (i % 251) as u8).collect();
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            self.client.write_all(&chunk[..n])?;
+            left -= n;
+        }
+        self.written += len as u64;
+        Ok(())
+    }
+
+    fn delivered(&self) -> bool {
+        self.received.load(Ordering::SeqCst) == self.written
+    }
+
+    /// Half-closes, lets the sink see EOF and close, waits for its FIN.
+    fn close(self) -> anyhow::Result<()> {
+        let Self {
+            mut client, sink, ..
+        } = self;
+        client.shutdown(std::net::Shutdown::Write)?;
+        match sink.join() {
+            Ok(result) => result?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        let mut buf = [0u8; 16];
+        ensure!(client.read(&mut buf)? == 0, "the sink sent data");
+        Ok(())
+    }
+}
+
+/// `count` UDP datagrams from the UE to `dst`, each echoed back, in lock step.
+fn udp(chain: &Chain, dst: &str, count: usize) -> anyhow::Result<()> {
+    let dst: IpAddr = dst.parse()?;
+    let src: IpAddr = if dst.is_ipv4() { UE_V4 } else { UE_V6 }.parse()?;
+    let server = chain
+        .service
+        .run(|| UdpSocket::bind(SocketAddr::new(dst, UDP_PORT)))??;
+    let client = chain
+        .ue
+        .run(|| UdpSocket::bind(SocketAddr::new(src, 0)))??;
+    for sock in [&server, &client] {
+        sock.set_read_timeout(Some(TIMEOUT))?;
+    }
+    let mut buf = [0u8; 2048];
+    for i in 0..count {
+        let size = 64 + (i * 97) % 1300;
+        client.send_to(&vec![i as u8; size], (dst, UDP_PORT))?;
+        let (n, from) = server
+            .recv_from(&mut buf)
+            .with_context(|| format!("datagram {i} to {dst}"))?;
+        ensure!(n == size);
+        server.send_to(&buf[..n / 2 + 1], from)?;
+        client
+            .recv(&mut buf)
+            .with_context(|| format!("echo {i} from {dst}"))?;
+    }
+    Ok(())
+}
+
+/// Polls `ready` every 10 ms until it holds, at most [`TIMEOUT`].
+fn wait_until(what: &str, mut ready: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
+    let deadline = Instant::now() + TIMEOUT;
+    while !ready()? {
+        ensure!(Instant::now() < deadline, "{what}: not within {TIMEOUT:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// No packet in flight between the UE and the service: every byte written was read, every
+/// byte acknowledged (no Send-Q at the UE), every packet the service sent reached the UE.
+fn quiesce(chain: &Chain, flows: &[Flow], svc0: &LinkStats, ue0: &LinkStats) -> anyhow::Result<()> {
+    wait_until("quiet links", || {
+        let delivered = flows.iter().all(Flow::delivered);
+        let ss = chain.ue.exec("ss", &["-Htn", "state", "established"])?;
+        // Columns: Recv-Q Send-Q Local Peer.
+        let acked = ss.lines().all(|l| l.split_whitespace().nth(1) == Some("0"));
+        let sent = chain.service.link_stats("svc-s1")?.since(svc0).tx_packets;
+        let got = chain.ue.link_stats("ue0")?.since(ue0).rx_packets;
+        Ok(delivered && acked && sent == got)
+    })
+}
+
+/// Waits for the start of a second (epochs are one second), sends a little on every flow,
+/// waits for quiet links and SIGKILLs the agent, all before the second ends; retries the
+/// next second if that took too long.
+fn kill_mid_epoch(
+    chain: &Chain,
+    flows: &mut [Flow],
+    agent: &mut Agent,
+    (svc0, ue0): (&LinkStats, &LinkStats),
+) -> anyhow::Result<()> {
+    let subsec = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_millis())
+            .unwrap_or_default()
+    };
+    for _ in 0..10 {
+        wait_until("the start of a second", || {
+            Ok((100..300).contains(&subsec()))
+        })?;
+        let second_started = Instant::now();
+        udp(chain, ACME_V6, 5)?;
+        for flow in flows.iter_mut() {
+            flow.send(64 << 10)?;
+        }
+        quiesce(chain, flows, svc0, ue0)?;
+        if second_started.elapsed() < Duration::from_millis(500) {
+            let status = agent.child.kill()?;
+            println!("agent killed: {status}");
+            return Ok(());
+        }
+    }
+    bail!("could not send and quiesce within half a second ten times")
+}
+
+type Totals = BTreeMap<(u32, Direction), (u64, u64)>;
+
+/// Per (tenant, direction) packets and IP bytes that crossed the UE's link.
+fn captured(frames: &[Frame]) -> anyhow::Result<Totals> {
+    let mut out = Totals::new();
+    for f in frames.iter().filter(|f| f.ifname == "ue0") {
+        let ip =
+            f.ip.with_context(|| format!("non-IP frame on ue0: {f:?}"))?;
+        ensure!(
+            f.len == ip.len as usize + 14,
+            "not one packet per frame: {f:?}"
+        );
+        let key = match (tenant_of(ip.dst), tenant_of(ip.src)) {
+            (Some(t), _) => (t, Direction::Uplink),
+            (None, Some(t)) => (t, Direction::Downlink),
+            (None, None) => continue,
+        };
+        let e = out.entry(key).or_default();
+        *e = (e.0 + 1, e.1 + u64::from(ip.len));
+    }
+    Ok(out)
+}
+
+/// Every closed epoch in the spool, by epoch. Read directly: `Spool::open` would delete the
+/// running agent's in-progress `.tmp` file.
+fn spool(dir: &Path) -> anyhow::Result<BTreeMap<u64, EpochFile>> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(out);
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let file: EpochFile = serde_json::from_str(&fs::read_to_string(&path)?)
+                .with_context(|| format!("{}", path.display()))?;
+            ensure!(out.insert(file.epoch, file).is_none(), "epoch twice");
+        }
+    }
+    Ok(out)
+}
+
+fn spooled(files: &BTreeMap<u64, EpochFile>) -> Totals {
+    let mut out = Totals::new();
+    for r in files.values().flat_map(|f| &f.records) {
+        let dir = match r.direction {
+            SpoolDirection::Uplink => Direction::Uplink,
+            SpoolDirection::Downlink => Direction::Downlink,
+        };
+        let e = out.entry((r.tenant_id, dir)).or_default();
+        *e = (e.0 + r.packets, e.1 + r.bytes);
+    }
+    out
+}
+
+#[test]
+fn a_sigkilled_agent_restarts_from_its_pins_and_spool_without_losing_or_doubling_a_byte()
+-> anyhow::Result<()> {
+    if !common::can_bpf() {
+        return Ok(());
+    }
+    let chain = Chain::build()?;
+    let super_dp = chain.super_datapath()?;
+    let bpffs = Bpffs::mount()?;
+    let network = format!("kill{}", std::process::id());
+    let pins = PinDir::under(bpffs.0.path(), &network)?;
+    let dir = tempfile::tempdir()?;
+    fs::write(dir.path().join("routes.json"), routes_json(&network))?;
+    let spool_dir = dir.path().join("state").join("spool");
+
+    let mut agent = start_agent(&chain, &network, dir.path(), bpffs.0.path(), 1)?;
+    agent.wait_programmed(&chain)?;
+    let capture = Capture::start(&chain.ue, Duration::from_secs(120))?;
+    let ue0 = chain.ue.link_stats("ue0")?;
+    let svc0 = chain.service.link_stats("svc-s1")?;
+    let super0 = super_dp.counters()?;
+    ensure!(super0.is_empty() && spool(&spool_dir)?.values().all(|f| f.records.is_empty()));
+
+    // Before the kill: connections that stay open and UDP, over at least one closed epoch.
+    let mut flows = vec![Flow::open(&chain, ACME_V4)?, Flow::open(&chain, BETA_V6)?];
+    for flow in &mut flows {
+        flow.send(1 << 20)?;
+    }
+    for dst in [ACME_V6, BETA_V4, OTHER_V4] {
+        udp(&chain, dst, 40)?;
+    }
+    wait_until("an epoch with traffic in the spool", || {
+        Ok(!spooled(&spool(&spool_dir)?).is_empty())
+    })
+    .with_context(|| agent.output())?;
+    // More traffic early in an epoch, then the kill before that epoch ends: its counts are
+    // in the pinned maps only.
+    kill_mid_epoch(&chain, &mut flows, &mut agent, (&svc0, &ue0))?;
+    let committed = spooled(&spool(&spool_dir)?);
+    let counted: Totals = super_dp
+        .counters()?
+        .iter()
+        .map(|c| ((c.tenant, c.direction), (c.packets, c.bytes)))
+        .collect();
+    let up = |t: &Totals| {
+        t.get(&(ACME, Direction::Uplink))
+            .copied()
+            .unwrap_or_default()
+    };
+    println!(
+        "killed with acme uplink {:?} (packets, bytes) counted, {:?} in {} epoch files",
+        up(&counted),
+        up(&committed),
+        spool(&spool_dir)?.len()
+    );
+    assert!(
+        up(&committed).1 < up(&counted).1,
+        "uncommitted counts at the kill"
+    );
+    ensure!(
+        pins.path().join("edge_counters").exists(),
+        "counters are pinned"
+    );
+
+    let mut agent = start_agent(&chain, &network, dir.path(), bpffs.0.path(), 2)?;
+    agent.wait_programmed(&chain)?;
+    for flow in &mut flows {
+        flow.send(1 << 20)?;
+    }
+    for dst in [ACME_V6, BETA_V4, OTHER_V4] {
+        udp(&chain, dst, 40)?;
+    }
+    for flow in flows {
+        flow.close()?;
+    }
+
+    // What crossed the UE's link: the capture, once it has every frame ue0 counted.
+    let link = || -> anyhow::Result<LinkStats> { Ok(chain.ue.link_stats("ue0")?.since(&ue0)) };
+    wait_until("capture caught up with ue0", || {
+        let l = link()?;
+        Ok(capture.seen() == l.tx_packets + l.rx_packets)
+    })?;
+    let frames = capture.stop()?;
+    let l = link()?;
+    ensure!(
+        frames.len() as u64 == l.tx_packets + l.rx_packets,
+        "capture {} frames, ue0 counted {l:?}",
+        frames.len()
+    );
+    let sent = captured(&frames)?;
+    ensure!(sent.len() == 4, "both tenants, both directions: {sent:?}");
+
+    // The spool reaches exactly that once the epochs after the traffic have closed, and
+    // stays there: a later epoch adds nothing.
+    let mut last = Totals::new();
+    wait_until("spool totals equal the traffic", || {
+        last = spooled(&spool(&spool_dir)?);
+        Ok(last == sent)
+    })
+    .with_context(|| format!("spool {last:?}\n sent {sent:?}{}", agent.output()))?;
+    let newest = *spool(&spool_dir)?.keys().last().context("epochs")?;
+    wait_until("one more epoch", || {
+        Ok(spool(&spool_dir)?.keys().last() > Some(&newest))
+    })?;
+    let files = spool(&spool_dir)?;
+    assert_eq!(spooled(&files), sent, "still exact an epoch later");
+    let sequences: Vec<u64> = files
+        .values()
+        .flat_map(|f| f.records.iter().map(|r| r.sequence))
+        .collect();
+    assert!(
+        sequences.windows(2).all(|w| w[0] < w[1]),
+        "record sequences increase across the restart: {sequences:?}"
+    );
+
+    // The super node saw exactly the uplink, all of it from this edge.
+    let mut uplink = Totals::new();
+    for c in super_dp.counters()? {
+        assert_eq!(c.edge.to_string(), EDGE_ID);
+        uplink.insert((c.tenant, c.direction), (c.packets, c.bytes));
+    }
+    let sent_up: Totals = sent
+        .iter()
+        .filter(|((_, d), _)| *d == Direction::Uplink)
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    assert_eq!(uplink, sent_up, "super-node counters vs uplink sent");
+
+    drop(agent);
+    pins.remove()?;
+    ensure!(!pins.path().exists());
+    Ok(())
+}
