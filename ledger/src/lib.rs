@@ -4,7 +4,7 @@
 //! Layers, from pure to effectful: [`record`], [`attest`], [`entry`], [`merkle`], [`block`],
 //! [`verify`], [`rewards`] are pure; [`store`] is the redb file; [`ledger`] combines them
 //! with a clock and the super node's key; [`service`] and [`server`] put it on gRPC;
-//! [`cli`] is `hsnctl ledger`.
+//! [`cli`] is `hsnctl` (`ledger`; with the `kube` feature also `networks`, `nodes`, `routes`).
 
 pub mod attest;
 pub mod block;

@@ -1,4 +1,5 @@
-//! `hsnctl`: one place to look at an HSN network (for now: the ledger).
+//! `hsnctl`: one place to look at an HSN network: its ledger, and (feature `kube`) its
+//! networks, agents and routes.
 
 use std::process::ExitCode;
 

@@ -2,7 +2,12 @@
 //! and rewards. Talks gRPC to a ledger; `verify` and `rewards` can instead read a store
 //! file directly (`--db`, with the ledger stopped), so an auditor needs no running ledger.
 //! Verification always happens here, never by asking the ledger whether it is valid.
+//!
+//! With the `kube` feature (default), also `hsnctl networks | nodes | routes`: the HSN
+//! objects of the hub cluster and the routes in its members ([`cluster`]).
 
+#[cfg(feature = "kube")]
+pub mod cluster;
 mod table;
 mod views;
 
@@ -45,6 +50,15 @@ pub struct Cli {
 pub enum Command {
     /// The ledger: status, blocks, proofs, verification, rewards.
     Ledger(LedgerArgs),
+    /// HsnNetworks in the hub: readiness, agents, clusters, latest epoch.
+    #[cfg(feature = "kube")]
+    Networks(cluster::NetworksArgs),
+    /// HsnNodes (agents): role, placement, super node, heartbeat, epoch, key.
+    #[cfg(feature = "kube")]
+    Nodes(cluster::NodesArgs),
+    /// The routes table of a network in each member cluster.
+    #[cfg(feature = "kube")]
+    Routes(cluster::RoutesArgs),
 }
 
 /// Output format.
@@ -183,6 +197,10 @@ pub enum CliError {
     /// Output could not be written.
     #[error("output: {0}")]
     Output(#[from] std::io::Error),
+    /// A hub or member cluster could not be read.
+    #[cfg(feature = "kube")]
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 impl CliError {
@@ -208,6 +226,12 @@ impl From<WalkError> for CliError {
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     match cli.command {
         Command::Ledger(args) => ledger(&args, out).await,
+        #[cfg(feature = "kube")]
+        Command::Networks(args) => cluster::networks(&args, out).await,
+        #[cfg(feature = "kube")]
+        Command::Nodes(args) => cluster::nodes(&args, out).await,
+        #[cfg(feature = "kube")]
+        Command::Routes(args) => cluster::routes(&args, out).await,
     }
 }
 
