@@ -228,3 +228,43 @@ fn ages_read_like_kubectl() {
     assert_eq!(age(7_200), "2h");
     assert_eq!(age(172_800), "2d");
 }
+
+#[test]
+fn the_operators_routes_table_reads_in_full() {
+    use hsn_api::routes::{EdgeRoute, ROUTES_VERSION, RoutesTable, SuperRoute};
+    let table = RoutesTable {
+        version: ROUTES_VERSION,
+        network: "metro".into(),
+        cluster: "a".into(),
+        epoch_seconds: 60,
+        supers: vec![SuperRoute {
+            id: "a/super-0".into(),
+            address: Some("10.0.0.5".parse().unwrap()),
+        }],
+        edges: vec![EdgeRoute {
+            node: "n3".into(),
+            cluster: "b".into(),
+            super_id: "a/super-0".into(),
+            address: Some("fd00::3".parse().unwrap()),
+            mac: Some("02:00:00:00:00:03".into()),
+            public_key: Some("ab".repeat(32)),
+        }],
+        tenants: Vec::new(),
+    };
+    let routes = ClusterRoutes::parse("a", &serde_json::to_string(&table).unwrap()).unwrap();
+    let doc = routes.doc.unwrap();
+    assert_eq!(doc.cluster, "a");
+    assert_eq!(doc.supers[0].address.as_deref(), Some("10.0.0.5"));
+    let edge = &doc.edges[0];
+    let got = (
+        edge.cluster.as_str(),
+        edge.super_id.as_str(),
+        edge.address.as_deref(),
+        edge.mac.as_deref(),
+    );
+    assert_eq!(
+        got,
+        ("b", "a/super-0", Some("fd00::3"), Some("02:00:00:00:00:03"))
+    );
+    assert_eq!(edge.public_key, Some("ab".repeat(32)));
+}
