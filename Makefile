@@ -45,6 +45,10 @@ bench-operator: tools ## Operator: plan() at 10,000 edges x 100 supers; 5 kwok c
 bench-ledger: deps ## Ledger ingest vs the ed25519 batch-verify ceiling, Merkle, proofs, storage
 	$(CARGO) bench -p hsn-ledger --bench ledger
 
+.PHONY: bench-datapath
+bench-datapath: deps ## Datapath (root): edge XDP ns/packet vs XDP_PASS, 10 vs 100k prefixes, XDP redirect vs Linux forwarding in netns
+	$(CARGO) bench -p hsn-ebpf --bench datapath
+
 IMAGE_TAG ?= 0.1.0
 .PHONY: images
 images: ## Build the hsn-operator and hsn-agent images (needs a container engine)

@@ -1,4 +1,5 @@
-//! Compiles `src/*.bpf.c` with clang into `OUT_DIR/<name>.bpf.o`, embedded by `src/objects.rs`.
+//! Compiles `src/*.bpf.c` with clang into `OUT_DIR/<name>.bpf.o`: `edge` and `super` are
+//! embedded by `src/edge.rs` and `src/super_node.rs`; `bench` only by `benches/datapath.rs`.
 //!
 //! `CLANG` overrides the compiler. `HSN_EBPF_SKIP_BPF_BUILD=1` writes empty objects instead,
 //! so `cargo check`/clippy work on a machine without clang; loading then fails with
@@ -10,7 +11,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const PROGRAMS: &[&str] = &["edge", "super"];
+const PROGRAMS: &[&str] = &["edge", "super", "bench"];
 
 fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));

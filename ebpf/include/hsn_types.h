@@ -11,8 +11,13 @@
 #define HSN_DIR_UPLINK	 0
 #define HSN_DIR_DOWNLINK 1
 
-/* Map sizes; Rust checks pinned maps against them before reusing a pin. */
-#define HSN_MAX_PREFIXES	16384
+/* Map sizes; Rust checks pinned maps against them before reusing a pin.
+ * HSN_MAX_PREFIXES bounds each tenant LPM trie. The tries are never
+ * preallocated (LPM needs BPF_F_NO_PREALLOC) and never pinned, so the bound
+ * costs no memory until used and no pin migration; 131072 leaves room for
+ * the 100,000 prefixes `make bench-datapath` measures, far above what the
+ * HsnNetwork API can express today (64 tenants x 32 prefixes). */
+#define HSN_MAX_PREFIXES	131072
 #define HSN_MAX_TENANT_COUNTERS 16384
 #define HSN_MAX_EDGE_COUNTERS	65536
 #define HSN_MAX_EDGES		4096

@@ -10,8 +10,8 @@ pub(crate) const DIR_UPLINK: u32 = 0;
 /// Downlink direction (tenant matched by source address).
 pub(crate) const DIR_DOWNLINK: u32 = 1;
 
-/// `HSN_MAX_PREFIXES`: entries per tenant LPM trie.
-pub(crate) const MAX_PREFIXES: u32 = 16384;
+/// `HSN_MAX_PREFIXES`: entries per tenant LPM trie (why this size: see the header).
+pub(crate) const MAX_PREFIXES: u32 = 131_072;
 /// `HSN_MAX_TENANT_COUNTERS`: entries in `edge_counters`.
 pub(crate) const MAX_TENANT_COUNTERS: u32 = 16384;
 /// `HSN_MAX_EDGE_COUNTERS`: entries in `super_counters`.

@@ -1,11 +1,12 @@
 //! Loading an embedded object, attaching its XDP program, and test-running packets.
 
 use std::fmt;
+use std::time::Duration;
 
 use aya::maps::{Map, MapError};
 use aya::programs::Xdp;
 use aya::programs::xdp::{XdpLinkId, XdpMode};
-use aya::{Ebpf, EbpfLoader, TestRun, TestRunOptions};
+use aya::{Ebpf, EbpfLoader, TestRun, TestRunOptions, TestRunResult};
 
 use crate::Error;
 use crate::bpffs::{PinDir, PinnedMap, check_pinned};
@@ -222,34 +223,54 @@ impl Loaded {
             .collect()
     }
 
-    /// Runs one packet through the program with BPF_PROG_TEST_RUN. Maps are the real ones:
-    /// counters change exactly as for a packet on the wire.
-    pub(crate) fn run(&self, packet: &[u8]) -> Result<PacketRun, Error> {
+    /// The loaded XDP program, for BPF_PROG_TEST_RUN.
+    fn xdp_ref(&self) -> Result<&Xdp, Error> {
         let program = self.program;
         let prog = self.ebpf.program(program).ok_or(Error::MissingItem {
             program,
             name: program,
         })?;
-        let xdp: &Xdp = prog.try_into().map_err(|source| Error::WrongProgramType {
+        prog.try_into().map_err(|source| Error::WrongProgramType {
             program,
             source: Box::new(source),
-        })?;
+        })
+    }
+
+    /// Runs one packet through the program with BPF_PROG_TEST_RUN. Maps are the real ones:
+    /// counters change exactly as for a packet on the wire.
+    pub(crate) fn run(&self, packet: &[u8]) -> Result<PacketRun, Error> {
         // Room for a program that grows the frame into its headroom.
         let mut out = vec![0u8; packet.len() + 256];
-        let result = xdp
-            .test_run(TestRunOptions {
-                data_in: Some(packet),
-                data_out: Some(&mut out),
-                ..TestRunOptions::default()
-            })
-            .map_err(|source| Error::TestRun {
-                program,
-                source: Box::new(source),
-            })?;
+        let result = self.test_run(TestRunOptions {
+            data_in: Some(packet),
+            data_out: Some(&mut out),
+            ..TestRunOptions::default()
+        })?;
         out.truncate(result.data_size_out as usize);
         Ok(PacketRun {
             action: XdpAction::from_raw(result.return_value),
             packet: out,
         })
+    }
+
+    /// Runs one packet `repeat` times in the kernel and returns the kernel's average time
+    /// per run (no syscall in it). Maps change as for `repeat` packets.
+    pub(crate) fn time(&self, packet: &[u8], repeat: u32) -> Result<Duration, Error> {
+        let result = self.test_run(TestRunOptions {
+            data_in: Some(packet),
+            repeat: repeat.max(1),
+            ..TestRunOptions::default()
+        })?;
+        Ok(result.duration)
+    }
+
+    fn test_run(&self, options: TestRunOptions<'_>) -> Result<TestRunResult, Error> {
+        let program = self.program;
+        self.xdp_ref()?
+            .test_run(options)
+            .map_err(|source| Error::TestRun {
+                program,
+                source: Box::new(source),
+            })
     }
 }

@@ -369,3 +369,21 @@ fn set_tenants_replaces_the_whole_set() -> anyhow::Result<()> {
     assert_eq!(edge.run_packet(&to_b)?.action, XdpAction::Pass);
     Ok(())
 }
+
+#[test]
+fn timed_runs_count_every_repetition() -> anyhow::Result<()> {
+    require_root!();
+    let edge = edge_with_next_hop(&EdgeConfig::default())?;
+    let p = Packet::v4(UE_V4, A_V4).udp(32);
+    let (counters, stats) = (edge.counters()?, edge.stats()?);
+    // The duration is the kernel's and is not checked: tests never depend on wall-clock time.
+    edge.time_packet(&p.build(), 1000)?;
+    let deltas = edge_deltas(&counters, &edge.counters()?);
+    assert_eq!(
+        deltas.into_iter().collect::<Vec<_>>(),
+        [((TENANT_A, Direction::Uplink), (1000, 1000 * p.l3_len()))]
+    );
+    let delta = edge.stats()?.since(&stats);
+    assert_eq!((delta.packets, delta.redirected), (1000, 1000));
+    Ok(())
+}
