@@ -56,6 +56,18 @@ images: ## Build the hsn-operator and hsn-agent images (needs a container engine
 	docker build -f operator/Dockerfile -t ghcr.io/hsn-io/hsn-operator:$(IMAGE_TAG) .
 	docker build -f node-agent/Dockerfile -t ghcr.io/hsn-io/hsn-agent:$(IMAGE_TAG) .
 
+.PHONY: kind-up
+kind-up: ## kind: hub + two MEC clusters, images (make images) loaded, chart installed, MECs registered
+	@IMAGE_TAG=$(IMAGE_TAG) hack/kind-up.sh up
+
+.PHONY: kind-test
+kind-test: kind-up ## The e2e suite against the kind clusters (kind/README.md)
+	eval "$$(IMAGE_TAG=$(IMAGE_TAG) hack/kind-up.sh env)" && $(CARGO) test -p hsn-operator --test e2e -- --nocapture
+
+.PHONY: kind-down
+kind-down: ## Delete the kind clusters
+	@hack/kind-up.sh down
+
 .PHONY: demo
 demo: tools ## Hub + two MEC clusters locally, the operator, the example network until Ready
 	@hack/demo.sh up

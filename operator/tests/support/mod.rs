@@ -1,7 +1,14 @@
-//! The e2e harness: a hub, MEC clusters with fake nodes, the operator as a process, and
-//! helpers that wait on conditions with deadlines.
+//! The e2e harness: a hub, MEC clusters and the operator, and helpers that wait on conditions
+//! with deadlines. By default everything runs here: a hub control plane, kwok member clusters
+//! with fake nodes, the operator as a process. The `HSN_E2E_*` variables ([`E2eEnv`]) point
+//! the same suite at clusters that already exist instead, e.g. kind with the operator installed
+//! by Helm (kind/README.md).
 
 #![allow(dead_code)] // each test binary uses part of the harness
+
+mod env;
+
+pub use env::*;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -133,12 +140,22 @@ pub struct Operator {
 impl Operator {
     /// Starts `hsn-operator` with fast probes and short grace periods.
     pub async fn start(hub: &ControlPlane, dir: &Path, extra: &[&str]) -> Result<Self> {
-        Self::start_with_env(hub, dir, extra, &[]).await
+        Self::start_at(hub.kubeconfig(), dir, extra, &[]).await
     }
 
     /// [`Operator::start`] with extra environment variables.
     pub async fn start_with_env(
         hub: &ControlPlane,
+        dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
+        Self::start_at(hub.kubeconfig(), dir, extra, env).await
+    }
+
+    /// [`Operator::start_with_env`] against the hub of the kubeconfig at `hub`.
+    pub async fn start_at(
+        hub: &Path,
         dir: &Path,
         extra: &[&str],
         env: &[(&str, &str)],
@@ -159,7 +176,7 @@ impl Operator {
             "info,hsn_operator=debug,kube_client::client::builder=off",
         )];
         vars.extend_from_slice(env);
-        Self::spawn(hub, dir, &args, &vars).await
+        Self::spawn_at(hub, dir, &args, &vars).await
     }
 
     /// Starts the `hsn-operator` built for this target (release under `cargo bench`) against
@@ -171,6 +188,16 @@ impl Operator {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Self> {
+        Self::spawn_at(hub.kubeconfig(), dir, args, env).await
+    }
+
+    /// [`Operator::spawn`] against the hub of the kubeconfig at `hub`.
+    pub async fn spawn_at(
+        hub: &Path,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let port = free_port()?;
         // HSN_E2E_LOG_DIR keeps the operator's logs after the test, for debugging.
         let log_dir =
@@ -178,7 +205,8 @@ impl Operator {
         let log = log_dir.join(format!("operator-{port}.log"));
         let out = std::fs::File::create(&log)?;
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hsn-operator"))
-            .args(["--kubeconfig", hub.kubeconfig().to_str().unwrap()])
+            .arg("--kubeconfig")
+            .arg(hub)
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
             .args(args)
             .envs(env.iter().copied())
@@ -222,13 +250,7 @@ impl Operator {
 
     /// The value of a metric sample whose line starts with `prefix` (labels included).
     pub async fn metric(&self, prefix: &str) -> Result<f64> {
-        let text = self.get("/metrics").await?;
-        let total = text
-            .lines()
-            .filter(|l| l.starts_with(prefix))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum();
-        Ok(total)
+        Ok(sum_samples(&self.get("/metrics").await?, prefix))
     }
 
     /// The tail of the operator's log, for failure messages.
@@ -252,6 +274,14 @@ impl Operator {
     pub async fn kill(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// The sum of the metric samples in `text` whose line starts with `prefix` (labels included).
+pub fn sum_samples(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 fn free_port() -> Result<u16> {
@@ -284,10 +314,10 @@ pub async fn wait_condition(
 }
 
 /// Runs `f`; on error, appends the operator's log tail.
-pub async fn with_log<T>(op: &Operator, f: impl Future<Output = Result<T>>) -> Result<T> {
+pub async fn with_log<T>(op: &OperatorUnderTest, f: impl Future<Output = Result<T>>) -> Result<T> {
     match f.await {
         Ok(v) => Ok(v),
-        Err(e) => bail!("{e:#}\n--- operator log tail ---\n{}", op.log_tail()),
+        Err(e) => bail!("{e:#}\n--- operator log tail ---\n{}", op.log_tail().await),
     }
 }
 
