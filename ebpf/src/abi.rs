@@ -18,6 +18,12 @@ pub(crate) const MAX_TENANT_COUNTERS: u32 = 16384;
 pub(crate) const MAX_EDGE_COUNTERS: u32 = 65536;
 /// `HSN_MAX_EDGES`: entries in `edge_by_mac`.
 pub(crate) const MAX_EDGES: u32 = 4096;
+/// `HSN_MAX_TX_PORTS`: entries in `tx_ports`.
+pub(crate) const MAX_TX_PORTS: u32 = 64;
+/// `struct bpf_lpm_trie_key` prefix length before the address bytes.
+pub(crate) const LPM_PREFIX_LEN_SIZE: u32 = 4;
+/// `struct bpf_devmap_val`: ifindex and program fd/id.
+pub(crate) const DEVMAP_VAL_SIZE: u32 = 8;
 
 /// Number of `enum hsn_edge_stat` entries (`HSN_EDGE_STAT_MAX`).
 pub(crate) const EDGE_STAT_COUNT: u32 = 10;
@@ -163,5 +169,6 @@ mod tests {
         assert_eq!(define("HSN_MAX_TENANT_COUNTERS"), MAX_TENANT_COUNTERS);
         assert_eq!(define("HSN_MAX_EDGE_COUNTERS"), MAX_EDGE_COUNTERS);
         assert_eq!(define("HSN_MAX_EDGES"), MAX_EDGES);
+        assert_eq!(define("HSN_MAX_TX_PORTS"), MAX_TX_PORTS);
     }
 }

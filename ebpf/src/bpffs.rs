@@ -1,4 +1,6 @@
-//! bpffs pinning: counters live in `<bpffs>/hsn/<network>/` so an agent restart loses nothing.
+//! bpffs pinning: counters, the state maps the programs read and the XDP links live in
+//! `<bpffs>/hsn/<network>/`, so an agent restart neither loses a count nor leaves a packet
+//! unprocessed.
 
 use std::fs;
 use std::io;
@@ -9,7 +11,7 @@ use nix::errno::Errno;
 use nix::mount::{MsFlags, mount};
 use nix::sys::statfs::{BPF_FS_MAGIC, statfs};
 
-use crate::Error;
+use crate::{AttachMode, Error};
 
 /// Where bpffs is conventionally mounted.
 pub const DEFAULT_BPFFS: &str = "/sys/fs/bpf";
@@ -54,7 +56,8 @@ impl PinDir {
         })
     }
 
-    /// Unpins every map of this network (its counters are gone for good). Absent is fine.
+    /// Unpins every map and link of this network: programs no process holds are detached
+    /// and their counters are gone for good. Absent is fine.
     pub fn remove(&self) -> Result<(), Error> {
         match fs::remove_dir_all(&self.dir) {
             Err(source) if source.kind() != io::ErrorKind::NotFound => Err(Error::RemovePinDir {
@@ -67,6 +70,24 @@ impl PinDir {
 
     pub(crate) fn map_path(&self, map: &str) -> PathBuf {
         self.dir.join(map)
+    }
+
+    /// `link_<program>_<ifname>_<mode>`: the XDP link of `program` on `ifname`, with the mode
+    /// it was attached in (a link's info does not say). bpffs refuses names with a dot, so
+    /// bytes other than letters, digits, `-` and `_` are written `%XX` (`eth0.100` is
+    /// `eth0%2E100`). Interface names are per network namespace, but so is nothing else
+    /// here: one pin directory serves one agent, and two agents of one network sharing a
+    /// bpffs would already share their counters.
+    pub(crate) fn link_path(&self, program: &str, ifname: &str, mode: AttachMode) -> PathBuf {
+        let mut name = format!("link_{program}_");
+        for b in ifname.bytes() {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                name.push(char::from(b));
+            } else {
+                name.push_str(&format!("%{b:02X}"));
+            }
+        }
+        self.dir.join(format!("{name}_{mode}"))
     }
 }
 
@@ -122,20 +143,63 @@ fn validate_network(name: &str) -> Result<(), Error> {
     }
 }
 
+/// What a load does with a pin whose layout this build cannot use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OnMismatch {
+    /// Counters: refuse to load; replacing them would lose counts not yet in a spool.
+    Refuse,
+    /// State the agent republishes (tenants, next hop, edges): unpin it and start empty.
+    Replace,
+}
+
 /// The shape a pinned map must have to be reused by this build of the programs.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PinnedMap {
+    /// The map's name in the object.
     pub name: &'static str,
+    /// Its file in the pin directory; role-prefixed where edge and super share a map name.
+    pub pin: &'static str,
     pub key_size: u32,
     pub value_size: u32,
     pub max_entries: u32,
+    pub on_mismatch: OnMismatch,
 }
 
-/// Refuses pins left by an incompatible build: aya would reuse them without checking, and
-/// the program would then read counters with the wrong layout.
-pub(crate) fn check_pinned(dir: &PinDir, maps: &[PinnedMap]) -> Result<(), Error> {
+/// A state-map pin left by an incompatible build, unpinned so that this load creates a
+/// fresh map; the caller should log it (the old program, if still attached, keeps the old
+/// map until it is replaced).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplacedPin {
+    /// The pin that was removed.
+    pub path: PathBuf,
+    /// `key size`, `value size` or `max entries`.
+    pub field: &'static str,
+    /// The pinned map's value.
+    pub pinned: u32,
+    /// This build's value.
+    pub expected: u32,
+}
+
+impl std::fmt::Display for ReplacedPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pinned map {} had {} {}, this program needs {}; replaced by an empty map",
+            self.path.display(),
+            self.field,
+            self.pinned,
+            self.expected
+        )
+    }
+}
+
+/// Checks pins left by an earlier load before aya reuses them (it would without checking,
+/// and the program would then read maps with the wrong layout): refuses incompatible
+/// counters, unpins incompatible state maps and returns those.
+pub(crate) fn check_pinned(dir: &PinDir, maps: &[PinnedMap]) -> Result<Vec<ReplacedPin>, Error> {
+    let mut replaced = Vec::new();
     for spec in maps {
-        let path = dir.map_path(spec.name);
+        let path = dir.map_path(spec.pin);
         if !path.exists() {
             continue;
         }
@@ -150,18 +214,29 @@ pub(crate) fn check_pinned(dir: &PinDir, maps: &[PinnedMap]) -> Result<(), Error
             ("value size", info.value_size(), spec.value_size),
             ("max entries", info.max_entries(), spec.max_entries),
         ];
-        for (field, pinned, expected) in checks {
-            if pinned != expected {
-                return Err(Error::PinnedMapMismatch {
-                    path,
-                    field,
-                    pinned,
-                    expected,
-                });
-            }
+        let Some((field, pinned, expected)) = checks.into_iter().find(|(_, p, e)| p != e) else {
+            continue;
+        };
+        if spec.on_mismatch == OnMismatch::Refuse {
+            return Err(Error::PinnedMapMismatch {
+                path,
+                field,
+                pinned,
+                expected,
+            });
         }
+        fs::remove_file(&path).map_err(|source| Error::RemovePin {
+            path: path.clone(),
+            source,
+        })?;
+        replaced.push(ReplacedPin {
+            path,
+            field,
+            pinned,
+            expected,
+        });
     }
-    Ok(())
+    Ok(replaced)
 }
 
 #[cfg(test)]
@@ -178,6 +253,10 @@ mod tests {
         );
         let dir = PinDir::under("/tmp/x", "n1.example").unwrap();
         assert_eq!(dir.path(), Path::new("/tmp/x/hsn/n1.example"));
+        assert_eq!(
+            dir.link_path("hsn_edge", "eth0.100", AttachMode::Generic),
+            Path::new("/tmp/x/hsn/n1.example/link_hsn_edge_eth0%2E100_generic")
+        );
     }
 
     #[test]

@@ -10,8 +10,11 @@ use aya::maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap};
 use nix::ifaddrs::getifaddrs;
 use nix::net::if_::if_nametoindex;
 
-use crate::abi::{Counter, EDGE_STAT_COUNT, MAX_TENANT_COUNTERS, RawNextHop, TenantKey};
-use crate::bpffs::{PinDir, PinnedMap};
+use crate::abi::{
+    Counter, DEVMAP_VAL_SIZE, EDGE_STAT_COUNT, LPM_PREFIX_LEN_SIZE, MAX_PREFIXES,
+    MAX_TENANT_COUNTERS, MAX_TX_PORTS, RawNextHop, TenantKey,
+};
+use crate::bpffs::{OnMismatch, PinDir, PinnedMap, ReplacedPin};
 use crate::stats::{read_counters, read_stats};
 use crate::tenants::{TenantMaps, TenantTable};
 use crate::xdp::{Loaded, ObjectSpec};
@@ -26,15 +29,51 @@ static EDGE: ObjectSpec = ObjectSpec {
     pinned: &[
         PinnedMap {
             name: "edge_counters",
+            pin: "edge_counters",
             key_size: size_of::<TenantKey>() as u32,
             value_size: size_of::<Counter>() as u32,
             max_entries: MAX_TENANT_COUNTERS,
+            on_mismatch: OnMismatch::Refuse,
         },
         PinnedMap {
             name: "edge_stats",
+            pin: "edge_stats",
             key_size: 4,
             value_size: 8,
             max_entries: EDGE_STAT_COUNT,
+            on_mismatch: OnMismatch::Refuse,
+        },
+        PinnedMap {
+            name: "tenant_v4",
+            pin: "edge_tenant_v4",
+            key_size: LPM_PREFIX_LEN_SIZE + 4,
+            value_size: 4,
+            max_entries: MAX_PREFIXES,
+            on_mismatch: OnMismatch::Replace,
+        },
+        PinnedMap {
+            name: "tenant_v6",
+            pin: "edge_tenant_v6",
+            key_size: LPM_PREFIX_LEN_SIZE + 16,
+            value_size: 4,
+            max_entries: MAX_PREFIXES,
+            on_mismatch: OnMismatch::Replace,
+        },
+        PinnedMap {
+            name: "next_hop",
+            pin: "edge_next_hop",
+            key_size: 4,
+            value_size: size_of::<RawNextHop>() as u32,
+            max_entries: 1,
+            on_mismatch: OnMismatch::Replace,
+        },
+        PinnedMap {
+            name: "tx_ports",
+            pin: "edge_tx_ports",
+            key_size: 4,
+            value_size: DEVMAP_VAL_SIZE,
+            max_entries: MAX_TX_PORTS,
+            on_mismatch: OnMismatch::Replace,
         },
     ],
 };
@@ -42,7 +81,8 @@ static EDGE: ObjectSpec = ObjectSpec {
 /// Load-time settings of the edge program.
 #[derive(Clone, Debug)]
 pub struct EdgeConfig {
-    /// Where counters and stats are pinned; `None` keeps them only as long as the datapath.
+    /// Where counters, state maps and XDP links are pinned; `None` keeps them only as long
+    /// as the datapath (and detaches on drop).
     pub pin: Option<PinDir>,
     /// Redirect tenant uplink traffic to the super node; `false` meters only.
     pub redirect_uplink: bool,
@@ -89,8 +129,8 @@ impl NextHop {
     }
 }
 
-/// The loaded edge program (`hsn_edge`) and its maps. Dropping it detaches the program;
-/// pinned counters stay in bpffs for the next load.
+/// The loaded edge program (`hsn_edge`) and its maps. Without a pin directory dropping it
+/// detaches the program; with one, program, links and maps stay for the next load.
 pub struct EdgeDatapath {
     loaded: Loaded,
     tenants: TenantMaps,
@@ -127,14 +167,27 @@ impl EdgeDatapath {
         })
     }
 
-    /// Attaches to `ifname`: native XDP, or generic XDP when the driver has none.
+    /// Attaches to `ifname`: native XDP, or generic XDP when the driver has none. With a pin
+    /// directory the link is pinned, and a link an earlier load pinned on `ifname` is taken
+    /// over: its program is replaced atomically, its mode kept.
     pub fn attach(&mut self, ifname: &str) -> Result<AttachMode, Error> {
         self.loaded.attach(ifname)
     }
 
-    /// Detaches from `ifname`.
+    /// Detaches from `ifname`, removing its pinned link.
     pub fn detach(&mut self, ifname: &str) -> Result<(), Error> {
         self.loaded.detach(ifname)
+    }
+
+    /// The mode of a program an earlier load left attached to `ifname` through a pinned
+    /// link (still running, on the same pinned maps); `attach` would take it over.
+    pub fn pinned_attachment(&self, ifname: &str) -> Option<AttachMode> {
+        self.loaded.pinned_attachment(ifname)
+    }
+
+    /// State-map pins of an incompatible build this load replaced with empty maps (to log).
+    pub fn replaced_pins(&self) -> &[ReplacedPin] {
+        self.loaded.replaced_pins()
     }
 
     /// Interfaces the program is attached to, with the mode each got.

@@ -50,6 +50,22 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// Removing one stale pin (an incompatible state map, a defunct link) failed.
+    #[error("removing stale pin {path}: {source}")]
+    RemovePin {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Pinning a new XDP link, or taking over or removing a pinned one, failed.
+    #[error("{step} pinned XDP link {path} of {ifname}: {source}")]
+    PinnedLink {
+        ifname: String,
+        path: PathBuf,
+        step: &'static str,
+        #[source]
+        source: io::Error,
+    },
     /// A pin exists but could not be opened as a map.
     #[error("opening pinned map {path}: {source}")]
     OpenPinnedMap {
@@ -223,7 +239,10 @@ impl Error {
             Self::ObjectNotBuilt { .. } => "object_not_built",
             Self::InvalidNetworkName { .. } => "invalid_network_name",
             Self::Statfs { .. } | Self::MountBpffs { .. } => "bpffs",
-            Self::CreatePinDir { .. } | Self::RemovePinDir { .. } => "pin_dir",
+            Self::CreatePinDir { .. } | Self::RemovePinDir { .. } | Self::RemovePin { .. } => {
+                "pin_dir"
+            }
+            Self::PinnedLink { .. } => "pinned_link",
             Self::OpenPinnedMap { .. } | Self::PinnedMapMismatch { .. } => "pinned_map",
             Self::LoadObject { .. }
             | Self::MissingItem { .. }

@@ -7,7 +7,9 @@
 //!   observation used to attest edge claims.
 //!
 //! Counters are monotonic and pinned per network ([`PinDir`]) so they survive restarts;
-//! callers compute deltas. Loading needs root (CAP_BPF + CAP_NET_ADMIN).
+//! callers compute deltas. With a pin directory the maps the programs read and the XDP
+//! links are pinned too: the program keeps running while its agent restarts, and the next
+//! load replaces it atomically. Loading needs root (CAP_BPF + CAP_NET_ADMIN).
 
 mod abi;
 mod bpffs;
@@ -22,7 +24,7 @@ mod xdp;
 
 use aya::maps::MapError;
 
-pub use bpffs::{DEFAULT_BPFFS, PinDir, ensure_bpffs};
+pub use bpffs::{DEFAULT_BPFFS, PinDir, ReplacedPin, ensure_bpffs};
 pub use edge::{EdgeConfig, EdgeDatapath, NextHop};
 pub use error::Error;
 pub use stats::{EdgeStats, SuperStats};

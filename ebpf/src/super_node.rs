@@ -7,10 +7,10 @@ use std::mem::size_of;
 use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap};
 
 use crate::abi::{
-    Counter, EdgeAddr, EdgeKey, MAX_EDGE_COUNTERS, MAX_EDGES, MacKey, SUPER_STAT_COUNT, addr16,
-    ip_from16,
+    Counter, EdgeAddr, EdgeKey, LPM_PREFIX_LEN_SIZE, MAX_EDGE_COUNTERS, MAX_EDGES, MAX_PREFIXES,
+    MacKey, SUPER_STAT_COUNT, addr16, ip_from16,
 };
-use crate::bpffs::{PinDir, PinnedMap};
+use crate::bpffs::{OnMismatch, PinDir, PinnedMap, ReplacedPin};
 use crate::replace::replace_entries;
 use crate::stats::{read_counters, read_stats};
 use crate::tenants::{TenantMaps, TenantTable};
@@ -26,15 +26,43 @@ static SUPER: ObjectSpec = ObjectSpec {
     pinned: &[
         PinnedMap {
             name: "super_counters",
+            pin: "super_counters",
             key_size: size_of::<EdgeKey>() as u32,
             value_size: size_of::<Counter>() as u32,
             max_entries: MAX_EDGE_COUNTERS,
+            on_mismatch: OnMismatch::Refuse,
         },
         PinnedMap {
             name: "super_stats",
+            pin: "super_stats",
             key_size: 4,
             value_size: 8,
             max_entries: SUPER_STAT_COUNT,
+            on_mismatch: OnMismatch::Refuse,
+        },
+        PinnedMap {
+            name: "tenant_v4",
+            pin: "super_tenant_v4",
+            key_size: LPM_PREFIX_LEN_SIZE + 4,
+            value_size: 4,
+            max_entries: MAX_PREFIXES,
+            on_mismatch: OnMismatch::Replace,
+        },
+        PinnedMap {
+            name: "tenant_v6",
+            pin: "super_tenant_v6",
+            key_size: LPM_PREFIX_LEN_SIZE + 16,
+            value_size: 4,
+            max_entries: MAX_PREFIXES,
+            on_mismatch: OnMismatch::Replace,
+        },
+        PinnedMap {
+            name: "edge_by_mac",
+            pin: "super_edge_by_mac",
+            key_size: size_of::<MacKey>() as u32,
+            value_size: size_of::<EdgeAddr>() as u32,
+            max_entries: MAX_EDGES,
+            on_mismatch: OnMismatch::Replace,
         },
     ],
 };
@@ -42,7 +70,8 @@ static SUPER: ObjectSpec = ObjectSpec {
 /// Load-time settings of the super-node program.
 #[derive(Clone, Debug)]
 pub struct SuperConfig {
-    /// Where counters and stats are pinned; `None` keeps them only as long as the datapath.
+    /// Where counters, state maps and XDP links are pinned; `None` keeps them only as long
+    /// as the datapath (and detaches on drop).
     pub pin: Option<PinDir>,
     /// When a frame's source MAC is no known edge, count it under its IP source address
     /// (edges that route or tunnel); `false` counts it as `unknown_edge` instead.
@@ -58,8 +87,8 @@ impl Default for SuperConfig {
     }
 }
 
-/// The loaded super-node program (`hsn_super`) and its maps. Dropping it detaches the
-/// program; pinned counters stay in bpffs for the next load.
+/// The loaded super-node program (`hsn_super`) and its maps. Without a pin directory
+/// dropping it detaches the program; with one, program, links and maps stay for the next load.
 pub struct SuperDatapath {
     loaded: Loaded,
     tenants: TenantMaps,
@@ -94,14 +123,27 @@ impl SuperDatapath {
         })
     }
 
-    /// Attaches to `ifname`: native XDP, or generic XDP when the driver has none.
+    /// Attaches to `ifname`: native XDP, or generic XDP when the driver has none. With a pin
+    /// directory the link is pinned, and a link an earlier load pinned on `ifname` is taken
+    /// over: its program is replaced atomically, its mode kept.
     pub fn attach(&mut self, ifname: &str) -> Result<AttachMode, Error> {
         self.loaded.attach(ifname)
     }
 
-    /// Detaches from `ifname`.
+    /// Detaches from `ifname`, removing its pinned link.
     pub fn detach(&mut self, ifname: &str) -> Result<(), Error> {
         self.loaded.detach(ifname)
+    }
+
+    /// The mode of a program an earlier load left attached to `ifname` through a pinned
+    /// link (still running, on the same pinned maps); `attach` would take it over.
+    pub fn pinned_attachment(&self, ifname: &str) -> Option<AttachMode> {
+        self.loaded.pinned_attachment(ifname)
+    }
+
+    /// State-map pins of an incompatible build this load replaced with empty maps (to log).
+    pub fn replaced_pins(&self) -> &[ReplacedPin] {
+        self.loaded.replaced_pins()
     }
 
     /// Interfaces the program is attached to, with the mode each got.

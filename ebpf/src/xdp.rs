@@ -1,15 +1,18 @@
 //! Loading an embedded object, attaching its XDP program, and test-running packets.
 
 use std::fmt;
+use std::io;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use aya::maps::{Map, MapError};
-use aya::programs::Xdp;
-use aya::programs::xdp::{XdpLinkId, XdpMode};
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::xdp::{XdpLink, XdpLinkId, XdpMode};
+use aya::programs::{ProgramError, Xdp};
 use aya::{Ebpf, EbpfLoader, TestRun, TestRunOptions, TestRunResult};
 
 use crate::Error;
-use crate::bpffs::{PinDir, PinnedMap, check_pinned};
+use crate::bpffs::{PinDir, PinnedMap, ReplacedPin, check_pinned};
 
 /// How an XDP program ended up attached to an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -77,19 +80,31 @@ pub(crate) struct ObjectSpec {
 }
 
 #[derive(Debug)]
+enum Link {
+    /// Owned by the program (no pin directory): detached when the datapath is dropped.
+    Owned(XdpLinkId),
+    /// Pinned: stays attached after the datapath (or the process) is gone, until `detach`
+    /// or [`PinDir::remove`] removes the pin.
+    Pinned { fd: FdLink, path: PathBuf },
+}
+
+#[derive(Debug)]
 struct Attachment {
     ifname: String,
     mode: AttachMode,
-    link: XdpLinkId,
+    link: Link,
 }
 
-/// A loaded object and where its program is attached. Dropping it detaches the program
-/// (aya detaches owned links on drop) and closes the maps; pinned maps stay in bpffs.
+/// A loaded object and where its program is attached. Without a pin directory, dropping
+/// it detaches the program (aya detaches owned links on drop); with one, the links and
+/// maps stay pinned and the program keeps running until a later load replaces it.
 #[derive(Debug)]
 pub(crate) struct Loaded {
     ebpf: Ebpf,
     program: &'static str,
+    pin: Option<PinDir>,
     attachments: Vec<Attachment>,
+    replaced_pins: Vec<ReplacedPin>,
 }
 
 impl Loaded {
@@ -109,11 +124,12 @@ impl Loaded {
         for (name, value) in globals {
             loader.override_global(name, value, true);
         }
+        let mut replaced_pins = Vec::new();
         if let Some(pin) = pin {
             pin.prepare()?;
-            check_pinned(pin, spec.pinned)?;
+            replaced_pins = check_pinned(pin, spec.pinned)?;
             for map in spec.pinned {
-                loader.map_pin_path(map.name, pin.map_path(map.name));
+                loader.map_pin_path(map.name, pin.map_path(map.pin));
             }
         }
         let ebpf = loader
@@ -125,7 +141,9 @@ impl Loaded {
         let mut loaded = Self {
             ebpf,
             program: spec.program,
+            pin: pin.cloned(),
             attachments: Vec::new(),
+            replaced_pins,
         };
         loaded.xdp()?.load().map_err(|source| Error::LoadProgram {
             program: spec.program,
@@ -163,6 +181,9 @@ impl Loaded {
     }
 
     /// Attaches in native mode, falling back to generic mode when the driver lacks XDP.
+    /// With a pin directory, a link an earlier load pinned on `ifname` is taken over: the
+    /// kernel swaps its program for this one atomically (no packet sees no program), and
+    /// the link keeps its mode. Otherwise a new link is attached and pinned.
     pub(crate) fn attach(&mut self, ifname: &str) -> Result<AttachMode, Error> {
         let program = self.program;
         if self.attachments.iter().any(|a| a.ifname == ifname) {
@@ -171,30 +192,115 @@ impl Loaded {
                 ifname: ifname.to_owned(),
             });
         }
-        let xdp = self.xdp()?;
-        let (link, mode) = match xdp.attach(ifname, XdpMode::Driver) {
-            Ok(link) => (link, AttachMode::Native),
-            Err(native) => match xdp.attach(ifname, XdpMode::Skb) {
-                Ok(link) => (link, AttachMode::Generic),
-                Err(generic) => {
-                    return Err(Error::Attach {
-                        program,
-                        ifname: ifname.to_owned(),
-                        native: Box::new(native),
-                        generic: Box::new(generic),
-                    });
-                }
-            },
+        let Some(pin) = self.pin.clone() else {
+            let (link, mode) = self.attach_new(ifname)?;
+            self.attachments.push(Attachment {
+                ifname: ifname.to_owned(),
+                mode,
+                link: Link::Owned(link),
+            });
+            return Ok(mode);
         };
+        if let Some(mode) = self.pinned_attachment(ifname) {
+            let path = pin.link_path(program, ifname, mode);
+            if let Some(fd) = self.take_over(ifname, &path)? {
+                self.attachments.push(Attachment {
+                    ifname: ifname.to_owned(),
+                    mode,
+                    link: Link::Pinned { fd, path },
+                });
+                return Ok(mode);
+            }
+        }
+        let (link, mode) = self.attach_new(ifname)?;
+        let path = pin.link_path(program, ifname, mode);
+        let link_err = |step, source| Error::PinnedLink {
+            ifname: ifname.to_owned(),
+            path: path.clone(),
+            step,
+            source,
+        };
+        // Dropping the taken link on an error below detaches it again.
+        let link = self
+            .xdp()?
+            .take_link(link)
+            .map_err(|e| link_err("taking", io::Error::other(e)))?;
+        let fd = FdLink::try_from(link).map_err(|e| link_err("pinning", io::Error::other(e)))?;
+        let fd = fd
+            .pin(&path)
+            .map_err(|e| link_err("pinning", pin_io_error(e)))?;
         self.attachments.push(Attachment {
             ifname: ifname.to_owned(),
             mode,
-            link,
+            link: Link::Pinned {
+                fd: fd.into(),
+                path,
+            },
         });
         Ok(mode)
     }
 
-    /// Detaches from one interface.
+    /// The mode of a link pinned on `ifname` by an earlier load of this program, if any.
+    pub(crate) fn pinned_attachment(&self, ifname: &str) -> Option<AttachMode> {
+        let pin = self.pin.as_ref()?;
+        [AttachMode::Native, AttachMode::Generic]
+            .into_iter()
+            .find(|mode| pin.link_path(self.program, ifname, *mode).exists())
+    }
+
+    /// Swaps this program into the link pinned at `path`. `None` when the link is defunct
+    /// (its interface was deleted): the stale pin is removed and the caller attaches anew.
+    fn take_over(&mut self, ifname: &str, path: &std::path::Path) -> Result<Option<FdLink>, Error> {
+        let link_err = |step, source| Error::PinnedLink {
+            ifname: ifname.to_owned(),
+            path: path.to_owned(),
+            step,
+            source,
+        };
+        let pinned = match PinnedLink::from_pin(path) {
+            Ok(pinned) => pinned,
+            Err(e) => return Err(link_err("opening", io::Error::other(e))),
+        };
+        let link = XdpLink::try_from(FdLink::from(pinned))
+            .map_err(|e| link_err("opening", io::Error::other(e)))?;
+        let xdp = self.xdp()?;
+        match xdp.attach_to_link(link) {
+            Ok(id) => {
+                let link = xdp
+                    .take_link(id)
+                    .map_err(|e| link_err("taking", io::Error::other(e)))?;
+                FdLink::try_from(link)
+                    .map(Some)
+                    .map_err(|e| link_err("taking", io::Error::other(e)))
+            }
+            Err(ProgramError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(nix::libc::ENOLINK) =>
+            {
+                remove_pin(path).map_err(|source| link_err("removing defunct", source))?;
+                Ok(None)
+            }
+            Err(e) => Err(link_err("replacing the program of", io::Error::other(e))),
+        }
+    }
+
+    fn attach_new(&mut self, ifname: &str) -> Result<(XdpLinkId, AttachMode), Error> {
+        let program = self.program;
+        let xdp = self.xdp()?;
+        match xdp.attach(ifname, XdpMode::Driver) {
+            Ok(link) => Ok((link, AttachMode::Native)),
+            Err(native) => match xdp.attach(ifname, XdpMode::Skb) {
+                Ok(link) => Ok((link, AttachMode::Generic)),
+                Err(generic) => Err(Error::Attach {
+                    program,
+                    ifname: ifname.to_owned(),
+                    native: Box::new(native),
+                    generic: Box::new(generic),
+                }),
+            },
+        }
+    }
+
+    /// Detaches from one interface; a pinned link is unpinned first, so it goes too.
     pub(crate) fn detach(&mut self, ifname: &str) -> Result<(), Error> {
         let program = self.program;
         let idx = self
@@ -206,13 +312,30 @@ impl Loaded {
                 ifname: ifname.to_owned(),
             })?;
         let attachment = self.attachments.remove(idx);
-        self.xdp()?
-            .detach(attachment.link)
-            .map_err(|source| Error::Detach {
+        match attachment.link {
+            Link::Owned(link) => self.xdp()?.detach(link).map_err(|source| Error::Detach {
                 program,
                 ifname: attachment.ifname,
                 source: Box::new(source),
-            })
+            }),
+            // The link is released (and the program detached) when its last reference,
+            // `fd`, closes after the pin is gone.
+            Link::Pinned { fd, path } => {
+                remove_pin(&path).map_err(|source| Error::PinnedLink {
+                    ifname: attachment.ifname,
+                    path,
+                    step: "removing",
+                    source,
+                })?;
+                drop(fd);
+                Ok(())
+            }
+        }
+    }
+
+    /// State-map pins this load found incompatible and replaced with empty maps.
+    pub(crate) fn replaced_pins(&self) -> &[ReplacedPin] {
+        &self.replaced_pins
     }
 
     /// Interfaces the program is attached to, with the mode each got.
@@ -272,5 +395,21 @@ impl Loaded {
                 program,
                 source: Box::new(source),
             })
+    }
+}
+
+/// Removes one pin; absent is fine.
+fn remove_pin(path: &std::path::Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// aya's pin error wraps the syscall's `io::Error`; keep it (errno and all) as the source.
+fn pin_io_error(error: aya::pin::PinError) -> io::Error {
+    match error {
+        aya::pin::PinError::SyscallError(e) => e.io_error,
+        other => io::Error::other(other),
     }
 }

@@ -1,13 +1,22 @@
-//! Counters pinned in bpffs survive dropping and reloading the datapath (an agent restart).
-//! Each test mounts its own bpffs in a temporary directory, through the crate's own
+//! Counters, state maps and XDP links pinned in bpffs survive dropping and reloading the
+//! datapath (an agent restart), and a reload takes the running program's link over. Each
+//! test mounts its own bpffs in a temporary directory, through the crate's own
 //! mount-if-missing path, so the host's /sys/fs/bpf is never touched.
 
 mod common;
 
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
 use common::edge_case::edge_with_next_hop;
 use common::packet::Packet;
 use common::*;
-use hsn_ebpf::{Direction, EdgeConfig, EdgeDatapath, Error, PinDir, SuperConfig, SuperDatapath};
+use hsn_ebpf::{
+    AttachMode, Direction, EdgeConfig, EdgeDatapath, Error, PinDir, SuperConfig, SuperDatapath,
+};
+use hsn_netns::{Netns, VethEnd, veth};
 use nix::sys::statfs::{BPF_FS_MAGIC, statfs};
 
 fn totals(edge: &EdgeDatapath) -> anyhow::Result<Vec<(u32, Direction, u64, u64)>> {
@@ -136,5 +145,210 @@ fn an_incompatible_pin_is_refused_not_reused() -> anyhow::Result<()> {
         "{err}"
     );
     assert_eq!(err.label(), "pinned_map");
+    Ok(())
+}
+
+#[test]
+fn an_incompatible_state_pin_is_replaced_and_reported() -> anyhow::Result<()> {
+    require_root!();
+    let fs = PrivateBpffs::new()?;
+    let pin = PinDir::under(fs.path(), "pin-test")?;
+    let config = EdgeConfig {
+        pin: Some(pin.clone()),
+        ..EdgeConfig::default()
+    };
+    drop(EdgeDatapath::load(&config)?);
+    // The stats array (key 4, value 8, 10 entries) where the IPv4 tenant trie belongs.
+    std::fs::rename(
+        pin.path().join("edge_stats"),
+        pin.path().join("edge_tenant_v4"),
+    )?;
+    let mut edge = EdgeDatapath::load(&config)?;
+    let replaced: Vec<_> = edge
+        .replaced_pins()
+        .iter()
+        .map(|r| (r.field, r.pinned, r.expected))
+        .collect();
+    assert_eq!(replaced, [("key size", 4, 8)]);
+    edge.set_tenants(&tenants())?;
+    let frame = Packet::v4(UE_V4, A_V4).udp(20).build();
+    edge.run_packet(&frame)?;
+    assert_eq!(totals(&edge)?.len(), 1, "the fresh trie works");
+    drop(edge);
+    assert!(EdgeDatapath::load(&config)?.replaced_pins().is_empty());
+    Ok(())
+}
+
+/// The link pinned for `ifname` in `pin` and what the kernel says about it: (link id, the
+/// program id it runs).
+fn pinned_link(pin: &PinDir, ifname: &str) -> anyhow::Result<(u32, u32)> {
+    let path = pin.path().join(format!("link_hsn_edge_{ifname}_native"));
+    let link =
+        aya::programs::links::FdLink::from(aya::programs::links::PinnedLink::from_pin(&path)?);
+    let info = link.info()?;
+    Ok((info.id(), info.program_id()))
+}
+
+/// The id of the XDP program `ip link` shows on `ifname` in `ns`.
+fn xdp_prog_id(ns: &Netns, ifname: &str) -> anyhow::Result<Option<u32>> {
+    // "... prog/xdp id 42 ..." for an attached program, in any mode.
+    let out = ns.ip(&["link", "show", "dev", ifname])?;
+    let mut words = out.split_whitespace().skip_while(|w| *w != "prog/xdp");
+    match (words.next(), words.next(), words.next()) {
+        (Some(_), Some("id"), Some(id)) => Ok(Some(id.parse()?)),
+        _ => Ok(None),
+    }
+}
+
+/// An agent restart in miniature: a datapath attached with a pin directory is dropped
+/// (the process dies) while UDP to a tenant keeps flowing in lock step; a second load with
+/// the same pin directory, which never writes the tenant map, takes the pinned link over.
+/// The link stays, its program changes, and every datagram the service received was
+/// metered exactly once: no window without a program, no tenant missing from the map.
+#[test]
+fn a_second_load_takes_over_the_pinned_link_with_no_window() -> anyhow::Result<()> {
+    require_root!();
+    let fs = PrivateBpffs::new()?;
+    let pin = PinDir::under(fs.path(), "takeover")?;
+    let config = EdgeConfig {
+        pin: Some(pin.clone()),
+        ..EdgeConfig::default()
+    };
+    let ue = Netns::unique("ue")?;
+    let edge = Netns::unique("edge")?;
+    veth(
+        VethEnd::new(&ue, "ue0").addr(&format!("{UE_V4}/24")),
+        VethEnd::new(&edge, "e-ue").addr("100.64.0.1/24"),
+    )?
+    .static_neighbours()?;
+    ue.ip(&["route", "add", "10.7.0.0/16", "via", "100.64.0.1"])?;
+    edge.ip(&["addr", "add", &format!("{A_V4}/32"), "dev", "lo"])?;
+
+    let first = edge.run(|| -> anyhow::Result<EdgeDatapath> {
+        let mut dp = EdgeDatapath::load(&config)?;
+        dp.set_tenants(&tenants())?;
+        assert_eq!(dp.pinned_attachment("e-ue"), None);
+        assert_eq!(dp.attach("e-ue")?, AttachMode::Native);
+        Ok(dp)
+    })??;
+    let (link_id, first_prog) = pinned_link(&pin, "e-ue")?;
+    assert_eq!(xdp_prog_id(&edge, "e-ue")?, Some(first_prog));
+
+    // Lock-step UDP from the UE to tenant A's address on the edge (delivered locally: the
+    // first datapath has no next hop), counted as it arrives.
+    let service = edge.run(|| UdpSocket::bind((A_V4, 7000)))??;
+    let client = ue.run(|| UdpSocket::bind((UE_V4, 0)))??;
+    service.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(AtomicU64::new(0));
+    let traffic = {
+        let (stop, received) = (stop.clone(), received.clone());
+        std::thread::spawn(move || -> anyhow::Result<()> {
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::SeqCst) {
+                client.send_to(&[7u8; 100], (A_V4, 7000))?;
+                let n = service.recv(&mut buf)?;
+                anyhow::ensure!(n == 100);
+                received.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(())
+        })
+    };
+    let wait_for = |n: u64| {
+        let target = received.load(Ordering::SeqCst) + n;
+        while received.load(Ordering::SeqCst) < target {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    wait_for(200);
+    drop(first);
+    wait_for(200);
+    assert_eq!(
+        pinned_link(&pin, "e-ue")?,
+        (link_id, first_prog),
+        "the program runs on without its datapath"
+    );
+    let second = edge.run(|| -> anyhow::Result<EdgeDatapath> {
+        let mut dp = EdgeDatapath::load(&config)?;
+        assert!(dp.replaced_pins().is_empty(), "{:?}", dp.replaced_pins());
+        assert_eq!(dp.pinned_attachment("e-ue"), Some(AttachMode::Native));
+        assert_eq!(dp.attach("e-ue")?, AttachMode::Native);
+        Ok(dp)
+    })??;
+    wait_for(200);
+    stop.store(true, Ordering::SeqCst);
+    match traffic.join() {
+        Ok(result) => result?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+
+    let (link_after, second_prog) = pinned_link(&pin, "e-ue")?;
+    assert_eq!(link_after, link_id, "the link stays");
+    assert_ne!(second_prog, first_prog, "its program was replaced");
+    assert_eq!(xdp_prog_id(&edge, "e-ue")?, Some(second_prog));
+    let sent = received.load(Ordering::SeqCst);
+    let l3 = 20 + 8 + 100;
+    assert_eq!(
+        totals(&second)?,
+        [(TENANT_A, Direction::Uplink, sent, sent * l3)],
+        "every datagram metered once, across the drop and the takeover"
+    );
+    assert_eq!(
+        second.attachments(),
+        [("e-ue".to_owned(), AttachMode::Native)]
+    );
+
+    // Dropping keeps it attached; detach removes the pin and the program.
+    drop(second);
+    assert_eq!(xdp_prog_id(&edge, "e-ue")?, Some(second_prog));
+    let mut third = edge.run(|| -> anyhow::Result<EdgeDatapath> {
+        let mut dp = EdgeDatapath::load(&config)?;
+        dp.attach("e-ue")?;
+        Ok(dp)
+    })??;
+    third.detach("e-ue")?;
+    assert!(!pin.path().join("link_hsn_edge_e-ue_native").exists());
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while xdp_prog_id(&edge, "e-ue")?.is_some() {
+        assert!(Instant::now() < deadline, "still attached after detach");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// A link pinned on an interface that was deleted since is defunct: the next load removes
+/// its pin and attaches anew on the interface of that name.
+#[test]
+fn a_defunct_pinned_link_is_replaced_by_a_new_one() -> anyhow::Result<()> {
+    require_root!();
+    let fs = PrivateBpffs::new()?;
+    let pin = PinDir::under(fs.path(), "defunct")?;
+    let config = EdgeConfig {
+        pin: Some(pin.clone()),
+        ..EdgeConfig::default()
+    };
+    let a = Netns::unique("a")?;
+    let b = Netns::unique("b")?;
+    let make = || -> anyhow::Result<()> {
+        veth(VethEnd::new(&a, "a0"), VethEnd::new(&b, "b0"))?;
+        Ok(())
+    };
+    make()?;
+    let attach = || {
+        b.run(|| -> anyhow::Result<EdgeDatapath> {
+            let mut dp = EdgeDatapath::load(&config)?;
+            dp.attach("b0")?;
+            Ok(dp)
+        })?
+    };
+    drop(attach()?);
+    let (old_link, _) = pinned_link(&pin, "b0")?;
+    b.ip(&["link", "del", "b0"])?;
+    make()?;
+    let dp = attach()?;
+    let (new_link, prog) = pinned_link(&pin, "b0")?;
+    assert_ne!(new_link, old_link);
+    assert_eq!(xdp_prog_id(&b, "b0")?, Some(prog));
+    drop(dp);
     Ok(())
 }
