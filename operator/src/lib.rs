@@ -54,6 +54,9 @@ impl Stop {
     }
 }
 
+/// How long in-flight reconciles may run after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Runs the operator until `shutdown` resolves (or this replica loses leadership).
 pub async fn run(
     args: Args,
@@ -86,6 +89,9 @@ pub async fn run(
     let server = tokio::spawn(server);
 
     let lost_leadership = Arc::new(AtomicBool::new(false));
+    // Held while this replica may write; dropping every receiver makes the Lease manager
+    // release the Lease, so a standby takes over at once instead of after its expiry.
+    let mut leadership = None;
     if args.leader_election {
         let manager = LeaseManagerBuilder::new(hub.clone(), &args.lease_name)
             .with_namespace(&args.operator_namespace)
@@ -95,7 +101,7 @@ pub async fn run(
             .build()
             .await
             .context("creating the leader-election Lease manager")?;
-        let (mut leading, _task) = manager.watch().await;
+        let (mut leading, task) = manager.watch().await;
         tracing::info!(identity, lease = args.lease_name, "waiting for leadership");
         tokio::select! {
             r = leading.wait_for(|l| *l) => { r.context("leader election stopped")?; }
@@ -104,12 +110,19 @@ pub async fn run(
         tracing::info!(identity, "leading");
         let lost = lost_leadership.clone();
         let stopper = stop_tx.clone();
+        let mut watching = leading.clone();
+        let stopping = stop.wait();
         tokio::spawn(async move {
-            let _ = leading.wait_for(|l| !*l).await;
-            tracing::error!("lost leadership; stopping so that only one replica writes");
-            lost.store(true, Ordering::SeqCst);
-            let _ = stopper.send(true);
+            tokio::select! {
+                _ = watching.wait_for(|l| !*l) => {
+                    tracing::error!("lost leadership; stopping so that only one replica writes");
+                    lost.store(true, Ordering::SeqCst);
+                    let _ = stopper.send(true);
+                }
+                () = stopping => {}
+            }
         });
+        leadership = Some((leading, task));
     }
 
     let (inventory, changed) = Inventory::new();
@@ -136,17 +149,40 @@ pub async fn run(
         },
     });
     ready.store(true, Ordering::SeqCst);
-    tokio::join!(
-        clusters::run(ctx.clone(), mec_controller, stop.wait()),
-        network::run(
-            ctx,
-            args.watch_namespace.clone(),
-            args.concurrency,
-            changed,
-            stop.wait()
-        ),
-    );
+    let controllers = async {
+        tokio::join!(
+            clusters::run(ctx.clone(), mec_controller, stop.wait()),
+            network::run(
+                ctx,
+                args.watch_namespace.clone(),
+                args.concurrency,
+                changed,
+                stop.wait()
+            ),
+        )
+    };
+    // In-flight reconciles finish on shutdown; one stuck on a member that stopped answering
+    // must not keep this replica (and its Lease) alive.
+    let stopping = stop.wait();
+    tokio::select! {
+        _ = controllers => {}
+        () = async { stopping.await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "reconciles still running after the shutdown grace; exiting anyway");
+        }
+    }
     ready.store(false, Ordering::SeqCst);
+    if let Some((leading, task)) = leadership {
+        drop(leading);
+        match tokio::time::timeout(Duration::from_secs(5), task).await {
+            Ok(Ok(Ok(_))) => tracing::info!("released the leader Lease"),
+            Ok(Ok(Err(error))) => {
+                tracing::warn!(%error, "releasing the leader Lease failed; it expires on its own")
+            }
+            Ok(Err(_)) | Err(_) => {
+                tracing::warn!("releasing the leader Lease timed out; it expires on its own")
+            }
+        }
+    }
     let _ = server.await;
     anyhow::ensure!(!lost_leadership.load(Ordering::SeqCst), "lost leadership");
     Ok(())

@@ -64,6 +64,17 @@ async fn two_replicas_elect_one_leader_and_the_standby_takes_over() -> Result<()
     })
     .await?;
     ensure!(new_holder != holder);
+
+    // SIGTERM: the leader stops its controllers, releases the Lease and exits, so that a
+    // standby could take over at once rather than after the Lease expires.
+    let status = standby.terminate().await?;
+    ensure!(status.success(), "graceful shutdown exits 0, got {status}");
+    let lease = leases.get("hsn-operator").await?;
+    let released = lease.spec.and_then(|s| s.holder_identity);
+    ensure!(
+        released.is_none(),
+        "a stopped leader releases its Lease, still held by {released:?}"
+    );
     Ok(())
 }
 

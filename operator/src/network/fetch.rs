@@ -96,8 +96,13 @@ pub async fn fetch(network: &HsnNetwork, ctx: &Context) -> Result<Fetched, Error
         .filter(|(_, m)| m.view.ready)
         .map(|(mec, _)| async {
             let client = ctx.members.client(mec).await.ok()?;
-            let leases = read_leases(&client, &member_namespace(&network.name_any()))
+            // A member that stops answering mid-read must not hold the reconcile: it counts
+            // as unreadable, like one that refuses.
+            let namespace = member_namespace(&network.name_any());
+            let read = read_leases(&client, &namespace);
+            let leases = tokio::time::timeout(ctx.settings.member_timeout, read)
                 .await
+                .ok()?
                 .ok()?;
             Some((mec.name_any(), leases))
         });

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use hsn_api::node::{HsnNodeSpec, HsnNodeStatus, NodeRole, lease};
 use hsn_api::{HsnNetwork, HsnNode};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -77,7 +77,7 @@ pub fn desired(
         out.insert(
             n.clone(),
             Wanted {
-                node: node(network, &n, spec, info),
+                node: node(network, &n, spec, info, fetched.nodes.get(&n)),
                 ready,
             },
         );
@@ -97,7 +97,7 @@ pub fn desired(
         out.insert(
             n.clone(),
             Wanted {
-                node: node(network, &n, spec, info),
+                node: node(network, &n, spec, info, fetched.nodes.get(&n)),
                 ready,
             },
         );
@@ -130,7 +130,32 @@ fn readiness(info: Option<&LeaseInfo>, live: bool, now: Timestamp) -> Cond {
     }
 }
 
-fn node(network: &HsnNetwork, name: &str, spec: HsnNodeSpec, info: Option<LeaseInfo>) -> HsnNode {
+/// How stale `lastHeartbeat` in an HsnNode's status may get before it is rewritten. Leases
+/// renew every few seconds (with microseconds); copying each renewal would rewrite every
+/// HsnNode on every reconcile. Liveness itself is the Ready condition, computed from the
+/// Lease every time.
+pub const HEARTBEAT_RESOLUTION: SignedDuration = SignedDuration::from_secs(60);
+
+/// The heartbeat to record: the previous one while the Lease renewed less than
+/// [`HEARTBEAT_RESOLUTION`] after it, else the renewal, to the second (the API stores seconds).
+fn heartbeat(previous: Option<&HsnNode>, renewed: Option<Timestamp>) -> Option<Time> {
+    let renewed = Timestamp::from_second(renewed?.as_second()).ok()?;
+    let kept = previous
+        .and_then(|n| n.status.as_ref()?.last_heartbeat.clone())
+        .filter(|p| {
+            let age = renewed.duration_since(p.0);
+            age >= SignedDuration::ZERO && age < HEARTBEAT_RESOLUTION
+        });
+    Some(kept.unwrap_or(Time(renewed)))
+}
+
+fn node(
+    network: &HsnNetwork,
+    name: &str,
+    spec: HsnNodeSpec,
+    info: Option<LeaseInfo>,
+    previous: Option<&HsnNode>,
+) -> HsnNode {
     let info = info.unwrap_or_default();
     let mut node = HsnNode::new(name, spec);
     node.metadata = ObjectMeta {
@@ -150,7 +175,7 @@ fn node(network: &HsnNetwork, name: &str, spec: HsnNodeSpec, info: Option<LeaseI
         conditions: vec![],
         public_key: info.public_key,
         node_name: node.spec.node_name.clone().or(info.holder),
-        last_heartbeat: info.renewed.map(Time),
+        last_heartbeat: heartbeat(previous, info.renewed),
         last_epoch: info.last_epoch,
     });
     node
@@ -215,4 +240,55 @@ pub async fn prune(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_heartbeat(t: &str) -> HsnNode {
+        let mut n = HsnNode::new(
+            "n",
+            HsnNodeSpec {
+                network: "metro".into(),
+                role: NodeRole::Edge,
+                cluster: "a".into(),
+                node_name: Some("n1".into()),
+                ordinal: None,
+                assigned_super_node: None,
+            },
+        );
+        n.status = Some(HsnNodeStatus {
+            last_heartbeat: Some(Time(t.parse().unwrap())),
+            ..Default::default()
+        });
+        n
+    }
+
+    #[test]
+    fn heartbeats_are_recorded_to_the_second_and_only_once_a_resolution() {
+        let at = |t: &str| Some(t.parse::<Timestamp>().unwrap());
+        // First sight: the renewal, without its microseconds.
+        assert_eq!(
+            heartbeat(None, at("2026-11-26T10:00:05.123456Z")),
+            Some(Time("2026-11-26T10:00:05Z".parse().unwrap()))
+        );
+        let prev = with_heartbeat("2026-11-26T10:00:05Z");
+        // Renewals within the resolution keep the recorded one: no status write.
+        assert_eq!(
+            heartbeat(Some(&prev), at("2026-11-26T10:00:59.9Z")),
+            Some(Time("2026-11-26T10:00:05Z".parse().unwrap()))
+        );
+        // A minute later it moves.
+        assert_eq!(
+            heartbeat(Some(&prev), at("2026-11-26T10:01:05.5Z")),
+            Some(Time("2026-11-26T10:01:05Z".parse().unwrap()))
+        );
+        // A renewal before the recorded one (clock skew, a new Lease) replaces it.
+        assert_eq!(
+            heartbeat(Some(&prev), at("2026-11-26T09:59:00Z")),
+            Some(Time("2026-11-26T09:59:00Z".parse().unwrap()))
+        );
+        assert_eq!(heartbeat(Some(&prev), None), None);
+    }
 }

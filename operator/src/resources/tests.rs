@@ -117,6 +117,29 @@ fn agents_get_ebpf_capabilities_but_never_privileged() {
 }
 
 #[test]
+fn an_edge_and_a_super_node_on_one_node_do_not_share_state_pins_or_ports() {
+    let objs = desired_objects(&network(), "a", &plan(), &Peers::new());
+    let agent = |kind: &str| {
+        let d = objs.iter().find(|d| d.resource.kind == kind).unwrap();
+        d.body["spec"]["template"]["spec"]["containers"][0].clone()
+    };
+    let (sup, edge) = (agent("StatefulSet"), agent("DaemonSet"));
+    let metrics = |c: &serde_json::Value| {
+        let args: Vec<String> = serde_json::from_value(c["args"].clone()).unwrap();
+        let i = args.iter().position(|a| a == "--metrics-addr").unwrap();
+        args[i + 1].clone()
+    };
+    assert_eq!(metrics(&sup), "0.0.0.0:9101");
+    assert_eq!(metrics(&edge), "0.0.0.0:9100");
+    for mount in sup["volumeMounts"].as_array().unwrap() {
+        assert_eq!(mount["subPathExpr"], "$(POD_NAME)", "{mount}");
+    }
+    for mount in edge["volumeMounts"].as_array().unwrap() {
+        assert_eq!(mount["subPath"], "edge", "{mount}");
+    }
+}
+
+#[test]
 fn the_edge_daemonset_is_pinned_to_the_planned_nodes() {
     let objs = desired_objects(&network(), "a", &plan(), &Peers::new());
     let ds = objs.iter().find(|d| d.name == "hsn-edge-bb").unwrap();

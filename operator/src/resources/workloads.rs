@@ -20,6 +20,11 @@ use super::{
     SUPER_NODE, edge_daemonset,
 };
 
+/// `/metrics` of edge agents (host network).
+pub const EDGE_METRICS_PORT: u16 = 9100;
+/// `/metrics` of super-node agents (host network; next to an edge agent on the same node).
+pub const SUPER_METRICS_PORT: u16 = 9101;
+
 /// The super-node StatefulSet and the Service in front of its gRPC port.
 pub(super) fn super_nodes(ctx: &Context<'_>, replicas: u32) -> Vec<Desired> {
     let selector = selector_labels(ctx, "super", None);
@@ -189,19 +194,29 @@ fn agent_container(ctx: &Context<'_>, image: &str, role: &str) -> Container {
         }),
         ..Default::default()
     };
+    let mut args = vec![
+        "--role".into(),
+        role.into(),
+        "--network".into(),
+        ctx.name.clone(),
+        "--routes-configmap".into(),
+        ROUTES_CONFIGMAP.into(),
+        "--datapath".into(),
+        datapath_flag(ctx).into(),
+    ];
+    // Both roles use the host network and may share a node: a super node serves its
+    // metrics on the next port, and each agent gets its own state and pin directories
+    // (its identity key, spool and pinned maps are its alone). A super node's are named
+    // after its pod, stable in a StatefulSet; an edge's after its role (one per node).
+    let (metrics_port, sub_path, sub_path_expr) = match role {
+        "super" => (SUPER_METRICS_PORT, None, Some("$(POD_NAME)".to_string())),
+        _ => (EDGE_METRICS_PORT, Some("edge".to_string()), None),
+    };
+    args.extend(["--metrics-addr".into(), format!("0.0.0.0:{metrics_port}")]);
     Container {
         name: "agent".into(),
         image: Some(image.into()),
-        args: Some(vec![
-            "--role".into(),
-            role.into(),
-            "--network".into(),
-            ctx.name.clone(),
-            "--routes-configmap".into(),
-            ROUTES_CONFIGMAP.into(),
-            "--datapath".into(),
-            datapath_flag(ctx).into(),
-        ]),
+        args: Some(args),
         env: Some(vec![
             field_env("NODE_NAME", "spec.nodeName"),
             field_env("POD_NAME", "metadata.name"),
@@ -224,11 +239,15 @@ fn agent_container(ctx: &Context<'_>, image: &str, role: &str) -> Container {
             VolumeMount {
                 name: "bpffs".into(),
                 mount_path: "/sys/fs/bpf".into(),
+                sub_path: sub_path.clone(),
+                sub_path_expr: sub_path_expr.clone(),
                 ..Default::default()
             },
             VolumeMount {
                 name: "state".into(),
                 mount_path: "/var/lib/hsn".into(),
+                sub_path,
+                sub_path_expr,
                 ..Default::default()
             },
         ]),

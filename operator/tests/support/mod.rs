@@ -274,6 +274,20 @@ impl Operator {
     pub async fn kill(mut self) {
         let _ = self.child.kill().await;
     }
+
+    /// Asks the process to stop (SIGTERM), as Kubernetes does, and waits until it exits.
+    pub async fn terminate(mut self) -> Result<std::process::ExitStatus> {
+        let pid = self.child.id().context("the operator has already exited")?;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(pid)?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+        match tokio::time::timeout(DEADLINE, self.child.wait()).await {
+            Ok(status) => Ok(status?),
+            Err(_) => bail!(
+                "the operator did not exit within {DEADLINE:?} of SIGTERM\n{}",
+                self.log_tail()
+            ),
+        }
+    }
 }
 
 /// The sum of the metric samples in `text` whose line starts with `prefix` (labels included).
