@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Which datapath program the agent runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -33,10 +33,22 @@ pub enum DatapathKind {
     Tc,
 }
 
+/// What to do instead of running the agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Uninstall: unpin this network's XDP links and maps under `--bpffs`, detaching its
+    /// programs (one a running agent holds goes when that agent exits) and dropping the
+    /// counters not yet in the spool. The state directory is kept.
+    Cleanup,
+}
+
 /// `hsn-agent` flags; env fallbacks match what the operator's pod spec sets.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "hsn-agent", version, about = "HSN node agent")]
 pub struct Args {
+    /// Runs the agent when absent.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Edge or super node.
     #[arg(long, value_enum)]
     pub role: Role,
@@ -66,7 +78,8 @@ pub struct Args {
     /// Identity key, epoch snapshot and spool; default `/var/lib/hsn/<network>`.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    /// bpffs mount under which counters are pinned (`<bpffs>/hsn/<network>`).
+    /// bpffs mount under which counters, state maps and XDP links are pinned
+    /// (`<bpffs>/hsn/<network>`).
     #[arg(long, default_value = hsn_ebpf::DEFAULT_BPFFS)]
     pub bpffs: PathBuf,
     /// The address this agent receives datapath traffic on, advertised in its Lease (the
@@ -146,6 +159,11 @@ mod tests {
         assert_eq!(args.role, Role::Super);
         assert_eq!(args.datapath, DatapathKind::Xdp);
         assert_eq!(args.state_dir(), PathBuf::from("/var/lib/hsn/metro"));
+        assert_eq!(args.command, None);
+        let cleanup =
+            Args::try_parse_from(["hsn-agent", "--role", "edge", "--network", "n", "cleanup"])
+                .unwrap();
+        assert_eq!(cleanup.command, Some(Command::Cleanup));
         assert!(
             Args::try_parse_from([
                 "hsn-agent",

@@ -30,7 +30,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 
 use crate::agent::{Agent, AgentConfig, LeaseConfig, RoutesSource};
-use crate::cli::{Args, DatapathKind, Role};
+use crate::cli::{Args, Command, DatapathKind, Role};
 use crate::datapath::{Datapath, mode_label};
 use crate::identity::{Identity, IdentityError};
 use crate::index::Me;
@@ -72,8 +72,11 @@ pub enum Error {
     Server(#[from] std::io::Error),
 }
 
-/// Runs the agent until `shutdown` resolves.
+/// Runs the agent until `shutdown` resolves (or the `cleanup` subcommand).
 pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    if args.command == Some(Command::Cleanup) {
+        return cleanup(&args);
+    }
     if args.datapath == DatapathKind::Tc {
         return Err(Error::TcUnsupported);
     }
@@ -136,16 +139,42 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
                 pin,
                 redirect_uplink: true,
             })?;
-            serve(&args, dp, config, shutdown).await
+            log_replaced(dp.replaced_pins());
+            let running = running(&args, |i| dp.pinned_attachment(i));
+            serve(&args, dp, running, config, shutdown).await
         }
         Role::Super => {
             let dp = SuperDatapath::load(&SuperConfig {
                 pin,
                 edge_by_addr: true,
             })?;
-            serve(&args, dp, config, shutdown).await
+            log_replaced(dp.replaced_pins());
+            let running = running(&args, |i| dp.pinned_attachment(i));
+            serve(&args, dp, running, config, shutdown).await
         }
     }
+}
+
+/// `hsn-agent cleanup`: unpins the network's links and maps.
+fn cleanup(args: &Args) -> Result<(), Error> {
+    let pin = PinDir::under(&args.bpffs, &args.network)?;
+    pin.remove()?;
+    tracing::info!(dir = %pin.path().display(), "removed the pinned XDP links and maps");
+    Ok(())
+}
+
+fn log_replaced(replaced: &[hsn_ebpf::ReplacedPin]) {
+    for pin in replaced {
+        tracing::warn!(%pin, "incompatible state map from another build; the writer refills it");
+    }
+}
+
+/// The `--interface`s a previous agent's program still runs on, through its pinned link.
+fn running(args: &Args, pinned: impl Fn(&str) -> Option<AttachMode>) -> Vec<(String, AttachMode)> {
+    args.interfaces
+        .iter()
+        .filter_map(|i| Some((i.clone(), pinned(i)?)))
+        .collect()
 }
 
 /// The ledger shipper, unless `--no-ledger`; a super ships only with `--ledger-endpoint`.
@@ -202,20 +231,31 @@ async fn cluster_parts(
     Ok((RoutesSource::ConfigMap(Box::new(api), name), Some(lease)))
 }
 
+/// Attaches where nothing runs yet, starts the agent, and takes over the links a previous
+/// agent left pinned only once the writer has programmed the maps (see [`TakeOver`]).
 async fn serve<D: Datapath>(
     args: &Args,
     mut dp: D,
+    running: Vec<(String, AttachMode)>,
     config: impl FnOnce(String) -> AgentConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let mut modes: Vec<(String, AttachMode)> = Vec::new();
+    let mut pending = Vec::new();
     for ifname in &args.interfaces {
+        if let Some((_, mode)) = running.iter().find(|(i, _)| i == ifname) {
+            tracing::info!(interface = ifname, %mode,
+                "the previous program runs on; taking it over once the maps are programmed");
+            modes.push((ifname.clone(), *mode));
+            pending.push(ifname.clone());
+            continue;
+        }
         let mode = dp.attach(ifname)?;
         tracing::info!(interface = ifname, %mode, "attached");
         modes.push((ifname.clone(), mode));
     }
     let label = mode_label(&modes.iter().map(|(_, m)| *m).collect::<Vec<_>>());
-    let mut agent = Agent::start(config(label.clone()), dp)?;
+    let mut agent = Agent::start(config(label.clone()), TakeOver { inner: dp, pending })?;
     for (interface, _) in &modes {
         let labels = AttachLabels {
             interface: interface.clone(),
@@ -226,11 +266,62 @@ async fn serve<D: Datapath>(
     let (bound, server) = server::serve(args.metrics_addr, agent.registry.clone()).await?;
     tracing::info!(%bound, "serving /metrics and /healthz");
     tokio::select! {
-        () = shutdown => tracing::info!("shutting down; pinned counters keep counting"),
+        () = shutdown => tracing::info!("shutting down; the programs stay attached, counting"),
         result = server => result?,
         () = agent.join_any() => tracing::warn!("an agent task ended"),
     }
     Ok(())
+}
+
+/// The datapath with the pinned links of a previous agent still to take over. Its program
+/// keeps running on the same pinned maps until the writer has programmed them once (a
+/// role's last write, the next hop or the edges, ends each programming), so a new program
+/// never runs on state that is not in force yet, e.g. maps a layout change replaced.
+struct TakeOver<D> {
+    inner: D,
+    pending: Vec<String>,
+}
+
+impl<D: Datapath> TakeOver<D> {
+    fn programmed(&mut self) {
+        for ifname in std::mem::take(&mut self.pending) {
+            match self.inner.attach(&ifname) {
+                Ok(mode) => tracing::info!(interface = ifname, %mode, "took over the pinned link"),
+                Err(error) => tracing::error!(%error, interface = ifname,
+                    "taking over the pinned link failed; the previous program keeps running"),
+            }
+        }
+    }
+}
+
+impl<D: Datapath> Datapath for TakeOver<D> {
+    fn set_tenants(&mut self, tenants: &[hsn_ebpf::TenantPrefixes]) -> Result<(), hsn_ebpf::Error> {
+        self.inner.set_tenants(tenants)
+    }
+
+    fn set_next_hop(&mut self, hop: Option<hsn_ebpf::NextHop>) -> Result<(), hsn_ebpf::Error> {
+        self.inner.set_next_hop(hop)?;
+        self.programmed();
+        Ok(())
+    }
+
+    fn set_edges(&mut self, edges: &[hsn_ebpf::EdgeNode]) -> Result<(), hsn_ebpf::Error> {
+        self.inner.set_edges(edges)?;
+        self.programmed();
+        Ok(())
+    }
+
+    fn counters(&self) -> Result<Vec<(datapath::CounterKey, datapath::Totals)>, hsn_ebpf::Error> {
+        self.inner.counters()
+    }
+
+    fn parse_errors(&self) -> Result<u64, hsn_ebpf::Error> {
+        self.inner.parse_errors()
+    }
+
+    fn attach(&mut self, ifname: &str) -> Result<AttachMode, hsn_ebpf::Error> {
+        self.inner.attach(ifname)
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

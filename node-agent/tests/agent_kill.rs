@@ -3,17 +3,15 @@
 //!
 //! `ue <-> edge <-> super <-> service` in network namespaces (veths without ARP/ND, static
 //! neighbours). The agent runs standalone in the edge namespace (`--routes-file`,
-//! `--next-hop`, one-second epochs, counters pinned on a bpffs this test mounts); the super
-//! node runs the super program from this test. TCP connections to two tenants (IPv4, IPv6)
-//! stay open across the kill; UDP to both tenants and to a non-tenant address runs before and
-//! after it. The independent measure is a capture on the UE's link, checked against the
-//! interface's own packet counters; the super node's counters must agree on uplink.
-//!
-//! A SIGKILLed agent's XDP program goes with it (its link belongs to the process), so
-//! packets crossing the edge before the restarted agent has programmed its maps are neither
-//! metered nor redirected. The test therefore kills the agent with connections open and
-//! counts not yet in the spool, but with no packet in flight, and resumes once the new agent
-//! has programmed its maps: what it checks is the agent's accounting, not a datapath outage.
+//! `--next-hop`, one-second epochs, counters, state maps and XDP links pinned on a bpffs
+//! this test mounts); the super node runs the super program from this test. Traffic never
+//! pauses: TCP connections to two tenants (IPv4, IPv6) and lock-step UDP to both tenants
+//! and to a non-tenant address run from before the kill until after the restarted agent
+//! has taken over. The program stays attached through its pinned link while no agent runs
+//! (it keeps metering and redirecting: tenant uplink the edge's kernel got instead would
+//! be lost, as it has no route for it), and the new agent swaps its program in atomically.
+//! The independent measure is a capture on the UE's link, checked against the interface's
+//! own packet counters; the super node's counters must agree on uplink.
 
 mod common;
 
@@ -24,13 +22,16 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use hsn_agent::spool::{EpochFile, SpoolDirection};
-use hsn_ebpf::{Direction, EdgeNode, MacAddr, PinDir, SuperConfig, SuperDatapath, TenantPrefixes};
+use hsn_ebpf::{
+    Direction, EdgeConfig, EdgeDatapath, EdgeNode, MacAddr, PinDir, SuperConfig, SuperDatapath,
+    TenantPrefixes,
+};
 use hsn_netns::{Capture, Frame, LinkStats, Mac, Netns, NsChild, VethEnd, veth};
 
 const ACME: u32 = 7;
@@ -330,65 +331,109 @@ impl Flow {
         })
     }
 
-    fn send(&mut self, len: usize) -> anyhow::Result<()> {
-        let chunk: Vec<u8> = (0..1 << 16).map(|i| (i % 251) as u8).collect();
-        let mut left = len;
-        while left > 0 {
-            let n = left.min(chunk.len());
-            self.client.write_all(&chunk[..n])?;
-            left -= n;
-        }
-        self.written += len as u64;
-        Ok(())
-    }
-
-    fn delivered(&self) -> bool {
-        self.received.load(Ordering::SeqCst) == self.written
+    /// Writes 64 KiB every 5 ms until `stop`, then hands the flow back.
+    fn pump(mut self, stop: Arc<AtomicBool>) -> JoinHandle<anyhow::Result<Self>> {
+        std::thread::spawn(move || {
+            let chunk: Vec<u8> = (0..1 << 16).map(|i| (i % 251) as u8).collect();
+            while !stop.load(Ordering::SeqCst) {
+                self.client.write_all(&chunk)?;
+                self.written += chunk.len() as u64;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(self)
+        })
     }
 
     /// Half-closes, lets the sink see EOF and close, waits for its FIN.
     fn close(self) -> anyhow::Result<()> {
         let Self {
-            mut client, sink, ..
+            mut client,
+            sink,
+            received,
+            written,
         } = self;
         client.shutdown(std::net::Shutdown::Write)?;
-        match sink.join() {
-            Ok(result) => result?,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        join(sink)?;
+        ensure!(
+            received.load(Ordering::SeqCst) == written,
+            "every byte written was received"
+        );
         let mut buf = [0u8; 16];
         ensure!(client.read(&mut buf)? == 0, "the sink sent data");
         Ok(())
     }
 }
 
-/// `count` UDP datagrams from the UE to `dst`, each echoed back, in lock step.
-fn udp(chain: &Chain, dst: &str, count: usize) -> anyhow::Result<()> {
-    let dst: IpAddr = dst.parse()?;
-    let src: IpAddr = if dst.is_ipv4() { UE_V4 } else { UE_V6 }.parse()?;
-    let server = chain
-        .service
-        .run(|| UdpSocket::bind(SocketAddr::new(dst, UDP_PORT)))??;
-    let client = chain
-        .ue
-        .run(|| UdpSocket::bind(SocketAddr::new(src, 0)))??;
-    for sock in [&server, &client] {
-        sock.set_read_timeout(Some(TIMEOUT))?;
+/// Lock-step UDP from the UE, round robin over `dsts`, each datagram echoed back, until
+/// `stop`; returns how many round trips were made. A datagram lost (e.g. tenant uplink the
+/// edge's kernel got instead of the program) fails it.
+fn udp(
+    chain: &Chain,
+    dsts: &[&str],
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<JoinHandle<anyhow::Result<u64>>> {
+    let mut pairs = Vec::new();
+    for dst in dsts {
+        let dst: IpAddr = dst.parse()?;
+        let src: IpAddr = if dst.is_ipv4() { UE_V4 } else { UE_V6 }.parse()?;
+        let server = chain
+            .service
+            .run(|| UdpSocket::bind(SocketAddr::new(dst, UDP_PORT)))??;
+        let client = chain
+            .ue
+            .run(|| UdpSocket::bind(SocketAddr::new(src, 0)))??;
+        for sock in [&server, &client] {
+            sock.set_read_timeout(Some(TIMEOUT))?;
+        }
+        pairs.push((dst, server, client));
     }
-    let mut buf = [0u8; 2048];
-    for i in 0..count {
-        let size = 64 + (i * 97) % 1300;
-        client.send_to(&vec![i as u8; size], (dst, UDP_PORT))?;
-        let (n, from) = server
-            .recv_from(&mut buf)
-            .with_context(|| format!("datagram {i} to {dst}"))?;
-        ensure!(n == size);
-        server.send_to(&buf[..n / 2 + 1], from)?;
-        client
-            .recv(&mut buf)
-            .with_context(|| format!("echo {i} from {dst}"))?;
+    Ok(std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let mut i = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            let (dst, server, client) = &pairs[i as usize % pairs.len()];
+            let size = 64 + (i as usize * 97) % 1300;
+            client.send_to(&vec![i as u8; size], (*dst, UDP_PORT))?;
+            let (n, from) = server
+                .recv_from(&mut buf)
+                .with_context(|| format!("datagram {i} to {dst}"))?;
+            ensure!(n == size);
+            server.send_to(&buf[..n / 2 + 1], from)?;
+            client
+                .recv(&mut buf)
+                .with_context(|| format!("echo {i} from {dst}"))?;
+            i += 1;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(i)
+    }))
+}
+
+fn join<T>(handle: JoinHandle<anyhow::Result<T>>) -> anyhow::Result<T> {
+    match handle.join() {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic),
     }
-    Ok(())
+}
+
+/// The id of the XDP program on the edge's UE-facing interface (`ip link`: "prog/xdp id N").
+fn xdp_prog(chain: &Chain) -> anyhow::Result<Option<u32>> {
+    let out = chain.edge.ip(&["link", "show", "dev", "e-ue"])?;
+    let mut words = out.split_whitespace().skip_while(|w| *w != "prog/xdp");
+    match (words.next(), words.next(), words.next()) {
+        (Some(_), Some("id"), Some(id)) => Ok(Some(id.parse()?)),
+        _ => Ok(None),
+    }
+}
+
+/// Tenant uplink packets the super node has counted.
+fn super_uplink(dp: &SuperDatapath) -> anyhow::Result<u64> {
+    Ok(dp
+        .counters()?
+        .iter()
+        .filter(|c| c.direction == Direction::Uplink)
+        .map(|c| c.packets)
+        .sum())
 }
 
 /// Polls `ready` every 10 ms until it holds, at most [`TIMEOUT`].
@@ -399,54 +444,6 @@ fn wait_until(what: &str, mut ready: impl FnMut() -> anyhow::Result<bool>) -> an
         std::thread::sleep(Duration::from_millis(10));
     }
     Ok(())
-}
-
-/// No packet in flight between the UE and the service: every byte written was read, every
-/// byte acknowledged (no Send-Q at the UE), every packet the service sent reached the UE.
-fn quiesce(chain: &Chain, flows: &[Flow], svc0: &LinkStats, ue0: &LinkStats) -> anyhow::Result<()> {
-    wait_until("quiet links", || {
-        let delivered = flows.iter().all(Flow::delivered);
-        let ss = chain.ue.exec("ss", &["-Htn", "state", "established"])?;
-        // Columns: Recv-Q Send-Q Local Peer.
-        let acked = ss.lines().all(|l| l.split_whitespace().nth(1) == Some("0"));
-        let sent = chain.service.link_stats("svc-s1")?.since(svc0).tx_packets;
-        let got = chain.ue.link_stats("ue0")?.since(ue0).rx_packets;
-        Ok(delivered && acked && sent == got)
-    })
-}
-
-/// Waits for the start of a second (epochs are one second), sends a little on every flow,
-/// waits for quiet links and SIGKILLs the agent, all before the second ends; retries the
-/// next second if that took too long.
-fn kill_mid_epoch(
-    chain: &Chain,
-    flows: &mut [Flow],
-    agent: &mut Agent,
-    (svc0, ue0): (&LinkStats, &LinkStats),
-) -> anyhow::Result<()> {
-    let subsec = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_millis())
-            .unwrap_or_default()
-    };
-    for _ in 0..10 {
-        wait_until("the start of a second", || {
-            Ok((100..300).contains(&subsec()))
-        })?;
-        let second_started = Instant::now();
-        udp(chain, ACME_V6, 5)?;
-        for flow in flows.iter_mut() {
-            flow.send(64 << 10)?;
-        }
-        quiesce(chain, flows, svc0, ue0)?;
-        if second_started.elapsed() < Duration::from_millis(500) {
-            let status = agent.child.kill()?;
-            println!("agent killed: {status}");
-            return Ok(());
-        }
-    }
-    bail!("could not send and quiesce within half a second ten times")
 }
 
 type Totals = BTreeMap<(u32, Direction), (u64, u64)>;
@@ -522,62 +519,65 @@ fn a_sigkilled_agent_restarts_from_its_pins_and_spool_without_losing_or_doubling
     agent.wait_programmed(&chain)?;
     let capture = Capture::start(&chain.ue, Duration::from_secs(120))?;
     let ue0 = chain.ue.link_stats("ue0")?;
-    let svc0 = chain.service.link_stats("svc-s1")?;
     let super0 = super_dp.counters()?;
     ensure!(super0.is_empty() && spool(&spool_dir)?.values().all(|f| f.records.is_empty()));
 
-    // Before the kill: connections that stay open and UDP, over at least one closed epoch.
-    let mut flows = vec![Flow::open(&chain, ACME_V4)?, Flow::open(&chain, BETA_V6)?];
-    for flow in &mut flows {
-        flow.send(1 << 20)?;
-    }
-    for dst in [ACME_V6, BETA_V4, OTHER_V4] {
-        udp(&chain, dst, 40)?;
-    }
+    // Traffic from here until after the restart, without a pause.
+    let stop = Arc::new(AtomicBool::new(false));
+    let pumps = vec![
+        Flow::open(&chain, ACME_V4)?.pump(stop.clone()),
+        Flow::open(&chain, BETA_V6)?.pump(stop.clone()),
+    ];
+    let datagrams = udp(&chain, &[ACME_V6, BETA_V4, OTHER_V4], stop.clone())?;
     wait_until("an epoch with traffic in the spool", || {
         Ok(!spooled(&spool(&spool_dir)?).is_empty())
     })
     .with_context(|| agent.output())?;
-    // More traffic early in an epoch, then the kill before that epoch ends: its counts are
-    // in the pinned maps only.
-    kill_mid_epoch(&chain, &mut flows, &mut agent, (&svc0, &ue0))?;
-    let committed = spooled(&spool(&spool_dir)?);
-    let counted: Totals = super_dp
-        .counters()?
-        .iter()
-        .map(|c| ((c.tenant, c.direction), (c.packets, c.bytes)))
-        .collect();
-    let up = |t: &Totals| {
-        t.get(&(ACME, Direction::Uplink))
-            .copied()
-            .unwrap_or_default()
-    };
-    println!(
-        "killed with acme uplink {:?} (packets, bytes) counted, {:?} in {} epoch files",
-        up(&counted),
-        up(&committed),
-        spool(&spool_dir)?.len()
-    );
-    assert!(
-        up(&committed).1 < up(&counted).1,
-        "uncommitted counts at the kill"
-    );
+
+    let first_prog = xdp_prog(&chain)?.context("the agent attached to e-ue")?;
+    let status = agent.child.kill()?;
+    println!("agent killed: {status}");
     ensure!(
-        pins.path().join("edge_counters").exists(),
-        "counters are pinned"
+        pins.path().join("edge_counters").exists()
+            && pins.path().join("link_hsn_edge_e-ue_native").exists(),
+        "counters and links are pinned"
     );
+    // With no agent running the program stays attached, meters into the pinned counters
+    // and redirects to the super node.
+    let pinned = EdgeDatapath::load(&EdgeConfig {
+        pin: Some(pins.clone()),
+        ..EdgeConfig::default()
+    })?;
+    let metered = |dp: &EdgeDatapath| -> anyhow::Result<u64> {
+        Ok(dp.counters()?.iter().map(|c| c.packets).sum())
+    };
+    let (metered0, redirected0) = (metered(&pinned)?, super_uplink(&super_dp)?);
+    wait_until("metering and redirecting with no agent", || {
+        Ok(metered(&pinned)? > metered0 + 100 && super_uplink(&super_dp)? > redirected0 + 100)
+    })?;
+    ensure!(
+        xdp_prog(&chain)? == Some(first_prog),
+        "still the first agent's program"
+    );
+    drop(pinned);
 
     let mut agent = start_agent(&chain, &network, dir.path(), bpffs.0.path(), 2)?;
     agent.wait_programmed(&chain)?;
-    for flow in &mut flows {
-        flow.send(1 << 20)?;
+    let second_prog = xdp_prog(&chain)?.context("attached")?;
+    ensure!(
+        second_prog != first_prog,
+        "the new agent's program took the link over"
+    );
+    let newest = *spool(&spool_dir)?.keys().last().context("epochs")?;
+    wait_until("an epoch closed by the new agent", || {
+        Ok(spool(&spool_dir)?.keys().last() > Some(&newest))
+    })
+    .with_context(|| agent.output())?;
+    stop.store(true, Ordering::SeqCst);
+    for pump in pumps {
+        join(pump)?.close()?;
     }
-    for dst in [ACME_V6, BETA_V4, OTHER_V4] {
-        udp(&chain, dst, 40)?;
-    }
-    for flow in flows {
-        flow.close()?;
-    }
+    println!("{} UDP round trips", join(datagrams)?);
 
     // What crossed the UE's link: the capture, once it has every frame ue0 counted.
     let link = || -> anyhow::Result<LinkStats> { Ok(chain.ue.link_stats("ue0")?.since(&ue0)) };
@@ -594,6 +594,11 @@ fn a_sigkilled_agent_restarts_from_its_pins_and_spool_without_losing_or_doubling
     );
     let sent = captured(&frames)?;
     ensure!(sent.len() == 4, "both tenants, both directions: {sent:?}");
+    ensure!(
+        agent.output().contains("took over the pinned link"),
+        "{}",
+        agent.output()
+    );
 
     // The spool reaches exactly that once the epochs after the traffic have closed, and
     // stays there: a later epoch adds nothing.
