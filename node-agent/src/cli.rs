@@ -102,7 +102,8 @@ pub struct Args {
     /// Lease duration written into the Lease.
     #[arg(long, default_value_t = 15)]
     pub lease_seconds: u32,
-    /// Epoch length before the first routes table arrives (the table's `epochSeconds` wins).
+    /// Timer tick before the first routes table arrives; no epoch closes until a table
+    /// gives its `epochSeconds` (counts wait in the pinned maps meanwhile).
     #[arg(long, default_value_t = 60)]
     pub epoch_seconds: u32,
     /// `/metrics` and `/healthz`.

@@ -110,28 +110,39 @@ impl<D: Datapath> Epochs<D> {
     /// routes table, `default_seconds` until the first one.
     pub async fn run(
         mut self,
-        desired: watch::Receiver<Option<Arc<Desired>>>,
+        mut desired: watch::Receiver<Option<Arc<Desired>>>,
         default_seconds: u32,
     ) {
+        let mut open = true;
         loop {
-            let (seconds, names) = match desired.borrow().as_deref() {
-                Some(d) => (d.epoch_seconds, d.tenant_names.clone()),
-                None => (default_seconds, BTreeMap::new()),
-            };
-            let now = unix_now();
-            if let Some(epoch) =
-                closable(now, seconds).filter(|e| self.last_epoch().is_none_or(|last| *e > last))
-                && let Err(error) = self.close(epoch, seconds, &names)
-            {
-                self.metrics
-                    .epoch_errors
-                    .get_or_create(&ReasonLabels {
-                        reason: error.label(),
-                    })
-                    .inc();
-                tracing::warn!(%error, epoch, "closing the epoch failed; its traffic moves to the next");
+            // No epoch closes before the first routes table: its epochSeconds numbers the
+            // epochs, and numbering some with another length could put later ones below
+            // them. Counts made meanwhile stay in the pinned maps for the first close.
+            let current = desired
+                .borrow_and_update()
+                .as_deref()
+                .map(|d| (d.epoch_seconds, d.tenant_names.clone()));
+            let seconds = current.as_ref().map_or(default_seconds, |(s, _)| *s);
+            if let Some((seconds, names)) = &current {
+                let now = unix_now();
+                if let Some(epoch) = closable(now, *seconds)
+                    .filter(|e| self.last_epoch().is_none_or(|last| *e > last))
+                    && let Err(error) = self.close(epoch, *seconds, names)
+                {
+                    self.metrics
+                        .epoch_errors
+                        .get_or_create(&ReasonLabels {
+                            reason: error.label(),
+                        })
+                        .inc();
+                    tracing::warn!(%error, epoch, "closing the epoch failed; its traffic moves to the next");
+                }
             }
-            tokio::time::sleep(until_next(unix_now(), seconds)).await;
+            tokio::select! {
+                () = tokio::time::sleep(until_next(unix_now(), seconds)) => {}
+                // A new table may bring the first epoch length: re-time at once.
+                changed = desired.changed(), if open => open = changed.is_ok(),
+            }
         }
     }
 }
