@@ -16,6 +16,7 @@ declare -A members=([hsn-mec-eu-west]=eu-west [hsn-mec-eu-north]=eu-north)
 nodes_per_zone=5
 
 kubeconfig() { echo "$demo/$1.kubeconfig"; }
+source "$root/hack/demo-datapath.sh"
 k() { local c=$1; shift; "$bin/kubectl" --kubeconfig "$(kubeconfig "$c")" "$@"; }
 
 # kwokctl reads $KWOK_WORKDIR/kwok.yaml: local binaries only (it must never download) and
@@ -116,8 +117,10 @@ YAML
 
   start_operator
 
-  step "hub: applying crds/examples/realistic.yaml"
-  k "$hub" apply -f "$root/crds/examples/realistic.yaml"
+  # The example meters in 60 s epochs; the demo uses 10 s ones so records reach the
+  # ledgers while you watch (epochSeconds is immutable: this is the value at creation).
+  step "hub: applying crds/examples/realistic.yaml (with epochSeconds: $dp_epoch for the demo)"
+  sed "s/epochSeconds: 60/epochSeconds: $dp_epoch/" "$root/crds/examples/realistic.yaml" | k "$hub" apply -f -
 
   step "waiting for the operator to make network metro Ready (about 10 s)"
   if ! k "$hub" -n edge-net wait --for=condition=Ready hsnnetwork/metro --timeout=180s >/dev/null; then
@@ -131,7 +134,8 @@ YAML
   k "$hub" get mec,hsn -A -o wide
   echo
   step "agents (kubectl -n edge-net get hsnnodes), first 12 of $(k "$hub" -n edge-net get hsnnodes --no-headers | wc -l):"
-  k "$hub" -n edge-net get hsnnodes | head -n 13
+  k "$hub" -n edge-net get hsnnodes >"$demo/hsnnodes.txt"
+  head -n 13 "$demo/hsnnodes.txt"
   for m in "${!members[@]}"; do
     echo
     step "$m: what the operator applied (namespace hsn-metro):"
@@ -146,8 +150,30 @@ The clusters keep running. To use them:
   PATH=$bin:\$PATH kubectl get mec,hsn -A
 Stop them with: make demo-down
 The operator runs in the background (log: $demo/operator.log, metrics: http://127.0.0.1:$metrics_port/metrics).
-(Agents with the eBPF datapath and the ledger join the demo as they land.)
 EOF2
+  dp_up
+  hsnctl_views
+  dp_story
+  dp_failover
+  dp_summary
+  cat <<EOF2
+
+Agents, ledgers and namespaces keep running (logs: $dp_dir/*.log; list: ip netns list).
+An agent's metrics: ip netns exec hd-w-e1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/9100; printf "GET /metrics HTTP/1.0\\r\\n\\r\\n" >&3; cat <&3'
+A ledger:         ip netns exec hd-w-s1 $root/target/debug/hsnctl ledger --addr http://10.99.1.2:7443 blocks
+Stop everything:  make demo-down
+EOF2
+}
+
+# The network as hsnctl shows it: networks, nodes, routes (from the hub and the members).
+hsnctl_views() {
+  local ctl="$root/target/debug/hsnctl"
+  "$ctl" --help 2>/dev/null | grep -q networks || return 0
+  echo
+  step "hsnctl networks / nodes / routes:"
+  KUBECONFIG=$(kubeconfig "$hub") "$ctl" networks -A || true
+  KUBECONFIG=$(kubeconfig "$hub") "$ctl" nodes -n edge-net --network metro || true
+  KUBECONFIG=$(kubeconfig "$hub") "$ctl" routes -n edge-net --network metro || true
 }
 
 # The operator as a local process against the hub (as it would run in a hub pod).
@@ -170,6 +196,7 @@ stop_operator() {
 }
 
 down() {
+  dp_down_quiet 2>/dev/null || true
   stop_operator
   for c in "$hub" "${!members[@]}"; do
     if cluster_exists "$c"; then

@@ -9,7 +9,7 @@ source "$root/hack/lib.sh"
 # clang/llvm/libbpf-dev: the eBPF C programs (clang-format: their style); bpftool: inspecting them; iproute2: network
 # namespaces in tests; ethtool: veth offloads in the datapath e2e tests; protobuf-compiler: gRPC code generation;
 # openssl: kubeconfig tooling.
-packages=(clang clang-format llvm libbpf-dev bpftool iproute2 ethtool protobuf-compiler pkg-config openssl ca-certificates make)
+packages=(clang clang-format llvm libbpf-dev bpftool iproute2 ethtool protobuf-compiler pkg-config openssl ca-certificates make socat shellcheck)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
