@@ -12,6 +12,7 @@
 // kube's `printcolumn(name = .., type_ = ..)` lists repeat keys by design.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod access;
 pub mod cluster;
 pub mod crdgen;
 pub mod network;

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use hsn_testenv::{ControlPlane, wait_for};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
@@ -15,28 +14,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Creates the CRDs and waits until the API server serves them.
 async fn install_crds(cp: &ControlPlane) -> Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(cp.client());
-    for crd in hsn_api::crdgen::crds() {
-        crds.create(&PostParams::default(), &crd).await?;
-    }
-    for crd in hsn_api::crdgen::crds() {
-        let name = crd.metadata.name.clone().unwrap();
-        wait_for(&format!("CRD {name} Established"), DEADLINE, || {
-            let crds = crds.clone();
-            let name = name.clone();
-            async move {
-                let crd = crds.get(&name).await.ok()?;
-                let established = crd
-                    .status?
-                    .conditions?
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True");
-                established.then_some(())
-            }
-        })
-        .await?;
-    }
-    Ok(())
+    Ok(hsn_testenv::install_crds(&cp.client(), &hsn_api::crdgen::crds(), DEADLINE).await?)
 }
 
 fn kubectl(cp: &ControlPlane, args: &[&str]) -> Result<std::process::Output> {

@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use hsn_api::{HsnNetwork, HsnNode, MecCluster};
-use hsn_testenv::{ControlPlane, wait_for};
+use hsn_testenv::ControlPlane;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
@@ -58,28 +57,7 @@ fn failed(out: &Output) -> String {
 }
 
 async fn install_crds(client: &Client) -> Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in hsn_api::crdgen::crds() {
-        crds.create(&PostParams::default(), &crd).await?;
-    }
-    for crd in hsn_api::crdgen::crds() {
-        let name = crd.metadata.name.clone().context("CRD name")?;
-        wait_for(&format!("CRD {name} Established"), DEADLINE, || {
-            let crds = crds.clone();
-            let name = name.clone();
-            async move {
-                let crd = crds.get(&name).await.ok()?;
-                let established = crd
-                    .status?
-                    .conditions?
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True");
-                established.then_some(())
-            }
-        })
-        .await?;
-    }
-    Ok(())
+    Ok(hsn_testenv::install_crds(client, &hsn_api::crdgen::crds(), DEADLINE).await?)
 }
 
 /// Creates `object` from JSON, then merges `status` into its status subresource.

@@ -7,72 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hsn_api::MecCluster;
-use k8s_openapi::api::core::v1::Secret;
+use hsn_api::access::{KubeconfigSecret, describe};
 use kube::client::{Body, ClientBuilder as Builder};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config, ResourceExt};
+use kube::{Client, Config, ResourceExt};
 use tower::util::MapRequestLayer;
 
 use crate::metrics::{MemberRequestLabels, Metrics};
 
-/// Why a member client could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum MemberError {
-    /// The MecCluster names neither `local` nor a Secret (the API server prevents this).
-    #[error("MecCluster names neither local: true nor a kubeconfigSecretRef")]
-    NoAccess,
-    /// The Secret does not exist.
-    #[error("kubeconfig Secret {namespace}/{name} not found")]
-    SecretNotFound {
-        /// Secret namespace.
-        namespace: String,
-        /// Secret name.
-        name: String,
-    },
-    /// Reading the Secret failed.
-    #[error("reading kubeconfig Secret {namespace}/{name}: {source}")]
-    SecretRead {
-        /// Secret namespace.
-        namespace: String,
-        /// Secret name.
-        name: String,
-        /// The API error.
-        source: kube::Error,
-    },
-    /// The Secret lacks the key.
-    #[error("kubeconfig Secret {namespace}/{name} has no key {key:?}")]
-    SecretKeyMissing {
-        /// Secret namespace.
-        namespace: String,
-        /// Secret name.
-        name: String,
-        /// The missing key.
-        key: String,
-    },
-    /// The kubeconfig does not parse or cannot be turned into a client.
-    #[error("kubeconfig in Secret {namespace}/{name} is invalid: {reason}")]
-    KubeconfigInvalid {
-        /// Secret namespace.
-        namespace: String,
-        /// Secret name.
-        name: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-}
-
-impl MemberError {
-    /// Condition reason for this error.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::NoAccess => "NoAccess",
-            Self::SecretNotFound { .. } => "SecretNotFound",
-            Self::SecretRead { .. } => "SecretUnreadable",
-            Self::SecretKeyMissing { .. } => "SecretKeyMissing",
-            Self::KubeconfigInvalid { .. } => "KubeconfigInvalid",
-        }
-    }
-}
+/// Why a member client could not be built (shared with `hsnctl`).
+pub use hsn_api::access::AccessError as MemberError;
 
 #[derive(Clone)]
 struct Cached {
@@ -123,60 +66,27 @@ impl Members {
     /// The client of `cluster`, reusing the cached one while its Secret is unchanged.
     pub async fn client(&self, cluster: &MecCluster) -> Result<Client, MemberError> {
         let name = cluster.name_any();
-        if cluster.spec.local == Some(true) {
+        let Some(secret) =
+            KubeconfigSecret::read(&self.hub, cluster, &self.operator_namespace).await?
+        else {
             return self.cached(&name, "local", || {
-                self.counted(&name, self.hub_config.clone())
+                self.counted(&name, self.hub_config.clone()).map_err(|e| {
+                    MemberError::KubeconfigInvalid {
+                        namespace: String::new(),
+                        name: name.clone(),
+                        reason: describe(&e),
+                    }
+                })
             });
-        }
-        let r = cluster
-            .spec
-            .kubeconfig_secret_ref
-            .as_ref()
-            .ok_or(MemberError::NoAccess)?;
-        let namespace = r
-            .namespace
-            .clone()
-            .unwrap_or_else(|| self.operator_namespace.clone());
-        let secrets: Api<Secret> = Api::namespaced(self.hub.clone(), &namespace);
-        let secret = secrets
-            .get_opt(&r.name)
-            .await
-            .map_err(|source| MemberError::SecretRead {
-                namespace: namespace.clone(),
-                name: r.name.clone(),
-                source,
-            })?
-            .ok_or_else(|| MemberError::SecretNotFound {
-                namespace: namespace.clone(),
-                name: r.name.clone(),
-            })?;
-        let version = secret.resource_version().unwrap_or_default();
-        let data = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(&r.key))
-            .ok_or_else(|| MemberError::SecretKeyMissing {
-                namespace: namespace.clone(),
-                name: r.name.clone(),
-                key: r.key.clone(),
-            })?;
-        let invalid = |reason: String| MemberError::KubeconfigInvalid {
-            namespace: namespace.clone(),
-            name: r.name.clone(),
-            reason,
         };
-        if let Some(client) = self.lookup(&name, &version) {
+        if let Some(client) = self.lookup(&name, &secret.resource_version) {
             return Ok(client);
         }
-        let text = std::str::from_utf8(&data.0).map_err(|e| invalid(e.to_string()))?;
-        let kubeconfig = Kubeconfig::from_yaml(text).map_err(|e| invalid(e.to_string()))?;
-        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .map_err(|e| invalid(e.to_string()))?;
+        let config = secret.config().await?;
         let client = self
             .counted(&name, config)
-            .map_err(|e| invalid(e.to_string()))?;
-        self.cached(&name, &version, || Ok(client))
+            .map_err(|e| secret.invalid(describe(&e)))?;
+        self.cached(&name, &secret.resource_version, || Ok(client))
     }
 
     /// Forgets the client of a deleted cluster.
@@ -216,7 +126,7 @@ impl Members {
     }
 
     /// A client for `config` whose requests time out and are counted under `cluster`.
-    fn counted(&self, cluster: &str, mut config: Config) -> Result<Client, MemberError> {
+    fn counted(&self, cluster: &str, mut config: Config) -> Result<Client, kube::Error> {
         config.connect_timeout = Some(self.timeout);
         config.read_timeout = Some(self.timeout);
         config.write_timeout = Some(self.timeout);
@@ -232,11 +142,6 @@ impl Members {
                 .inc();
             req
         });
-        let builder = Builder::try_from(config).map_err(|e| MemberError::KubeconfigInvalid {
-            namespace: String::new(),
-            name: cluster.to_string(),
-            reason: e.to_string(),
-        })?;
-        Ok(builder.with_layer(&count).build())
+        Ok(Builder::try_from(config)?.with_layer(&count).build())
     }
 }

@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 mod control_plane;
+mod crds;
 mod error;
 mod kubeconfig;
 mod kwok;
@@ -46,6 +47,7 @@ mod watchdog;
 use std::path::{Path, PathBuf};
 
 pub use control_plane::ControlPlane;
+pub use crds::install_crds;
 pub use error::Error;
 pub use kwok::{FakeNode, KWOK_NODE_ANNOTATION, KwokCluster};
 pub use process::process_alive;

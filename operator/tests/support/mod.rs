@@ -20,7 +20,6 @@ use hsn_api::{HsnNetwork, MecCluster};
 use hsn_testenv::{ControlPlane, FakeNode, KwokCluster, wait_for};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,26 +48,7 @@ pub fn nodes(region: &str, per_zone: usize, edges: usize) -> Vec<FakeNode> {
 
 /// Creates the CRDs in the hub and waits until they are served.
 pub async fn install_crds(hub: &Client) -> Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(hub.clone());
-    for crd in hsn_api::crdgen::crds() {
-        crds.create(&PostParams::default(), &crd).await?;
-    }
-    for crd in hsn_api::crdgen::crds() {
-        let name = crd.metadata.name.clone().unwrap();
-        wait_for(&format!("CRD {name} established"), DEADLINE, || {
-            let crds = crds.clone();
-            let name = name.clone();
-            async move {
-                let c = crds.get(&name).await.ok()?;
-                c.status?
-                    .conditions?
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-                    .then_some(())
-            }
-        })
-        .await?;
-    }
+    hsn_testenv::install_crds(hub, &hsn_api::crdgen::crds(), DEADLINE).await?;
     let ns: Api<Namespace> = Api::all(hub.clone());
     let meta = ObjectMeta {
         name: Some(OPERATOR_NS.into()),

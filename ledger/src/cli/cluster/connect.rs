@@ -5,9 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use hsn_api::MecCluster;
-use k8s_openapi::api::core::v1::Secret;
+use hsn_api::access::KubeconfigSecret;
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
-use kube::{Api, Client, Config};
+use kube::{Client, Config};
 
 use super::ClusterError;
 
@@ -89,51 +89,8 @@ fn with_timeouts(config: &mut Config, timeout: Duration) {
     config.write_timeout = Some(timeout);
 }
 
-/// Why a member's client could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum MemberError {
-    /// Neither `local` nor a Secret (the API server refuses such MecClusters).
-    #[error("the MecCluster names neither local: true nor a kubeconfigSecretRef")]
-    NoAccess,
-    /// The Secret is not there.
-    #[error("kubeconfig Secret {namespace}/{name} not found")]
-    SecretNotFound {
-        /// Secret namespace.
-        namespace: String,
-        /// Secret name.
-        name: String,
-    },
-    /// Reading the Secret failed.
-    #[error("reading kubeconfig Secret {namespace}/{name}: {reason}")]
-    SecretRead {
-        /// Secret namespace.
-        namespace: String,
-        /// Secret name.
-        name: String,
-        /// The API error.
-        reason: String,
-    },
-    /// The Secret lacks the key.
-    #[error("kubeconfig Secret {namespace}/{name} has no key {key:?}")]
-    SecretKeyMissing {
-        /// Secret namespace.
-        namespace: String,
-        /// Secret name.
-        name: String,
-        /// The key.
-        key: String,
-    },
-    /// The kubeconfig does not make a client.
-    #[error("kubeconfig in Secret {namespace}/{name} is invalid: {reason}")]
-    KubeconfigInvalid {
-        /// Secret namespace.
-        namespace: String,
-        /// Secret name.
-        name: String,
-        /// What is wrong.
-        reason: String,
-    },
-}
+/// Why a member's client could not be built: the operator's reasons, word for word.
+pub use hsn_api::access::{AccessError as MemberError, describe};
 
 /// The client of a member cluster. Secrets that name no namespace are looked up in
 /// `operator_namespace`, as the operator does.
@@ -142,76 +99,13 @@ pub async fn member(
     cluster: &MecCluster,
     operator_namespace: &str,
 ) -> Result<Client, MemberError> {
-    if cluster.spec.local == Some(true) {
+    let Some(secret) = KubeconfigSecret::read(&hub.client, cluster, operator_namespace).await?
+    else {
         return Ok(hub.client.clone());
-    }
-    let r = cluster
-        .spec
-        .kubeconfig_secret_ref
-        .as_ref()
-        .ok_or(MemberError::NoAccess)?;
-    let namespace = r.namespace.as_deref().unwrap_or(operator_namespace);
-    let (ns, name) = (namespace.to_owned(), r.name.clone());
-    let secret = Api::<Secret>::namespaced(hub.client.clone(), namespace)
-        .get_opt(&r.name)
-        .await
-        .map_err(|e| MemberError::SecretRead {
-            namespace: ns.clone(),
-            name: name.clone(),
-            reason: describe(&e),
-        })?
-        .ok_or_else(|| MemberError::SecretNotFound {
-            namespace: ns.clone(),
-            name: name.clone(),
-        })?;
-    let data = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(&r.key))
-        .ok_or_else(|| MemberError::SecretKeyMissing {
-            namespace: ns.clone(),
-            name: name.clone(),
-            key: r.key.clone(),
-        })?;
-    let invalid = |reason: String| MemberError::KubeconfigInvalid {
-        namespace: ns.clone(),
-        name: name.clone(),
-        reason,
     };
-    let text = std::str::from_utf8(&data.0).map_err(|e| invalid(e.to_string()))?;
-    let kubeconfig = Kubeconfig::from_yaml(text).map_err(|e| invalid(e.to_string()))?;
-    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| invalid(e.to_string()))?;
+    let mut config = secret.config().await?;
     with_timeouts(&mut config, hub.timeout);
-    Client::try_from(config).map_err(|e| invalid(describe(&e)))
-}
-
-/// A kube error for people: the API's message and reason, or the transport's causes
-/// (`tcp connect error: Connection refused`) without kube's debug dump.
-pub fn describe(e: &kube::Error) -> String {
-    if let kube::Error::Api(status) = e {
-        let reason = &status.reason;
-        return match (status.message.is_empty(), reason.is_empty()) {
-            (false, false) => format!("{} ({reason})", status.message),
-            (false, true) => status.message.clone(),
-            _ => format!("HTTP {} {reason}", status.code),
-        };
-    }
-    let mut parts: Vec<String> = Vec::new();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    if parts.is_empty() {
-        e.to_string()
-    } else {
-        parts.join(": ")
-    }
+    Client::try_from(config).map_err(|e| secret.invalid(describe(&e)))
 }
 
 /// Whether the request never got an answer from the API server.
