@@ -205,21 +205,12 @@ dp_start_agents() {
   done
 }
 
-# The public keys the agents advertise in their Leases, as the ledgers' key registry.
+# The ledgers' key registry: the keys the agents published in their Leases, which the
+# operator copies into HsnNode status (hsnctl keys). Prints how many it holds.
 dp_key_registry() {
-  local cluster out="$dp_dir/keys.json" first=1
-  printf '{"nodes": [' >"$out"
-  for cluster in "${!dp_kwok[@]}"; do
-    while read -r name key role; do
-      [ -n "$key" ] || continue
-      [ $first -eq 1 ] || printf ',' >>"$out"
-      first=0
-      printf '\n  {"role": "%s", "key": "%s", "name": "%s/%s"}' "$role" "$key" "$cluster" "$name" >>"$out"
-    done < <(k "${dp_kwok[$cluster]}" -n "$dp_member_ns" get leases \
-      -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.annotations.hsn\.io/public-key} {.metadata.annotations.hsn\.io/role}{"\n"}{end}')
-  done
-  printf '\n]}\n' >>"$out"
-  grep -c '"role"' "$out" || true
+  KUBECONFIG=$(kubeconfig "$hub") "$root/target/debug/hsnctl" keys -n edge-net --network "$dp_network" \
+    >"$dp_dir/keys.json" 2>/dev/null || true
+  grep -c '"role"' "$dp_dir/keys.json" || true
 }
 
 dp_start_ledgers() {
@@ -230,7 +221,7 @@ dp_start_ledgers() {
     sleep 1
   done
   [ "$have" -ge "$want" ] || die "only $have of $want agents wrote their Lease (logs: $dp_dir/*.agent.log)"
-  step "datapath: all $want agents hold Leases; their keys are the ledgers' registry ($dp_dir/keys.json)"
+  step "datapath: all $want agents hold Leases; hsnctl keys made the ledgers' registry from their HsnNodes ($dp_dir/keys.json)"
   local sup ns ci k
   for sup in "${!dp_super_ns[@]}"; do
     ns=${dp_super_ns[$sup]}

@@ -8,6 +8,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::network::Tenant;
 
+/// Name of the routes ConfigMap in each member cluster's network namespace.
+pub const ROUTES_CONFIGMAP: &str = "hsn-routes";
+
+/// The namespace of `network` in every member cluster.
+pub fn member_namespace(network: &str) -> String {
+    format!("hsn-{network}")
+}
+
 /// Key of the table (JSON) in the routes ConfigMap's data.
 pub const ROUTES_KEY: &str = "routes.json";
 /// Version of the table format; agents refuse tables of a version they do not know.

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use hsn_api::{HsnNetwork, HsnNode, MecCluster};
 use hsn_testenv::ControlPlane;
 use k8s_openapi::ByteString;
@@ -360,6 +360,34 @@ async fn hsnctl_shows_networks_nodes_and_routes() -> Result<()> {
     assert!(err.contains("HsnNetwork default/nope not found"), "{err}");
     let none = ok(kc, &["nodes", "--network", "lab", "-n", "edge-lab"]).await?;
     assert_eq!(none, "no HsnNodes of network lab in namespace edge-lab\n");
+
+    // keys: the registry file of the published keys; the agent without one is named.
+    let out = hsnctl(kc, &["keys", "--network", "metro"]).await?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let registry: hsn_ledger::keys::RegistryFile = serde_json::from_slice(&out.stdout)?;
+    let entries: Vec<(String, String, String)> = registry
+        .nodes
+        .iter()
+        .map(|k| (k.role.to_string(), k.key.to_hex(), k.name.clone()))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("edge".into(), "e1".repeat(32), "metro-edge-hub-n1".into()),
+            ("super".into(), "5a".repeat(32), "metro-super-hub-0".into()),
+        ]
+    );
+    let stderr = String::from_utf8(out.stderr)?;
+    assert!(
+        stderr.contains("1 of 3 agents have not published a key yet: metro-edge-hub-n2"),
+        "{stderr}"
+    );
+    let err = failed(&hsnctl(kc, &["keys", "--network", "nope"]).await?);
+    assert!(err.contains("HsnNetwork default/nope not found"), "{err}");
 
     // routes: the hub's table is printed, the two failing members are named.
     let out = hsnctl(kc, &["routes", "--network", "metro"]).await?;

@@ -59,6 +59,10 @@ pub enum Command {
     /// The routes table of a network in each member cluster.
     #[cfg(feature = "kube")]
     Routes(cluster::RoutesArgs),
+    /// The ledger's key registry (JSON for `hsn-ledger serve --keys`) from the keys the
+    /// network's agents published in their HsnNode status.
+    #[cfg(feature = "kube")]
+    Keys(cluster::KeysArgs),
 }
 
 /// Output format.
@@ -232,6 +236,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Nodes(args) => cluster::nodes(&args, out).await,
         #[cfg(feature = "kube")]
         Command::Routes(args) => cluster::routes(&args, out).await,
+        #[cfg(feature = "kube")]
+        Command::Keys(args) => cluster::keys(&args, out).await,
     }
 }
 

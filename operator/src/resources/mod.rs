@@ -34,19 +34,13 @@ pub const POOL_LABEL: &str = "hsn.io/pool";
 pub const APPLIED_HASH_ANNOTATION: &str = "hsn.io/applied-hash";
 /// Annotation: the hub namespace/name of the owning network.
 pub const OWNER_ANNOTATION: &str = "hsn.io/owner";
-/// Name of the routes ConfigMap in each member namespace.
-pub const ROUTES_CONFIGMAP: &str = "hsn-routes";
+pub use hsn_api::routes::{ROUTES_CONFIGMAP, member_namespace};
 /// Name of the agents' ServiceAccount, Role and RoleBinding.
 pub const AGENT_IDENTITY: &str = "hsn-agent";
 /// Name of the super-node StatefulSet and Service.
 pub const SUPER_NODE: &str = "hsn-super-node";
 /// Port of the super nodes' gRPC (ledger) service.
 pub const SUPER_GRPC_PORT: i32 = 7443;
-
-/// The namespace a network's objects live in, in every member cluster.
-pub fn member_namespace(network: &str) -> String {
-    format!("hsn-{network}")
-}
 
 /// Name of the DaemonSet of an edge pool.
 pub fn edge_daemonset(pool: &str) -> String {

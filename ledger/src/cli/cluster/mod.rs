@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 use futures::future::join_all;
+use hsn_api::node::NodeRole;
 use hsn_api::{HsnNetwork, HsnNode, MecCluster};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
@@ -23,15 +24,9 @@ pub use views::{
 };
 
 use super::{CliError, Output, emit};
+use crate::keys::{KeyError, NodeKey, RegisteredKey, RegistryFile, Role};
 
-/// The routes ConfigMap the operator writes into each member (as `hsn-operator`'s
-/// `resources::ROUTES_CONFIGMAP`).
-pub const ROUTES_CONFIGMAP: &str = "hsn-routes";
-
-/// The namespace of `network` in every member cluster.
-pub fn member_namespace(network: &str) -> String {
-    format!("hsn-{network}")
-}
+pub use hsn_api::routes::{ROUTES_CONFIGMAP, member_namespace};
 
 /// The HSN resources hsnctl reads, as the hub's discovery lists them.
 const RESOURCES: [&str; 3] = ["hsnnetworks", "hsnnodes", "mecclusters"];
@@ -97,6 +92,17 @@ pub struct RoutesArgs {
     pub operator_namespace: String,
 }
 
+/// `hsnctl keys`.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// The hub (`-o` does not apply: the output is the registry file's JSON).
+    #[command(flatten)]
+    pub hub: HubArgs,
+    /// The network whose agents' keys to list.
+    #[arg(long)]
+    pub network: String,
+}
+
 /// Why a cluster view failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -147,6 +153,16 @@ pub enum ClusterError {
         namespace: String,
         /// Name.
         name: String,
+    },
+    /// An HsnNode's status holds something that is not a public key.
+    #[error("HsnNode {node} has an invalid public key {key:?}: {reason}")]
+    BadKey {
+        /// The HsnNode.
+        node: String,
+        /// The key as written.
+        key: String,
+        /// Why it is not one.
+        reason: String,
     },
     /// A request to the hub failed.
     #[error("hub: {what}: {reason}")]
@@ -214,6 +230,69 @@ pub async fn nodes(args: &NodesArgs, out: &mut dyn Write) -> Result<(), CliError
     emit(out, args.hub.output, &views, |v| {
         NodeView::table(v, &scope_text, args.all_namespaces)
     })
+}
+
+/// `hsnctl keys`: the ledger's key registry (`hsn-ledger serve --keys`) from the public
+/// keys the network's agents published (their Leases, copied into HsnNode status). Agents
+/// that have not published a key yet are left out and counted on stderr.
+pub async fn keys(args: &KeysArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let hub = connect(&args.hub).await?;
+    let scope = Scope::new(&hub, args.hub.namespace.as_deref(), false);
+    let mut nodes = list::<HsnNode>(&hub, &scope).await?;
+    nodes.retain(|n| n.spec.network == args.network);
+    if nodes.is_empty() {
+        let networks = list::<HsnNetwork>(&hub, &scope).await?;
+        if !networks.iter().any(|n| n.name_any() == args.network) {
+            return Err(ClusterError::NetworkNotFound {
+                namespace: scope.namespace.unwrap_or_else(|| "*".into()),
+                name: args.network.clone(),
+            }
+            .into());
+        }
+    }
+    let (registry, missing) = registry(&nodes)?;
+    if !missing.is_empty() {
+        eprintln!(
+            "hsnctl: {} of {} agents have not published a key yet: {}",
+            missing.len(),
+            nodes.len(),
+            missing.join(", ")
+        );
+    }
+    serde_json::to_writer_pretty(&mut *out, &registry).map_err(std::io::Error::from)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// The registry of `nodes`' published keys, sorted by name, and the names of the nodes
+/// without one.
+pub fn registry(nodes: &[HsnNode]) -> Result<(RegistryFile, Vec<String>), ClusterError> {
+    let mut registry = RegistryFile::default();
+    let mut missing = Vec::new();
+    for node in nodes {
+        let name = node.name_any();
+        let Some(key) = node.status.as_ref().and_then(|s| s.public_key.as_deref()) else {
+            missing.push(name);
+            continue;
+        };
+        let parsed: NodeKey = key.parse().map_err(|e: KeyError| ClusterError::BadKey {
+            node: name.clone(),
+            key: key.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let role = match node.spec.role {
+            NodeRole::Super => Role::Super,
+            NodeRole::Edge => Role::Edge,
+        };
+        registry.nodes.push(RegisteredKey {
+            role,
+            key: parsed,
+            name,
+        });
+    }
+    registry.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    missing.sort();
+    Ok((registry, missing))
 }
 
 /// `hsnctl routes`: prints every cluster that could be read, then fails naming the others.
@@ -431,5 +510,53 @@ where
     match api.list(&ListParams::default()).await {
         Ok(list) => Ok(list.items),
         Err(e) => Err(hub_error(hub, what, &e)),
+    }
+}
+
+#[cfg(test)]
+mod keys_tests {
+    use super::*;
+    use hsn_api::node::{HsnNodeSpec, HsnNodeStatus};
+
+    fn node(name: &str, role: NodeRole, key: Option<&str>) -> HsnNode {
+        let mut n = HsnNode::new(
+            name,
+            HsnNodeSpec {
+                network: "metro".into(),
+                role,
+                cluster: "a".into(),
+                node_name: None,
+                ordinal: None,
+                assigned_super_node: None,
+            },
+        );
+        n.status = Some(HsnNodeStatus {
+            public_key: key.map(str::to_owned),
+            ..Default::default()
+        });
+        n
+    }
+
+    #[test]
+    fn a_registry_lists_published_keys_by_role_and_refuses_a_bad_one() {
+        let (file, missing) = registry(&[
+            node("s0", NodeRole::Super, Some(&"5a".repeat(32))),
+            node("e1", NodeRole::Edge, Some(&"e1".repeat(32))),
+            node("e2", NodeRole::Edge, None),
+        ])
+        .unwrap();
+        let roles: Vec<(Role, &str)> = file
+            .nodes
+            .iter()
+            .map(|k| (k.role, k.name.as_str()))
+            .collect();
+        assert_eq!(roles, [(Role::Edge, "e1"), (Role::Super, "s0")]);
+        assert_eq!(missing, ["e2"]);
+        let err = registry(&[node("e3", NodeRole::Edge, Some("zz"))]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("HsnNode e3 has an invalid public key"),
+            "{err}"
+        );
     }
 }
