@@ -30,7 +30,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 
 use crate::agent::{Agent, AgentConfig, LeaseConfig, RoutesSource};
-use crate::cli::{Args, Command, DatapathKind, Role};
+use crate::cli::{Args, Command, DatapathKind, LedgerTlsError, Role};
 use crate::datapath::{Datapath, mode_label};
 use crate::identity::{Identity, IdentityError};
 use crate::index::Me;
@@ -61,6 +61,9 @@ pub enum Error {
     /// Loading or attaching the program.
     #[error("datapath: {0}")]
     Datapath(#[from] hsn_ebpf::Error),
+    /// `--ledger-ca`, `--ledger-cert`, `--ledger-key`.
+    #[error(transparent)]
+    LedgerTls(#[from] LedgerTlsError),
     /// Opening the spool.
     #[error(transparent)]
     Spool(#[from] SpoolError),
@@ -82,6 +85,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
     }
     let state_dir = args.state_dir();
     let identity = Identity::load_or_create(&state_dir)?;
+    let shipper = shipper_config(&args, &identity, &state_dir)?;
     let node = args.node_name.clone();
     let (me, lease_name) = match args.role {
         Role::Edge => {
@@ -130,7 +134,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         default_epoch_seconds: args.epoch_seconds,
         epoch_loop: true,
         datapath_mode: mode,
-        shipper: shipper_config(&args, &identity, &state_dir),
+        shipper,
     };
     let pin = Some(PinDir::under(&args.bpffs, &args.network)?);
     match args.role {
@@ -182,9 +186,9 @@ fn shipper_config(
     args: &Args,
     identity: &Identity,
     state_dir: &std::path::Path,
-) -> Option<ShipperConfig> {
+) -> Result<Option<ShipperConfig>, Error> {
     if args.no_ledger || (args.role == Role::Super && args.ledger_endpoint.is_none()) {
-        return None;
+        return Ok(None);
     }
     let mut c = ShipperConfig::new(
         &args.network,
@@ -193,9 +197,10 @@ fn shipper_config(
         state_dir.join("spool"),
     );
     c.endpoint = args.ledger_endpoint.clone();
+    c.tls = args.ledger_tls()?;
     c.edge_keys = args.edge_keys.iter().cloned().collect();
     c.backoff_max = Duration::from_secs(args.ledger_backoff_max_seconds.max(1));
-    Some(c)
+    Ok(Some(c))
 }
 
 async fn cluster_parts(

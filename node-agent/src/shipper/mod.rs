@@ -13,6 +13,7 @@
 
 pub mod backoff;
 pub mod convert;
+pub mod tls;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use hsn_ledger::client::{self, ConnectError};
+use hsn_ledger::client::{self, ClientTls, ConnectError};
 use hsn_ledger::keys::NodeKey;
 use hsn_ledger::pb::{self, ledger_client::LedgerClient};
 use hsn_ledger::service::REASON_METADATA;
@@ -67,8 +68,12 @@ pub struct ShipperConfig {
     pub key: SigningKey,
     /// Spool directory.
     pub spool_dir: PathBuf,
-    /// `--ledger-endpoint`; without it an edge ships to its super's `http://<address>:7443`.
+    /// `--ledger-endpoint`; without it an edge ships to its super's
+    /// `http(s)://<address>:7443`.
     pub endpoint: Option<String>,
+    /// `--ledger-ca` and co.: ship over TLS (`https://`), verifying the ledger, with a client
+    /// certificate for mTLS. `None`: plain text.
+    pub tls: Option<ClientTls>,
     /// Super: edge address → key from `--edge-key`; these win over the routes table's.
     pub edge_keys: EdgeKeys,
     /// Time between rounds when all is well (a closed epoch also starts one).
@@ -92,6 +97,7 @@ impl ShipperConfig {
             key,
             spool_dir,
             endpoint: None,
+            tls: None,
             edge_keys: EdgeKeys::default(),
             interval: Duration::from_secs(5),
             backoff_initial: Duration::from_secs(1),
@@ -112,7 +118,7 @@ pub enum ShipError {
     #[error(transparent)]
     Convert(#[from] ConvertError),
     /// No connection to the ledger.
-    #[error("connecting to the ledger: {0}")]
+    #[error("connecting to the ledger: {0} ({cause})", cause = tls::root_cause(.0))]
     Connect(#[from] ConnectError),
     /// The ledger answered with an error.
     #[error("ledger refused epoch {epoch} ({reason}): {status}")]
@@ -158,7 +164,7 @@ impl ShipError {
         match self {
             Self::Spool(e) => e.label(),
             Self::Convert(e) => e.label(),
-            Self::Connect(_) => "connect",
+            Self::Connect(e) => tls::reason(e).unwrap_or("connect"),
             Self::Rpc { reason, .. } => reason,
             Self::Timeout(_) => "timeout",
             Self::EpochLength { .. } => "epoch_length",
@@ -194,13 +200,15 @@ fn rpc_error(epoch: u64, status: tonic::Status) -> ShipError {
         .get(REASON_METADATA)
         .and_then(|v| v.to_str().ok())
         .and_then(|r| LEDGER_REASONS.iter().find(|k| **k == r).copied());
-    let reason = named.unwrap_or(match status.code() {
-        Code::Unavailable => "unavailable",
-        Code::DeadlineExceeded => "deadline",
-        Code::Internal => "internal",
-        Code::OutOfRange => "too_large",
-        _ => "rpc_other",
-    });
+    let reason = named
+        .or_else(|| tls::reason(&status))
+        .unwrap_or(match status.code() {
+            Code::Unavailable => "unavailable",
+            Code::DeadlineExceeded => "deadline",
+            Code::Internal => "internal",
+            Code::OutOfRange => "too_large",
+            _ => "rpc_other",
+        });
     ShipError::Rpc {
         epoch,
         reason,
@@ -275,9 +283,15 @@ impl Shipper {
         match desired.map(|d| &d.role) {
             Some(RoleState::Edge {
                 target: Some(target),
-            }) => target
-                .address
-                .map(|a| format!("http://{}", SocketAddr::new(a, LEDGER_PORT))),
+            }) => {
+                let scheme = if self.config.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                let addr = SocketAddr::new(target.address?, LEDGER_PORT);
+                Some(format!("{scheme}://{addr}"))
+            }
             _ => None,
         }
     }
@@ -379,9 +393,10 @@ impl Shipper {
     async fn client(&mut self, endpoint: &str) -> Result<(LedgerClient<Channel>, u64), ShipError> {
         if self.conn.as_ref().is_none_or(|(at, _, _)| at != endpoint) {
             let timeout = self.config.rpc_timeout;
-            let mut client = tokio::time::timeout(timeout, client::connect(endpoint, None))
-                .await
-                .map_err(|_| ShipError::Timeout(timeout))??;
+            let mut client =
+                tokio::time::timeout(timeout, client::connect(endpoint, self.config.tls.as_ref()))
+                    .await
+                    .map_err(|_| ShipError::Timeout(timeout))??;
             let status = tokio::time::timeout(timeout, client.status(pb::StatusRequest {}))
                 .await
                 .map_err(|_| ShipError::Timeout(timeout))?
@@ -495,6 +510,14 @@ mod tests {
         assert_eq!(
             s.endpoint(Some(&v6)).as_deref(),
             Some("http://[fd00::5]:7443")
+        );
+        let mut tls = c.clone();
+        tls.tls = Some(ClientTls::default());
+        let s = Shipper::new(tls, metrics.clone());
+        assert_eq!(
+            s.endpoint(Some(&v4)).as_deref(),
+            Some("https://10.1.2.3:7443"),
+            "--ledger-ca"
         );
         c.endpoint = Some("http://127.0.0.1:7400".into());
         let s = Shipper::new(c, metrics);

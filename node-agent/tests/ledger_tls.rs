@@ -1,0 +1,335 @@
+//! The shipper over TLS to a real ledger server (`hsn_ledger::server::run`, what `hsn-ledger
+//! serve --tls-cert --tls-key --tls-client-ca` runs) on 127.0.0.1 with a client CA: with the
+//! CA and a client certificate from `--ledger-ca/--ledger-cert/--ledger-key` the spool is
+//! stored; without a client certificate, trusting another CA, or checking another name
+//! (`--ledger-tls-domain`) nothing is sent and the error label says why.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser as _;
+use ed25519_dalek::SigningKey;
+use hsn_agent::cli::{Args, Role};
+use hsn_agent::datapath::{CounterKey, Totals};
+use hsn_agent::metrics::{Metrics, ReasonLabels};
+use hsn_agent::shipper::{Round, Shipper, ShipperConfig, tls};
+use hsn_agent::spool::{Spool, SpoolHeader};
+use hsn_ebpf::Direction as EbpfDirection;
+use hsn_ledger::client::ClientTls;
+use hsn_ledger::keys::{NodeKey, RegisteredKey, RegistryFile, Role as KeyRole};
+use hsn_ledger::ledger::LedgerConfig;
+use hsn_ledger::pb;
+use hsn_ledger::server::{ServerConfig, ServerError, TlsFiles};
+use prometheus_client::registry::Registry;
+use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const NETWORK: &str = "metro";
+const EPOCH_SECONDS: u32 = 60;
+
+/// A CA that signs leaf certificates.
+struct Ca {
+    pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Ca {
+    fn new() -> Self {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let pem = params.self_signed(&key).unwrap().pem();
+        Self {
+            pem,
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A certificate and key (PEM) for `sans`, for a server or a client.
+    fn leaf(&self, sans: &[&str], usage: ExtendedKeyUsagePurpose) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let sans = sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let mut params = CertificateParams::new(sans).unwrap();
+        params.extended_key_usages = vec![usage];
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+/// PEM files on disk, as a mounted Secret would hold them.
+struct Pki {
+    ca: PathBuf,
+    server: (PathBuf, PathBuf),
+    client: (PathBuf, PathBuf),
+    other_ca: PathBuf,
+}
+
+fn pki(dir: &Path) -> Pki {
+    let write = |name: &str, pem: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    let ca = Ca::new();
+    let server = ca.leaf(
+        &["127.0.0.1", "ledger.test"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let client = ca.leaf(&[], ExtendedKeyUsagePurpose::ClientAuth);
+    Pki {
+        ca: write("ca.pem", &ca.pem),
+        server: (
+            write("server.pem", &server.0),
+            write("server.key", &server.1),
+        ),
+        client: (
+            write("client.pem", &client.0),
+            write("client.key", &client.1),
+        ),
+        other_ca: write("other-ca.pem", &Ca::new().pem),
+    }
+}
+
+fn keys() -> (SigningKey, SigningKey) {
+    let k = |b: u8| SigningKey::from_bytes(&[b; 32]);
+    (k(11), k(33)) // the edge agent, the ledger's own key
+}
+
+/// A ledger server running in this process until dropped.
+struct RunningLedger {
+    port: u16,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServerError>>,
+}
+
+impl Drop for RunningLedger {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.abort();
+    }
+}
+
+async fn start_ledger(dir: &Path, pki: &Pki, client: &ClientTls) -> RunningLedger {
+    let (edge, ledger_key) = keys();
+    let key_file = dir.join("ledger.key");
+    hsn_ledger::keys::write_signing_key(&key_file, &ledger_key).unwrap();
+    let node = |role, key: &SigningKey, name: &str| RegisteredKey {
+        role,
+        key: NodeKey::of(key),
+        name: name.into(),
+    };
+    let registry = RegistryFile {
+        nodes: vec![
+            node(KeyRole::Edge, &edge, "edge-n1"),
+            node(KeyRole::Super, &ledger_key, "super-0-ledger"),
+        ],
+    };
+    let registry_file = dir.join("keys.json");
+    std::fs::write(&registry_file, serde_json::to_vec(&registry).unwrap()).unwrap();
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = ServerConfig {
+        listen,
+        db: dir.join("ledger.redb"),
+        key_file,
+        registry_file,
+        ledger: LedgerConfig {
+            grace_seconds: 3600,
+            epoch_seconds: u64::from(EPOCH_SECONDS),
+            ..LedgerConfig::new(NETWORK)
+        },
+        max_request_bytes: 4 << 20,
+        tls: Some(TlsFiles {
+            cert: pki.server.0.clone(),
+            key: pki.server.1.clone(),
+            client_ca: Some(pki.ca.clone()),
+        }),
+        metrics_listen: None,
+        seal_interval: Duration::from_millis(200),
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(hsn_ledger::server::run(config, async move {
+        let _ = stopped.await;
+    }));
+    let ledger = RunningLedger {
+        port: listen.port(),
+        stop: Some(stop),
+        task,
+    };
+    for _ in 0..400 {
+        if pending_entries(&ledger, client).await.is_some() {
+            return ledger;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("ledger on {listen} did not come up");
+}
+
+impl RunningLedger {
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+}
+
+/// The ledger's pending entries, asked over mTLS; `None` while it does not answer.
+async fn pending_entries(ledger: &RunningLedger, tls: &ClientTls) -> Option<u64> {
+    let mut client = hsn_ledger::client::connect(&ledger.url(), Some(tls))
+        .await
+        .ok()?;
+    let status = client.status(pb::StatusRequest {}).await.ok()?;
+    Some(status.into_inner().pending_entries)
+}
+
+/// Two ended epochs of an edge, closed through the agent's spool.
+fn write_spool(dir: &Path, key: &SigningKey) -> Vec<u64> {
+    let header = SpoolHeader {
+        network: NETWORK.into(),
+        role: "edge".into(),
+        agent: "edge-n1".into(),
+        public_key: hex::encode(key.verifying_key().as_bytes()),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let current = now / u64::from(EPOCH_SECONDS);
+    let epochs = vec![current - 3, current - 2];
+    let names = BTreeMap::from([(7, "acme".to_owned())]);
+    let mut spool = Spool::open(dir).unwrap();
+    for (n, &epoch) in (1..).zip(&epochs) {
+        let counter = |direction, bytes: u64| {
+            let key = CounterKey {
+                tenant: 7,
+                direction,
+                edge: None,
+            };
+            let totals = Totals {
+                packets: n * bytes / 500,
+                bytes: n * bytes,
+            };
+            (key, totals)
+        };
+        let now = [
+            counter(EbpfDirection::Uplink, 25_600),
+            counter(EbpfDirection::Downlink, 9_000),
+        ];
+        let pending = spool
+            .prepare(&header, epoch, EPOCH_SECONDS, &now, &names)
+            .unwrap();
+        spool.commit(pending).unwrap();
+    }
+    epochs
+}
+
+fn unsent(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".json")
+        })
+        .count()
+}
+
+/// The TLS settings `hsn-agent` takes from `--ledger-ca`, `--ledger-cert`/`--ledger-key`
+/// and `--ledger-tls-domain`, its files checked as at start.
+fn flags(ca: &Path, client: Option<&(PathBuf, PathBuf)>, domain: Option<&str>) -> ClientTls {
+    let mut argv = vec!["hsn-agent", "--role", "edge", "--network", NETWORK]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    let mut flag = |name: &str, value: String| argv.extend([name.to_owned(), value]);
+    flag("--ledger-ca", ca.display().to_string());
+    if let Some((cert, key)) = client {
+        flag("--ledger-cert", cert.display().to_string());
+        flag("--ledger-key", key.display().to_string());
+    }
+    if let Some(domain) = domain {
+        flag("--ledger-tls-domain", domain.to_owned());
+    }
+    let args = Args::try_parse_from(argv).unwrap();
+    args.ledger_tls().unwrap().expect("TLS configured")
+}
+
+/// One round of an edge shipper with `tls` to `url`.
+async fn ship(spool: &Path, url: &str, tls: ClientTls) -> (Round, std::sync::Arc<Metrics>) {
+    let metrics = Metrics::register(&mut Registry::default());
+    let mut c = ShipperConfig::new(NETWORK, Role::Edge, keys().0, spool.to_owned());
+    c.endpoint = Some(url.to_owned());
+    c.tls = Some(tls);
+    c.rpc_timeout = Duration::from_secs(10);
+    let mut shipper = Shipper::new(c, metrics.clone());
+    (shipper.ship_once(url).await, metrics)
+}
+
+#[tokio::test]
+async fn the_spool_ships_over_mtls_and_only_with_a_trusted_client_and_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = pki(tmp.path());
+    let spool = tmp.path().join("spool");
+    let epochs = write_spool(&spool, &keys().0);
+    let admin = ClientTls {
+        ca: pki.ca.clone(),
+        identity: Some(pki.client.clone()),
+        domain: None,
+    };
+    let ledger = start_ledger(tmp.path(), &pki, &admin).await;
+    let url = ledger.url();
+
+    let client = Some(&pki.client);
+    let refusals = [
+        (
+            "no client certificate",
+            flags(&pki.ca, None, None),
+            tls::CERTIFICATE_REQUIRED,
+        ),
+        (
+            "trusting another CA",
+            flags(&pki.other_ca, client, None),
+            tls::UNTRUSTED_LEDGER,
+        ),
+        (
+            "checking another name",
+            flags(&pki.ca, client, Some("other.test")),
+            tls::UNTRUSTED_LEDGER,
+        ),
+    ];
+    for (what, tls, label) in refusals {
+        let (round, metrics) = ship(&spool, &url, tls).await;
+        let labels: Vec<_> = round.errors.iter().map(|(_, e)| e.label()).collect();
+        assert_eq!(labels, [label], "{what}: {:?}", round.errors);
+        assert!(round.sent.is_empty(), "{what}");
+        assert_eq!(round.backlog, 2, "{what}");
+        assert_eq!(unsent(&spool), 2, "{what}: the files stay unsent");
+        let counted = metrics
+            .ledger_submit_errors
+            .get_or_create(&ReasonLabels { reason: label })
+            .get();
+        assert_eq!(counted, 1, "{what}");
+        assert_eq!(metrics.ledger_shipped.get(), 0, "{what}");
+    }
+    assert_eq!(
+        pending_entries(&ledger, &admin).await,
+        Some(0),
+        "nothing got through"
+    );
+
+    // CA, client certificate, and the name in the ledger's certificate.
+    let tls = flags(&pki.ca, client, Some("ledger.test"));
+    let (round, metrics) = ship(&spool, &url, tls).await;
+    assert!(round.errors.is_empty(), "{:?}", round.errors);
+    assert_eq!(round.sent, epochs);
+    assert_eq!((round.stored, round.backlog), (4, 0));
+    assert_eq!(metrics.ledger_files_sent.get(), 2);
+    assert_eq!(unsent(&spool), 0);
+    assert_eq!(pending_entries(&ledger, &admin).await, Some(4));
+}
