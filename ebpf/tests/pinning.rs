@@ -254,11 +254,20 @@ fn a_second_load_takes_over_the_pinned_link_with_no_window() -> anyhow::Result<(
             Ok(())
         })
     };
+    // Bounded: a traffic thread that failed (its error surfaces at join) or a stall ends it.
     let wait_for = |n: u64| {
         let target = received.load(Ordering::SeqCst) + n;
-        while received.load(Ordering::SeqCst) < target {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while received.load(Ordering::SeqCst) < target
+            && !traffic.is_finished()
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(1));
         }
+        assert!(
+            received.load(Ordering::SeqCst) >= target || traffic.is_finished(),
+            "{n} datagrams did not arrive within 10 s"
+        );
     };
     wait_for(200);
     drop(first);
