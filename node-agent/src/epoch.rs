@@ -168,7 +168,87 @@ pub fn until_next(now: Duration, seconds: u32) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use hsn_ebpf::{AttachMode, Error, NextHop, TenantPrefixes};
+    use prometheus_client::registry::Registry;
+
     use super::*;
+    use crate::datapath::{CounterKey, Totals};
+    use crate::index::RoleState;
+    use crate::spool;
+    use crate::status::AgentStatus;
+
+    /// A datapath that has counted nothing.
+    struct Idle;
+
+    impl Datapath for Idle {
+        fn set_tenants(&mut self, _: &[TenantPrefixes]) -> Result<(), Error> {
+            Ok(())
+        }
+        fn set_next_hop(&mut self, _: Option<NextHop>) -> Result<(), Error> {
+            Ok(())
+        }
+        fn counters(&self) -> Result<Vec<(CounterKey, Totals)>, Error> {
+            Ok(Vec::new())
+        }
+        fn parse_errors(&self) -> Result<u64, Error> {
+            Ok(0)
+        }
+        fn attach(&mut self, _: &str) -> Result<AttachMode, Error> {
+            Ok(AttachMode::Generic)
+        }
+    }
+
+    // Paused time: the loop's timers fire as soon as nothing else can run, so many ticks of
+    // the 1 s default pass in no real time.
+    #[tokio::test(start_paused = true)]
+    async fn no_epoch_closes_before_the_first_table_and_the_tables_length_numbers_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (status, mut reported) = watch::channel(AgentStatus::default());
+        let epochs = Epochs::new(
+            Arc::new(Mutex::new(Idle)),
+            Spool::open(dir.path()).unwrap(),
+            SpoolHeader {
+                network: "metro".into(),
+                role: "edge".into(),
+                agent: "edge-n1".into(),
+                public_key: "ab".repeat(32),
+            },
+            Metrics::register(&mut Registry::default()),
+            status,
+        );
+        let (desired, rx) = watch::channel(None);
+        let task = tokio::spawn(epochs.run(rx, 1));
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(reported.borrow().last_epoch, None, "closed without a table");
+        assert!(spool::unsent(dir.path()).unwrap().is_empty());
+
+        let before = closable(unix_now(), 60).unwrap();
+        desired
+            .send(Some(Arc::new(Desired {
+                epoch_seconds: 60,
+                tenants: Vec::new(),
+                tenant_names: BTreeMap::new(),
+                role: RoleState::Edge { target: None },
+            })))
+            .unwrap();
+        let closed = tokio::time::timeout(
+            Duration::from_secs(5),
+            reported.wait_for(|s| s.last_epoch.is_some()),
+        )
+        .await
+        .expect("the first table closes the last ended epoch at once")
+        .unwrap()
+        .last_epoch
+        .unwrap();
+        let after = closable(unix_now(), 60).unwrap();
+        assert!(
+            (before..=after).contains(&closed),
+            "epoch {closed} is not in the table's 60 s units ({before}..={after})"
+        );
+        task.abort();
+    }
 
     #[test]
     fn epochs_close_after_they_end() {
