@@ -203,6 +203,17 @@ down() {
       "$bin/kwokctl" delete cluster --name "$c" >/dev/null && step "$c: deleted"
     fi
   done
+  # Components kwokctl lost track of (seen: a hub kube-apiserver restarted while its cluster
+  # was being deleted) run from the demo's directory: stop them too.
+  if pkill -f "$KWOK_WORKDIR/clusters/" 2>/dev/null; then
+    for _ in $(seq 20); do
+      pgrep -f "$KWOK_WORKDIR/clusters/" >/dev/null || break
+      sleep 0.5
+    done
+    # A kube-apiserver whose etcd is gone can hang in its graceful shutdown.
+    pkill -9 -f "$KWOK_WORKDIR/clusters/" 2>/dev/null || true
+    step "stopped leftover cluster processes"
+  fi
   rm -rf "$demo"
 }
 
