@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,17 +20,16 @@ use hsn_agent::spool::{Spool, SpoolHeader};
 use hsn_agent::status::AgentStatus;
 use hsn_ebpf::Direction as EbpfDirection;
 use hsn_ledger::entry::Status as EntryStatus;
-use hsn_ledger::keys::{NodeKey, RegisteredKey, RegistryFile, Role as KeyRole};
-use hsn_ledger::ledger::LedgerConfig;
+use hsn_ledger::keys::{NodeKey, Role as KeyRole};
 use hsn_ledger::pb;
-use hsn_ledger::server::{ServerConfig, ServerError};
 use hsn_ledger::verify::VerifyOptions;
 use prometheus_client::registry::Registry;
-use tokio::sync::{oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
 
-const NETWORK: &str = "metro";
-const EPOCH_SECONDS: u32 = 60;
+mod common;
+
+use common::ledger::{EPOCH_SECONDS, NETWORK, RunningLedger};
+
 const TENANT: u32 = 7;
 
 fn keys() -> (SigningKey, SigningKey, SigningKey) {
@@ -42,82 +41,25 @@ fn edge_addr() -> IpAddr {
     "10.0.0.5".parse().unwrap()
 }
 
-/// A ledger server running in this process until dropped.
-struct RunningLedger {
-    url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), ServerError>>,
-    registry_file: PathBuf,
-}
-
-impl Drop for RunningLedger {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task.abort();
-    }
-}
-
 /// A free port on loopback, for a server started later.
 fn reserve_port() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
 }
 
-async fn start_ledger(dir: &Path, listen: SocketAddr) -> RunningLedger {
+/// The ledger the edge and its super node ship to, once it answers; `url` is `http://`.
+async fn start_ledger(dir: &Path, listen: SocketAddr) -> (RunningLedger, String) {
     let (edge, sup, ledger_key) = keys();
-    let key_file = dir.join("ledger.key");
-    if !key_file.exists() {
-        hsn_ledger::keys::write_signing_key(&key_file, &ledger_key).unwrap();
-    }
-    let node = |role, key: &SigningKey, name: &str| RegisteredKey {
-        role,
-        key: NodeKey::of(key),
-        name: name.into(),
-    };
-    let registry = RegistryFile {
-        nodes: vec![
-            node(KeyRole::Edge, &edge, "edge-n1"),
-            node(KeyRole::Super, &sup, "super-0"),
-            node(KeyRole::Super, &ledger_key, "super-0-ledger"),
-        ],
-    };
-    let registry_file = dir.join("keys.json");
-    std::fs::write(&registry_file, serde_json::to_vec(&registry).unwrap()).unwrap();
-    let config = ServerConfig {
-        listen,
-        db: dir.join("ledger.redb"),
-        key_file,
-        registry_file: registry_file.clone(),
-        ledger: LedgerConfig {
-            // Sealed by the test (SealEpochs), not by the clock.
-            grace_seconds: 3600,
-            epoch_seconds: u64::from(EPOCH_SECONDS),
-            ..LedgerConfig::new(NETWORK)
-        },
-        max_request_bytes: 4 << 20,
-        tls: None,
-        metrics_listen: None,
-        seal_interval: Duration::from_millis(200),
-    };
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(hsn_ledger::server::run(config, async move {
-        let _ = stopped.await;
-    }));
+    let nodes = [
+        (KeyRole::Edge, &edge, "edge-n1"),
+        (KeyRole::Super, &sup, "super-0"),
+        (KeyRole::Super, &ledger_key, "super-0-ledger"),
+    ];
     let url = format!("http://{listen}");
-    for _ in 0..400 {
-        if hsn_ledger::client::connect(&url, None).await.is_ok() {
-            return RunningLedger {
-                url,
-                stop: Some(stop),
-                task,
-                registry_file,
-            };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("ledger at {url} did not come up");
+    let ledger = RunningLedger::start(dir, listen, &ledger_key, &nodes, None)
+        .wait_ready(|| async { hsn_ledger::client::connect(&url, None).await.is_ok() })
+        .await;
+    (ledger, url)
 }
 
 /// Ended epochs, by the wall clock the ledger uses.
@@ -225,42 +167,40 @@ async fn edge_and_super_spools_become_attested_verified_blocks() {
         &[e1, e2],
         (25_000, 8_800),
     );
-    let ledger = start_ledger(tmp.path(), reserve_port()).await;
+    let (ledger, url) = start_ledger(tmp.path(), reserve_port()).await;
 
-    let (mut edge, edge_metrics) = shipper(Role::Edge, &edge_key, &edge_spool, &ledger.url);
-    let round = edge.ship_once(&ledger.url).await;
+    let (mut edge, edge_metrics) = shipper(Role::Edge, &edge_key, &edge_spool, &url);
+    let round = edge.ship_once(&url).await;
     assert!(round.errors.is_empty(), "{:?}", round.errors);
     assert_eq!(round.sent, vec![e1, e2], "oldest first");
     assert_eq!((round.stored, round.duplicates, round.backlog), (4, 0, 0));
     assert_eq!(edge_metrics.ledger_shipped.get(), 4);
     assert_eq!(edge_metrics.ledger_backlog.get(), 0);
 
-    let (mut sup, _) = shipper(Role::Super, &super_key, &super_spool, &ledger.url);
-    let round = sup.ship_once(&ledger.url).await;
+    let (mut sup, _) = shipper(Role::Super, &super_key, &super_spool, &url);
+    let round = sup.ship_once(&url).await;
     assert!(round.errors.is_empty(), "{:?}", round.errors);
     assert_eq!((round.stored, round.duplicates), (4, 0));
 
     // Crash between the acknowledgement and the rename: the file is still unsent on restart.
     let last = super_spool.join(format!("epoch-{e2:020}"));
     std::fs::rename(last.with_extension("sent"), last.with_extension("json")).unwrap();
-    let (mut restarted, metrics) = shipper(Role::Super, &super_key, &super_spool, &ledger.url);
-    let round = restarted.ship_once(&ledger.url).await;
+    let (mut restarted, metrics) = shipper(Role::Super, &super_key, &super_spool, &url);
+    let round = restarted.ship_once(&url).await;
     assert!(round.errors.is_empty(), "{:?}", round.errors);
     assert_eq!(round.sent, vec![e2]);
     assert_eq!((round.stored, round.duplicates), (0, 2), "identical replay");
     assert_eq!(metrics.ledger_duplicates.get(), 2);
 
     // Seal, then check blocks, attestations and the whole chain.
-    let mut client = hsn_ledger::client::connect(&ledger.url, None)
-        .await
-        .unwrap();
+    let mut client = hsn_ledger::client::connect(&url, None).await.unwrap();
     let sealed = client
         .seal_epochs(pb::SealEpochsRequest { through_epoch: e2 })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(sealed.blocks.len(), 2, "one block per epoch");
-    let statuses = chain_statuses(&ledger.url).await;
+    let statuses = chain_statuses(&url).await;
     assert_eq!(statuses, vec![EntryStatus::Attested; 4], "no duplicates");
     let status = client
         .status(pb::StatusRequest {})
@@ -275,7 +215,7 @@ async fn edge_and_super_spools_become_attested_verified_blocks() {
         "hsnctl",
         "ledger",
         "--addr",
-        &ledger.url,
+        &url,
         "verify",
         "--keys",
         ledger.registry_file.to_str().unwrap(),
@@ -299,10 +239,10 @@ async fn edge_and_super_spools_become_attested_verified_blocks() {
     // A replay of a sealed epoch (crash after ack, before rename, then sealed) stays OK.
     let last = edge_spool.join(format!("epoch-{e2:020}"));
     std::fs::rename(last.with_extension("sent"), last.with_extension("json")).unwrap();
-    let round = edge.ship_once(&ledger.url).await;
+    let round = edge.ship_once(&url).await;
     assert!(round.errors.is_empty(), "{:?}", round.errors);
     assert_eq!((round.stored, round.duplicates), (0, 2));
-    assert_eq!(chain_statuses(&ledger.url).await.len(), 4);
+    assert_eq!(chain_statuses(&url).await.len(), 4);
 }
 
 #[tokio::test]
@@ -339,7 +279,7 @@ async fn a_ledger_down_at_first_is_retried_until_it_is_up() {
     );
     assert_eq!(metrics.ledger_backlog.get(), 2);
 
-    let ledger = start_ledger(tmp.path(), listen).await;
+    let (_ledger, url) = start_ledger(tmp.path(), listen).await;
     for _ in 0..400 {
         if files(&spool, ".json").is_empty() {
             break;
@@ -354,9 +294,7 @@ async fn a_ledger_down_at_first_is_retried_until_it_is_up() {
     assert_eq!(metrics.ledger_shipped.get(), 4);
     running.abort();
 
-    let mut client = hsn_ledger::client::connect(&ledger.url, None)
-        .await
-        .unwrap();
+    let mut client = hsn_ledger::client::connect(&url, None).await.unwrap();
     let status = client
         .status(pb::StatusRequest {})
         .await

@@ -17,17 +17,15 @@ use hsn_agent::shipper::{Round, Shipper, ShipperConfig, tls};
 use hsn_agent::spool::{Spool, SpoolHeader};
 use hsn_ebpf::Direction as EbpfDirection;
 use hsn_ledger::client::ClientTls;
-use hsn_ledger::keys::{NodeKey, RegisteredKey, RegistryFile, Role as KeyRole};
-use hsn_ledger::ledger::LedgerConfig;
+use hsn_ledger::keys::Role as KeyRole;
 use hsn_ledger::pb;
-use hsn_ledger::server::{ServerConfig, ServerError, TlsFiles};
+use hsn_ledger::server::TlsFiles;
 use prometheus_client::registry::Registry;
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-const NETWORK: &str = "metro";
-const EPOCH_SECONDS: u32 = 60;
+mod common;
+
+use common::ledger::{EPOCH_SECONDS, NETWORK, RunningLedger};
 
 /// A CA that signs leaf certificates.
 struct Ca {
@@ -97,91 +95,33 @@ fn keys() -> (SigningKey, SigningKey) {
     (k(11), k(33)) // the edge agent, the ledger's own key
 }
 
-/// A ledger server running in this process until dropped.
-struct RunningLedger {
-    port: u16,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), ServerError>>,
-}
-
-impl Drop for RunningLedger {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task.abort();
-    }
-}
-
-async fn start_ledger(dir: &Path, pki: &Pki, client: &ClientTls) -> RunningLedger {
+/// The ledger over TLS, requiring client certificates from the test CA, once it answers;
+/// its `https://` URL.
+async fn start_ledger(dir: &Path, pki: &Pki, client: &ClientTls) -> (RunningLedger, String) {
     let (edge, ledger_key) = keys();
-    let key_file = dir.join("ledger.key");
-    hsn_ledger::keys::write_signing_key(&key_file, &ledger_key).unwrap();
-    let node = |role, key: &SigningKey, name: &str| RegisteredKey {
-        role,
-        key: NodeKey::of(key),
-        name: name.into(),
-    };
-    let registry = RegistryFile {
-        nodes: vec![
-            node(KeyRole::Edge, &edge, "edge-n1"),
-            node(KeyRole::Super, &ledger_key, "super-0-ledger"),
-        ],
-    };
-    let registry_file = dir.join("keys.json");
-    std::fs::write(&registry_file, serde_json::to_vec(&registry).unwrap()).unwrap();
+    let nodes = [
+        (KeyRole::Edge, &edge, "edge-n1"),
+        (KeyRole::Super, &ledger_key, "super-0-ledger"),
+    ];
     let listen = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    let config = ServerConfig {
-        listen,
-        db: dir.join("ledger.redb"),
-        key_file,
-        registry_file,
-        ledger: LedgerConfig {
-            grace_seconds: 3600,
-            epoch_seconds: u64::from(EPOCH_SECONDS),
-            ..LedgerConfig::new(NETWORK)
-        },
-        max_request_bytes: 4 << 20,
-        tls: Some(TlsFiles {
-            cert: pki.server.0.clone(),
-            key: pki.server.1.clone(),
-            client_ca: Some(pki.ca.clone()),
-        }),
-        metrics_listen: None,
-        seal_interval: Duration::from_millis(200),
+    let tls = TlsFiles {
+        cert: pki.server.0.clone(),
+        key: pki.server.1.clone(),
+        client_ca: Some(pki.ca.clone()),
     };
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(hsn_ledger::server::run(config, async move {
-        let _ = stopped.await;
-    }));
-    let ledger = RunningLedger {
-        port: listen.port(),
-        stop: Some(stop),
-        task,
-    };
-    for _ in 0..400 {
-        if pending_entries(&ledger, client).await.is_some() {
-            return ledger;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("ledger on {listen} did not come up");
-}
-
-impl RunningLedger {
-    fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
-    }
+    let url = format!("https://127.0.0.1:{}", listen.port());
+    let ledger = RunningLedger::start(dir, listen, &ledger_key, &nodes, Some(tls))
+        .wait_ready(|| async { pending_entries(&url, client).await.is_some() })
+        .await;
+    (ledger, url)
 }
 
 /// The ledger's pending entries, asked over mTLS; `None` while it does not answer.
-async fn pending_entries(ledger: &RunningLedger, tls: &ClientTls) -> Option<u64> {
-    let mut client = hsn_ledger::client::connect(&ledger.url(), Some(tls))
-        .await
-        .ok()?;
+async fn pending_entries(url: &str, tls: &ClientTls) -> Option<u64> {
+    let mut client = hsn_ledger::client::connect(url, Some(tls)).await.ok()?;
     let status = client.status(pb::StatusRequest {}).await.ok()?;
     Some(status.into_inner().pending_entries)
 }
@@ -282,8 +222,7 @@ async fn the_spool_ships_over_mtls_and_only_with_a_trusted_client_and_server() {
         identity: Some(pki.client.clone()),
         domain: None,
     };
-    let ledger = start_ledger(tmp.path(), &pki, &admin).await;
-    let url = ledger.url();
+    let (_ledger, url) = start_ledger(tmp.path(), &pki, &admin).await;
 
     let client = Some(&pki.client);
     let refusals = [
@@ -318,7 +257,7 @@ async fn the_spool_ships_over_mtls_and_only_with_a_trusted_client_and_server() {
         assert_eq!(metrics.ledger_shipped.get(), 0, "{what}");
     }
     assert_eq!(
-        pending_entries(&ledger, &admin).await,
+        pending_entries(&url, &admin).await,
         Some(0),
         "nothing got through"
     );
@@ -331,5 +270,5 @@ async fn the_spool_ships_over_mtls_and_only_with_a_trusted_client_and_server() {
     assert_eq!((round.stored, round.backlog), (4, 0));
     assert_eq!(metrics.ledger_files_sent.get(), 2);
     assert_eq!(unsent(&spool), 0);
-    assert_eq!(pending_entries(&ledger, &admin).await, Some(4));
+    assert_eq!(pending_entries(&url, &admin).await, Some(4));
 }

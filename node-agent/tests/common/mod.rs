@@ -2,6 +2,8 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod ledger;
+
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
