@@ -55,13 +55,22 @@ pub struct Fetched {
     pub nodes: BTreeMap<String, HsnNode>,
 }
 
+/// Longest a reconcile waits for the MecCluster cache's first list.
+const CACHE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// MecClusters not probed yet. Planning before every cluster's first probe would see
 /// fewer clusters than there are and move (and prune) what it cannot see, e.g. right
 /// after the operator starts; the caller waits instead.
 pub async fn unprobed(ctx: &Context) -> Vec<String> {
-    // The MecCluster cache fills from its own watch; an empty cache may just be early.
-    if ctx.clusters.wait_until_ready().await.is_err() {
-        return vec!["<cluster cache stopped>".to_string()];
+    // The MecCluster cache fills from its own watch; an empty cache may just be early. A
+    // reconcile never waits on it for good: it says so and is retried.
+    match tokio::time::timeout(CACHE_WAIT, ctx.clusters.wait_until_ready()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return vec!["<cluster cache stopped>".to_string()],
+        Err(_) => {
+            tracing::warn!(wait = ?CACHE_WAIT, "the MecCluster cache is not filled yet");
+            return vec!["<cluster cache not filled>".to_string()];
+        }
     }
     ctx.clusters
         .state()
