@@ -19,6 +19,19 @@ static __always_inline void hsn_stat_inc(void *stats, __u32 idx)
 		*v += 1;
 }
 
+/* Adds one packet of `bytes` to the per-CPU array counter at `idx`. Returns
+ * -1 when idx is out of range (the caller counts that). */
+static __always_inline int hsn_counter_add_at(void *map, __u32 idx, __u32 bytes)
+{
+	struct hsn_counter *c = bpf_map_lookup_elem(map, &idx);
+
+	if (!c)
+		return -1;
+	c->packets += 1;
+	c->bytes += bytes;
+	return 0;
+}
+
 /* Adds one packet of `bytes` to the per-CPU counter at `key`, creating it
  * on first use. Returns -1 when the map is full (the caller counts that). */
 static __always_inline int hsn_counter_add(void *map, const void *key,

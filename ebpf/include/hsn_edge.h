@@ -10,13 +10,24 @@
 /* Load-time setting: 0 = meter only, every packet goes to the kernel. */
 const volatile __u8 cfg_redirect_uplink = 1;
 
-/* Bytes/packets per (tenant, direction), per CPU; pinned across restarts. */
+/* Bytes/packets per (tenant slot, direction) at slot * 2 + direction, per
+ * CPU; pinned across restarts. An array, not a hash keyed by tenant: the
+ * lookup is inlined and never fails for a slot in range. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__type(key, struct hsn_tenant_key);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
 	__type(value, struct hsn_counter);
-	__uint(max_entries, HSN_MAX_TENANT_COUNTERS);
+	__uint(max_entries, 2 * HSN_MAX_TENANT_SLOTS);
 } edge_counters SEC(".maps");
+
+/* Which tenant owns each counter slot; written by the agent only, pinned
+ * with the counters. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct hsn_slot);
+	__uint(max_entries, HSN_MAX_TENANT_SLOTS);
+} edge_slots SEC(".maps");
 
 /* Packets per outcome (enum hsn_edge_stat), per CPU; pinned. */
 struct {

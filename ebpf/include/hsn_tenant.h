@@ -1,60 +1,293 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Tenant prefix maps and lookup, shared by the edge and super-node programs. */
+/* Tenant tables and lookup, shared by the edge and super-node programs.
+ *
+ * Longest-prefix match without the kernel's LPM trie, whose lookup walks one
+ * node per bit of depth (~17 levels, +100 ns, at 100,000 prefixes). Here:
+ * - IPv4: the address's /16 indexes an array (an inlined lookup). Its entry
+ *   says which prefix lengths > 16 occur inside the /16 and who owns the
+ *   longest prefix <= 16 covering it (short prefixes are expanded into the
+ *   blocks they cover, at most 65536). The lookup probes one hash per length
+ *   present in that block, longest first; the first hit is the answer.
+ * - IPv6: the same with /32 blocks in a hash (2^32 cannot be an array) and a
+ *   per-generation bitmap of the lengths < 32 (probed when the address is in
+ *   no block; tenants rarely have any).
+ * A lookup costs one probe per prefix length present in the address's block,
+ * whatever the table's size: a /16 holding 3 lengths costs 3 probes with 10
+ * or with 100,000 prefixes in the table. At most 16 (IPv4) or 96 + 32 (IPv6).
+ *
+ * Updates are atomic per table: every map holds two generations, the agent
+ * writes the one no packet reads, then flips tenant_gen (one byte, 0 <-> 1).
+ * It rewrites a generation only a quiet period after flipping away from it
+ * (src/tenants.rs), so no program run still reads it. The agent builds the
+ * entries (src/tenants.rs), with a reference lookup tested against a naive
+ * longest-prefix match. */
 #ifndef HSN_TENANT_H
 #define HSN_TENANT_H
+
+#include <bpf/bpf_endian.h>
 
 #include "hsn_parse.h"
 #include "hsn_types.h"
 
-/* IPv4 tenant prefixes -> tenant id (longest prefix wins). */
+/* The generation packets read (key 0; 0 or 1). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct hsn_lpm_v4_key);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
 	__type(value, __u32);
-	__uint(max_entries, HSN_MAX_PREFIXES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} tenant_v4 SEC(".maps");
+	__uint(max_entries, 1);
+} tenant_gen SEC(".maps");
 
-/* IPv6 tenant prefixes -> tenant id (longest prefix wins). */
+/* Per generation (key = generation). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct hsn_lpm_v6_key);
-	__type(value, __u32);
-	__uint(max_entries, HSN_MAX_PREFIXES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} tenant_v6 SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct hsn_tenant_ctl);
+	__uint(max_entries, 2);
+} tenant_ctl SEC(".maps");
 
-static __always_inline __u32 *hsn_tenant_of(const struct hsn_pkt *pkt,
-					    const __u8 *addr)
+/* Key (generation << 16) | (address >> 16). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct hsn_v4_block);
+	__uint(max_entries, 2 << HSN_V4_BLOCK_BITS);
+} tenant_v4_blocks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct hsn_v4_long_key);
+	__type(value, struct hsn_tenant_ref);
+	__uint(max_entries, 2 * HSN_MAX_PREFIXES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} tenant_v4_long SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct hsn_v6_block_key);
+	__type(value, struct hsn_v6_block);
+	__uint(max_entries, 2 * HSN_MAX_PREFIXES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} tenant_v6_blocks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct hsn_v6_long_key);
+	__type(value, struct hsn_tenant_ref);
+	__uint(max_entries, 2 * HSN_MAX_PREFIXES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} tenant_v6_long SEC(".maps");
+
+/* A tenant match: the owner and the direction it was found in. */
+struct hsn_tenant_match {
+	struct hsn_tenant_ref ref;
+	__u32 dir;
+};
+
+/* Index of the highest set bit of x (x != 0). BPF has no clz instruction. */
+static __always_inline __u32 hsn_fls(__u32 x)
 {
-	if (pkt->is_v6) {
-		struct hsn_lpm_v6_key k6 = {.prefixlen = 128};
+	__u32 n = 0;
 
-		__builtin_memcpy(k6.addr, addr, 16);
-		return bpf_map_lookup_elem(&tenant_v6, &k6);
+	if (x >> 16) {
+		n += 16;
+		x >>= 16;
 	}
-	struct hsn_lpm_v4_key k4 = {.prefixlen = 32};
+	if (x >> 8) {
+		n += 8;
+		x >>= 8;
+	}
+	if (x >> 4) {
+		n += 4;
+		x >>= 4;
+	}
+	if (x >> 2) {
+		n += 2;
+		x >>= 2;
+	}
+	if (x >> 1)
+		n += 1;
+	return n;
+}
 
-	__builtin_memcpy(k4.addr, addr + 12, 4);
-	return bpf_map_lookup_elem(&tenant_v4, &k4);
+/* The top `len` bits set, len in 0..32. */
+static __always_inline __u32 hsn_netmask(__u32 len)
+{
+	if (len == 0)
+		return 0;
+	if (len >= 32)
+		return ~0U;
+	return ~0U << (32 - len);
+}
+
+static __always_inline __u32 hsn_word(const __u8 *addr, int i)
+{
+	__u32 w;
+
+	__builtin_memcpy(&w, addr + 4 * i, 4);
+	return bpf_ntohl(w);
+}
+
+/* One IPv4 probe pass over the lengths > 16 in a block, longest first; run
+ * through bpf_loop like the IPv6 one. */
+struct hsn_probe_v4 {
+	struct hsn_v4_long_key k;
+	__u32 addr;
+	__u32 lens;
+	struct hsn_tenant_ref out;
+	int found;
+};
+
+static __always_inline long hsn_probe_v4_step(__u32 i, void *arg)
+{
+	struct hsn_probe_v4 *p = arg;
+	struct hsn_tenant_ref *ref;
+	__u32 bit;
+
+	if (!p->lens)
+		return 1;
+	bit = hsn_fls(p->lens) & 15;
+	p->lens &= ~(1U << bit);
+	p->k.len = 17 + bit;
+	p->k.addr = p->addr & hsn_netmask(17 + bit);
+	ref = bpf_map_lookup_elem(&tenant_v4_long, &p->k);
+	if (!ref)
+		return 0;
+	p->out = *ref;
+	p->found = 1;
+	return 1;
+}
+
+static __always_inline int hsn_tenant_v4(__u32 gen, const __u8 *addr16,
+					 struct hsn_tenant_ref *out)
+{
+	struct hsn_probe_v4 p = {.k = {.gen = gen},
+				 .addr = hsn_word(addr16, 3)};
+	__u32 idx = (gen << HSN_V4_BLOCK_BITS) | (p.addr >> 16);
+	struct hsn_v4_block *b = bpf_map_lookup_elem(&tenant_v4_blocks, &idx);
+
+	if (!b)
+		return 0;
+	p.lens = b->lens & 0xffff;
+	if (p.lens) {
+		/* One length in the block (the usual case): one probe, inline.
+		 */
+		if (!(p.lens & (p.lens - 1)))
+			hsn_probe_v4_step(0, &p);
+		else
+			bpf_loop(16, hsn_probe_v4_step, &p, 0);
+		if (p.found) {
+			*out = p.out;
+			return 1;
+		}
+	}
+	if (!b->has_ref)
+		return 0;
+	*out = b->ref;
+	return 1;
+}
+
+/* One IPv6 probe pass: the prefixes of length base + i for each bit i of
+ * lens, longest first. Run through bpf_loop, so the verifier checks one
+ * step, not every unrolled combination of up to 128 lengths. */
+struct hsn_probe_v6 {
+	struct hsn_v6_long_key k;
+	__u32 w[4];
+	__u32 lens;
+	__u32 base;
+	struct hsn_tenant_ref out;
+	int found;
+};
+
+static long hsn_probe_v6_step(__u32 i, void *arg)
+{
+	struct hsn_probe_v6 *p = arg;
+	struct hsn_tenant_ref *ref;
+	__u32 bit, len;
+
+	if (!p->lens)
+		return 1;
+	bit = hsn_fls(p->lens) & 31;
+	p->lens &= ~(1U << bit);
+	len = p->base + bit;
+	p->k.len = len;
+	p->k.addr[0] = p->w[0] & hsn_netmask(len);
+	p->k.addr[1] = len > 32 ? p->w[1] & hsn_netmask(len - 32) : 0;
+	p->k.addr[2] = len > 64 ? p->w[2] & hsn_netmask(len - 64) : 0;
+	p->k.addr[3] = len > 96 ? p->w[3] & hsn_netmask(len - 96) : 0;
+	ref = bpf_map_lookup_elem(&tenant_v6_long, &p->k);
+	if (!ref)
+		return 0;
+	p->out = *ref;
+	p->found = 1;
+	return 1;
+}
+
+static __always_inline int hsn_probe_v6(struct hsn_probe_v6 *p, __u32 lens,
+					__u32 base, struct hsn_tenant_ref *out)
+{
+	if (!lens)
+		return 0;
+	p->lens = lens;
+	p->base = base;
+	p->found = 0;
+	bpf_loop(32, hsn_probe_v6_step, p, 0);
+	if (p->found)
+		*out = p->out;
+	return p->found;
+}
+
+static __always_inline int hsn_tenant_v6(__u32 gen, const __u8 *addr,
+					 struct hsn_tenant_ref *out)
+{
+	struct hsn_probe_v6 p = {
+	    .k = {.gen = gen},
+	    .w = {hsn_word(addr, 0), hsn_word(addr, 1), hsn_word(addr, 2),
+		  hsn_word(addr, 3)},
+	};
+	struct hsn_v6_block_key bk = {.gen = gen, .top = p.w[0]};
+	struct hsn_v6_block *b = bpf_map_lookup_elem(&tenant_v6_blocks, &bk);
+	struct hsn_tenant_ctl *ctl;
+
+	if (b) {
+		if (hsn_probe_v6(&p, b->lens[2], 97, out) ||
+		    hsn_probe_v6(&p, b->lens[1], 65, out) ||
+		    hsn_probe_v6(&p, b->lens[0], 33, out))
+			return 1;
+		if (!b->has_ref)
+			return 0;
+		*out = b->ref;
+		return 1;
+	}
+	ctl = bpf_map_lookup_elem(&tenant_ctl, &gen);
+	if (!ctl)
+		return 0;
+	return hsn_probe_v6(&p, ctl->v6_short_lens, 0, out);
+}
+
+static __always_inline int hsn_tenant_of(__u32 gen, const struct hsn_pkt *pkt,
+					 const __u8 *addr,
+					 struct hsn_tenant_ref *out)
+{
+	if (pkt->is_v6)
+		return hsn_tenant_v6(gen, addr, out);
+	return hsn_tenant_v4(gen, addr, out);
 }
 
 /* Destination first: traffic between two tenant prefixes is the
  * destination tenant's uplink. Returns 0 when neither address matches. */
 static __always_inline int hsn_tenant_lookup(const struct hsn_pkt *pkt,
-					     struct hsn_tenant_key *key)
+					     struct hsn_tenant_match *m)
 {
-	__u32 *tenant = hsn_tenant_of(pkt, pkt->daddr);
+	__u32 zero = 0;
+	__u32 *genp = bpf_map_lookup_elem(&tenant_gen, &zero);
+	__u32 gen = genp ? *genp & 1 : 0;
 
-	if (tenant) {
-		key->tenant = *tenant;
-		key->dir = HSN_DIR_UPLINK;
+	if (hsn_tenant_of(gen, pkt, pkt->daddr, &m->ref)) {
+		m->dir = HSN_DIR_UPLINK;
 		return 1;
 	}
-	tenant = hsn_tenant_of(pkt, pkt->saddr);
-	if (tenant) {
-		key->tenant = *tenant;
-		key->dir = HSN_DIR_DOWNLINK;
+	if (hsn_tenant_of(gen, pkt, pkt->saddr, &m->ref)) {
+		m->dir = HSN_DIR_DOWNLINK;
 		return 1;
 	}
 	return 0;

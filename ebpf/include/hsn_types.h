@@ -12,34 +12,82 @@
 #define HSN_DIR_DOWNLINK 1
 
 /* Map sizes; Rust checks pinned maps against them before reusing a pin.
- * HSN_MAX_PREFIXES bounds each tenant LPM trie. The tries are never
- * preallocated (LPM needs BPF_F_NO_PREALLOC) and never pinned, so the bound
- * costs no memory until used and no pin migration; 131072 leaves room for
- * the 100,000 prefixes `make bench-datapath` measures, far above what the
- * HsnNetwork API can express today (64 tenants x 32 prefixes). */
-#define HSN_MAX_PREFIXES	131072
-#define HSN_MAX_TENANT_COUNTERS 16384
-#define HSN_MAX_EDGE_COUNTERS	65536
-#define HSN_MAX_EDGES		4096
-#define HSN_MAX_TX_PORTS	64
+ * HSN_MAX_PREFIXES bounds the prefixes of one family in one table
+ * generation; the tenant hashes hold two generations (hsn_tenant.h). 131072
+ * leaves room for the 100,000 prefixes `make bench-datapath` measures, far
+ * above what the HsnNetwork API can express today (64 tenants x 32
+ * prefixes). HSN_MAX_TENANT_SLOTS bounds the tenants an edge ever counts
+ * (slots are not reused, see ebpf/src/slots.rs). */
+#define HSN_MAX_PREFIXES      131072
+#define HSN_MAX_TENANT_SLOTS  4096
+#define HSN_MAX_EDGE_COUNTERS 65536
+#define HSN_MAX_EDGES	      4096
+#define HSN_MAX_TX_PORTS      64
 
-/* LPM trie key for IPv4 tenant prefixes (prefixlen first, as kernel wants). */
-struct hsn_lpm_v4_key {
-	__u32 prefixlen;
-	__u8 addr[4];
-};
+/* Tenant tables (hsn_tenant.h): an IPv4 block is a /16, an IPv6 block a /32. */
+#define HSN_V4_BLOCK_BITS 16
+#define HSN_V6_BLOCK_BITS 32
 
-/* LPM trie key for IPv6 tenant prefixes. */
-struct hsn_lpm_v6_key {
-	__u32 prefixlen;
-	__u8 addr[16];
-};
-
-/* Edge counter key: one (tenant, direction). No implicit padding: hash keys
- * are compared bytewise. */
-struct hsn_tenant_key {
+/* Who owns an address: the tenant id (counted and reported) and, on the
+ * edge, the tenant's counter slot (0 in the super node's tables). */
+struct hsn_tenant_ref {
 	__u32 tenant;
-	__u32 dir;
+	__u32 slot;
+};
+
+/* One IPv4 /16 of one generation. lens bit i: the block holds prefixes of
+ * length 17 + i. has_ref: `ref` owns the longest prefix of length <= 16
+ * covering the whole block. All zero: no prefix touches the block. */
+struct hsn_v4_block {
+	__u32 lens;
+	__u32 has_ref;
+	struct hsn_tenant_ref ref;
+};
+
+/* Prefixes longer than a block: (generation, length, masked address) ->
+ * owner. The address is in host byte order. */
+struct hsn_v4_long_key {
+	__u8 gen;
+	__u8 len;
+	__u8 pad[2];
+	__u32 addr;
+};
+
+/* An IPv6 /32 of one generation that holds prefixes of length >= 32. */
+struct hsn_v6_block_key {
+	__u32 gen;
+	__u32 top; /* the first 32 bits, host byte order */
+};
+
+/* lens[w] bit i: the block holds prefixes of length 33 + 32 * w + i.
+ * has_ref: `ref` owns the block's /32, or else the longest prefix shorter
+ * than /32 covering it. */
+struct hsn_v6_block {
+	__u32 lens[3];
+	__u32 has_ref;
+	struct hsn_tenant_ref ref;
+};
+
+/* IPv6 prefixes other than /32: (generation, length, masked address as four
+ * host-order words) -> owner. */
+struct hsn_v6_long_key {
+	__u8 gen;
+	__u8 len;
+	__u8 pad[2];
+	__u32 addr[4];
+};
+
+/* Per generation: bit n set when the table has IPv6 prefixes of length n
+ * (0..31), probed for addresses in no block. */
+struct hsn_tenant_ctl {
+	__u32 v6_short_lens;
+};
+
+/* Edge counter slot: which tenant owns it (pinned with the counters, so a
+ * restarted agent keeps attributing each slot to the same tenant). */
+struct hsn_slot {
+	__u32 tenant;
+	__u32 used;
 };
 
 /* Monotonic per-CPU counter value. */
@@ -85,7 +133,7 @@ enum hsn_edge_stat {
 	HSN_EDGE_STAT_NO_NEXT_HOP,    /* tenant uplink, no super node set */
 	HSN_EDGE_STAT_REDIRECT_ERROR, /* next hop's device is unusable */
 	HSN_EDGE_STAT_PASSED,	      /* every XDP_PASS verdict */
-	HSN_EDGE_STAT_COUNTER_FULL,   /* tenant counter map full: not metered */
+	HSN_EDGE_STAT_COUNTER_FULL, /* tenant slot out of range: not metered */
 	HSN_EDGE_STAT_MAX,
 };
 

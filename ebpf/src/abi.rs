@@ -10,18 +10,22 @@ pub(crate) const DIR_UPLINK: u32 = 0;
 /// Downlink direction (tenant matched by source address).
 pub(crate) const DIR_DOWNLINK: u32 = 1;
 
-/// `HSN_MAX_PREFIXES`: entries per tenant LPM trie (why this size: see the header).
+/// `HSN_MAX_PREFIXES`: prefixes of one family in one table generation (why this size: see
+/// the header).
 pub(crate) const MAX_PREFIXES: u32 = 131_072;
-/// `HSN_MAX_TENANT_COUNTERS`: entries in `edge_counters`.
-pub(crate) const MAX_TENANT_COUNTERS: u32 = 16384;
+/// `HSN_MAX_TENANT_SLOTS`: tenants an edge can count (`edge_slots`; `edge_counters` has
+/// two entries, uplink and downlink, per slot).
+pub(crate) const MAX_TENANT_SLOTS: u32 = 4096;
+/// `HSN_V4_BLOCK_BITS`: an IPv4 block is a /16.
+pub(crate) const V4_BLOCK_BITS: u8 = 16;
+/// `HSN_V6_BLOCK_BITS`: an IPv6 block is a /32.
+pub(crate) const V6_BLOCK_BITS: u8 = 32;
 /// `HSN_MAX_EDGE_COUNTERS`: entries in `super_counters`.
 pub(crate) const MAX_EDGE_COUNTERS: u32 = 65536;
 /// `HSN_MAX_EDGES`: entries in `edge_by_mac`.
 pub(crate) const MAX_EDGES: u32 = 4096;
 /// `HSN_MAX_TX_PORTS`: entries in `tx_ports`.
 pub(crate) const MAX_TX_PORTS: u32 = 64;
-/// `struct bpf_lpm_trie_key` prefix length before the address bytes.
-pub(crate) const LPM_PREFIX_LEN_SIZE: u32 = 4;
 /// `struct bpf_devmap_val`: ifindex and program fd/id.
 pub(crate) const DEVMAP_VAL_SIZE: u32 = 8;
 
@@ -30,12 +34,73 @@ pub(crate) const EDGE_STAT_COUNT: u32 = 10;
 /// Number of `enum hsn_super_stat` entries (`HSN_SUPER_STAT_MAX`).
 pub(crate) const SUPER_STAT_COUNT: u32 = 9;
 
-/// `struct hsn_tenant_key`.
+/// `struct hsn_tenant_ref`: a tenant and (on the edge) its counter slot.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct TenantKey {
+pub(crate) struct TenantRef {
     pub tenant: u32,
-    pub dir: u32,
+    pub slot: u32,
+}
+
+/// `struct hsn_v4_block`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct V4Block {
+    pub lens: u32,
+    pub has_ref: u32,
+    pub tenant: TenantRef,
+}
+
+/// `struct hsn_v4_long_key`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct V4LongKey {
+    pub generation: u8,
+    pub len: u8,
+    pub pad: [u8; 2],
+    pub addr: u32,
+}
+
+/// `struct hsn_v6_block_key`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct V6BlockKey {
+    pub generation: u32,
+    pub top: u32,
+}
+
+/// `struct hsn_v6_block`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct V6Block {
+    pub lens: [u32; 3],
+    pub has_ref: u32,
+    pub tenant: TenantRef,
+}
+
+/// `struct hsn_v6_long_key`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct V6LongKey {
+    pub generation: u8,
+    pub len: u8,
+    pub pad: [u8; 2],
+    pub addr: [u32; 4],
+}
+
+/// `struct hsn_tenant_ctl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TenantCtl {
+    pub v6_short_lens: u32,
+}
+
+/// `struct hsn_slot`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub tenant: u32,
+    pub used: u32,
 }
 
 /// `struct hsn_counter`.
@@ -79,11 +144,25 @@ pub(crate) struct EdgeAddr {
     pub addr: [u8; 16],
 }
 
-// SAFETY (all six impls): #[repr(C)] structs of integers and byte arrays with no implicit
+// SAFETY (all impls below): #[repr(C)] structs of integers and byte arrays with no implicit
 // padding (checked by `no_implicit_padding` below), so every bit pattern is a valid value and
 // every byte is initialised, which is what aya::Pod requires.
 #[allow(unsafe_code)]
-unsafe impl aya::Pod for TenantKey {}
+unsafe impl aya::Pod for TenantRef {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for V4Block {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for V4LongKey {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for V6BlockKey {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for V6Block {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for V6LongKey {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for TenantCtl {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for Slot {}
 #[allow(unsafe_code)]
 unsafe impl aya::Pod for Counter {}
 #[allow(unsafe_code)]
@@ -117,8 +196,24 @@ mod tests {
 
     #[test]
     fn sizes_and_offsets_match_hsn_types_h() {
-        assert_eq!(size_of::<TenantKey>(), 8);
-        assert_eq!(offset_of!(TenantKey, dir), 4);
+        assert_eq!(size_of::<TenantRef>(), 8);
+        assert_eq!(offset_of!(TenantRef, slot), 4);
+        assert_eq!(size_of::<V4Block>(), 16);
+        assert_eq!(offset_of!(V4Block, has_ref), 4);
+        assert_eq!(offset_of!(V4Block, tenant), 8);
+        assert_eq!(size_of::<V4LongKey>(), 8);
+        assert_eq!(offset_of!(V4LongKey, len), 1);
+        assert_eq!(offset_of!(V4LongKey, addr), 4);
+        assert_eq!(size_of::<V6BlockKey>(), 8);
+        assert_eq!(offset_of!(V6BlockKey, top), 4);
+        assert_eq!(size_of::<V6Block>(), 24);
+        assert_eq!(offset_of!(V6Block, has_ref), 12);
+        assert_eq!(offset_of!(V6Block, tenant), 16);
+        assert_eq!(size_of::<V6LongKey>(), 20);
+        assert_eq!(offset_of!(V6LongKey, addr), 4);
+        assert_eq!(size_of::<TenantCtl>(), 4);
+        assert_eq!(size_of::<Slot>(), 8);
+        assert_eq!(offset_of!(Slot, used), 4);
         assert_eq!(size_of::<Counter>(), 16);
         assert_eq!(offset_of!(Counter, bytes), 8);
         assert_eq!(size_of::<RawNextHop>(), 16);
@@ -134,7 +229,13 @@ mod tests {
     #[test]
     fn no_implicit_padding() {
         // Sum of field sizes == struct size, so no byte of a key is left uninitialised.
-        assert_eq!(size_of::<TenantKey>(), 4 + 4);
+        assert_eq!(size_of::<TenantRef>(), 4 + 4);
+        assert_eq!(size_of::<V4Block>(), 4 + 4 + 8);
+        assert_eq!(size_of::<V4LongKey>(), 1 + 1 + 2 + 4);
+        assert_eq!(size_of::<V6BlockKey>(), 4 + 4);
+        assert_eq!(size_of::<V6Block>(), 12 + 4 + 8);
+        assert_eq!(size_of::<V6LongKey>(), 1 + 1 + 2 + 16);
+        assert_eq!(size_of::<Slot>(), 4 + 4);
         assert_eq!(size_of::<RawNextHop>(), 4 + 6 + 6);
         assert_eq!(size_of::<EdgeKey>(), 16 + 4 + 4);
         assert_eq!(size_of::<MacKey>(), 6 + 2);
@@ -166,7 +267,9 @@ mod tests {
         assert_eq!(define("HSN_DIR_UPLINK"), DIR_UPLINK);
         assert_eq!(define("HSN_DIR_DOWNLINK"), DIR_DOWNLINK);
         assert_eq!(define("HSN_MAX_PREFIXES"), MAX_PREFIXES);
-        assert_eq!(define("HSN_MAX_TENANT_COUNTERS"), MAX_TENANT_COUNTERS);
+        assert_eq!(define("HSN_MAX_TENANT_SLOTS"), MAX_TENANT_SLOTS);
+        assert_eq!(define("HSN_V4_BLOCK_BITS"), u32::from(V4_BLOCK_BITS));
+        assert_eq!(define("HSN_V6_BLOCK_BITS"), u32::from(V6_BLOCK_BITS));
         assert_eq!(define("HSN_MAX_EDGE_COUNTERS"), MAX_EDGE_COUNTERS);
         assert_eq!(define("HSN_MAX_EDGES"), MAX_EDGES);
         assert_eq!(define("HSN_MAX_TX_PORTS"), MAX_TX_PORTS);

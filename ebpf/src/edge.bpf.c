@@ -10,7 +10,7 @@
 SEC("xdp.frags")
 int hsn_edge(struct xdp_md *ctx)
 {
-	struct hsn_tenant_key key = {};
+	struct hsn_tenant_match m;
 	struct hsn_pkt pkt = {};
 	int res;
 
@@ -20,16 +20,17 @@ int hsn_edge(struct xdp_md *ctx)
 		return hsn_edge_pass_because(HSN_EDGE_STAT_NON_IP);
 	if (res != HSN_PARSE_OK)
 		return hsn_edge_pass_because(HSN_EDGE_STAT_PARSE_ERROR);
-	if (!hsn_tenant_lookup(&pkt, &key))
+	if (!hsn_tenant_lookup(&pkt, &m))
 		return hsn_edge_pass_because(HSN_EDGE_STAT_NON_TENANT);
 
-	if (hsn_counter_add(&edge_counters, &key, pkt.l3_len))
+	if (hsn_counter_add_at(&edge_counters, m.ref.slot * 2 + m.dir,
+			       pkt.l3_len))
 		hsn_stat_inc(&edge_stats, HSN_EDGE_STAT_COUNTER_FULL);
 	else
 		hsn_stat_inc(&edge_stats, HSN_EDGE_STAT_TENANT);
 
 	/* Downlink is headed to a UE, which the kernel routes. */
-	if (key.dir != HSN_DIR_UPLINK || !cfg_redirect_uplink)
+	if (m.dir != HSN_DIR_UPLINK || !cfg_redirect_uplink)
 		return hsn_edge_pass();
 	return hsn_edge_forward(ctx, &pkt);
 }

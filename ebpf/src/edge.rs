@@ -6,17 +6,18 @@ use std::mem::size_of;
 use std::time::Duration;
 
 use aya::maps::xdp::DevMapHash;
-use aya::maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap};
+use aya::maps::{HashMap, MapData, MapError, PerCpuArray};
 use nix::ifaddrs::getifaddrs;
 use nix::net::if_::if_nametoindex;
 
 use crate::abi::{
-    Counter, DEVMAP_VAL_SIZE, EDGE_STAT_COUNT, LPM_PREFIX_LEN_SIZE, MAX_PREFIXES,
-    MAX_TENANT_COUNTERS, MAX_TX_PORTS, RawNextHop, TenantKey,
+    Counter, DEVMAP_VAL_SIZE, DIR_DOWNLINK, DIR_UPLINK, EDGE_STAT_COUNT, MAX_TENANT_SLOTS,
+    MAX_TX_PORTS, RawNextHop, Slot,
 };
 use crate::bpffs::{OnMismatch, PinDir, PinnedMap, ReplacedPin};
-use crate::stats::{read_counters, read_stats};
-use crate::tenants::{TenantMaps, TenantTable};
+use crate::slots::Slots;
+use crate::stats::{read_array_counter, read_stats};
+use crate::tenants::{Layout, TenantMaps, TenantTable, tenant_pins};
 use crate::xdp::{Loaded, ObjectSpec};
 use crate::{
     AttachMode, Direction, EdgeStats, Error, MacAddr, PacketRun, TenantCounter, TenantPrefixes,
@@ -27,12 +28,22 @@ static EDGE: ObjectSpec = ObjectSpec {
     program: "hsn_edge",
     bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/edge.bpf.o")),
     pinned: &[
+        // Renamed from `edge_counters` when it became a slot-indexed array: a pin of the
+        // per-tenant hash it replaced is left alone (`hsn-agent cleanup` removes it).
         PinnedMap {
             name: "edge_counters",
-            pin: "edge_counters",
-            key_size: size_of::<TenantKey>() as u32,
+            pin: "edge_slot_counters",
+            key_size: 4,
             value_size: size_of::<Counter>() as u32,
-            max_entries: MAX_TENANT_COUNTERS,
+            max_entries: 2 * MAX_TENANT_SLOTS,
+            on_mismatch: OnMismatch::Refuse,
+        },
+        PinnedMap {
+            name: "edge_slots",
+            pin: "edge_slots",
+            key_size: 4,
+            value_size: size_of::<Slot>() as u32,
+            max_entries: MAX_TENANT_SLOTS,
             on_mismatch: OnMismatch::Refuse,
         },
         PinnedMap {
@@ -42,22 +53,6 @@ static EDGE: ObjectSpec = ObjectSpec {
             value_size: 8,
             max_entries: EDGE_STAT_COUNT,
             on_mismatch: OnMismatch::Refuse,
-        },
-        PinnedMap {
-            name: "tenant_v4",
-            pin: "edge_tenant_v4",
-            key_size: LPM_PREFIX_LEN_SIZE + 4,
-            value_size: 4,
-            max_entries: MAX_PREFIXES,
-            on_mismatch: OnMismatch::Replace,
-        },
-        PinnedMap {
-            name: "tenant_v6",
-            pin: "edge_tenant_v6",
-            key_size: LPM_PREFIX_LEN_SIZE + 16,
-            value_size: 4,
-            max_entries: MAX_PREFIXES,
-            on_mismatch: OnMismatch::Replace,
         },
         PinnedMap {
             name: "next_hop",
@@ -76,7 +71,10 @@ static EDGE: ObjectSpec = ObjectSpec {
             on_mismatch: OnMismatch::Replace,
         },
     ],
+    tenant_pins: &EDGE_TENANT_PINS,
 };
+
+static EDGE_TENANT_PINS: [PinnedMap; 6] = tenant_pins!("edge");
 
 /// Load-time settings of the edge program.
 #[derive(Clone, Debug)]
@@ -134,7 +132,8 @@ impl NextHop {
 pub struct EdgeDatapath {
     loaded: Loaded,
     tenants: TenantMaps,
-    counters: PerCpuHashMap<MapData, TenantKey, Counter>,
+    slots: Slots,
+    counters: PerCpuArray<MapData, Counter>,
     stats: PerCpuArray<MapData, u64>,
     next_hop: HashMap<MapData, u32, RawNextHop>,
     tx_ports: DevMapHash<MapData>,
@@ -155,10 +154,8 @@ impl EdgeDatapath {
         let globals = [("cfg_redirect_uplink", u8::from(config.redirect_uplink))];
         let mut loaded = Loaded::load(&EDGE, config.pin.as_ref(), &globals)?;
         Ok(Self {
-            tenants: TenantMaps {
-                v4: loaded.take_map("tenant_v4")?,
-                v6: loaded.take_map("tenant_v6")?,
-            },
+            tenants: TenantMaps::take(&mut loaded, config.pin.is_none())?,
+            slots: Slots::load(loaded.take_map("edge_slots")?)?,
             counters: loaded.take_map("edge_counters")?,
             stats: loaded.take_map("edge_stats")?,
             next_hop: loaded.take_map("next_hop")?,
@@ -195,10 +192,16 @@ impl EdgeDatapath {
         self.loaded.attachments()
     }
 
-    /// Replaces the whole tenant prefix set; no packet sees a prefix missing mid-update.
+    /// Replaces the whole tenant prefix set atomically: a packet is looked up in the old
+    /// table or in the new one, never in a mix. On an error the old table stays in use.
     pub fn set_tenants(&mut self, tenants: &[TenantPrefixes]) -> Result<(), Error> {
         let table = TenantTable::build(tenants)?;
-        self.tenants.replace(&table)
+        self.slots
+            .assign(table.v4.values().chain(table.v6.values()).copied())?;
+        let slots = &self.slots;
+        // Every tenant of the table was just given a slot.
+        let layout = Layout::build(&table, |tenant| slots.slot(tenant).unwrap_or_default());
+        self.tenants.replace(layout)
     }
 
     /// Points tenant uplink at a super node; one map write, no reload.
@@ -244,21 +247,27 @@ impl EdgeDatapath {
         }
     }
 
-    /// Monotonic per (tenant, direction) counters, summed over CPUs, sorted by key.
+    /// Monotonic per (tenant, direction) counters, summed over CPUs, sorted by key; only
+    /// those that counted a packet.
     pub fn counters(&self) -> Result<Vec<TenantCounter>, Error> {
-        let raw = read_counters(&self.counters, "edge_counters")?;
-        Ok(raw
-            .into_iter()
-            // The program only writes known directions; skip anything else in a pinned map.
-            .filter_map(|(key, c)| {
-                Some(TenantCounter {
-                    tenant: key.tenant,
-                    direction: Direction::from_raw(key.dir)?,
-                    packets: c.packets,
-                    bytes: c.bytes,
-                })
-            })
-            .collect())
+        let mut out = Vec::new();
+        for (tenant, slot) in self.slots.iter() {
+            for (dir, direction) in [
+                (DIR_UPLINK, Direction::Uplink),
+                (DIR_DOWNLINK, Direction::Downlink),
+            ] {
+                let c = read_array_counter(&self.counters, slot * 2 + dir, "edge_counters")?;
+                if c.packets > 0 {
+                    out.push(TenantCounter {
+                        tenant,
+                        direction,
+                        packets: c.packets,
+                        bytes: c.bytes,
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Monotonic outcome counts, summed over CPUs.

@@ -155,27 +155,27 @@ pub enum Error {
         first: u32,
         second: u32,
     },
-    /// More prefixes of one family than the LPM trie holds.
+    /// More prefixes of one family than one table generation holds.
     #[error("{count} {family} tenant prefixes exceed the map capacity of {max}")]
     TooManyPrefixes {
         family: &'static str,
         count: usize,
         max: u32,
     },
-    /// Writing a tenant prefix failed.
-    #[error("writing tenant prefix {prefix}: {source}")]
-    WriteTenant {
-        prefix: IpNet,
+    /// Writing the unused generation of a tenant table map failed; packets still read the
+    /// previous table, whole.
+    #[error("writing tenant table map {map} (the previous table stays in use): {source}")]
+    WriteTenants {
+        map: &'static str,
         #[source]
         source: MapError,
     },
-    /// Removing a stale tenant prefix failed.
-    #[error("removing stale tenant prefix {prefix}: {source}")]
-    RemoveTenant {
-        prefix: IpNet,
-        #[source]
-        source: MapError,
-    },
+    /// Every edge counter slot is taken: this tenant cannot be counted.
+    #[error(
+        "tenant {tenant} needs a counter slot, but all {max} are taken by other tenants \
+         (slots are never reused while the network's pinned counters exist)"
+    )]
+    TenantSlotsFull { tenant: u32, max: u32 },
     /// Reading an interface's index or MAC address failed.
     #[error("reading interface {ifname}: {source}")]
     Interface {
@@ -251,8 +251,10 @@ impl Error {
             Self::LoadProgram { .. } => "verifier",
             Self::Attach { .. } | Self::AlreadyAttached { .. } => "attach",
             Self::NotAttached { .. } | Self::Detach { .. } => "detach",
-            Self::ConflictingPrefix { .. } | Self::TooManyPrefixes { .. } => "invalid_tenants",
-            Self::WriteTenant { .. } | Self::RemoveTenant { .. } => "write_tenants",
+            Self::ConflictingPrefix { .. }
+            | Self::TooManyPrefixes { .. }
+            | Self::TenantSlotsFull { .. } => "invalid_tenants",
+            Self::WriteTenants { .. } => "write_tenants",
             Self::Interface { .. } => "interface",
             Self::AddTxPort { .. } | Self::WriteNextHop { .. } => "write_next_hop",
             Self::ConflictingEdge { .. } | Self::TooManyEdges { .. } => "invalid_edges",

@@ -16,6 +16,7 @@ mod bpffs;
 mod edge;
 mod error;
 mod replace;
+mod slots;
 mod stats;
 mod super_node;
 mod tenants;

@@ -187,6 +187,25 @@ pub(crate) fn read_stats<const N: usize>(
     Ok(out)
 }
 
+fn sum(per_cpu: &[Counter]) -> Counter {
+    per_cpu.iter().fold(Counter::default(), |acc, c| Counter {
+        packets: acc.packets.wrapping_add(c.packets),
+        bytes: acc.bytes.wrapping_add(c.bytes),
+    })
+}
+
+/// One counter of a per-CPU array, summed over CPUs.
+pub(crate) fn read_array_counter(
+    map: &PerCpuArray<MapData, Counter>,
+    index: u32,
+    name: &'static str,
+) -> Result<Counter, Error> {
+    let per_cpu = map
+        .get(&index, 0)
+        .map_err(|source| Error::ReadMap { map: name, source })?;
+    Ok(sum(&per_cpu))
+}
+
 /// Every counter of a per-CPU hash, summed over CPUs.
 pub(crate) fn read_counters<K: Pod + Ord>(
     map: &PerCpuHashMap<MapData, K, Counter>,
@@ -195,11 +214,7 @@ pub(crate) fn read_counters<K: Pod + Ord>(
     let mut out = BTreeMap::new();
     for entry in map.iter() {
         let (key, per_cpu) = entry.map_err(|source| Error::ReadMap { map: name, source })?;
-        let sum = per_cpu.iter().fold(Counter::default(), |acc, c| Counter {
-            packets: acc.packets.wrapping_add(c.packets),
-            bytes: acc.bytes.wrapping_add(c.bytes),
-        });
-        out.insert(key, sum);
+        out.insert(key, sum(&per_cpu));
     }
     Ok(out)
 }

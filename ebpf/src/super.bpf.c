@@ -17,7 +17,7 @@ static __always_inline int hsn_super_pass(__u32 stat)
 SEC("xdp.frags")
 int hsn_super(struct xdp_md *ctx)
 {
-	struct hsn_tenant_key tk = {};
+	struct hsn_tenant_match m;
 	struct hsn_edge_key key = {};
 	struct hsn_pkt pkt = {};
 	int res;
@@ -28,13 +28,13 @@ int hsn_super(struct xdp_md *ctx)
 		return hsn_super_pass(HSN_SUPER_STAT_NON_IP);
 	if (res != HSN_PARSE_OK)
 		return hsn_super_pass(HSN_SUPER_STAT_PARSE_ERROR);
-	if (!hsn_tenant_lookup(&pkt, &tk))
+	if (!hsn_tenant_lookup(&pkt, &m))
 		return hsn_super_pass(HSN_SUPER_STAT_NON_TENANT);
 	if (!hsn_super_edge_of(&pkt, key.edge))
 		return hsn_super_pass(HSN_SUPER_STAT_UNKNOWN_EDGE);
 
-	key.tenant = tk.tenant;
-	key.dir = tk.dir;
+	key.tenant = m.ref.tenant;
+	key.dir = m.dir;
 	if (hsn_counter_add(&super_counters, &key, pkt.l3_len))
 		return hsn_super_pass(HSN_SUPER_STAT_COUNTER_FULL);
 	return hsn_super_pass(HSN_SUPER_STAT_TENANT);

@@ -7,13 +7,13 @@ use std::mem::size_of;
 use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap};
 
 use crate::abi::{
-    Counter, EdgeAddr, EdgeKey, LPM_PREFIX_LEN_SIZE, MAX_EDGE_COUNTERS, MAX_EDGES, MAX_PREFIXES,
-    MacKey, SUPER_STAT_COUNT, addr16, ip_from16,
+    Counter, EdgeAddr, EdgeKey, MAX_EDGE_COUNTERS, MAX_EDGES, MacKey, SUPER_STAT_COUNT, addr16,
+    ip_from16,
 };
 use crate::bpffs::{OnMismatch, PinDir, PinnedMap, ReplacedPin};
 use crate::replace::replace_entries;
 use crate::stats::{read_counters, read_stats};
-use crate::tenants::{TenantMaps, TenantTable};
+use crate::tenants::{Layout, TenantMaps, TenantTable, tenant_pins};
 use crate::xdp::{Loaded, ObjectSpec};
 use crate::{
     AttachMode, Direction, EdgeNode, EdgeTenantCounter, Error, MacAddr, PacketRun, SuperStats,
@@ -41,22 +41,6 @@ static SUPER: ObjectSpec = ObjectSpec {
             on_mismatch: OnMismatch::Refuse,
         },
         PinnedMap {
-            name: "tenant_v4",
-            pin: "super_tenant_v4",
-            key_size: LPM_PREFIX_LEN_SIZE + 4,
-            value_size: 4,
-            max_entries: MAX_PREFIXES,
-            on_mismatch: OnMismatch::Replace,
-        },
-        PinnedMap {
-            name: "tenant_v6",
-            pin: "super_tenant_v6",
-            key_size: LPM_PREFIX_LEN_SIZE + 16,
-            value_size: 4,
-            max_entries: MAX_PREFIXES,
-            on_mismatch: OnMismatch::Replace,
-        },
-        PinnedMap {
             name: "edge_by_mac",
             pin: "super_edge_by_mac",
             key_size: size_of::<MacKey>() as u32,
@@ -65,7 +49,10 @@ static SUPER: ObjectSpec = ObjectSpec {
             on_mismatch: OnMismatch::Replace,
         },
     ],
+    tenant_pins: &SUPER_TENANT_PINS,
 };
+
+static SUPER_TENANT_PINS: [PinnedMap; 6] = tenant_pins!("super");
 
 /// Load-time settings of the super-node program.
 #[derive(Clone, Debug)]
@@ -112,10 +99,7 @@ impl SuperDatapath {
         let globals = [("cfg_edge_by_addr", u8::from(config.edge_by_addr))];
         let mut loaded = Loaded::load(&SUPER, config.pin.as_ref(), &globals)?;
         Ok(Self {
-            tenants: TenantMaps {
-                v4: loaded.take_map("tenant_v4")?,
-                v6: loaded.take_map("tenant_v6")?,
-            },
+            tenants: TenantMaps::take(&mut loaded, config.pin.is_none())?,
             counters: loaded.take_map("super_counters")?,
             stats: loaded.take_map("super_stats")?,
             edges: loaded.take_map("edge_by_mac")?,
@@ -154,7 +138,8 @@ impl SuperDatapath {
     /// Replaces the whole tenant prefix set; no packet sees a prefix missing mid-update.
     pub fn set_tenants(&mut self, tenants: &[TenantPrefixes]) -> Result<(), Error> {
         let table = TenantTable::build(tenants)?;
-        self.tenants.replace(&table)
+        // The super node counts per (edge, tenant) in a hash: no slots.
+        self.tenants.replace(Layout::build(&table, |_| 0))
     }
 
     /// Replaces the set of edges recognised by source MAC.

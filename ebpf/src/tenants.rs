@@ -1,14 +1,20 @@
-//! Tenant prefixes: validation (pure) and the LPM tries both programs look tenants up in.
+//! Tenant prefixes: validation (pure), the tables both programs look tenants up in (their
+//! layout is explained in `include/hsn_tenant.h`), built here as a pure [`Layout`], and
+//! written one generation at a time so that a table change is atomic for packets.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv6Addr;
+use std::time::{Duration, Instant};
 
-use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{MapData, MapError};
+use aya::maps::{Array, HashMap, MapData, MapError};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::Error;
-use crate::abi::MAX_PREFIXES;
-use crate::replace::replace_entries;
+use crate::abi::{
+    MAX_PREFIXES, TenantCtl, TenantRef, V4_BLOCK_BITS, V4Block, V4LongKey, V6_BLOCK_BITS, V6Block,
+    V6BlockKey, V6LongKey,
+};
+use crate::xdp::Loaded;
 
 /// The prefixes owned by one tenant.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,81 +64,438 @@ impl TenantTable {
     }
 }
 
-/// The `tenant_v4` / `tenant_v6` LPM tries of one loaded program.
-#[derive(Debug)]
-pub(crate) struct TenantMaps {
-    pub v4: LpmTrie<MapData, [u8; 4], u32>,
-    pub v6: LpmTrie<MapData, [u8; 16], u32>,
-}
+/// A generation is rewritten at least this long after packets stopped being directed to
+/// it. A program run reads the generation once and finishes within microseconds (XDP runs
+/// to completion with preemption disabled), so after this no run can still be reading it.
+const GENERATION_QUIET: Duration = Duration::from_millis(10);
 
-impl TenantMaps {
-    /// Makes the tries hold exactly `table`; see [`replace_entries`] for the ordering.
-    pub(crate) fn replace(&mut self, table: &TenantTable) -> Result<(), Error> {
-        let current_v4: Vec<Ipv4Net> = list(&self.v4, "tenant_v4")?
-            .iter()
-            .filter_map(|k| Ipv4Net::new(k.data().into(), prefix_len_u8(k)?).ok())
-            .collect();
-        replace_entries(
-            &mut self.v4,
-            current_v4,
-            &table.v4,
-            |trie, net, tenant| {
-                trie.insert(&v4_key(net), tenant, 0)
-                    .map_err(|source| write_err(IpNet::V4(*net), source))
-            },
-            |trie, net| {
-                trie.remove(&v4_key(net))
-                    .map_err(|source| remove_err(IpNet::V4(*net), source))
-            },
-        )?;
-
-        let current_v6: Vec<Ipv6Net> = list(&self.v6, "tenant_v6")?
-            .iter()
-            .filter_map(|k| Ipv6Net::new(k.data().into(), prefix_len_u8(k)?).ok())
-            .collect();
-        replace_entries(
-            &mut self.v6,
-            current_v6,
-            &table.v6,
-            |trie, net, tenant| {
-                trie.insert(&v6_key(net), tenant, 0)
-                    .map_err(|source| write_err(IpNet::V6(*net), source))
-            },
-            |trie, net| {
-                trie.remove(&v6_key(net))
-                    .map_err(|source| remove_err(IpNet::V6(*net), source))
-            },
-        )
+/// The top `len` bits of a 32-bit word (`hsn_netmask`).
+fn netmask(len: u8) -> u32 {
+    match len {
+        0 => 0,
+        32.. => u32::MAX,
+        n => u32::MAX << (32 - n),
     }
 }
 
-fn v4_key(net: &Ipv4Net) -> Key<[u8; 4]> {
-    Key::new(u32::from(net.prefix_len()), net.addr().octets())
+/// An IPv6 address as four host-order words, as the program reads it.
+fn words(addr: Ipv6Addr) -> [u32; 4] {
+    let b = addr.octets();
+    std::array::from_fn(|i| {
+        u32::from_be_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+    })
 }
 
-fn v6_key(net: &Ipv6Net) -> Key<[u8; 16]> {
-    Key::new(u32::from(net.prefix_len()), net.addr().octets())
+/// The words of an address masked to `len` bits, as `hsn_probe_v6` computes its key.
+fn masked_words(w: [u32; 4], len: u8) -> [u32; 4] {
+    std::array::from_fn(|i| {
+        let bits = len.saturating_sub(32 * i as u8).min(32);
+        w[i] & netmask(bits)
+    })
 }
 
-fn list<K: aya::Pod>(
-    trie: &LpmTrie<MapData, K, u32>,
-    map: &'static str,
-) -> Result<Vec<Key<K>>, Error> {
-    trie.keys()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| Error::ReadMap { map, source })
+/// One generation of the tenant tables, independent of which generation it is written to
+/// (see `include/hsn_tenant.h` for what each part means).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// Non-empty IPv4 /16 blocks by their top 16 bits.
+    pub v4_blocks: BTreeMap<u16, V4Block>,
+    /// IPv4 prefixes longer than /16: (length, network address) -> owner.
+    pub v4_long: BTreeMap<(u8, u32), TenantRef>,
+    /// IPv6 /32 blocks holding prefixes of length >= 32, by their top 32 bits.
+    pub v6_blocks: BTreeMap<u32, V6Block>,
+    /// IPv6 prefixes other than /32: (length, network address words) -> owner.
+    pub v6_long: BTreeMap<(u8, [u32; 4]), TenantRef>,
+    /// Bit n: IPv6 prefixes of length n < 32 exist.
+    pub v6_short_lens: u32,
 }
 
-fn prefix_len_u8<K: aya::Pod>(key: &Key<K>) -> Option<u8> {
-    u8::try_from(key.prefix_len()).ok()
+impl Layout {
+    /// The entries for `table`; `slot` gives each tenant's counter slot.
+    pub(crate) fn build(table: &TenantTable, slot: impl Fn(u32) -> u32) -> Self {
+        let owner = |tenant: u32| TenantRef {
+            tenant,
+            slot: slot(tenant),
+        };
+        let mut layout = Self::default();
+
+        // Short IPv4 prefixes expand into every block they cover, shortest first so that a
+        // longer one overwrites the blocks it shares with a shorter one.
+        let mut short: Vec<(&Ipv4Net, u32)> = table
+            .v4
+            .iter()
+            .filter(|(net, _)| net.prefix_len() <= V4_BLOCK_BITS)
+            .map(|(net, tenant)| (net, *tenant))
+            .collect();
+        short.sort_by_key(|(net, _)| net.prefix_len());
+        for (net, tenant) in short {
+            let first = u32::from(net.network()) >> 16;
+            let count = 1u32 << (V4_BLOCK_BITS - net.prefix_len());
+            for block in first..first + count {
+                let entry = layout.v4_blocks.entry(block as u16).or_default();
+                entry.has_ref = 1;
+                entry.tenant = owner(tenant);
+            }
+        }
+        for (net, tenant) in table
+            .v4
+            .iter()
+            .filter(|(n, _)| n.prefix_len() > V4_BLOCK_BITS)
+        {
+            let addr = u32::from(net.network());
+            let entry = layout.v4_blocks.entry((addr >> 16) as u16).or_default();
+            entry.lens |= 1 << (net.prefix_len() - V4_BLOCK_BITS - 1);
+            layout
+                .v4_long
+                .insert((net.prefix_len(), addr), owner(*tenant));
+        }
+
+        let mut own_block = BTreeSet::new();
+        for (net, tenant) in &table.v6 {
+            let len = net.prefix_len();
+            let w = words(net.network());
+            if len > V6_BLOCK_BITS {
+                let bit = usize::from(len - V6_BLOCK_BITS - 1);
+                layout.v6_blocks.entry(w[0]).or_default().lens[bit / 32] |= 1 << (bit % 32);
+                layout.v6_long.insert((len, w), owner(*tenant));
+            } else if len == V6_BLOCK_BITS {
+                let entry = layout.v6_blocks.entry(w[0]).or_default();
+                entry.has_ref = 1;
+                entry.tenant = owner(*tenant);
+                own_block.insert(w[0]);
+            } else {
+                layout.v6_long.insert((len, w), owner(*tenant));
+                layout.v6_short_lens |= 1 << len;
+            }
+        }
+        // A block without a /32 of its own answers for the longest shorter prefix covering
+        // it: a lookup that finds the block never probes the short lengths.
+        let short_lens = layout.v6_short_lens;
+        let v6_long = &layout.v6_long;
+        for (top, block) in layout.v6_blocks.iter_mut() {
+            if own_block.contains(top) {
+                continue;
+            }
+            let covering = (0..V6_BLOCK_BITS).rev().find_map(|len| {
+                (short_lens & (1 << len) != 0)
+                    .then(|| v6_long.get(&(len, masked_words([*top, 0, 0, 0], len))))
+                    .flatten()
+            });
+            if let Some(owner) = covering {
+                block.has_ref = 1;
+                block.tenant = *owner;
+            }
+        }
+        layout
+    }
+
+    /// The lookup `include/hsn_tenant.h` does, step by step, over these entries.
+    #[cfg(test)]
+    pub(crate) fn lookup(&self, addr: std::net::IpAddr) -> Option<TenantRef> {
+        let owner = |has_ref: u32, tenant: TenantRef| (has_ref != 0).then_some(tenant);
+        match addr {
+            std::net::IpAddr::V4(a) => {
+                let a = u32::from(a);
+                let block = self.v4_blocks.get(&((a >> 16) as u16))?;
+                (0..16u8)
+                    .rev()
+                    .filter(|bit| block.lens & (1 << bit) != 0)
+                    .find_map(|bit| {
+                        let len = V4_BLOCK_BITS + 1 + bit;
+                        self.v4_long.get(&(len, a & netmask(len))).copied()
+                    })
+                    .or(owner(block.has_ref, block.tenant))
+            }
+            std::net::IpAddr::V6(a) => {
+                let w = words(a);
+                let probe = |lens: u32, base: u8| {
+                    (0..32u8)
+                        .rev()
+                        .filter(|bit| lens & (1 << bit) != 0)
+                        .find_map(|bit| {
+                            let len = base + bit;
+                            self.v6_long.get(&(len, masked_words(w, len))).copied()
+                        })
+                };
+                match self.v6_blocks.get(&w[0]) {
+                    Some(b) => probe(b.lens[2], 97)
+                        .or_else(|| probe(b.lens[1], 65))
+                        .or_else(|| probe(b.lens[0], 33))
+                        .or(owner(b.has_ref, b.tenant)),
+                    None => probe(self.v6_short_lens, 0),
+                }
+            }
+        }
+    }
 }
 
-fn write_err(prefix: IpNet, source: MapError) -> Error {
-    Error::WriteTenant { prefix, source }
+/// The tenant table maps of one loaded program (`include/hsn_tenant.h`).
+pub(crate) struct TenantMaps {
+    generation: Array<MapData, u32>,
+    ctl: Array<MapData, TenantCtl>,
+    v4_blocks: Array<MapData, V4Block>,
+    v4_long: HashMap<MapData, V4LongKey, TenantRef>,
+    v6_blocks: HashMap<MapData, V6BlockKey, V6Block>,
+    v6_long: HashMap<MapData, V6LongKey, TenantRef>,
+    /// The generation packets read.
+    active: u8,
+    /// What each generation holds; `None` until read back from maps an earlier load pinned.
+    written: [Option<Layout>; 2],
+    /// When packets were last directed to another generation.
+    flipped: Option<Instant>,
 }
 
-fn remove_err(prefix: IpNet, source: MapError) -> Error {
-    Error::RemoveTenant { prefix, source }
+/// The pins of the tenant table maps for one role (`"edge"` or `"super"`: both objects
+/// name the maps alike, so the pins are role-prefixed). State the agent republishes: an
+/// incompatible pin is replaced by an empty map.
+macro_rules! tenant_pins {
+    ($role:literal) => {{
+        use std::mem::size_of;
+
+        use $crate::abi::{
+            MAX_PREFIXES, TenantCtl, TenantRef, V4_BLOCK_BITS, V4Block, V4LongKey, V6Block,
+            V6BlockKey, V6LongKey,
+        };
+        use $crate::bpffs::{OnMismatch, PinnedMap};
+        const fn pin(
+            name: &'static str,
+            pin: &'static str,
+            key_size: usize,
+            value_size: usize,
+            max_entries: u32,
+        ) -> PinnedMap {
+            PinnedMap {
+                name,
+                pin,
+                key_size: key_size as u32,
+                value_size: value_size as u32,
+                max_entries,
+                on_mismatch: OnMismatch::Replace,
+            }
+        }
+        [
+            pin("tenant_gen", concat!($role, "_tenant_gen"), 4, 4, 1),
+            pin(
+                "tenant_ctl",
+                concat!($role, "_tenant_ctl"),
+                4,
+                size_of::<TenantCtl>(),
+                2,
+            ),
+            pin(
+                "tenant_v4_blocks",
+                concat!($role, "_tenant_v4_blocks"),
+                4,
+                size_of::<V4Block>(),
+                2 << V4_BLOCK_BITS,
+            ),
+            pin(
+                "tenant_v4_long",
+                concat!($role, "_tenant_v4_long"),
+                size_of::<V4LongKey>(),
+                size_of::<TenantRef>(),
+                2 * MAX_PREFIXES,
+            ),
+            pin(
+                "tenant_v6_blocks",
+                concat!($role, "_tenant_v6_blocks"),
+                size_of::<V6BlockKey>(),
+                size_of::<V6Block>(),
+                2 * MAX_PREFIXES,
+            ),
+            pin(
+                "tenant_v6_long",
+                concat!($role, "_tenant_v6_long"),
+                size_of::<V6LongKey>(),
+                size_of::<TenantRef>(),
+                2 * MAX_PREFIXES,
+            ),
+        ]
+    }};
+}
+pub(crate) use tenant_pins;
+
+impl TenantMaps {
+    /// Takes the maps out of `loaded`. `fresh`: they were just created (nothing pinned), so
+    /// both generations are known to be empty.
+    pub(crate) fn take(loaded: &mut Loaded, fresh: bool) -> Result<Self, Error> {
+        let generation: Array<MapData, u32> = loaded.take_map("tenant_gen")?;
+        let active = generation.get(&0, 0).map_err(|source| Error::ReadMap {
+            map: "tenant_gen",
+            source,
+        })? as u8
+            & 1;
+        let known = || fresh.then(Layout::default);
+        Ok(Self {
+            generation,
+            ctl: loaded.take_map("tenant_ctl")?,
+            v4_blocks: loaded.take_map("tenant_v4_blocks")?,
+            v4_long: loaded.take_map("tenant_v4_long")?,
+            v6_blocks: loaded.take_map("tenant_v6_blocks")?,
+            v6_long: loaded.take_map("tenant_v6_long")?,
+            active,
+            written: [known(), known()],
+            flipped: None,
+        })
+    }
+
+    /// Makes the programs use `layout`, atomically: it is written into the generation no
+    /// packet reads, then packets are switched to it with one write. On an error packets
+    /// keep the previous table, whole.
+    pub(crate) fn replace(&mut self, layout: Layout) -> Result<(), Error> {
+        let target = 1 - self.active;
+        if let Some(quiet) = self
+            .flipped
+            .map(|at| GENERATION_QUIET.saturating_sub(at.elapsed()))
+        {
+            std::thread::sleep(quiet);
+        }
+        let old = match self.written[usize::from(target)].take() {
+            Some(old) => old,
+            None => self.read_back(target)?,
+        };
+        // Until this write completes, what `target` holds is unknown again (None).
+        self.write(target, &old, &layout)?;
+        self.generation
+            .set(0, u32::from(target), 0)
+            .map_err(write_err("tenant_gen"))?;
+        self.flipped = Some(Instant::now());
+        self.active = target;
+        self.written[usize::from(target)] = Some(layout);
+        Ok(())
+    }
+
+    /// Writes the difference from `old` to `new` into generation `g`: stale entries go
+    /// first, so the hashes never hold more than one generation's worth plus the other's.
+    fn write(&mut self, g: u8, old: &Layout, new: &Layout) -> Result<(), Error> {
+        let v4_key = |&(len, addr): &(u8, u32)| V4LongKey {
+            generation: g,
+            len,
+            pad: [0; 2],
+            addr,
+        };
+        let v6_key = |&(len, addr): &(u8, [u32; 4])| V6LongKey {
+            generation: g,
+            len,
+            pad: [0; 2],
+            addr,
+        };
+        let block6_key = |top: &u32| V6BlockKey {
+            generation: u32::from(g),
+            top: *top,
+        };
+        let block4_index = |block: &u16| (u32::from(g) << V4_BLOCK_BITS) | u32::from(*block);
+
+        for k in old.v4_long.keys().filter(|k| !new.v4_long.contains_key(k)) {
+            remove(&mut self.v4_long, &v4_key(k), "tenant_v4_long")?;
+        }
+        for k in old.v6_long.keys().filter(|k| !new.v6_long.contains_key(k)) {
+            remove(&mut self.v6_long, &v6_key(k), "tenant_v6_long")?;
+        }
+        for k in old
+            .v6_blocks
+            .keys()
+            .filter(|k| !new.v6_blocks.contains_key(k))
+        {
+            remove(&mut self.v6_blocks, &block6_key(k), "tenant_v6_blocks")?;
+        }
+        for (k, v) in changed(&old.v4_long, &new.v4_long) {
+            self.v4_long
+                .insert(v4_key(k), v, 0)
+                .map_err(write_err("tenant_v4_long"))?;
+        }
+        for (k, v) in changed(&old.v6_long, &new.v6_long) {
+            self.v6_long
+                .insert(v6_key(k), v, 0)
+                .map_err(write_err("tenant_v6_long"))?;
+        }
+        for (k, v) in changed(&old.v6_blocks, &new.v6_blocks) {
+            self.v6_blocks
+                .insert(block6_key(k), v, 0)
+                .map_err(write_err("tenant_v6_blocks"))?;
+        }
+        let emptied = old
+            .v4_blocks
+            .keys()
+            .filter(|k| !new.v4_blocks.contains_key(k))
+            .map(|k| (k, V4Block::default()));
+        for (k, v) in emptied.chain(changed(&old.v4_blocks, &new.v4_blocks)) {
+            self.v4_blocks
+                .set(block4_index(k), v, 0)
+                .map_err(write_err("tenant_v4_blocks"))?;
+        }
+        let ctl = TenantCtl {
+            v6_short_lens: new.v6_short_lens,
+        };
+        self.ctl
+            .set(u32::from(g), ctl, 0)
+            .map_err(write_err("tenant_ctl"))
+    }
+
+    /// What generation `g` of maps an earlier load pinned holds.
+    fn read_back(&self, g: u8) -> Result<Layout, Error> {
+        let read = |map| move |source| Error::ReadMap { map, source };
+        let mut layout = Layout::default();
+        for block in 0..=u16::MAX {
+            let index = (u32::from(g) << V4_BLOCK_BITS) | u32::from(block);
+            let entry = self
+                .v4_blocks
+                .get(&index, 0)
+                .map_err(read("tenant_v4_blocks"))?;
+            if entry != V4Block::default() {
+                layout.v4_blocks.insert(block, entry);
+            }
+        }
+        for entry in self.v4_long.iter() {
+            let (k, v) = entry.map_err(read("tenant_v4_long"))?;
+            if k.generation == g {
+                layout.v4_long.insert((k.len, k.addr), v);
+            }
+        }
+        for entry in self.v6_blocks.iter() {
+            let (k, v) = entry.map_err(read("tenant_v6_blocks"))?;
+            if k.generation == u32::from(g) {
+                layout.v6_blocks.insert(k.top, v);
+            }
+        }
+        for entry in self.v6_long.iter() {
+            let (k, v) = entry.map_err(read("tenant_v6_long"))?;
+            if k.generation == g {
+                layout.v6_long.insert((k.len, k.addr), v);
+            }
+        }
+        layout.v6_short_lens = self
+            .ctl
+            .get(&u32::from(g), 0)
+            .map_err(read("tenant_ctl"))?
+            .v6_short_lens;
+        Ok(layout)
+    }
+}
+
+/// Entries of `new` that `old` lacks or holds with another value.
+fn changed<'a, K: Ord, V: PartialEq + Copy>(
+    old: &'a BTreeMap<K, V>,
+    new: &'a BTreeMap<K, V>,
+) -> impl Iterator<Item = (&'a K, V)> {
+    new.iter()
+        .filter(move |(k, v)| old.get(k) != Some(v))
+        .map(|(k, v)| (k, *v))
+}
+
+fn remove<K: aya::Pod, V: aya::Pod>(
+    map: &mut HashMap<MapData, K, V>,
+    key: &K,
+    name: &'static str,
+) -> Result<(), Error> {
+    match map.remove(key) {
+        Err(source) if !crate::is_not_found(&source) => Err(write_err(name)(source)),
+        _ => Ok(()),
+    }
+}
+
+fn write_err(map: &'static str) -> impl Fn(MapError) -> Error {
+    move |source| Error::WriteTenants { map, source }
 }
 
 #[cfg(test)]
@@ -182,6 +545,157 @@ mod tests {
         // Longest prefix wins in the trie; a /24 carved out of another tenant's /16 is valid.
         let table = TenantTable::build(&[tenant(1, &["10.0.0.0/16"]), tenant(2, &["10.0.1.0/24"])]);
         assert_eq!(table.unwrap().v4.len(), 2);
+    }
+
+    /// Longest-prefix match by definition: every prefix containing `addr`, longest wins.
+    fn naive(table: &TenantTable, addr: std::net::IpAddr) -> Option<u32> {
+        let v4 = table.v4.iter().map(|(n, t)| (IpNet::V4(*n), *t));
+        let v6 = table.v6.iter().map(|(n, t)| (IpNet::V6(*n), *t));
+        v4.chain(v6)
+            .filter(|(n, _)| n.contains(&addr))
+            .max_by_key(|(n, _)| n.prefix_len())
+            .map(|(_, t)| t)
+    }
+
+    /// xorshift64*: deterministic, so a failure names its seed and reproduces.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// Random nested tables: prefixes of every length cut around a few seed addresses (so
+    /// they nest and share blocks), plus addresses inside, beside and outside them.
+    fn random_case(rng: &mut Rng) -> (Vec<TenantPrefixes>, Vec<std::net::IpAddr>) {
+        let seeds4: Vec<u32> = (0..3).map(|_| rng.next() as u32).collect();
+        let seeds6: Vec<u128> = (0..3)
+            .map(|_| (u128::from(rng.next()) << 64) | u128::from(rng.next()))
+            .collect();
+        let mut tenants: Vec<TenantPrefixes> = (1..=6)
+            .map(|tenant| TenantPrefixes {
+                tenant,
+                prefixes: Vec::new(),
+            })
+            .collect();
+        let mut seen = BTreeSet::new();
+        for _ in 0..rng.below(40) {
+            let prefix = if rng.below(2) == 0 {
+                let seed = seeds4[rng.below(3) as usize] ^ (rng.next() as u32 & 0xff);
+                let len = rng.below(33) as u8;
+                IpNet::V4(Ipv4Net::new(seed.into(), len).unwrap().trunc())
+            } else {
+                let seed = seeds6[rng.below(3) as usize] ^ u128::from(rng.next() as u16);
+                // Around the /32 block boundary most of the time, anywhere sometimes.
+                let len = match rng.below(3) {
+                    0 => rng.below(129) as u8,
+                    _ => 24 + rng.below(20) as u8,
+                };
+                IpNet::V6(Ipv6Net::new(seed.into(), len).unwrap().trunc())
+            };
+            // One owner per prefix, as TenantTable requires.
+            if seen.insert(prefix) {
+                tenants[rng.below(6) as usize].prefixes.push(prefix);
+            }
+        }
+        let mut addrs = Vec::new();
+        for t in &tenants {
+            for p in &t.prefixes {
+                let noise = rng.next();
+                addrs.push(match p {
+                    IpNet::V4(n) => std::net::IpAddr::V4(
+                        (u32::from(n.network()) | (noise as u32 & !netmask(n.prefix_len()))).into(),
+                    ),
+                    IpNet::V6(n) => {
+                        let host = (u128::from(noise) << 64 | u128::from(rng.next()))
+                            & !u128::from(n.netmask());
+                        std::net::IpAddr::V6((u128::from(n.network()) | host).into())
+                    }
+                });
+                // Just past the prefix's end.
+                addrs.push(match p {
+                    IpNet::V4(n) => {
+                        std::net::IpAddr::V4(u32::from(n.broadcast()).wrapping_add(1).into())
+                    }
+                    IpNet::V6(n) => {
+                        std::net::IpAddr::V6(u128::from(n.broadcast()).wrapping_add(1).into())
+                    }
+                });
+            }
+        }
+        for _ in 0..20 {
+            addrs.push(std::net::IpAddr::V4(
+                (seeds4[rng.below(3) as usize] ^ rng.next() as u32 & 0xffff).into(),
+            ));
+            addrs.push(std::net::IpAddr::V6(
+                (seeds6[rng.below(3) as usize] ^ (u128::from(rng.next()) << rng.below(100))).into(),
+            ));
+        }
+        (tenants, addrs)
+    }
+
+    #[test]
+    fn layout_lookup_is_the_longest_prefix_match() {
+        for seed in 1..=400u64 {
+            let mut rng = Rng(seed);
+            let (tenants, addrs) = random_case(&mut rng);
+            let table = TenantTable::build(&tenants).unwrap();
+            let layout = Layout::build(&table, |t| t + 100);
+            for addr in addrs {
+                let want = naive(&table, addr).map(|tenant| TenantRef {
+                    tenant,
+                    slot: tenant + 100,
+                });
+                assert_eq!(
+                    layout.lookup(addr),
+                    want,
+                    "seed {seed}, {addr}, {tenants:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn layout_expands_short_prefixes_and_marks_long_lengths() {
+        let table = TenantTable::build(&[
+            tenant(1, &["10.0.0.0/8", "2001:db8::/16"]),
+            tenant(2, &["10.1.0.0/16", "2001:db8:1::/48"]),
+            tenant(3, &["10.1.2.0/24", "10.1.2.128/25", "2001:db9::/32"]),
+        ])
+        .unwrap();
+        let layout = Layout::build(&table, |t| t);
+        // A /8 covers 256 blocks; the /16 owns its own block.
+        assert_eq!(layout.v4_blocks.len(), 256);
+        let block = layout.v4_blocks[&0x0a01];
+        assert_eq!((block.has_ref, block.tenant.tenant), (1, 2));
+        assert_eq!(block.lens, (1 << (24 - 17)) | (1 << (25 - 17)));
+        assert_eq!(layout.v4_blocks[&0x0a05].tenant.tenant, 1);
+        assert_eq!(layout.v4_long.len(), 2);
+        // IPv6: the /16 is short (probed only outside blocks); the /48's block inherits it,
+        // the /32 owns its block.
+        assert_eq!(layout.v6_short_lens, 1 << 16);
+        let block = layout.v6_blocks[&0x2001_0db8];
+        assert_eq!((block.has_ref, block.tenant.tenant), (1, 1));
+        assert_eq!(block.lens, [1 << (48 - 33), 0, 0]);
+        assert_eq!(layout.v6_blocks[&0x2001_0db9].tenant.tenant, 3);
+        let at = |s: &str| layout.lookup(s.parse().unwrap()).map(|r| r.tenant);
+        assert_eq!(at("10.1.2.200"), Some(3));
+        assert_eq!(at("10.1.3.1"), Some(2));
+        assert_eq!(at("10.200.0.1"), Some(1));
+        assert_eq!(at("11.0.0.1"), None);
+        assert_eq!(at("2001:db8:1::1"), Some(2));
+        assert_eq!(at("2001:db8:7::1"), Some(1));
+        assert_eq!(at("2001:dba::1"), Some(1));
+        assert_eq!(at("2001:db9::1"), Some(3));
+        assert_eq!(at("2002::1"), None);
     }
 
     #[test]

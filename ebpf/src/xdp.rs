@@ -77,6 +77,8 @@ pub(crate) struct ObjectSpec {
     pub program: &'static str,
     pub bytes: &'static [u8],
     pub pinned: &'static [PinnedMap],
+    /// The tenant table maps (`tenant_pins!`), pinned like `pinned`.
+    pub tenant_pins: &'static [PinnedMap],
 }
 
 #[derive(Debug)]
@@ -128,7 +130,8 @@ impl Loaded {
         if let Some(pin) = pin {
             pin.prepare()?;
             replaced_pins = check_pinned(pin, spec.pinned)?;
-            for map in spec.pinned {
+            replaced_pins.extend(check_pinned(pin, spec.tenant_pins)?);
+            for map in spec.pinned.iter().chain(spec.tenant_pins) {
                 loader.map_pin_path(map.name, pin.map_path(map.pin));
             }
         }

@@ -15,6 +15,7 @@ use common::packet::Packet;
 use common::*;
 use hsn_ebpf::{
     AttachMode, Direction, EdgeConfig, EdgeDatapath, Error, PinDir, SuperConfig, SuperDatapath,
+    TenantPrefixes,
 };
 use hsn_netns::{Netns, VethEnd, veth};
 use nix::sys::statfs::{BPF_FS_MAGIC, statfs};
@@ -50,7 +51,7 @@ fn edge_counters_survive_a_reload_and_keep_increasing() -> anyhow::Result<()> {
     }
     assert_eq!(totals(&first)?, [(TENANT_A, Direction::Uplink, 3, 3 * l3)]);
     drop(first);
-    for map in ["edge_counters", "edge_stats"] {
+    for map in ["edge_slot_counters", "edge_slots", "edge_stats"] {
         assert!(pin.path().join(map).exists(), "{map} is pinned");
     }
 
@@ -148,6 +149,88 @@ fn an_incompatible_pin_is_refused_not_reused() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Tenant tables pinned by an earlier load keep metering until the next load replaces
+/// them; the replacement (read back from the pins, written into the other generation)
+/// moves, adds and removes prefixes, and every tenant keeps its counter slot.
+#[test]
+fn pinned_tenant_tables_serve_until_replaced_and_slots_keep_their_tenants() -> anyhow::Result<()> {
+    require_root!();
+    let fs = PrivateBpffs::new()?;
+    let pin = PinDir::under(fs.path(), "pin-test")?;
+    let config = EdgeConfig {
+        pin: Some(pin.clone()),
+        ..EdgeConfig::default()
+    };
+    let to_a = Packet::v4(UE_V4, A_V4).udp(20);
+    let to_b = Packet::v4(UE_V4, B_V4).udp(30);
+    let (la, lb) = (to_a.l3_len(), to_b.l3_len());
+
+    let mut first = edge_with_next_hop(&config)?;
+    // Twice: both generations now hold the table, so the replacement below must read the
+    // inactive one back and remove what it no longer wants.
+    first.set_tenants(&tenants())?;
+    first.run_packet(&to_a.build())?;
+    first.run_packet(&to_b.build())?;
+    drop(first);
+
+    // No set_tenants: the pinned tables still classify.
+    let mut second = EdgeDatapath::load(&config)?;
+    second.run_packet(&to_a.build())?;
+    second.run_packet(&to_b.build())?;
+    assert_eq!(
+        totals(&second)?,
+        [
+            (TENANT_A, Direction::Uplink, 2, 2 * la),
+            (TENANT_B, Direction::Uplink, 2, 2 * lb),
+        ]
+    );
+
+    // Tenant A gives up its /16, B keeps its /24, tenant 40 appears with a /32 inside it.
+    second.set_tenants(&[
+        TenantPrefixes {
+            tenant: TENANT_B,
+            prefixes: vec!["10.7.9.0/24".parse()?],
+        },
+        TenantPrefixes {
+            tenant: 40,
+            prefixes: vec![format!("{A_V4}/32").parse()?],
+        },
+    ])?;
+    second.run_packet(&to_a.build())?;
+    second.run_packet(&to_b.build())?;
+    let other = Packet::v4(UE_V4, "10.7.200.1").udp(10);
+    second.run_packet(&other.build())?;
+    // The new table has no IPv6 at all.
+    second.run_packet(&Packet::v6(UE_V6, A_V6).udp(10).build())?;
+    assert_eq!(
+        totals(&second)?,
+        [
+            (TENANT_A, Direction::Uplink, 2, 2 * la),
+            (TENANT_B, Direction::Uplink, 3, 3 * lb),
+            (40, Direction::Uplink, 1, la),
+        ]
+    );
+    assert_eq!(
+        second.stats()?.non_tenant,
+        2,
+        "10.7.200.1 and {A_V6} left with tenant A"
+    );
+    drop(second);
+
+    // A restart with the original table: A is back on its old slot, 40 keeps its own.
+    let third = edge_with_next_hop(&config)?;
+    third.run_packet(&to_a.build())?;
+    assert_eq!(
+        totals(&third)?,
+        [
+            (TENANT_A, Direction::Uplink, 3, 3 * la),
+            (TENANT_B, Direction::Uplink, 3, 3 * lb),
+            (40, Direction::Uplink, 1, la),
+        ]
+    );
+    Ok(())
+}
+
 #[test]
 fn an_incompatible_state_pin_is_replaced_and_reported() -> anyhow::Result<()> {
     require_root!();
@@ -158,10 +241,10 @@ fn an_incompatible_state_pin_is_replaced_and_reported() -> anyhow::Result<()> {
         ..EdgeConfig::default()
     };
     drop(EdgeDatapath::load(&config)?);
-    // The stats array (key 4, value 8, 10 entries) where the IPv4 tenant trie belongs.
+    // The stats array (key 4, value 8, 10 entries) where the IPv4 long-prefix hash belongs.
     std::fs::rename(
         pin.path().join("edge_stats"),
-        pin.path().join("edge_tenant_v4"),
+        pin.path().join("edge_tenant_v4_long"),
     )?;
     let mut edge = EdgeDatapath::load(&config)?;
     let replaced: Vec<_> = edge
@@ -173,7 +256,7 @@ fn an_incompatible_state_pin_is_replaced_and_reported() -> anyhow::Result<()> {
     edge.set_tenants(&tenants())?;
     let frame = Packet::v4(UE_V4, A_V4).udp(20).build();
     edge.run_packet(&frame)?;
-    assert_eq!(totals(&edge)?.len(), 1, "the fresh trie works");
+    assert_eq!(totals(&edge)?.len(), 1, "the fresh table works");
     drop(edge);
     assert!(EdgeDatapath::load(&config)?.replaced_pins().is_empty());
     Ok(())

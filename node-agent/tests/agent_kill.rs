@@ -538,7 +538,7 @@ fn a_sigkilled_agent_restarts_from_its_pins_and_spool_without_losing_or_doubling
     let status = agent.child.kill()?;
     println!("agent killed: {status}");
     ensure!(
-        pins.path().join("edge_counters").exists()
+        pins.path().join("edge_slot_counters").exists()
             && pins.path().join("link_hsn_edge_e-ue_native").exists(),
         "counters and links are pinned"
     );

@@ -287,8 +287,8 @@ fn report_part2(figures: &[Figures]) -> Vec<Verdict> {
         }
     }
     println!(
-        "(the same frame is repeated, so the trie path stays in cache: this is the lookup's \
-         work, not the cache misses of many different destinations)"
+        "(the same frame is repeated, so the entries it reads stay in cache: this is the \
+         lookup's work, not the cache misses of many different destinations)"
     );
     verdicts
 }
