@@ -37,17 +37,24 @@ struct {
 	__uint(max_entries, HSN_EDGE_STAT_MAX);
 } edge_stats SEC(".maps");
 
-/* The current super node at key 0. A non-preallocated hash: an update links
- * a fully written new element and unlinks the old one, so a packet reads the
- * old or the new next hop, never a half-written one (an array entry would be
- * overwritten in place). */
+/* The current super node, in two generations (key: next_hop_gen's value):
+ * the agent writes the entry packets do not read, then flips next_hop_gen,
+ * so a packet reads a whole old or a whole new next hop, never one written
+ * in place (as for the tenant tables, see hsn_tenant.h). ifindex 0: none.
+ * Arrays, not a hash: both lookups are inlined. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct hsn_next_hop);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 2);
 } next_hop SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} next_hop_gen SEC(".maps");
 
 /* Egress devices a next hop may use, keyed by ifindex. */
 struct {
@@ -84,12 +91,14 @@ static __always_inline int hsn_edge_forward(struct xdp_md *ctx,
 					    const struct hsn_pkt *pkt)
 {
 	__u32 zero = 0;
-	struct hsn_next_hop *nh = bpf_map_lookup_elem(&next_hop, &zero);
+	__u32 *gen = bpf_map_lookup_elem(&next_hop_gen, &zero);
+	__u32 key = gen ? *gen & 1 : 0;
+	struct hsn_next_hop *nh = bpf_map_lookup_elem(&next_hop, &key);
 	struct hsn_next_hop hop;
 	struct ethhdr *eth;
 	void *data_end;
 
-	if (!nh)
+	if (!nh || !nh->ifindex)
 		return hsn_edge_pass_because(HSN_EDGE_STAT_NO_NEXT_HOP);
 	hop = *nh;
 	if (bpf_redirect_map(&tx_ports, hop.ifindex, XDP_PASS) != XDP_REDIRECT)

@@ -6,8 +6,10 @@
  * - IPv4: the address's /16 indexes an array (an inlined lookup). Its entry
  *   says which prefix lengths > 16 occur inside the /16 and who owns the
  *   longest prefix <= 16 covering it (short prefixes are expanded into the
- *   blocks they cover, at most 65536). The lookup probes one hash per length
- *   present in that block, longest first; the first hit is the answer.
+ *   blocks they cover, at most 65536). A block holding a single longer
+ *   prefix carries it, and is resolved by one compare; otherwise the lookup
+ *   probes one hash per length present, longest first, and the first hit
+ *   is the answer.
  * - IPv6: the same with /32 blocks in a hash (2^32 cannot be an array) and a
  *   per-generation bitmap of the lengths < 32 (probed when the address is in
  *   no block; tenants rarely have any).
@@ -137,7 +139,7 @@ struct hsn_probe_v4 {
 	int found;
 };
 
-static __always_inline long hsn_probe_v4_step(__u32 i, void *arg)
+static long hsn_probe_v4_step(__u32 i, void *arg)
 {
 	struct hsn_probe_v4 *p = arg;
 	struct hsn_tenant_ref *ref;
@@ -160,21 +162,23 @@ static __always_inline long hsn_probe_v4_step(__u32 i, void *arg)
 static __always_inline int hsn_tenant_v4(__u32 gen, const __u8 *addr16,
 					 struct hsn_tenant_ref *out)
 {
-	struct hsn_probe_v4 p = {.k = {.gen = gen},
-				 .addr = hsn_word(addr16, 3)};
-	__u32 idx = (gen << HSN_V4_BLOCK_BITS) | (p.addr >> 16);
+	__u32 addr = hsn_word(addr16, 3);
+	__u32 idx = (gen << HSN_V4_BLOCK_BITS) | (addr >> 16);
 	struct hsn_v4_block *b = bpf_map_lookup_elem(&tenant_v4_blocks, &idx);
 
 	if (!b)
 		return 0;
-	p.lens = b->lens & 0xffff;
-	if (p.lens) {
-		/* One length in the block (the usual case): one probe, inline.
-		 */
-		if (!(p.lens & (p.lens - 1)))
-			hsn_probe_v4_step(0, &p);
-		else
-			bpf_loop(16, hsn_probe_v4_step, &p, 0);
+	if (b->one_len) {
+		/* The block's only longer prefix: no probe. */
+		if ((addr & hsn_netmask(b->one_len)) == b->one_addr) {
+			*out = b->one_ref;
+			return 1;
+		}
+	} else if (b->lens) {
+		struct hsn_probe_v4 p = {
+		    .k = {.gen = gen}, .addr = addr, .lens = b->lens};
+
+		bpf_loop(16, hsn_probe_v4_step, &p, 0);
 		if (p.found) {
 			*out = p.out;
 			return 1;

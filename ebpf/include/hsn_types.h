@@ -36,12 +36,17 @@ struct hsn_tenant_ref {
 };
 
 /* One IPv4 /16 of one generation. lens bit i: the block holds prefixes of
- * length 17 + i. has_ref: `ref` owns the longest prefix of length <= 16
- * covering the whole block. All zero: no prefix touches the block. */
+ * length 17 + i. one_len: when the block holds exactly one such prefix, its
+ * length (else 0), with one_addr and one_ref, so that the program resolves
+ * it without a probe. has_ref: `ref` owns the longest prefix of length
+ * <= 16 covering the whole block. All zero: no prefix touches the block. */
 struct hsn_v4_block {
-	__u32 lens;
-	__u32 has_ref;
+	__u16 lens;
+	__u8 one_len;
+	__u8 has_ref;
+	__u32 one_addr; /* host byte order */
 	struct hsn_tenant_ref ref;
+	struct hsn_tenant_ref one_ref;
 };
 
 /* Prefixes longer than a block: (generation, length, masked address) ->

@@ -46,9 +46,12 @@ pub(crate) struct TenantRef {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct V4Block {
-    pub lens: u32,
-    pub has_ref: u32,
+    pub lens: u16,
+    pub one_len: u8,
+    pub has_ref: u8,
+    pub one_addr: u32,
     pub tenant: TenantRef,
+    pub one: TenantRef,
 }
 
 /// `struct hsn_v4_long_key`.
@@ -198,9 +201,12 @@ mod tests {
     fn sizes_and_offsets_match_hsn_types_h() {
         assert_eq!(size_of::<TenantRef>(), 8);
         assert_eq!(offset_of!(TenantRef, slot), 4);
-        assert_eq!(size_of::<V4Block>(), 16);
-        assert_eq!(offset_of!(V4Block, has_ref), 4);
+        assert_eq!(size_of::<V4Block>(), 24);
+        assert_eq!(offset_of!(V4Block, one_len), 2);
+        assert_eq!(offset_of!(V4Block, has_ref), 3);
+        assert_eq!(offset_of!(V4Block, one_addr), 4);
         assert_eq!(offset_of!(V4Block, tenant), 8);
+        assert_eq!(offset_of!(V4Block, one), 16);
         assert_eq!(size_of::<V4LongKey>(), 8);
         assert_eq!(offset_of!(V4LongKey, len), 1);
         assert_eq!(offset_of!(V4LongKey, addr), 4);
@@ -230,7 +236,7 @@ mod tests {
     fn no_implicit_padding() {
         // Sum of field sizes == struct size, so no byte of a key is left uninitialised.
         assert_eq!(size_of::<TenantRef>(), 4 + 4);
-        assert_eq!(size_of::<V4Block>(), 4 + 4 + 8);
+        assert_eq!(size_of::<V4Block>(), 2 + 1 + 1 + 4 + 8 + 8);
         assert_eq!(size_of::<V4LongKey>(), 1 + 1 + 2 + 4);
         assert_eq!(size_of::<V6BlockKey>(), 4 + 4);
         assert_eq!(size_of::<V6Block>(), 12 + 4 + 8);

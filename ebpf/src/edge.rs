@@ -6,7 +6,7 @@ use std::mem::size_of;
 use std::time::Duration;
 
 use aya::maps::xdp::DevMapHash;
-use aya::maps::{HashMap, MapData, MapError, PerCpuArray};
+use aya::maps::{Array, MapData, PerCpuArray};
 use nix::ifaddrs::getifaddrs;
 use nix::net::if_::if_nametoindex;
 
@@ -15,13 +15,13 @@ use crate::abi::{
     MAX_TX_PORTS, RawNextHop, Slot,
 };
 use crate::bpffs::{OnMismatch, PinDir, PinnedMap, ReplacedPin};
+use crate::generation::Generation;
 use crate::slots::Slots;
 use crate::stats::{read_array_counter, read_stats};
 use crate::tenants::{Layout, TenantMaps, TenantTable, tenant_pins};
 use crate::xdp::{Loaded, ObjectSpec};
 use crate::{
     AttachMode, Direction, EdgeStats, Error, MacAddr, PacketRun, TenantCounter, TenantPrefixes,
-    is_not_found,
 };
 
 static EDGE: ObjectSpec = ObjectSpec {
@@ -59,6 +59,14 @@ static EDGE: ObjectSpec = ObjectSpec {
             pin: "edge_next_hop",
             key_size: 4,
             value_size: size_of::<RawNextHop>() as u32,
+            max_entries: 2,
+            on_mismatch: OnMismatch::Replace,
+        },
+        PinnedMap {
+            name: "next_hop_gen",
+            pin: "edge_next_hop_gen",
+            key_size: 4,
+            value_size: 4,
             max_entries: 1,
             on_mismatch: OnMismatch::Replace,
         },
@@ -135,7 +143,8 @@ pub struct EdgeDatapath {
     slots: Slots,
     counters: PerCpuArray<MapData, Counter>,
     stats: PerCpuArray<MapData, u64>,
-    next_hop: HashMap<MapData, u32, RawNextHop>,
+    next_hop: Array<MapData, RawNextHop>,
+    next_hop_gen: Generation,
     tx_ports: DevMapHash<MapData>,
 }
 
@@ -159,6 +168,7 @@ impl EdgeDatapath {
             counters: loaded.take_map("edge_counters")?,
             stats: loaded.take_map("edge_stats")?,
             next_hop: loaded.take_map("next_hop")?,
+            next_hop_gen: Generation::load(loaded.take_map("next_hop_gen")?, "next_hop_gen")?,
             tx_ports: loaded.take_map("tx_ports")?,
             loaded,
         })
@@ -213,38 +223,41 @@ impl EdgeDatapath {
                 ifindex: hop.ifindex,
                 source,
             })?;
-        let raw = RawNextHop {
+        self.write_next_hop(RawNextHop {
             ifindex: hop.ifindex,
             dst_mac: hop.dst_mac.0,
             src_mac: hop.src_mac.0,
-        };
-        self.next_hop
-            .insert(0, raw, 0)
-            .map_err(|source| Error::WriteNextHop { source })
+        })
     }
 
     /// Stops redirecting: tenant uplink goes to the kernel (counted as `no_next_hop`).
     pub fn clear_next_hop(&mut self) -> Result<(), Error> {
-        match self.next_hop.remove(&0) {
-            Err(source) if !is_not_found(&source) => Err(Error::WriteNextHop { source }),
-            _ => Ok(()),
-        }
+        self.write_next_hop(RawNextHop::default())
+    }
+
+    /// Writes the copy packets do not read, then switches them to it.
+    fn write_next_hop(&mut self, raw: RawNextHop) -> Result<(), Error> {
+        let target = self.next_hop_gen.writable();
+        self.next_hop
+            .set(u32::from(target), raw, 0)
+            .and_then(|()| self.next_hop_gen.switch_to(target))
+            .map_err(|source| Error::WriteNextHop { source })
     }
 
     /// The current next hop, if any.
     pub fn next_hop(&self) -> Result<Option<NextHop>, Error> {
-        match self.next_hop.get(&0, 0) {
-            Ok(raw) => Ok(Some(NextHop {
-                ifindex: raw.ifindex,
-                dst_mac: MacAddr(raw.dst_mac),
-                src_mac: MacAddr(raw.src_mac),
-            })),
-            Err(MapError::KeyNotFound) => Ok(None),
-            Err(source) => Err(Error::ReadMap {
+        let raw = self
+            .next_hop
+            .get(&u32::from(self.next_hop_gen.active()), 0)
+            .map_err(|source| Error::ReadMap {
                 map: "next_hop",
                 source,
-            }),
-        }
+            })?;
+        Ok((raw.ifindex != 0).then_some(NextHop {
+            ifindex: raw.ifindex,
+            dst_mac: MacAddr(raw.dst_mac),
+            src_mac: MacAddr(raw.src_mac),
+        }))
     }
 
     /// Monotonic per (tenant, direction) counters, summed over CPUs, sorted by key; only

@@ -15,6 +15,7 @@ mod abi;
 mod bpffs;
 mod edge;
 mod error;
+mod generation;
 mod replace;
 mod slots;
 mod stats;

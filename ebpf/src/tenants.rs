@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv6Addr;
-use std::time::{Duration, Instant};
 
 use aya::maps::{Array, HashMap, MapData, MapError};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -14,6 +13,7 @@ use crate::abi::{
     MAX_PREFIXES, TenantCtl, TenantRef, V4_BLOCK_BITS, V4Block, V4LongKey, V6_BLOCK_BITS, V6Block,
     V6BlockKey, V6LongKey,
 };
+use crate::generation::Generation;
 use crate::xdp::Loaded;
 
 /// The prefixes owned by one tenant.
@@ -63,11 +63,6 @@ impl TenantTable {
         Ok(table)
     }
 }
-
-/// A generation is rewritten at least this long after packets stopped being directed to
-/// it. A program run reads the generation once and finishes within microseconds (XDP runs
-/// to completion with preemption disabled), so after this no run can still be reading it.
-const GENERATION_QUIET: Duration = Duration::from_millis(10);
 
 /// The top `len` bits of a 32-bit word (`hsn_netmask`).
 fn netmask(len: u8) -> u32 {
@@ -137,17 +132,24 @@ impl Layout {
                 entry.tenant = owner(tenant);
             }
         }
+        let mut longer_in_block: BTreeMap<u16, usize> = BTreeMap::new();
         for (net, tenant) in table
             .v4
             .iter()
             .filter(|(n, _)| n.prefix_len() > V4_BLOCK_BITS)
         {
-            let addr = u32::from(net.network());
-            let entry = layout.v4_blocks.entry((addr >> 16) as u16).or_default();
-            entry.lens |= 1 << (net.prefix_len() - V4_BLOCK_BITS - 1);
-            layout
-                .v4_long
-                .insert((net.prefix_len(), addr), owner(*tenant));
+            let (len, addr) = (net.prefix_len(), u32::from(net.network()));
+            let block = (addr >> 16) as u16;
+            let entry = layout.v4_blocks.entry(block).or_default();
+            entry.lens |= 1 << (len - V4_BLOCK_BITS - 1);
+            (entry.one_len, entry.one_addr, entry.one) = (len, addr, owner(*tenant));
+            *longer_in_block.entry(block).or_default() += 1;
+            layout.v4_long.insert((len, addr), owner(*tenant));
+        }
+        // Only a block's single longer prefix is resolved from the block itself.
+        for (block, _) in longer_in_block.into_iter().filter(|(_, n)| *n > 1) {
+            let entry = layout.v4_blocks.entry(block).or_default();
+            (entry.one_len, entry.one_addr, entry.one) = (0, 0, TenantRef::default());
         }
 
         let mut own_block = BTreeSet::new();
@@ -197,6 +199,11 @@ impl Layout {
             std::net::IpAddr::V4(a) => {
                 let a = u32::from(a);
                 let block = self.v4_blocks.get(&((a >> 16) as u16))?;
+                if block.one_len != 0 {
+                    return (a & netmask(block.one_len) == block.one_addr)
+                        .then_some(block.one)
+                        .or(owner(block.has_ref.into(), block.tenant));
+                }
                 (0..16u8)
                     .rev()
                     .filter(|bit| block.lens & (1 << bit) != 0)
@@ -204,7 +211,7 @@ impl Layout {
                         let len = V4_BLOCK_BITS + 1 + bit;
                         self.v4_long.get(&(len, a & netmask(len))).copied()
                     })
-                    .or(owner(block.has_ref, block.tenant))
+                    .or(owner(block.has_ref.into(), block.tenant))
             }
             std::net::IpAddr::V6(a) => {
                 let w = words(a);
@@ -231,18 +238,14 @@ impl Layout {
 
 /// The tenant table maps of one loaded program (`include/hsn_tenant.h`).
 pub(crate) struct TenantMaps {
-    generation: Array<MapData, u32>,
+    generation: Generation,
     ctl: Array<MapData, TenantCtl>,
     v4_blocks: Array<MapData, V4Block>,
     v4_long: HashMap<MapData, V4LongKey, TenantRef>,
     v6_blocks: HashMap<MapData, V6BlockKey, V6Block>,
     v6_long: HashMap<MapData, V6LongKey, TenantRef>,
-    /// The generation packets read.
-    active: u8,
     /// What each generation holds; `None` until read back from maps an earlier load pinned.
     written: [Option<Layout>; 2],
-    /// When packets were last directed to another generation.
-    flipped: Option<Instant>,
 }
 
 /// The pins of the tenant table maps for one role (`"edge"` or `"super"`: both objects
@@ -319,23 +322,15 @@ impl TenantMaps {
     /// Takes the maps out of `loaded`. `fresh`: they were just created (nothing pinned), so
     /// both generations are known to be empty.
     pub(crate) fn take(loaded: &mut Loaded, fresh: bool) -> Result<Self, Error> {
-        let generation: Array<MapData, u32> = loaded.take_map("tenant_gen")?;
-        let active = generation.get(&0, 0).map_err(|source| Error::ReadMap {
-            map: "tenant_gen",
-            source,
-        })? as u8
-            & 1;
         let known = || fresh.then(Layout::default);
         Ok(Self {
-            generation,
+            generation: Generation::load(loaded.take_map("tenant_gen")?, "tenant_gen")?,
             ctl: loaded.take_map("tenant_ctl")?,
             v4_blocks: loaded.take_map("tenant_v4_blocks")?,
             v4_long: loaded.take_map("tenant_v4_long")?,
             v6_blocks: loaded.take_map("tenant_v6_blocks")?,
             v6_long: loaded.take_map("tenant_v6_long")?,
-            active,
             written: [known(), known()],
-            flipped: None,
         })
     }
 
@@ -343,13 +338,7 @@ impl TenantMaps {
     /// packet reads, then packets are switched to it with one write. On an error packets
     /// keep the previous table, whole.
     pub(crate) fn replace(&mut self, layout: Layout) -> Result<(), Error> {
-        let target = 1 - self.active;
-        if let Some(quiet) = self
-            .flipped
-            .map(|at| GENERATION_QUIET.saturating_sub(at.elapsed()))
-        {
-            std::thread::sleep(quiet);
-        }
+        let target = self.generation.writable();
         let old = match self.written[usize::from(target)].take() {
             Some(old) => old,
             None => self.read_back(target)?,
@@ -357,10 +346,8 @@ impl TenantMaps {
         // Until this write completes, what `target` holds is unknown again (None).
         self.write(target, &old, &layout)?;
         self.generation
-            .set(0, u32::from(target), 0)
-            .map_err(write_err("tenant_gen"))?;
-        self.flipped = Some(Instant::now());
-        self.active = target;
+            .switch_to(target)
+            .map_err(write_err(self.generation.name()))?;
         self.written[usize::from(target)] = Some(layout);
         Ok(())
     }

@@ -387,3 +387,57 @@ fn timed_runs_count_every_repetition() -> anyhow::Result<()> {
     assert_eq!((delta.packets, delta.redirected), (1000, 1000));
     Ok(())
 }
+
+/// Every branch of the program's lookup (`include/hsn_tenant.h`) against the kernel: IPv4
+/// short prefixes expanded into blocks, a block's single longer prefix (compared), several
+/// (probed); IPv6 short prefixes probed outside any block, a block inheriting one, a /32
+/// owning its block, longer prefixes probed.
+#[test]
+fn every_lookup_branch_finds_the_longest_prefix() -> anyhow::Result<()> {
+    require_root!();
+    let mut edge = EdgeDatapath::load(&EdgeConfig::default())?;
+    let tenant = |tenant: u32, prefixes: &[&str]| hsn_ebpf::TenantPrefixes {
+        tenant,
+        prefixes: prefixes.iter().map(|p| p.parse().unwrap()).collect(),
+    };
+    edge.set_tenants(&[
+        tenant(50, &["20.0.0.0/8", "fc00::/8"]),
+        tenant(51, &["20.1.0.0/24", "fc00:1::/48"]),
+        tenant(
+            52,
+            &["20.2.0.0/24", "20.2.0.128/25", "20.2.9.9/32", "fc00:2::/32"],
+        ),
+        tenant(53, &["fc00:2:3::/64"]),
+    ])?;
+    // UE_V6 (fd00::10) is in none of these.
+    let cases = [
+        ("20.1.0.7", Some(51)),     // the block's only longer prefix
+        ("20.1.1.7", Some(50)),     // same block, outside it: the covering /8
+        ("20.2.0.200", Some(52)),   // several lengths: /25 probed first
+        ("20.2.9.9", Some(52)),     // the /32
+        ("20.2.9.8", Some(50)),     // probed, no hit: the covering /8
+        ("20.77.0.1", Some(50)),    // a block only the /8 covers
+        ("21.0.0.1", None),         // no block
+        ("fc00:1::9", Some(51)),    // /48 probed in block fc00:1
+        ("fc00:1:ff::9", Some(50)), // block fc00:1 inherits the /8
+        ("fc00:2:3::9", Some(53)),  // /64 inside a /32 that owns its block
+        ("fc00:2:4::9", Some(52)),  // the /32 itself
+        ("fc77::1", Some(50)),      // in no block: the short /8 probed
+        ("fe80::1", None),
+    ];
+    for (addr, want) in cases {
+        let packet = if addr.contains(':') {
+            Packet::v6(UE_V6, addr)
+        } else {
+            Packet::v4(UE_V4, addr)
+        };
+        let before = edge.counters()?;
+        edge.run_packet(&packet.udp(4).build())?;
+        let got: Vec<u32> = edge_deltas(&before, &edge.counters()?)
+            .keys()
+            .map(|(tenant, _)| *tenant)
+            .collect();
+        assert_eq!(got, want.into_iter().collect::<Vec<_>>(), "{addr}");
+    }
+    Ok(())
+}

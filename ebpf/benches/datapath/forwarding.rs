@@ -22,7 +22,7 @@ use crate::frames::{
     udp_frame,
 };
 use crate::object::{BenchObject, FWD, LiveRun, SINK};
-use crate::program_cost::SMALL;
+use crate::program_cost::{LARGE, SMALL};
 use crate::report::{Spread, Verdict, median};
 use crate::stopped;
 
@@ -59,19 +59,29 @@ enum Path {
     Linux,
     /// `hsn_bench_fwd`: the edge program without tenant lookup and counter.
     NoMeter,
+    /// The edge program with the 100,000-prefix table of part 2, where the hit's /16 holds
+    /// several longer prefixes (probed) instead of one (compared): information, no target.
+    EdgeLarge,
     /// Nothing: the sink drops frames as they arrive on `e-ue`. Not a path through the
     /// edge but the ceiling the generator and the first veth hop set for every path.
     Ceiling,
 }
 
 impl Path {
-    const ALL: [Self; 4] = [Self::Edge, Self::Linux, Self::NoMeter, Self::Ceiling];
+    const ALL: [Self; 5] = [
+        Self::Edge,
+        Self::Linux,
+        Self::NoMeter,
+        Self::EdgeLarge,
+        Self::Ceiling,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Self::Edge => "edge XDP redirect (metering on)",
             Self::Linux => "Linux forwarding (no HSN)",
             Self::NoMeter => "edge XDP redirect, metering off",
+            Self::EdgeLarge => "edge XDP redirect, 100,000 prefixes",
             Self::Ceiling => "ceiling: dropped on arrival at e-ue",
         }
     }
@@ -90,6 +100,7 @@ fn mac(m: MacAddr) -> Mac {
 struct Topology {
     // Field order is drop order: programs detach before their namespaces go.
     edge: EdgeDatapath,
+    edge_large: EdgeDatapath,
     bench: BenchObject,
     ue_ns: Netns,
     edge_ns: Netns,
@@ -141,17 +152,24 @@ impl Topology {
             redirect_uplink: true,
         })?;
         edge.set_tenants(&tenant_table(SMALL))?;
+        let mut edge_large = EdgeDatapath::load(&EdgeConfig {
+            pin: None,
+            redirect_uplink: true,
+        })?;
+        edge_large.set_tenants(&tenant_table(LARGE))?;
         // Inside the edge namespace: a devmap resolves the ifindex in the writer's namespace,
         // and the same number names another device (or none) in the caller's.
         edge_ns.run(|| -> anyhow::Result<()> {
             let hop = NextHop::via("e-sup", SUPER_MAC)?;
             bench.set_next_hop(hop.ifindex, hop.dst_mac, hop.src_mac)?;
             edge.set_next_hop(hop)?;
+            edge_large.set_next_hop(hop)?;
             Ok(())
         })??;
         super_ns.run(|| bench.attach(SINK, "s-in"))??;
         Ok(Self {
             edge,
+            edge_large,
             bench,
             ue_ns,
             edge_ns,
@@ -163,6 +181,7 @@ impl Topology {
     fn select(&mut self, path: Path) -> anyhow::Result<()> {
         let Self {
             edge,
+            edge_large,
             bench,
             edge_ns,
             ..
@@ -174,6 +193,11 @@ impl Topology {
                 }
                 Path::Linux => {}
                 Path::NoMeter => bench.attach(FWD, "e-ue")?,
+                Path::EdgeLarge => {
+                    edge_large
+                        .attach("e-ue")
+                        .context("attaching the 100,000-prefix edge to e-ue")?;
+                }
                 Path::Ceiling => bench.attach(SINK, "e-ue")?,
             }
             Ok(())
@@ -185,6 +209,7 @@ impl Topology {
             Path::Edge => self.edge.detach("e-ue")?,
             Path::Linux => {}
             Path::NoMeter => self.bench.detach(FWD, "e-ue")?,
+            Path::EdgeLarge => self.edge_large.detach("e-ue")?,
             Path::Ceiling => self.bench.detach(SINK, "e-ue")?,
         }
         Ok(())
@@ -301,7 +326,8 @@ pub fn run(settings: Settings) -> anyhow::Result<Vec<Verdict>> {
         settings.rounds, settings.seconds
     );
     println!(
-        "frames {UE} -> {HIT} UDP, tenant uplink; {SMALL} tenant prefixes. Mpps = frames counted \
+        "frames {UE} -> {HIT} UDP, tenant uplink; {SMALL} tenant prefixes (the last edge row: \
+         {LARGE}). Mpps = frames counted \
          at the sink / CPU time the kernel spent (generator run as the kernel times it, softirq \
          work included, + ksoftirqd); wall-clock Mpps alongside, ksoftirqd = deferred share; medians over the rounds, ratios taken within each round [interquartile range]. \
          Linux forwarding: no XDP program in the edge namespace, GRO on e-ue, ip_forward; \
@@ -414,11 +440,16 @@ fn report_size(f: &Figures) -> Vec<Verdict> {
         let (a, b) = (f.over_ceiling_ns(a).median, f.over_ceiling_ns(b).median);
         a / b
     };
+    let large = f.paired(Path::EdgeLarge, Path::NoMeter, |on, off| on / off);
     println!(
         "  (information, not a target: on the edge namespace's own work, 'over ceiling', \
-         Linux / edge is {:.2}x and no meter / meter {:.2})",
+         Linux / edge is {:.2}x and no meter / meter {:.2}; with {LARGE} prefixes, where the \
+         hit's /16 holds several longer prefixes, metering on / off is {:.2} [{:.2}..{:.2}])",
         work(Path::Linux, Path::Edge),
         work(Path::NoMeter, Path::Edge),
+        large.median,
+        large.p25,
+        large.p75,
     );
     vec![
         Verdict::new(

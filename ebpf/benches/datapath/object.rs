@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use aya::maps::xdp::DevMapHash;
-use aya::maps::{Array, HashMap, MapData, PerCpuArray};
+use aya::maps::{Array, MapData, PerCpuArray};
 use aya::programs::Xdp;
 use aya::programs::xdp::{XdpLinkId, XdpMode};
 use aya::{Ebpf, EbpfLoader, TestRun, TestRunAttrs, TestRunOptions};
@@ -140,7 +140,8 @@ impl BenchObject {
     }
 
     /// The next hop of [`FWD`], written as `EdgeDatapath::set_next_hop` writes the edge's:
-    /// the device into `tx_ports`, then `struct hsn_next_hop` at key 0 of `next_hop`.
+    /// the device into `tx_ports`, then `struct hsn_next_hop` into `next_hop` (both copies,
+    /// so whichever `next_hop_gen` names holds it).
     pub fn set_next_hop(&mut self, ifindex: u32, dst: MacAddr, src: MacAddr) -> anyhow::Result<()> {
         let mut ports = DevMapHash::<&mut MapData>::try_from(
             self.ebpf.map_mut("tx_ports").context("tx_ports")?,
@@ -150,10 +151,12 @@ impl BenchObject {
         raw[..4].copy_from_slice(&ifindex.to_ne_bytes());
         raw[4..10].copy_from_slice(&dst.0);
         raw[10..].copy_from_slice(&src.0);
-        let mut hop = HashMap::<&mut MapData, u32, [u8; 16]>::try_from(
+        let mut hop = Array::<&mut MapData, [u8; 16]>::try_from(
             self.ebpf.map_mut("next_hop").context("next_hop")?,
         )?;
-        hop.insert(0, raw, 0)?;
+        for copy in 0..2 {
+            hop.set(copy, raw, 0)?;
+        }
         Ok(())
     }
 

@@ -240,7 +240,7 @@ impl Datapaths {
     }
 }
 
-/// Longest-prefix tenant of an address, as the programs' LPM tries decide it.
+/// Longest-prefix tenant of an address, as the programs decide it.
 pub fn tenant_of(addr: IpAddr) -> Option<u32> {
     tenants()
         .into_iter()
