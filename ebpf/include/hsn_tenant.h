@@ -13,16 +13,19 @@
  * - IPv6: the same with /32 blocks in a hash (2^32 cannot be an array) and a
  *   per-generation bitmap of the lengths < 32 (probed when the address is in
  *   no block; tenants rarely have any).
- * A lookup costs one probe per prefix length present in the address's block,
- * whatever the table's size: a /16 holding 3 lengths costs 3 probes with 10
- * or with 100,000 prefixes in the table. At most 16 (IPv4) or 96 + 32 (IPv6).
+ * A lookup costs one probe per prefix length present in the address's block
+ * (none for an IPv4 block with a single longer prefix), whatever the table's
+ * size: a /16 holding 3 lengths costs 3 probes with 10 or with 100,000
+ * prefixes in the table. At most 16 (IPv4) or 96 + 32 (IPv6). Memory: the
+ * IPv4 block array is preallocated, 2 x 65536 x 24 B = 3 MiB per program;
+ * the hashes grow with the table.
  *
  * Updates are atomic per table: every map holds two generations, the agent
  * writes the one no packet reads, then flips tenant_gen (one byte, 0 <-> 1).
  * It rewrites a generation only a quiet period after flipping away from it
- * (src/tenants.rs), so no program run still reads it. The agent builds the
- * entries (src/tenants.rs), with a reference lookup tested against a naive
- * longest-prefix match. */
+ * (src/generation.rs), so no program run still reads it. The agent builds
+ * the entries (src/tenants.rs), with a reference lookup tested against a
+ * naive longest-prefix match. */
 #ifndef HSN_TENANT_H
 #define HSN_TENANT_H
 
