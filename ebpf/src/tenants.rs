@@ -529,7 +529,7 @@ mod tests {
 
     #[test]
     fn nested_prefixes_of_different_tenants_are_allowed() {
-        // Longest prefix wins in the trie; a /24 carved out of another tenant's /16 is valid.
+        // Longest prefix wins; a /24 carved out of another tenant's /16 is valid.
         let table = TenantTable::build(&[tenant(1, &["10.0.0.0/16"]), tenant(2, &["10.0.1.0/24"])]);
         assert_eq!(table.unwrap().v4.len(), 2);
     }
