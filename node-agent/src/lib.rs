@@ -26,7 +26,7 @@ use std::time::Duration;
 use hsn_api::node::lease as lease_names;
 use hsn_ebpf::{AttachMode, EdgeConfig, EdgeDatapath, PinDir, SuperConfig, SuperDatapath};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Api;
 
 use crate::agent::{Agent, AgentConfig, LeaseConfig, RoutesSource};
@@ -113,7 +113,8 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
     tracing::info!(role = args.role.as_str(), network = args.network, pool = ?args.pool,
         public_key = identity.public_key_hex(), state_dir = %state_dir.display(), "hsn-agent starting");
 
-    let (routes, lease) = cluster_parts(&args, &identity, &lease_name, node.as_deref()).await?;
+    let (routes, lease, residence) =
+        cluster_parts(&args, &identity, &lease_name, node.as_deref()).await?;
     let next_hops = match &args.next_hop {
         Some(flag) => NextHops::from_flag(flag)?,
         None => NextHops::Kernel,
@@ -137,7 +138,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
         shipper,
     };
     let pin = Some(PinDir::under(&args.bpffs, &args.network)?);
-    match args.role {
+    let served = match args.role {
         Role::Edge => {
             let dp = EdgeDatapath::load(&EdgeConfig {
                 pin,
@@ -156,10 +157,56 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
             let running = running(&args, |i| dp.pinned_attachment(i));
             serve(&args, dp, running, config, shutdown).await
         }
+    };
+    // A stopped agent leaves its programs attached for the next one, unless no next one
+    // will come: its namespace is being deleted (the network left this cluster).
+    match residence {
+        Some(residence) if residence.leaving().await => {
+            tracing::info!(
+                namespace = residence.namespace,
+                "the namespace is being deleted: removing this network's programs"
+            );
+            cleanup(&args)?;
+        }
+        _ => tracing::info!("the programs stay attached, counting, for the next agent"),
+    }
+    served
+}
+
+/// Where a cluster-mode agent lives, to tell at shutdown a restart (another agent will take
+/// the programs over) from an uninstall (nobody will: leaving them attached would keep
+/// steering tenant traffic to a super node that is gone).
+struct Residence {
+    namespaces: Api<Namespace>,
+    namespace: String,
+}
+
+impl Residence {
+    /// How long shutdown waits for the answer; the pod's grace period is 30 s by default.
+    const TIMEOUT: Duration = Duration::from_secs(3);
+
+    /// True when the namespace is gone or being deleted. When it cannot tell, false: the
+    /// programs stay, as for a restart.
+    async fn leaving(&self) -> bool {
+        match tokio::time::timeout(Self::TIMEOUT, self.namespaces.get_opt(&self.namespace)).await {
+            Ok(Ok(None)) => true,
+            Ok(Ok(Some(ns))) => ns.metadata.deletion_timestamp.is_some(),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "reading the namespace at shutdown failed; the programs stay attached");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "reading the namespace at shutdown timed out; the programs stay attached"
+                );
+                false
+            }
+        }
     }
 }
 
-/// `hsn-agent cleanup`: unpins the network's links and maps.
+/// `hsn-agent cleanup`, and an agent whose namespace is being deleted: unpins the network's
+/// links and maps (a program no process holds any more is detached).
 fn cleanup(args: &Args) -> Result<(), Error> {
     let pin = PinDir::under(&args.bpffs, &args.network)?;
     pin.remove()?;
@@ -208,9 +255,9 @@ async fn cluster_parts(
     identity: &Identity,
     lease_name: &str,
     node: Option<&str>,
-) -> Result<(RoutesSource, Option<LeaseConfig>), Error> {
+) -> Result<(RoutesSource, Option<LeaseConfig>, Option<Residence>), Error> {
     if let Some(path) = &args.routes_file {
-        return Ok((RoutesSource::File(path.clone()), None));
+        return Ok((RoutesSource::File(path.clone()), None, None));
     }
     let name = args.routes_configmap.clone().ok_or(Error::Config(
         "one of --routes-configmap and --routes-file is required",
@@ -232,8 +279,16 @@ async fn cluster_parts(
         },
         heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),
     };
+    let residence = Residence {
+        namespaces: Api::all(client.clone()),
+        namespace: namespace.to_owned(),
+    };
     let api = Api::<ConfigMap>::namespaced(client, namespace);
-    Ok((RoutesSource::ConfigMap(Box::new(api), name), Some(lease)))
+    Ok((
+        RoutesSource::ConfigMap(Box::new(api), name),
+        Some(lease),
+        Some(residence),
+    ))
 }
 
 /// Attaches where nothing runs yet, starts the agent, and takes over the links a previous
@@ -271,7 +326,7 @@ async fn serve<D: Datapath>(
     let (bound, server) = server::serve(args.metrics_addr, agent.registry.clone()).await?;
     tracing::info!(%bound, "serving /metrics and /healthz");
     tokio::select! {
-        () = shutdown => tracing::info!("shutting down; the programs stay attached, counting"),
+        () = shutdown => tracing::info!("shutting down"),
         result = server => result?,
         () = agent.join_any() => tracing::warn!("an agent task ended"),
     }

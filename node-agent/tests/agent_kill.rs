@@ -27,6 +27,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
+use common::Bpffs;
 use hsn_agent::spool::{EpochFile, SpoolDirection};
 use hsn_ebpf::{
     Direction, EdgeConfig, EdgeDatapath, EdgeNode, MacAddr, PinDir, SuperConfig, SuperDatapath,
@@ -185,24 +186,6 @@ impl Chain {
             }])?;
             Ok(dp)
         })?
-    }
-}
-
-/// bpffs mounted on a temporary directory by this process, so `ip netns exec` children
-/// (which get a copy of our mounts) share it across agent restarts; unmounted on drop.
-struct Bpffs(tempfile::TempDir);
-
-impl Bpffs {
-    fn mount() -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        hsn_ebpf::ensure_bpffs(dir.path())?;
-        Ok(Self(dir))
-    }
-}
-
-impl Drop for Bpffs {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(self.0.path(), nix::mount::MntFlags::MNT_DETACH);
     }
 }
 

@@ -92,3 +92,21 @@ pub fn can_bpf() -> bool {
     );
     false
 }
+
+/// bpffs mounted on a temporary directory by this process, so agents it starts (`ip netns
+/// exec` children get a copy of our mounts) share it across restarts; unmounted on drop.
+pub struct Bpffs(pub tempfile::TempDir);
+
+impl Bpffs {
+    pub fn mount() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        hsn_ebpf::ensure_bpffs(dir.path())?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(self.0.path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}

@@ -1,5 +1,5 @@
-//! The agents' identity: a ServiceAccount that may read its routes and write Leases, in
-//! its own namespace only.
+//! The agents' identity: a ServiceAccount that may read its routes and its namespace and
+//! write Leases, in its own namespace only.
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
@@ -23,6 +23,17 @@ pub(super) fn objects(ctx: &Context<'_>) -> Vec<Desired> {
                 resources: strings(&["configmaps"]),
                 resource_names: strings(&[ROUTES_CONFIGMAP]),
                 verbs: vec!["get".into(), "list".into(), "watch".into()],
+                ..Default::default()
+            },
+            // An agent stopping reads its namespace: one being deleted means the network is
+            // leaving this cluster, so the agent removes its XDP programs instead of leaving
+            // them attached for a successor. (RBAC checks a namespace object against a Role
+            // of that same namespace.)
+            PolicyRule {
+                api_groups: strings(&[""]),
+                resources: strings(&["namespaces"]),
+                resource_names: strings(&[&ctx.namespace]),
+                verbs: vec!["get".into()],
                 ..Default::default()
             },
             // Each agent creates and renews its Lease. RBAC cannot scope `create` to a
