@@ -24,7 +24,7 @@
  * writes the one no packet reads, then flips tenant_gen (one byte, 0 <-> 1).
  * It rewrites a generation only a quiet period after flipping away from it
  * (src/generation.rs), so no program run still reads it. The agent builds
- * the entries (src/tenants.rs), with a reference lookup tested against a
+ * the entries (src/layout.rs), with a reference lookup tested against a
  * naive longest-prefix match. */
 #ifndef HSN_TENANT_H
 #define HSN_TENANT_H

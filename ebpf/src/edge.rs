@@ -16,9 +16,10 @@ use crate::abi::{
 };
 use crate::bpffs::{OnMismatch, PinDir, PinnedMap, ReplacedPin};
 use crate::generation::Generation;
+use crate::layout::Layout;
 use crate::slots::Slots;
 use crate::stats::{read_array_counter, read_stats};
-use crate::tenants::{Layout, TenantMaps, TenantTable, tenant_pins};
+use crate::tenants::{TenantMaps, TenantTable, tenant_pins};
 use crate::xdp::{Loaded, ObjectSpec};
 use crate::{
     AttachMode, Direction, EdgeStats, Error, MacAddr, PacketRun, TenantCounter, TenantPrefixes,

@@ -16,6 +16,7 @@ mod bpffs;
 mod edge;
 mod error;
 mod generation;
+mod layout;
 mod replace;
 mod slots;
 mod stats;

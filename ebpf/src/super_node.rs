@@ -11,9 +11,10 @@ use crate::abi::{
     ip_from16,
 };
 use crate::bpffs::{OnMismatch, PinDir, PinnedMap, ReplacedPin};
+use crate::layout::Layout;
 use crate::replace::replace_entries;
 use crate::stats::{read_counters, read_stats};
-use crate::tenants::{Layout, TenantMaps, TenantTable, tenant_pins};
+use crate::tenants::{TenantMaps, TenantTable, tenant_pins};
 use crate::xdp::{Loaded, ObjectSpec};
 use crate::{
     AttachMode, Direction, EdgeNode, EdgeTenantCounter, Error, MacAddr, PacketRun, SuperStats,

@@ -28,15 +28,21 @@ fn totals(edge: &EdgeDatapath) -> anyhow::Result<Vec<(u32, Direction, u64, u64)>
         .collect())
 }
 
-#[test]
-fn edge_counters_survive_a_reload_and_keep_increasing() -> anyhow::Result<()> {
-    require_root!();
-    let fs = PrivateBpffs::new()?;
-    let pin = PinDir::under(fs.path(), "pin-test")?;
+/// A pin directory for `network` on `fs`, and an edge configuration that uses it.
+fn pinned_edge(fs: &PrivateBpffs, network: &str) -> anyhow::Result<(PinDir, EdgeConfig)> {
+    let pin = PinDir::under(fs.path(), network)?;
     let config = EdgeConfig {
         pin: Some(pin.clone()),
         ..EdgeConfig::default()
     };
+    Ok((pin, config))
+}
+
+#[test]
+fn edge_counters_survive_a_reload_and_keep_increasing() -> anyhow::Result<()> {
+    require_root!();
+    let fs = PrivateBpffs::new()?;
+    let (pin, config) = pinned_edge(&fs, "pin-test")?;
     let packet = Packet::v4(UE_V4, A_V4).udp(20);
     let l3 = packet.l3_len();
 
@@ -156,11 +162,7 @@ fn an_incompatible_pin_is_refused_not_reused() -> anyhow::Result<()> {
 fn pinned_tenant_tables_serve_until_replaced_and_slots_keep_their_tenants() -> anyhow::Result<()> {
     require_root!();
     let fs = PrivateBpffs::new()?;
-    let pin = PinDir::under(fs.path(), "pin-test")?;
-    let config = EdgeConfig {
-        pin: Some(pin.clone()),
-        ..EdgeConfig::default()
-    };
+    let (_, config) = pinned_edge(&fs, "pin-test")?;
     let to_a = Packet::v4(UE_V4, A_V4).udp(20);
     let to_b = Packet::v4(UE_V4, B_V4).udp(30);
     let (la, lb) = (to_a.l3_len(), to_b.l3_len());
@@ -235,11 +237,7 @@ fn pinned_tenant_tables_serve_until_replaced_and_slots_keep_their_tenants() -> a
 fn an_incompatible_state_pin_is_replaced_and_reported() -> anyhow::Result<()> {
     require_root!();
     let fs = PrivateBpffs::new()?;
-    let pin = PinDir::under(fs.path(), "pin-test")?;
-    let config = EdgeConfig {
-        pin: Some(pin.clone()),
-        ..EdgeConfig::default()
-    };
+    let (pin, config) = pinned_edge(&fs, "pin-test")?;
     drop(EdgeDatapath::load(&config)?);
     // The stats array (key 4, value 8, 10 entries) where the IPv4 long-prefix hash belongs.
     std::fs::rename(
@@ -292,11 +290,7 @@ fn xdp_prog_id(ns: &Netns, ifname: &str) -> anyhow::Result<Option<u32>> {
 fn a_second_load_takes_over_the_pinned_link_with_no_window() -> anyhow::Result<()> {
     require_root!();
     let fs = PrivateBpffs::new()?;
-    let pin = PinDir::under(fs.path(), "takeover")?;
-    let config = EdgeConfig {
-        pin: Some(pin.clone()),
-        ..EdgeConfig::default()
-    };
+    let (pin, config) = pinned_edge(&fs, "takeover")?;
     let ue = Netns::unique("ue")?;
     let edge = Netns::unique("edge")?;
     veth(
@@ -414,11 +408,7 @@ fn a_second_load_takes_over_the_pinned_link_with_no_window() -> anyhow::Result<(
 fn a_defunct_pinned_link_is_replaced_by_a_new_one() -> anyhow::Result<()> {
     require_root!();
     let fs = PrivateBpffs::new()?;
-    let pin = PinDir::under(fs.path(), "defunct")?;
-    let config = EdgeConfig {
-        pin: Some(pin.clone()),
-        ..EdgeConfig::default()
-    };
+    let (pin, config) = pinned_edge(&fs, "defunct")?;
     let a = Netns::unique("a")?;
     let b = Netns::unique("b")?;
     let make = || -> anyhow::Result<()> {
