@@ -215,7 +215,8 @@ impl EdgeDatapath {
         self.tenants.replace(layout)
     }
 
-    /// Points tenant uplink at a super node; one map write, no reload.
+    /// Points tenant uplink at a super node: the copy packets do not read is written, then
+    /// they are switched to it (no reload; waits up to 10 ms after a previous switch).
     pub fn set_next_hop(&mut self, hop: NextHop) -> Result<(), Error> {
         // The device must be usable before any packet can read a next hop naming it.
         self.tx_ports

@@ -160,15 +160,19 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
     };
     // A stopped agent leaves its programs attached for the next one, unless no next one
     // will come: its namespace is being deleted (the network left this cluster).
-    match residence {
-        Some(residence) if residence.leaving().await => {
+    let leaving = match &residence {
+        Some(residence) => residence.leaving().await,
+        None => None,
+    };
+    match leaving {
+        Some(reason) => {
             tracing::info!(
-                namespace = residence.namespace,
-                "the namespace is being deleted: removing this network's programs"
+                reason,
+                "no agent will follow: removing this network's programs"
             );
             cleanup(&args)?;
         }
-        _ => tracing::info!("the programs stay attached, counting, for the next agent"),
+        None => tracing::info!("the programs stay attached, counting, for the next agent"),
     }
     served
 }
@@ -185,23 +189,43 @@ impl Residence {
     /// How long shutdown waits for the answer; the pod's grace period is 30 s by default.
     const TIMEOUT: Duration = Duration::from_secs(3);
 
-    /// True when the namespace is gone or being deleted. When it cannot tell, false: the
-    /// programs stay, as for a restart.
-    async fn leaving(&self) -> bool {
-        match tokio::time::timeout(Self::TIMEOUT, self.namespaces.get_opt(&self.namespace)).await {
-            Ok(Ok(None)) => true,
-            Ok(Ok(Some(ns))) => ns.metadata.deletion_timestamp.is_some(),
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "reading the namespace at shutdown failed; the programs stay attached");
-                false
-            }
-            Err(_) => {
-                tracing::warn!(
-                    "reading the namespace at shutdown timed out; the programs stay attached"
-                );
-                false
+    /// Why no agent will follow, when the namespace is gone or being deleted, or this
+    /// agent's ServiceAccount is (see [`leaving`]). When it cannot tell, `None`: the programs
+    /// stay, as for a restart.
+    async fn leaving(&self) -> Option<&'static str> {
+        let answer = tokio::time::timeout(Self::TIMEOUT, self.namespaces.get_opt(&self.namespace))
+            .await
+            .unwrap_or_else(|_| Err(kube::Error::Service("timed out".into())));
+        match leaving(&answer) {
+            Ok(reason) => reason,
+            Err(error) => {
+                tracing::warn!(%error, namespace = self.namespace,
+                    "reading the namespace at shutdown failed; the programs stay attached");
+                None
             }
         }
+    }
+}
+
+/// What the namespace read at shutdown says: gone (404) or being deleted means leaving. So
+/// does 401: this agent's ServiceAccount token was rejected, i.e. the ServiceAccount was
+/// deleted, which the operator does only with the namespace (a namespace's content is often
+/// gone before its pods are stopped). 403 and anything else: cannot tell (an operator whose
+/// Role predates the namespace rule gives 403 on every stop).
+fn leaving(
+    answer: &Result<Option<Namespace>, kube::Error>,
+) -> Result<Option<&'static str>, &kube::Error> {
+    match answer {
+        Ok(None) => Ok(Some("the namespace is gone")),
+        Ok(Some(ns)) => Ok(ns
+            .metadata
+            .deletion_timestamp
+            .is_some()
+            .then_some("the namespace is being deleted")),
+        Err(kube::Error::Api(status)) if status.code == 401 => {
+            Ok(Some("the agent's ServiceAccount was deleted (401)"))
+        }
+        Err(error) => Err(error),
     }
 }
 
@@ -397,5 +421,34 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+
+    fn api_error(code: u16) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure("test", "test")
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    #[test]
+    fn gone_deleting_or_unauthenticated_is_leaving_and_the_rest_is_not_or_unknown() {
+        let leaves = |answer| leaving(&answer).map(|r| r.is_some()).ok();
+        let mut ns = Namespace::default();
+        assert_eq!(leaves(Ok(Some(ns.clone()))), Some(false));
+        ns.metadata.deletion_timestamp = Some(Time(Default::default()));
+        assert_eq!(leaves(Ok(Some(ns))), Some(true));
+        assert_eq!(leaves(Ok(None)), Some(true));
+        assert_eq!(leaves(Err(api_error(401))), Some(true));
+        assert!(leaving(&Err(api_error(403))).is_err());
+        assert!(leaving(&Err(api_error(500))).is_err());
+        assert!(leaving(&Err(kube::Error::Service("timed out".into()))).is_err());
     }
 }

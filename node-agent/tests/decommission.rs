@@ -1,7 +1,9 @@
 //! An agent stopped while its namespace is being deleted (the network leaves the cluster)
 //! removes the network's pinned programs and maps; stopped while the namespace stays (a
 //! restart, an upgrade) it leaves them for the next agent. The real `hsn-agent` binary in
-//! cluster mode against a real kube-apiserver; needs root (BPF pins on a private bpffs).
+//! cluster mode against a real kube-apiserver, authenticated as its ServiceAccount with the
+//! Role the operator writes (so the agent's API calls are checked against it too); needs
+//! root (BPF pins on a private bpffs).
 
 mod common;
 
@@ -11,32 +13,105 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
-use common::{Bpffs, table};
-use hsn_api::routes::ROUTES_KEY;
+use common::Bpffs;
+use hsn_api::HsnNetwork;
+use hsn_api::node::lease::edge_lease;
+use hsn_api::routes::{ROUTES_CONFIGMAP, member_namespace};
 use hsn_ebpf::PinDir;
-use hsn_testenv::ControlPlane;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::Api;
-use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use hsn_operator::plan::{ClusterPlan, Plan};
+use hsn_operator::resources::{AGENT_IDENTITY, Peers, desired_objects};
+use hsn_testenv::{ControlPlane, wait_for};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::api::DeleteParams;
+use kube::{Api, Client};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-const NS: &str = "hsn-decom";
 const NETWORK: &str = "metro";
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Starts the agent; its output goes to `<dir>/agent-<run>.log`.
-fn start(cp: &ControlPlane, dir: &Path, bpffs: &Path, run: u32) -> anyhow::Result<Child> {
+/// The member's namespace, agent identity and routes ConfigMap as the operator writes
+/// them (no workloads: the test is the workload). Returns the namespace.
+async fn apply_member_objects(client: &Client) -> anyhow::Result<String> {
+    let network: HsnNetwork = serde_json::from_value(serde_json::json!({
+        "apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork",
+        "metadata": {"name": NETWORK, "namespace": "edge-net", "uid": "0000-1111"},
+        "spec": {
+            "superNodes": {"replicas": 1, "image": "agent:1"},
+            "edgePools": [{"name": "bb", "sliceType": "eMBB"}],
+            "metering": {"tenants": [{"name": "acme", "id": 7, "prefixes": ["10.7.0.0/16"]}]}
+        }
+    }))?;
+    let plan = Plan {
+        clusters: [(
+            "m1".to_string(),
+            ClusterPlan {
+                super_replicas: 1,
+                ..Default::default()
+            },
+        )]
+        .into(),
+        ..Default::default()
+    };
+    let wanted = [
+        "Namespace",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ConfigMap",
+    ];
+    for d in desired_objects(&network, "m1", &plan, &Peers::new())
+        .iter()
+        .filter(|d| wanted.contains(&d.resource.kind.as_str()))
+    {
+        d.apply(client).await?;
+    }
+    Ok(member_namespace(NETWORK))
+}
+
+/// A kubeconfig for the agents' ServiceAccount in `ns`: the admin one's server and CA, a
+/// fresh token (TokenRequest) as the user.
+fn agent_kubeconfig(cp: &ControlPlane, ns: &str, path: &Path) -> anyhow::Result<()> {
+    let run = |cmd: &mut Command| -> anyhow::Result<String> {
+        let out = cmd.output()?;
+        ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    };
+    let token = run(cp
+        .kubectl()
+        .args(["create", "token", AGENT_IDENTITY, "-n", ns]))?;
+    let mut config: serde_json::Value = serde_json::from_str(&run(cp
+        .kubectl()
+        .args(["config", "view", "--raw", "-o", "json"]))?)?;
+    config["users"][0]["user"] = serde_json::json!({"token": token.trim()});
+    fs::write(path, serde_json::to_vec(&config)?)?;
+    Ok(())
+}
+
+/// A client with the agent's credentials.
+async fn agent_client(kubeconfig: &Path) -> anyhow::Result<Client> {
+    let config = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await?;
+    Ok(Client::try_from(config)?)
+}
+
+/// Starts the agent as `kubeconfig`'s user; its output goes to `<dir>/agent-<run>.log`.
+fn start(kubeconfig: &Path, ns: &str, dir: &Path, bpffs: &Path, run: u32) -> anyhow::Result<Child> {
     let log = fs::File::create(dir.join(format!("agent-{run}.log")))?;
     Ok(Command::new(env!("CARGO_BIN_EXE_hsn-agent"))
         .args(["--role", "edge", "--network", NETWORK, "--node-name", "n1"])
-        .args(["--routes-configmap", "hsn-routes", "--namespace", NS])
+        .args(["--routes-configmap", ROUTES_CONFIGMAP, "--namespace", ns])
         .arg("--state-dir")
         .arg(dir.join("state"))
         .arg("--bpffs")
         .arg(bpffs)
         .args(["--no-ledger", "--metrics-addr", "127.0.0.1:0"])
-        .env("KUBECONFIG", cp.kubeconfig())
+        .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -93,41 +168,27 @@ async fn programs_stay_for_a_restart_and_go_with_the_namespace() -> anyhow::Resu
     }
     let cp = ControlPlane::start().await?;
     let client = cp.client();
+    let ns = apply_member_objects(&client).await?;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(NS.into()),
-            ..ObjectMeta::default()
-        },
-        ..Namespace::default()
-    };
-    namespaces.create(&PostParams::default(), &ns).await?;
-    let routes = ConfigMap {
-        metadata: ObjectMeta {
-            name: Some("hsn-routes".into()),
-            ..ObjectMeta::default()
-        },
-        data: Some(
-            [(
-                ROUTES_KEY.to_owned(),
-                serde_json::to_string(&table("a/super-0"))?,
-            )]
-            .into(),
-        ),
-        ..ConfigMap::default()
-    };
-    Api::<ConfigMap>::namespaced(client.clone(), NS)
-        .create(&PostParams::default(), &routes)
-        .await?;
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
 
     let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("agent.kubeconfig");
+    agent_kubeconfig(&cp, &ns, &kubeconfig)?;
     let bpffs = Bpffs::mount()?;
     let pins = PinDir::under(bpffs.0.path(), NETWORK)?;
     let pinned = || pins.path().join("edge_slot_counters").exists();
+    let start = |run| start(&kubeconfig, &ns, dir.path(), bpffs.0.path(), run);
 
-    // A restart: the namespace stays, so do the pins.
-    let mut first = start(&cp, dir.path(), bpffs.0.path(), 1)?;
+    // A restart: the namespace stays, so do the pins. The agent, as its ServiceAccount,
+    // watched its routes and wrote its Lease: the Role allows what it does.
+    let mut first = start(1)?;
     wait_serving(&mut first, dir.path(), 1)?;
+    wait_for("the agent's Lease", WAIT, || async {
+        leases.get_opt(&edge_lease("n1")).await.ok().flatten()
+    })
+    .await?;
     ensure!(pinned(), "the agent pinned its maps");
     stop(first, dir.path(), 1)?;
     ensure!(
@@ -137,17 +198,23 @@ async fn programs_stay_for_a_restart_and_go_with_the_namespace() -> anyhow::Resu
     );
     ensure!(log(dir.path(), 1).contains("the programs stay attached"));
 
-    // The network leaves the cluster: its namespace is deleted while the agent runs. (This
-    // API server has no namespace controller, so the namespace stays Terminating, as it
-    // does while a real cluster's controller empties it.)
-    let mut second = start(&cp, dir.path(), bpffs.0.path(), 2)?;
+    // Its ServiceAccount is deleted (a namespace being emptied often loses it before its
+    // pods stop): the namespace read is refused as unauthenticated, which means leaving.
+    let mut second = start(2)?;
     wait_serving(&mut second, dir.path(), 2)?;
-    namespaces.delete(NS, &DeleteParams::default()).await?;
-    let terminating = namespaces.get_opt(NS).await?;
-    ensure!(
-        terminating.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
-        "namespace not being deleted"
-    );
+    accounts
+        .delete(AGENT_IDENTITY, &DeleteParams::default())
+        .await?;
+    // kube-apiserver keeps accepting a token it accepted for up to 10 s (its token
+    // cache) after the ServiceAccount is gone: wait until it refuses the agent's.
+    let as_agent = agent_client(&kubeconfig).await?;
+    wait_for("the agent's token to be refused", WAIT, || async {
+        match Api::<Namespace>::all(as_agent.clone()).get(&ns).await {
+            Err(kube::Error::Api(status)) if status.code == 401 => Some(()),
+            _ => None,
+        }
+    })
+    .await?;
     stop(second, dir.path(), 2)?;
     ensure!(
         !pins.path().exists(),
@@ -155,9 +222,34 @@ async fn programs_stay_for_a_restart_and_go_with_the_namespace() -> anyhow::Resu
         log(dir.path(), 2)
     );
     ensure!(
-        log(dir.path(), 2).contains("the namespace is being deleted"),
+        log(dir.path(), 2).contains("ServiceAccount was deleted"),
         "{}",
         log(dir.path(), 2)
+    );
+
+    // The namespace is deleted while the agent runs. (This API server has no namespace
+    // controller, so the namespace stays Terminating, as while a real cluster empties it.)
+    apply_member_objects(&client).await?;
+    agent_kubeconfig(&cp, &ns, &kubeconfig)?;
+    let mut third = start(3)?;
+    wait_serving(&mut third, dir.path(), 3)?;
+    ensure!(pinned(), "the agent pinned its maps again");
+    namespaces.delete(&ns, &DeleteParams::default()).await?;
+    let terminating = namespaces.get_opt(&ns).await?;
+    ensure!(
+        terminating.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
+        "namespace not being deleted"
+    );
+    stop(third, dir.path(), 3)?;
+    ensure!(
+        !pins.path().exists(),
+        "pins left behind:\n{}",
+        log(dir.path(), 3)
+    );
+    ensure!(
+        log(dir.path(), 3).contains("the namespace is being deleted"),
+        "{}",
+        log(dir.path(), 3)
     );
     Ok(())
 }

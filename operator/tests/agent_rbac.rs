@@ -15,7 +15,7 @@ use hsn_testenv::ControlPlane;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
-use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use kube::{Api, Client};
 
 const CORE: &str = "";
@@ -86,17 +86,9 @@ async fn agents_may_read_their_routes_and_namespace_and_nothing_more() -> Result
     for d in objects.iter().filter(|d| {
         ["Namespace", "ServiceAccount", "Role", "RoleBinding"].contains(&d.resource.kind.as_str())
     }) {
-        let api: Api<DynamicObject> = match &d.namespace {
-            Some(n) => Api::namespaced_with(client.clone(), n, &d.resource),
-            None => Api::all_with(client.clone(), &d.resource),
-        };
-        api.patch(
-            &d.name,
-            &PatchParams::apply("test").force(),
-            &Patch::Apply(&d.body),
-        )
-        .await
-        .with_context(|| format!("applying {} {}", d.resource.kind, d.name))?;
+        d.apply(&client)
+            .await
+            .with_context(|| format!("applying {} {}", d.resource.kind, d.name))?;
         if d.resource.kind == "Namespace" {
             ns = Some(d.name.clone());
         }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hsn_api::{HsnNetwork, MecCluster};
-use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, DynamicObject, ListParams};
 use kube::core::ApiResource;
 use kube::{Api, Client, ResourceExt};
 
@@ -13,8 +13,7 @@ use crate::context::Context;
 use crate::inventory::Member;
 use crate::plan::Plan;
 use crate::resources::{
-    APPLIED_HASH_ANNOTATION, Desired, FIELD_MANAGER, NETWORK_UID_LABEL, Peers, desired_objects,
-    member_namespace,
+    APPLIED_HASH_ANNOTATION, Desired, NETWORK_UID_LABEL, Peers, desired_objects, member_namespace,
 };
 
 /// What happened in one member.
@@ -112,7 +111,7 @@ async fn apply_member(
     }
     let mut readiness = Readiness::default();
     for d in &desired {
-        let api = dynamic_api(&client, d);
+        let api = d.api(&client);
         let existing = api
             .get_opt(&d.name)
             .await
@@ -135,13 +134,9 @@ async fn apply_member(
             continue;
         }
         tracing::debug!(kind = %d.resource.kind, name = %d.name, ?current, want = d.hash(), "applying");
-        api.patch(
-            &d.name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&d.body),
-        )
-        .await
-        .map_err(|source| api_err("apply", &d.resource.kind, &d.name, source))?;
+        d.apply(&client)
+            .await
+            .map_err(|source| api_err("apply", &d.resource.kind, &d.name, source))?;
     }
     if !paused {
         prune(&client, &desired, &uid).await?;
@@ -193,13 +188,6 @@ fn count_ready(obj: &DynamicObject, kind: &str, readiness: &mut Readiness) {
         "StatefulSet" => readiness.supers += field("readyReplicas"),
         "DaemonSet" => readiness.edges += field("numberReady"),
         _ => {}
-    }
-}
-
-fn dynamic_api(client: &Client, d: &Desired) -> Api<DynamicObject> {
-    match &d.namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &d.resource),
-        None => Api::all_with(client.clone(), &d.resource),
     }
 }
 

@@ -67,6 +67,25 @@ impl Desired {
             .as_str()
             .unwrap_or_default()
     }
+
+    /// The API for this object's kind and namespace on `client`'s cluster.
+    pub fn api(&self, client: &kube::Client) -> kube::Api<kube::api::DynamicObject> {
+        match &self.namespace {
+            Some(ns) => kube::Api::namespaced_with(client.clone(), ns, &self.resource),
+            None => kube::Api::all_with(client.clone(), &self.resource),
+        }
+    }
+
+    /// Server-side applies the object as the operator's field manager.
+    pub async fn apply(
+        &self,
+        client: &kube::Client,
+    ) -> Result<kube::api::DynamicObject, kube::Error> {
+        let params = kube::api::PatchParams::apply(FIELD_MANAGER).force();
+        self.api(client)
+            .patch(&self.name, &params, &kube::api::Patch::Apply(&self.body))
+            .await
+    }
 }
 
 /// Every object `network` needs on `cluster` under `plan`; empty when the plan puts
