@@ -199,36 +199,28 @@ impl TenantMaps {
             generation: u32::from(g),
             top: *top,
         };
-        let block4_index = |block: &u16| (u32::from(g) << V4_BLOCK_BITS) | u32::from(*block);
-
-        for k in old.v4_long.keys().filter(|k| !new.v4_long.contains_key(k)) {
-            remove(&mut self.v4_long, &v4_key(k), "tenant_v4_long")?;
-        }
-        for k in old.v6_long.keys().filter(|k| !new.v6_long.contains_key(k)) {
-            remove(&mut self.v6_long, &v6_key(k), "tenant_v6_long")?;
-        }
-        for k in old
-            .v6_blocks
-            .keys()
-            .filter(|k| !new.v6_blocks.contains_key(k))
-        {
-            remove(&mut self.v6_blocks, &block6_key(k), "tenant_v6_blocks")?;
-        }
-        for (k, v) in changed(&old.v4_long, &new.v4_long) {
-            self.v4_long
-                .insert(v4_key(k), v, 0)
-                .map_err(write_err("tenant_v4_long"))?;
-        }
-        for (k, v) in changed(&old.v6_long, &new.v6_long) {
-            self.v6_long
-                .insert(v6_key(k), v, 0)
-                .map_err(write_err("tenant_v6_long"))?;
-        }
-        for (k, v) in changed(&old.v6_blocks, &new.v6_blocks) {
-            self.v6_blocks
-                .insert(block6_key(k), v, 0)
-                .map_err(write_err("tenant_v6_blocks"))?;
-        }
+        sync_hash(
+            &mut self.v4_long,
+            &old.v4_long,
+            &new.v4_long,
+            v4_key,
+            "tenant_v4_long",
+        )?;
+        sync_hash(
+            &mut self.v6_long,
+            &old.v6_long,
+            &new.v6_long,
+            v6_key,
+            "tenant_v6_long",
+        )?;
+        sync_hash(
+            &mut self.v6_blocks,
+            &old.v6_blocks,
+            &new.v6_blocks,
+            block6_key,
+            "tenant_v6_blocks",
+        )?;
+        // The block array cannot drop an entry: a block no longer wanted is zeroed.
         let emptied = old
             .v4_blocks
             .keys()
@@ -236,7 +228,7 @@ impl TenantMaps {
             .map(|k| (k, V4Block::default()));
         for (k, v) in emptied.chain(changed(&old.v4_blocks, &new.v4_blocks)) {
             self.v4_blocks
-                .set(block4_index(k), v, 0)
+                .set(v4_block_index(g, *k), v, 0)
                 .map_err(write_err("tenant_v4_blocks"))?;
         }
         let ctl = TenantCtl {
@@ -252,10 +244,9 @@ impl TenantMaps {
         let read = |map| move |source| Error::ReadMap { map, source };
         let mut layout = Layout::default();
         for block in 0..=u16::MAX {
-            let index = (u32::from(g) << V4_BLOCK_BITS) | u32::from(block);
             let entry = self
                 .v4_blocks
-                .get(&index, 0)
+                .get(&v4_block_index(g, block), 0)
                 .map_err(read("tenant_v4_blocks"))?;
             if entry != V4Block::default() {
                 layout.v4_blocks.insert(block, entry);
@@ -286,6 +277,30 @@ impl TenantMaps {
             .v6_short_lens;
         Ok(layout)
     }
+}
+
+/// Index of `block` of generation `g` in the IPv4 block array.
+fn v4_block_index(g: u8, block: u16) -> u32 {
+    (u32::from(g) << V4_BLOCK_BITS) | u32::from(block)
+}
+
+/// Makes one generation of a hash map go from `old` to `new` (`key` places an entry in
+/// that generation): stale keys first, so the map never holds both tables' worth of one
+/// generation, then new and changed entries.
+fn sync_hash<L: Ord, K: aya::Pod, V: aya::Pod + PartialEq>(
+    map: &mut HashMap<MapData, K, V>,
+    old: &BTreeMap<L, V>,
+    new: &BTreeMap<L, V>,
+    key: impl Fn(&L) -> K,
+    name: &'static str,
+) -> Result<(), Error> {
+    for k in old.keys().filter(|k| !new.contains_key(k)) {
+        remove(map, &key(k), name)?;
+    }
+    for (k, v) in changed(old, new) {
+        map.insert(key(k), v, 0).map_err(write_err(name))?;
+    }
+    Ok(())
 }
 
 /// Entries of `new` that `old` lacks or holds with another value.

@@ -161,6 +161,17 @@ fn stop(mut child: Child, dir: &Path, run: u32) -> anyhow::Result<()> {
     }
 }
 
+/// The pins of run `run` are gone, and its log says why.
+fn removed(pins: &PinDir, dir: &Path, run: u32, reason: &str) -> anyhow::Result<()> {
+    let log = log(dir, run);
+    ensure!(!pins.path().exists(), "pins left behind:\n{log}");
+    ensure!(
+        log.contains(reason),
+        "the log does not say {reason:?}:\n{log}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn programs_stay_for_a_restart_and_go_with_the_namespace() -> anyhow::Result<()> {
     if !common::can_bpf() {
@@ -216,16 +227,7 @@ async fn programs_stay_for_a_restart_and_go_with_the_namespace() -> anyhow::Resu
     })
     .await?;
     stop(second, dir.path(), 2)?;
-    ensure!(
-        !pins.path().exists(),
-        "pins left behind:\n{}",
-        log(dir.path(), 2)
-    );
-    ensure!(
-        log(dir.path(), 2).contains("ServiceAccount was deleted"),
-        "{}",
-        log(dir.path(), 2)
-    );
+    removed(&pins, dir.path(), 2, "ServiceAccount was deleted")?;
 
     // The namespace is deleted while the agent runs. (This API server has no namespace
     // controller, so the namespace stays Terminating, as while a real cluster empties it.)
@@ -241,15 +243,6 @@ async fn programs_stay_for_a_restart_and_go_with_the_namespace() -> anyhow::Resu
         "namespace not being deleted"
     );
     stop(third, dir.path(), 3)?;
-    ensure!(
-        !pins.path().exists(),
-        "pins left behind:\n{}",
-        log(dir.path(), 3)
-    );
-    ensure!(
-        log(dir.path(), 3).contains("the namespace is being deleted"),
-        "{}",
-        log(dir.path(), 3)
-    );
+    removed(&pins, dir.path(), 3, "the namespace is being deleted")?;
     Ok(())
 }
