@@ -5,10 +5,21 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
+use hsn_core::Direction;
+
 /// Uplink direction (tenant matched by destination address).
 pub(crate) const DIR_UPLINK: u32 = 0;
 /// Downlink direction (tenant matched by source address).
 pub(crate) const DIR_DOWNLINK: u32 = 1;
+
+/// The direction a counter key's `dir` holds; `None` for a value the programs never write.
+pub(crate) fn direction_from_raw(raw: u32) -> Option<Direction> {
+    match raw {
+        DIR_UPLINK => Some(Direction::Uplink),
+        DIR_DOWNLINK => Some(Direction::Downlink),
+        _ => None,
+    }
+}
 
 /// `HSN_MAX_PREFIXES`: prefixes of one family in one table generation (why this size: see
 /// the header).
@@ -272,6 +283,9 @@ mod tests {
         };
         assert_eq!(define("HSN_DIR_UPLINK"), DIR_UPLINK);
         assert_eq!(define("HSN_DIR_DOWNLINK"), DIR_DOWNLINK);
+        assert_eq!(direction_from_raw(DIR_UPLINK), Some(Direction::Uplink));
+        assert_eq!(direction_from_raw(DIR_DOWNLINK), Some(Direction::Downlink));
+        assert_eq!(direction_from_raw(7), None);
         assert_eq!(define("HSN_MAX_PREFIXES"), MAX_PREFIXES);
         assert_eq!(define("HSN_MAX_TENANT_SLOTS"), MAX_TENANT_SLOTS);
         assert_eq!(define("HSN_V4_BLOCK_BITS"), u32::from(V4_BLOCK_BITS));

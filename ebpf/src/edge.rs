@@ -21,9 +21,8 @@ use crate::slots::Slots;
 use crate::stats::{read_array_counter, read_stats};
 use crate::tenants::{TenantMaps, TenantTable, tenant_pins};
 use crate::xdp::{Loaded, ObjectSpec};
-use crate::{
-    AttachMode, Direction, EdgeStats, Error, MacAddr, PacketRun, TenantCounter, TenantPrefixes,
-};
+use crate::{AttachMode, EdgeStats, Error, PacketRun, TenantCounter, TenantPrefixes};
+use hsn_core::{Direction, MacAddr, TenantId};
 
 static EDGE: ObjectSpec = ObjectSpec {
     program: "hsn_edge",
@@ -272,7 +271,8 @@ impl EdgeDatapath {
                 (DIR_DOWNLINK, Direction::Downlink),
             ] {
                 let c = read_array_counter(&self.counters, slot * 2 + dir, "edge_counters")?;
-                if c.packets > 0 {
+                // Slots only ever hold tenant ids, never 0.
+                if let Some(tenant) = TenantId::new(tenant).filter(|_| c.packets > 0) {
                     out.push(TenantCounter {
                         tenant,
                         direction,

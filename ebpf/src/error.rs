@@ -9,7 +9,7 @@ use aya::maps::xdp::XdpMapError;
 use aya::programs::ProgramError;
 use ipnet::IpNet;
 
-use crate::MacAddr;
+use hsn_core::{MacAddr, TenantId};
 
 /// Why a datapath operation failed. aya's errors are boxed: they are large (verifier logs)
 /// and would make every `Result` of this crate large.
@@ -152,8 +152,8 @@ pub enum Error {
     #[error("prefix {prefix} is claimed by tenants {first} and {second}")]
     ConflictingPrefix {
         prefix: IpNet,
-        first: u32,
-        second: u32,
+        first: TenantId,
+        second: TenantId,
     },
     /// More prefixes of one family than one table generation holds.
     #[error("{count} {family} tenant prefixes exceed the map capacity of {max}")]
@@ -227,9 +227,6 @@ pub enum Error {
         #[source]
         source: Box<ProgramError>,
     },
-    /// Text that is not a MAC address.
-    #[error("invalid MAC address {input:?} (want six hex octets separated by ':')")]
-    InvalidMac { input: String },
 }
 
 impl Error {
@@ -261,7 +258,6 @@ impl Error {
             Self::WriteEdge { .. } => "write_edges",
             Self::ReadMap { .. } => "read_map",
             Self::TestRun { .. } => "test_run",
-            Self::InvalidMac { .. } => "invalid_mac",
         }
     }
 }

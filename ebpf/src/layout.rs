@@ -191,7 +191,7 @@ mod tests {
 
     fn tenant(tenant: u32, prefixes: &[&str]) -> TenantPrefixes {
         TenantPrefixes {
-            tenant,
+            tenant: hsn_core::TenantId::new(tenant).unwrap(),
             prefixes: prefixes.iter().map(|p| p.parse().unwrap()).collect(),
         }
     }
@@ -231,7 +231,7 @@ mod tests {
             .collect();
         let mut tenants: Vec<TenantPrefixes> = (1..=6)
             .map(|tenant| TenantPrefixes {
-                tenant,
+                tenant: hsn_core::TenantId::new(tenant).unwrap(),
                 prefixes: Vec::new(),
             })
             .collect();

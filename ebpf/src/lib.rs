@@ -33,7 +33,7 @@ pub use error::Error;
 pub use stats::{EdgeStats, SuperStats};
 pub use super_node::{SuperConfig, SuperDatapath};
 pub use tenants::TenantPrefixes;
-pub use types::{Direction, EdgeNode, EdgeTenantCounter, MacAddr, TenantCounter};
+pub use types::{EdgeNode, EdgeTenantCounter, TenantCounter};
 pub use xdp::{AttachMode, PacketRun, XdpAction};
 
 /// Deleting an absent key is not a failure when the goal is "absent".

@@ -8,7 +8,7 @@ use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap};
 
 use crate::abi::{
     Counter, EdgeAddr, EdgeKey, MAX_EDGE_COUNTERS, MAX_EDGES, MacKey, SUPER_STAT_COUNT, addr16,
-    ip_from16,
+    direction_from_raw, ip_from16,
 };
 use crate::bpffs::{OnMismatch, PinDir, PinnedMap, ReplacedPin};
 use crate::layout::Layout;
@@ -17,9 +17,9 @@ use crate::stats::{read_counters, read_stats};
 use crate::tenants::{TenantMaps, TenantTable, tenant_pins};
 use crate::xdp::{Loaded, ObjectSpec};
 use crate::{
-    AttachMode, Direction, EdgeNode, EdgeTenantCounter, Error, MacAddr, PacketRun, SuperStats,
-    TenantPrefixes,
+    AttachMode, EdgeNode, EdgeTenantCounter, Error, PacketRun, SuperStats, TenantPrefixes,
 };
+use hsn_core::{MacAddr, TenantId};
 
 static SUPER: ObjectSpec = ObjectSpec {
     program: "hsn_super",
@@ -182,8 +182,8 @@ impl SuperDatapath {
             .filter_map(|(key, c)| {
                 Some(EdgeTenantCounter {
                     edge: ip_from16(key.edge),
-                    tenant: key.tenant,
-                    direction: Direction::from_raw(key.dir)?,
+                    tenant: TenantId::new(key.tenant)?,
+                    direction: direction_from_raw(key.dir)?,
                     packets: c.packets,
                     bytes: c.bytes,
                 })

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use aya::maps::{Array, HashMap, MapData, MapError};
+use hsn_core::{PrefixClaims, SharedPrefix, TenantId};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::Error;
@@ -20,7 +21,7 @@ use crate::xdp::Loaded;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantPrefixes {
     /// Tenant id, as counted and reported.
-    pub tenant: u32,
+    pub tenant: TenantId,
     /// Addresses of the tenant's services; host bits are ignored.
     pub prefixes: Vec<IpNet>,
 }
@@ -35,22 +36,27 @@ pub(crate) struct TenantTable {
 impl TenantTable {
     /// Normalises prefixes (host bits cleared) and refuses a prefix owned by two tenants.
     pub(crate) fn build(tenants: &[TenantPrefixes]) -> Result<Self, Error> {
-        let mut table = Self::default();
+        let mut claims = PrefixClaims::default();
         for t in tenants {
             for prefix in &t.prefixes {
-                let previous = match prefix.trunc() {
-                    IpNet::V4(net) => table.v4.insert(net, t.tenant),
-                    IpNet::V6(net) => table.v6.insert(net, t.tenant),
-                };
-                if let Some(first) = previous.filter(|&p| p != t.tenant) {
-                    return Err(Error::ConflictingPrefix {
-                        prefix: prefix.trunc(),
+                claims.claim(*prefix, t.tenant).map_err(
+                    |SharedPrefix {
+                         prefix,
+                         first,
+                         second,
+                     }| Error::ConflictingPrefix {
+                        prefix,
                         first,
-                        second: t.tenant,
-                    });
-                }
+                        second,
+                    },
+                )?;
             }
         }
+        let (v4, v6) = claims.into_parts();
+        let table = Self {
+            v4: v4.into_iter().map(|(net, t)| (net, t.get())).collect(),
+            v6: v6.into_iter().map(|(net, t)| (net, t.get())).collect(),
+        };
         for (family, count) in [("IPv4", table.v4.len()), ("IPv6", table.v6.len())] {
             if count > MAX_PREFIXES as usize {
                 return Err(Error::TooManyPrefixes {
@@ -338,7 +344,7 @@ mod tests {
 
     fn tenant(tenant: u32, prefixes: &[&str]) -> TenantPrefixes {
         TenantPrefixes {
-            tenant,
+            tenant: TenantId::new(tenant).unwrap(),
             prefixes: prefixes.iter().map(|p| net(p)).collect(),
         }
     }
@@ -365,7 +371,8 @@ mod tests {
         let err = TenantTable::build(&[tenant(1, &["10.0.0.0/8"]), tenant(2, &["10.0.0.1/8"])])
             .unwrap_err();
         assert!(
-            matches!(err, Error::ConflictingPrefix { first: 1, second: 2, prefix } if prefix == net("10.0.0.0/8")),
+            matches!(err, Error::ConflictingPrefix { first, second, prefix }
+                if (first.get(), second.get()) == (1, 2) && prefix == net("10.0.0.0/8")),
             "{err}"
         );
     }
@@ -383,7 +390,7 @@ mod tests {
             .map(|i| IpNet::V4(Ipv4Net::new(i.into(), 32).unwrap()))
             .collect();
         let err = TenantTable::build(&[TenantPrefixes {
-            tenant: 1,
+            tenant: TenantId::new(1).unwrap(),
             prefixes,
         }])
         .unwrap_err();

@@ -9,9 +9,8 @@ use common::edge_case::{
 };
 use common::packet::*;
 use common::*;
-use hsn_ebpf::{
-    Direction, EdgeConfig, EdgeDatapath, EdgeStats, Error, MacAddr, NextHop, XdpAction,
-};
+use hsn_core::{Direction, MacAddr, TenantId};
+use hsn_ebpf::{EdgeConfig, EdgeDatapath, EdgeStats, Error, NextHop, XdpAction};
 
 fn well_formed_cases() -> Vec<Case> {
     let down = Direction::Downlink;
@@ -353,7 +352,7 @@ fn set_tenants_replaces_the_whole_set() -> anyhow::Result<()> {
 
     // Tenant A disappears; B's IPv6 prefix moves to tenant 42.
     edge.set_tenants(&[hsn_ebpf::TenantPrefixes {
-        tenant: 42,
+        tenant: TenantId::new(42).unwrap(),
         prefixes: vec!["2001:db8:9::/64".parse()?],
     }])?;
     let before = edge.counters()?;
@@ -361,7 +360,10 @@ fn set_tenants_replaces_the_whole_set() -> anyhow::Result<()> {
     assert_eq!(edge.run_packet(&to_b)?.action, XdpAction::Redirect);
     let deltas = edge_deltas(&before, &edge.counters()?);
     assert_eq!(
-        deltas.keys().copied().collect::<Vec<_>>(),
+        deltas
+            .keys()
+            .map(|(t, d)| (t.get(), *d))
+            .collect::<Vec<_>>(),
         [(42, Direction::Uplink)]
     );
 
@@ -397,7 +399,7 @@ fn every_lookup_branch_finds_the_longest_prefix() -> anyhow::Result<()> {
     require_root!();
     let mut edge = EdgeDatapath::load(&EdgeConfig::default())?;
     let tenant = |tenant: u32, prefixes: &[&str]| hsn_ebpf::TenantPrefixes {
-        tenant,
+        tenant: TenantId::new(tenant).unwrap(),
         prefixes: prefixes.iter().map(|p| p.parse().unwrap()).collect(),
     };
     edge.set_tenants(&[
@@ -435,7 +437,7 @@ fn every_lookup_branch_finds_the_longest_prefix() -> anyhow::Result<()> {
         edge.run_packet(&packet.udp(4).build())?;
         let got: Vec<u32> = edge_deltas(&before, &edge.counters()?)
             .keys()
-            .map(|(tenant, _)| *tenant)
+            .map(|(tenant, _)| tenant.get())
             .collect();
         assert_eq!(got, want.into_iter().collect::<Vec<_>>(), "{addr}");
     }

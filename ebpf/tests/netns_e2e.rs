@@ -21,7 +21,8 @@ use std::time::Duration;
 use anyhow::{Context as _, ensure};
 use common::topology::*;
 use common::*;
-use hsn_ebpf::{Direction, EdgeStats, EdgeTenantCounter, SuperStats, TenantCounter};
+use hsn_core::{Direction, TenantId};
+use hsn_ebpf::{EdgeStats, EdgeTenantCounter, SuperStats, TenantCounter};
 use hsn_netns::{Capture, Frame, LinkStats};
 
 /// How long a capture may run; the tests take a few seconds.
@@ -49,8 +50,8 @@ impl Snapshot {
     }
 
     /// Per super node, its (tenant, direction) changes since `before`, all under the edge.
-    fn super_deltas(&self, before: &Self) -> anyhow::Result<[Deltas<(u32, Direction)>; 2]> {
-        let one = |i: usize| -> anyhow::Result<Deltas<(u32, Direction)>> {
+    fn super_deltas(&self, before: &Self) -> anyhow::Result<[Deltas<(TenantId, Direction)>; 2]> {
+        let one = |i: usize| -> anyhow::Result<Deltas<(TenantId, Direction)>> {
             let mut out = Deltas::new();
             for ((edge, tenant, dir), d) in super_deltas(&before.supers[i], &self.supers[i]) {
                 ensure!(edge == EDGE_ID, "super {} counted edge {edge}", i + 1);
@@ -130,7 +131,7 @@ impl Run {
             || Ok(edge_deltas(&before.edge, &dp.edge.counters()?)),
         )?;
         // The super nodes together counted exactly the edge's uplink.
-        let uplink: Deltas<(u32, Direction)> = traffic
+        let uplink: Deltas<(TenantId, Direction)> = traffic
             .tenant
             .iter()
             .filter(|((_, dir), _)| *dir == Direction::Uplink)
@@ -165,7 +166,7 @@ struct Finished {
     dp: Datapaths,
     chain: Chain,
     traffic: UeTraffic,
-    supers: [Deltas<(u32, Direction)>; 2],
+    supers: [Deltas<(TenantId, Direction)>; 2],
     edge_stats: EdgeStats,
     super_stats: [SuperStats; 2],
     service: ServiceSide,
@@ -228,7 +229,10 @@ impl Finished {
     }
 }
 
-fn sum(a: &Deltas<(u32, Direction)>, b: &Deltas<(u32, Direction)>) -> Deltas<(u32, Direction)> {
+fn sum(
+    a: &Deltas<(TenantId, Direction)>,
+    b: &Deltas<(TenantId, Direction)>,
+) -> Deltas<(TenantId, Direction)> {
     let mut out = a.clone();
     for (k, (p, bytes)) in b {
         let e = out.entry(*k).or_default();

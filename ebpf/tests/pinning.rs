@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 use common::edge_case::edge_with_next_hop;
 use common::packet::Packet;
 use common::*;
+use hsn_core::{Direction, TenantId};
 use hsn_ebpf::{
-    AttachMode, Direction, EdgeConfig, EdgeDatapath, Error, PinDir, SuperConfig, SuperDatapath,
-    TenantPrefixes,
+    AttachMode, EdgeConfig, EdgeDatapath, Error, PinDir, SuperConfig, SuperDatapath, TenantPrefixes,
 };
 use hsn_netns::{Netns, VethEnd, veth};
 use nix::sys::statfs::{BPF_FS_MAGIC, statfs};
 
-fn totals(edge: &EdgeDatapath) -> anyhow::Result<Vec<(u32, Direction, u64, u64)>> {
+fn totals(edge: &EdgeDatapath) -> anyhow::Result<Vec<(TenantId, Direction, u64, u64)>> {
     Ok(edge
         .counters()?
         .iter()
@@ -188,13 +188,14 @@ fn pinned_tenant_tables_serve_until_replaced_and_slots_keep_their_tenants() -> a
     );
 
     // Tenant A gives up its /16, B keeps its /24, tenant 40 appears with a /32 inside it.
+    let tenant_40 = TenantId::new(40).unwrap();
     second.set_tenants(&[
         TenantPrefixes {
             tenant: TENANT_B,
             prefixes: vec!["10.7.9.0/24".parse()?],
         },
         TenantPrefixes {
-            tenant: 40,
+            tenant: tenant_40,
             prefixes: vec![format!("{A_V4}/32").parse()?],
         },
     ])?;
@@ -209,7 +210,7 @@ fn pinned_tenant_tables_serve_until_replaced_and_slots_keep_their_tenants() -> a
         [
             (TENANT_A, Direction::Uplink, 2, 2 * la),
             (TENANT_B, Direction::Uplink, 3, 3 * lb),
-            (40, Direction::Uplink, 1, la),
+            (tenant_40, Direction::Uplink, 1, la),
         ]
     );
     assert_eq!(
@@ -227,7 +228,7 @@ fn pinned_tenant_tables_serve_until_replaced_and_slots_keep_their_tenants() -> a
         [
             (TENANT_A, Direction::Uplink, 3, 3 * la),
             (TENANT_B, Direction::Uplink, 3, 3 * lb),
-            (40, Direction::Uplink, 1, la),
+            (tenant_40, Direction::Uplink, 1, la),
         ]
     );
     Ok(())

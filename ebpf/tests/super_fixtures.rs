@@ -6,7 +6,8 @@ mod common;
 
 use common::packet::*;
 use common::*;
-use hsn_ebpf::{Direction, EdgeNode, MacAddr, SuperConfig, SuperDatapath, SuperStats, XdpAction};
+use hsn_core::{Direction, MacAddr, TenantId};
+use hsn_ebpf::{EdgeNode, SuperConfig, SuperDatapath, SuperStats, XdpAction};
 
 const EDGE_A_MAC: [u8; 6] = [0x02, 0xed, 0, 0, 0, 0x0a];
 const EDGE_B_MAC: [u8; 6] = [0x02, 0xed, 0, 0, 0, 0x0b];
@@ -19,7 +20,7 @@ struct Case {
     name: &'static str,
     frame: Vec<u8>,
     /// (edge address as printed, tenant, direction, bytes)
-    counted: Option<(&'static str, u32, Direction, u64)>,
+    counted: Option<(&'static str, TenantId, Direction, u64)>,
     stats: SuperStats,
 }
 
@@ -30,7 +31,13 @@ fn base() -> SuperStats {
     }
 }
 
-fn counted(name: &'static str, p: Packet, edge: &'static str, tenant: u32, dir: Direction) -> Case {
+fn counted(
+    name: &'static str,
+    p: Packet,
+    edge: &'static str,
+    tenant: TenantId,
+    dir: Direction,
+) -> Case {
     let by_mac = p.src_mac == EDGE_A_MAC || p.src_mac == EDGE_B_MAC;
     Case {
         name,

@@ -8,13 +8,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use hsn_core::Direction;
+use hsn_core::Role;
 use hsn_ledger::attest::Tolerance;
 use hsn_ledger::clock::ManualClock;
-use hsn_ledger::keys::{KeyRegistry, NodeKey, Role};
+use hsn_ledger::keys::{KeyRegistry, NodeKey};
 use hsn_ledger::ledger::{Ledger, LedgerConfig};
 use hsn_ledger::merkle::{self, Hash};
 use hsn_ledger::pb;
-use hsn_ledger::record::{Direction, SignedObservation, SignedRecord};
+use hsn_ledger::record::{SignedObservation, SignedRecord};
 use hsn_ledger::store::Store;
 use hsn_ledger::testkit::{Slot, signing_key};
 use prost::Message;
@@ -41,7 +43,7 @@ fn workload(n: usize) -> Workload {
             "bench-net",
             100,
             &format!("tenant-{}", i / edges.len()),
-            Direction::Up,
+            Direction::Uplink,
         );
         let bytes = 1_000_000 + i as u64;
         records.push(slot.record(edge, bytes, i as u64));

@@ -262,7 +262,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::record::{Direction, ObservationBody, RecordBody};
+    use crate::record::{ObservationBody, RecordBody};
+    use hsn_core::Direction;
 
     fn tol(bytes: u64, basis_points: u32) -> Tolerance {
         Tolerance {
@@ -304,7 +305,7 @@ mod tests {
             epoch: 1,
             node: NodeKey::of(&edge),
             tenant: "t".into(),
-            direction: Direction::Down,
+            direction: Direction::Downlink,
             bytes: claimed,
             packets: 1,
             sequence: 1,
@@ -315,7 +316,7 @@ mod tests {
             epoch: 1,
             node: NodeKey::of(&edge),
             tenant: "t".into(),
-            direction: Direction::Down,
+            direction: Direction::Downlink,
             bytes: observed,
             packets: 1,
             observer: NodeKey::of(&sup),

@@ -1,4 +1,5 @@
-//! Time and epochs. Time is injected so tests can close epochs without waiting.
+//! Time, injected so tests can close epochs without waiting (epoch arithmetic is
+//! [`hsn_core::EpochClock`]).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,52 +49,9 @@ impl Clock for ManualClock {
     }
 }
 
-/// The epoch clock: epoch `e` covers unix seconds `[e * seconds, (e + 1) * seconds)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Epochs {
-    seconds: u64,
-}
-
-impl Epochs {
-    /// Epochs of `seconds` (at least 1).
-    pub fn new(seconds: u64) -> Self {
-        Self {
-            seconds: seconds.max(1),
-        }
-    }
-
-    /// Epoch length in seconds.
-    pub fn seconds(&self) -> u64 {
-        self.seconds
-    }
-
-    /// The epoch containing unix time `t`.
-    pub fn at(&self, t: u64) -> u64 {
-        t / self.seconds
-    }
-
-    /// The last epoch that ended at least `grace` seconds before `now`, if any.
-    pub fn sealable_through(&self, now: u64, grace: u64) -> Option<u64> {
-        (now.checked_sub(grace)? / self.seconds).checked_sub(1)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn epochs_close_after_their_grace() {
-        let e = Epochs::new(60);
-        assert_eq!(e.at(119), 1);
-        assert_eq!(e.at(120), 2);
-        // Epoch 1 ends at 120; with 10 s grace it is sealable from 130.
-        assert_eq!(e.sealable_through(129, 10), Some(0));
-        assert_eq!(e.sealable_through(130, 10), Some(1));
-        assert_eq!(e.sealable_through(59, 0), None);
-        assert_eq!(e.sealable_through(5, 10), None);
-        assert_eq!(Epochs::new(0).seconds(), 1);
-    }
 
     #[test]
     fn manual_clock_moves() {

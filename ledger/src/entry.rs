@@ -327,7 +327,8 @@ mod tests {
     use ed25519_dalek::SigningKey;
 
     use super::*;
-    use crate::record::{Direction, ObservationBody, RecordBody};
+    use crate::record::{ObservationBody, RecordBody};
+    use hsn_core::Direction;
 
     struct Fixture {
         edge: SigningKey,
@@ -352,7 +353,7 @@ mod tests {
                     epoch: 5,
                     node: NodeKey::of(&self.edge),
                     tenant: "t".into(),
-                    direction: Direction::Up,
+                    direction: Direction::Uplink,
                     bytes,
                     packets: 1,
                     sequence: 1,
@@ -368,7 +369,7 @@ mod tests {
                     epoch: 5,
                     node: NodeKey::of(&self.edge),
                     tenant: "t".into(),
-                    direction: Direction::Up,
+                    direction: Direction::Uplink,
                     bytes,
                     packets: 1,
                     observer: NodeKey::of(&self.sup),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
+use hsn_core::Role;
 use serde::{Deserialize, Serialize};
 
 /// An ed25519 public key as it appears in records: 32 raw bytes, not yet checked to be a
@@ -172,25 +173,6 @@ fn io(path: &Path, source: std::io::Error) -> KeyError {
     KeyError::Io {
         path: path.to_owned(),
         source,
-    }
-}
-
-/// What a key may sign.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Edge records about its own traffic.
-    Edge,
-    /// Observations of its edges' traffic, attestations and blocks.
-    Super,
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Edge => "edge",
-            Self::Super => "super",
-        })
     }
 }
 

@@ -136,14 +136,6 @@ impl Metrics {
     }
 }
 
-/// The text exposition of a registry.
-pub fn encode(registry: &Registry) -> String {
-    let mut out = String::new();
-    // Writing into a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
-    out
-}
-
 fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code::*;
     match code {

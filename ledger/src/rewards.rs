@@ -171,8 +171,8 @@ mod tests {
     use super::*;
     use crate::attest::{Attester, Tolerance};
     use crate::entry::{Merge, Part, merge};
-    use crate::record::Direction;
     use crate::testkit::{Slot, signing_key};
+    use hsn_core::Direction;
 
     fn entry(edge: &SigningKey, epoch: u64, claimed: u64, observed: Option<u64>) -> Entry {
         let sup = signing_key(99);
@@ -183,7 +183,7 @@ mod tests {
                 basis_points: 0,
             },
         );
-        let slot = Slot::new("n", epoch, "t", Direction::Up);
+        let slot = Slot::new("n", epoch, "t", Direction::Uplink);
         let Merge::Stored { entry, .. } = merge(
             None,
             &Part::Record(slot.record(edge, claimed, 1)),

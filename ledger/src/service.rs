@@ -323,7 +323,8 @@ async fn stream_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{NodeKey, Role};
+    use crate::keys::NodeKey;
+    use hsn_core::Role;
 
     #[test]
     fn refusals_map_to_specific_codes() {

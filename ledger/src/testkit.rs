@@ -4,7 +4,8 @@
 use ed25519_dalek::SigningKey;
 
 use crate::keys::NodeKey;
-use crate::record::{Direction, ObservationBody, RecordBody, SignedObservation, SignedRecord};
+use crate::record::{ObservationBody, RecordBody, SignedObservation, SignedRecord};
+use hsn_core::Direction;
 
 /// A signing key derived from a number, so tests are reproducible.
 pub fn signing_key(seed: u64) -> SigningKey {

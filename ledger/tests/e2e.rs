@@ -9,12 +9,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use common::{Network, hsnctl, hsnctl_json, scrape};
 use ed25519_dalek::SigningKey;
+use hsn_core::Direction;
 use hsn_ledger::chain::walk_remote;
 use hsn_ledger::keys::NodeKey;
 use hsn_ledger::merkle::{Hash, Proof};
 use hsn_ledger::pb;
 use hsn_ledger::proof::verify_inclusion;
-use hsn_ledger::record::{Direction, RecordKey, SignedRecord};
+use hsn_ledger::record::{RecordKey, SignedRecord};
 use hsn_ledger::service::REASON_METADATA;
 use hsn_ledger::testkit::{Slot, signing_key};
 use hsn_ledger::verify::VerifyOptions;
@@ -24,7 +25,7 @@ use tonic::Code;
 const MB: u64 = 1_000_000;
 
 fn slots(epoch: u64) -> Vec<Slot> {
-    [Direction::Up, Direction::Down]
+    [Direction::Uplink, Direction::Downlink]
         .into_iter()
         .map(|d| Slot::new("net-a", epoch, "video", d))
         .collect()
@@ -99,7 +100,7 @@ async fn agents_submit_attest_seal_verify_and_reward() -> Result<()> {
             if i == 2 {
                 // A record the super never observes; the tamper test flips its tenant.
                 records.push(
-                    Slot::new("net-a", epochs[0], "flipme", Direction::Up).record(&edge, 5, 99),
+                    Slot::new("net-a", epochs[0], "flipme", Direction::Uplink).record(&edge, 5, 99),
                 );
             }
             anyhow::Ok(
@@ -159,10 +160,10 @@ async fn agents_submit_attest_seal_verify_and_reward() -> Result<()> {
         observations: vec![],
     };
     let future =
-        Slot::new("net-a", current + 5, "video", Direction::Up).record(&net.edges[1], 1, 1);
+        Slot::new("net-a", current + 5, "video", Direction::Uplink).record(&net.edges[1], 1, 1);
     let many: Vec<SignedRecord> = (0..51)
         .map(|k| {
-            Slot::new("net-a", epochs[1], &format!("t{k}"), Direction::Up).record(
+            Slot::new("net-a", epochs[1], &format!("t{k}"), Direction::Uplink).record(
                 &net.edges[1],
                 1,
                 k,
@@ -175,7 +176,7 @@ async fn agents_submit_attest_seal_verify_and_reward() -> Result<()> {
                 "net-a",
                 epochs[1],
                 &format!("{:a>60}{k}", ""),
-                Direction::Up,
+                Direction::Uplink,
             )
             .record(&net.edges[1], 1, k)
         })
@@ -328,7 +329,7 @@ async fn agents_submit_attest_seal_verify_and_reward() -> Result<()> {
     // Tamper with the stored chain: `hsnctl ledger verify` says where.
     let flip_key = RecordKey {
         tenant: "flipme".into(),
-        direction: Direction::Up,
+        direction: Direction::Uplink,
         epoch: epochs[0],
         node: NodeKey::of(&net.edges[2]),
     };

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use common::{Network, hsnctl, now};
 use ed25519_dalek::SigningKey;
+use hsn_core::Direction;
 use hsn_ledger::chain::walk_remote;
 use hsn_ledger::pb::{self, ledger_client::LedgerClient};
-use hsn_ledger::record::{Direction, RecordKey, SignedObservation, SignedRecord};
+use hsn_ledger::record::{RecordKey, SignedObservation, SignedRecord};
 use hsn_ledger::testkit::Slot;
 use hsn_ledger::verify::VerifyOptions;
 use tonic::Code;
@@ -171,7 +172,7 @@ async fn submit_until_killed(
                     "net-a",
                     epoch,
                     &format!("r{round}-b{batch}-{i}"),
-                    Direction::Up,
+                    Direction::Uplink,
                 );
                 slot.record(edge, 1000 + rng.below(1_000_000), batch)
             })

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::datapath::Datapath;
-use crate::epoch::Epochs;
+use crate::epoch::EpochCloser;
 use crate::index::{Desired, Index, Me, RoutesInput};
 use crate::lease::LeaseIdentity;
 use crate::metrics::Metrics;
@@ -130,7 +130,7 @@ impl<D: Datapath> Agent<D> {
             metrics.clone(),
             status_tx.clone(),
         ));
-        let epochs = Epochs::new(
+        let epochs = EpochCloser::new(
             datapath.clone(),
             spool,
             config.spool_header,

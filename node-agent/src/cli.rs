@@ -3,27 +3,10 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::{Parser, Subcommand, ValueEnum};
+use hsn_core::Role;
 use hsn_ledger::client::ClientTls;
-
-/// Which datapath program the agent runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Role {
-    /// Meters tenant traffic and redirects uplink to its super node.
-    Edge,
-    /// Meters traffic per (edge, tenant) to attest edge claims.
-    Super,
-}
-
-impl Role {
-    /// `edge` or `super`, as in the Lease annotation.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Edge => "edge",
-            Self::Super => "super",
-        }
-    }
-}
 
 /// Datapath hook requested by the operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -50,8 +33,9 @@ pub struct Args {
     /// Runs the agent when absent.
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// Edge or super node.
-    #[arg(long, value_enum)]
+    /// Edge (meters tenant traffic, redirects uplink to its super node) or super node
+    /// (meters per (edge, tenant) to attest edge claims).
+    #[arg(long, value_parser = PossibleValuesParser::new(Role::ALL.map(Role::as_str)).map(|s| s.parse::<Role>().expect("a listed role")))]
     pub role: Role,
     /// The HsnNetwork's name (also names the pin directory and default state dir).
     #[arg(long)]
@@ -108,7 +92,7 @@ pub struct Args {
     #[arg(long, default_value_t = 60)]
     pub epoch_seconds: u32,
     /// `/metrics` and `/healthz`.
-    #[arg(long, default_value = "0.0.0.0:9100")]
+    #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], hsn_core::ports::EDGE_METRICS)))]
     pub metrics_addr: SocketAddr,
     /// JSON log lines.
     #[arg(long)]

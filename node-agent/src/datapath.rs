@@ -3,16 +3,15 @@
 
 use std::net::IpAddr;
 
-use hsn_ebpf::{
-    AttachMode, Direction, EdgeDatapath, EdgeNode, Error, NextHop, SuperDatapath, TenantPrefixes,
-};
+use hsn_core::{Direction, TenantId};
+use hsn_ebpf::{AttachMode, EdgeDatapath, EdgeNode, Error, NextHop, SuperDatapath, TenantPrefixes};
 
 /// Identity of one monotonic counter: edges count per (tenant, direction), super nodes per
 /// (edge, tenant, direction).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CounterKey {
     /// Tenant id.
-    pub tenant: u32,
+    pub tenant: TenantId,
     /// Traffic direction.
     pub direction: Direction,
     /// Super nodes: the sending edge.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hsn_core::{EpochClock, TenantId};
 use tokio::sync::watch;
 
 use crate::datapath::Datapath;
@@ -37,7 +38,7 @@ impl EpochError {
 
 /// The epoch closer: owns the spool, reads the shared datapath.
 #[derive(Debug)]
-pub struct Epochs<D> {
+pub struct EpochCloser<D> {
     dp: SharedDatapath<D>,
     spool: Spool,
     header: SpoolHeader,
@@ -45,7 +46,7 @@ pub struct Epochs<D> {
     status: StatusTx,
 }
 
-impl<D: Datapath> Epochs<D> {
+impl<D: Datapath> EpochCloser<D> {
     /// A closer writing into `spool` as `header`.
     pub fn new(
         dp: SharedDatapath<D>,
@@ -74,7 +75,7 @@ impl<D: Datapath> Epochs<D> {
         &mut self,
         epoch: u64,
         epoch_seconds: u32,
-        names: &BTreeMap<u32, String>,
+        names: &BTreeMap<TenantId, String>,
     ) -> Result<(), EpochError> {
         let (counters, parse_errors) = {
             let dp = lock(&self.dp);
@@ -88,7 +89,7 @@ impl<D: Datapath> Epochs<D> {
         for r in &records {
             let labels = TrafficLabels {
                 tenant: r.tenant.clone(),
-                direction: hsn_ebpf::Direction::from(r.direction).as_str().into(),
+                direction: r.direction.as_str().into(),
                 edge: r.edge.map(|e| e.to_string()).unwrap_or_default(),
             };
             self.metrics.bytes.get_or_create(&labels).inc_by(r.bytes);
@@ -156,14 +157,12 @@ fn unix_now() -> Duration {
 
 /// The newest epoch that has fully ended at `now`.
 pub fn closable(now: Duration, seconds: u32) -> Option<u64> {
-    (now.as_secs() / u64::from(seconds.max(1))).checked_sub(1)
+    EpochClock::new(seconds.into()).ended_by(now.as_secs(), 0)
 }
 
 /// How long until the current epoch ends (plus a little, so it has ended).
 pub fn until_next(now: Duration, seconds: u32) -> Duration {
-    let len = u64::from(seconds.max(1)) * 1000;
-    let ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_millis(len - ms % len + 10)
+    EpochClock::new(seconds.into()).until_end(now) + Duration::from_millis(10)
 }
 
 #[cfg(test)]
@@ -206,7 +205,7 @@ mod tests {
     async fn no_epoch_closes_before_the_first_table_and_the_tables_length_numbers_them() {
         let dir = tempfile::tempdir().unwrap();
         let (status, mut reported) = watch::channel(AgentStatus::default());
-        let epochs = Epochs::new(
+        let epochs = EpochCloser::new(
             Arc::new(Mutex::new(Idle)),
             Spool::open(dir.path()).unwrap(),
             SpoolHeader {

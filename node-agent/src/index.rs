@@ -7,11 +7,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use hsn_api::routes::{RoutesError, RoutesTable};
+use hsn_core::{PrefixClaims, Role, SharedPrefix, SuperId, TenantId};
 use hsn_ebpf::TenantPrefixes;
 use ipnet::IpNet;
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::Role;
 use crate::metrics::Metrics;
 use crate::status::StatusTx;
 
@@ -41,12 +41,11 @@ impl Me {
         }
     }
 
-    fn is_super_id(&self, id: &str) -> bool {
+    fn is_super_id(&self, id: &SuperId) -> bool {
         let Self::Super { ordinal, cluster } = self else {
             return false;
         };
-        let (c, name) = id.rsplit_once('/').unwrap_or(("", id));
-        name == format!("super-{ordinal}") && cluster.as_deref().is_none_or(|want| want == c)
+        id.ordinal == *ordinal && cluster.as_deref().is_none_or(|want| want == id.cluster)
     }
 }
 
@@ -54,7 +53,7 @@ impl Me {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SuperTarget {
     /// `<cluster>/super-<ordinal>`.
-    pub id: String,
+    pub id: SuperId,
     /// Its address, once the operator knows it.
     pub address: Option<IpAddr>,
 }
@@ -97,7 +96,7 @@ pub struct Desired {
     /// Tenant prefixes, ready for the datapath.
     pub tenants: Vec<TenantPrefixes>,
     /// Tenant id → name, for spool records.
-    pub tenant_names: BTreeMap<u32, String>,
+    pub tenant_names: BTreeMap<TenantId, String>,
     /// Edge or super specifics.
     pub role: RoleState,
 }
@@ -216,35 +215,35 @@ pub fn compute(json: &str, network: &str, me: &Me) -> Result<Desired, IndexError
     })
 }
 
-type Tenants = (Vec<TenantPrefixes>, BTreeMap<u32, String>);
+type Tenants = (Vec<TenantPrefixes>, BTreeMap<TenantId, String>);
 
 fn tenants(table: &RoutesTable) -> Result<Tenants, IndexError> {
-    let mut owners: BTreeMap<IpNet, &str> = BTreeMap::new();
+    let mut claims = PrefixClaims::default();
     let mut out = Vec::new();
     let mut names = BTreeMap::new();
     for t in &table.tenants {
-        let id = u32::try_from(t.id)
-            .ok()
-            .filter(|&id| id > 0)
-            .ok_or_else(|| IndexError::TenantId {
-                tenant: t.name.clone(),
-                id: t.id,
-            })?;
+        let id = TenantId::try_from(t.id).map_err(|_| IndexError::TenantId {
+            tenant: t.name.clone(),
+            id: t.id,
+        })?;
         let mut prefixes = Vec::new();
         for p in &t.prefixes {
             let net: IpNet = p.0.parse().map_err(|_| RoutesError::BadPrefix {
                 tenant: t.name.clone(),
                 prefix: p.0.clone(),
             })?;
-            let net = net.trunc();
-            if let Some(first) = owners.insert(net, &t.name).filter(|f| *f != t.name) {
-                return Err(IndexError::PrefixConflict {
-                    prefix: net,
+            claims.claim(net, t.name.as_str()).map_err(
+                |SharedPrefix {
+                     prefix,
+                     first,
+                     second,
+                 }| IndexError::PrefixConflict {
+                    prefix,
                     first: first.to_owned(),
-                    second: t.name.clone(),
-                });
-            }
-            prefixes.push(net);
+                    second: second.to_owned(),
+                },
+            )?;
+            prefixes.push(net.trunc());
         }
         names.insert(id, t.name.clone());
         out.push(TenantPrefixes {

@@ -1,5 +1,6 @@
 use hsn_api::network::{Prefix, Tenant};
 use hsn_api::routes::{EdgeRoute, ROUTES_VERSION, SuperRoute};
+use hsn_core::{SuperId, TenantId};
 use prometheus_client::registry::Registry;
 
 use super::*;
@@ -13,27 +14,23 @@ fn table() -> RoutesTable {
         epoch_seconds: 30,
         supers: vec![
             SuperRoute {
-                id: "a/super-0".into(),
+                id: SuperId::new("a", 0),
                 address: Some("10.0.0.5".parse().unwrap()),
             },
             SuperRoute {
-                id: "b/super-0".into(),
+                id: SuperId::new("b", 0),
                 address: None,
             },
         ],
         edges: vec![
-            EdgeRoute {
-                node: "n1".into(),
-                super_id: "a/super-0".into(),
-                ..EdgeRoute::default()
-            },
+            EdgeRoute::new("n1", SuperId::new("a", 0)),
             EdgeRoute {
                 node: "n2".into(),
-                super_id: "b/super-0".into(),
+                super_id: SuperId::new("b", 0),
                 address: Some("10.1.0.2".parse().unwrap()),
                 mac: Some("02:00:00:00:00:02".into()),
                 public_key: Some("cd".repeat(32)),
-                ..EdgeRoute::default()
+                cluster: String::new(),
             },
         ],
         tenants: vec![Tenant {
@@ -56,14 +53,14 @@ fn edge(node: &str) -> Me {
 fn an_edge_gets_its_super_and_the_tenants() {
     let d = compute(&json(&table()), "metro", &edge("n1")).unwrap();
     assert_eq!(d.epoch_seconds, 30);
-    assert_eq!(d.tenant_names[&7], "acme");
-    assert_eq!(d.tenants[0].tenant, 7);
+    assert_eq!(d.tenant_names[&TenantId::new(7).unwrap()], "acme");
+    assert_eq!(d.tenants[0].tenant.get(), 7);
     assert_eq!(d.tenants[0].prefixes.len(), 2);
     assert_eq!(
         d.role,
         RoleState::Edge {
             target: Some(SuperTarget {
-                id: "a/super-0".into(),
+                id: SuperId::new("a", 0),
                 address: Some("10.0.0.5".parse().unwrap())
             })
         }
@@ -123,7 +120,7 @@ fn bad_tables_are_refused_with_a_label() {
         (
             {
                 let mut t = table();
-                t.edges[0].super_id = "c/super-3".into();
+                t.edges[0].super_id = SuperId::new("c", 3);
                 json(&t)
             },
             "unknown_super",
@@ -206,7 +203,7 @@ fn the_index_keeps_the_last_good_state_and_reports_the_error() {
     assert_eq!(metrics.routes_errors_total(), 2);
 
     let mut moved = table();
-    moved.edges[0].super_id = "b/super-0".into();
+    moved.edges[0].super_id = SuperId::new("b", 0);
     index.update(Ok(json(&moved)));
     assert!(status_rx.borrow().routes_error.is_none(), "error cleared");
     let now = desired_rx.borrow().clone().unwrap();
@@ -214,7 +211,7 @@ fn the_index_keeps_the_last_good_state_and_reports_the_error() {
         now.role,
         RoleState::Edge {
             target: Some(SuperTarget {
-                id: "b/super-0".into(),
+                id: SuperId::new("b", 0),
                 address: None
             })
         }

@@ -13,9 +13,9 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use tokio::sync::watch;
 
-use crate::cli::Role;
 use crate::metrics::Metrics;
 use crate::status::AgentStatus;
+use hsn_core::Role;
 
 /// Field manager of the agent's writes.
 pub const FIELD_MANAGER: &str = "hsn-agent";

@@ -13,14 +13,13 @@ pub mod lease;
 pub mod meter;
 pub mod metrics;
 pub mod nexthop;
-pub mod server;
 pub mod shipper;
 pub mod source;
 pub mod spool;
 pub mod status;
-pub mod telemetry;
 pub mod writer;
 
+use hsn_runtime::admin::{self, Readiness};
 use std::time::Duration;
 
 use hsn_api::node::lease as lease_names;
@@ -30,7 +29,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Api;
 
 use crate::agent::{Agent, AgentConfig, LeaseConfig, RoutesSource};
-use crate::cli::{Args, Command, DatapathKind, LedgerTlsError, Role};
+use crate::cli::{Args, Command, DatapathKind, LedgerTlsError};
 use crate::datapath::{Datapath, mode_label};
 use crate::identity::{Identity, IdentityError};
 use crate::index::Me;
@@ -39,6 +38,7 @@ use crate::metrics::AttachLabels;
 use crate::nexthop::{NextHopError, NextHops};
 use crate::shipper::ShipperConfig;
 use crate::spool::{SpoolError, SpoolHeader};
+use hsn_core::Role;
 
 /// Why the agent could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -347,8 +347,14 @@ async fn serve<D: Datapath>(
         };
         agent.metrics.attached.get_or_create(&labels).set(1);
     }
-    let (bound, server) = server::serve(args.metrics_addr, agent.registry.clone()).await?;
-    tracing::info!(%bound, "serving /metrics and /healthz");
+    let (bound, server) = admin::serve(
+        args.metrics_addr,
+        agent.registry.clone(),
+        Readiness::always(),
+        std::future::pending(),
+    )
+    .await?;
+    tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
     tokio::select! {
         () = shutdown => tracing::info!("shutting down"),
         result = server => result?,
@@ -405,22 +411,6 @@ impl<D: Datapath> Datapath for TakeOver<D> {
 
     fn attach(&mut self, ifname: &str) -> Result<AttachMode, hsn_ebpf::Error> {
         self.inner.attach(ifname)
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
     }
 }
 

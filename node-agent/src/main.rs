@@ -5,7 +5,11 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = hsn_agent::cli::Args::parse();
-    hsn_agent::telemetry::init(args.log_json);
-    hsn_agent::run(args, hsn_agent::shutdown_signal()).await?;
+    let _telemetry = hsn_runtime::telemetry::init(hsn_runtime::telemetry::Logging {
+        service: "hsn-agent",
+        json: args.log_json,
+        default_filter: "info",
+    });
+    hsn_agent::run(args, hsn_runtime::signals::shutdown()).await?;
     Ok(())
 }

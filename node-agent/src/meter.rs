@@ -47,13 +47,13 @@ pub fn deltas(before: &Snapshot, now: &[(CounterKey, Totals)]) -> Deltas {
 
 #[cfg(test)]
 mod tests {
-    use hsn_ebpf::Direction;
+    use hsn_core::Direction;
 
     use super::*;
 
     fn key(tenant: u32, direction: Direction) -> CounterKey {
         CounterKey {
-            tenant,
+            tenant: hsn_core::TenantId::new(tenant).unwrap(),
             direction,
             edge: None,
         }

@@ -195,3 +195,21 @@ impl Metrics {
         .sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agents_series_are_exposed_with_their_labels() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        metrics.routes_error("malformed");
+        let body = hsn_runtime::admin::encode(&registry).unwrap();
+        assert!(
+            body.contains("hsn_agent_routes_errors_total{reason=\"malformed\"} 1"),
+            "{body}"
+        );
+        assert!(body.contains("hsn_agent_map_update_seconds"), "{body}");
+    }
+}

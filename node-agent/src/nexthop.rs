@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, UdpSocket};
 
-use hsn_ebpf::{MacAddr, NextHop};
+use hsn_core::{MacAddr, ParseMacError, SuperId};
+use hsn_ebpf::NextHop;
 use serde::Deserialize;
 use tokio::process::Command;
 
@@ -23,7 +24,7 @@ pub enum NextHopError {
     Flag(String),
     /// The super node has no address in the routes table yet.
     #[error("super node {0} has no address yet")]
-    NoAddress(String),
+    NoAddress(SuperId),
     /// Running or parsing `ip` failed.
     #[error("`ip {args}`: {reason}")]
     Ip {
@@ -38,7 +39,10 @@ pub enum NextHopError {
     /// The neighbour is not resolved yet (a probe was sent).
     #[error("neighbour {0} on {1} not resolved yet")]
     Unresolved(IpAddr, String),
-    /// The egress device or MAC was refused by hsn-ebpf.
+    /// A MAC (flag or neighbour table) that does not parse.
+    #[error(transparent)]
+    Mac(#[from] ParseMacError),
+    /// The egress device was refused by hsn-ebpf.
     #[error(transparent)]
     Datapath(#[from] hsn_ebpf::Error),
 }
@@ -52,6 +56,7 @@ impl NextHopError {
             Self::Ip { .. } => "ip",
             Self::NoRoute(_) => "no_route",
             Self::Unresolved(..) => "unresolved",
+            Self::Mac(_) => "invalid_mac",
             Self::Datapath(_) => "datapath",
         }
     }
@@ -63,7 +68,7 @@ pub enum NextHops {
     /// `--next-hop`: the same hop whatever the super node.
     Fixed(NextHop),
     /// Per super-node id (tests and static set-ups).
-    PerSuper(BTreeMap<String, NextHop>),
+    PerSuper(BTreeMap<SuperId, NextHop>),
     /// Route and neighbour tables of the kernel.
     Kernel,
 }
@@ -169,7 +174,7 @@ mod tests {
         ));
         assert!(matches!(
             NextHops::from_flag("lo,zz"),
-            Err(NextHopError::Datapath(_))
+            Err(NextHopError::Mac(_))
         ));
         assert!(matches!(
             NextHops::from_flag("no-such-if0,02:00:00:00:00:01"),
@@ -180,7 +185,7 @@ mod tests {
     #[tokio::test]
     async fn a_target_without_address_has_no_kernel_next_hop() {
         let target = SuperTarget {
-            id: "a/super-0".into(),
+            id: SuperId::new("a", 0),
             address: None,
         };
         let err = NextHops::Kernel.resolve(&target).await.unwrap_err();

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use hsn_api::routes::ROUTES_KEY;
+use hsn_runtime::signals::Hangups;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::runtime::{WatchStreamExt as _, watcher};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::index::RoutesInput;
@@ -59,7 +59,7 @@ fn table_of(cm: &ConfigMap, name: &str) -> RoutesInput {
 
 /// Reads `path` at start, when its content changes and on SIGHUP, until `tx` closes.
 pub async fn watch_file(path: PathBuf, tx: mpsc::Sender<RoutesInput>) {
-    let mut hup = signal(SignalKind::hangup()).ok();
+    let mut hangups = Hangups::new();
     let mut last: Option<RoutesInput> = None;
     loop {
         let input = tokio::fs::read_to_string(&path)
@@ -74,7 +74,7 @@ pub async fn watch_file(path: PathBuf, tx: mpsc::Sender<RoutesInput>) {
         }
         tokio::select! {
             () = tokio::time::sleep(FILE_POLL) => {}
-            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => {
+            () = hangups.recv() => {
                 tracing::info!(path = %path.display(), "SIGHUP: re-reading routes");
                 last = None;
             }

@@ -15,7 +15,7 @@ use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use hsn_ebpf::Direction;
+use hsn_core::{Direction, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::datapath::{CounterKey, Totals};
@@ -28,34 +28,6 @@ const PENDING_EXT: &str = "json";
 const SENT_EXT: &str = "sent";
 const TMP_EXT: &str = "tmp";
 
-/// Traffic direction in the spool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SpoolDirection {
-    /// Towards a tenant prefix.
-    Uplink,
-    /// From a tenant prefix.
-    Downlink,
-}
-
-impl From<Direction> for SpoolDirection {
-    fn from(d: Direction) -> Self {
-        match d {
-            Direction::Uplink => Self::Uplink,
-            Direction::Downlink => Self::Downlink,
-        }
-    }
-}
-
-impl From<SpoolDirection> for Direction {
-    fn from(d: SpoolDirection) -> Self {
-        match d {
-            SpoolDirection::Uplink => Self::Uplink,
-            SpoolDirection::Downlink => Self::Downlink,
-        }
-    }
-}
-
 /// One metered (tenant, direction[, edge]) in one epoch: what the ledger client signs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -65,9 +37,9 @@ pub struct SpoolRecord {
     /// Tenant name from the routes table, or the id as text if the table does not name it.
     pub tenant: String,
     /// Tenant id as counted in the datapath.
-    pub tenant_id: u32,
+    pub tenant_id: TenantId,
     /// Traffic direction.
-    pub direction: SpoolDirection,
+    pub direction: Direction,
     /// Super nodes: the edge the traffic came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edge: Option<IpAddr>,
@@ -82,9 +54,9 @@ pub struct SpoolRecord {
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotEntry {
     /// Tenant id.
-    pub tenant_id: u32,
+    pub tenant_id: TenantId,
     /// Direction.
-    pub direction: SpoolDirection,
+    pub direction: Direction,
     /// Super nodes: the edge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edge: Option<IpAddr>,
@@ -235,7 +207,7 @@ impl Spool {
                         .map(|e| {
                             let key = CounterKey {
                                 tenant: e.tenant_id,
-                                direction: e.direction.into(),
+                                direction: e.direction,
                                 edge: e.edge,
                             };
                             (
@@ -268,7 +240,7 @@ impl Spool {
         epoch: u64,
         epoch_seconds: u32,
         now: &[(CounterKey, Totals)],
-        names: &BTreeMap<u32, String>,
+        names: &BTreeMap<TenantId, String>,
     ) -> Result<Pending, SpoolError> {
         if let Some(last) = self.last.epoch.filter(|&l| epoch <= l) {
             return Err(SpoolError::EpochNotAfter { epoch, last });
@@ -285,7 +257,7 @@ impl Spool {
                     .cloned()
                     .unwrap_or_else(|| key.tenant.to_string()),
                 tenant_id: key.tenant,
-                direction: key.direction.into(),
+                direction: key.direction,
                 edge: key.edge,
                 bytes: t.bytes,
                 packets: t.packets,
@@ -296,7 +268,7 @@ impl Spool {
             .iter()
             .map(|(k, t)| SnapshotEntry {
                 tenant_id: k.tenant,
-                direction: k.direction.into(),
+                direction: k.direction,
                 edge: k.edge,
                 packets: t.packets,
                 bytes: t.bytes,

@@ -1,4 +1,4 @@
-use hsn_ebpf::Direction;
+use hsn_core::{Direction, TenantId};
 
 use super::*;
 
@@ -13,7 +13,7 @@ fn header() -> SpoolHeader {
 
 fn up(tenant: u32) -> CounterKey {
     CounterKey {
-        tenant,
+        tenant: TenantId::new(tenant).unwrap(),
         direction: Direction::Uplink,
         edge: None,
     }
@@ -23,11 +23,11 @@ fn t(packets: u64, bytes: u64) -> Totals {
     Totals { packets, bytes }
 }
 
-fn names() -> BTreeMap<u32, String> {
-    BTreeMap::from([(7, "acme".to_owned())])
+fn names() -> BTreeMap<TenantId, String> {
+    BTreeMap::from([(TenantId::new(7).unwrap(), "acme".to_owned())])
 }
 
-fn totals(files: &[EpochFile]) -> BTreeMap<(String, SpoolDirection), (u64, u64)> {
+fn totals(files: &[EpochFile]) -> BTreeMap<(String, Direction), (u64, u64)> {
     let mut out = BTreeMap::new();
     for r in files.iter().flat_map(|f| &f.records) {
         let e = out.entry((r.tenant.clone(), r.direction)).or_insert((0, 0));
@@ -76,8 +76,8 @@ fn committed_epochs_survive_reopen_and_deltas_continue_from_their_snapshot() {
         "unnamed tenant keeps its id"
     );
     let sums = totals(&files);
-    assert_eq!(sums[&("acme".into(), SpoolDirection::Uplink)], (5, 500));
-    assert_eq!(sums[&("9".into(), SpoolDirection::Uplink)], (1, 40));
+    assert_eq!(sums[&("acme".into(), Direction::Uplink)], (5, 500));
+    assert_eq!(sums[&("9".into(), Direction::Uplink)], (1, 40));
 }
 
 #[test]
@@ -121,7 +121,7 @@ fn a_crash_before_or_during_commit_loses_nothing_and_counts_nothing_twice() {
     let files = spool.read_all().unwrap();
     assert_eq!(files.iter().map(|f| f.epoch).collect::<Vec<_>>(), [1, 3]);
     assert_eq!(
-        totals(&files)[&("acme".into(), SpoolDirection::Uplink)],
+        totals(&files)[&("acme".into(), Direction::Uplink)],
         (6, 600)
     );
 }

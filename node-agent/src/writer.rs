@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use hsn_ebpf::{EdgeNode, MacAddr};
+use hsn_core::MacAddr;
+use hsn_ebpf::EdgeNode;
 
 use crate::datapath::Datapath;
 use crate::index::{Desired, EdgePeer, RoleState};

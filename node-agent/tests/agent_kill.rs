@@ -28,15 +28,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use common::Bpffs;
-use hsn_agent::spool::{EpochFile, SpoolDirection};
+use hsn_agent::spool::EpochFile;
+use hsn_core::{Direction, MacAddr, TenantId};
 use hsn_ebpf::{
-    Direction, EdgeConfig, EdgeDatapath, EdgeNode, MacAddr, PinDir, SuperConfig, SuperDatapath,
-    TenantPrefixes,
+    EdgeConfig, EdgeDatapath, EdgeNode, PinDir, SuperConfig, SuperDatapath, TenantPrefixes,
 };
-use hsn_netns::{Capture, Frame, LinkStats, Mac, Netns, NsChild, VethEnd, veth};
+use hsn_netns::{Capture, Frame, LinkStats, Netns, NsChild, VethEnd, veth};
 
-const ACME: u32 = 7;
-const BETA: u32 = 9;
+const ACME: TenantId = TenantId::new(7).unwrap();
+const BETA: TenantId = TenantId::new(9).unwrap();
 const ACME_V4: &str = "10.7.0.10";
 const ACME_V6: &str = "2001:db8:7::10";
 const BETA_V4: &str = "10.9.0.5";
@@ -46,8 +46,8 @@ const UE_V4: &str = "100.64.0.10";
 const UE_V6: &str = "fd00::10";
 /// The edge's identity on the super node.
 const EDGE_ID: &str = "192.0.2.1";
-const EDGE_MAC: Mac = Mac([0x02, 0x45, 0x44, 0x47, 0x45, 0x01]);
-const SUPER_MAC: Mac = Mac([0x02, 0x53, 0x55, 0x50, 0x45, 0x01]);
+const EDGE_MAC: MacAddr = MacAddr([0x02, 0x45, 0x44, 0x47, 0x45, 0x01]);
+const SUPER_MAC: MacAddr = MacAddr([0x02, 0x53, 0x55, 0x50, 0x45, 0x01]);
 /// The agent's /metrics, on loopback inside the edge namespace (which nothing else uses).
 const METRICS: &str = "127.0.0.1:9100";
 const TCP_PORT: u16 = 7001;
@@ -82,7 +82,7 @@ fn routes_json(network: &str) -> String {
     .to_string()
 }
 
-fn tenant_of(addr: IpAddr) -> Option<u32> {
+fn tenant_of(addr: IpAddr) -> Option<TenantId> {
     tenants()
         .into_iter()
         .find(|t| t.prefixes.iter().any(|p| p.contains(&addr)))
@@ -429,7 +429,7 @@ fn wait_until(what: &str, mut ready: impl FnMut() -> anyhow::Result<bool>) -> an
     Ok(())
 }
 
-type Totals = BTreeMap<(u32, Direction), (u64, u64)>;
+type Totals = BTreeMap<(TenantId, Direction), (u64, u64)>;
 
 /// Per (tenant, direction) packets and IP bytes that crossed the UE's link.
 fn captured(frames: &[Frame]) -> anyhow::Result<Totals> {
@@ -473,10 +473,7 @@ fn spool(dir: &Path) -> anyhow::Result<BTreeMap<u64, EpochFile>> {
 fn spooled(files: &BTreeMap<u64, EpochFile>) -> Totals {
     let mut out = Totals::new();
     for r in files.values().flat_map(|f| &f.records) {
-        let dir = match r.direction {
-            SpoolDirection::Uplink => Direction::Uplink,
-            SpoolDirection::Downlink => Direction::Downlink,
-        };
+        let dir = r.direction;
         let e = out.entry((r.tenant_id, dir)).or_default();
         *e = (e.0 + r.packets, e.1 + r.bytes);
     }

@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use common::{FakeDatapath, table};
 use hsn_agent::agent::{Agent, AgentConfig, LeaseConfig, RoutesSource};
-use hsn_agent::cli::Role;
 use hsn_agent::index::Me;
 use hsn_agent::lease::LeaseIdentity;
 use hsn_agent::nexthop::NextHops;
 use hsn_agent::spool::SpoolHeader;
 use hsn_api::node::lease as names;
 use hsn_api::routes::ROUTES_KEY;
-use hsn_ebpf::{MacAddr, NextHop};
+use hsn_core::MacAddr;
+use hsn_core::{Role, SuperId};
+use hsn_ebpf::NextHop;
 use hsn_testenv::{ControlPlane, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
@@ -87,8 +88,8 @@ async fn lease_routes_and_malformed_tables_against_a_real_apiserver() -> anyhow:
         spool_dir: state.path().join("spool"),
         routes: RoutesSource::ConfigMap(Box::new(cms.clone()), "hsn-routes".into()),
         next_hops: NextHops::PerSuper(BTreeMap::from([
-            ("a/super-0".to_owned(), hop(0xa0)),
-            ("a/super-1".to_owned(), hop(0xa1)),
+            (SuperId::new("a", 0), hop(0xa0)),
+            (SuperId::new("a", 1), hop(0xa1)),
         ])),
         lease: Some(LeaseConfig {
             api: leases.clone(),
@@ -147,7 +148,7 @@ async fn lease_routes_and_malformed_tables_against_a_real_apiserver() -> anyhow:
         (fake.state().hop == Some(hop(0xa0))).then_some(())
     })
     .await?;
-    assert_eq!(fake.state().tenants[0].tenant, 7);
+    assert_eq!(fake.state().tenants[0].tenant.get(), 7);
 
     // A routes change moves the edge to super-1: one next-hop write, no reload.
     put_routes(&cms, serde_json::to_string(&table("a/super-1"))?).await?;

@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use hsn_agent::epoch::Epochs;
+use hsn_agent::epoch::EpochCloser;
 use hsn_agent::metrics::Metrics;
-use hsn_agent::spool::{Spool, SpoolDirection, SpoolHeader};
+use hsn_agent::spool::{Spool, SpoolHeader};
 use hsn_agent::status::AgentStatus;
+use hsn_core::{Direction, TenantId};
 use hsn_ebpf::{EdgeConfig, EdgeDatapath, PinDir, TenantPrefixes};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
@@ -48,26 +49,29 @@ fn udp(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
     f
 }
 
+const ACME_ID: TenantId = TenantId::new(7).unwrap();
+const BETA_ID: TenantId = TenantId::new(9).unwrap();
+
 fn tenants() -> Vec<TenantPrefixes> {
     vec![
         TenantPrefixes {
-            tenant: 7,
+            tenant: ACME_ID,
             prefixes: vec!["10.7.0.0/16".parse().unwrap()],
         },
         TenantPrefixes {
-            tenant: 9,
+            tenant: BETA_ID,
             prefixes: vec!["10.9.0.0/16".parse().unwrap()],
         },
     ]
 }
 
 /// Sent so far, per (tenant, direction): packets.
-type Sent = BTreeMap<(String, SpoolDirection), u64>;
+type Sent = BTreeMap<(String, Direction), u64>;
 
 /// One in-process agent: the pinned datapath and the epoch closer over the spool.
 struct Instance {
     dp: Arc<Mutex<EdgeDatapath>>,
-    epochs: Epochs<EdgeDatapath>,
+    epochs: EpochCloser<EdgeDatapath>,
 }
 
 fn start(pin: &PinDir, spool_dir: &Path) -> anyhow::Result<Instance> {
@@ -79,7 +83,7 @@ fn start(pin: &PinDir, spool_dir: &Path) -> anyhow::Result<Instance> {
     let dp = Arc::new(Mutex::new(dp));
     let mut registry = Registry::default();
     let (status, _) = watch::channel(AgentStatus::default());
-    let epochs = Epochs::new(
+    let epochs = EpochCloser::new(
         dp.clone(),
         Spool::open(spool_dir)?,
         SpoolHeader {
@@ -102,16 +106,14 @@ fn traffic(instance: &Instance, n: u64, sent: &mut Sent) -> anyhow::Result<()> {
         dp.run_packet(&udp(BETA, UE))?;
         dp.run_packet(&udp(UE, OTHER))?;
     }
+    *sent.entry(("acme".into(), Direction::Uplink)).or_default() += n;
     *sent
-        .entry(("acme".into(), SpoolDirection::Uplink))
-        .or_default() += n;
-    *sent
-        .entry(("beta".into(), SpoolDirection::Downlink))
+        .entry(("beta".into(), Direction::Downlink))
         .or_default() += n;
     Ok(())
 }
 
-fn spooled(spool_dir: &Path) -> anyhow::Result<BTreeMap<(String, SpoolDirection), (u64, u64)>> {
+fn spooled(spool_dir: &Path) -> anyhow::Result<BTreeMap<(String, Direction), (u64, u64)>> {
     let mut out = BTreeMap::new();
     for file in Spool::open(spool_dir)?.read_all()? {
         for r in file.records {
@@ -133,7 +135,7 @@ fn spool_totals_equal_traffic_across_restarts_and_crashes() -> anyhow::Result<()
     let _unmount = Unmount(bpffs.path().to_owned());
     let state = tempfile::tempdir()?;
     let spool_dir = state.path().join("spool");
-    let names = BTreeMap::from([(7, "acme".to_owned()), (9, "beta".to_owned())]);
+    let names = BTreeMap::from([(ACME_ID, "acme".to_owned()), (BETA_ID, "beta".to_owned())]);
     let mut sent = Sent::new();
 
     // Run 1: an epoch closes normally; then traffic, epoch 2 computed, crash before persisting.
@@ -185,10 +187,7 @@ fn spool_totals_equal_traffic_across_restarts_and_crashes() -> anyhow::Result<()
         .map(|(k, &n)| (k.clone(), (n, n * L3)))
         .collect();
     assert_eq!(spooled(&spool_dir)?, expected);
-    assert_eq!(
-        expected[&("acme".into(), SpoolDirection::Uplink)],
-        (20, 20 * L3)
-    );
+    assert_eq!(expected[&("acme".into(), Direction::Uplink)], (20, 20 * L3));
     Ok(())
 }
 

@@ -12,15 +12,14 @@ use std::time::Duration;
 
 use clap::Parser as _;
 use ed25519_dalek::SigningKey;
-use hsn_agent::cli::Role;
 use hsn_agent::datapath::{CounterKey, Totals};
 use hsn_agent::metrics::{Metrics, ReasonLabels};
 use hsn_agent::shipper::{EdgeKeys, Shipper, ShipperConfig};
 use hsn_agent::spool::{Spool, SpoolHeader};
 use hsn_agent::status::AgentStatus;
-use hsn_ebpf::Direction as EbpfDirection;
+use hsn_core::{Direction, Role, TenantId};
 use hsn_ledger::entry::Status as EntryStatus;
-use hsn_ledger::keys::{NodeKey, Role as KeyRole};
+use hsn_ledger::keys::NodeKey;
 use hsn_ledger::pb;
 use hsn_ledger::verify::VerifyOptions;
 use prometheus_client::registry::Registry;
@@ -30,7 +29,7 @@ mod common;
 
 use common::ledger::{EPOCH_SECONDS, NETWORK, RunningLedger};
 
-const TENANT: u32 = 7;
+const TENANT: TenantId = TenantId::new(7).unwrap();
 
 fn keys() -> (SigningKey, SigningKey, SigningKey) {
     let k = |b: u8| SigningKey::from_bytes(&[b; 32]);
@@ -51,9 +50,9 @@ fn reserve_port() -> SocketAddr {
 async fn start_ledger(dir: &Path, listen: SocketAddr) -> (RunningLedger, String) {
     let (edge, sup, ledger_key) = keys();
     let nodes = [
-        (KeyRole::Edge, &edge, "edge-n1"),
-        (KeyRole::Super, &sup, "super-0"),
-        (KeyRole::Super, &ledger_key, "super-0-ledger"),
+        (Role::Edge, &edge, "edge-n1"),
+        (Role::Super, &sup, "super-0"),
+        (Role::Super, &ledger_key, "super-0-ledger"),
     ];
     let url = format!("http://{listen}");
     let ledger = RunningLedger::start(dir, listen, &ledger_key, &nodes, None)
@@ -98,8 +97,8 @@ fn write_spool(dir: &Path, role: Role, key: &SigningKey, epochs: &[u64], step: (
             (key, t)
         };
         let now = [
-            counters(EbpfDirection::Uplink, step.0),
-            counters(EbpfDirection::Downlink, step.1),
+            counters(Direction::Uplink, step.0),
+            counters(Direction::Downlink, step.1),
         ];
         let pending = spool
             .prepare(&header, epoch, EPOCH_SECONDS, &now, &names)

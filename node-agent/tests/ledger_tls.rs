@@ -10,14 +10,13 @@ use std::time::Duration;
 
 use clap::Parser as _;
 use ed25519_dalek::SigningKey;
-use hsn_agent::cli::{Args, Role};
+use hsn_agent::cli::Args;
 use hsn_agent::datapath::{CounterKey, Totals};
 use hsn_agent::metrics::{Metrics, ReasonLabels};
 use hsn_agent::shipper::{Round, Shipper, ShipperConfig, tls};
 use hsn_agent::spool::{Spool, SpoolHeader};
-use hsn_ebpf::Direction as EbpfDirection;
+use hsn_core::{Direction, Role, TenantId};
 use hsn_ledger::client::ClientTls;
-use hsn_ledger::keys::Role as KeyRole;
 use hsn_ledger::pb;
 use hsn_ledger::server::TlsFiles;
 use prometheus_client::registry::Registry;
@@ -26,6 +25,8 @@ use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, 
 mod common;
 
 use common::ledger::{EPOCH_SECONDS, NETWORK, RunningLedger};
+
+const ACME: TenantId = TenantId::new(7).unwrap();
 
 /// A CA that signs leaf certificates.
 struct Ca {
@@ -100,8 +101,8 @@ fn keys() -> (SigningKey, SigningKey) {
 async fn start_ledger(dir: &Path, pki: &Pki, client: &ClientTls) -> (RunningLedger, String) {
     let (edge, ledger_key) = keys();
     let nodes = [
-        (KeyRole::Edge, &edge, "edge-n1"),
-        (KeyRole::Super, &ledger_key, "super-0-ledger"),
+        (Role::Edge, &edge, "edge-n1"),
+        (Role::Super, &ledger_key, "super-0-ledger"),
     ];
     let listen = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -140,12 +141,12 @@ fn write_spool(dir: &Path, key: &SigningKey) -> Vec<u64> {
         .as_secs();
     let current = now / u64::from(EPOCH_SECONDS);
     let epochs = vec![current - 3, current - 2];
-    let names = BTreeMap::from([(7, "acme".to_owned())]);
+    let names = BTreeMap::from([(ACME, "acme".to_owned())]);
     let mut spool = Spool::open(dir).unwrap();
     for (n, &epoch) in (1..).zip(&epochs) {
         let counter = |direction, bytes: u64| {
             let key = CounterKey {
-                tenant: 7,
+                tenant: ACME,
                 direction,
                 edge: None,
             };
@@ -156,8 +157,8 @@ fn write_spool(dir: &Path, key: &SigningKey) -> Vec<u64> {
             (key, totals)
         };
         let now = [
-            counter(EbpfDirection::Uplink, 25_600),
-            counter(EbpfDirection::Downlink, 9_000),
+            counter(Direction::Uplink, 25_600),
+            counter(Direction::Downlink, 9_000),
         ];
         let pending = spool
             .prepare(&header, epoch, EPOCH_SECONDS, &now, &names)

@@ -22,7 +22,7 @@ pub struct Args {
     #[arg(long, env = "HSN_CONCURRENCY", default_value_t = 4)]
     pub concurrency: u16,
     /// Address of /metrics, /healthz and /readyz.
-    #[arg(long, env = "HSN_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    #[arg(long, env = "HSN_METRICS_ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], hsn_core::ports::OPERATOR_METRICS)))]
     pub metrics_addr: SocketAddr,
     /// Seconds between probes of a member cluster.
     #[arg(long, env = "HSN_PROBE_INTERVAL", default_value_t = 10)]

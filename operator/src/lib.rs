@@ -11,14 +11,13 @@ pub mod metrics;
 pub mod network;
 pub mod plan;
 pub mod resources;
-pub mod server;
-pub mod telemetry;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use hsn_runtime::admin::{self, Readiness};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use kube_lease_manager::LeaseManagerBuilder;
@@ -30,16 +29,6 @@ use crate::context::{Context, Settings};
 use crate::inventory::Inventory;
 use crate::members::Members;
 use crate::metrics::Metrics;
-
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-}
 
 /// A shutdown that many tasks can wait on.
 #[derive(Clone)]
@@ -76,8 +65,8 @@ pub async fn run(
 
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
-    let ready = Arc::new(AtomicBool::new(false));
-    let (addr, server) = server::serve(
+    let ready = Readiness::pending("not leading");
+    let (addr, server) = admin::serve(
         args.metrics_addr,
         Arc::new(registry),
         ready.clone(),
@@ -148,7 +137,7 @@ pub async fn run(
             resync: Duration::from_secs(args.resync_seconds),
         },
     });
-    ready.store(true, Ordering::SeqCst);
+    ready.set(true);
     let controllers = async {
         tokio::join!(
             clusters::run(ctx.clone(), mec_controller, stop.wait()),
@@ -170,7 +159,7 @@ pub async fn run(
             tracing::warn!(grace = ?SHUTDOWN_GRACE, "reconciles still running after the shutdown grace; exiting anyway");
         }
     }
-    ready.store(false, Ordering::SeqCst);
+    ready.set(false);
     if let Some((leading, task)) = leadership {
         drop(leading);
         match tokio::time::timeout(Duration::from_secs(5), task).await {

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context, Result, anyhow, ensure};
 use hsn_api::routes::{ROUTES_KEY, RoutesTable};
 use hsn_api::{HsnNetwork, HsnNode, MecCluster};
+use hsn_core::SuperId;
 use hsn_testenv::wait_for;
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -270,7 +271,7 @@ async fn lease_lapse(s: &Suite) -> Result<()> {
         );
     }
     let routes_a = routes(&ac).await?;
-    let lost_id = format!("{}/super-{ordinal}", a.name);
+    let lost_id = SuperId::new(&a.name, ordinal);
     ensure!(
         routes_a.supers.iter().all(|sup| sup.id != lost_id),
         "routes list only live supers"
@@ -471,9 +472,11 @@ async fn rollout(s: &Suite, op: &OperatorUnderTest) -> Result<()> {
                 && table.tenants.len() == 2
         );
         // Locality: every edge goes to a super node of its own region.
-        let own = format!("{}/", member.name);
         ensure!(
-            table.edges.iter().all(|e| e.super_id.starts_with(&own)),
+            table
+                .edges
+                .iter()
+                .all(|e| e.super_id.cluster == member.name),
             "{table:?}"
         );
     }
@@ -602,9 +605,8 @@ async fn churn(s: &Suite, op: &OperatorUnderTest) -> Result<()> {
     })
     .await?;
     let table = routes(&ac).await?;
-    let own = format!("{}/", a.name);
     ensure!(
-        table.supers.iter().all(|sup| sup.id.starts_with(&own)),
+        table.supers.iter().all(|sup| sup.id.cluster == a.name),
         "A's routes list only live super nodes: {table:?}"
     );
     let failovers = op.metric("hsn_operator_failover_seconds_count").await?;

@@ -14,8 +14,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use hsn_ebpf::{EdgeConfig, EdgeDatapath, MacAddr, NextHop};
-use hsn_netns::{Mac, Netns, VethEnd, veth};
+use hsn_ebpf::{EdgeConfig, EdgeDatapath, NextHop};
+use hsn_netns::{Netns, VethEnd, veth};
 
 use crate::frames::{
     EDGE_IN_MAC, EDGE_OUT_MAC, HIT, HIT_PREFIX, SIZES, SUPER_MAC, UE, UE_MAC, tenant_table,
@@ -92,10 +92,6 @@ impl Path {
     }
 }
 
-fn mac(m: MacAddr) -> Mac {
-    Mac(m.0)
-}
-
 /// The three namespaces and what is loaded into them; dropping it deletes everything.
 struct Topology {
     // Field order is drop order: programs detach before their namespaces go.
@@ -114,18 +110,18 @@ impl Topology {
         let super_ns = Netns::unique("super")?;
         veth(
             VethEnd::new(&ue_ns, "ue0")
-                .mac(mac(UE_MAC))
+                .mac(UE_MAC)
                 .addr("100.64.0.10/24"),
             VethEnd::new(&edge_ns, "e-ue")
-                .mac(mac(EDGE_IN_MAC))
+                .mac(EDGE_IN_MAC)
                 .addr("100.64.0.1/24"),
         )?;
         veth(
             VethEnd::new(&edge_ns, "e-sup")
-                .mac(mac(EDGE_OUT_MAC))
+                .mac(EDGE_OUT_MAC)
                 .addr("192.0.2.1/24"),
             VethEnd::new(&super_ns, "s-in")
-                .mac(mac(SUPER_MAC))
+                .mac(SUPER_MAC)
                 .addr("192.0.2.2/24"),
         )?;
         // veth takes frames redirected into it only on an end with NAPI: one running XDP, or
@@ -143,7 +139,7 @@ impl Topology {
             "dev",
             "e-sup",
         ])?;
-        edge_ns.neigh("e-sup", SUPER_ADDR, mac(SUPER_MAC))?;
+        edge_ns.neigh("e-sup", SUPER_ADDR, SUPER_MAC)?;
 
         let gen_ifindex = ue_ns.run(|| nix::net::if_::if_nametoindex("ue0"))??;
         let mut bench = BenchObject::load(gen_ifindex)?;

@@ -3,7 +3,8 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use hsn_ebpf::{MacAddr, TenantPrefixes};
+use hsn_core::{MacAddr, TenantId};
+use hsn_ebpf::TenantPrefixes;
 use ipnet::{IpNet, Ipv4Net};
 
 use crate::packet::Packet;
@@ -88,8 +89,9 @@ pub fn tenant_table(n: usize) -> Vec<TenantPrefixes> {
             per_tenant[tenant as usize - 1].push(IpNet::V4(net));
         }
     }
+    let id = |n: u32| TenantId::new(n).expect("tenant ids start at 1");
     let mut table = vec![TenantPrefixes {
-        tenant: HIT_TENANT,
+        tenant: id(HIT_TENANT),
         prefixes: hit,
     }];
     table.extend(
@@ -97,7 +99,10 @@ pub fn tenant_table(n: usize) -> Vec<TenantPrefixes> {
             .into_iter()
             .zip(1..)
             .filter(|(prefixes, _)| !prefixes.is_empty())
-            .map(|(prefixes, tenant)| TenantPrefixes { tenant, prefixes }),
+            .map(|(prefixes, tenant)| TenantPrefixes {
+                tenant: id(tenant),
+                prefixes,
+            }),
     );
     table
 }

@@ -9,7 +9,7 @@ use aya::maps::{Array, MapData, PerCpuArray};
 use aya::programs::Xdp;
 use aya::programs::xdp::{XdpLinkId, XdpMode};
 use aya::{Ebpf, EbpfLoader, TestRun, TestRunAttrs, TestRunOptions};
-use hsn_ebpf::MacAddr;
+use hsn_core::MacAddr;
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench.bpf.o"));
 

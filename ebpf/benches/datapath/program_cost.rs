@@ -98,7 +98,7 @@ fn check_verdicts(
             let after = edge.counters()?;
             let hits = |c: &[hsn_ebpf::TenantCounter]| {
                 c.iter()
-                    .filter(|c| c.tenant == HIT_TENANT)
+                    .filter(|c| c.tenant.get() == HIT_TENANT)
                     .map(|c| c.packets)
                     .sum::<u64>()
             };

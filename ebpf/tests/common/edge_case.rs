@@ -1,6 +1,7 @@
 //! One row of an edge fixture table and the runner that checks it.
 
-use hsn_ebpf::{Direction, EdgeConfig, EdgeDatapath, EdgeStats, NextHop, XdpAction};
+use hsn_core::{Direction, TenantId};
+use hsn_ebpf::{EdgeConfig, EdgeDatapath, EdgeStats, NextHop, XdpAction};
 
 use super::packet::{ETH_P_IP, ETH_P_IPV6, Packet};
 use super::{EDGE_OUT_MAC, SUPER_MAC, edge_deltas, tenants};
@@ -11,7 +12,7 @@ pub struct Case {
     pub name: String,
     pub frame: Vec<u8>,
     pub verdict: XdpAction,
-    pub counted: Option<(u32, Direction, u64)>,
+    pub counted: Option<(TenantId, Direction, u64)>,
     pub stats: EdgeStats,
     pub out: Vec<u8>,
 }
@@ -19,7 +20,7 @@ pub struct Case {
 /// Tenant uplink: redirected, metered, VLAN tags popped, Ethernet header rewritten to
 /// SUPER_MAC <- EDGE_OUT_MAC. BPF_PROG_TEST_RUN (without live frames) returns the program's
 /// own verdict, XDP_REDIRECT (4), transmits nothing, and hands back the rewritten frame.
-pub fn redirect(name: &str, p: Packet, tenant: u32) -> Case {
+pub fn redirect(name: &str, p: Packet, tenant: TenantId) -> Case {
     let frame = p.build();
     let l3 = p.l3_offset();
     let ethertype = u16::from_be_bytes([frame[l3 - 2], frame[l3 - 1]]);
@@ -52,7 +53,7 @@ pub fn redirect(name: &str, p: Packet, tenant: u32) -> Case {
 pub fn pass_counted(
     name: &str,
     p: Packet,
-    tenant: u32,
+    tenant: TenantId,
     dir: Direction,
     extra: fn(&mut EdgeStats),
 ) -> Case {

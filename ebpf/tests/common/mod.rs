@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use hsn_ebpf::{Direction, EdgeTenantCounter, MacAddr, TenantCounter, TenantPrefixes};
+use hsn_core::{Direction, MacAddr, TenantId};
+use hsn_ebpf::{EdgeTenantCounter, TenantCounter, TenantPrefixes};
 
 /// True when the test may use BPF; otherwise says why it is skipped.
 pub fn can_bpf() -> bool {
@@ -38,8 +39,8 @@ macro_rules! require_root {
     };
 }
 
-pub const TENANT_A: u32 = 7;
-pub const TENANT_B: u32 = 9;
+pub const TENANT_A: TenantId = TenantId::new(7).unwrap();
+pub const TENANT_B: TenantId = TenantId::new(9).unwrap();
 /// Tenant A's IPv4 prefix; tenant B owns a /24 inside it (longest prefix wins).
 pub const A_V4: &str = "10.7.0.10";
 pub const B_V4: &str = "10.7.9.5";
@@ -75,7 +76,10 @@ pub const EDGE_OUT_MAC: MacAddr = MacAddr([0x02, 0x45, 0x44, 0x47, 0x45, 0x01]);
 pub type Deltas<K> = BTreeMap<K, (u64, u64)>;
 
 /// Per (tenant, direction) change between two edge counter snapshots.
-pub fn edge_deltas(before: &[TenantCounter], after: &[TenantCounter]) -> Deltas<(u32, Direction)> {
+pub fn edge_deltas(
+    before: &[TenantCounter],
+    after: &[TenantCounter],
+) -> Deltas<(TenantId, Direction)> {
     let old: BTreeMap<_, _> = before
         .iter()
         .map(|c| ((c.tenant, c.direction), (c.packets, c.bytes)))
@@ -97,7 +101,7 @@ pub fn edge_deltas(before: &[TenantCounter], after: &[TenantCounter]) -> Deltas<
 pub fn super_deltas(
     before: &[EdgeTenantCounter],
     after: &[EdgeTenantCounter],
-) -> Deltas<(String, u32, Direction)> {
+) -> Deltas<(String, TenantId, Direction)> {
     let key = |c: &EdgeTenantCounter| (c.edge.to_string(), c.tenant, c.direction);
     let old: BTreeMap<_, _> = before
         .iter()

@@ -17,11 +17,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
+use hsn_core::{Direction, MacAddr, TenantId};
 use hsn_ebpf::{
-    AttachMode, Direction, EdgeConfig, EdgeDatapath, EdgeNode, MacAddr, NextHop, SuperConfig,
-    SuperDatapath,
+    AttachMode, EdgeConfig, EdgeDatapath, EdgeNode, NextHop, SuperConfig, SuperDatapath,
 };
-use hsn_netns::{Frame, LinkStats, Mac, Netns, VethEnd, veth};
+use hsn_netns::{Frame, LinkStats, Netns, VethEnd, veth};
 
 use super::{A_V4, A_V6, B_V4, B_V6, Deltas, UE_V4, UE_V6, tenants};
 
@@ -38,15 +38,15 @@ pub const TCP_PORT: u16 = 7001;
 /// Bound on every socket operation, so a broken path fails the test instead of hanging it.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-const fn mac(last: u8) -> Mac {
-    Mac([0x02, 0x48, 0x53, 0x4e, 0x00, last])
+const fn mac(last: u8) -> MacAddr {
+    MacAddr([0x02, 0x48, 0x53, 0x4e, 0x00, last])
 }
-pub const UE_MAC: Mac = mac(0x01);
-pub const EDGE_UE_MAC: Mac = mac(0x02);
+pub const UE_MAC: MacAddr = mac(0x01);
+pub const EDGE_UE_MAC: MacAddr = mac(0x02);
 /// The edge's end of its link to super `i`.
-pub const EDGE_SUPER_MAC: [Mac; 2] = [mac(0x11), mac(0x21)];
+pub const EDGE_SUPER_MAC: [MacAddr; 2] = [mac(0x11), mac(0x21)];
 /// Super `i`'s end of its link to the edge: the next-hop MAC the edge writes.
-pub const SUPER_EDGE_MAC: [Mac; 2] = [mac(0x12), mac(0x22)];
+pub const SUPER_EDGE_MAC: [MacAddr; 2] = [mac(0x12), mac(0x22)];
 
 /// The namespaces; dropping them removes every link.
 #[derive(Debug)]
@@ -241,7 +241,7 @@ impl Datapaths {
 }
 
 /// Longest-prefix tenant of an address, as the programs decide it.
-pub fn tenant_of(addr: IpAddr) -> Option<u32> {
+pub fn tenant_of(addr: IpAddr) -> Option<TenantId> {
     tenants()
         .into_iter()
         .flat_map(|t| t.prefixes.into_iter().map(move |p| (t.tenant, p)))
@@ -252,7 +252,7 @@ pub fn tenant_of(addr: IpAddr) -> Option<u32> {
 
 /// The programs' classification: a tenant destination is uplink, else a tenant source is
 /// downlink (destination wins).
-pub fn classify(src: IpAddr, dst: IpAddr) -> Option<(u32, Direction)> {
+pub fn classify(src: IpAddr, dst: IpAddr) -> Option<(TenantId, Direction)> {
     tenant_of(dst)
         .map(|t| (t, Direction::Uplink))
         .or_else(|| tenant_of(src).map(|t| (t, Direction::Downlink)))
@@ -262,7 +262,7 @@ pub fn classify(src: IpAddr, dst: IpAddr) -> Option<(u32, Direction)> {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct UeTraffic {
     /// (packets, IP bytes) per (tenant, direction).
-    pub tenant: Deltas<(u32, Direction)>,
+    pub tenant: Deltas<(TenantId, Direction)>,
     /// IP packets of no tenant, both directions.
     pub non_tenant: u64,
     /// Of those, sent by the UE.

@@ -17,14 +17,15 @@
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), hsn_netns::Error> {
-//! use hsn_netns::{Mac, Netns, VethEnd, veth};
+//! use hsn_core::MacAddr;
+//! use hsn_netns::{Netns, VethEnd, veth};
 //!
 //! let a = Netns::unique("a")?;
 //! let b = Netns::unique("b")?;
 //! b.set_router()?; // forwarding on, ICMP redirects off; before its links, to keep them quiet
 //! let link = veth(
 //!     VethEnd::new(&a, "a0").addr("192.0.2.1/24").addr("2001:db8::1/64"),
-//!     VethEnd::new(&b, "b0").mac(Mac([2, 0, 0, 0, 0, 2])).addr("192.0.2.2/24"),
+//!     VethEnd::new(&b, "b0").mac(MacAddr([2, 0, 0, 0, 0, 2])).addr("192.0.2.2/24"),
 //! )?;
 //! link.static_neighbours()?; // no ARP/ND on the wire
 //! let server = b.run(|| std::net::UdpSocket::bind("192.0.2.2:9000"))?.unwrap();
@@ -55,4 +56,4 @@ pub use child::NsChild;
 pub use error::Error;
 pub use link::LinkStats;
 pub use netns::{Netns, is_root};
-pub use veth::{IfAddr, Mac, VethEnd, VethPair, veth};
+pub use veth::{IfAddr, VethEnd, VethPair, veth};

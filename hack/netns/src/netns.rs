@@ -13,8 +13,8 @@ use nix::sched::{CloneFlags, setns};
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
-use crate::veth::Mac;
 use crate::{Error, LinkStats};
+use hsn_core::MacAddr;
 
 /// Where `ip netns` keeps its namespaces.
 const NETNS_RUN_DIR: &str = "/run/netns";
@@ -193,7 +193,7 @@ impl Netns {
 
     /// A permanent neighbour entry (ARP or ND): `ip` is reached at `mac` out of `ifname`
     /// without any resolution traffic on the wire.
-    pub fn neigh(&self, ifname: &str, ip: &str, mac: Mac) -> Result<(), Error> {
+    pub fn neigh(&self, ifname: &str, ip: &str, mac: MacAddr) -> Result<(), Error> {
         let mac = mac.to_string();
         self.ip(&[
             "neigh",
@@ -219,7 +219,7 @@ impl Netns {
     }
 
     /// The interface's MAC address.
-    pub fn mac(&self, ifname: &str) -> Result<Mac, Error> {
+    pub fn mac(&self, ifname: &str) -> Result<MacAddr, Error> {
         let json = self.ip(&["-j", "link", "show", "dev", ifname])?;
         let cmd = || format!("ip -n {} -j link show dev {ifname}", self.name);
         let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| Error::Output {
@@ -230,7 +230,12 @@ impl Netns {
             cmd: cmd(),
             reason: "no address".into(),
         })?;
-        address.parse()
+        address
+            .parse()
+            .map_err(|e: hsn_core::ParseMacError| Error::Invalid {
+                what: "MAC address",
+                input: e.0,
+            })
     }
 
     fn quiet(&self) -> Result<(), Error> {

@@ -4,43 +4,13 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use hsn_core::MacAddr;
+
 use crate::netns::run_ip;
 use crate::{Error, Netns};
 
 /// Linux interface names are at most 15 bytes.
 const IFNAMSIZ: usize = 15;
-
-/// An Ethernet MAC address.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Mac(pub [u8; 6]);
-
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
-    }
-}
-
-impl FromStr for Mac {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self, Error> {
-        let invalid = || Error::Invalid {
-            what: "MAC address",
-            input: s.to_owned(),
-        };
-        let mut out = [0u8; 6];
-        let mut parts = s.split(':');
-        for byte in &mut out {
-            let part = parts.next().filter(|p| p.len() == 2).ok_or_else(invalid)?;
-            *byte = u8::from_str_radix(part, 16).map_err(|_| invalid())?;
-        }
-        match parts.next() {
-            Some(_) => Err(invalid()),
-            None => Ok(Self(out)),
-        }
-    }
-}
 
 /// An interface address with its prefix length, `192.0.2.1/24` or `2001:db8::1/64`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,7 +51,7 @@ impl FromStr for IfAddr {
 pub struct VethEnd<'a> {
     ns: &'a Netns,
     ifname: String,
-    mac: Option<Mac>,
+    mac: Option<MacAddr>,
     addrs: Vec<String>,
     mtu: Option<u32>,
     arp: bool,
@@ -103,7 +73,7 @@ impl<'a> VethEnd<'a> {
     }
 
     /// Its MAC address (default: random).
-    pub fn mac(mut self, mac: Mac) -> Self {
+    pub fn mac(mut self, mac: MacAddr) -> Self {
         self.mac = Some(mac);
         self
     }
@@ -150,7 +120,7 @@ impl<'a> VethEnd<'a> {
         self.addrs.iter().map(|a| a.parse()).collect()
     }
 
-    fn configure(&self, addrs: &[IfAddr]) -> Result<Mac, Error> {
+    fn configure(&self, addrs: &[IfAddr]) -> Result<MacAddr, Error> {
         let dev = self.ifname.as_str();
         // No link-local address and (without ARP) no solicited-node groups: nothing for the
         // kernel to announce on its own.
@@ -188,7 +158,7 @@ pub struct VethPair {
     /// Interface name of end `a`.
     pub a_ifname: String,
     /// MAC address of end `a`.
-    pub a_mac: Mac,
+    pub a_mac: MacAddr,
     /// Addresses of end `a`.
     pub a_addrs: Vec<IfAddr>,
     /// Namespace of end `b`.
@@ -196,7 +166,7 @@ pub struct VethPair {
     /// Interface name of end `b`.
     pub b_ifname: String,
     /// MAC address of end `b`.
-    pub b_mac: Mac,
+    pub b_mac: MacAddr,
     /// Addresses of end `b`.
     pub b_addrs: Vec<IfAddr>,
 }
@@ -274,18 +244,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mac_and_addr_parse_and_print() {
-        let mac: Mac = "02:00:5e:10:00:ff".parse().unwrap();
-        assert_eq!(mac, Mac([2, 0, 0x5e, 0x10, 0, 0xff]));
-        assert_eq!(mac.to_string(), "02:00:5e:10:00:ff");
-        for bad in [
-            "",
-            "02:00:5e:10:00",
-            "02:00:5e:10:00:ff:01",
-            "2:00:5e:10:00:ff",
-        ] {
-            assert!(bad.parse::<Mac>().is_err(), "{bad:?}");
-        }
+    fn addr_parses_and_prints() {
         let a: IfAddr = "2001:db8::1/64".parse().unwrap();
         assert_eq!((a.prefix, a.to_string().as_str()), (64, "2001:db8::1/64"));
         for bad in ["10.0.0.1", "10.0.0.1/33", "x/24", "2001:db8::1/129"] {

@@ -5,7 +5,8 @@ use std::net::UdpSocket;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
-use hsn_netns::{Capture, Mac, Netns, NsChild, VethEnd, is_root, veth};
+use hsn_core::MacAddr;
+use hsn_netns::{Capture, Netns, NsChild, VethEnd, is_root, veth};
 
 fn skip() -> bool {
     if is_root() {
@@ -20,8 +21,8 @@ fn skip() -> bool {
     true
 }
 
-const A_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 0x0a]);
-const B_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 0x0b]);
+const A_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x0a]);
+const B_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x0b]);
 
 /// Two namespaces joined by a veth with static neighbours.
 fn pair() -> anyhow::Result<(Netns, Netns)> {

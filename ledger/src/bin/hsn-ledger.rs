@@ -6,13 +6,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = hsn_ledger::server::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let _telemetry = hsn_runtime::telemetry::init(hsn_runtime::telemetry::Logging {
+        service: "hsn-ledger",
+        json: false,
+        default_filter: "info",
+    });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

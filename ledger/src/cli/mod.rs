@@ -82,7 +82,7 @@ pub struct LedgerArgs {
         long,
         global = true,
         env = "HSN_LEDGER_ADDR",
-        default_value = "http://127.0.0.1:7400"
+        default_value_t = format!("http://127.0.0.1:{}", hsn_core::ports::LEDGER)
     )]
     pub addr: String,
     /// CA of the ledger's server certificate (PEM); enables TLS.

@@ -13,13 +13,14 @@ pub use submit::{Item, ItemRefusal, Refusal, SubmitError, Submitted};
 
 use crate::attest::{Attester, Tolerance};
 use crate::block::{self, SignedHeader};
-use crate::clock::{Clock, Epochs};
+use crate::clock::Clock;
 use crate::entry::Entry;
 use crate::keys::{KeyRegistry, NodeKey};
 use crate::merkle::{self, Hash};
 use crate::pb;
 use crate::record::RecordKey;
 use crate::store::{At, Location, Store, StoreError};
+use hsn_core::EpochClock;
 
 /// How a ledger runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,7 +143,7 @@ pub struct LedgerStatus {
 #[derive(Debug)]
 pub struct Ledger {
     config: LedgerConfig,
-    epochs: Epochs,
+    epochs: EpochClock,
     store: Store,
     attester: Attester,
     registry: RwLock<KeyRegistry>,
@@ -172,7 +173,7 @@ impl Ledger {
         let blocks = read.status()?.blocks;
         drop(read);
         Ok(Self {
-            epochs: Epochs::new(config.epoch_seconds),
+            epochs: EpochClock::new(config.epoch_seconds),
             attester: Attester::new(key, config.tolerance),
             registry: RwLock::new(registry),
             blocks: watch::Sender::new(blocks),
@@ -215,7 +216,7 @@ impl Ledger {
     /// Seals every epoch whose grace period is over.
     pub fn seal_due(&self) -> Result<Vec<SignedHeader>, SealError> {
         let now = self.clock.now();
-        match self.epochs.sealable_through(now, self.config.grace_seconds) {
+        match self.epochs.ended_by(now, self.config.grace_seconds) {
             Some(epoch) => self.seal_through(epoch),
             None => Ok(Vec::new()),
         }

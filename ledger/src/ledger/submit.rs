@@ -10,11 +10,12 @@ use ed25519_dalek::VerifyingKey;
 use super::Ledger;
 use crate::attest::{Attester, Verdict};
 use crate::entry::{Entry, Merge, Part, merge};
-use crate::keys::{KeyRegistry, NodeKey, Role};
+use crate::keys::{KeyRegistry, NodeKey};
 use crate::pb;
 use crate::record::{RecordError, RecordKey, SignedObservation, SignedRecord};
 use crate::sigs::Batch;
 use crate::store::{StoreError, WriteTables};
+use hsn_core::Role;
 
 /// What an accepted submission did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -4,11 +4,12 @@ use ed25519_dalek::SigningKey;
 
 use super::*;
 use crate::clock::ManualClock;
-use crate::keys::Role;
 use crate::proof::verify_inclusion;
-use crate::record::{Direction, SignedObservation, SignedRecord};
+use crate::record::{SignedObservation, SignedRecord};
 use crate::testkit::{Slot, signing_key};
 use crate::verify::{ChainVerifier, VerifyOptions};
+use hsn_core::Direction;
+use hsn_core::Role;
 
 const EPOCH: u64 = 60;
 
@@ -51,7 +52,7 @@ fn fixture() -> Fixture {
 }
 
 fn slot(epoch: u64, tenant: &str) -> Slot {
-    Slot::new("net", epoch, tenant, Direction::Up)
+    Slot::new("net", epoch, tenant, Direction::Uplink)
 }
 
 fn request(
@@ -207,7 +208,7 @@ fn refusals_have_specific_reasons() {
     unsigned.signature.clear();
     let mut malformed = f.record(0, 9, 5).to_pb();
     malformed.body.as_mut().unwrap().direction = 7;
-    let other_net = Slot::new("other", 9, "t", Direction::Up).record(&f.edges[0], 5, 1);
+    let other_net = Slot::new("other", 9, "t", Direction::Uplink).record(&f.edges[0], 5, 1);
     let cases = [
         (request(vec![], vec![]), "empty"),
         (

@@ -3,73 +3,41 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use hsn_core::Direction;
 
 use super::{RecordError, check_tenant};
 use crate::keys::NodeKey;
 use crate::pb;
 
-/// Direction of the traffic relative to the tenant's users.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    /// Users toward the network.
-    Up = 1,
-    /// The network toward users.
-    Down = 2,
-}
-
-impl Direction {
-    /// Reads the protobuf enum; unspecified and unknown values are malformed.
-    pub fn from_pb(v: i32) -> Result<Self, RecordError> {
-        match pb::Direction::try_from(v) {
-            Ok(pb::Direction::Uplink) => Ok(Self::Up),
-            Ok(pb::Direction::Downlink) => Ok(Self::Down),
-            _ => Err(RecordError::Direction(v)),
-        }
-    }
-
-    /// The protobuf enum value.
-    pub fn to_pb(self) -> i32 {
-        match self {
-            Self::Up => pb::Direction::Uplink as i32,
-            Self::Down => pb::Direction::Downlink as i32,
-        }
-    }
-
-    /// The byte used in canonical encodings and store keys.
-    pub fn code(self) -> u8 {
-        self as u8
-    }
-
-    fn from_code(code: u8) -> Option<Self> {
-        match code {
-            1 => Some(Self::Up),
-            2 => Some(Self::Down),
-            _ => None,
-        }
+/// Reads the protobuf enum; unspecified and unknown values are malformed.
+pub fn direction_from_pb(v: i32) -> Result<Direction, RecordError> {
+    match pb::Direction::try_from(v) {
+        Ok(pb::Direction::Uplink) => Ok(Direction::Uplink),
+        Ok(pb::Direction::Downlink) => Ok(Direction::Downlink),
+        _ => Err(RecordError::Direction(v)),
     }
 }
 
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Up => "up",
-            Self::Down => "down",
-        })
+/// The protobuf enum value.
+pub fn direction_to_pb(d: Direction) -> i32 {
+    match d {
+        Direction::Uplink => pb::Direction::Uplink as i32,
+        Direction::Downlink => pb::Direction::Downlink as i32,
     }
 }
 
-impl FromStr for Direction {
-    type Err = RecordError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "up" | "uplink" => Ok(Self::Up),
-            "down" | "downlink" => Ok(Self::Down),
-            _ => Err(RecordError::Direction(-1)),
-        }
+/// The byte used in canonical encodings and store keys.
+pub fn direction_code(d: Direction) -> u8 {
+    match d {
+        Direction::Uplink => 1,
+        Direction::Downlink => 2,
     }
+}
+
+fn direction_from_code(code: u8) -> Option<Direction> {
+    Direction::ALL
+        .into_iter()
+        .find(|d| direction_code(*d) == code)
 }
 
 /// What makes an entry unique within a network: (epoch, node, direction, tenant). Field
@@ -92,7 +60,7 @@ impl RecordKey {
         let mut out = Vec::with_capacity(41 + self.tenant.len());
         out.extend_from_slice(&self.epoch.to_be_bytes());
         out.extend_from_slice(&self.node.0);
-        out.push(self.direction.code());
+        out.push(direction_code(self.direction));
         out.extend_from_slice(self.tenant.as_bytes());
         out
     }
@@ -104,7 +72,7 @@ impl RecordKey {
         }
         let epoch = u64::from_be_bytes(bytes[..8].try_into().ok()?);
         let node = NodeKey(bytes[8..40].try_into().ok()?);
-        let direction = Direction::from_code(bytes[40])?;
+        let direction = direction_from_code(bytes[40])?;
         let tenant = std::str::from_utf8(&bytes[41..]).ok()?.to_owned();
         Some(Self {
             epoch,
@@ -120,7 +88,7 @@ impl RecordKey {
         Ok(Self {
             epoch: key.epoch,
             node: NodeKey::from_slice(&key.node_key).map_err(RecordError::Key)?,
-            direction: Direction::from_pb(key.direction)?,
+            direction: direction_from_pb(key.direction)?,
             tenant: key.tenant.clone(),
         })
     }
@@ -131,7 +99,7 @@ impl RecordKey {
             epoch: self.epoch,
             node_key: self.node.0.to_vec(),
             tenant: self.tenant.clone(),
-            direction: self.direction.to_pb(),
+            direction: direction_to_pb(self.direction),
         }
     }
 }
@@ -142,7 +110,10 @@ impl fmt::Display for RecordKey {
         write!(
             f,
             "{}/{}/{}/{}",
-            self.epoch, self.node, self.tenant, self.direction
+            self.epoch,
+            self.node,
+            self.tenant,
+            self.direction.short()
         )
     }
 }
@@ -160,7 +131,7 @@ impl FromStr for RecordKey {
         Ok(Self {
             epoch: epoch.parse().map_err(|_| bad())?,
             node: node.parse().map_err(RecordError::Key)?,
-            direction: direction.parse()?,
+            direction: direction.parse().map_err(|_| RecordError::Direction(-1))?,
             tenant: (*tenant).to_owned(),
         })
     }

@@ -4,7 +4,8 @@
 mod key;
 
 use ed25519_dalek::{Signature, Signer, SigningKey};
-pub use key::{Direction, RecordKey};
+use hsn_core::Direction;
+pub use key::{RecordKey, direction_code, direction_from_pb, direction_to_pb};
 
 use crate::canonical::Canonical;
 use crate::keys::{KeyError, NodeKey};
@@ -57,7 +58,7 @@ impl RecordBody {
             .u64(self.epoch)
             .fixed(&self.node.0)
             .str(&self.tenant)
-            .u8(self.direction.code())
+            .u8(direction_code(self.direction))
             .u64(self.bytes)
             .u64(self.packets)
             .u64(self.sequence)
@@ -94,7 +95,7 @@ impl SignedRecord {
             epoch: b.epoch,
             node: NodeKey::from_slice(&b.node_key).map_err(RecordError::Key)?,
             tenant: checked_tenant(&b.tenant)?,
-            direction: Direction::from_pb(b.direction)?,
+            direction: direction_from_pb(b.direction)?,
             bytes: b.bytes,
             packets: b.packets,
             sequence: b.sequence,
@@ -115,7 +116,7 @@ impl SignedRecord {
                 epoch: b.epoch,
                 node_key: b.node.0.to_vec(),
                 tenant: b.tenant.clone(),
-                direction: b.direction.to_pb(),
+                direction: direction_to_pb(b.direction),
                 bytes: b.bytes,
                 packets: b.packets,
                 sequence: b.sequence,
@@ -165,7 +166,7 @@ impl ObservationBody {
             .u64(self.epoch)
             .fixed(&self.node.0)
             .str(&self.tenant)
-            .u8(self.direction.code())
+            .u8(direction_code(self.direction))
             .u64(self.bytes)
             .u64(self.packets)
             .fixed(&self.observer.0)
@@ -202,7 +203,7 @@ impl SignedObservation {
             epoch: b.epoch,
             node: NodeKey::from_slice(&b.node_key).map_err(RecordError::Key)?,
             tenant: checked_tenant(&b.tenant)?,
-            direction: Direction::from_pb(b.direction)?,
+            direction: direction_from_pb(b.direction)?,
             bytes: b.bytes,
             packets: b.packets,
             observer: NodeKey::from_slice(&b.observer_key).map_err(RecordError::Key)?,
@@ -223,7 +224,7 @@ impl SignedObservation {
                 epoch: b.epoch,
                 node_key: b.node.0.to_vec(),
                 tenant: b.tenant.clone(),
-                direction: b.direction.to_pb(),
+                direction: direction_to_pb(b.direction),
                 bytes: b.bytes,
                 packets: b.packets,
                 observer_key: b.observer.0.to_vec(),
@@ -352,7 +353,7 @@ mod tests {
             epoch: 42,
             node: NodeKey::of(key),
             tenant: "tenant-a".into(),
-            direction: Direction::Up,
+            direction: Direction::Uplink,
             bytes: 1500,
             packets: 3,
             sequence: 7,
@@ -391,7 +392,7 @@ mod tests {
                 ..base.clone()
             },
             RecordBody {
-                direction: Direction::Down,
+                direction: Direction::Downlink,
                 ..base.clone()
             },
             RecordBody {
@@ -478,12 +479,12 @@ mod tests {
             tenant: tenant.into(),
         };
         let mut keys = vec![
-            k(2, 1, Direction::Up, "a"),
-            k(1, 2, Direction::Up, "a"),
-            k(1, 1, Direction::Down, "a"),
-            k(1, 1, Direction::Up, "ab"),
-            k(1, 1, Direction::Up, "a"),
-            k(256, 0, Direction::Up, "z"),
+            k(2, 1, Direction::Uplink, "a"),
+            k(1, 2, Direction::Uplink, "a"),
+            k(1, 1, Direction::Downlink, "a"),
+            k(1, 1, Direction::Uplink, "ab"),
+            k(1, 1, Direction::Uplink, "a"),
+            k(256, 0, Direction::Uplink, "z"),
         ];
         let mut by_bytes = keys.clone();
         keys.sort();

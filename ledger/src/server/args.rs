@@ -40,7 +40,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// gRPC address; keep it on loopback unless TLS is on.
-    #[arg(long, env = "HSN_LEDGER_LISTEN", default_value = "127.0.0.1:7400")]
+    #[arg(long, env = "HSN_LEDGER_LISTEN", default_value_t = SocketAddr::from(([127, 0, 0, 1], hsn_core::ports::LEDGER)))]
     pub listen: SocketAddr,
     /// The store file (redb); created when missing.
     #[arg(long, env = "HSN_LEDGER_DB")]

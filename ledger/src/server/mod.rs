@@ -6,6 +6,8 @@ mod args;
 
 pub use args::{Cli, Command, ServeArgs, TlsArgs};
 
+use hsn_runtime::admin::{self, Readiness};
+use hsn_runtime::signals::Hangups;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,7 +23,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use crate::clock::SystemClock;
 use crate::keys::{self, KeyError, KeyRegistry};
 use crate::ledger::{Ledger, LedgerConfig, OpenError};
-use crate::metrics::{self, Metrics, ReasonLabels};
+use crate::metrics::{Metrics, ReasonLabels};
 use crate::pb::ledger_server::LedgerServer;
 use crate::service::LedgerService;
 use crate::store::Store;
@@ -110,16 +112,19 @@ pub async fn run(
         .local_addr()
         .map_err(|source| io("gRPC address", source))?;
     if let Some(at) = config.metrics_listen {
-        let listener = bind(at, "metrics").await?;
-        let bound = listener
-            .local_addr()
-            .map_err(|source| io("metrics address", source))?;
+        let mut stop = stop_rx.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|&s| s).await;
+        };
+        let (bound, server) = admin::serve(at, Arc::new(prometheus), Readiness::always(), stopped)
+            .await
+            .map_err(|source| io(&format!("bind metrics {at}"), source))?;
         println!("hsn-ledger metrics on {bound}");
-        tokio::spawn(serve_metrics(
-            listener,
-            Arc::new(prometheus),
-            stop_rx.clone(),
-        ));
+        tokio::spawn(async move {
+            if let Err(error) = server.await {
+                tracing::error!(%error, "metrics server failed");
+            }
+        });
     }
     tokio::spawn(seal_loop(
         ledger.clone(),
@@ -232,14 +237,10 @@ async fn seal_loop(
 
 /// Re-reads the key registry on SIGHUP; a bad file is logged and the old registry kept.
 async fn reload_on_hangup(ledger: Arc<Ledger>, path: PathBuf, mut stop: watch::Receiver<bool>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; the key registry will not reload");
-        return;
-    };
+    let mut hangups = Hangups::new();
     loop {
         tokio::select! {
-            got = hangups.recv() => if got.is_none() { return },
+            () = hangups.recv() => {}
             _ = stop.wait_for(|&s| s) => return,
         }
         match KeyRegistry::load(&path) {
@@ -249,31 +250,5 @@ async fn reload_on_hangup(ledger: Arc<Ledger>, path: PathBuf, mut stop: watch::R
             }
             Err(e) => tracing::error!(error = %e, "key registry not reloaded"),
         }
-    }
-}
-
-async fn serve_metrics(
-    listener: TcpListener,
-    registry: Arc<Registry>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let body = metrics::encode(&registry);
-            async move {
-                let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-                ([(http::header::CONTENT_TYPE, content_type)], body)
-            }
-        }),
-    );
-    let stopped = async move {
-        let _ = stop.wait_for(|&s| s).await;
-    };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stopped)
-        .await
-    {
-        tracing::error!(error = %e, "metrics server failed");
     }
 }

@@ -2,13 +2,13 @@ use super::*;
 use crate::attest::{Attester, Tolerance};
 use crate::block::{self, Tip};
 use crate::entry::{Merge, Part, merge};
-use crate::record::Direction;
 use crate::testkit::{Slot, signing_key};
+use hsn_core::Direction;
 
 fn entry(epoch: u64, tenant: &str) -> Entry {
     let edge = signing_key(1);
     let attester = Attester::new(signing_key(2), Tolerance::default());
-    let part = Part::Record(Slot::new("n", epoch, tenant, Direction::Up).record(&edge, 10, 1));
+    let part = Part::Record(Slot::new("n", epoch, tenant, Direction::Uplink).record(&edge, 10, 1));
     match merge(None, &part, &attester) {
         Merge::Stored { entry, .. } => *entry,
         other => panic!("{other:?}"),

@@ -5,8 +5,9 @@ use std::fmt;
 use crate::attest::AttestError;
 use crate::block::BlockError;
 use crate::entry::EntryError;
-use crate::keys::{KeyError, NodeKey, Role};
+use crate::keys::{KeyError, NodeKey};
 use crate::record::RecordKey;
+use hsn_core::Role;
 
 /// A verification failure and where it is.
 #[derive(Debug, thiserror::Error)]

@@ -4,8 +4,8 @@ use super::*;
 use crate::attest::{Attester, Tolerance};
 use crate::block::{self, Block};
 use crate::entry::{Merge, Part, merge};
-use crate::record::Direction;
 use crate::testkit::{Slot, signing_key};
+use hsn_core::Direction;
 
 struct World {
     sup: SigningKey,
@@ -30,7 +30,7 @@ impl World {
             .iter()
             .enumerate()
             .map(|(i, edge)| {
-                let slot = Slot::new("net", epoch, "t", Direction::Up);
+                let slot = Slot::new("net", epoch, "t", Direction::Uplink);
                 let claimed = 1_000_000 * (i as u64 + 1);
                 let observed = if i == 2 { claimed / 2 } else { claimed };
                 let r = Part::Record(slot.record(edge, claimed, epoch));

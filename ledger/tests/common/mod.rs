@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use ed25519_dalek::SigningKey;
-use hsn_ledger::keys::{self, NodeKey, RegisteredKey, RegistryFile, Role};
+use hsn_core::Role;
+use hsn_ledger::keys::{self, NodeKey, RegisteredKey, RegistryFile};
 use hsn_ledger::pb::ledger_client::LedgerClient;
 use hsn_ledger::testkit::signing_key;
 use tonic::transport::Channel;

@@ -13,10 +13,10 @@ use std::str::FromStr;
 use ed25519_dalek::SigningKey;
 use hsn_ledger::keys::NodeKey;
 use hsn_ledger::pb;
-use hsn_ledger::record::{Direction, ObservationBody, RecordBody};
+use hsn_ledger::record::{ObservationBody, RecordBody};
 
-use crate::cli::Role;
-use crate::spool::{EpochFile, SpoolDirection};
+use crate::spool::EpochFile;
+use hsn_core::Role;
 
 /// Edge address → edge public key, for a super's observations.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -126,13 +126,6 @@ impl Items {
     }
 }
 
-fn direction(d: SpoolDirection) -> Direction {
-    match d {
-        SpoolDirection::Uplink => Direction::Up,
-        SpoolDirection::Downlink => Direction::Down,
-    }
-}
-
 /// Signs every record of `file` with `key`, as `role` of `network`.
 pub fn items(
     file: &EpochFile,
@@ -165,7 +158,7 @@ pub fn items(
                     epoch: file.epoch,
                     node: me,
                     tenant: r.tenant.clone(),
-                    direction: direction(r.direction),
+                    direction: r.direction,
                     bytes: r.bytes,
                     packets: r.packets,
                     sequence: r.sequence,
@@ -184,7 +177,7 @@ pub fn items(
                         epoch: file.epoch,
                         node: *edge,
                         tenant: r.tenant.clone(),
-                        direction: direction(r.direction),
+                        direction: r.direction,
                         bytes: r.bytes,
                         packets: r.packets,
                         observer: me,
@@ -205,12 +198,13 @@ mod tests {
 
     use super::*;
     use crate::spool::{SPOOL_FORMAT, SpoolHeader, SpoolRecord};
+    use hsn_core::Direction;
 
     fn file(role: Role, key: &SigningKey, edge: Option<IpAddr>) -> EpochFile {
         let rec = |sequence, tenant: &str, direction, bytes| SpoolRecord {
             sequence,
             tenant: tenant.into(),
-            tenant_id: 7,
+            tenant_id: hsn_core::TenantId::new(7).unwrap(),
             direction,
             edge,
             bytes,
@@ -227,8 +221,8 @@ mod tests {
             epoch: 29_928_026,
             epoch_seconds: 60,
             records: vec![
-                rec(12, "acme", SpoolDirection::Uplink, 25_600),
-                rec(13, "acme", SpoolDirection::Downlink, 9_000),
+                rec(12, "acme", Direction::Uplink, 25_600),
+                rec(13, "acme", Direction::Downlink, 9_000),
             ],
             snapshot: Vec::new(),
         }
@@ -254,11 +248,11 @@ mod tests {
         let b = &got[0].body;
         assert_eq!(
             (b.network.as_str(), b.epoch, b.tenant.as_str(), b.direction),
-            ("metro", 29_928_026, "acme", Direction::Up)
+            ("metro", 29_928_026, "acme", Direction::Uplink)
         );
         assert_eq!((b.bytes, b.packets, b.sequence), (25_600, 256, 12));
         assert_eq!(b.node, NodeKey::of(&key));
-        assert_eq!(got[1].body.direction, Direction::Down);
+        assert_eq!(got[1].body.direction, Direction::Downlink);
         assert_eq!(got[1].body.sequence, 13);
         for r in &got {
             key.verifying_key()

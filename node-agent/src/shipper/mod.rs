@@ -29,16 +29,13 @@ use tokio::sync::watch;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::cli::Role;
 use crate::index::{Desired, RoleState};
 use crate::metrics::{Metrics, ReasonLabels};
 use crate::spool::{self, SpoolError, UnsentFile};
 use crate::status::AgentStatus;
 pub use backoff::Backoff;
 pub use convert::{ConvertError, EdgeKeyFlag, EdgeKeys};
-
-/// Port of a super node's ledger, as edges address it.
-pub const LEDGER_PORT: u16 = 7443;
+use hsn_core::Role;
 
 /// Refusal reasons the ledger names in `hsn-refusal-reason` (the metric labels we keep).
 const LEDGER_REASONS: [&str; 13] = [
@@ -289,7 +286,7 @@ impl Shipper {
                 } else {
                     "http"
                 };
-                let addr = SocketAddr::new(target.address?, LEDGER_PORT);
+                let addr = SocketAddr::new(target.address?, hsn_core::ports::LEDGER);
                 Some(format!("{scheme}://{addr}"))
             }
             _ => None,
@@ -474,6 +471,7 @@ mod tests {
 
     use super::*;
     use crate::index::SuperTarget;
+    use hsn_core::SuperId;
 
     fn desired(address: Option<IpAddr>) -> Desired {
         Desired {
@@ -482,7 +480,7 @@ mod tests {
             tenant_names: Default::default(),
             role: RoleState::Edge {
                 target: Some(SuperTarget {
-                    id: "a/super-0".into(),
+                    id: SuperId::new("a", 0),
                     address,
                 }),
             },

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use hsn_ledger::keys::{NodeKey, RegisteredKey, RegistryFile, Role as KeyRole};
+use hsn_core::Role;
+use hsn_ledger::keys::{NodeKey, RegisteredKey, RegistryFile};
 use hsn_ledger::ledger::LedgerConfig;
 use hsn_ledger::server::{ServerConfig, ServerError, TlsFiles};
 use tokio::sync::oneshot;
@@ -45,7 +46,7 @@ impl RunningLedger {
         dir: &Path,
         listen: SocketAddr,
         ledger_key: &SigningKey,
-        nodes: &[(KeyRole, &SigningKey, &str)],
+        nodes: &[(Role, &SigningKey, &str)],
         tls: Option<TlsFiles>,
     ) -> Self {
         let key_file = dir.join("ledger.key");

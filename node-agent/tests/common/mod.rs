@@ -62,15 +62,11 @@ pub fn table(super_id: &str) -> RoutesTable {
         supers: ["a/super-0", "a/super-1"]
             .iter()
             .map(|id| SuperRoute {
-                id: (*id).into(),
+                id: id.parse().expect("a super id"),
                 address: None,
             })
             .collect(),
-        edges: vec![EdgeRoute {
-            node: "n1".into(),
-            super_id: super_id.into(),
-            ..EdgeRoute::default()
-        }],
+        edges: vec![EdgeRoute::new("n1", super_id.parse().expect("a super id"))],
         tenants: vec![Tenant {
             name: "acme".into(),
             id: 7,

@@ -2,9 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hsn_api::node::NodeRole;
 use hsn_api::node::lease;
 use hsn_api::{HsnNetwork, HsnNode, MecCluster};
+use hsn_core::Role;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::ListParams;
@@ -185,7 +185,7 @@ impl Fetched {
         let mut lost = BTreeSet::new();
         for (cluster, leases) in &self.leases {
             for (name, info) in leases {
-                let Some(ordinal) = name.strip_prefix("super-").and_then(|o| o.parse().ok()) else {
+                let Some(ordinal) = SuperId::ordinal_of(name) else {
                     continue;
                 };
                 if !info.fresh(now) {
@@ -212,7 +212,7 @@ impl Fetched {
         let mut supers_by_name = BTreeMap::new();
         let mut previous = Previous::default();
         for (name, node) in &self.nodes {
-            if node.spec.role != NodeRole::Super {
+            if node.spec.role != Role::Super {
                 continue;
             }
             let Some(ordinal) = node.spec.ordinal.and_then(|o| u32::try_from(o).ok()) else {

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use hsn_api::node::{HsnNodeSpec, HsnNodeStatus, NodeRole, lease};
+use hsn_api::node::{HsnNodeSpec, HsnNodeStatus, lease};
 use hsn_api::{HsnNetwork, HsnNode};
+use hsn_core::Role;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{DeleteParams, Patch, PatchParams};
@@ -20,7 +21,11 @@ use crate::resources::{FIELD_MANAGER, NETWORK_LABEL, NETWORK_UID_LABEL};
 
 /// Name of the HsnNode of a super node.
 pub fn super_node_name(network: &str, s: &SuperId) -> String {
-    bounded(format!("{network}.{}.super-{}", s.cluster, s.ordinal))
+    bounded(format!(
+        "{network}.{}.{}",
+        s.cluster,
+        SuperId::local_name(s.ordinal)
+    ))
 }
 
 /// Name of the HsnNode of an edge node.
@@ -65,7 +70,7 @@ pub fn desired(
         let live = plan.live_supers.contains(&s);
         let spec = HsnNodeSpec {
             network: name.clone(),
-            role: NodeRole::Super,
+            role: Role::Super,
             cluster: s.cluster.clone(),
             node_name: None,
             ordinal: i32::try_from(s.ordinal).ok(),
@@ -85,7 +90,7 @@ pub fn desired(
     for (edge, s) in &plan.assignment {
         let spec = HsnNodeSpec {
             network: name.clone(),
-            role: NodeRole::Edge,
+            role: Role::Edge,
             cluster: edge.cluster.clone(),
             node_name: Some(edge.node.clone()),
             ordinal: None,
@@ -251,7 +256,7 @@ mod tests {
             "n",
             HsnNodeSpec {
                 network: "metro".into(),
-                role: NodeRole::Edge,
+                role: Role::Edge,
                 cluster: "a".into(),
                 node_name: Some("n1".into()),
                 ordinal: None,

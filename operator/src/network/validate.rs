@@ -1,7 +1,7 @@
 //! Validate: what the API server's schema cannot say about a network. Pure.
 
 use hsn_api::HsnNetworkSpec;
-use hsn_api::routes::parse_cidr;
+use hsn_core::{PrefixClaims, SharedPrefix};
 
 /// A spec the operator cannot act on; it waits for the next change.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -20,20 +20,19 @@ pub enum Invalid {
 
 /// Checks the rules the schema cannot express.
 pub fn validate(spec: &HsnNetworkSpec) -> Result<(), Invalid> {
-    let mut seen: Vec<((std::net::IpAddr, u8), &str)> = Vec::new();
+    let mut claims = PrefixClaims::default();
     for tenant in &spec.metering.tenants {
         for prefix in &tenant.prefixes {
-            let Some(cidr) = parse_cidr(&prefix.0) else {
+            let Some(net) = prefix.net() else {
                 continue;
             };
-            if let Some((_, owner)) = seen.iter().find(|(c, o)| *c == cidr && *o != tenant.name) {
-                return Err(Invalid::SharedPrefix {
-                    first: owner.to_string(),
-                    second: tenant.name.clone(),
+            claims.claim(net, tenant.name.as_str()).map_err(
+                |SharedPrefix { first, second, .. }| Invalid::SharedPrefix {
+                    first: first.to_owned(),
+                    second: second.to_owned(),
                     prefix: prefix.0.clone(),
-                });
-            }
-            seen.push((cidr, &tenant.name));
+                },
+            )?;
         }
     }
     Ok(())

@@ -8,9 +8,9 @@ mod membership;
 mod placement;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use hsn_api::network::HsnNetworkSpec;
+pub use hsn_core::{EdgeId, SuperId};
 
 pub use assignment::Assignment;
 
@@ -50,36 +50,6 @@ pub struct NodeView {
     pub labels: BTreeMap<String, String>,
     /// Whether the node's Ready condition is True.
     pub ready: bool,
-}
-
-/// A super node: replica `ordinal` of the network's StatefulSet in `cluster`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SuperId {
-    /// MecCluster name.
-    pub cluster: String,
-    /// StatefulSet ordinal.
-    pub ordinal: u32,
-}
-
-impl fmt::Display for SuperId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/super-{}", self.cluster, self.ordinal)
-    }
-}
-
-/// An edge node: the agent on `node` in `cluster`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct EdgeId {
-    /// MecCluster name.
-    pub cluster: String,
-    /// Node name.
-    pub node: String,
-}
-
-impl fmt::Display for EdgeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.cluster, self.node)
-    }
 }
 
 /// Where a super node or edge node sits, for locality.

@@ -39,8 +39,8 @@ pub use hsn_api::routes::{ROUTES_CONFIGMAP, member_namespace};
 pub const AGENT_IDENTITY: &str = "hsn-agent";
 /// Name of the super-node StatefulSet and Service.
 pub const SUPER_NODE: &str = "hsn-super-node";
-/// Port of the super nodes' gRPC (ledger) service.
-pub const SUPER_GRPC_PORT: i32 = 7443;
+/// Port of the super nodes' gRPC (ledger) service, as a container and Service port.
+pub const SUPER_GRPC_PORT: i32 = hsn_core::ports::LEDGER as i32;
 
 /// Name of the DaemonSet of an edge pool.
 pub fn edge_daemonset(pool: &str) -> String {

@@ -44,7 +44,7 @@ pub fn routes_table(
             .live_supers
             .iter()
             .map(|s| SuperRoute {
-                id: s.to_string(),
+                id: s.clone(),
                 address: peer(&s.cluster, lease::super_lease(s.ordinal)).and_then(|p| p.address),
             })
             .collect(),
@@ -63,7 +63,7 @@ pub fn routes_table(
                     } else {
                         e.cluster.clone()
                     },
-                    super_id: s.to_string(),
+                    super_id: s.clone(),
                     address: p.address,
                     mac: p.mac,
                     public_key: p.public_key,

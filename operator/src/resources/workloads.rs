@@ -20,10 +20,7 @@ use super::{
     SUPER_NODE, edge_daemonset,
 };
 
-/// `/metrics` of edge agents (host network).
-pub const EDGE_METRICS_PORT: u16 = 9100;
-/// `/metrics` of super-node agents (host network; next to an edge agent on the same node).
-pub const SUPER_METRICS_PORT: u16 = 9101;
+use hsn_core::ports::{EDGE_METRICS as EDGE_METRICS_PORT, SUPER_METRICS as SUPER_METRICS_PORT};
 
 /// The super-node StatefulSet and the Service in front of its gRPC port.
 pub(super) fn super_nodes(ctx: &Context<'_>, replicas: u32) -> Vec<Desired> {

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use clap::Args;
 use futures::future::join_all;
-use hsn_api::node::NodeRole;
 use hsn_api::{HsnNetwork, HsnNode, MecCluster};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
@@ -24,7 +23,7 @@ pub use views::{
 };
 
 use super::{CliError, Output, emit};
-use crate::keys::{KeyError, NodeKey, RegisteredKey, RegistryFile, Role};
+use crate::keys::{KeyError, NodeKey, RegisteredKey, RegistryFile};
 
 pub use hsn_api::routes::{ROUTES_CONFIGMAP, member_namespace};
 
@@ -280,10 +279,7 @@ pub fn registry(nodes: &[HsnNode]) -> Result<(RegistryFile, Vec<String>), Cluste
             key: key.to_owned(),
             reason: e.to_string(),
         })?;
-        let role = match node.spec.role {
-            NodeRole::Super => Role::Super,
-            NodeRole::Edge => Role::Edge,
-        };
+        let role = node.spec.role;
         registry.nodes.push(RegisteredKey {
             role,
             key: parsed,
@@ -517,8 +513,9 @@ where
 mod keys_tests {
     use super::*;
     use hsn_api::node::{HsnNodeSpec, HsnNodeStatus};
+    use hsn_core::Role;
 
-    fn node(name: &str, role: NodeRole, key: Option<&str>) -> HsnNode {
+    fn node(name: &str, role: Role, key: Option<&str>) -> HsnNode {
         let mut n = HsnNode::new(
             name,
             HsnNodeSpec {
@@ -540,9 +537,9 @@ mod keys_tests {
     #[test]
     fn a_registry_lists_published_keys_by_role_and_refuses_a_bad_one() {
         let (file, missing) = registry(&[
-            node("s0", NodeRole::Super, Some(&"5a".repeat(32))),
-            node("e1", NodeRole::Edge, Some(&"e1".repeat(32))),
-            node("e2", NodeRole::Edge, None),
+            node("s0", Role::Super, Some(&"5a".repeat(32))),
+            node("e1", Role::Edge, Some(&"e1".repeat(32))),
+            node("e2", Role::Edge, None),
         ])
         .unwrap();
         let roles: Vec<(Role, &str)> = file
@@ -552,7 +549,7 @@ mod keys_tests {
             .collect();
         assert_eq!(roles, [(Role::Edge, "e1"), (Role::Super, "s0")]);
         assert_eq!(missing, ["e2"]);
-        let err = registry(&[node("e3", NodeRole::Edge, Some("zz"))]).unwrap_err();
+        let err = registry(&[node("e3", Role::Edge, Some("zz"))]).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("HsnNode e3 has an invalid public key"),

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use hsn_api::node::NodeRole;
 use hsn_api::{HsnNetwork, HsnNode};
+use hsn_core::Role;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -69,7 +69,7 @@ impl NetworkView {
             .filter(|n| n.spec.network == name && n.namespace().as_deref() == Some(&namespace));
         let (mut assigned, mut total, mut latest_epoch) = (0, 0, None::<i64>);
         for node in mine {
-            if node.spec.role == NodeRole::Edge {
+            if node.spec.role == Role::Edge {
                 total += 1;
                 assigned += usize::from(node.spec.assigned_super_node.is_some());
             }
@@ -151,8 +151,9 @@ pub struct NodeView {
     pub name: String,
     /// Its network.
     pub network: String,
-    /// `Super` or `Edge`.
-    pub role: NodeRole,
+    /// `Super` or `Edge` (the API's spelling).
+    #[serde(serialize_with = "hsn_api::node::api_role::serialize")]
+    pub role: Role,
     /// The MecCluster it runs in.
     pub cluster: String,
     /// The Kubernetes node it runs on (an edge: planned; a super node: as reported).
@@ -204,7 +205,7 @@ impl NodeView {
         (
             &self.namespace,
             &self.network,
-            self.role == NodeRole::Edge,
+            self.role == Role::Edge,
             &self.cluster,
             self.ordinal,
             &self.node_name,
@@ -226,7 +227,7 @@ impl NodeView {
             .iter()
             .map(|n| {
                 let placement = match (n.role, n.ordinal) {
-                    (NodeRole::Super, Some(o)) => match &n.node_name {
+                    (Role::Super, Some(o)) => match &n.node_name {
                         Some(node) => format!("#{o} {node}"),
                         None => format!("#{o}"),
                     },
@@ -235,7 +236,7 @@ impl NodeView {
                 let mut row = vec![
                     n.name.clone(),
                     n.network.clone(),
-                    role(n.role).to_owned(),
+                    n.role.as_str().to_owned(),
                     n.cluster.clone(),
                     placement,
                     n.assigned_super_node.clone().unwrap_or_else(dash),
@@ -473,13 +474,6 @@ fn readiness(status: Option<&str>, reason: Option<&str>) -> String {
         (None, _) => dash(),
         (Some("True"), _) | (Some(_), None) => status.unwrap_or_default().to_owned(),
         (Some(s), Some(r)) => format!("{s} ({r})"),
-    }
-}
-
-fn role(role: NodeRole) -> &'static str {
-    match role {
-        NodeRole::Super => "super",
-        NodeRole::Edge => "edge",
     }
 }
 

@@ -238,13 +238,13 @@ fn the_operators_routes_table_reads_in_full() {
         cluster: "a".into(),
         epoch_seconds: 60,
         supers: vec![SuperRoute {
-            id: "a/super-0".into(),
+            id: hsn_core::SuperId::new("a", 0),
             address: Some("10.0.0.5".parse().unwrap()),
         }],
         edges: vec![EdgeRoute {
             node: "n3".into(),
             cluster: "b".into(),
-            super_id: "a/super-0".into(),
+            super_id: hsn_core::SuperId::new("a", 0),
             address: Some("fd00::3".parse().unwrap()),
             mac: Some("02:00:00:00:00:03".into()),
             public_key: Some("ab".repeat(32)),

@@ -287,6 +287,14 @@ pub struct Tenant {
 ]))]
 pub struct Prefix(#[schemars(length(min = 9, max = 43))] pub String);
 
+impl Prefix {
+    /// The prefix as a network, `None` when it is not `address/length` valid for its family
+    /// (the API server refuses those; a routes table read from elsewhere may hold them).
+    pub fn net(&self) -> Option<ipnet::IpNet> {
+        self.0.parse().ok()
+    }
+}
+
 /// How super nodes judge edge records and chain them into blocks.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

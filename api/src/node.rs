@@ -1,9 +1,9 @@
 //! `HsnNode`: one agent of a network, written by the operator from its plan and the
 //! agents' Leases in the member clusters.
 
+use hsn_core::{Role, SuperId};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The identity and placement of one agent.
@@ -56,7 +56,9 @@ pub struct HsnNodeSpec {
     pub network: String,
     /// Whether the agent is a super node or an edge node. Immutable.
     #[x_kube(validation = Rule::new("self == oldSelf").message("role is immutable"))]
-    pub role: NodeRole,
+    #[serde(with = "api_role")]
+    #[schemars(schema_with = "api_role::schema")]
+    pub role: Role,
     /// The MecCluster the agent runs in. Immutable.
     #[schemars(length(min = 1, max = 253))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("cluster is immutable"))]
@@ -77,13 +79,39 @@ pub struct HsnNodeSpec {
     pub assigned_super_node: Option<String>,
 }
 
-/// Agent roles.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum NodeRole {
-    /// Carries and attests the traffic of its edge nodes; runs the ledger.
-    Super,
-    /// Forwards and meters tenant traffic close to users.
-    Edge,
+/// `spec.role` in the API's spelling, `Super` or `Edge` (the vocabulary's text form is
+/// lowercase; the API keeps the Kubernetes enum convention).
+pub mod api_role {
+    use hsn_core::Role;
+    use schemars::{Schema, SchemaGenerator, json_schema};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// The API name of `role`.
+    pub fn name(role: Role) -> &'static str {
+        match role {
+            Role::Super => "Super",
+            Role::Edge => "Edge",
+        }
+    }
+
+    /// Serializes as `Super` or `Edge`.
+    pub fn serialize<S: Serializer>(role: &Role, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(name(*role))
+    }
+
+    /// Reads `Super` or `Edge`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Role, D::Error> {
+        let s = String::deserialize(d)?;
+        [Role::Super, Role::Edge]
+            .into_iter()
+            .find(|r| name(*r) == s)
+            .ok_or_else(|| serde::de::Error::unknown_variant(&s, &["Super", "Edge"]))
+    }
+
+    /// The schema: a string enum of the two names.
+    pub fn schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "string", "enum": ["Super", "Edge"]})
+    }
 }
 
 /// What the agent last reported through its Lease.
@@ -126,9 +154,9 @@ pub mod lease {
     /// super node, by which the super node recognises it.
     pub const MAC_ANNOTATION: &str = "hsn.io/mac";
 
-    /// Lease name of super node `ordinal`.
+    /// Lease name of super node `ordinal` ([`SuperId::local_name`]).
     pub fn super_lease(ordinal: u32) -> String {
-        format!("super-{ordinal}")
+        super::SuperId::local_name(ordinal)
     }
 
     /// Lease name of the edge agent on `node`.

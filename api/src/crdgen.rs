@@ -7,10 +7,10 @@ use crate::{HsnNetwork, HsnNode, MecCluster};
 
 /// Where the CRD files are written, relative to this crate: the crds/ folder for
 /// `kubectl apply -f crds/`, and the Helm chart's crds/.
-pub const OUTPUT_DIRS: &[&str] = &[".", "../charts/hsn/crds"];
+pub const OUTPUT_DIRS: &[&str] = &["../crds", "../charts/hsn/crds"];
 
 const HEADER: &str =
-    "# Generated from the Rust types in crds/src by `make crds` (hsn-crdgen). Do not edit.\n";
+    "# Generated from the Rust types in api/src by `make crds` (hsn-crdgen). Do not edit.\n";
 
 /// Every CRD of the API, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {

@@ -483,7 +483,7 @@ async fn every_rule_refuses_a_bad_object_with_its_message() -> Result<()> {
 async fn examples_apply_and_show_in_kubectl() -> Result<()> {
     let cp = ControlPlane::start().await?;
     install_crds(&cp).await?;
-    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/examples");
     for file in ["minimal.yaml", "realistic.yaml"] {
         let out = kubectl(&cp, &["apply", "-f", &format!("{examples}/{file}")])?;
         assert!(

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use hsn_core::SuperId;
 use serde::{Deserialize, Serialize};
 
 use crate::network::Tenant;
@@ -48,14 +49,14 @@ pub struct RoutesTable {
 #[serde(rename_all = "camelCase")]
 pub struct SuperRoute {
     /// Stable id, `<cluster>/super-<ordinal>`.
-    pub id: String,
+    pub id: SuperId,
     /// Address the super node receives edge traffic and ledger submissions on, once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<IpAddr>,
 }
 
 /// The super node of one edge node, and what that super node needs to know of the edge.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct EdgeRoute {
     /// Kubernetes node name of the edge.
@@ -65,7 +66,7 @@ pub struct EdgeRoute {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cluster: String,
     /// Id of its super node, one of [`RoutesTable::supers`].
-    pub super_id: String,
+    pub super_id: SuperId,
     /// The edge's address, from its Lease: its super node's observations name it by this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<IpAddr>,
@@ -75,6 +76,20 @@ pub struct EdgeRoute {
     /// The edge's ed25519 public key (hex), from its Lease.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<String>,
+}
+
+impl EdgeRoute {
+    /// Edge `node` of the table's own cluster, routed to `super_id`, nothing else known yet.
+    pub fn new(node: impl Into<String>, super_id: SuperId) -> Self {
+        Self {
+            node: node.into(),
+            cluster: String::new(),
+            super_id,
+            address: None,
+            mac: None,
+            public_key: None,
+        }
+    }
 }
 
 /// Why a routes table cannot be used. Agents keep their last good table when they get one.
@@ -97,7 +112,7 @@ pub enum RoutesError {
         /// The edge's node.
         node: String,
         /// The missing super node id.
-        super_id: String,
+        super_id: SuperId,
     },
     /// A tenant prefix is not a CIDR.
     #[error("tenant {tenant} has an invalid prefix {prefix:?}")]
@@ -125,19 +140,15 @@ impl RoutesTable {
                 found: self.version,
             });
         }
-        let supers: BTreeSet<&str> = self.supers.iter().map(|s| s.id.as_str()).collect();
-        if let Some(e) = self
-            .edges
-            .iter()
-            .find(|e| !supers.contains(e.super_id.as_str()))
-        {
+        let supers: BTreeSet<&SuperId> = self.supers.iter().map(|s| &s.id).collect();
+        if let Some(e) = self.edges.iter().find(|e| !supers.contains(&e.super_id)) {
             return Err(RoutesError::UnknownSuper {
                 node: e.node.clone(),
                 super_id: e.super_id.clone(),
             });
         }
         for t in &self.tenants {
-            if let Some(p) = t.prefixes.iter().find(|p| parse_cidr(&p.0).is_none()) {
+            if let Some(p) = t.prefixes.iter().find(|p| p.net().is_none()) {
                 return Err(RoutesError::BadPrefix {
                     tenant: t.name.clone(),
                     prefix: p.0.clone(),
@@ -157,15 +168,6 @@ impl RoutesTable {
     }
 }
 
-/// Parses `address/length` into an address and a prefix length valid for its family.
-pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
-    let (addr, len) = s.split_once('/')?;
-    let addr: IpAddr = addr.parse().ok()?;
-    let len: u8 = len.parse().ok()?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    (len <= max).then_some((addr, len))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,21 +179,17 @@ mod tests {
             network: "metro".into(),
             epoch_seconds: 60,
             supers: vec![SuperRoute {
-                id: "a/super-0".into(),
+                id: SuperId::new("a", 0),
                 address: Some("10.0.0.5".parse().unwrap()),
             }],
             cluster: "a".into(),
             edges: vec![
-                EdgeRoute {
-                    node: "n1".into(),
-                    super_id: "a/super-0".into(),
-                    ..EdgeRoute::default()
-                },
+                EdgeRoute::new("n1", SuperId::new("a", 0)),
                 // Same node name in another cluster, routed here after a failover.
                 EdgeRoute {
                     node: "n3".into(),
                     cluster: "b".into(),
-                    super_id: "a/super-0".into(),
+                    super_id: SuperId::new("a", 0),
                     address: Some("10.1.0.3".parse().unwrap()),
                     mac: Some("02:00:00:00:00:03".into()),
                     public_key: Some("ab".repeat(32)),
@@ -221,12 +219,12 @@ mod tests {
     #[test]
     fn bad_tables_are_refused_with_the_reason() {
         let mut unknown = table();
-        unknown.edges[0].super_id = "b/super-9".into();
+        unknown.edges[0].super_id = SuperId::new("b", 9);
         assert_eq!(
             unknown.validate(),
             Err(RoutesError::UnknownSuper {
                 node: "n1".into(),
-                super_id: "b/super-9".into()
+                super_id: SuperId::new("b", 9)
             })
         );
         let mut bad_prefix = table();
@@ -248,11 +246,12 @@ mod tests {
 
     #[test]
     fn cidrs_are_checked_per_family() {
-        assert!(parse_cidr("10.0.0.0/32").is_some());
-        assert!(parse_cidr("10.0.0.0/33").is_none());
-        assert!(parse_cidr("::/128").is_some());
-        assert!(parse_cidr("::/129").is_none());
-        assert!(parse_cidr("10.0.0.0").is_none());
-        assert!(parse_cidr("x/8").is_none());
+        let net = |s: &str| Prefix(s.into()).net();
+        assert!(net("10.0.0.0/32").is_some());
+        assert!(net("10.0.0.0/33").is_none());
+        assert!(net("::/128").is_some());
+        assert!(net("::/129").is_none());
+        assert!(net("10.0.0.0").is_none());
+        assert!(net("x/8").is_none());
     }
 }
