@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use hsn_testenv::{ControlPlane, wait_for};
+use hsn_testkit::{ControlPlane, wait_for};
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
@@ -14,7 +14,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Creates the CRDs and waits until the API server serves them.
 async fn install_crds(cp: &ControlPlane) -> Result<()> {
-    Ok(hsn_testenv::install_crds(&cp.client(), &hsn_api::crdgen::crds(), DEADLINE).await?)
+    Ok(hsn_testkit::install_crds(&cp.client(), &hsn_api::crdgen::crds(), DEADLINE).await?)
 }
 
 fn kubectl(cp: &ControlPlane, args: &[&str]) -> Result<std::process::Output> {

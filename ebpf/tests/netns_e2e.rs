@@ -23,7 +23,7 @@ use common::topology::*;
 use common::*;
 use hsn_core::{Direction, TenantId};
 use hsn_ebpf::{EdgeStats, EdgeTenantCounter, SuperStats, TenantCounter};
-use hsn_netns::{Capture, Frame, LinkStats};
+use hsn_testkit::netns::{Capture, Frame, LinkStats};
 
 /// How long a capture may run; the tests take a few seconds.
 const CAPTURE_MAX: Duration = Duration::from_secs(120);

@@ -17,7 +17,7 @@ use hsn_core::{Direction, TenantId};
 use hsn_ebpf::{
     AttachMode, EdgeConfig, EdgeDatapath, Error, PinDir, SuperConfig, SuperDatapath, TenantPrefixes,
 };
-use hsn_netns::{Netns, VethEnd, veth};
+use hsn_testkit::netns::{Netns, VethEnd, veth};
 use nix::sys::statfs::{BPF_FS_MAGIC, statfs};
 
 fn totals(edge: &EdgeDatapath) -> anyhow::Result<Vec<(TenantId, Direction, u64, u64)>> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use hsn_api::{HsnNetwork, HsnNode, MecCluster};
-use hsn_testenv::ControlPlane;
+use hsn_testkit::ControlPlane;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -57,7 +57,7 @@ fn failed(out: &Output) -> String {
 }
 
 async fn install_crds(client: &Client) -> Result<()> {
-    Ok(hsn_testenv::install_crds(client, &hsn_api::crdgen::crds(), DEADLINE).await?)
+    Ok(hsn_testkit::install_crds(client, &hsn_api::crdgen::crds(), DEADLINE).await?)
 }
 
 /// Creates `object` from JSON, then merges `status` into its status subresource.

@@ -33,7 +33,7 @@ use hsn_core::{Direction, MacAddr, TenantId};
 use hsn_ebpf::{
     EdgeConfig, EdgeDatapath, EdgeNode, PinDir, SuperConfig, SuperDatapath, TenantPrefixes,
 };
-use hsn_netns::{Capture, Frame, LinkStats, Netns, NsChild, VethEnd, veth};
+use hsn_testkit::netns::{Capture, Frame, LinkStats, Netns, NsChild, VethEnd, veth};
 
 const ACME: TenantId = TenantId::new(7).unwrap();
 const BETA: TenantId = TenantId::new(9).unwrap();

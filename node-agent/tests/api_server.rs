@@ -17,7 +17,7 @@ use hsn_api::routes::ROUTES_KEY;
 use hsn_core::MacAddr;
 use hsn_core::{Role, SuperId};
 use hsn_ebpf::NextHop;
-use hsn_testenv::{ControlPlane, wait_for};
+use hsn_testkit::{ControlPlane, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Api;

@@ -20,7 +20,7 @@ use hsn_api::routes::{ROUTES_CONFIGMAP, member_namespace};
 use hsn_ebpf::PinDir;
 use hsn_operator::plan::{ClusterPlan, Plan};
 use hsn_operator::resources::{AGENT_IDENTITY, Peers, desired_objects};
-use hsn_testenv::{ControlPlane, wait_for};
+use hsn_testkit::{ControlPlane, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::DeleteParams;

@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result, ensure};
 use hsn_api::HsnNetwork;
 use hsn_operator::plan::{ClusterPlan, Plan};
 use hsn_operator::resources::{AGENT_IDENTITY, Peers, ROUTES_CONFIGMAP, desired_objects};
-use hsn_testenv::ControlPlane;
+use hsn_testkit::ControlPlane;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, anyhow, ensure};
 use hsn_api::routes::{ROUTES_KEY, RoutesTable};
 use hsn_api::{HsnNetwork, HsnNode, MecCluster};
 use hsn_core::SuperId;
-use hsn_testenv::wait_for;
+use hsn_testkit::wait_for;
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret};

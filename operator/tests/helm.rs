@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use anyhow::{Result, ensure};
-use hsn_testenv::{ControlPlane, wait_for};
+use hsn_testkit::{ControlPlane, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRole;
@@ -21,7 +21,7 @@ const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/hsn");
 const NS: &str = "hsn-system";
 
 fn helm(cp: &ControlPlane, home: &Path, args: &[&str]) -> Result<Output> {
-    let mut cmd = Command::new(hsn_testenv::bin("helm"));
+    let mut cmd = Command::new(hsn_testkit::bin("helm"));
     for var in ["HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"] {
         cmd.env(var, home.join(var));
     }
@@ -39,7 +39,7 @@ fn ok(out: &Output, what: &str) -> Result<String> {
 
 #[tokio::test]
 async fn the_chart_lints_installs_upgrades_and_uninstalls() -> Result<()> {
-    hsn_testenv::require_binaries(&["helm"])?;
+    hsn_testkit::require_binaries(&["helm"])?;
     let cp = ControlPlane::start().await?;
     let home = tempfile::tempdir()?;
     let h = |args: &[&str]| helm(&cp, home.path(), args);

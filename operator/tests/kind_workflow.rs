@@ -437,9 +437,9 @@ fn the_kind_configs_match_the_scripts_and_the_suites_topology() -> Result<()> {
 
 #[test]
 fn the_chart_takes_the_e2e_values() -> Result<()> {
-    hsn_testenv::require_binaries(&["helm"])?;
+    hsn_testkit::require_binaries(&["helm"])?;
     let home = tempfile::tempdir()?;
-    let mut cmd = Command::new(hsn_testenv::bin("helm"));
+    let mut cmd = Command::new(hsn_testkit::bin("helm"));
     for var in ["HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"] {
         cmd.env(var, home.path().join(var));
     }

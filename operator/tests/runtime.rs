@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, ensure};
 use hsn_api::HsnNetwork;
-use hsn_testenv::{ControlPlane, wait_for};
+use hsn_testkit::{ControlPlane, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::PostParams;

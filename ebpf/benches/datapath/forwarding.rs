@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use hsn_ebpf::{EdgeConfig, EdgeDatapath, NextHop};
-use hsn_netns::{Netns, VethEnd, veth};
+use hsn_testkit::netns::{Netns, VethEnd, veth};
 
 use crate::frames::{
     EDGE_IN_MAC, EDGE_OUT_MAC, HIT, HIT_PREFIX, SIZES, SUPER_MAC, UE, UE_MAC, tenant_table,

@@ -21,7 +21,7 @@ use hsn_core::{Direction, MacAddr, TenantId};
 use hsn_ebpf::{
     AttachMode, EdgeConfig, EdgeDatapath, EdgeNode, NextHop, SuperConfig, SuperDatapath,
 };
-use hsn_netns::{Frame, LinkStats, Netns, VethEnd, veth};
+use hsn_testkit::netns::{Frame, LinkStats, Netns, VethEnd, veth};
 
 use super::{A_V4, A_V6, B_V4, B_V6, Deltas, UE_V4, UE_V6, tenants};
 

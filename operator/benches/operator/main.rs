@@ -26,7 +26,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Parser;
 use hsn_api::{HsnNetwork, HsnNode, MecCluster};
 use hsn_operator::plan::{self, ClusterView, Inputs, NodeView, REGION_LABEL, SuperId, ZONE_LABEL};
-use hsn_testenv::{ControlPlane, FakeNode, KwokCluster};
+use hsn_testkit::{ControlPlane, FakeNode, KwokCluster};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use hsn_api::MecCluster;
-use hsn_testenv::{ControlPlane, FakeNode, KWOK_NODE_ANNOTATION, KwokCluster, wait_for};
+use hsn_testkit::{ControlPlane, FakeNode, KWOK_NODE_ANNOTATION, KwokCluster, wait_for};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod, Secret};

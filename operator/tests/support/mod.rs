@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use hsn_api::{HsnNetwork, MecCluster};
-use hsn_testenv::{ControlPlane, FakeNode, KwokCluster, wait_for};
+use hsn_testkit::{ControlPlane, FakeNode, KwokCluster, wait_for};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ObjectMeta, PostParams};
@@ -48,7 +48,7 @@ pub fn nodes(region: &str, per_zone: usize, edges: usize) -> Vec<FakeNode> {
 
 /// Creates the CRDs in the hub and waits until they are served.
 pub async fn install_crds(hub: &Client) -> Result<()> {
-    hsn_testenv::install_crds(hub, &hsn_api::crdgen::crds(), DEADLINE).await?;
+    hsn_testkit::install_crds(hub, &hsn_api::crdgen::crds(), DEADLINE).await?;
     let ns: Api<Namespace> = Api::all(hub.clone());
     let meta = ObjectMeta {
         name: Some(OPERATOR_NS.into()),

@@ -13,7 +13,7 @@ use nix::sched::{CloneFlags, setns};
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
-use crate::{Error, LinkStats};
+use super::{Error, LinkStats};
 use hsn_core::MacAddr;
 
 /// Where `ip netns` keeps its namespaces.
@@ -88,7 +88,7 @@ impl Netns {
 
     /// A [`Command`] that runs `program` inside the namespace (`ip netns exec`), with
     /// SIGKILL as its parent-death signal (`setpriv --pdeathsig`). Add arguments, then
-    /// `output()` it or hand it to [`NsChild::spawn`](crate::NsChild::spawn).
+    /// `output()` it or hand it to [`NsChild::spawn`](super::NsChild::spawn).
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new("setpriv");
         cmd.args(["--pdeathsig", "KILL", "--", "ip", "netns", "exec"])

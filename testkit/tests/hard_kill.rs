@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use hsn_testenv::{ControlPlane, KwokCluster, process_alive, wait_for};
+use hsn_testkit::{ControlPlane, KwokCluster, process_alive, wait_for};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 

@@ -6,8 +6,8 @@ use std::str::FromStr;
 
 use hsn_core::MacAddr;
 
-use crate::netns::run_ip;
-use crate::{Error, Netns};
+use super::ns::run_ip;
+use super::{Error, Netns};
 
 /// Linux interface names are at most 15 bytes.
 const IFNAMSIZ: usize = 15;

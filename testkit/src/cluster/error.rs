@@ -7,7 +7,7 @@ use std::time::Duration;
 /// Everything that can go wrong starting, using or stopping a test environment.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A tool that hack/build-tools.sh builds is not in [`crate::bin_dir`].
+    /// A tool that hack/build-tools.sh builds is not in [`super::bin_dir`].
     #[error(
         "missing test binary {}: run `make tools` (hack/build-tools.sh) to build etcd, \
          kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok and kwokctl into {} \

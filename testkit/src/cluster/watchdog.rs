@@ -29,7 +29,7 @@ impl Watchdog {
         let child = Command::new("sh")
             .arg("-c")
             .arg(script)
-            .arg("hsn-testenv-watchdog")
+            .arg("hsn-testkit-watchdog")
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

@@ -8,13 +8,14 @@ use std::time::Duration;
 use kube::Client;
 use tempfile::TempDir;
 
-use crate::kubeconfig::{self, KubeconfigSpec};
-use crate::pki::{Pki, PkiFiles};
-use crate::ports::free_ports;
-use crate::process::Proc;
+use super::kubeconfig::{self, KubeconfigSpec};
+use super::pki::{Pki, PkiFiles};
+use super::ports::free_ports;
+use super::process::Proc;
 use crate::wait::poll;
-use crate::watchdog::Watchdog;
-use crate::{Error, bin, require_binaries, temp_dir};
+use super::watchdog::Watchdog;
+use crate::Error;
+use super::{bin, require_binaries, temp_dir};
 
 /// How long kube-apiserver gets to answer `/readyz` with ok.
 const APISERVER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -71,7 +72,7 @@ impl ControlPlane {
         kubeconfig::write(
             &kubeconfig,
             &KubeconfigSpec {
-                name: "hsn-testenv",
+                name: "hsn-testkit",
                 server: &server_url,
                 ca_pem: &pki.ca_cert,
                 cert_pem: &pki.admin_cert,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use hsn_testenv::{ControlPlane, process_alive, wait_for};
+use hsn_testkit::{ControlPlane, process_alive, wait_for};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 
@@ -42,7 +42,7 @@ async fn start_use_and_stop() -> Result<()> {
 
     let namespaces: Api<Namespace> = Api::all(cp.client());
     namespaces
-        .create(&PostParams::default(), &namespace("hsn-testenv-a"))
+        .create(&PostParams::default(), &namespace("hsn-testkit-a"))
         .await?;
 
     let out = cp.kubectl().args(["get", "ns", "-o", "name"]).output()?;
@@ -53,7 +53,7 @@ async fn start_use_and_stop() -> Result<()> {
         String::from_utf8_lossy(&out.stderr)
     );
     ensure!(
-        stdout.contains("namespace/hsn-testenv-a"),
+        stdout.contains("namespace/hsn-testkit-a"),
         "kubectl output: {stdout}"
     );
 

@@ -7,7 +7,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::Client;
 use kube::api::{Api, PostParams};
 
-use crate::{Error, wait_for};
+use crate::Error;
+use crate::wait::wait_for;
 
 /// Creates `crds` and waits (at most `deadline` each) until every one is Established.
 pub async fn install_crds(

@@ -16,7 +16,7 @@ use nix::sys::socket::{
 };
 use nix::sys::time::TimeVal;
 
-use crate::{Error, Netns};
+use super::{Error, Netns};
 
 /// `PACKET_OUTGOING`: a frame this host sent.
 const PACKET_OUTGOING: u8 = 4;
@@ -215,7 +215,7 @@ pub(crate) fn parse_ip(frame: &[u8]) -> Option<IpHeader> {
 
 /// ifindex → name of every interface in the namespace.
 fn interface_names(ns_name: &str) -> Result<BTreeMap<u32, String>, Error> {
-    let json = crate::netns::run_ip(&["-n", ns_name, "-j", "link", "show"])?;
+    let json = super::ns::run_ip(&["-n", ns_name, "-j", "link", "show"])?;
     let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| Error::Output {
         cmd: format!("ip -n {ns_name} -j link show"),
         reason: e.to_string(),

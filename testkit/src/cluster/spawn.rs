@@ -33,10 +33,10 @@ pub(crate) fn spawn_tied(mut cmd: Command) -> io::Result<Child> {
     let (reply_tx, reply_rx) = mpsc::channel();
     spawner()?
         .send((cmd, reply_tx))
-        .map_err(|_| io::Error::other("hsn-testenv spawner thread is gone"))?;
+        .map_err(|_| io::Error::other("hsn-testkit spawner thread is gone"))?;
     reply_rx
         .recv()
-        .map_err(|_| io::Error::other("hsn-testenv spawner thread dropped the request"))?
+        .map_err(|_| io::Error::other("hsn-testkit spawner thread dropped the request"))?
 }
 
 /// Runs in the child between fork and exec.
@@ -56,7 +56,7 @@ fn spawner() -> io::Result<Sender<Request>> {
     }
     let (tx, rx) = mpsc::channel::<Request>();
     std::thread::Builder::new()
-        .name("hsn-testenv-spawner".into())
+        .name("hsn-testkit-spawner".into())
         .spawn(move || {
             for (mut cmd, reply) in rx {
                 let _ = reply.send(cmd.spawn());

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use hsn_testenv::{FakeNode, KwokCluster, process_alive, wait_for, wait_for_ok};
+use hsn_testkit::{FakeNode, KwokCluster, process_alive, wait_for, wait_for_ok};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, PostParams};
@@ -30,7 +30,7 @@ fn deployment(name: &str, replicas: i32) -> Result<Deployment> {
 #[tokio::test]
 async fn nodes_deployment_restart_and_delete() -> Result<()> {
     let started = Instant::now();
-    let cluster = KwokCluster::create("hsn-testenv").await?;
+    let cluster = KwokCluster::create("hsn-testkit").await?;
     eprintln!("KwokCluster::create took {:?}", started.elapsed());
 
     let nodes = [

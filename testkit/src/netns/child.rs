@@ -6,18 +6,18 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::Error;
+use super::Error;
 
 type Request = (Command, Sender<io::Result<Child>>);
 
 /// The spawner thread's inbox; the thread starts on first use and never stops.
 static SPAWNER: Mutex<Option<Sender<Request>>> = Mutex::new(None);
 
-/// A child process (normally from [`Netns::command`](crate::Netns::command)), SIGKILLed and
+/// A child process (normally from [`Netns::command`](super::Netns::command)), SIGKILLed and
 /// reaped on drop.
 ///
 /// Children are forked from one long-lived thread: the parent-death signal that
-/// [`Netns::command`](crate::Netns::command) sets is tied to the forking *thread*, and a
+/// [`Netns::command`](super::Netns::command) sets is tied to the forking *thread*, and a
 /// short-lived test thread exiting would otherwise kill the child early.
 #[derive(Debug)]
 pub struct NsChild {
@@ -113,7 +113,7 @@ fn spawner() -> io::Result<Sender<Request>> {
     }
     let (tx, rx) = mpsc::channel::<Request>();
     std::thread::Builder::new()
-        .name("hsn-netns-spawner".into())
+        .name("hsn-testkit-netns-spawner".into())
         .spawn(move || {
             for (mut cmd, reply) in rx {
                 let _ = reply.send(cmd.spawn());

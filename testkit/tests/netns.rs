@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use hsn_core::MacAddr;
-use hsn_netns::{Capture, Netns, NsChild, VethEnd, is_root, veth};
+use hsn_testkit::netns::{Capture, Netns, NsChild, VethEnd, is_root, veth};
 
 fn skip() -> bool {
     if is_root() {

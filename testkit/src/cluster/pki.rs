@@ -1,4 +1,4 @@
-//! Certificates and keys for a [`crate::ControlPlane`], generated in-process with rcgen.
+//! Certificates and keys for a [`super::ControlPlane`], generated in-process with rcgen.
 
 use std::path::{Path, PathBuf};
 
@@ -90,7 +90,7 @@ fn ca_params() -> Result<CertificateParams, Error> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params
         .distinguished_name
-        .push(DnType::CommonName, "hsn-testenv-ca");
+        .push(DnType::CommonName, "hsn-testkit-ca");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -116,7 +116,7 @@ fn admin_params() -> Result<CertificateParams, Error> {
     // Kubernetes reads the user from CN and groups from O; system:masters bypasses RBAC.
     params
         .distinguished_name
-        .push(DnType::CommonName, "hsn-testenv-admin");
+        .push(DnType::CommonName, "hsn-testkit-admin");
     params
         .distinguished_name
         .push(DnType::OrganizationName, "system:masters");

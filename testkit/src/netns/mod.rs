@@ -16,9 +16,9 @@
 //! Needs root (CAP_SYS_ADMIN + CAP_NET_ADMIN) and iproute2; [`is_root`] lets tests skip.
 //!
 //! ```no_run
-//! # fn demo() -> Result<(), hsn_netns::Error> {
+//! # fn demo() -> Result<(), hsn_testkit::netns::Error> {
 //! use hsn_core::MacAddr;
-//! use hsn_netns::{Netns, VethEnd, veth};
+//! use hsn_testkit::netns::{Netns, VethEnd, veth};
 //!
 //! let a = Netns::unique("a")?;
 //! let b = Netns::unique("b")?;
@@ -42,18 +42,16 @@
 //! ```
 //! Everything created lives in the namespaces, so dropping the [`Netns`] values removes it.
 
-#![warn(missing_docs)]
-
 mod capture;
 mod child;
 mod error;
 mod link;
-mod netns;
+mod ns;
 mod veth;
 
 pub use capture::{Capture, Frame, IpHeader};
 pub use child::NsChild;
 pub use error::Error;
 pub use link::LinkStats;
-pub use netns::{Netns, is_root};
+pub use ns::{Netns, is_root};
 pub use veth::{IfAddr, VethEnd, VethPair, veth};

@@ -1,5 +1,5 @@
-//! Real Kubernetes control planes for tests, started from the binaries hack/build-tools.sh
-//! builds into `bin/`.
+//! Real Kubernetes control planes, started from the binaries hack/build-tools.sh builds
+//! into `bin/`.
 //!
 //! * [`ControlPlane`]: etcd + kube-apiserver only; starts in seconds. For API-level tests
 //!   (CRDs, controllers' reconcile loops against a real apiserver).
@@ -14,13 +14,13 @@
 //! Tests must wait on conditions with a deadline ([`wait_for`], [`wait_for_ok`]), never sleep.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), hsn_testenv::Error> {
+//! # async fn demo() -> Result<(), hsn_testkit::Error> {
 //! use std::time::Duration;
 //! use k8s_openapi::api::core::v1::Namespace;
 //!
-//! let cp = hsn_testenv::ControlPlane::start().await?;
+//! let cp = hsn_testkit::ControlPlane::start().await?;
 //! let namespaces: kube::Api<Namespace> = kube::Api::all(cp.client());
-//! hsn_testenv::wait_for("namespace default", Duration::from_secs(10), || async {
+//! hsn_testkit::wait_for("namespace default", Duration::from_secs(10), || async {
 //!     namespaces.get_opt("default").await.ok().flatten()
 //! })
 //! .await?;
@@ -29,11 +29,9 @@
 //! # }
 //! ```
 
-#![warn(missing_docs)]
-
 mod control_plane;
 mod crds;
-mod error;
+pub(crate) mod error;
 mod kubeconfig;
 mod kwok;
 mod kwokctl;
@@ -41,17 +39,16 @@ mod pki;
 mod ports;
 mod process;
 mod spawn;
-mod wait;
 mod watchdog;
 
 use std::path::{Path, PathBuf};
 
 pub use control_plane::ControlPlane;
 pub use crds::install_crds;
-pub use error::Error;
 pub use kwok::{FakeNode, KWOK_NODE_ANNOTATION, KwokCluster};
 pub use process::process_alive;
-pub use wait::{POLL_INTERVAL, wait_for, wait_for_ok};
+
+use crate::Error;
 
 /// Every binary hack/build-tools.sh builds that this crate runs.
 pub const ALL_BINARIES: &[&str] = &[
@@ -68,8 +65,8 @@ pub const ALL_BINARIES: &[&str] = &[
 pub fn bin_dir() -> PathBuf {
     let dir = match std::env::var_os("HSN_BIN_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        // This crate lives at <root>/hack/testenv.
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bin"),
+        // This crate lives at <root>/testkit.
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../bin"),
     };
     // Absolute and tidy when it exists: kwokctl symlinks these paths from other directories.
     dir.canonicalize().unwrap_or(dir)
@@ -98,7 +95,7 @@ fn is_executable(path: &Path) -> bool {
 }
 
 /// A fresh private directory under the system temp dir, removed when dropped.
-fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, Error> {
+pub(crate) fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, Error> {
     tempfile::Builder::new()
         .prefix(prefix)
         .tempdir()
@@ -111,10 +108,10 @@ mod tests {
 
     #[test]
     fn missing_binary_says_run_make_tools() {
-        let err = require_binaries(&["hsn-testenv-no-such-binary"]).unwrap_err();
+        let err = require_binaries(&["hsn-testkit-no-such-binary"]).unwrap_err();
         let message = err.to_string();
         assert!(message.contains("run `make tools`"), "{message}");
-        assert!(message.contains("hsn-testenv-no-such-binary"), "{message}");
+        assert!(message.contains("hsn-testkit-no-such-binary"), "{message}");
     }
 
     #[test]

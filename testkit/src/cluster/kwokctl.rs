@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::Error;
-use crate::ports::free_ports;
-use crate::process::{TAIL_LINES, process_alive, tail, terminate_pid};
-use crate::spawn::spawn_tied;
-use crate::watchdog::Watchdog;
-use crate::{POLL_INTERVAL, bin, temp_dir};
+use super::ports::free_ports;
+use super::process::{TAIL_LINES, process_alive, tail, terminate_pid};
+use super::spawn::spawn_tied;
+use super::watchdog::Watchdog;
+use crate::wait::POLL_INTERVAL;
+use super::{bin, temp_dir};
 
 /// How long `kwokctl delete cluster` may take before we kill it and the components ourselves.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -244,7 +245,7 @@ impl Drop for KwokHome {
         if let Err(status) = run_blocking(delete, &log, DELETE_TIMEOUT, &AtomicBool::new(false)) {
             // Not fatal (we kill the recorded pids next), but worth seeing in test output.
             eprintln!(
-                "hsn-testenv: `kwokctl delete cluster --name {}` failed ({status}):\n{}",
+                "hsn-testkit: `kwokctl delete cluster --name {}` failed ({status}):\n{}",
                 self.name,
                 tail(&log, TAIL_LINES)
             );

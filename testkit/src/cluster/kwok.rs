@@ -12,11 +12,13 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 use tokio::time::Instant;
 
-use crate::kubeconfig;
-use crate::kwokctl::KwokHome;
-use crate::process::kill_pid;
+use super::kubeconfig;
+use super::kwokctl::KwokHome;
+use super::process::kill_pid;
 use crate::wait::poll;
-use crate::{ALL_BINARIES, Error, bin, require_binaries, wait_for_ok};
+use crate::Error;
+use crate::wait::wait_for_ok;
+use super::{ALL_BINARIES, bin, require_binaries};
 
 /// Deadline for `kwokctl create cluster` plus the cluster becoming usable.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(180);
@@ -250,7 +252,7 @@ impl KwokCluster {
         std::fs::read_to_string(self.home.pid_file(component))
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok())
-            .filter(|&pid| crate::process_alive(pid))
+            .filter(|&pid| super::process::process_alive(pid))
     }
 
     /// Restarts the stopped components (`kwokctl start cluster`) and waits for the API.

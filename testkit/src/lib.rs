@@ -1,0 +1,26 @@
+//! HSN's one test toolkit, used by every crate's tests, the benchmarks and the demo.
+//!
+//! * Real Kubernetes control planes ([`cluster`], re-exported here): [`ControlPlane`]
+//!   (etcd + kube-apiserver, seconds to start) and [`KwokCluster`] (a full control plane
+//!   with kwok's fake nodes), from the binaries `make tools` builds into `bin/`.
+//! * Network-namespace topologies ([`netns`]): namespaces, veth pairs, captures, processes
+//!   and threads inside a namespace.
+//! * Waiting on conditions with a deadline ([`wait_for`], [`wait_for_ok`]): tests never
+//!   sleep for a fixed time.
+//!
+//! Everything a test starts is cleaned up when dropped, also when the test panics, and the
+//! control planes also when the test process is killed outright (`PR_SET_PDEATHSIG` plus a
+//! watchdog process).
+
+#![warn(missing_docs)]
+
+pub mod cluster;
+pub mod netns;
+mod wait;
+
+pub use cluster::error::Error;
+pub use cluster::{
+    ALL_BINARIES, ControlPlane, FakeNode, KWOK_NODE_ANNOTATION, KwokCluster, bin, bin_dir,
+    install_crds, process_alive, require_binaries,
+};
+pub use wait::{POLL_INTERVAL, wait_for, wait_for_ok};
