@@ -1,12 +1,11 @@
 //! Command-line flags.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::{Parser, Subcommand, ValueEnum};
 use hsn_core::Role;
-use hsn_ledger::client::ClientTls;
 
 /// Datapath hook requested by the operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -128,97 +127,6 @@ pub struct Args {
     pub ledger_backoff_max_seconds: u64,
 }
 
-/// Why the ledger TLS flags cannot be used; checked at start, so a pod with a missing
-/// Secret fails at once instead of retrying forever.
-#[derive(Debug, thiserror::Error)]
-pub enum LedgerTlsError {
-    /// A PEM file cannot be read.
-    #[error("{flag} {}: {source}", path.display())]
-    Unreadable {
-        /// The flag naming it.
-        flag: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// What failed.
-        source: std::io::Error,
-    },
-    /// A file without a PEM block.
-    #[error("{flag} {}: not PEM (no -----BEGIN line)", path.display())]
-    NotPem {
-        /// The flag naming it.
-        flag: &'static str,
-        /// The file.
-        path: PathBuf,
-    },
-    /// `--ledger-endpoint` and `--ledger-ca` disagree on TLS.
-    #[error("--ledger-endpoint {endpoint}: {why}")]
-    Scheme {
-        /// The endpoint.
-        endpoint: String,
-        /// What is wrong.
-        why: &'static str,
-    },
-}
-
-impl Args {
-    /// The state directory: `--state-dir` or `/var/lib/hsn/<network>`.
-    pub fn state_dir(&self) -> PathBuf {
-        self.state_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/var/lib/hsn").join(&self.network))
-    }
-
-    /// The ledger client's TLS settings (`--ledger-ca` and co.), their files checked
-    /// readable now; `None` ships in plain text. The client re-reads the files on every
-    /// connection, so a renewed Secret is picked up without a restart.
-    pub fn ledger_tls(&self) -> Result<Option<ClientTls>, LedgerTlsError> {
-        let scheme = |why| LedgerTlsError::Scheme {
-            endpoint: self.ledger_endpoint.clone().unwrap_or_default(),
-            why,
-        };
-        let endpoint = self.ledger_endpoint.as_deref().unwrap_or_default();
-        let Some(ca) = &self.ledger_ca else {
-            if endpoint.starts_with("https://") {
-                return Err(scheme("https:// needs --ledger-ca"));
-            }
-            return Ok(None);
-        };
-        if endpoint.starts_with("http://") {
-            return Err(scheme("--ledger-ca needs an https:// endpoint"));
-        }
-        check_pem("--ledger-ca", ca)?;
-        let identity = match (&self.ledger_cert, &self.ledger_key) {
-            (Some(cert), Some(key)) => {
-                check_pem("--ledger-cert", cert)?;
-                check_pem("--ledger-key", key)?;
-                Some((cert.clone(), key.clone()))
-            }
-            // clap's `requires` (env values count) makes a pair or neither.
-            _ => None,
-        };
-        Ok(Some(ClientTls {
-            ca: ca.clone(),
-            identity,
-            domain: self.ledger_tls_domain.clone(),
-        }))
-    }
-}
-
-fn check_pem(flag: &'static str, path: &Path) -> Result<(), LedgerTlsError> {
-    let bytes = std::fs::read(path).map_err(|source| LedgerTlsError::Unreadable {
-        flag,
-        path: path.to_owned(),
-        source,
-    })?;
-    if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-        return Err(LedgerTlsError::NotPem {
-            flag,
-            path: path.to_owned(),
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,7 +149,6 @@ mod tests {
         .unwrap();
         assert_eq!(args.role, Role::Super);
         assert_eq!(args.datapath, DatapathKind::Xdp);
-        assert_eq!(args.state_dir(), PathBuf::from("/var/lib/hsn/metro"));
         assert_eq!(args.command, None);
         let cleanup =
             Args::try_parse_from(["hsn-agent", "--role", "edge", "--network", "n", "cleanup"])
@@ -262,145 +169,5 @@ mod tests {
             .is_err(),
             "one routes source"
         );
-    }
-
-    fn edge(extra: &[&str]) -> Result<Args, clap::Error> {
-        let base = ["hsn-agent", "--role", "edge", "--network", "n"];
-        Args::try_parse_from(base.iter().chain(extra))
-    }
-
-    #[test]
-    fn ledger_tls_flags_come_in_pairs() {
-        let ok = [
-            &[][..],
-            &["--ledger-ca", "ca.pem"],
-            &[
-                "--ledger-ca",
-                "ca.pem",
-                "--ledger-tls-domain",
-                "ledger.test",
-            ],
-            &[
-                "--ledger-ca",
-                "ca.pem",
-                "--ledger-cert",
-                "c.pem",
-                "--ledger-key",
-                "k.pem",
-            ],
-        ];
-        for flags in ok {
-            assert!(edge(flags).is_ok(), "{flags:?}");
-        }
-        let refused = [
-            &["--ledger-cert", "c.pem"][..],
-            &["--ledger-key", "k.pem"],
-            &["--ledger-ca", "ca.pem", "--ledger-cert", "c.pem"],
-            &["--ledger-ca", "ca.pem", "--ledger-key", "k.pem"],
-            &["--ledger-cert", "c.pem", "--ledger-key", "k.pem"],
-            &["--ledger-tls-domain", "ledger.test"],
-        ];
-        for flags in refused {
-            let e = edge(flags).unwrap_err();
-            assert_eq!(
-                e.kind(),
-                clap::error::ErrorKind::MissingRequiredArgument,
-                "{flags:?}"
-            );
-        }
-        let env = |id: &str| {
-            let command = <Args as clap::CommandFactory>::command();
-            let arg = command.get_arguments().find(|a| a.get_id() == id).unwrap();
-            arg.get_env().and_then(|e| e.to_str()).map(str::to_owned)
-        };
-        for (id, var) in [
-            ("ledger_ca", "HSN_LEDGER_CA"),
-            ("ledger_cert", "HSN_LEDGER_CERT"),
-            ("ledger_key", "HSN_LEDGER_KEY"),
-            ("ledger_tls_domain", "HSN_LEDGER_TLS_DOMAIN"),
-        ] {
-            assert_eq!(
-                env(id).as_deref(),
-                Some(var),
-                "a pod spec sets {id} from a Secret"
-            );
-        }
-    }
-
-    #[test]
-    fn ledger_tls_files_and_scheme_are_checked_at_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let pem = dir.path().join("ca.pem");
-        std::fs::write(
-            &pem,
-            "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
-        let junk = dir.path().join("junk.pem");
-        std::fs::write(&junk, "not a certificate").unwrap();
-        let missing = dir.path().join("missing.pem");
-        let (pem, junk, missing) = (
-            pem.to_str().unwrap(),
-            junk.to_str().unwrap(),
-            missing.to_str().unwrap(),
-        );
-        let tls = |flags: &[&str]| edge(flags).unwrap().ledger_tls();
-
-        assert_eq!(tls(&[]).unwrap(), None, "plain text without --ledger-ca");
-        let full = tls(&[
-            "--ledger-ca",
-            pem,
-            "--ledger-cert",
-            pem,
-            "--ledger-key",
-            pem,
-            "--ledger-tls-domain",
-            "ledger.test",
-            "--ledger-endpoint",
-            "https://10.0.0.1:7443",
-        ])
-        .unwrap()
-        .unwrap();
-        assert_eq!(full.ca, PathBuf::from(pem));
-        assert_eq!(full.identity, Some((pem.into(), pem.into())));
-        assert_eq!(full.domain.as_deref(), Some("ledger.test"));
-
-        let e = tls(&[
-            "--ledger-ca",
-            pem,
-            "--ledger-cert",
-            missing,
-            "--ledger-key",
-            pem,
-        ])
-        .unwrap_err()
-        .to_string();
-        assert!(e.starts_with(&format!("--ledger-cert {missing}: ")), "{e}");
-        let e = tls(&["--ledger-ca", missing]).unwrap_err().to_string();
-        assert!(e.starts_with(&format!("--ledger-ca {missing}: ")), "{e}");
-        let e = tls(&[
-            "--ledger-ca",
-            pem,
-            "--ledger-cert",
-            pem,
-            "--ledger-key",
-            junk,
-        ])
-        .unwrap_err()
-        .to_string();
-        assert_eq!(
-            e,
-            format!("--ledger-key {junk}: not PEM (no -----BEGIN line)")
-        );
-        let e = tls(&[
-            "--ledger-ca",
-            pem,
-            "--ledger-endpoint",
-            "http://10.0.0.1:7443",
-        ])
-        .unwrap_err();
-        assert!(matches!(e, LedgerTlsError::Scheme { .. }), "{e}");
-        let e = tls(&["--ledger-endpoint", "https://10.0.0.1:7443"]).unwrap_err();
-        assert!(matches!(e, LedgerTlsError::Scheme { .. }), "{e}");
     }
 }

@@ -198,7 +198,9 @@ fn flags(ca: &Path, client: Option<&(PathBuf, PathBuf)>, domain: Option<&str>) -
         flag("--ledger-tls-domain", domain.to_owned());
     }
     let args = Args::try_parse_from(argv).unwrap();
-    args.ledger_tls().unwrap().expect("TLS configured")
+    hsn_agent::config::ledger_tls(&args)
+        .unwrap()
+        .expect("TLS configured")
 }
 
 /// One round of an edge shipper with `tls` to `url`.

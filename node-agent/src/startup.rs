@@ -1,0 +1,167 @@
+//! Starting an agent from its [`Config`]: identity, the cluster's clients, the datapath
+//! (loaded, attached or taken over), the agent's tasks and its admin server; then, once
+//! stopped, the shutdown policy ([`crate::shutdown`]).
+
+use hsn_ebpf::{EdgeConfig, EdgeDatapath, PinDir, SuperConfig, SuperDatapath};
+use hsn_runtime::admin::{self, Readiness};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+
+use crate::Error;
+use crate::agent::{Agent, AgentConfig, LeaseConfig, RoutesSource};
+use crate::config::{ClusterSettings, Config, RoutesSettings};
+use crate::datapath::Datapath;
+use crate::identity::Identity;
+use crate::lease::LeaseIdentity;
+use crate::metrics::AttachLabels;
+use crate::nexthop::NextHops;
+use crate::shipper::ShipperConfig;
+use crate::shutdown::{self, Residence};
+use crate::spool::SpoolHeader;
+use crate::takeover::{self, Attached};
+use hsn_core::Role;
+
+/// Runs the agent until `shutdown` resolves, then applies the shutdown policy.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let identity = Identity::load_or_create(&config.state_dir)?;
+    tracing::info!(role = config.role.as_str(), network = config.network, pool = ?config.pool,
+        public_key = identity.public_key_hex(), state_dir = %config.state_dir.display(),
+        "hsn-agent starting");
+    let (routes, lease, residence) = match &config.routes {
+        RoutesSettings::File(path) => (RoutesSource::File(path.clone()), None, None),
+        RoutesSettings::Cluster(cluster) => {
+            let (routes, lease, residence) = cluster_parts(&config, cluster, &identity).await?;
+            (routes, Some(lease), Some(residence))
+        }
+    };
+    let next_hops = match &config.datapath.next_hop {
+        Some(flag) => NextHops::from_flag(flag)?,
+        None => NextHops::Kernel,
+    };
+    let agent_config = |mode: String| AgentConfig {
+        network: config.network.clone(),
+        me: config.me.clone(),
+        spool_header: SpoolHeader {
+            network: config.network.clone(),
+            role: config.role.as_str().into(),
+            agent: config.name.clone(),
+            public_key: identity.public_key_hex(),
+        },
+        spool_dir: config.spool_dir(),
+        routes,
+        next_hops,
+        lease,
+        default_epoch_seconds: config.default_epoch_seconds,
+        epoch_loop: true,
+        datapath_mode: mode,
+        shipper: shipper_config(&config, &identity),
+    };
+    let pin = Some(PinDir::under(&config.datapath.bpffs, &config.network)?);
+    let interfaces = &config.datapath.interfaces;
+    let served = match config.role {
+        Role::Edge => {
+            let dp = EdgeDatapath::load(&EdgeConfig {
+                pin,
+                redirect_uplink: true,
+            })?;
+            log_replaced(dp.replaced_pins());
+            let attached = takeover::attach(dp, interfaces, EdgeDatapath::pinned_attachment)?;
+            serve(&config, attached, agent_config, shutdown).await
+        }
+        Role::Super => {
+            let dp = SuperDatapath::load(&SuperConfig {
+                pin,
+                edge_by_addr: true,
+            })?;
+            log_replaced(dp.replaced_pins());
+            let attached = takeover::attach(dp, interfaces, SuperDatapath::pinned_attachment)?;
+            serve(&config, attached, agent_config, shutdown).await
+        }
+    };
+    shutdown::after_stop(residence.as_ref(), &config.datapath.bpffs, &config.network).await?;
+    served
+}
+
+/// Starts the agent's tasks on the attached datapath and serves `/metrics` until `shutdown`
+/// resolves or a task ends.
+async fn serve<D: Datapath>(
+    config: &Config,
+    attached: Attached<D>,
+    agent_config: impl FnOnce(String) -> AgentConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let label = attached.mode_label();
+    let mut agent = Agent::start(agent_config(label.clone()), attached.datapath)?;
+    for (interface, _) in &attached.interfaces {
+        let labels = AttachLabels {
+            interface: interface.clone(),
+            mode: label.clone(),
+        };
+        agent.metrics.attached.get_or_create(&labels).set(1);
+    }
+    let (bound, server) = admin::serve(
+        config.metrics_addr,
+        agent.registry.clone(),
+        Readiness::always(),
+        std::future::pending(),
+    )
+    .await?;
+    tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
+    tokio::select! {
+        () = shutdown => tracing::info!("shutting down"),
+        result = server => result?,
+        () = agent.join_any() => tracing::warn!("an agent task ended"),
+    }
+    Ok(())
+}
+
+/// The routes ConfigMap, the Lease and the namespace of a cluster-mode agent.
+async fn cluster_parts(
+    config: &Config,
+    cluster: &ClusterSettings,
+    identity: &Identity,
+) -> Result<(RoutesSource, LeaseConfig, Residence), Error> {
+    let client = kube::Client::try_default().await?;
+    let lease = LeaseConfig {
+        api: Api::<Lease>::namespaced(client.clone(), &cluster.namespace),
+        identity: LeaseIdentity {
+            name: config.name.clone(),
+            holder: cluster.holder.clone(),
+            role: config.role,
+            public_key: identity.public_key_hex(),
+            duration_seconds: cluster.lease_seconds,
+            address: cluster.advertise_address,
+        },
+        heartbeat: cluster.heartbeat,
+    };
+    let residence = Residence {
+        namespaces: Api::all(client.clone()),
+        namespace: cluster.namespace.clone(),
+    };
+    let api = Api::<ConfigMap>::namespaced(client, &cluster.namespace);
+    let routes = RoutesSource::ConfigMap(Box::new(api), cluster.configmap.clone());
+    Ok((routes, lease, residence))
+}
+
+/// The ledger shipper, when the agent ships.
+fn shipper_config(config: &Config, identity: &Identity) -> Option<ShipperConfig> {
+    let ledger = config.ledger.as_ref()?;
+    let mut c = ShipperConfig::new(
+        &config.network,
+        config.role,
+        identity.signing_key().clone(),
+        config.spool_dir(),
+    );
+    c.endpoint = ledger.endpoint.clone();
+    c.tls = ledger.tls.clone();
+    c.edge_keys = ledger.edge_keys.clone();
+    c.backoff_max = ledger.backoff_max;
+    Some(c)
+}
+
+fn log_replaced(replaced: &[hsn_ebpf::ReplacedPin]) {
+    for pin in replaced {
+        tracing::warn!(%pin, "incompatible state map from another build; the writer refills it");
+    }
+}
