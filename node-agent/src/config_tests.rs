@@ -146,22 +146,10 @@ fn ledger_tls_files_and_scheme_are_checked_at_start() {
 
 #[test]
 fn the_flags_make_one_checked_config() {
-    let args = Args::try_parse_from([
-        "hsn-agent",
-        "--role",
-        "super",
-        "--network",
-        "metro",
-        "--routes-configmap",
-        "hsn-routes",
-        "--namespace",
-        "hsn-metro",
-        "--node-name",
-        "n1",
-        "--pod-name",
-        "hsn-super-node-3",
-    ])
-    .unwrap();
+    // What the operator's super-node pod spec passes (flags and env).
+    let argv = "hsn-agent --role super --network metro --routes-configmap hsn-routes \
+                --namespace hsn-metro --node-name n1 --pod-name hsn-super-node-3";
+    let args = Args::try_parse_from(argv.split_whitespace()).unwrap();
     let config = Config::from_args(&args).unwrap();
     assert_eq!(config.state_dir, PathBuf::from("/var/lib/hsn/metro"));
     assert_eq!(config.name, "super-3");

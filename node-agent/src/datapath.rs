@@ -61,18 +61,7 @@ impl Datapath for EdgeDatapath {
     fn counters(&self) -> Result<Vec<(CounterKey, Totals)>, Error> {
         Ok(EdgeDatapath::counters(self)?
             .into_iter()
-            .map(|c| {
-                let key = CounterKey {
-                    tenant: c.tenant,
-                    direction: c.direction,
-                    edge: None,
-                };
-                let totals = Totals {
-                    packets: c.packets,
-                    bytes: c.bytes,
-                };
-                (key, totals)
-            })
+            .map(|c| counter(c.tenant, c.direction, None, c.packets, c.bytes))
             .collect())
     }
 
@@ -101,18 +90,7 @@ impl Datapath for SuperDatapath {
     fn counters(&self) -> Result<Vec<(CounterKey, Totals)>, Error> {
         Ok(SuperDatapath::counters(self)?
             .into_iter()
-            .map(|c| {
-                let key = CounterKey {
-                    tenant: c.tenant,
-                    direction: c.direction,
-                    edge: Some(c.edge),
-                };
-                let totals = Totals {
-                    packets: c.packets,
-                    bytes: c.bytes,
-                };
-                (key, totals)
-            })
+            .map(|c| counter(c.tenant, c.direction, Some(c.edge), c.packets, c.bytes))
             .collect())
     }
 
@@ -123,6 +101,21 @@ impl Datapath for SuperDatapath {
     fn attach(&mut self, ifname: &str) -> Result<AttachMode, Error> {
         SuperDatapath::attach(self, ifname)
     }
+}
+
+fn counter(
+    tenant: TenantId,
+    direction: Direction,
+    edge: Option<IpAddr>,
+    packets: u64,
+    bytes: u64,
+) -> (CounterKey, Totals) {
+    let key = CounterKey {
+        tenant,
+        direction,
+        edge,
+    };
+    (key, Totals { packets, bytes })
 }
 
 /// The Lease annotation value for how the program is attached.
