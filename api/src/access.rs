@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config, ResourceExt};
 
-use crate::MecCluster;
+use crate::{MecCluster, MecClusterReason};
 
 /// Why a member cluster cannot be reached.
 #[derive(Debug, thiserror::Error)]
@@ -56,13 +56,13 @@ pub enum AccessError {
 
 impl AccessError {
     /// Condition reason for this error.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> MecClusterReason {
         match self {
-            Self::NoAccess => "NoAccess",
-            Self::SecretNotFound { .. } => "SecretNotFound",
-            Self::SecretRead { .. } => "SecretUnreadable",
-            Self::SecretKeyMissing { .. } => "SecretKeyMissing",
-            Self::KubeconfigInvalid { .. } => "KubeconfigInvalid",
+            Self::NoAccess => MecClusterReason::NoAccess,
+            Self::SecretNotFound { .. } => MecClusterReason::SecretNotFound,
+            Self::SecretRead { .. } => MecClusterReason::SecretUnreadable,
+            Self::SecretKeyMissing { .. } => MecClusterReason::SecretKeyMissing,
+            Self::KubeconfigInvalid { .. } => MecClusterReason::KubeconfigInvalid,
         }
     }
 }
@@ -200,7 +200,7 @@ current-context: x
         let config = secret(good).config().await.unwrap();
         assert_eq!(config.cluster_url.to_string(), "https://127.0.0.1:6443/");
         let bad = secret("not: [a kubeconfig").config().await.unwrap_err();
-        assert_eq!(bad.reason(), "KubeconfigInvalid");
+        assert_eq!(bad.reason().as_str(), "KubeconfigInvalid");
         assert!(
             bad.to_string()
                 .starts_with("kubeconfig in Secret hsn-system/mec-a is invalid"),

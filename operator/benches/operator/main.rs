@@ -170,7 +170,7 @@ async fn ready(api: &Api<HsnNetwork>) -> Result<bool> {
     if let Some((s, reason)) = condition(api, "Degraded").await
         && converged
         && s == "True"
-        && reason == hsn_operator::network::reason::INSUFFICIENT_CAPACITY
+        && reason == hsn_api::HsnNetworkReason::InsufficientCapacity.as_str()
     {
         bail!("the network does not fit: Degraded {reason}");
     }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use hsn_api::MecCluster;
 use hsn_api::cluster::MecClusterStatus;
+use hsn_api::{ConditionType, MecCluster, MecClusterReason};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
@@ -19,7 +19,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use crate::conditions::{self, Cond, ConditionType};
+use crate::conditions::{self, Cond};
 use crate::context::Context;
 use crate::inventory::Member;
 use crate::plan::ClusterView;
@@ -178,7 +178,7 @@ async fn probe_member(mec: &MecCluster, ctx: &Context) -> Outcome {
         Ok(Ok(p)) => Outcome {
             reachable: Cond::yes(
                 ConditionType::Reachable,
-                "ProbeSucceeded",
+                MecClusterReason::ProbeSucceeded,
                 // No latency here: it changes every probe and would rewrite the status.
                 format!("API server {} answers", p.version),
             ),
@@ -187,7 +187,7 @@ async fn probe_member(mec: &MecCluster, ctx: &Context) -> Outcome {
         Ok(Err(e)) => Outcome {
             reachable: Cond::no(
                 ConditionType::Reachable,
-                "ProbeFailed",
+                MecClusterReason::ProbeFailed,
                 format!("probe failed: {e}"),
             ),
             probe: None,
@@ -195,7 +195,7 @@ async fn probe_member(mec: &MecCluster, ctx: &Context) -> Outcome {
         Err(_) => Outcome {
             reachable: Cond::no(
                 ConditionType::Reachable,
-                "ProbeTimedOut",
+                MecClusterReason::ProbeTimedOut,
                 format!("no answer within {:?}", ctx.settings.member_timeout),
             ),
             probe: None,
@@ -216,13 +216,13 @@ fn ready_condition(
         return if p.counts.ready > 0 {
             Cond::yes(
                 ConditionType::Ready,
-                "ClusterReady",
+                MecClusterReason::ClusterReady,
                 format!("{} of {} nodes ready", p.counts.ready, p.counts.total),
             )
         } else {
             Cond::no(
                 ConditionType::Ready,
-                "NoReadyNodes",
+                MecClusterReason::NoReadyNodes,
                 "the cluster has no ready node",
             )
         };
@@ -232,7 +232,7 @@ fn ready_condition(
     if before.is_some_and(|m| m.view.ready) && failing_for < grace {
         return Cond::yes(
             ConditionType::Ready,
-            "ProbeFailing",
+            MecClusterReason::ProbeFailing,
             format!(
                 "probes failing for {}s (NotReady after {}s): {}",
                 failing_for.as_secs(),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
-use hsn_api::HsnNetwork;
+use hsn_api::{ConditionType, HsnNetwork, HsnNetworkReason};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType};
@@ -26,7 +26,6 @@ use crate::plan::{self, Inputs};
 
 pub use failover::Failovers;
 pub use nodes::{edge_node_name, super_node_name};
-pub use status::reason;
 
 /// Controller name in metrics and logs.
 pub const CONTROLLER: &str = "hsnnetwork";
@@ -121,7 +120,7 @@ async fn reconcile_apply(network: &HsnNetwork, ctx: &Context) -> Result<Action, 
         let message = invalid.to_string();
         let event = KubeEvent {
             type_: EventType::Warning,
-            reason: reason::INVALID_SPEC.into(),
+            reason: HsnNetworkReason::InvalidSpec.to_string(),
             note: Some(message.clone()),
             action: "Validate".into(),
             secondary: None,
@@ -176,10 +175,8 @@ async fn reconcile_apply(network: &HsnNetwork, ctx: &Context) -> Result<Action, 
         paused,
     };
     let new_status = status::compute(network, &observed, now);
-    let converged = !crate::conditions::is_true(
-        &new_status.conditions,
-        crate::conditions::ConditionType::Progressing,
-    );
+    let converged =
+        !hsn_api::condition::is_true(&new_status.conditions, ConditionType::Progressing);
     status::write(network, ctx, new_status).await?;
     // Leases expire and pods become ready without any hub event: look again soon while
     // rolling out, and on the resync interval once converged.
