@@ -1,4 +1,4 @@
-//! What every reconcile shares.
+//! What every controller shares: clients, the member inventory, metrics, Events, settings.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,8 +40,6 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Event publisher.
     pub recorder: Recorder,
-    /// The failover clock.
-    pub failovers: Arc<crate::network::Failovers>,
     /// Settings.
     pub settings: Settings,
 }

@@ -129,7 +129,6 @@ pub async fn run(
         clusters: mec_controller.store(),
         metrics,
         recorder: Context::recorder(hub.clone(), Some(identity)),
-        failovers: Arc::default(),
         settings: Settings {
             probe_interval: Duration::from_secs(args.probe_interval_seconds),
             cluster_grace: Duration::from_secs(args.cluster_grace_seconds),
