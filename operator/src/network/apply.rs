@@ -8,9 +8,8 @@ use kube::api::{DeleteParams, DynamicObject, ListParams};
 use kube::core::ApiResource;
 use kube::{Api, Client, ResourceExt};
 
-use crate::clusters::delete_network_namespaces;
 use crate::context::Context;
-use crate::inventory::Member;
+use crate::member::{MemberState, delete_network_namespaces};
 use crate::plan::Plan;
 use crate::resources::{
     APPLIED_HASH_ANNOTATION, Desired, NETWORK_UID_LABEL, Peers, desired_objects, member_namespace,
@@ -40,7 +39,7 @@ pub struct Readiness {
 #[derive(Debug, thiserror::Error)]
 enum MemberError {
     #[error("no client: {0}")]
-    Client(#[from] crate::members::MemberError),
+    Client(#[from] hsn_api::access::AccessError),
     #[error("{verb} {kind} {name}: {}", api_message(.source))]
     Api {
         verb: &'static str,
@@ -59,7 +58,7 @@ pub async fn apply_all(
     network: &HsnNetwork,
     ctx: &Context,
     plan: &Plan,
-    members: &[(MecCluster, Member)],
+    members: &[(MecCluster, MemberState)],
     peers: &Peers,
     paused: bool,
 ) -> BTreeMap<String, MemberOutcome> {

@@ -12,7 +12,7 @@ use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
 use crate::context::Context;
-use crate::inventory::Member;
+use crate::member::MemberState;
 use crate::plan::{EdgeId, Previous, SuperId};
 use crate::resources::{NETWORK_UID_LABEL, Peer, Peers, member_namespace};
 
@@ -49,7 +49,7 @@ pub type Leases = BTreeMap<String, LeaseInfo>;
 #[derive(Debug)]
 pub struct Fetched {
     /// MecClusters that exist, with their members' state.
-    pub members: Vec<(MecCluster, Member)>,
+    pub members: Vec<(MecCluster, MemberState)>,
     /// Agent Leases per reachable member.
     pub leases: BTreeMap<String, Leases>,
     /// HsnNodes of the network, by name.
