@@ -19,7 +19,7 @@ use hsn_api::node::lease::edge_lease;
 use hsn_api::routes::{ROUTES_CONFIGMAP, member_namespace};
 use hsn_ebpf::PinDir;
 use hsn_operator::plan::{ClusterPlan, Plan};
-use hsn_operator::resources::{AGENT_IDENTITY, Peers, desired_objects};
+use hsn_operator::resources::{AGENT_IDENTITY, Peers, member_objects};
 use hsn_testkit::{ControlPlane, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
@@ -61,7 +61,7 @@ async fn apply_member_objects(client: &Client) -> anyhow::Result<String> {
         "RoleBinding",
         "ConfigMap",
     ];
-    for d in desired_objects(&network, "m1", &plan, &Peers::new())
+    for d in member_objects(&network, "m1", &plan, &Peers::new())
         .iter()
         .filter(|d| wanted.contains(&d.resource.kind.as_str()))
     {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, Result, ensure};
 use hsn_api::HsnNetwork;
 use hsn_operator::plan::{ClusterPlan, Plan};
-use hsn_operator::resources::{AGENT_IDENTITY, Peers, ROUTES_CONFIGMAP, desired_objects};
+use hsn_operator::resources::{AGENT_IDENTITY, Peers, ROUTES_CONFIGMAP, member_objects};
 use hsn_testkit::ControlPlane;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
@@ -81,7 +81,7 @@ async fn agents_may_read_their_routes_and_namespace_and_nothing_more() -> Result
         ..Default::default()
     };
     // The member's namespace and the agents' identity, applied as the operator applies them.
-    let objects = desired_objects(&network, "m1", &plan, &Peers::new());
+    let objects = member_objects(&network, "m1", &plan, &Peers::new());
     let mut ns = None;
     for d in objects.iter().filter(|d| {
         ["Namespace", "ServiceAccount", "Role", "RoleBinding"].contains(&d.resource.kind.as_str())
