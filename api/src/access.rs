@@ -74,6 +74,8 @@ pub struct KubeconfigSecret {
     pub namespace: String,
     /// Secret name.
     pub name: String,
+    /// The key of the Secret's data that holds the kubeconfig.
+    pub key: String,
     /// The Secret's resourceVersion: a client built from it is good until this changes.
     pub resource_version: String,
     /// The kubeconfig, as stored.
@@ -123,6 +125,7 @@ impl KubeconfigSecret {
         Ok(Some(Self {
             namespace: namespace.to_owned(),
             name: r.name.clone(),
+            key: r.key.clone(),
             resource_version: secret.resource_version().unwrap_or_default(),
             kubeconfig,
         }))
@@ -182,6 +185,7 @@ mod tests {
         KubeconfigSecret {
             namespace: "hsn-system".into(),
             name: "mec-a".into(),
+            key: "kubeconfig".into(),
             resource_version: "7".into(),
             kubeconfig: kubeconfig.as_bytes().to_vec(),
         }

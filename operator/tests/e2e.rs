@@ -5,14 +5,13 @@
 //! agents (kind/README.md); a step that must be done differently there says so when it runs.
 //! Every wait has a deadline; nothing sleeps.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result, anyhow, ensure};
 use hsn_api::routes::{ROUTES_KEY, RoutesTable};
 use hsn_api::{HsnNetwork, HsnNode, MecCluster};
 use hsn_core::SuperId;
+use hsn_testkit::operator::*;
 use hsn_testkit::wait_for;
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -20,7 +19,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use support::*;
 
 const NS: &str = "edge-net";
 const NET: &str = "metro";
