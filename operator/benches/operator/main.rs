@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
-use hsn_api::{HsnNetwork, HsnNode, MecCluster};
+use hsn_api::{HsnNetwork, MecCluster};
 use hsn_operator::plan::{self, ClusterView, Inputs, NodeView, REGION_LABEL, SuperId, ZONE_LABEL};
 use hsn_testkit::{ControlPlane, FakeNode, KwokCluster};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -127,16 +127,10 @@ async fn register(hub: &Client, m: &Member) -> Result<()> {
 
 /// Edge (cluster, node) to the HsnNode name of its super node, as the hub records it.
 async fn assignments(hub: &Client) -> Result<BTreeMap<(String, String), String>> {
-    let nodes = Api::<HsnNode>::namespaced(hub.clone(), NS)
-        .list(&ListParams::default())
-        .await?;
-    Ok(nodes
-        .items
+    let edges = operator::edge_assignments(hub, NS).await?;
+    Ok(edges
         .into_iter()
-        .filter_map(|n| {
-            let edge = (n.spec.cluster, n.spec.node_name?);
-            Some((edge, n.spec.assigned_super_node?))
-        })
+        .map(|(cluster, node, sup)| ((cluster, node), sup))
         .collect())
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use hsn_api::routes::{ROUTES_KEY, RoutesTable};
 use hsn_api::{HsnNetwork, HsnNode};
+use hsn_testkit::operator::edge_assignments;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::ListParams;
@@ -31,20 +32,7 @@ pub(crate) async fn super_replicas(member: &Client) -> Option<i32> {
 
 /// Edge HsnNodes by (cluster, node) -> assigned super HsnNode.
 pub(crate) async fn assignments(hub: &Client) -> Result<Vec<(String, String, String)>> {
-    let nodes = Api::<HsnNode>::namespaced(hub.clone(), NS)
-        .list(&ListParams::default())
-        .await?;
-    Ok(nodes
-        .items
-        .into_iter()
-        .filter_map(|n| {
-            Some((
-                n.spec.cluster,
-                n.spec.node_name?,
-                n.spec.assigned_super_node?,
-            ))
-        })
-        .collect())
+    edge_assignments(hub, NS).await
 }
 
 /// What a reconcile must not rewrite even while agents renew Leases: the network (its

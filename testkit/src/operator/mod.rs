@@ -26,11 +26,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use hsn_api::{HsnNetwork, MecCluster};
+use hsn_api::{HsnNetwork, HsnNode, MecCluster};
 use hsn_operator::member::EDGE_CAPABLE_LABEL;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
 
 use crate::{FakeNode, KwokCluster, wait_for};
@@ -174,6 +174,27 @@ pub fn mec_condition(mec: &MecCluster, type_: &str) -> Option<(String, String, S
         .iter()
         .find(|c| c.type_ == type_)?;
     Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// The edge HsnNodes in `namespace`, in list order: (cluster, node, assigned super HsnNode).
+pub async fn edge_assignments(
+    hub: &Client,
+    namespace: &str,
+) -> Result<Vec<(String, String, String)>> {
+    let nodes = Api::<HsnNode>::namespaced(hub.clone(), namespace)
+        .list(&ListParams::default())
+        .await?;
+    Ok(nodes
+        .items
+        .into_iter()
+        .filter_map(|n| {
+            Some((
+                n.spec.cluster,
+                n.spec.node_name?,
+                n.spec.assigned_super_node?,
+            ))
+        })
+        .collect())
 }
 
 /// Name of a resource, for messages.
