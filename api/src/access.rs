@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config, ResourceExt};
 
-use crate::MecCluster;
+use crate::{MecCluster, MecClusterReason};
 
 /// Why a member cluster cannot be reached.
 #[derive(Debug, thiserror::Error)]
@@ -56,13 +56,13 @@ pub enum AccessError {
 
 impl AccessError {
     /// Condition reason for this error.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> MecClusterReason {
         match self {
-            Self::NoAccess => "NoAccess",
-            Self::SecretNotFound { .. } => "SecretNotFound",
-            Self::SecretRead { .. } => "SecretUnreadable",
-            Self::SecretKeyMissing { .. } => "SecretKeyMissing",
-            Self::KubeconfigInvalid { .. } => "KubeconfigInvalid",
+            Self::NoAccess => MecClusterReason::NoAccess,
+            Self::SecretNotFound { .. } => MecClusterReason::SecretNotFound,
+            Self::SecretRead { .. } => MecClusterReason::SecretUnreadable,
+            Self::SecretKeyMissing { .. } => MecClusterReason::SecretKeyMissing,
+            Self::KubeconfigInvalid { .. } => MecClusterReason::KubeconfigInvalid,
         }
     }
 }
@@ -74,6 +74,8 @@ pub struct KubeconfigSecret {
     pub namespace: String,
     /// Secret name.
     pub name: String,
+    /// The key of the Secret's data that holds the kubeconfig.
+    pub key: String,
     /// The Secret's resourceVersion: a client built from it is good until this changes.
     pub resource_version: String,
     /// The kubeconfig, as stored.
@@ -123,6 +125,7 @@ impl KubeconfigSecret {
         Ok(Some(Self {
             namespace: namespace.to_owned(),
             name: r.name.clone(),
+            key: r.key.clone(),
             resource_version: secret.resource_version().unwrap_or_default(),
             kubeconfig,
         }))
@@ -182,6 +185,7 @@ mod tests {
         KubeconfigSecret {
             namespace: "hsn-system".into(),
             name: "mec-a".into(),
+            key: "kubeconfig".into(),
             resource_version: "7".into(),
             kubeconfig: kubeconfig.as_bytes().to_vec(),
         }
@@ -200,7 +204,7 @@ current-context: x
         let config = secret(good).config().await.unwrap();
         assert_eq!(config.cluster_url.to_string(), "https://127.0.0.1:6443/");
         let bad = secret("not: [a kubeconfig").config().await.unwrap_err();
-        assert_eq!(bad.reason(), "KubeconfigInvalid");
+        assert_eq!(bad.reason().as_str(), "KubeconfigInvalid");
         assert!(
             bad.to_string()
                 .starts_with("kubeconfig in Secret hsn-system/mec-a is invalid"),

@@ -154,6 +154,35 @@ pub struct MecClusterStatus {
     pub probe_latency_ms: Option<i64>,
 }
 
+crate::condition::condition_words! {
+    /// Reasons of a MecCluster's `Reachable` and `Ready` conditions. `Ready=False` of a
+    /// cluster that cannot be reached carries the `Reachable` reason.
+    pub enum MecClusterReason {
+        /// The probe got an answer.
+        ProbeSucceeded,
+        /// The probe got an error.
+        ProbeFailed,
+        /// The probe got no answer in time.
+        ProbeTimedOut,
+        /// Probes fail, for less than the grace period: still Ready.
+        ProbeFailing,
+        /// Reachable, with a ready node.
+        ClusterReady,
+        /// Reachable, without a ready node.
+        NoReadyNodes,
+        /// The MecCluster names neither `local` nor a Secret.
+        NoAccess,
+        /// The kubeconfig Secret does not exist.
+        SecretNotFound,
+        /// Reading the kubeconfig Secret failed.
+        SecretUnreadable,
+        /// The kubeconfig Secret lacks its key.
+        SecretKeyMissing,
+        /// The kubeconfig does not parse or cannot make a client.
+        KubeconfigInvalid,
+    }
+}
+
 /// Node counts of a member cluster.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

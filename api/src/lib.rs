@@ -14,15 +14,17 @@
 
 pub mod access;
 pub mod cluster;
+pub mod condition;
 pub mod crdgen;
 pub mod network;
 pub mod node;
 pub mod routes;
 pub mod selector;
 
-pub use cluster::{MecCluster, MecClusterSpec, MecClusterStatus};
-pub use network::{HsnNetwork, HsnNetworkSpec, HsnNetworkStatus};
-pub use node::{HsnNode, HsnNodeSpec, HsnNodeStatus};
+pub use cluster::{MecCluster, MecClusterReason, MecClusterSpec, MecClusterStatus};
+pub use condition::ConditionType;
+pub use network::{HsnNetwork, HsnNetworkReason, HsnNetworkSpec, HsnNetworkStatus};
+pub use node::{HsnNode, HsnNodeReason, HsnNodeSpec, HsnNodeStatus};
 pub use selector::Selector;
 
 /// The API group of every HSN resource.

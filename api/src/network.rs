@@ -362,6 +362,34 @@ pub struct HsnNetworkStatus {
     pub ledger: Option<LedgerHead>,
 }
 
+crate::condition::condition_words! {
+    /// Reasons of an HsnNetwork's `Ready`, `Progressing` and `Degraded` conditions.
+    pub enum HsnNetworkReason {
+        /// Every agent the plan wants is ready.
+        AllAgentsReady,
+        /// Some agents are not ready yet.
+        AgentsNotReady,
+        /// Rolling toward the plan.
+        RollingOut,
+        /// Nothing left to do.
+        Converged,
+        /// Nothing is wrong.
+        Healthy,
+        /// A member hosting part of the network is NotReady.
+        ClusterNotReady,
+        /// Writing to a member failed.
+        ApplyFailed,
+        /// Not enough room for the super nodes or edges the spec wants.
+        InsufficientCapacity,
+        /// Super nodes whose Lease expired.
+        SuperNodesLost,
+        /// `spec.paused` is true.
+        Paused,
+        /// The spec breaks a rule the schema cannot check.
+        InvalidSpec,
+    }
+}
+
 /// Desired and ready counts of one kind of agent.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -135,6 +135,18 @@ pub struct HsnNodeStatus {
     pub last_epoch: Option<i64>,
 }
 
+crate::condition::condition_words! {
+    /// Reasons of an HsnNode's `Ready` condition: what its agent's Lease says.
+    pub enum HsnNodeReason {
+        /// The agent renews its Lease.
+        LeaseCurrent,
+        /// The agent stopped renewing its Lease (for a super node: it is no longer live).
+        LeaseExpired,
+        /// The agent has not written its Lease yet.
+        NoLease,
+    }
+}
+
 /// Names and annotations of the Leases agents renew in their member namespace.
 pub mod lease {
     /// Annotation: the agent's ed25519 public key, hex.

@@ -16,10 +16,9 @@ use anyhow::{bail, ensure};
 use common::Bpffs;
 use hsn_api::HsnNetwork;
 use hsn_api::node::lease::edge_lease;
-use hsn_api::routes::{ROUTES_CONFIGMAP, member_namespace};
+use hsn_api::routes::ROUTES_CONFIGMAP;
 use hsn_ebpf::PinDir;
-use hsn_operator::plan::{ClusterPlan, Plan};
-use hsn_operator::resources::{AGENT_IDENTITY, Peers, desired_objects};
+use hsn_testkit::operator::{AGENT_IDENTITY, apply_member_objects};
 use hsn_testkit::{ControlPlane, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
@@ -33,7 +32,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// The member's namespace, agent identity and routes ConfigMap as the operator writes
 /// them (no workloads: the test is the workload). Returns the namespace.
-async fn apply_member_objects(client: &Client) -> anyhow::Result<String> {
+async fn apply_network(client: &Client) -> anyhow::Result<String> {
     let network: HsnNetwork = serde_json::from_value(serde_json::json!({
         "apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork",
         "metadata": {"name": NETWORK, "namespace": "edge-net", "uid": "0000-1111"},
@@ -43,17 +42,6 @@ async fn apply_member_objects(client: &Client) -> anyhow::Result<String> {
             "metering": {"tenants": [{"name": "acme", "id": 7, "prefixes": ["10.7.0.0/16"]}]}
         }
     }))?;
-    let plan = Plan {
-        clusters: [(
-            "m1".to_string(),
-            ClusterPlan {
-                super_replicas: 1,
-                ..Default::default()
-            },
-        )]
-        .into(),
-        ..Default::default()
-    };
     let wanted = [
         "Namespace",
         "ServiceAccount",
@@ -61,13 +49,7 @@ async fn apply_member_objects(client: &Client) -> anyhow::Result<String> {
         "RoleBinding",
         "ConfigMap",
     ];
-    for d in desired_objects(&network, "m1", &plan, &Peers::new())
-        .iter()
-        .filter(|d| wanted.contains(&d.resource.kind.as_str()))
-    {
-        d.apply(client).await?;
-    }
-    Ok(member_namespace(NETWORK))
+    apply_member_objects(client, &network, &wanted).await
 }
 
 /// A kubeconfig for the agents' ServiceAccount in `ns`: the admin one's server and CA, a
@@ -179,7 +161,7 @@ async fn programs_stay_for_a_restart_and_go_with_the_namespace() -> anyhow::Resu
     }
     let cp = ControlPlane::start().await?;
     let client = cp.client();
-    let ns = apply_member_objects(&client).await?;
+    let ns = apply_network(&client).await?;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
@@ -231,7 +213,7 @@ async fn programs_stay_for_a_restart_and_go_with_the_namespace() -> anyhow::Resu
 
     // The namespace is deleted while the agent runs. (This API server has no namespace
     // controller, so the namespace stays Terminating, as while a real cluster empties it.)
-    apply_member_objects(&client).await?;
+    apply_network(&client).await?;
     agent_kubeconfig(&cp, &ns, &kubeconfig)?;
     let mut third = start(3)?;
     wait_serving(&mut third, dir.path(), 3)?;

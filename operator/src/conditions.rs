@@ -1,33 +1,9 @@
-//! Typed status conditions: types and reasons are enums, transition times survive
-//! unchanged conditions.
+//! Writing status conditions: types and reasons are the API's enums
+//! ([`hsn_api::condition`]), transition times survive unchanged conditions.
 
+use hsn_api::ConditionType;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-
-/// Condition types of HSN objects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConditionType {
-    /// The object does what its spec asks.
-    Ready,
-    /// The operator is still moving the object toward its spec.
-    Progressing,
-    /// Part of the object is unavailable, the rest still serves.
-    Degraded,
-    /// A MecCluster's API server answers.
-    Reachable,
-}
-
-impl ConditionType {
-    /// The string in `status.conditions[].type`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Ready => "Ready",
-            Self::Progressing => "Progressing",
-            Self::Degraded => "Degraded",
-            Self::Reachable => "Reachable",
-        }
-    }
-}
 
 /// One condition as a controller computes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,21 +20,29 @@ pub struct Cond {
 
 impl Cond {
     /// A condition that holds.
-    pub fn yes(type_: ConditionType, reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn yes(
+        type_: ConditionType,
+        reason: impl Into<&'static str>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             type_,
             status: true,
-            reason,
+            reason: reason.into(),
             message: message.into(),
         }
     }
 
     /// A condition that does not hold.
-    pub fn no(type_: ConditionType, reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn no(
+        type_: ConditionType,
+        reason: impl Into<&'static str>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             type_,
             status: false,
-            reason,
+            reason: reason.into(),
             message: message.into(),
         }
     }
@@ -92,18 +76,10 @@ pub fn merge(
         .collect()
 }
 
-/// The condition of `type_` in `conditions`, if any.
-pub fn find(conditions: &[Condition], type_: ConditionType) -> Option<&Condition> {
-    conditions.iter().find(|c| c.type_ == type_.as_str())
-}
-
-/// Whether the condition of `type_` is True.
-pub fn is_true(conditions: &[Condition], type_: ConditionType) -> bool {
-    find(conditions, type_).is_some_and(|c| c.status == "True")
-}
-
 #[cfg(test)]
 mod tests {
+    use hsn_api::condition::is_true;
+
     use super::*;
 
     #[test]

@@ -1,4 +1,4 @@
-//! What every reconcile shares.
+//! What every controller shares: clients, the member inventory, metrics, Events, settings.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,8 +8,7 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
-use crate::inventory::Inventory;
-use crate::members::Members;
+use crate::member::{Inventory, MemberClients};
 use crate::metrics::Metrics;
 
 /// Timing and placement settings from the command line.
@@ -31,7 +30,7 @@ pub struct Context {
     /// Client of the hub cluster.
     pub hub: Client,
     /// Clients of the member clusters.
-    pub members: Members,
+    pub members: MemberClients,
     /// Members as last probed.
     pub inventory: Inventory,
     /// The MecClusters that exist (the MecCluster controller's cache).
@@ -40,8 +39,6 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Event publisher.
     pub recorder: Recorder,
-    /// The failover clock.
-    pub failovers: Arc<crate::network::Failovers>,
     /// Settings.
     pub settings: Settings,
 }

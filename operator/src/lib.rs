@@ -2,11 +2,10 @@
 //! assignment, member-cluster apply, status and failover.
 
 pub mod cli;
-pub mod clusters;
 pub mod conditions;
 pub mod context;
-pub mod inventory;
-pub mod members;
+pub mod meccluster;
+pub mod member;
 pub mod metrics;
 pub mod network;
 pub mod plan;
@@ -26,8 +25,7 @@ use tokio::sync::watch;
 
 use crate::cli::Args;
 use crate::context::{Context, Settings};
-use crate::inventory::Inventory;
-use crate::members::Members;
+use crate::member::{Inventory, MemberClients};
 use crate::metrics::Metrics;
 
 /// A shutdown that many tasks can wait on.
@@ -115,10 +113,10 @@ pub async fn run(
     }
 
     let (inventory, changed) = Inventory::new();
-    let mec_controller = clusters::controller(hub.clone());
+    let mec_controller = meccluster::controller(hub.clone());
     let ctx = Arc::new(Context {
         hub: hub.clone(),
-        members: Members::new(
+        members: MemberClients::new(
             hub.clone(),
             config,
             args.operator_namespace.clone(),
@@ -129,7 +127,6 @@ pub async fn run(
         clusters: mec_controller.store(),
         metrics,
         recorder: Context::recorder(hub.clone(), Some(identity)),
-        failovers: Arc::default(),
         settings: Settings {
             probe_interval: Duration::from_secs(args.probe_interval_seconds),
             cluster_grace: Duration::from_secs(args.cluster_grace_seconds),
@@ -140,7 +137,7 @@ pub async fn run(
     ready.set(true);
     let controllers = async {
         tokio::join!(
-            clusters::run(ctx.clone(), mec_controller, stop.wait()),
+            meccluster::run(ctx.clone(), mec_controller, stop.wait()),
             network::run(
                 ctx,
                 args.watch_namespace.clone(),

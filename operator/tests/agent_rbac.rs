@@ -3,15 +3,11 @@
 //! and its own namespace object (what an agent checks at shutdown to tell an uninstall from a
 //! restart), and nothing beyond.
 
-mod support;
-
-use std::collections::BTreeMap;
-
 use anyhow::{Context as _, Result, ensure};
 use hsn_api::HsnNetwork;
-use hsn_operator::plan::{ClusterPlan, Plan};
-use hsn_operator::resources::{AGENT_IDENTITY, Peers, ROUTES_CONFIGMAP, desired_objects};
+use hsn_api::routes::ROUTES_CONFIGMAP;
 use hsn_testkit::ControlPlane;
+use hsn_testkit::operator::{AGENT_IDENTITY, apply_member_objects};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
@@ -70,30 +66,9 @@ async fn agents_may_read_their_routes_and_namespace_and_nothing_more() -> Result
             "metering": {"tenants": [{"name": "acme", "id": 1, "prefixes": ["10.20.0.0/16"]}]}
         }
     }))?;
-    let plan = Plan {
-        clusters: BTreeMap::from([(
-            "m1".to_string(),
-            ClusterPlan {
-                super_replicas: 1,
-                ..Default::default()
-            },
-        )]),
-        ..Default::default()
-    };
     // The member's namespace and the agents' identity, applied as the operator applies them.
-    let objects = desired_objects(&network, "m1", &plan, &Peers::new());
-    let mut ns = None;
-    for d in objects.iter().filter(|d| {
-        ["Namespace", "ServiceAccount", "Role", "RoleBinding"].contains(&d.resource.kind.as_str())
-    }) {
-        d.apply(&client)
-            .await
-            .with_context(|| format!("applying {} {}", d.resource.kind, d.name))?;
-        if d.resource.kind == "Namespace" {
-            ns = Some(d.name.clone());
-        }
-    }
-    let ns = ns.context("no Namespace among the desired objects")?;
+    let kinds = ["Namespace", "ServiceAccount", "Role", "RoleBinding"];
+    let ns = apply_member_objects(&client, &network, &kinds).await?;
 
     // A request for the namespace object `x` (GET /api/v1/namespaces/x) is authorized as a
     // request in namespace `x` (the API server's RequestInfo), so a Role in `x` can grant it;

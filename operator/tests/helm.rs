@@ -1,12 +1,11 @@
 //! The Helm chart on a real API server: lint, schema, install (the operator's objects
 //! appear, within the "restricted" Pod Security Standard), upgrade, uninstall.
 
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
 use anyhow::{Result, ensure};
+use hsn_testkit::operator::DEADLINE;
 use hsn_testkit::{ControlPlane, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
@@ -15,7 +14,6 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
-use support::DEADLINE;
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/hsn");
 const NS: &str = "hsn-system";

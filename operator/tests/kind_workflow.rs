@@ -4,15 +4,13 @@
 //! with the names the scripts use and the topology the e2e suite needs; the chart accepts the
 //! e2e values; the suite's HSN_E2E_* contract parses as documented.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
+use hsn_testkit::operator::E2eEnv;
 use serde_yaml_ng::Value;
-use support::E2eEnv;
 
 const WORKFLOW: &str = ".github/workflows/e2e-kind.yml";
 const SCRIPTS: &[&str] = &["hack/kind-up.sh", "hack/kind-register.sh"];

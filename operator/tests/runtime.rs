@@ -1,12 +1,11 @@
 //! The operator's runtime on a real API server: two replicas elect one leader, and spans
 //! are exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, ensure};
 use hsn_api::HsnNetwork;
+use hsn_testkit::operator::*;
 use hsn_testkit::{ControlPlane, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
@@ -18,7 +17,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use serde_json::json;
-use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_elect_one_leader_and_the_standby_takes_over() -> Result<()> {

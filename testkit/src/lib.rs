@@ -7,6 +7,8 @@
 //!   and threads inside a namespace.
 //! * Waiting on conditions with a deadline ([`wait_for`], [`wait_for_ok`]): tests never
 //!   sleep for a fixed time.
+//! * With feature `operator`, the operator's harness ([`operator`]): a hub and MEC clusters,
+//!   the operator as a process, a member's objects as the operator writes them.
 //!
 //! Everything a test starts is cleaned up when dropped, also when the test panics, and the
 //! control planes also when the test process is killed outright (`PR_SET_PDEATHSIG` plus a
@@ -16,6 +18,8 @@
 
 pub mod cluster;
 pub mod netns;
+#[cfg(feature = "operator")]
+pub mod operator;
 mod wait;
 
 pub use cluster::error::Error;

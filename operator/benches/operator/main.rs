@@ -10,13 +10,10 @@
 
 mod process;
 mod report;
-#[allow(unused_imports)]
-#[path = "../../tests/support/mod.rs"]
-mod support;
 
+use hsn_testkit::operator::{self, Operator};
 use process::{Histogram, Scrape, rss_mib, scrape, start_operator};
 use report::{Figures, print};
-use support::Operator;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -24,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
-use hsn_api::{HsnNetwork, HsnNode, MecCluster};
+use hsn_api::{HsnNetwork, MecCluster};
 use hsn_operator::plan::{self, ClusterView, Inputs, NodeView, REGION_LABEL, SuperId, ZONE_LABEL};
 use hsn_testkit::{ControlPlane, FakeNode, KwokCluster};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -124,30 +121,16 @@ fn network(supers: usize, nodes: usize, clusters: usize) -> Result<HsnNetwork> {
 }
 
 async fn register(hub: &Client, m: &Member) -> Result<()> {
-    support::kubeconfig_secret(hub, &m.name, &std::fs::read(m.cluster.kubeconfig())?).await?;
-    let mec: MecCluster = serde_json::from_value(json!({
-        "apiVersion": "hsn.io/v1alpha1", "kind": "MecCluster",
-        "metadata": {"name": m.name, "labels": {"hsn.io/tier": "mec"}},
-        "spec": {"kubeconfigSecretRef": {"name": m.name}, "region": m.region, "zone": m.zone}
-    }))?;
-    Api::<MecCluster>::all(hub.clone())
-        .create(&PostParams::default(), &mec)
-        .await?;
-    Ok(())
+    operator::kubeconfig_secret(hub, &m.name, &std::fs::read(m.cluster.kubeconfig())?).await?;
+    operator::mec_cluster_in(hub, &m.name, &m.region, &m.zone, &m.name).await
 }
 
 /// Edge (cluster, node) to the HsnNode name of its super node, as the hub records it.
 async fn assignments(hub: &Client) -> Result<BTreeMap<(String, String), String>> {
-    let nodes = Api::<HsnNode>::namespaced(hub.clone(), NS)
-        .list(&ListParams::default())
-        .await?;
-    Ok(nodes
-        .items
+    let edges = operator::edge_assignments(hub, NS).await?;
+    Ok(edges
         .into_iter()
-        .filter_map(|n| {
-            let edge = (n.spec.cluster, n.spec.node_name?);
-            Some((edge, n.spec.assigned_super_node?))
-        })
+        .map(|(cluster, node, sup)| ((cluster, node), sup))
         .collect())
 }
 
@@ -170,7 +153,7 @@ async fn ready(api: &Api<HsnNetwork>) -> Result<bool> {
     if let Some((s, reason)) = condition(api, "Degraded").await
         && converged
         && s == "True"
-        && reason == hsn_operator::network::reason::INSUFFICIENT_CAPACITY
+        && reason == hsn_api::HsnNetworkReason::InsufficientCapacity.as_str()
     {
         bail!("the network does not fit: Degraded {reason}");
     }
@@ -306,7 +289,7 @@ async fn run(args: Args) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let hub_cp = ControlPlane::start().await?;
     let hub = hub_cp.client();
-    support::install_crds(&hub).await?;
+    operator::install_crds(&hub).await?;
     let mut members = Vec::new();
     for k in 0..args.clusters {
         let (name, region, zone, nodes) = member_nodes(k, args.nodes);
@@ -340,7 +323,7 @@ async fn run(args: Args) -> Result<()> {
             && list
                 .items
                 .iter()
-                .all(|m| support::mec_condition(m, "Ready").is_some_and(|c| c.0 == "True"))
+                .all(|m| operator::mec_condition(m, "Ready").is_some_and(|c| c.0 == "True"))
     })
     .await?;
     let mut fig = Figures {

@@ -8,12 +8,12 @@ use kube::api::{DeleteParams, DynamicObject, ListParams};
 use kube::core::ApiResource;
 use kube::{Api, Client, ResourceExt};
 
-use crate::clusters::delete_network_namespaces;
 use crate::context::Context;
-use crate::inventory::Member;
+use crate::member::{MemberState, delete_network_namespaces};
 use crate::plan::Plan;
 use crate::resources::{
-    APPLIED_HASH_ANNOTATION, Desired, NETWORK_UID_LABEL, Peers, desired_objects, member_namespace,
+    APPLIED_HASH_ANNOTATION, MemberObject, NETWORK_UID_LABEL, Peers, member_namespace,
+    member_objects,
 };
 
 /// What happened in one member.
@@ -38,9 +38,9 @@ pub struct Readiness {
 
 /// Why one member could not be brought to the plan.
 #[derive(Debug, thiserror::Error)]
-enum MemberError {
+enum ApplyError {
     #[error("no client: {0}")]
-    Client(#[from] crate::members::MemberError),
+    Client(#[from] hsn_api::access::AccessError),
     #[error("{verb} {kind} {name}: {}", api_message(.source))]
     Api {
         verb: &'static str,
@@ -59,7 +59,7 @@ pub async fn apply_all(
     network: &HsnNetwork,
     ctx: &Context,
     plan: &Plan,
-    members: &[(MecCluster, Member)],
+    members: &[(MecCluster, MemberState)],
     peers: &Peers,
     paused: bool,
 ) -> BTreeMap<String, MemberOutcome> {
@@ -68,14 +68,14 @@ pub async fn apply_all(
         if !member.view.ready {
             return (name, MemberOutcome::Skipped);
         }
-        let desired = desired_objects(network, &name, plan, peers);
+        let objects = member_objects(network, &name, plan, peers);
         // One slow member must not hold up the others: each gets its own deadline.
         let deadline = ctx.settings.member_timeout * 3;
-        let work = apply_member(ctx, mec, network, desired, paused);
+        let work = apply_member(ctx, mec, network, objects, paused);
         let outcome = match tokio::time::timeout(deadline, work).await {
             Ok(Ok(ready)) => MemberOutcome::Applied(ready),
             Ok(Err(e)) => MemberOutcome::Failed(e.to_string()),
-            Err(_) => MemberOutcome::Failed(MemberError::Timeout(deadline).to_string()),
+            Err(_) => MemberOutcome::Failed(ApplyError::Timeout(deadline).to_string()),
         };
         if let MemberOutcome::Failed(e) = &outcome {
             tracing::warn!(cluster = %name, error = %e, "applying to member failed");
@@ -89,9 +89,9 @@ async fn apply_member(
     ctx: &Context,
     mec: &MecCluster,
     network: &HsnNetwork,
-    desired: Vec<Desired>,
+    desired: Vec<MemberObject>,
     paused: bool,
-) -> Result<Readiness, MemberError> {
+) -> Result<Readiness, ApplyError> {
     let client = ctx.members.client(mec).await?;
     let uid = network.uid().unwrap_or_default();
     if desired.is_empty() {
@@ -123,7 +123,7 @@ async fn apply_member(
                 .cloned()
                 .unwrap_or_default();
             if owner != uid {
-                return Err(MemberError::Conflict(d.name.clone(), owner));
+                return Err(ApplyError::Conflict(d.name.clone(), owner));
             }
             count_ready(obj, &d.resource.kind, &mut readiness);
         }
@@ -146,7 +146,7 @@ async fn apply_member(
 
 /// Deletes workloads of this network the plan no longer wants (a removed pool, supers
 /// scaled to zero). RBAC and routes live exactly as long as the namespace.
-async fn prune(client: &Client, desired: &[Desired], uid: &str) -> Result<(), MemberError> {
+async fn prune(client: &Client, desired: &[MemberObject], uid: &str) -> Result<(), ApplyError> {
     let namespace = desired
         .iter()
         .find_map(|d| d.namespace.clone())
@@ -199,8 +199,8 @@ fn api_message(e: &kube::Error) -> String {
     }
 }
 
-fn api_err(verb: &'static str, kind: &str, name: &str, source: kube::Error) -> MemberError {
-    MemberError::Api {
+fn api_err(verb: &'static str, kind: &str, name: &str, source: kube::Error) -> ApplyError {
+    ApplyError::Api {
         verb,
         kind: kind.to_string(),
         name: name.to_string(),

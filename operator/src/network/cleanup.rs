@@ -1,15 +1,14 @@
-//! Cleanup on deletion: remove the network from every member; a member that is down is
-//! marked on its MecCluster and cleaned by the MecCluster controller when it returns.
+//! Cleanup on deletion (the finalizer): remove the network from every member; a member
+//! that is down is marked on its MecCluster and cleaned by the MecCluster controller when
+//! it returns ([`crate::member`] does both).
 
 use hsn_api::{HsnNetwork, MecCluster};
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use super::Error;
-use crate::clusters::{PENDING_CLEANUP_ANNOTATION, delete_network_namespaces};
 use crate::context::Context;
+use crate::member;
 
 /// Removes everything of `network` from every member, then lets the finalizer go.
 pub async fn cleanup(network: &HsnNetwork, ctx: &Context) -> Result<Action, Error> {
@@ -25,7 +24,9 @@ pub async fn cleanup(network: &HsnNetwork, ctx: &Context) -> Result<Action, Erro
         let ready = ctx.inventory.get(&name).is_some_and(|m| m.view.ready);
         let cleaned = if ready {
             match ctx.members.client(&mec).await {
-                Ok(client) => delete_network_namespaces(&client, &uid).await.is_ok(),
+                Ok(client) => member::delete_network_namespaces(&client, &uid)
+                    .await
+                    .is_ok(),
                 Err(_) => false,
             }
         } else {
@@ -52,25 +53,11 @@ pub async fn cleanup(network: &HsnNetwork, ctx: &Context) -> Result<Action, Erro
 }
 
 async fn mark_pending(mec: &MecCluster, uid: &str, ctx: &Context) -> Result<(), Error> {
-    let mut pending: Vec<&str> = mec
-        .annotations()
-        .get(PENDING_CLEANUP_ANNOTATION)
-        .map(|p| p.split(',').filter(|u| !u.is_empty()).collect())
-        .unwrap_or_default();
-    if pending.contains(&uid) {
-        return Ok(());
+    let wrote = member::mark_pending(&ctx.hub, mec, uid)
+        .await
+        .map_err(|e| Error::PendingCleanup(mec.name_any(), e))?;
+    if wrote {
+        ctx.metrics.hub_write(super::CONTROLLER);
     }
-    pending.push(uid);
-    let api: Api<MecCluster> = Api::all(ctx.hub.clone());
-    let patch =
-        json!({"metadata": {"annotations": {PENDING_CLEANUP_ANNOTATION: pending.join(",")}}});
-    api.patch(
-        &mec.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(patch),
-    )
-    .await
-    .map_err(|e| Error::PendingCleanup(mec.name_any(), e))?;
-    ctx.metrics.hub_write(super::CONTROLLER);
     Ok(())
 }

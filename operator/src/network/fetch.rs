@@ -2,8 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use hsn_api::condition::has_reason;
 use hsn_api::node::lease;
-use hsn_api::{HsnNetwork, HsnNode, MecCluster};
+use hsn_api::{ConditionType, HsnNetwork, HsnNode, HsnNodeReason, MecCluster};
 use hsn_core::Role;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -11,7 +12,7 @@ use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
 use crate::context::Context;
-use crate::inventory::Member;
+use crate::member::MemberState;
 use crate::plan::{EdgeId, Previous, SuperId};
 use crate::resources::{NETWORK_UID_LABEL, Peer, Peers, member_namespace};
 
@@ -48,7 +49,7 @@ pub type Leases = BTreeMap<String, LeaseInfo>;
 #[derive(Debug)]
 pub struct Fetched {
     /// MecClusters that exist, with their members' state.
-    pub members: Vec<(MecCluster, Member)>,
+    pub members: Vec<(MecCluster, MemberState)>,
     /// Agent Leases per reachable member.
     pub leases: BTreeMap<String, Leases>,
     /// HsnNodes of the network, by name.
@@ -223,9 +224,11 @@ impl Fetched {
                 ordinal,
             };
             let live = node.status.as_ref().is_some_and(|s| {
-                !s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.reason == "LeaseExpired")
+                !has_reason(
+                    &s.conditions,
+                    ConditionType::Ready,
+                    HsnNodeReason::LeaseExpired.as_str(),
+                )
             });
             if live {
                 previous.supers.insert(id.clone());

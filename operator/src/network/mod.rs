@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
-use hsn_api::HsnNetwork;
+use hsn_api::{ConditionType, HsnNetwork, HsnNetworkReason};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType};
@@ -24,9 +24,8 @@ use kube::{Api, Resource, ResourceExt};
 use crate::context::Context;
 use crate::plan::{self, Inputs};
 
-pub use failover::Failovers;
+use failover::Failovers;
 pub use nodes::{edge_node_name, super_node_name};
-pub use status::reason;
 
 /// Controller name in metrics and logs.
 pub const CONTROLLER: &str = "hsnnetwork";
@@ -75,22 +74,32 @@ pub async fn run(
         Some(ns) => Api::namespaced(ctx.hub.clone(), ns),
         None => Api::all(ctx.hub.clone()),
     };
+    // The failover clock is this controller's alone.
+    let failovers = Arc::new(Failovers::default());
     Controller::new(api, watcher::Config::default().any_semantic())
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .reconcile_all_on(changed)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(
+            move |network, ctx| reconcile(network, ctx, failovers.clone()),
+            error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }
 
-async fn reconcile(network: Arc<HsnNetwork>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(
+    network: Arc<HsnNetwork>,
+    ctx: Arc<Context>,
+    failovers: Arc<Failovers>,
+) -> Result<Action, Error> {
     let started = Instant::now();
     let ns = network.namespace().unwrap_or_default();
     let api: Api<HsnNetwork> = Api::namespaced(ctx.hub.clone(), &ns);
     let result = finalizer(&api, FINALIZER, network, |event| async {
         match event {
-            Event::Apply(n) => reconcile_apply(&n, &ctx).await,
+            Event::Apply(n) => reconcile_apply(&n, &ctx, &failovers).await,
             Event::Cleanup(n) => cleanup::cleanup(&n, &ctx).await,
         }
     })
@@ -108,7 +117,11 @@ fn error_policy(network: Arc<HsnNetwork>, error: &Error, _ctx: Arc<Context>) -> 
 
 /// The pipeline. Only fetch, apply and the writes take a client.
 #[tracing::instrument(skip_all, fields(network = %network.name_any()))]
-async fn reconcile_apply(network: &HsnNetwork, ctx: &Context) -> Result<Action, Error> {
+async fn reconcile_apply(
+    network: &HsnNetwork,
+    ctx: &Context,
+    failovers: &Failovers,
+) -> Result<Action, Error> {
     let now = Timestamp::now();
     let unprobed = fetch::unprobed(ctx).await;
     if !unprobed.is_empty() {
@@ -121,7 +134,7 @@ async fn reconcile_apply(network: &HsnNetwork, ctx: &Context) -> Result<Action, 
         let message = invalid.to_string();
         let event = KubeEvent {
             type_: EventType::Warning,
-            reason: reason::INVALID_SPEC.into(),
+            reason: HsnNetworkReason::InvalidSpec.to_string(),
             note: Some(message.clone()),
             action: "Validate".into(),
             secondary: None,
@@ -159,8 +172,7 @@ async fn reconcile_apply(network: &HsnNetwork, ctx: &Context) -> Result<Action, 
     )
     .await;
     if !paused {
-        ctx.failovers
-            .observe(network, &previous, &plan, &fetched, &outcomes, &ctx.metrics);
+        failovers.observe(network, &previous, &plan, &fetched, &outcomes, &ctx.metrics);
         let want = nodes::desired(network, &plan, &fetched, now);
         let keep: std::collections::BTreeSet<String> = want.keys().cloned().collect();
         nodes::sync(network, ctx, &fetched.nodes, want, now).await?;
@@ -176,10 +188,8 @@ async fn reconcile_apply(network: &HsnNetwork, ctx: &Context) -> Result<Action, 
         paused,
     };
     let new_status = status::compute(network, &observed, now);
-    let converged = !crate::conditions::is_true(
-        &new_status.conditions,
-        crate::conditions::ConditionType::Progressing,
-    );
+    let converged =
+        !hsn_api::condition::is_true(&new_status.conditions, ConditionType::Progressing);
     status::write(network, ctx, new_status).await?;
     // Leases expire and pods become ready without any hub event: look again soon while
     // rolling out, and on the resync interval once converged.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use hsn_api::node::{HsnNodeSpec, HsnNodeStatus, lease};
-use hsn_api::{HsnNetwork, HsnNode};
+use hsn_api::{ConditionType, HsnNetwork, HsnNode, HsnNodeReason};
 use hsn_core::Role;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::Error;
 use super::fetch::{Fetched, LeaseInfo};
-use crate::conditions::{self, Cond, ConditionType};
+use crate::conditions::{self, Cond};
 use crate::context::Context;
 use crate::plan::{Plan, SuperId};
 use crate::resources::{FIELD_MANAGER, NETWORK_LABEL, NETWORK_UID_LABEL};
@@ -114,22 +114,22 @@ fn readiness(info: Option<&LeaseInfo>, live: bool, now: Timestamp) -> Cond {
     match info {
         _ if !live => Cond::no(
             ConditionType::Ready,
-            "LeaseExpired",
+            HsnNodeReason::LeaseExpired,
             "the agent stopped renewing its Lease",
         ),
         Some(l) if l.fresh(now) => Cond::yes(
             ConditionType::Ready,
-            "LeaseCurrent",
+            HsnNodeReason::LeaseCurrent,
             "the agent renews its Lease",
         ),
         Some(_) => Cond::no(
             ConditionType::Ready,
-            "LeaseExpired",
+            HsnNodeReason::LeaseExpired,
             "the agent stopped renewing its Lease",
         ),
         None => Cond::no(
             ConditionType::Ready,
-            "NoLease",
+            HsnNodeReason::NoLease,
             "the agent has not written its Lease yet",
         ),
     }

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use hsn_api::HsnNetwork;
 use hsn_api::network::{ClusterPlacement, HsnNetworkStatus, ReplicaCounts};
+use hsn_api::{ConditionType, HsnNetwork, HsnNetworkReason};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
@@ -12,36 +12,10 @@ use serde_json::json;
 
 use super::Error;
 use super::apply::MemberOutcome;
-use crate::conditions::{self, Cond, ConditionType};
+use crate::conditions::{self, Cond};
 use crate::context::Context;
 use crate::plan::Plan;
 use crate::resources::FIELD_MANAGER;
-
-/// Condition reasons of a network.
-pub mod reason {
-    /// Every agent the plan wants is ready.
-    pub const ALL_READY: &str = "AllAgentsReady";
-    /// Some agents are not ready yet.
-    pub const AGENTS_NOT_READY: &str = "AgentsNotReady";
-    /// Rolling toward the plan.
-    pub const ROLLING_OUT: &str = "RollingOut";
-    /// Nothing left to do.
-    pub const CONVERGED: &str = "Converged";
-    /// Nothing is wrong.
-    pub const HEALTHY: &str = "Healthy";
-    /// A member hosting part of the network is NotReady.
-    pub const CLUSTER_NOT_READY: &str = "ClusterNotReady";
-    /// Writing to a member failed.
-    pub const APPLY_FAILED: &str = "ApplyFailed";
-    /// Not enough room for the super nodes or edges the spec wants.
-    pub const INSUFFICIENT_CAPACITY: &str = "InsufficientCapacity";
-    /// Super nodes whose Lease expired.
-    pub const SUPER_NODES_LOST: &str = "SuperNodesLost";
-    /// `spec.paused` is true.
-    pub const PAUSED: &str = "Paused";
-    /// The spec breaks a rule the schema cannot check.
-    pub const INVALID_SPEC: &str = "InvalidSpec";
-}
 
 /// Everything status is computed from.
 #[derive(Debug)]
@@ -104,7 +78,7 @@ pub fn compute(network: &HsnNetwork, observed: &Observed<'_>, now: Timestamp) ->
 
 fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCounts) -> Vec<Cond> {
     let plan = observed.plan;
-    let mut problems: Vec<(&'static str, String)> = Vec::new();
+    let mut problems: Vec<(HsnNetworkReason, String)> = Vec::new();
     for (cluster, outcome) in observed.outcomes {
         let hosts_part = plan
             .clusters
@@ -112,16 +86,16 @@ fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCo
             .is_some_and(|p| p.edge_pools.values().any(|n| !n.is_empty()));
         match outcome {
             MemberOutcome::Skipped if hosts_part => problems.push((
-                reason::CLUSTER_NOT_READY,
+                HsnNetworkReason::ClusterNotReady,
                 format!("cluster {cluster} is NotReady; its edges are guaranteed by super nodes in other clusters"),
             )),
-            MemberOutcome::Failed(e) => problems.push((reason::APPLY_FAILED, format!("cluster {cluster}: {e}"))),
+            MemberOutcome::Failed(e) => problems.push((HsnNetworkReason::ApplyFailed, format!("cluster {cluster}: {e}"))),
             _ => {}
         }
     }
     if plan.unplaced_supers > 0 {
         problems.push((
-            reason::INSUFFICIENT_CAPACITY,
+            HsnNetworkReason::InsufficientCapacity,
             format!(
                 "{} super nodes fit on no Ready, uncordoned, selected cluster",
                 plan.unplaced_supers
@@ -130,7 +104,7 @@ fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCo
     }
     if !plan.unassigned.is_empty() {
         problems.push((
-            reason::INSUFFICIENT_CAPACITY,
+            HsnNetworkReason::InsufficientCapacity,
             format!(
                 "{} edges have no super node with room (maxEdgesPerSuperNode)",
                 plan.unassigned.len()
@@ -139,7 +113,7 @@ fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCo
     }
     if observed.lost_supers > 0 {
         problems.push((
-            reason::SUPER_NODES_LOST,
+            HsnNetworkReason::SuperNodesLost,
             format!(
                 "{} super nodes stopped renewing their Lease; their edges were re-homed",
                 observed.lost_supers
@@ -150,14 +124,18 @@ fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCo
     let degraded = match problems.first() {
         Some((r, _)) => Cond::yes(
             ConditionType::Degraded,
-            r,
+            *r,
             problems
                 .iter()
                 .map(|(_, m)| m.as_str())
                 .collect::<Vec<_>>()
                 .join("; "),
         ),
-        None => Cond::no(ConditionType::Degraded, reason::HEALTHY, "no problem found"),
+        None => Cond::no(
+            ConditionType::Degraded,
+            HsnNetworkReason::Healthy,
+            "no problem found",
+        ),
     };
     let counts = format!(
         "{}/{} super nodes and {}/{} edge nodes ready",
@@ -166,22 +144,34 @@ fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCo
     let ready = if observed.paused {
         Cond::no(
             ConditionType::Ready,
-            reason::PAUSED,
+            HsnNetworkReason::Paused,
             "spec.paused is true: members are not written",
         )
     } else if converged && problems.is_empty() {
-        Cond::yes(ConditionType::Ready, reason::ALL_READY, counts.clone())
+        Cond::yes(
+            ConditionType::Ready,
+            HsnNetworkReason::AllAgentsReady,
+            counts.clone(),
+        )
     } else {
         Cond::no(
             ConditionType::Ready,
-            reason::AGENTS_NOT_READY,
+            HsnNetworkReason::AgentsNotReady,
             counts.clone(),
         )
     };
     let progressing = if converged || observed.paused {
-        Cond::no(ConditionType::Progressing, reason::CONVERGED, counts)
+        Cond::no(
+            ConditionType::Progressing,
+            HsnNetworkReason::Converged,
+            counts,
+        )
     } else {
-        Cond::yes(ConditionType::Progressing, reason::ROLLING_OUT, counts)
+        Cond::yes(
+            ConditionType::Progressing,
+            HsnNetworkReason::RollingOut,
+            counts,
+        )
     };
     vec![ready, progressing, degraded]
 }
@@ -190,13 +180,21 @@ fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCo
 pub fn invalid(network: &HsnNetwork, message: String, now: Timestamp) -> HsnNetworkStatus {
     let old = network.status.clone().unwrap_or_default();
     let conds = [
-        Cond::no(ConditionType::Ready, reason::INVALID_SPEC, message.clone()),
+        Cond::no(
+            ConditionType::Ready,
+            HsnNetworkReason::InvalidSpec,
+            message.clone(),
+        ),
         Cond::no(
             ConditionType::Progressing,
-            reason::INVALID_SPEC,
+            HsnNetworkReason::InvalidSpec,
             "waiting for the spec to be fixed",
         ),
-        Cond::yes(ConditionType::Degraded, reason::INVALID_SPEC, message),
+        Cond::yes(
+            ConditionType::Degraded,
+            HsnNetworkReason::InvalidSpec,
+            message,
+        ),
     ];
     HsnNetworkStatus {
         observed_generation: network.meta().generation,

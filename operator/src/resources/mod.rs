@@ -49,7 +49,7 @@ pub fn edge_daemonset(pool: &str) -> String {
 
 /// One object to apply into a member cluster.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Desired {
+pub struct MemberObject {
     /// Kind and API.
     pub resource: ApiResource,
     /// Namespace, or `None` for cluster-scoped objects.
@@ -60,7 +60,7 @@ pub struct Desired {
     pub body: Value,
 }
 
-impl Desired {
+impl MemberObject {
     /// Hash of the body (before the annotation was added).
     pub fn hash(&self) -> &str {
         self.body["metadata"]["annotations"][APPLIED_HASH_ANNOTATION]
@@ -90,43 +90,44 @@ impl Desired {
 
 /// Every object `network` needs on `cluster` under `plan`; empty when the plan puts
 /// nothing there. `peers` fills the agents' addresses and keys into the routes table.
-pub fn desired_objects(
+pub fn member_objects(
     network: &HsnNetwork,
     cluster: &str,
     plan: &Plan,
     peers: &Peers,
-) -> Vec<Desired> {
+) -> Vec<MemberObject> {
     let Some(part) = plan.clusters.get(cluster) else {
         return Vec::new();
     };
     if part.super_replicas == 0 && part.edge_pools.values().all(Vec::is_empty) {
         return Vec::new();
     }
-    let ctx = Context::new(network);
-    let mut out = vec![ctx.desired(&Namespace {
-        metadata: ctx.meta_cluster_scoped(&ctx.namespace),
+    let render = Renderer::new(network);
+    let mut out = vec![render.object(&Namespace {
+        metadata: render.meta_cluster_scoped(&render.namespace),
         ..Default::default()
     })];
-    out.extend(rbac::objects(&ctx));
-    out.push(ctx.desired(&routes::config_map(&ctx, cluster, plan, peers)));
+    out.extend(rbac::objects(&render));
+    out.push(render.object(&routes::config_map(&render, cluster, plan, peers)));
     if part.super_replicas > 0 {
-        out.extend(workloads::super_nodes(&ctx, part.super_replicas));
+        out.extend(workloads::super_nodes(&render, part.super_replicas));
     }
     for (pool, nodes) in part.edge_pools.iter().filter(|(_, n)| !n.is_empty()) {
-        out.push(workloads::edge_pool(&ctx, pool, nodes));
+        out.push(workloads::edge_pool(&render, pool, nodes));
     }
     out
 }
 
-/// What every builder needs to know about the network.
-pub(crate) struct Context<'a> {
+/// Renders the network's objects for a member: what every builder needs to know about the
+/// network (name, member namespace, common labels and owner annotation).
+pub(crate) struct Renderer<'a> {
     pub network: &'a HsnNetwork,
     pub name: String,
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
 }
 
-impl<'a> Context<'a> {
+impl<'a> Renderer<'a> {
     fn new(network: &'a HsnNetwork) -> Self {
         let name = network.name_any();
         let labels = BTreeMap::from([
@@ -173,8 +174,8 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Turns a typed object into a [`Desired`] with its content hash.
-    pub fn desired<K>(&self, obj: &K) -> Desired
+    /// Turns a typed object into a [`MemberObject`] with its content hash.
+    pub fn object<K>(&self, obj: &K) -> MemberObject
     where
         K: Resource<DynamicType = ()> + Serialize,
     {
@@ -184,7 +185,7 @@ impl<'a> Context<'a> {
         let hash = format!("{:016x}", xxh3_64(body.to_string().as_bytes()));
         body["metadata"]["annotations"][APPLIED_HASH_ANNOTATION] = hash.into();
         let gvk = GroupVersionKind::gvk(&K::group(&()), &K::version(&()), &K::kind(&()));
-        Desired {
+        MemberObject {
             resource: ApiResource::from_gvk_with_plural(&gvk, &K::plural(&())),
             namespace: obj.meta().namespace.clone(),
             name: obj.meta().name.clone().unwrap_or_default(),

@@ -4,18 +4,18 @@
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 
-use super::{AGENT_IDENTITY, Context, Desired, ROUTES_CONFIGMAP};
+use super::{AGENT_IDENTITY, MemberObject, ROUTES_CONFIGMAP, Renderer};
 
 /// ServiceAccount, Role and RoleBinding of the agents.
-pub(super) fn objects(ctx: &Context<'_>) -> Vec<Desired> {
+pub(super) fn objects(render: &Renderer<'_>) -> Vec<MemberObject> {
     let account = ServiceAccount {
-        metadata: ctx.meta(AGENT_IDENTITY),
+        metadata: render.meta(AGENT_IDENTITY),
         automount_service_account_token: Some(true),
         ..Default::default()
     };
     let strings = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect());
     let role = Role {
-        metadata: ctx.meta(AGENT_IDENTITY),
+        metadata: render.meta(AGENT_IDENTITY),
         rules: Some(vec![
             // Read the routes table, and nothing else of the cluster.
             PolicyRule {
@@ -32,7 +32,7 @@ pub(super) fn objects(ctx: &Context<'_>) -> Vec<Desired> {
             PolicyRule {
                 api_groups: strings(&[""]),
                 resources: strings(&["namespaces"]),
-                resource_names: strings(&[&ctx.namespace]),
+                resource_names: strings(&[&render.namespace]),
                 verbs: vec!["get".into()],
                 ..Default::default()
             },
@@ -52,7 +52,7 @@ pub(super) fn objects(ctx: &Context<'_>) -> Vec<Desired> {
         ]),
     };
     let binding = RoleBinding {
-        metadata: ctx.meta(AGENT_IDENTITY),
+        metadata: render.meta(AGENT_IDENTITY),
         role_ref: RoleRef {
             api_group: Some("rbac.authorization.k8s.io".into()),
             kind: "Role".into(),
@@ -61,13 +61,13 @@ pub(super) fn objects(ctx: &Context<'_>) -> Vec<Desired> {
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
             name: AGENT_IDENTITY.into(),
-            namespace: Some(ctx.namespace.clone()),
+            namespace: Some(render.namespace.clone()),
             ..Default::default()
         }]),
     };
     vec![
-        ctx.desired(&account),
-        ctx.desired(&role),
-        ctx.desired(&binding),
+        render.object(&account),
+        render.object(&role),
+        render.object(&binding),
     ]
 }

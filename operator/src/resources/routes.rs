@@ -8,7 +8,7 @@ use hsn_api::node::lease;
 use hsn_api::routes::{EdgeRoute, ROUTES_KEY, ROUTES_VERSION, RoutesTable, SuperRoute};
 use k8s_openapi::api::core::v1::ConfigMap;
 
-use super::{Context, ROUTES_CONFIGMAP};
+use super::{ROUTES_CONFIGMAP, Renderer};
 use crate::plan::Plan;
 
 /// What one agent advertises about itself in its Lease annotations.
@@ -76,14 +76,14 @@ pub fn routes_table(
 
 /// The ConfigMap holding [`routes_table`] as JSON.
 pub(super) fn config_map(
-    ctx: &Context<'_>,
+    render: &Renderer<'_>,
     cluster: &str,
     plan: &Plan,
     peers: &Peers,
 ) -> ConfigMap {
-    let table = routes_table(ctx.network, &ctx.name, cluster, plan, peers);
+    let table = routes_table(render.network, &render.name, cluster, plan, peers);
     ConfigMap {
-        metadata: ctx.meta(ROUTES_CONFIGMAP),
+        metadata: render.meta(ROUTES_CONFIGMAP),
         data: Some(BTreeMap::from([(
             ROUTES_KEY.to_string(),
             serde_json::to_string_pretty(&table).expect("routes serialize to JSON"),

@@ -63,7 +63,7 @@ fn plan() -> Plan {
     }
 }
 
-fn kinds(objs: &[Desired]) -> Vec<(String, String)> {
+fn kinds(objs: &[MemberObject]) -> Vec<(String, String)> {
     objs.iter()
         .map(|d| (d.resource.kind.clone(), d.name.clone()))
         .collect()
@@ -71,7 +71,7 @@ fn kinds(objs: &[Desired]) -> Vec<(String, String)> {
 
 #[test]
 fn a_cluster_gets_namespace_identity_routes_supers_and_one_daemonset_per_nonempty_pool() {
-    let objs = desired_objects(&network(), "a", &plan(), &Peers::new());
+    let objs = member_objects(&network(), "a", &plan(), &Peers::new());
     let want: Vec<(String, String)> = [
         ("Namespace", "hsn-metro"),
         ("ServiceAccount", "hsn-agent"),
@@ -100,7 +100,7 @@ fn a_cluster_gets_namespace_identity_routes_supers_and_one_daemonset_per_nonempt
 
 #[test]
 fn agents_get_ebpf_capabilities_but_never_privileged() {
-    for d in desired_objects(&network(), "a", &plan(), &Peers::new()) {
+    for d in member_objects(&network(), "a", &plan(), &Peers::new()) {
         if !["StatefulSet", "DaemonSet"].contains(&d.resource.kind.as_str()) {
             continue;
         }
@@ -118,7 +118,7 @@ fn agents_get_ebpf_capabilities_but_never_privileged() {
 
 #[test]
 fn an_edge_and_a_super_node_on_one_node_do_not_share_state_pins_or_ports() {
-    let objs = desired_objects(&network(), "a", &plan(), &Peers::new());
+    let objs = member_objects(&network(), "a", &plan(), &Peers::new());
     let agent = |kind: &str| {
         let d = objs.iter().find(|d| d.resource.kind == kind).unwrap();
         d.body["spec"]["template"]["spec"]["containers"][0].clone()
@@ -141,7 +141,7 @@ fn an_edge_and_a_super_node_on_one_node_do_not_share_state_pins_or_ports() {
 
 #[test]
 fn the_edge_daemonset_is_pinned_to_the_planned_nodes() {
-    let objs = desired_objects(&network(), "a", &plan(), &Peers::new());
+    let objs = member_objects(&network(), "a", &plan(), &Peers::new());
     let ds = objs.iter().find(|d| d.name == "hsn-edge-bb").unwrap();
     let terms = ds.body["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
         ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
@@ -158,7 +158,7 @@ fn the_edge_daemonset_is_pinned_to_the_planned_nodes() {
 
 #[test]
 fn routes_list_this_clusters_edges_and_every_live_super() {
-    let objs = desired_objects(&network(), "a", &plan(), &Peers::new());
+    let objs = member_objects(&network(), "a", &plan(), &Peers::new());
     let cm = objs
         .iter()
         .find(|d| d.resource.kind == "ConfigMap")
@@ -174,7 +174,7 @@ fn routes_list_this_clusters_edges_and_every_live_super() {
 }
 
 fn routes_of(cluster: &str, peers: &Peers) -> RoutesTable {
-    let objs = desired_objects(&network(), cluster, &plan(), peers);
+    let objs = member_objects(&network(), cluster, &plan(), peers);
     let cm = objs
         .iter()
         .find(|d| d.resource.kind == "ConfigMap")
@@ -233,13 +233,13 @@ fn routes_carry_what_agents_advertise_and_a_supers_edges_from_other_clusters() {
 
 #[test]
 fn hashes_are_stable_and_follow_content() {
-    let first = desired_objects(&network(), "b", &plan(), &Peers::new());
-    let again = desired_objects(&network(), "b", &plan(), &Peers::new());
+    let first = member_objects(&network(), "b", &plan(), &Peers::new());
+    let again = member_objects(&network(), "b", &plan(), &Peers::new());
     assert_eq!(first, again);
     let mut changed = plan();
     changed.clusters.get_mut("b").unwrap().super_replicas = 2;
-    let after = desired_objects(&network(), "b", &changed, &Peers::new());
-    let hash = |objs: &[Desired], kind: &str| {
+    let after = member_objects(&network(), "b", &changed, &Peers::new());
+    let hash = |objs: &[MemberObject], kind: &str| {
         objs.iter()
             .find(|d| d.resource.kind == kind)
             .unwrap()
@@ -252,5 +252,5 @@ fn hashes_are_stable_and_follow_content() {
 
 #[test]
 fn a_cluster_the_plan_leaves_out_gets_nothing() {
-    assert!(desired_objects(&network(), "c", &plan(), &Peers::new()).is_empty());
+    assert!(member_objects(&network(), "c", &plan(), &Peers::new()).is_empty());
 }

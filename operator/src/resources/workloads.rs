@@ -16,17 +16,17 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    AGENT_IDENTITY, Context, Desired, POOL_LABEL, ROLE_LABEL, ROUTES_CONFIGMAP, SUPER_GRPC_PORT,
-    SUPER_NODE, edge_daemonset,
+    AGENT_IDENTITY, MemberObject, POOL_LABEL, ROLE_LABEL, ROUTES_CONFIGMAP, Renderer,
+    SUPER_GRPC_PORT, SUPER_NODE, edge_daemonset,
 };
 
 use hsn_core::ports::{EDGE_METRICS as EDGE_METRICS_PORT, SUPER_METRICS as SUPER_METRICS_PORT};
 
 /// The super-node StatefulSet and the Service in front of its gRPC port.
-pub(super) fn super_nodes(ctx: &Context<'_>, replicas: u32) -> Vec<Desired> {
-    let selector = selector_labels(ctx, "super", None);
-    let spec = &ctx.network.spec.super_nodes;
-    let mut container = agent_container(ctx, &spec.image, "super");
+pub(super) fn super_nodes(render: &Renderer<'_>, replicas: u32) -> Vec<MemberObject> {
+    let selector = selector_labels(render, "super", None);
+    let spec = &render.network.spec.super_nodes;
+    let mut container = agent_container(render, &spec.image, "super");
     container.resources = spec.resources.clone();
     container.ports = Some(vec![ContainerPort {
         name: Some("grpc".into()),
@@ -34,7 +34,7 @@ pub(super) fn super_nodes(ctx: &Context<'_>, replicas: u32) -> Vec<Desired> {
         ..Default::default()
     }]);
     let statefulset = StatefulSet {
-        metadata: ctx.meta(SUPER_NODE),
+        metadata: render.meta(SUPER_NODE),
         spec: Some(StatefulSetSpec {
             replicas: Some(i32::try_from(replicas).unwrap_or(i32::MAX)),
             service_name: Some(SUPER_NODE.into()),
@@ -44,13 +44,13 @@ pub(super) fn super_nodes(ctx: &Context<'_>, replicas: u32) -> Vec<Desired> {
                 match_labels: Some(selector.clone()),
                 ..Default::default()
             },
-            template: pod_template(ctx, &selector, container, None, Vec::new()),
+            template: pod_template(render, &selector, container, None, Vec::new()),
             ..Default::default()
         }),
         ..Default::default()
     };
     let service = Service {
-        metadata: ctx.meta(SUPER_NODE),
+        metadata: render.meta(SUPER_NODE),
         spec: Some(ServiceSpec {
             selector: Some(selector),
             ports: Some(vec![ServicePort {
@@ -63,15 +63,20 @@ pub(super) fn super_nodes(ctx: &Context<'_>, replicas: u32) -> Vec<Desired> {
         }),
         ..Default::default()
     };
-    vec![ctx.desired(&statefulset), ctx.desired(&service)]
+    vec![render.object(&statefulset), render.object(&service)]
 }
 
 /// The DaemonSet of one edge pool, pinned to exactly the nodes the plan chose for it.
-pub(super) fn edge_pool(ctx: &Context<'_>, pool: &str, nodes: &[String]) -> Desired {
-    let selector = selector_labels(ctx, "edge", Some(pool));
-    let spec = ctx.network.spec.edge_pools.iter().find(|p| p.name == pool);
+pub(super) fn edge_pool(render: &Renderer<'_>, pool: &str, nodes: &[String]) -> MemberObject {
+    let selector = selector_labels(render, "edge", Some(pool));
+    let spec = render
+        .network
+        .spec
+        .edge_pools
+        .iter()
+        .find(|p| p.name == pool);
     let tolerations = spec.map(|p| p.tolerations.clone()).unwrap_or_default();
-    let mut container = agent_container(ctx, &ctx.network.spec.super_nodes.image, "edge");
+    let mut container = agent_container(render, &render.network.spec.super_nodes.image, "edge");
     container
         .args
         .get_or_insert_with(Vec::new)
@@ -98,14 +103,14 @@ pub(super) fn edge_pool(ctx: &Context<'_>, pool: &str, nodes: &[String]) -> Desi
         }),
         ..Default::default()
     };
-    ctx.desired(&DaemonSet {
-        metadata: ctx.meta(&edge_daemonset(pool)),
+    render.object(&DaemonSet {
+        metadata: render.meta(&edge_daemonset(pool)),
         spec: Some(DaemonSetSpec {
             selector: LabelSelector {
                 match_labels: Some(selector.clone()),
                 ..Default::default()
             },
-            template: pod_template(ctx, &selector, container, Some(affinity), tolerations),
+            template: pod_template(render, &selector, container, Some(affinity), tolerations),
             update_strategy: Some(DaemonSetUpdateStrategy {
                 type_: Some("RollingUpdate".into()),
                 rolling_update: Some(RollingUpdateDaemonSet {
@@ -119,11 +124,15 @@ pub(super) fn edge_pool(ctx: &Context<'_>, pool: &str, nodes: &[String]) -> Desi
     })
 }
 
-fn selector_labels(ctx: &Context<'_>, role: &str, pool: Option<&str>) -> BTreeMap<String, String> {
+fn selector_labels(
+    render: &Renderer<'_>,
+    role: &str,
+    pool: Option<&str>,
+) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::from([
         (
             super::NETWORK_UID_LABEL.to_string(),
-            ctx.labels[super::NETWORK_UID_LABEL].clone(),
+            render.labels[super::NETWORK_UID_LABEL].clone(),
         ),
         (ROLE_LABEL.to_string(), role.to_string()),
     ]);
@@ -134,13 +143,13 @@ fn selector_labels(ctx: &Context<'_>, role: &str, pool: Option<&str>) -> BTreeMa
 }
 
 fn pod_template(
-    ctx: &Context<'_>,
+    render: &Renderer<'_>,
     selector: &BTreeMap<String, String>,
     container: Container,
     affinity: Option<Affinity>,
     tolerations: Vec<Toleration>,
 ) -> PodTemplateSpec {
-    let mut labels = ctx.labels.clone();
+    let mut labels = render.labels.clone();
     labels.extend(selector.clone());
     PodTemplateSpec {
         metadata: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
@@ -159,7 +168,7 @@ fn pod_template(
                 host_path("bpffs", "/sys/fs/bpf", "DirectoryOrCreate"),
                 host_path(
                     "state",
-                    &format!("/var/lib/hsn/{}", ctx.name),
+                    &format!("/var/lib/hsn/{}", render.name),
                     "DirectoryOrCreate",
                 ),
             ]),
@@ -179,7 +188,7 @@ fn host_path(name: &str, path: &str, type_: &str) -> Volume {
     }
 }
 
-fn agent_container(ctx: &Context<'_>, image: &str, role: &str) -> Container {
+fn agent_container(render: &Renderer<'_>, image: &str, role: &str) -> Container {
     let field_env = |name: &str, path: &str| EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
@@ -195,11 +204,11 @@ fn agent_container(ctx: &Context<'_>, image: &str, role: &str) -> Container {
         "--role".into(),
         role.into(),
         "--network".into(),
-        ctx.name.clone(),
+        render.name.clone(),
         "--routes-configmap".into(),
         ROUTES_CONFIGMAP.into(),
         "--datapath".into(),
-        datapath_flag(ctx).into(),
+        datapath_flag(render).into(),
     ];
     // Both roles use the host network and may share a node: a super node serves its
     // metrics on the next port, and each agent gets its own state and pin directories
@@ -252,8 +261,8 @@ fn agent_container(ctx: &Context<'_>, image: &str, role: &str) -> Container {
     }
 }
 
-fn datapath_flag(ctx: &Context<'_>) -> &'static str {
-    match ctx.network.spec.routing.datapath {
+fn datapath_flag(render: &Renderer<'_>) -> &'static str {
+    match render.network.spec.routing.datapath {
         hsn_api::network::DatapathMode::Xdp => "xdp",
         hsn_api::network::DatapathMode::Tc => "tc",
     }

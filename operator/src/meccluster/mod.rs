@@ -1,36 +1,30 @@
 //! The MecCluster controller: probe each member on an interval, keep the inventory the
 //! network controller plans from, report `Reachable` and `Ready`, and carry out cleanups
-//! that had to wait for a member to come back.
-
-mod probe;
+//! that had to wait for a member to come back. What a member is (client, probe, inventory,
+//! cleanup) is [`crate::member`]; this is the loop and the status.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use hsn_api::MecCluster;
 use hsn_api::cluster::MecClusterStatus;
-use k8s_openapi::api::core::v1::Namespace;
+use hsn_api::{ConditionType, MecCluster, MecClusterReason};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use crate::conditions::{self, Cond, ConditionType};
+use crate::conditions::{self, Cond};
 use crate::context::Context;
-use crate::inventory::Member;
+use crate::member::{self, MemberState};
 use crate::plan::ClusterView;
-use crate::resources::{FIELD_MANAGER, NETWORK_UID_LABEL};
-
-pub use probe::EDGE_CAPABLE_LABEL;
+use crate::resources::FIELD_MANAGER;
 
 /// Controller name in metrics and logs.
 pub const CONTROLLER: &str = "meccluster";
-/// Annotation on a MecCluster: network UIDs whose objects must still be removed from it.
-pub const PENDING_CLEANUP_ANNOTATION: &str = "hsn.io/pending-cleanup";
 
 /// Errors of one MecCluster reconcile; probe failures are not errors but status.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +40,7 @@ pub enum Error {
     Cleanup(String, #[source] kube::Error),
     /// No client for the member, right after a probe succeeded with one.
     #[error("member client: {0}")]
-    Member(#[source] crate::members::MemberError),
+    Member(#[source] hsn_api::access::AccessError),
 }
 
 impl Error {
@@ -63,7 +57,7 @@ impl Error {
 /// Outcome of probing one member.
 struct Outcome {
     reachable: Cond,
-    probe: Option<probe::Probe>,
+    probe: Option<member::Probe>,
 }
 
 /// The controller, so that its cache can be shared before it runs.
@@ -128,7 +122,7 @@ async fn reconcile(mec: &MecCluster, ctx: &Context) -> Result<Action, Error> {
         (false, Some(m)) if m.not_ready_since.is_some() => m.not_ready_since,
         (false, _) => Some(now),
     };
-    ctx.inventory.update(Member {
+    ctx.inventory.update(MemberState {
         view: ClusterView {
             name: name.clone(),
             labels: mec.labels().clone(),
@@ -174,11 +168,11 @@ async fn probe_member(mec: &MecCluster, ctx: &Context) -> Outcome {
             };
         }
     };
-    match tokio::time::timeout(ctx.settings.member_timeout, probe::probe(&client)).await {
+    match tokio::time::timeout(ctx.settings.member_timeout, member::probe(&client)).await {
         Ok(Ok(p)) => Outcome {
             reachable: Cond::yes(
                 ConditionType::Reachable,
-                "ProbeSucceeded",
+                MecClusterReason::ProbeSucceeded,
                 // No latency here: it changes every probe and would rewrite the status.
                 format!("API server {} answers", p.version),
             ),
@@ -187,7 +181,7 @@ async fn probe_member(mec: &MecCluster, ctx: &Context) -> Outcome {
         Ok(Err(e)) => Outcome {
             reachable: Cond::no(
                 ConditionType::Reachable,
-                "ProbeFailed",
+                MecClusterReason::ProbeFailed,
                 format!("probe failed: {e}"),
             ),
             probe: None,
@@ -195,7 +189,7 @@ async fn probe_member(mec: &MecCluster, ctx: &Context) -> Outcome {
         Err(_) => Outcome {
             reachable: Cond::no(
                 ConditionType::Reachable,
-                "ProbeTimedOut",
+                MecClusterReason::ProbeTimedOut,
                 format!("no answer within {:?}", ctx.settings.member_timeout),
             ),
             probe: None,
@@ -207,7 +201,7 @@ async fn probe_member(mec: &MecCluster, ctx: &Context) -> Outcome {
 /// for the grace period, so one lost probe does not re-plan the world.
 fn ready_condition(
     outcome: &Outcome,
-    before: Option<&Member>,
+    before: Option<&MemberState>,
     failing_since: Option<Timestamp>,
     now: Timestamp,
     grace: Duration,
@@ -216,13 +210,13 @@ fn ready_condition(
         return if p.counts.ready > 0 {
             Cond::yes(
                 ConditionType::Ready,
-                "ClusterReady",
+                MecClusterReason::ClusterReady,
                 format!("{} of {} nodes ready", p.counts.ready, p.counts.total),
             )
         } else {
             Cond::no(
                 ConditionType::Ready,
-                "NoReadyNodes",
+                MecClusterReason::NoReadyNodes,
                 "the cluster has no ready node",
             )
         };
@@ -232,7 +226,7 @@ fn ready_condition(
     if before.is_some_and(|m| m.view.ready) && failing_for < grace {
         return Cond::yes(
             ConditionType::Ready,
-            "ProbeFailing",
+            MecClusterReason::ProbeFailing,
             format!(
                 "probes failing for {}s (NotReady after {}s): {}",
                 failing_for.as_secs(),
@@ -327,39 +321,20 @@ async fn publish(ctx: &Context, mec: &MecCluster, ready: &Cond) -> Result<(), Er
 
 /// Deletes the namespaces of networks deleted while this member was down.
 async fn finish_pending_cleanup(mec: &MecCluster, ctx: &Context) -> Result<(), Error> {
-    let Some(pending) = mec.annotations().get(PENDING_CLEANUP_ANNOTATION) else {
+    let Some(pending) = member::pending(mec) else {
         return Ok(());
     };
     let name = mec.name_any();
     let client = ctx.members.client(mec).await.map_err(Error::Member)?;
-    for uid in pending.split(',').filter(|u| !u.is_empty()) {
-        delete_network_namespaces(&client, uid)
+    for uid in pending {
+        member::delete_network_namespaces(&client, uid)
             .await
             .map_err(|e| Error::Cleanup(name.clone(), e))?;
         tracing::info!(cluster = %name, network_uid = uid, "finished pending cleanup");
     }
-    let api: Api<MecCluster> = Api::all(ctx.hub.clone());
-    let patch = json!({"metadata": {"annotations": {PENDING_CLEANUP_ANNOTATION: null}}});
-    api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+    member::clear_pending(&ctx.hub, &name)
         .await
         .map_err(|e| Error::Status(name, e))?;
     ctx.metrics.hub_write(CONTROLLER);
-    Ok(())
-}
-
-/// Deletes every namespace (and so every object) of network `uid` from a member.
-pub async fn delete_network_namespaces(client: &Client, uid: &str) -> Result<(), kube::Error> {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let selector = format!("{NETWORK_UID_LABEL}={uid}");
-    for ns in namespaces
-        .list(&ListParams::default().labels(&selector))
-        .await?
-    {
-        if ns.metadata.deletion_timestamp.is_none() {
-            namespaces
-                .delete(&ns.name_any(), &DeleteParams::background())
-                .await?;
-        }
-    }
     Ok(())
 }

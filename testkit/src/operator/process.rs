@@ -1,120 +1,45 @@
-//! The e2e harness: a hub, MEC clusters and the operator, and helpers that wait on conditions
-//! with deadlines. By default everything runs here: a hub control plane, kwok member clusters
-//! with fake nodes, the operator as a process. The `HSN_E2E_*` variables ([`E2eEnv`]) point
-//! the same suite at clusters that already exist instead, e.g. kind with the operator installed
-//! by Helm (kind/README.md).
+//! `hsn-operator` as a process against a hub: started with the suite's fast timings, read
+//! through its admin endpoints, killed or asked to stop.
 
-#![allow(dead_code)] // each test binary uses part of the harness
-
-mod env;
-
-pub use env::*;
-
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use hsn_api::{HsnNetwork, MecCluster};
-use hsn_testkit::{ControlPlane, FakeNode, KwokCluster, wait_for};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, ObjectMeta, PostParams};
-use kube::{Client, ResourceExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Deadline of each wait in the e2e tests (2 cores running three control planes).
-pub const DEADLINE: Duration = Duration::from_secs(180);
-/// Namespace of the operator and of the kubeconfig Secrets.
-pub const OPERATOR_NS: &str = "hsn-system";
-
-/// Fake nodes for a member in `region`: zones `<region>-1a/1b`, `per_zone` nodes each; the
-/// first `edges` of each zone are edge-capable, alternating broadband and IoT slices.
-pub fn nodes(region: &str, per_zone: usize, edges: usize) -> Vec<FakeNode> {
-    let mut out = Vec::new();
-    for zone in [format!("{region}-1a"), format!("{region}-1b")] {
-        for i in 1..=per_zone {
-            let mut n = FakeNode::new(&format!("{zone}-node-{i}"), region, &zone);
-            if i <= edges {
-                let slice = if i % 2 == 1 { "embb" } else { "mmtc" };
-                n = n.label("hsn.io/edge", "true").label("hsn.io/slice", slice);
-            }
-            out.push(n);
-        }
-    }
-    out
-}
-
-/// Creates the CRDs in the hub and waits until they are served.
-pub async fn install_crds(hub: &Client) -> Result<()> {
-    hsn_testkit::install_crds(hub, &hsn_api::crdgen::crds(), DEADLINE).await?;
-    let ns: Api<Namespace> = Api::all(hub.clone());
-    let meta = ObjectMeta {
-        name: Some(OPERATOR_NS.into()),
-        ..Default::default()
-    };
-    ns.create(
-        &PostParams::default(),
-        &Namespace {
-            metadata: meta,
-            ..Default::default()
-        },
-    )
-    .await?;
-    Ok(())
-}
-
-/// Stores `kubeconfig` in a Secret of the operator namespace.
-pub async fn kubeconfig_secret(hub: &Client, name: &str, kubeconfig: &[u8]) -> Result<()> {
-    let secrets: Api<Secret> = Api::namespaced(hub.clone(), OPERATOR_NS);
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([(
-            "kubeconfig".to_string(),
-            ByteString(kubeconfig.to_vec()),
-        )])),
-        ..Default::default()
-    };
-    secrets.create(&PostParams::default(), &secret).await?;
-    Ok(())
-}
-
-/// Registers a member cluster in the hub.
-pub async fn mec_cluster(hub: &Client, name: &str, region: &str, secret: &str) -> Result<()> {
-    let mec: MecCluster = serde_json::from_value(serde_json::json!({
-        "apiVersion": "hsn.io/v1alpha1", "kind": "MecCluster",
-        "metadata": {"name": name, "labels": {"hsn.io/tier": "mec"}},
-        "spec": {"kubeconfigSecretRef": {"name": secret}, "region": region, "zone": format!("{region}-1a")}
-    }))?;
-    Api::<MecCluster>::all(hub.clone())
-        .create(&PostParams::default(), &mec)
-        .await?;
-    Ok(())
-}
-
-/// A member cluster: a kwok cluster with fake nodes, registered in the hub.
-pub async fn member(
-    hub: &Client,
-    name: &str,
-    region: &str,
-    nodes: &[FakeNode],
-) -> Result<KwokCluster> {
-    let cluster = KwokCluster::create(name).await?;
-    cluster.add_nodes(nodes).await?;
-    kubeconfig_secret(hub, name, &std::fs::read(cluster.kubeconfig())?).await?;
-    mec_cluster(hub, name, region, name).await?;
-    Ok(cluster)
-}
+use super::DEADLINE;
+use crate::{ControlPlane, wait_for};
 
 /// The operator, running as a process against the hub.
+#[derive(Debug)]
 pub struct Operator {
     child: tokio::process::Child,
+    /// Address of its `/metrics`, `/healthz` and `/readyz`.
     pub metrics: String,
     log: PathBuf,
+}
+
+/// The `hsn-operator` cargo built for the running test or bench (release under `cargo
+/// bench`): cargo names it in `CARGO_BIN_EXE_hsn-operator` while running hsn-operator's
+/// tests and benches; older cargo only at build time, so else the one next to the running
+/// executable's `deps/` directory, where cargo puts it.
+fn binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("CARGO_BIN_EXE_hsn-operator") {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().context("finding the running executable")?;
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|profile| profile.join("hsn-operator"))
+        .context("the running executable has no profile directory")?;
+    if !path.exists() {
+        bail!(
+            "{} does not exist: run this through `cargo test -p hsn-operator` or `cargo bench -p hsn-operator`, which build it",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 impl Operator {
@@ -184,7 +109,7 @@ impl Operator {
             std::env::var_os("HSN_E2E_LOG_DIR").map_or_else(|| dir.to_path_buf(), PathBuf::from);
         let log = log_dir.join(format!("operator-{port}.log"));
         let out = std::fs::File::create(&log)?;
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hsn-operator"))
+        let child = tokio::process::Command::new(binary()?)
             .arg("--kubeconfig")
             .arg(hub)
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
@@ -282,51 +207,4 @@ fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
-}
-
-/// Waits until the network's condition `type_` has `status` (and `reason`, if given).
-pub async fn wait_condition(
-    api: &Api<HsnNetwork>,
-    name: &str,
-    type_: &str,
-    status: &str,
-    reason: Option<&str>,
-) -> Result<HsnNetwork> {
-    let what = format!("HsnNetwork {name} {type_}={status} {reason:?}");
-    Ok(wait_for(&what, DEADLINE, || async {
-        let n = api.get(name).await.ok()?;
-        let c = n
-            .status
-            .as_ref()?
-            .conditions
-            .iter()
-            .find(|c| c.type_ == type_)?
-            .clone();
-        (c.status == status && reason.is_none_or(|r| c.reason == r)).then_some(n)
-    })
-    .await?)
-}
-
-/// Runs `f`; on error, appends the operator's log tail.
-pub async fn with_log<T>(op: &OperatorUnderTest, f: impl Future<Output = Result<T>>) -> Result<T> {
-    match f.await {
-        Ok(v) => Ok(v),
-        Err(e) => bail!("{e:#}\n--- operator log tail ---\n{}", op.log_tail().await),
-    }
-}
-
-/// The name of a MecCluster's condition `type_` status, if set.
-pub fn mec_condition(mec: &MecCluster, type_: &str) -> Option<(String, String, String)> {
-    let c = mec
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)?;
-    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-/// Name of a resource, for messages.
-pub fn name_of<K: ResourceExt>(k: &K) -> String {
-    k.name_any()
 }

@@ -1,4 +1,4 @@
-//! What the MecCluster controller learned of each member, shared with the network
+//! What the MecCluster controller's probes learned of each member, shared with the network
 //! controller: the plan's cluster views, and a signal when they change.
 
 use std::collections::BTreeMap;
@@ -12,13 +12,13 @@ use crate::plan::ClusterView;
 /// The member clusters as last probed.
 #[derive(Clone, Debug)]
 pub struct Inventory {
-    clusters: Arc<RwLock<BTreeMap<String, Member>>>,
+    clusters: Arc<RwLock<BTreeMap<String, MemberState>>>,
     changed: UnboundedSender<()>,
 }
 
 /// One member as last probed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Member {
+pub struct MemberState {
     /// What the plan sees.
     pub view: ClusterView,
     /// When the first of the current run of failed probes happened.
@@ -39,7 +39,7 @@ impl Inventory {
     }
 
     /// Records `member`; signals when what the plan sees changed.
-    pub fn update(&self, member: Member) {
+    pub fn update(&self, member: MemberState) {
         let mut clusters = self.clusters.write().expect("inventory lock");
         let name = member.view.name.clone();
         if clusters.get(&name) != Some(&member) {
@@ -62,7 +62,7 @@ impl Inventory {
     }
 
     /// The member named `name`.
-    pub fn get(&self, name: &str) -> Option<Member> {
+    pub fn get(&self, name: &str) -> Option<MemberState> {
         self.clusters
             .read()
             .expect("inventory lock")
@@ -71,7 +71,7 @@ impl Inventory {
     }
 
     /// Every member.
-    pub fn snapshot(&self) -> Vec<Member> {
+    pub fn snapshot(&self) -> Vec<MemberState> {
         self.clusters
             .read()
             .expect("inventory lock")

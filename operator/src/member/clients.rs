@@ -1,21 +1,19 @@
-//! Clients for member clusters: built from each MecCluster's kubeconfig Secret (or the hub
-//! client for `local: true`), cached, and rebuilt when the Secret changes. Every request a
-//! member client sends is counted by cluster and method.
+//! Clients for member clusters: built from each MecCluster's kubeconfig Secret (read by
+//! [`hsn_api::access`], as `hsnctl` reads it) or the hub's configuration for `local: true`,
+//! cached, and rebuilt when the Secret changes. Every request a member client sends is
+//! counted by cluster and method.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hsn_api::MecCluster;
-use hsn_api::access::{KubeconfigSecret, describe};
+use hsn_api::access::{AccessError, KubeconfigSecret, describe};
 use kube::client::{Body, ClientBuilder as Builder};
 use kube::{Client, Config, ResourceExt};
 use tower::util::MapRequestLayer;
 
 use crate::metrics::{MemberRequestLabels, Metrics};
-
-/// Why a member client could not be built (shared with `hsnctl`).
-pub use hsn_api::access::AccessError as MemberError;
 
 #[derive(Clone)]
 struct Cached {
@@ -26,7 +24,7 @@ struct Cached {
 
 /// The member-client cache.
 #[derive(Clone)]
-pub struct Members {
+pub struct MemberClients {
     hub: Client,
     hub_config: Config,
     operator_namespace: String,
@@ -35,15 +33,15 @@ pub struct Members {
     cache: Arc<Mutex<HashMap<String, Cached>>>,
 }
 
-impl std::fmt::Debug for Members {
+impl std::fmt::Debug for MemberClients {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Members")
+        f.debug_struct("MemberClients")
             .field("operator_namespace", &self.operator_namespace)
             .finish()
     }
 }
 
-impl Members {
+impl MemberClients {
     /// A cache whose Secrets default to `operator_namespace` and whose requests time out
     /// after `timeout`.
     pub fn new(
@@ -64,14 +62,14 @@ impl Members {
     }
 
     /// The client of `cluster`, reusing the cached one while its Secret is unchanged.
-    pub async fn client(&self, cluster: &MecCluster) -> Result<Client, MemberError> {
+    pub async fn client(&self, cluster: &MecCluster) -> Result<Client, AccessError> {
         let name = cluster.name_any();
         let Some(secret) =
             KubeconfigSecret::read(&self.hub, cluster, &self.operator_namespace).await?
         else {
             return self.cached(&name, "local", || {
                 self.counted(&name, self.hub_config.clone()).map_err(|e| {
-                    MemberError::KubeconfigInvalid {
+                    AccessError::KubeconfigInvalid {
                         namespace: String::new(),
                         name: name.clone(),
                         reason: describe(&e),
@@ -109,8 +107,8 @@ impl Members {
         &self,
         name: &str,
         source: &str,
-        build: impl FnOnce() -> Result<Client, MemberError>,
-    ) -> Result<Client, MemberError> {
+        build: impl FnOnce() -> Result<Client, AccessError>,
+    ) -> Result<Client, AccessError> {
         if let Some(client) = self.lookup(name, source) {
             return Ok(client);
         }

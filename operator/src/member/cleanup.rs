@@ -1,0 +1,67 @@
+//! Removing a network from a member: its namespaces (and so every object in them), now; or,
+//! while the member is down, a note on its MecCluster (`hsn.io/pending-cleanup`) that the
+//! MecCluster controller acts on when the member answers again.
+
+use hsn_api::MecCluster;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+
+use crate::resources::NETWORK_UID_LABEL;
+
+/// Annotation on a MecCluster: network UIDs whose objects must still be removed from it.
+pub const PENDING_CLEANUP_ANNOTATION: &str = "hsn.io/pending-cleanup";
+
+/// Deletes every namespace (and so every object) of network `uid` from a member.
+pub async fn delete_network_namespaces(client: &Client, uid: &str) -> Result<(), kube::Error> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let selector = format!("{NETWORK_UID_LABEL}={uid}");
+    for ns in namespaces
+        .list(&ListParams::default().labels(&selector))
+        .await?
+    {
+        if ns.metadata.deletion_timestamp.is_none() {
+            namespaces
+                .delete(&ns.name_any(), &DeleteParams::background())
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The network UIDs waiting to be removed from `mec`; `None` without the annotation.
+pub fn pending(mec: &MecCluster) -> Option<Vec<&str>> {
+    mec.annotations()
+        .get(PENDING_CLEANUP_ANNOTATION)
+        .map(|p| p.split(',').filter(|u| !u.is_empty()).collect())
+}
+
+/// Records on `mec` that network `uid` must still be removed from it. `Ok(false)`: it
+/// already was, and nothing was written.
+pub async fn mark_pending(hub: &Client, mec: &MecCluster, uid: &str) -> Result<bool, kube::Error> {
+    let mut pending = pending(mec).unwrap_or_default();
+    if pending.contains(&uid) {
+        return Ok(false);
+    }
+    pending.push(uid);
+    let api: Api<MecCluster> = Api::all(hub.clone());
+    let patch =
+        json!({"metadata": {"annotations": {PENDING_CLEANUP_ANNOTATION: pending.join(",")}}});
+    api.patch(
+        &mec.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(patch),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Removes the annotation from MecCluster `name` once its pending cleanups are done.
+pub async fn clear_pending(hub: &Client, name: &str) -> Result<(), kube::Error> {
+    let api: Api<MecCluster> = Api::all(hub.clone());
+    let patch = json!({"metadata": {"annotations": {PENDING_CLEANUP_ANNOTATION: null}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! A network's objects in a member exactly as the operator renders them, for tests that run
+//! agents (or judge what they may do) without running the operator.
+
+use anyhow::{Context, Result};
+use hsn_api::HsnNetwork;
+use hsn_operator::plan::{ClusterPlan, Plan};
+use hsn_operator::resources::{MemberObject, Peers, member_objects};
+use kube::Client;
+
+/// Name of the agents' ServiceAccount, Role and RoleBinding in a member.
+pub use hsn_operator::resources::AGENT_IDENTITY;
+
+/// The member the objects are rendered for.
+pub const MEMBER: &str = "m1";
+
+/// What the operator writes into [`MEMBER`] when its plan puts one super node of `network`
+/// there and no edge, before any agent advertised itself: the namespace, the agents'
+/// identity (ServiceAccount, Role, RoleBinding), the routes ConfigMap and the super nodes.
+pub fn one_super_node(network: &HsnNetwork) -> Vec<MemberObject> {
+    let plan = Plan {
+        clusters: [(
+            MEMBER.to_string(),
+            ClusterPlan {
+                super_replicas: 1,
+                ..Default::default()
+            },
+        )]
+        .into(),
+        ..Default::default()
+    };
+    member_objects(network, MEMBER, &plan, &Peers::new())
+}
+
+/// Server-side applies, as the operator does, those of [`one_super_node`]'s objects whose
+/// kind is in `kinds` (e.g. `["Namespace", "ServiceAccount", "Role", "RoleBinding"]`);
+/// returns the member namespace, which `kinds` must include.
+pub async fn apply_member_objects(
+    client: &Client,
+    network: &HsnNetwork,
+    kinds: &[&str],
+) -> Result<String> {
+    let mut ns = None;
+    for d in one_super_node(network)
+        .iter()
+        .filter(|d| kinds.contains(&d.resource.kind.as_str()))
+    {
+        d.apply(client)
+            .await
+            .with_context(|| format!("applying {} {}", d.resource.kind, d.name))?;
+        if d.resource.kind == "Namespace" {
+            ns = Some(d.name.clone());
+        }
+    }
+    ns.context("no Namespace among the desired objects")
+}
