@@ -8,19 +8,14 @@
 
 pub mod attest;
 pub mod block;
-pub mod canonical;
 pub mod chain;
 pub mod cli;
-pub mod client;
 pub mod clock;
 pub mod entry;
-pub mod keys;
 pub mod ledger;
 pub mod merkle;
 pub mod metrics;
-pub mod pb;
 pub mod proof;
-pub mod record;
 pub mod rewards;
 pub mod server;
 pub mod service;

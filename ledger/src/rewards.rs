@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::entry::{Entry, Status};
-use crate::keys::NodeKey;
+use hsn_ledger_api::keys::NodeKey;
 
 /// One node's line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -3,9 +3,9 @@
 
 use ed25519_dalek::SigningKey;
 
-use crate::keys::NodeKey;
-use crate::record::{ObservationBody, RecordBody, SignedObservation, SignedRecord};
 use hsn_core::Direction;
+use hsn_ledger_api::keys::NodeKey;
+use hsn_ledger_api::record::{ObservationBody, RecordBody, SignedObservation, SignedRecord};
 
 /// A signing key derived from a number, so tests are reproducible.
 pub fn signing_key(seed: u64) -> SigningKey {

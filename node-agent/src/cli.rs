@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::{Parser, Subcommand, ValueEnum};
 use hsn_core::Role;
-use hsn_ledger::client::ClientTls;
+use hsn_ledger_api::client::ClientTls;
 
 /// Datapath hook requested by the operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -21,16 +21,16 @@ use tonic::transport::Channel;
 pub use views::{BlockView, EntryView, ProofView, ShowView, StatusView};
 
 use crate::chain::{self, WalkError};
-use crate::client::{self, ClientTls, ConnectError};
 use crate::entry::Entry;
-use crate::keys::{KeyError, KeyRegistry};
 use crate::merkle::{self, Hash};
-use crate::pb::{self, ledger_client::LedgerClient};
 use crate::proof::{self, InclusionError};
-use crate::record::RecordKey;
 use crate::rewards::RewardsBuilder;
 use crate::store::{Store, StoreError};
 use crate::verify::{ChainSummary, VerifyError, VerifyOptions};
+use hsn_ledger_api::client::{self, ClientTls, ConnectError};
+use hsn_ledger_api::keys::{KeyError, KeyRegistry};
+use hsn_ledger_api::pb::{self, ledger_client::LedgerClient};
+use hsn_ledger_api::record::RecordKey;
 
 /// `hsnctl`: one place to look at an HSN network.
 #[derive(Debug, Parser)]

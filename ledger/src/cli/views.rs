@@ -5,9 +5,9 @@ use serde::Serialize;
 use super::table;
 use crate::block::{BlockError, SignedHeader};
 use crate::entry::{Entry, EntryError};
-use crate::keys::NodeKey;
-use crate::pb;
 use crate::rewards::Rewards;
+use hsn_ledger_api::keys::NodeKey;
+use hsn_ledger_api::pb;
 
 /// `hsnctl ledger status`.
 #[derive(Debug, Serialize)]

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use ed25519_dalek::SigningKey;
 use hsn_core::Role;
-use hsn_ledger::keys::{self, NodeKey, RegisteredKey, RegistryFile};
-use hsn_ledger::pb::ledger_client::LedgerClient;
 use hsn_ledger::testkit::signing_key;
+use hsn_ledger_api::keys::{self, NodeKey, RegisteredKey, RegistryFile};
+use hsn_ledger_api::pb::ledger_client::LedgerClient;
 use tonic::transport::Channel;
 
 /// Keys of one super node and its edges, written where the server reads them.
@@ -151,7 +151,7 @@ impl Server {
     }
 
     pub async fn client(&self) -> Result<LedgerClient<Channel>> {
-        Ok(hsn_ledger::client::connect(&self.url(), None).await?)
+        Ok(hsn_ledger_api::client::connect(&self.url(), None).await?)
     }
 
     pub fn pid(&self) -> u32 {

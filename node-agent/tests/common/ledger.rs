@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use hsn_core::Role;
-use hsn_ledger::keys::{NodeKey, RegisteredKey, RegistryFile};
 use hsn_ledger::ledger::LedgerConfig;
 use hsn_ledger::server::{ServerConfig, ServerError, TlsFiles};
+use hsn_ledger_api::keys::{NodeKey, RegisteredKey, RegistryFile};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -51,7 +51,7 @@ impl RunningLedger {
     ) -> Self {
         let key_file = dir.join("ledger.key");
         if !key_file.exists() {
-            hsn_ledger::keys::write_signing_key(&key_file, ledger_key).unwrap();
+            hsn_ledger_api::keys::write_signing_key(&key_file, ledger_key).unwrap();
         }
         let registry = RegistryFile {
             nodes: nodes

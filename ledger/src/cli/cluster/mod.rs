@@ -23,7 +23,7 @@ pub use views::{
 };
 
 use super::{CliError, Output, emit};
-use crate::keys::{KeyError, NodeKey, RegisteredKey, RegistryFile};
+use hsn_ledger_api::keys::{KeyError, NodeKey, RegisteredKey, RegistryFile};
 
 pub use hsn_api::routes::{ROUTES_CONFIGMAP, member_namespace};
 
