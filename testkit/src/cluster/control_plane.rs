@@ -12,10 +12,10 @@ use super::kubeconfig::{self, KubeconfigSpec};
 use super::pki::{Pki, PkiFiles};
 use super::ports::free_ports;
 use super::process::Proc;
-use crate::wait::poll;
 use super::watchdog::Watchdog;
-use crate::Error;
 use super::{bin, require_binaries, temp_dir};
+use crate::Error;
+use crate::wait::poll;
 
 /// How long kube-apiserver gets to answer `/readyz` with ok.
 const APISERVER_TIMEOUT: Duration = Duration::from_secs(60);

@@ -15,10 +15,10 @@ use tokio::time::Instant;
 use super::kubeconfig;
 use super::kwokctl::KwokHome;
 use super::process::kill_pid;
-use crate::wait::poll;
-use crate::Error;
-use crate::wait::wait_for_ok;
 use super::{ALL_BINARIES, bin, require_binaries};
+use crate::Error;
+use crate::wait::poll;
+use crate::wait::wait_for_ok;
 
 /// Deadline for `kwokctl create cluster` plus the cluster becoming usable.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(180);

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::Error;
 use super::ports::free_ports;
 use super::process::{TAIL_LINES, process_alive, tail, terminate_pid};
 use super::spawn::spawn_tied;
 use super::watchdog::Watchdog;
-use crate::wait::POLL_INTERVAL;
 use super::{bin, temp_dir};
+use crate::Error;
+use crate::wait::POLL_INTERVAL;
 
 /// How long `kwokctl delete cluster` may take before we kill it and the components ourselves.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(60);
