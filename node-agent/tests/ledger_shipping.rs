@@ -210,7 +210,7 @@ async fn edge_and_super_spools_become_attested_verified_blocks() {
     assert_eq!(status.evidence_count, 0, "no conflicting submissions");
 
     // `hsnctl ledger verify --keys`, in process.
-    let cli = hsn_ledger::cli::Cli::parse_from([
+    let cli = hsnctl::Cli::parse_from([
         "hsnctl",
         "ledger",
         "--addr",
@@ -220,7 +220,7 @@ async fn edge_and_super_spools_become_attested_verified_blocks() {
         ledger.registry_file.to_str().unwrap(),
     ]);
     let mut out = Vec::new();
-    hsn_ledger::cli::run(cli, &mut out).await.unwrap();
+    hsnctl::run(cli, &mut out).await.unwrap();
     let out = String::from_utf8(out).unwrap();
     assert!(
         out.contains(&format!(

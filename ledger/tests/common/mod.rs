@@ -1,5 +1,5 @@
 //! Shared by the integration tests: a network of keys on disk, the real `hsn-ledger`
-//! binary as a child process, and `hsnctl`.
+//! binary as a child process, and `hsnctl` in this process.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -195,11 +195,23 @@ impl Drop for Server {
     }
 }
 
-/// Runs `hsnctl` with `args`.
+/// Runs `hsnctl` with `args` as its binary does (`hsnctl::execute`, on a thread of its own
+/// since the tests run on a Tokio runtime), capturing its output and exit code.
 pub fn hsnctl(args: &[&str]) -> Result<Output> {
-    Ok(Command::new(env!("CARGO_BIN_EXE_hsnctl"))
-        .args(args)
-        .output()?)
+    use std::os::unix::process::ExitStatusExt;
+    let argv = std::iter::once("hsnctl").chain(args.iter().copied());
+    let cli = <::hsnctl::Cli as clap::Parser>::try_parse_from(argv)?;
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let code = std::thread::scope(|s| {
+        s.spawn(|| ::hsnctl::execute(cli, &mut stdout, &mut stderr))
+            .join()
+    })
+    .map_err(|_| anyhow::anyhow!("hsnctl {args:?} panicked"))?;
+    Ok(Output {
+        status: std::process::ExitStatus::from_raw(i32::from(code) << 8),
+        stdout,
+        stderr,
+    })
 }
 
 /// Stdout of a successful `hsnctl` run, parsed as JSON.
