@@ -21,5 +21,4 @@ pub mod server;
 pub mod service;
 pub mod sigs;
 pub mod store;
-pub mod testkit;
 pub mod verify;

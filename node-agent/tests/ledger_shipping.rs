@@ -27,7 +27,7 @@ use tokio::sync::watch;
 
 mod common;
 
-use common::ledger::{EPOCH_SECONDS, NETWORK, RunningLedger};
+use hsn_testkit::ledger::{EPOCH_SECONDS, NETWORK, RunningLedger};
 
 const TENANT: TenantId = TenantId::new(7).unwrap();
 

@@ -24,7 +24,7 @@ use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, 
 
 mod common;
 
-use common::ledger::{EPOCH_SECONDS, NETWORK, RunningLedger};
+use hsn_testkit::ledger::{EPOCH_SECONDS, NETWORK, RunningLedger};
 
 const ACME: TenantId = TenantId::new(7).unwrap();
 

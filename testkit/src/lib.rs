@@ -7,6 +7,9 @@
 //!   and threads inside a namespace.
 //! * Waiting on conditions with a deadline ([`wait_for`], [`wait_for_ok`]): tests never
 //!   sleep for a fixed time.
+//! * Ledger test data ([`ledger_fixtures`], feature `ledger-fixtures`): deterministic keys,
+//!   signed records and observations, a ledger's key files; and a ledger server in the test
+//!   process ([`ledger`], feature `ledger`).
 //!
 //! Everything a test starts is cleaned up when dropped, also when the test panics, and the
 //! control planes also when the test process is killed outright (`PR_SET_PDEATHSIG` plus a
@@ -15,6 +18,10 @@
 #![warn(missing_docs)]
 
 pub mod cluster;
+#[cfg(feature = "ledger")]
+pub mod ledger;
+#[cfg(feature = "ledger-fixtures")]
+pub mod ledger_fixtures;
 pub mod netns;
 mod wait;
 
