@@ -88,18 +88,18 @@ impl fmt::Display for Reason {
 }
 
 /// A label that names no [`Reason`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("unknown refusal reason {0:?}")]
-pub struct UnknownReason(pub String);
+pub struct ParseReasonError(pub String);
 
 impl FromStr for Reason {
-    type Err = UnknownReason;
+    type Err = ParseReasonError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
             .find(|r| r.label() == s)
-            .ok_or_else(|| UnknownReason(s.to_owned()))
+            .ok_or_else(|| ParseReasonError(s.to_owned()))
     }
 }
 
