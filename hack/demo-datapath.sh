@@ -332,7 +332,7 @@ dp_up() {
   mkdir -p "$dp_dir" "$dp_bpffs"
   mountpoint -q "$dp_bpffs" || mount -t bpf bpf "$dp_bpffs"
   step "building hsn-agent, hsn-ledger and hsnctl"
-  (cd "$root" && cargo build -q -p hsn-agent -p hsn-ledger)
+  (cd "$root" && cargo build -q -p hsn-agent -p hsn-ledger -p hsnctl)
   dp_topology
   dp_start_agents
   dp_start_ledgers

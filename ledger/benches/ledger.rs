@@ -12,13 +12,13 @@ use hsn_core::Direction;
 use hsn_core::Role;
 use hsn_ledger::attest::Tolerance;
 use hsn_ledger::clock::ManualClock;
-use hsn_ledger::keys::{KeyRegistry, NodeKey};
 use hsn_ledger::ledger::{Ledger, LedgerConfig};
 use hsn_ledger::merkle::{self, Hash};
-use hsn_ledger::pb;
-use hsn_ledger::record::{SignedObservation, SignedRecord};
 use hsn_ledger::store::Store;
-use hsn_ledger::testkit::{Slot, signing_key};
+use hsn_ledger_api::keys::{KeyRegistry, NodeKey};
+use hsn_ledger_api::pb;
+use hsn_ledger_api::record::{SignedObservation, SignedRecord};
+use hsn_testkit::ledger_fixtures::{Slot, signing_key};
 use prost::Message;
 
 const EPOCH: u64 = 60;

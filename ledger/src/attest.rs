@@ -5,10 +5,10 @@
 use ed25519_dalek::{Signature, Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 
-use crate::canonical::Canonical;
-use crate::keys::NodeKey;
-use crate::pb;
-use crate::record::{SignedObservation, SignedRecord};
+use hsn_ledger_api::canonical::Canonical;
+use hsn_ledger_api::keys::NodeKey;
+use hsn_ledger_api::pb;
+use hsn_ledger_api::record::{SignedObservation, SignedRecord};
 
 /// Domain tag of the co-signed attestation bytes.
 pub const ATTESTATION_DOMAIN: &str = "HSN-LEDGER/ATTESTATION/V1";
@@ -262,8 +262,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::record::{ObservationBody, RecordBody};
     use hsn_core::Direction;
+    use hsn_ledger_api::record::{ObservationBody, RecordBody};
 
     fn tol(bytes: u64, basis_points: u32) -> Tolerance {
         Tolerance {

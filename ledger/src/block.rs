@@ -4,11 +4,11 @@
 use ed25519_dalek::Signature;
 
 use crate::attest::Attester;
-use crate::canonical::Canonical;
 use crate::entry::Entry;
-use crate::keys::NodeKey;
 use crate::merkle::{self, Hash};
-use crate::pb;
+use hsn_ledger_api::canonical::Canonical;
+use hsn_ledger_api::keys::NodeKey;
+use hsn_ledger_api::pb;
 
 /// Block format version.
 pub const BLOCK_VERSION: u32 = 1;

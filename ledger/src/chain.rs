@@ -4,9 +4,9 @@
 use tonic::transport::Channel;
 
 use crate::entry::Entry;
-use crate::pb::{self, ledger_client::LedgerClient};
 use crate::store::{At, Store, StoreError};
 use crate::verify::{ChainSummary, ChainVerifier, VerifyError, VerifyOptions};
+use hsn_ledger_api::pb::{self, ledger_client::LedgerClient};
 
 /// Why a remote walk stopped.
 #[derive(Debug, thiserror::Error)]

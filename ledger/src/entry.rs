@@ -5,11 +5,11 @@
 use ed25519_dalek::Signature;
 
 use crate::attest::{Attester, Judgement, Tolerance, Verdict};
-use crate::canonical::Canonical;
-use crate::keys::NodeKey;
 use crate::merkle::{self, Hash};
-use crate::pb;
-use crate::record::{RecordError, RecordKey, SignedObservation, SignedRecord};
+use hsn_ledger_api::canonical::Canonical;
+use hsn_ledger_api::keys::NodeKey;
+use hsn_ledger_api::pb;
+use hsn_ledger_api::record::{RecordError, RecordKey, SignedObservation, SignedRecord};
 
 /// Domain tag of an entry's leaf bytes.
 pub const ENTRY_DOMAIN: &str = "HSN-LEDGER/ENTRY/V1";
@@ -327,8 +327,8 @@ mod tests {
     use ed25519_dalek::SigningKey;
 
     use super::*;
-    use crate::record::{ObservationBody, RecordBody};
     use hsn_core::Direction;
+    use hsn_ledger_api::record::{ObservationBody, RecordBody};
 
     struct Fixture {
         edge: SigningKey,

@@ -1,30 +1,24 @@
 //! The HSN ledger: signed metering records, attestation, Merkle blocks, storage, the gRPC
 //! service, chain verification and rewards.
 //!
-//! Layers, from pure to effectful: [`record`], [`attest`], [`entry`], [`merkle`], [`block`],
-//! [`verify`], [`rewards`] are pure; [`store`] is the redb file; [`ledger`] combines them
-//! with a clock and the super node's key; [`service`] and [`server`] put it on gRPC;
-//! [`cli`] is `hsnctl` (`ledger`; with the `kube` feature also `networks`, `nodes`, `routes`).
+//! Records, keys, the protobuf API and the client are `hsn_ledger_api`'s. Layers, from pure
+//! to effectful: [`attest`], [`entry`], [`merkle`], [`block`], [`verify`], [`proof`],
+//! [`rewards`] are pure; [`store`] is the redb file; [`ledger`] combines them with a clock
+//! and the super node's key; [`service`] and [`server`] put it on gRPC; [`chain`] walks a
+//! whole chain from a store file or a ledger. `hsnctl` (crate `hsnctl`) is built on them.
 
 pub mod attest;
 pub mod block;
-pub mod canonical;
 pub mod chain;
-pub mod cli;
-pub mod client;
 pub mod clock;
 pub mod entry;
-pub mod keys;
 pub mod ledger;
 pub mod merkle;
 pub mod metrics;
-pub mod pb;
 pub mod proof;
-pub mod record;
 pub mod rewards;
 pub mod server;
 pub mod service;
 pub mod sigs;
 pub mod store;
-pub mod testkit;
 pub mod verify;

@@ -9,11 +9,12 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::ledger::{SubmitError, Submitted};
+use hsn_ledger_api::refusal::Reason;
 
 /// Labels of refused items.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
-    /// [`crate::ledger::Refusal::label`], or `storage`.
+    /// A [`Reason`] label.
     pub reason: &'static str,
 }
 
@@ -119,7 +120,9 @@ impl Metrics {
             }
             Err(SubmitError::Store(_)) => {
                 self.refused
-                    .get_or_create(&ReasonLabels { reason: "storage" })
+                    .get_or_create(&ReasonLabels {
+                        reason: Reason::Storage.label(),
+                    })
                     .inc();
             }
         }

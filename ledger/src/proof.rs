@@ -3,11 +3,11 @@
 
 use crate::block::{BlockError, BlockHeader, SignedHeader};
 use crate::entry::Entry;
-use crate::keys::KeyRegistry;
 use crate::merkle::{self, ProofError};
-use crate::pb;
 use crate::sigs::Batch;
 use crate::verify::{self, VerifyErrorKind};
+use hsn_ledger_api::keys::KeyRegistry;
+use hsn_ledger_api::pb;
 
 /// Why an inclusion proof does not hold.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::entry::{Entry, Status};
-use crate::keys::NodeKey;
+use hsn_ledger_api::keys::NodeKey;
 
 /// One node's line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -171,8 +171,8 @@ mod tests {
     use super::*;
     use crate::attest::{Attester, Tolerance};
     use crate::entry::{Merge, Part, merge};
-    use crate::testkit::{Slot, signing_key};
     use hsn_core::Direction;
+    use hsn_testkit::ledger_fixtures::{Slot, signing_key};
 
     fn entry(edge: &SigningKey, epoch: u64, claimed: u64, observed: Option<u64>) -> Entry {
         let sup = signing_key(99);

@@ -13,14 +13,11 @@ use tonic::{Code, Request, Response, Status};
 
 use crate::ledger::{Ledger, ProofError, Refusal, SealError, SubmitError};
 use crate::metrics::Metrics;
-use crate::pb;
-use crate::record::{RecordError, RecordKey};
 use crate::store::{Location, StoreError};
+use hsn_ledger_api::pb;
+use hsn_ledger_api::record::{RecordError, RecordKey};
+use hsn_ledger_api::refusal::{ITEM_METADATA, REASON_METADATA};
 
-/// Metadata key naming the refusal reason (the metrics label) of a refused submission.
-pub const REASON_METADATA: &str = "hsn-refusal-reason";
-/// Metadata key naming the refused item, e.g. `records[3]`.
-pub const ITEM_METADATA: &str = "hsn-refused-item";
 /// Headers sent per store read while streaming.
 const WATCH_CHUNK: u64 = 256;
 
@@ -323,8 +320,8 @@ async fn stream_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::NodeKey;
     use hsn_core::Role;
+    use hsn_ledger_api::keys::NodeKey;
 
     #[test]
     fn refusals_map_to_specific_codes() {

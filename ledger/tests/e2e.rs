@@ -11,14 +11,14 @@ use common::{Network, hsnctl, hsnctl_json, scrape};
 use ed25519_dalek::SigningKey;
 use hsn_core::Direction;
 use hsn_ledger::chain::walk_remote;
-use hsn_ledger::keys::NodeKey;
 use hsn_ledger::merkle::{Hash, Proof};
-use hsn_ledger::pb;
 use hsn_ledger::proof::verify_inclusion;
-use hsn_ledger::record::{RecordKey, SignedRecord};
-use hsn_ledger::service::REASON_METADATA;
-use hsn_ledger::testkit::{Slot, signing_key};
 use hsn_ledger::verify::VerifyOptions;
+use hsn_ledger_api::keys::NodeKey;
+use hsn_ledger_api::pb;
+use hsn_ledger_api::record::{RecordKey, SignedRecord};
+use hsn_ledger_api::refusal::REASON_METADATA;
+use hsn_testkit::ledger_fixtures::{Slot, signing_key};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
@@ -48,7 +48,7 @@ fn records_request(records: &[SignedRecord]) -> pb::SubmitRecordsRequest {
 }
 
 async fn refused(
-    net_client: &mut hsn_ledger::pb::ledger_client::LedgerClient<tonic::transport::Channel>,
+    net_client: &mut hsn_ledger_api::pb::ledger_client::LedgerClient<tonic::transport::Channel>,
     req: pb::SubmitRecordsRequest,
 ) -> (Code, String) {
     let status = net_client
@@ -95,7 +95,7 @@ async fn agents_submit_attest_seal_verify_and_reward() -> Result<()> {
     for (i, edge) in net.edges.iter().enumerate() {
         let (edge, url) = (edge.clone(), server.url());
         agents.push(tokio::spawn(async move {
-            let mut c = hsn_ledger::client::connect(&url, None).await?;
+            let mut c = hsn_ledger_api::client::connect(&url, None).await?;
             let mut records = edge_records(&edge, i, &epochs);
             if i == 2 {
                 // A record the super never observes; the tamper test flips its tenant.
@@ -341,14 +341,14 @@ async fn agents_submit_attest_seal_verify_and_reward() -> Result<()> {
         .into_inner();
     let at = format!("block 0, entry {}", p.index);
     server.terminate()?;
-    let db = net.db.display().to_string();
+    let db = net.files.db.display().to_string();
     let clean = hsnctl(&["ledger", "verify", "--db", &db])?;
     assert!(
         clean.status.success(),
         "{}",
         String::from_utf8_lossy(&clean.stderr)
     );
-    flip_every(&net.db, b"flipme", b'g')?;
+    flip_every(&net.files.db, b"flipme", b'g')?;
     let tampered = hsnctl(&["ledger", "verify", "--db", &db])?;
     let stderr = String::from_utf8(tampered.stderr)?;
     assert_eq!(tampered.status.code(), Some(1), "{stderr}");

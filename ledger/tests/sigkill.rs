@@ -16,10 +16,10 @@ use common::{Network, hsnctl, now};
 use ed25519_dalek::SigningKey;
 use hsn_core::Direction;
 use hsn_ledger::chain::walk_remote;
-use hsn_ledger::pb::{self, ledger_client::LedgerClient};
-use hsn_ledger::record::{RecordKey, SignedObservation, SignedRecord};
-use hsn_ledger::testkit::Slot;
 use hsn_ledger::verify::VerifyOptions;
+use hsn_ledger_api::pb::{self, ledger_client::LedgerClient};
+use hsn_ledger_api::record::{RecordKey, SignedObservation, SignedRecord};
+use hsn_testkit::ledger_fixtures::Slot;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -130,7 +130,7 @@ async fn sigkill_during_appends_loses_no_acknowledged_record() -> Result<()> {
         "ledger",
         "verify",
         "--db",
-        &net.db.display().to_string(),
+        &net.files.db.display().to_string(),
         "-o",
         "json",
     ])?;
@@ -152,7 +152,7 @@ async fn submit_until_killed(
     seed: u64,
 ) -> Result<(Vec<Acked>, Option<Vec<Acked>>)> {
     let mut rng = Rng(seed);
-    let mut client = match hsn_ledger::client::connect(url, None).await {
+    let mut client = match hsn_ledger_api::client::connect(url, None).await {
         Ok(c) => c,
         Err(_) => return Ok((Vec::new(), None)),
     };

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use anyhow::Result;
 use common::{Network, hsnctl};
-use hsn_ledger::client::{ClientTls, connect};
-use hsn_ledger::pb;
+use hsn_ledger_api::client::{ClientTls, connect};
+use hsn_ledger_api::pb;
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 
 struct Pki {

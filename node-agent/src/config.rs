@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hsn_api::node::lease as lease_names;
 use hsn_core::Role;
-use hsn_ledger::client::ClientTls;
+use hsn_ledger_api::client::ClientTls;
 
 use crate::cli::{Args, DatapathKind};
 use crate::index::Me;

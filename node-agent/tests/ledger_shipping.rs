@@ -19,15 +19,15 @@ use hsn_agent::spool::{Spool, SpoolHeader};
 use hsn_agent::status::AgentStatus;
 use hsn_core::{Direction, Role, TenantId};
 use hsn_ledger::entry::Status as EntryStatus;
-use hsn_ledger::keys::NodeKey;
-use hsn_ledger::pb;
 use hsn_ledger::verify::VerifyOptions;
+use hsn_ledger_api::keys::NodeKey;
+use hsn_ledger_api::pb;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 mod common;
 
-use common::ledger::{EPOCH_SECONDS, NETWORK, RunningLedger};
+use hsn_testkit::ledger::{EPOCH_SECONDS, NETWORK, RunningLedger};
 
 const TENANT: TenantId = TenantId::new(7).unwrap();
 
@@ -56,7 +56,7 @@ async fn start_ledger(dir: &Path, listen: SocketAddr) -> (RunningLedger, String)
     ];
     let url = format!("http://{listen}");
     let ledger = RunningLedger::start(dir, listen, &ledger_key, &nodes, None)
-        .wait_ready(|| async { hsn_ledger::client::connect(&url, None).await.is_ok() })
+        .wait_ready(|| async { hsn_ledger_api::client::connect(&url, None).await.is_ok() })
         .await;
     (ledger, url)
 }
@@ -131,7 +131,7 @@ fn shipper(role: Role, key: &SigningKey, spool: &Path, url: &str) -> (Shipper, A
 
 /// Walks and verifies the whole chain over gRPC; returns every entry's status.
 async fn chain_statuses(url: &str) -> Vec<EntryStatus> {
-    let mut client = hsn_ledger::client::connect(url, None).await.unwrap();
+    let mut client = hsn_ledger_api::client::connect(url, None).await.unwrap();
     let mut statuses = Vec::new();
     let options = VerifyOptions {
         network: Some(NETWORK.into()),
@@ -192,7 +192,7 @@ async fn edge_and_super_spools_become_attested_verified_blocks() {
     assert_eq!(metrics.ledger_duplicates.get(), 2);
 
     // Seal, then check blocks, attestations and the whole chain.
-    let mut client = hsn_ledger::client::connect(&url, None).await.unwrap();
+    let mut client = hsn_ledger_api::client::connect(&url, None).await.unwrap();
     let sealed = client
         .seal_epochs(pb::SealEpochsRequest { through_epoch: e2 })
         .await
@@ -210,7 +210,7 @@ async fn edge_and_super_spools_become_attested_verified_blocks() {
     assert_eq!(status.evidence_count, 0, "no conflicting submissions");
 
     // `hsnctl ledger verify --keys`, in process.
-    let cli = hsn_ledger::cli::Cli::parse_from([
+    let cli = hsnctl::Cli::parse_from([
         "hsnctl",
         "ledger",
         "--addr",
@@ -220,7 +220,7 @@ async fn edge_and_super_spools_become_attested_verified_blocks() {
         ledger.registry_file.to_str().unwrap(),
     ]);
     let mut out = Vec::new();
-    hsn_ledger::cli::run(cli, &mut out).await.unwrap();
+    hsnctl::run(cli, &mut out).await.unwrap();
     let out = String::from_utf8(out).unwrap();
     assert!(
         out.contains(&format!(
@@ -293,7 +293,7 @@ async fn a_ledger_down_at_first_is_retried_until_it_is_up() {
     assert_eq!(metrics.ledger_shipped.get(), 4);
     running.abort();
 
-    let mut client = hsn_ledger::client::connect(&url, None).await.unwrap();
+    let mut client = hsn_ledger_api::client::connect(&url, None).await.unwrap();
     let status = client
         .status(pb::StatusRequest {})
         .await

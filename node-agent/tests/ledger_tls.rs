@@ -16,15 +16,15 @@ use hsn_agent::metrics::{Metrics, ReasonLabels};
 use hsn_agent::shipper::{Round, Shipper, ShipperConfig, tls};
 use hsn_agent::spool::{Spool, SpoolHeader};
 use hsn_core::{Direction, Role, TenantId};
-use hsn_ledger::client::ClientTls;
-use hsn_ledger::pb;
 use hsn_ledger::server::TlsFiles;
+use hsn_ledger_api::client::ClientTls;
+use hsn_ledger_api::pb;
 use prometheus_client::registry::Registry;
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 
 mod common;
 
-use common::ledger::{EPOCH_SECONDS, NETWORK, RunningLedger};
+use hsn_testkit::ledger::{EPOCH_SECONDS, NETWORK, RunningLedger};
 
 const ACME: TenantId = TenantId::new(7).unwrap();
 
@@ -122,7 +122,7 @@ async fn start_ledger(dir: &Path, pki: &Pki, client: &ClientTls) -> (RunningLedg
 
 /// The ledger's pending entries, asked over mTLS; `None` while it does not answer.
 async fn pending_entries(url: &str, tls: &ClientTls) -> Option<u64> {
-    let mut client = hsn_ledger::client::connect(url, Some(tls)).await.ok()?;
+    let mut client = hsn_ledger_api::client::connect(url, Some(tls)).await.ok()?;
     let status = client.status(pb::StatusRequest {}).await.ok()?;
     Some(status.into_inner().pending_entries)
 }

@@ -9,6 +9,9 @@
 //!   sleep for a fixed time.
 //! * With feature `operator`, the operator's harness ([`operator`]): a hub and MEC clusters,
 //!   the operator as a process, a member's objects as the operator writes them.
+//! * Ledger test data ([`ledger_fixtures`], feature `ledger-fixtures`): deterministic keys,
+//!   signed records and observations, a ledger's key files; and a ledger server in the test
+//!   process ([`ledger`], feature `ledger`).
 //!
 //! Everything a test starts is cleaned up when dropped, also when the test panics, and the
 //! control planes also when the test process is killed outright (`PR_SET_PDEATHSIG` plus a
@@ -17,6 +20,10 @@
 #![warn(missing_docs)]
 
 pub mod cluster;
+#[cfg(feature = "ledger")]
+pub mod ledger;
+#[cfg(feature = "ledger-fixtures")]
+pub mod ledger_fixtures;
 pub mod netns;
 #[cfg(feature = "operator")]
 pub mod operator;

@@ -15,12 +15,12 @@ use crate::attest::{Attester, Tolerance};
 use crate::block::{self, SignedHeader};
 use crate::clock::Clock;
 use crate::entry::Entry;
-use crate::keys::{KeyRegistry, NodeKey};
 use crate::merkle::{self, Hash};
-use crate::pb;
-use crate::record::RecordKey;
 use crate::store::{At, Location, Store, StoreError};
 use hsn_core::EpochClock;
+use hsn_ledger_api::keys::{KeyRegistry, NodeKey};
+use hsn_ledger_api::pb;
+use hsn_ledger_api::record::RecordKey;
 
 /// How a ledger runs.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,12 +10,13 @@ use ed25519_dalek::VerifyingKey;
 use super::Ledger;
 use crate::attest::{Attester, Verdict};
 use crate::entry::{Entry, Merge, Part, merge};
-use crate::keys::{KeyRegistry, NodeKey};
-use crate::pb;
-use crate::record::{RecordError, RecordKey, SignedObservation, SignedRecord};
 use crate::sigs::Batch;
 use crate::store::{StoreError, WriteTables};
 use hsn_core::Role;
+use hsn_ledger_api::keys::{KeyRegistry, NodeKey};
+use hsn_ledger_api::pb;
+use hsn_ledger_api::record::{RecordError, RecordKey, SignedObservation, SignedRecord};
+use hsn_ledger_api::refusal::Reason;
 
 /// What an accepted submission did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -100,20 +101,25 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// Short label for metrics.
-    pub fn label(&self) -> &'static str {
+    /// The reason named to the client and in the metrics.
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::Empty => "empty",
-            Self::TooMany { .. } => "too_many",
-            Self::Malformed(e) => e.label(),
-            Self::WrongNetwork { .. } => "wrong_network",
-            Self::UnknownKey(_) => "unknown_key",
-            Self::WrongRole { .. } => "wrong_role",
-            Self::BadSignature => "bad_signature",
-            Self::FutureEpoch { .. } => "future_epoch",
-            Self::EpochSealed { .. } => "epoch_sealed",
-            Self::Conflict { .. } => "conflict",
+            Self::Empty => Reason::Empty,
+            Self::TooMany { .. } => Reason::TooMany,
+            Self::Malformed(e) => e.reason(),
+            Self::WrongNetwork { .. } => Reason::WrongNetwork,
+            Self::UnknownKey(_) => Reason::UnknownKey,
+            Self::WrongRole { .. } => Reason::WrongRole,
+            Self::BadSignature => Reason::BadSignature,
+            Self::FutureEpoch { .. } => Reason::FutureEpoch,
+            Self::EpochSealed { .. } => Reason::EpochSealed,
+            Self::Conflict { .. } => Reason::Conflict,
         }
+    }
+
+    /// Short label for metrics: the [`reason`](Self::reason)'s.
+    pub fn label(&self) -> &'static str {
+        self.reason().label()
     }
 }
 

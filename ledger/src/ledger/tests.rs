@@ -5,11 +5,11 @@ use ed25519_dalek::SigningKey;
 use super::*;
 use crate::clock::ManualClock;
 use crate::proof::verify_inclusion;
-use crate::record::{SignedObservation, SignedRecord};
-use crate::testkit::{Slot, signing_key};
 use crate::verify::{ChainVerifier, VerifyOptions};
 use hsn_core::Direction;
 use hsn_core::Role;
+use hsn_ledger_api::record::{SignedObservation, SignedRecord};
+use hsn_testkit::ledger_fixtures::{Slot, signing_key};
 
 const EPOCH: u64 = 60;
 

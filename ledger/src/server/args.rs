@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand};
 
 use super::{ServerConfig, ServerError, TlsFiles};
 use crate::attest::Tolerance;
-use crate::keys;
 use crate::ledger::LedgerConfig;
+use hsn_ledger_api::keys;
 
 /// `hsn-ledger`: the ledger service of a super node.
 #[derive(Debug, Parser)]

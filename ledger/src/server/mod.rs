@@ -21,12 +21,13 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::clock::SystemClock;
-use crate::keys::{self, KeyError, KeyRegistry};
 use crate::ledger::{Ledger, LedgerConfig, OpenError};
 use crate::metrics::{Metrics, ReasonLabels};
-use crate::pb::ledger_server::LedgerServer;
 use crate::service::LedgerService;
 use crate::store::Store;
+use hsn_ledger_api::keys::{self, KeyError, KeyRegistry};
+use hsn_ledger_api::pb::ledger_server::LedgerServer;
+use hsn_ledger_api::refusal::Reason;
 
 /// Certificate files for TLS; with a client CA, clients must present a certificate it
 /// signed (mTLS).
@@ -198,7 +199,7 @@ fn count_too_large<B>(metrics: &Metrics, response: http::Response<B>) -> http::R
         metrics
             .refused
             .get_or_create(&ReasonLabels {
-                reason: "too_large",
+                reason: Reason::TooLarge.label(),
             })
             .inc();
     }

@@ -17,8 +17,8 @@ use redb::{
 
 use crate::block::{Block, BlockError, SignedHeader, Tip};
 use crate::entry::{Entry, EntryError};
-use crate::pb;
-use crate::record::RecordKey;
+use hsn_ledger_api::pb;
+use hsn_ledger_api::record::RecordKey;
 
 const PENDING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pending_entries");
 const HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("block_headers");

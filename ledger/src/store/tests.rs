@@ -2,8 +2,8 @@ use super::*;
 use crate::attest::{Attester, Tolerance};
 use crate::block::{self, Tip};
 use crate::entry::{Merge, Part, merge};
-use crate::testkit::{Slot, signing_key};
 use hsn_core::Direction;
+use hsn_testkit::ledger_fixtures::{Slot, signing_key};
 
 fn entry(epoch: u64, tenant: &str) -> Entry {
     let edge = signing_key(1);

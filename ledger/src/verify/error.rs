@@ -5,9 +5,9 @@ use std::fmt;
 use crate::attest::AttestError;
 use crate::block::BlockError;
 use crate::entry::EntryError;
-use crate::keys::{KeyError, NodeKey};
-use crate::record::RecordKey;
 use hsn_core::Role;
+use hsn_ledger_api::keys::{KeyError, NodeKey};
+use hsn_ledger_api::record::RecordKey;
 
 /// A verification failure and where it is.
 #[derive(Debug, thiserror::Error)]

@@ -13,12 +13,12 @@ pub use error::{VerifyError, VerifyErrorKind};
 use crate::attest;
 use crate::block::{BlockError, BlockHeader, SignedHeader, Tip};
 use crate::entry::Entry;
-use crate::keys::{KeyRegistry, NodeKey};
 use crate::merkle::{self, Hash};
-use crate::pb;
-use crate::record::RecordKey;
 use crate::sigs::Batch;
 use hsn_core::Role;
+use hsn_ledger_api::keys::{KeyRegistry, NodeKey};
+use hsn_ledger_api::pb;
+use hsn_ledger_api::record::RecordKey;
 
 /// What a verifier trusts beyond the blocks themselves.
 #[derive(Clone, Debug, Default)]

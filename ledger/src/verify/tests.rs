@@ -4,8 +4,8 @@ use super::*;
 use crate::attest::{Attester, Tolerance};
 use crate::block::{self, Block};
 use crate::entry::{Merge, Part, merge};
-use crate::testkit::{Slot, signing_key};
 use hsn_core::Direction;
+use hsn_testkit::ledger_fixtures::{Slot, signing_key};
 
 struct World {
     sup: SigningKey,

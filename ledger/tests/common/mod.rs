@@ -1,10 +1,10 @@
 //! Shared by the integration tests: a network of keys on disk, the real `hsn-ledger`
-//! binary as a child process, and `hsnctl`.
+//! binary as a child process, and `hsnctl` in this process.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use ed25519_dalek::SigningKey;
 use hsn_core::Role;
-use hsn_ledger::keys::{self, NodeKey, RegisteredKey, RegistryFile};
-use hsn_ledger::pb::ledger_client::LedgerClient;
-use hsn_ledger::testkit::signing_key;
+use hsn_ledger_api::pb::ledger_client::LedgerClient;
+use hsn_testkit::ledger_fixtures::{LedgerFiles, signing_key};
 use tonic::transport::Channel;
 
 /// Keys of one super node and its edges, written where the server reads them.
@@ -23,9 +22,7 @@ pub struct Network {
     pub name: String,
     pub sup: SigningKey,
     pub edges: Vec<SigningKey>,
-    pub key_file: PathBuf,
-    pub registry_file: PathBuf,
-    pub db: PathBuf,
+    pub files: LedgerFiles,
 }
 
 impl Network {
@@ -34,53 +31,28 @@ impl Network {
         let dir = tempfile::tempdir()?;
         let sup = signing_key(10_000);
         let edges: Vec<SigningKey> = (0..edges).map(signing_key).collect();
-        let key_file = dir.path().join("super.key");
-        keys::write_signing_key(&key_file, &sup)?;
-        let mut nodes = vec![RegisteredKey {
-            role: Role::Super,
-            key: NodeKey::of(&sup),
-            name: "super-0".into(),
-        }];
-        for (i, e) in edges.iter().enumerate() {
-            nodes.push(RegisteredKey {
-                role: Role::Edge,
-                key: NodeKey::of(e),
-                name: format!("edge-{i}"),
-            });
-        }
-        let registry_file = dir.path().join("keys.json");
-        std::fs::write(
-            &registry_file,
-            serde_json::to_string_pretty(&RegistryFile { nodes })?,
-        )?;
-        let db = dir.path().join("ledger.redb");
+        let names: Vec<String> = (0..edges.len()).map(|i| format!("edge-{i}")).collect();
+        let mut nodes = vec![(Role::Super, &sup, "super-0")];
+        nodes.extend(
+            edges
+                .iter()
+                .zip(&names)
+                .map(|(e, n)| (Role::Edge, e, n.as_str())),
+        );
+        let files = LedgerFiles::write(dir.path(), &sup, &nodes)?;
         Ok(Self {
             dir,
             name: "net-a".into(),
             sup,
             edges,
-            key_file,
-            registry_file,
-            db,
+            files,
         })
     }
 
     /// `hsn-ledger serve` arguments for this network on an ephemeral loopback port.
     pub fn serve_args(&self) -> Vec<String> {
-        let path = |p: &Path| p.display().to_string();
-        vec![
-            "serve".into(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--db".into(),
-            path(&self.db),
-            "--key-file".into(),
-            path(&self.key_file),
-            "--keys".into(),
-            path(&self.registry_file),
-            "--network".into(),
-            self.name.clone(),
-        ]
+        let any_port = ([127, 0, 0, 1], 0).into();
+        self.files.serve_args(&self.name, any_port)
     }
 
     /// Starts the server with extra flags.
@@ -151,7 +123,7 @@ impl Server {
     }
 
     pub async fn client(&self) -> Result<LedgerClient<Channel>> {
-        Ok(hsn_ledger::client::connect(&self.url(), None).await?)
+        Ok(hsn_ledger_api::client::connect(&self.url(), None).await?)
     }
 
     pub fn pid(&self) -> u32 {
@@ -195,11 +167,23 @@ impl Drop for Server {
     }
 }
 
-/// Runs `hsnctl` with `args`.
+/// Runs `hsnctl` with `args` as its binary does (`hsnctl::execute`, on a thread of its own
+/// since the tests run on a Tokio runtime), capturing its output and exit code.
 pub fn hsnctl(args: &[&str]) -> Result<Output> {
-    Ok(Command::new(env!("CARGO_BIN_EXE_hsnctl"))
-        .args(args)
-        .output()?)
+    use std::os::unix::process::ExitStatusExt;
+    let argv = std::iter::once("hsnctl").chain(args.iter().copied());
+    let cli = <::hsnctl::Cli as clap::Parser>::try_parse_from(argv)?;
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let code = std::thread::scope(|s| {
+        s.spawn(|| ::hsnctl::execute(cli, &mut stdout, &mut stderr))
+            .join()
+    })
+    .map_err(|_| anyhow::anyhow!("hsnctl {args:?} panicked"))?;
+    Ok(Output {
+        status: std::process::ExitStatus::from_raw(i32::from(code) << 8),
+        stdout,
+        stderr,
+    })
 }
 
 /// Stdout of a successful `hsnctl` run, parsed as JSON.

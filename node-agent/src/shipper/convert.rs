@@ -11,9 +11,9 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use ed25519_dalek::SigningKey;
-use hsn_ledger::keys::NodeKey;
-use hsn_ledger::pb;
-use hsn_ledger::record::{ObservationBody, RecordBody};
+use hsn_ledger_api::keys::NodeKey;
+use hsn_ledger_api::pb;
+use hsn_ledger_api::record::{ObservationBody, RecordBody};
 
 use crate::spool::EpochFile;
 use hsn_core::Role;
@@ -194,7 +194,7 @@ pub fn items(
 #[cfg(test)]
 mod tests {
     use ed25519_dalek::Verifier as _;
-    use hsn_ledger::record::{SignedObservation, SignedRecord};
+    use hsn_ledger_api::record::{SignedObservation, SignedRecord};
 
     use super::*;
     use crate::spool::{SPOOL_FORMAT, SpoolHeader, SpoolRecord};

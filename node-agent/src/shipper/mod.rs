@@ -21,10 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use hsn_ledger::client::{self, ClientTls, ConnectError};
-use hsn_ledger::keys::NodeKey;
-use hsn_ledger::pb::{self, ledger_client::LedgerClient};
-use hsn_ledger::service::REASON_METADATA;
+use hsn_ledger_api::client::{self, ClientTls, ConnectError};
+use hsn_ledger_api::keys::NodeKey;
+use hsn_ledger_api::pb::{self, ledger_client::LedgerClient};
+use hsn_ledger_api::refusal::{REASON_METADATA, Reason};
 use tokio::sync::watch;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -36,23 +36,6 @@ use crate::status::AgentStatus;
 pub use backoff::Backoff;
 pub use convert::{ConvertError, EdgeKeyFlag, EdgeKeys};
 use hsn_core::Role;
-
-/// Refusal reasons the ledger names in `hsn-refusal-reason` (the metric labels we keep).
-const LEDGER_REASONS: [&str; 13] = [
-    "malformed",
-    "empty",
-    "wrong_network",
-    "unsigned",
-    "bad_signature",
-    "unknown_key",
-    "wrong_role",
-    "future_epoch",
-    "epoch_sealed",
-    "conflict",
-    "too_many",
-    "too_large",
-    "store",
-];
 
 /// How the shipper runs.
 #[derive(Clone, Debug)]
@@ -196,14 +179,15 @@ fn rpc_error(epoch: u64, status: tonic::Status) -> ShipError {
         .metadata()
         .get(REASON_METADATA)
         .and_then(|v| v.to_str().ok())
-        .and_then(|r| LEDGER_REASONS.iter().find(|k| **k == r).copied());
+        .and_then(|r| r.parse::<Reason>().ok())
+        .map(Reason::label);
     let reason = named
         .or_else(|| tls::reason(&status))
         .unwrap_or(match status.code() {
             Code::Unavailable => "unavailable",
             Code::DeadlineExceeded => "deadline",
             Code::Internal => "internal",
-            Code::OutOfRange => "too_large",
+            Code::OutOfRange => Reason::TooLarge.label(),
             _ => "rpc_other",
         });
     ShipError::Rpc {

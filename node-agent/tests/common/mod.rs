@@ -2,8 +2,6 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
-pub mod ledger;
-
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 

@@ -10,6 +10,7 @@ pub use key::{RecordKey, direction_code, direction_from_pb, direction_to_pb};
 use crate::canonical::Canonical;
 use crate::keys::{KeyError, NodeKey};
 use crate::pb;
+use crate::refusal::Reason;
 
 /// Schema version of records and observations this crate writes and accepts.
 pub const RECORD_VERSION: u32 = 1;
@@ -275,12 +276,17 @@ pub enum RecordError {
 }
 
 impl RecordError {
-    /// Short label for metrics.
-    pub fn label(&self) -> &'static str {
+    /// The refusal reason of an item this error refuses.
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::Unsigned => "unsigned",
-            _ => "malformed",
+            Self::Unsigned => Reason::Unsigned,
+            _ => Reason::Malformed,
         }
+    }
+
+    /// Short label for metrics: the [`reason`](Self::reason)'s.
+    pub fn label(&self) -> &'static str {
+        self.reason().label()
     }
 }
 

@@ -1,11 +1,16 @@
-//! Builders for agent-like clients: deterministic keys and signed records and observations.
-//! Used by the tests, the end-to-end suites and the benchmark; an agent would do the same.
+//! Ledger test data (feature `ledger-fixtures`, needing only `hsn-ledger-api`, so the
+//! ledger's own unit tests can use it): deterministic keys, signed records and
+//! observations as agents make them, and a ledger's key files ([`LedgerFiles`]). Used by the
+//! tests, the end-to-end suites and the benchmark; an agent would do the same.
+
+mod files;
 
 use ed25519_dalek::SigningKey;
-
-use crate::keys::NodeKey;
-use crate::record::{ObservationBody, RecordBody, SignedObservation, SignedRecord};
 use hsn_core::Direction;
+use hsn_ledger_api::keys::NodeKey;
+use hsn_ledger_api::record::{ObservationBody, RecordBody, SignedObservation, SignedRecord};
+
+pub use files::LedgerFiles;
 
 /// A signing key derived from a number, so tests are reproducible.
 pub fn signing_key(seed: u64) -> SigningKey {

@@ -10,7 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::table;
+use crate::table;
 
 /// Hex digits of a public key shown in tables (8 bytes, as the ledger's tables).
 const KEY_PREFIX: usize = 16;

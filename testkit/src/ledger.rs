@@ -1,5 +1,7 @@
-//! A real ledger server in the test process, for the shipping tests: its key and key
-//! registry written into a directory, stopped when dropped.
+//! A real ledger server in the test process (feature `ledger`): `hsn_ledger::server::run`,
+//! what `hsn-ledger serve` runs, with its files ([`LedgerFiles`]) in a directory; stopped
+//! when dropped. The ledger's own end-to-end tests run its binary instead, with the same
+//! files.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,18 +10,21 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use hsn_core::Role;
-use hsn_ledger::keys::{NodeKey, RegisteredKey, RegistryFile};
 use hsn_ledger::ledger::LedgerConfig;
 use hsn_ledger::server::{ServerConfig, ServerError, TlsFiles};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// The network the ledgers and spools of these tests belong to.
+use crate::ledger_fixtures::LedgerFiles;
+use crate::wait_for;
+
+/// The network these ledgers serve (and the tests' spools belong to).
 pub const NETWORK: &str = "metro";
 /// Their epoch length.
 pub const EPOCH_SECONDS: u32 = 60;
 
 /// A ledger server running in this process until dropped.
+#[derive(Debug)]
 pub struct RunningLedger {
     /// Where it listens.
     pub listen: SocketAddr,
@@ -49,27 +54,13 @@ impl RunningLedger {
         nodes: &[(Role, &SigningKey, &str)],
         tls: Option<TlsFiles>,
     ) -> Self {
-        let key_file = dir.join("ledger.key");
-        if !key_file.exists() {
-            hsn_ledger::keys::write_signing_key(&key_file, ledger_key).unwrap();
-        }
-        let registry = RegistryFile {
-            nodes: nodes
-                .iter()
-                .map(|(role, key, name)| RegisteredKey {
-                    role: *role,
-                    key: NodeKey::of(key),
-                    name: (*name).into(),
-                })
-                .collect(),
-        };
-        let registry_file = dir.join("keys.json");
-        std::fs::write(&registry_file, serde_json::to_vec(&registry).unwrap()).unwrap();
+        let files = LedgerFiles::write(dir, ledger_key, nodes).expect("ledger files");
+        let registry_file = files.registry_file.clone();
         let config = ServerConfig {
             listen,
-            db: dir.join("ledger.redb"),
-            key_file,
-            registry_file: registry_file.clone(),
+            db: files.db,
+            key_file: files.key_file,
+            registry_file: files.registry_file,
             ledger: LedgerConfig {
                 grace_seconds: 3600,
                 epoch_seconds: u64::from(EPOCH_SECONDS),
@@ -92,18 +83,20 @@ impl RunningLedger {
         }
     }
 
-    /// Waits (at most 20 s) until `answers` says the ledger answers.
+    /// Waits (at most 20 s) until `answers` says the ledger answers; panics after that.
     pub async fn wait_ready<F, Fut>(self, mut answers: F) -> Self
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = bool>,
     {
-        for _ in 0..400 {
-            if answers().await {
-                return self;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let what = format!("the ledger on {}", self.listen);
+        let up = wait_for(&what, Duration::from_secs(20), || {
+            let answer = answers();
+            async move { answer.await.then_some(()) }
+        });
+        if let Err(e) = up.await {
+            panic!("{e}");
         }
-        panic!("the ledger on {} did not come up", self.listen);
+        self
     }
 }

@@ -368,7 +368,7 @@ async fn hsnctl_shows_networks_nodes_and_routes() -> Result<()> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let registry: hsn_ledger::keys::RegistryFile = serde_json::from_slice(&out.stdout)?;
+    let registry: hsn_ledger_api::keys::RegistryFile = serde_json::from_slice(&out.stdout)?;
     let entries: Vec<(String, String, String)> = registry
         .nodes
         .iter()

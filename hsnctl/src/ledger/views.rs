@@ -2,12 +2,12 @@
 
 use serde::Serialize;
 
-use super::table;
-use crate::block::{BlockError, SignedHeader};
-use crate::entry::{Entry, EntryError};
-use crate::keys::NodeKey;
-use crate::pb;
-use crate::rewards::Rewards;
+use crate::table;
+use hsn_ledger::block::{BlockError, SignedHeader};
+use hsn_ledger::entry::{Entry, EntryError};
+use hsn_ledger::rewards::Rewards;
+use hsn_ledger_api::keys::NodeKey;
+use hsn_ledger_api::pb;
 
 /// `hsnctl ledger status`.
 #[derive(Debug, Serialize)]
@@ -132,7 +132,7 @@ pub struct EntryView {
     /// Record id, `<epoch>/<node>/<tenant>/<dir>`, the argument of `proof`.
     pub record: String,
     /// attested, disputed, unobserved, unclaimed.
-    pub status: crate::entry::Status,
+    pub status: hsn_ledger::entry::Status,
     /// Bytes the edge claimed.
     pub claimed_bytes: Option<u64>,
     /// Bytes the super observed.
@@ -206,7 +206,7 @@ pub struct ProofView {
     /// Record id.
     pub record: String,
     /// Entry status.
-    pub status: crate::entry::Status,
+    pub status: hsn_ledger::entry::Status,
     /// Block height.
     pub height: u64,
     /// Block hash, hex: compare with `hsnctl ledger blocks` or `verify`.

@@ -2,77 +2,30 @@
 //! and rewards. Talks gRPC to a ledger; `verify` and `rewards` can instead read a store
 //! file directly (`--db`, with the ledger stopped), so an auditor needs no running ledger.
 //! Verification always happens here, never by asking the ledger whether it is valid.
-//!
-//! With the `kube` feature (default), also `hsnctl networks | nodes | routes`: the HSN
-//! objects of the hub cluster and the routes in its members ([`cluster`]).
 
-#[cfg(feature = "kube")]
-pub mod cluster;
-mod table;
 mod views;
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde::Serialize;
 use tonic::transport::Channel;
 
 pub use views::{BlockView, EntryView, ProofView, ShowView, StatusView};
 
-use crate::chain::{self, WalkError};
-use crate::client::{self, ClientTls, ConnectError};
-use crate::entry::Entry;
-use crate::keys::{KeyError, KeyRegistry};
-use crate::merkle::{self, Hash};
-use crate::pb::{self, ledger_client::LedgerClient};
-use crate::proof::{self, InclusionError};
-use crate::record::RecordKey;
-use crate::rewards::RewardsBuilder;
-use crate::store::{Store, StoreError};
-use crate::verify::{ChainSummary, VerifyError, VerifyOptions};
-
-/// `hsnctl`: one place to look at an HSN network.
-#[derive(Debug, Parser)]
-#[command(
-    name = "hsnctl",
-    version,
-    about = "One place to look at an HSN network"
-)]
-pub struct Cli {
-    /// What to look at.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// Top-level subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// The ledger: status, blocks, proofs, verification, rewards.
-    Ledger(LedgerArgs),
-    /// HsnNetworks in the hub: readiness, agents, clusters, latest epoch.
-    #[cfg(feature = "kube")]
-    Networks(cluster::NetworksArgs),
-    /// HsnNodes (agents): role, placement, super node, heartbeat, epoch, key.
-    #[cfg(feature = "kube")]
-    Nodes(cluster::NodesArgs),
-    /// The routes table of a network in each member cluster.
-    #[cfg(feature = "kube")]
-    Routes(cluster::RoutesArgs),
-    /// The ledger's key registry (JSON for `hsn-ledger serve --keys`) from the keys the
-    /// network's agents published in their HsnNode status.
-    #[cfg(feature = "kube")]
-    Keys(cluster::KeysArgs),
-}
-
-/// Output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    /// Aligned tables for people.
-    Table,
-    /// JSON for scripts.
-    Json,
-}
+use crate::{CliError, Output, emit};
+use hsn_ledger::chain;
+use hsn_ledger::entry::Entry;
+use hsn_ledger::merkle::{self, Hash};
+use hsn_ledger::proof;
+use hsn_ledger::rewards::RewardsBuilder;
+use hsn_ledger::store::Store;
+use hsn_ledger::verify::{ChainSummary, VerifyOptions};
+use hsn_ledger_api::client::{self, ClientTls};
+use hsn_ledger_api::keys::KeyRegistry;
+use hsn_ledger_api::pb::{self, ledger_client::LedgerClient};
+use hsn_ledger_api::record::RecordKey;
 
 /// `hsnctl ledger` options.
 #[derive(Debug, Args)]
@@ -166,82 +119,8 @@ pub enum LedgerCommand {
     },
 }
 
-/// Why a command failed.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    /// The chain does not verify.
-    #[error("verification failed at {0}")]
-    Verify(#[from] VerifyError),
-    /// The proof does not hold.
-    #[error("proof does not verify: {0}")]
-    Proof(#[from] InclusionError),
-    /// No connection.
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    /// A call failed.
-    #[error("ledger: {}", .0.message())]
-    Rpc(#[from] tonic::Status),
-    /// The store file could not be opened.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The registry file could not be read.
-    #[error(transparent)]
-    Keys(#[from] KeyError),
-    /// The ledger sent something that does not decode.
-    #[error("ledger sent a malformed {0}")]
-    Malformed(&'static str),
-    /// Bad arguments.
-    #[error("--from {from} is after --to {to}")]
-    Range {
-        /// First epoch.
-        from: u64,
-        /// Last epoch.
-        to: u64,
-    },
-    /// Output could not be written.
-    #[error("output: {0}")]
-    Output(#[from] std::io::Error),
-    /// A hub or member cluster could not be read.
-    #[cfg(feature = "kube")]
-    #[error(transparent)]
-    Cluster(#[from] cluster::ClusterError),
-}
-
-impl CliError {
-    /// 1 when the chain or a proof does not verify, 2 for everything else.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Self::Verify(_) | Self::Proof(_) => 1,
-            _ => 2,
-        }
-    }
-}
-
-impl From<WalkError> for CliError {
-    fn from(e: WalkError) -> Self {
-        match e {
-            WalkError::Verify(v) => Self::Verify(v),
-            WalkError::Rpc(s) => Self::Rpc(s),
-        }
-    }
-}
-
-/// Runs a command, writing its output to `out`.
-pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
-    match cli.command {
-        Command::Ledger(args) => ledger(&args, out).await,
-        #[cfg(feature = "kube")]
-        Command::Networks(args) => cluster::networks(&args, out).await,
-        #[cfg(feature = "kube")]
-        Command::Nodes(args) => cluster::nodes(&args, out).await,
-        #[cfg(feature = "kube")]
-        Command::Routes(args) => cluster::routes(&args, out).await,
-        #[cfg(feature = "kube")]
-        Command::Keys(args) => cluster::keys(&args, out).await,
-    }
-}
-
-async fn ledger(args: &LedgerArgs, out: &mut dyn Write) -> Result<(), CliError> {
+/// Runs `hsnctl ledger`, writing its output to `out`.
+pub async fn run(args: &LedgerArgs, out: &mut dyn Write) -> Result<(), CliError> {
     match &args.command {
         LedgerCommand::Status => {
             let s = connect(args)
@@ -320,22 +199,6 @@ fn summary_table(s: &ChainSummary) -> String {
         s.entries,
         s.head_hash.as_deref().unwrap_or("-"),
     )
-}
-
-fn emit<T: Serialize + ?Sized>(
-    out: &mut dyn Write,
-    format: Output,
-    value: &T,
-    table: impl FnOnce(&T) -> String,
-) -> Result<(), CliError> {
-    match format {
-        Output::Table => write!(out, "{}", table(value))?,
-        Output::Json => {
-            let json = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
-            writeln!(out, "{json}")?;
-        }
-    }
-    Ok(())
 }
 
 async fn connect(args: &LedgerArgs) -> Result<LedgerClient<Channel>, CliError> {
@@ -458,16 +321,4 @@ async fn prove(
         proof_bytes: path.siblings.len() * 32 + 8,
         siblings: path.siblings.iter().map(hex::encode).collect(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    use super::*;
-
-    #[test]
-    fn command_line_is_well_formed() {
-        Cli::command().debug_assert();
-    }
 }

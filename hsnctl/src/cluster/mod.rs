@@ -22,8 +22,8 @@ pub use views::{
     ClusterFailure, ClusterRoutes, Counts, NetworkView, NodeView, RoutesDoc, RoutesView, age,
 };
 
-use super::{CliError, Output, emit};
-use crate::keys::{KeyError, NodeKey, RegisteredKey, RegistryFile};
+use crate::{CliError, Output, emit};
+use hsn_ledger_api::keys::{KeyError, NodeKey, RegisteredKey, RegistryFile};
 
 pub use hsn_api::routes::{ROUTES_CONFIGMAP, member_namespace};
 
