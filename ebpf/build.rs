@@ -1,9 +1,11 @@
-//! Compiles `src/*.bpf.c` with clang into `OUT_DIR/<name>.bpf.o`: `edge` and `super` are
-//! embedded by `src/edge.rs` and `src/super_node.rs`; `bench` only by `benches/datapath.rs`.
+//! Generates `OUT_DIR/hsn_types.rs`, the Rust side of `include/hsn_types.h` (`src/abi.rs`
+//! includes it), and compiles `src/*.bpf.c` with clang into `OUT_DIR/<name>.bpf.o`: `edge`
+//! and `super` are embedded by `src/edge.rs` and `src/super_node.rs`; `bench` only by
+//! `benches/datapath/object.rs`.
 //!
 //! `CLANG` overrides the compiler. `HSN_EBPF_SKIP_BPF_BUILD=1` writes empty objects instead,
-//! so `cargo check`/clippy work on a machine without clang; loading then fails with
-//! `Error::ObjectNotBuilt`.
+//! so `cargo check`/clippy work on a machine without clang and libbpf (the ABI is still
+//! generated, with libclang); loading then fails with `Error::ObjectNotBuilt`.
 
 use std::env;
 use std::fs;
@@ -21,6 +23,7 @@ fn main() {
     println!("cargo::rerun-if-env-changed=CLANG");
     println!("cargo::rerun-if-env-changed=HSN_EBPF_SKIP_BPF_BUILD");
 
+    generate_abi(&manifest, &out);
     if env::var_os("HSN_EBPF_SKIP_BPF_BUILD").is_some_and(|v| v == "1") {
         println!("cargo::warning=HSN_EBPF_SKIP_BPF_BUILD=1: eBPF objects are empty stubs");
         for name in PROGRAMS {
@@ -35,6 +38,46 @@ fn main() {
     for name in PROGRAMS {
         compile(&clang, &manifest, &out, name);
     }
+}
+
+/// The structs of `hsn_types.h` with the layout clang gives them for the BPF target (bindgen
+/// adds compile-time size, alignment and offset assertions, so a Rust build whose layout
+/// differs fails), and its `#define`d and `enum` constants.
+fn generate_abi(manifest: &Path, out: &Path) {
+    let header = manifest.join("include").join("hsn_types.h");
+    let mut builder = bindgen::Builder::default()
+        .header(header.to_string_lossy())
+        .clang_args(["-target", "bpf", "-fparse-all-comments"])
+        .allowlist_type("hsn_.*")
+        .allowlist_var("HSN_.*")
+        .prepend_enum_name(false)
+        // Hash keys are compared bytewise: padding would be bytes nobody initialises.
+        .explicit_padding(true)
+        .derive_default(true)
+        .derive_hash(true)
+        .derive_eq(true)
+        .derive_ord(true);
+    if let Some(dir) = multiarch_include() {
+        builder = builder.clang_arg(format!("-idirafter{}", dir.display()));
+    }
+    let bindings = builder.generate().unwrap_or_else(|e| {
+        fail(&format!(
+            "generating the Rust side of {}: {e}\nhint: bindgen needs libclang (Debian: \
+             apt-get install clang, which brings libclang1; or set LIBCLANG_PATH)",
+            header.display()
+        ))
+    });
+    let code = bindings.to_string();
+    if let Some(at) = code.find("__bindgen_padding") {
+        let item = code[..at].rsplit("pub struct ").next().unwrap_or_default();
+        let name = item.split_whitespace().next().unwrap_or("?");
+        fail(&format!(
+            "struct {name} in {} has implicit padding: map keys are compared bytewise, \
+             add an explicit pad field",
+            header.display()
+        ));
+    }
+    fs::write(out.join("hsn_types.rs"), code).expect("write hsn_types.rs");
 }
 
 fn check_clang(clang: &str) {

@@ -6,9 +6,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/hack/lib.sh"
 
-# clang/llvm/libbpf-dev: the eBPF C programs (clang-format: their style); bpftool: inspecting them; iproute2: network
-# namespaces in tests; ethtool: veth offloads in the datapath e2e tests; protobuf-compiler: gRPC code generation;
-# openssl: kubeconfig tooling.
+# clang/llvm/libbpf-dev: the eBPF C programs (clang-format: their style; the libclang that clang brings: bindgen in
+# ebpf/build.rs, the Rust side of the datapath ABI); bpftool: inspecting them; iproute2: network namespaces in tests;
+# ethtool: veth offloads in the datapath e2e tests; protobuf-compiler: gRPC code generation; openssl: kubeconfig tooling.
 packages=(clang clang-format llvm libbpf-dev bpftool iproute2 ethtool protobuf-compiler pkg-config openssl ca-certificates make socat shellcheck)
 missing=()
 for p in "${packages[@]}"; do

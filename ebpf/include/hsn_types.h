@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Structs and constants shared with Rust: src/abi.rs mirrors every one of them
- * (#[repr(C)], with size/offset tests). Change both sides together. */
+/* The datapath ABI, written here only: build.rs generates the Rust side
+ * (src/abi.rs) from this header with bindgen, layout assertions included.
+ * Keep structs free of implicit padding (the build refuses it). */
 #ifndef HSN_TYPES_H
 #define HSN_TYPES_H
 

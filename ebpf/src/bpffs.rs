@@ -152,16 +152,14 @@ pub(crate) enum OnMismatch {
     Replace,
 }
 
-/// The shape a pinned map must have to be reused by this build of the programs.
+/// A map pinned per network. The shape a pin must have to be reused (key size, value size,
+/// max entries) is the map's definition in this build's object, never written here.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PinnedMap {
     /// The map's name in the object.
     pub name: &'static str,
     /// Its file in the pin directory; role-prefixed where edge and super share a map name.
     pub pin: &'static str,
-    pub key_size: u32,
-    pub value_size: u32,
-    pub max_entries: u32,
     pub on_mismatch: OnMismatch,
 }
 
@@ -194,11 +192,21 @@ impl std::fmt::Display for ReplacedPin {
 }
 
 /// Checks pins left by an earlier load before aya reuses them (it would without checking,
-/// and the program would then read maps with the wrong layout): refuses incompatible
-/// counters, unpins incompatible state maps and returns those.
-pub(crate) fn check_pinned(dir: &PinDir, maps: &[PinnedMap]) -> Result<Vec<ReplacedPin>, Error> {
+/// and the program would then read maps with the wrong layout) against the maps `object`
+/// (`program`'s) defines: refuses incompatible counters, unpins incompatible state maps and
+/// returns those.
+pub(crate) fn check_pinned(
+    dir: &PinDir,
+    maps: &[PinnedMap],
+    object: &aya_obj::Object,
+    program: &'static str,
+) -> Result<Vec<ReplacedPin>, Error> {
     let mut replaced = Vec::new();
     for spec in maps {
+        let def = object.maps.get(spec.name).ok_or(Error::MissingItem {
+            program,
+            name: spec.name,
+        })?;
         let path = dir.map_path(spec.pin);
         if !path.exists() {
             continue;
@@ -210,9 +218,9 @@ pub(crate) fn check_pinned(dir: &PinDir, maps: &[PinnedMap]) -> Result<Vec<Repla
                 source,
             })?;
         let checks = [
-            ("key size", info.key_size(), spec.key_size),
-            ("value size", info.value_size(), spec.value_size),
-            ("max entries", info.max_entries(), spec.max_entries),
+            ("key size", info.key_size(), def.key_size()),
+            ("value size", info.value_size(), def.value_size()),
+            ("max entries", info.max_entries(), def.max_entries()),
         ];
         let Some((field, pinned, expected)) = checks.into_iter().find(|(_, p, e)| p != e) else {
             continue;

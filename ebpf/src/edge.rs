@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::io;
-use std::mem::size_of;
 use std::time::Duration;
 
 use aya::maps::xdp::DevMapHash;
@@ -10,10 +9,7 @@ use aya::maps::{Array, MapData, PerCpuArray};
 use nix::ifaddrs::getifaddrs;
 use nix::net::if_::if_nametoindex;
 
-use crate::abi::{
-    Counter, DEVMAP_VAL_SIZE, DIR_DOWNLINK, DIR_UPLINK, EDGE_STAT_COUNT, MAX_TENANT_SLOTS,
-    MAX_TX_PORTS, RawNextHop, Slot,
-};
+use crate::abi::{Counter, HSN_DIR_DOWNLINK, HSN_DIR_UPLINK, RawNextHop};
 use crate::bpffs::{OnMismatch, PinDir, PinnedMap, ReplacedPin};
 use crate::generation::Generation;
 use crate::layout::Layout;
@@ -33,49 +29,31 @@ static EDGE: ObjectSpec = ObjectSpec {
         PinnedMap {
             name: "edge_counters",
             pin: "edge_slot_counters",
-            key_size: 4,
-            value_size: size_of::<Counter>() as u32,
-            max_entries: 2 * MAX_TENANT_SLOTS,
             on_mismatch: OnMismatch::Refuse,
         },
         PinnedMap {
             name: "edge_slots",
             pin: "edge_slots",
-            key_size: 4,
-            value_size: size_of::<Slot>() as u32,
-            max_entries: MAX_TENANT_SLOTS,
             on_mismatch: OnMismatch::Refuse,
         },
         PinnedMap {
             name: "edge_stats",
             pin: "edge_stats",
-            key_size: 4,
-            value_size: 8,
-            max_entries: EDGE_STAT_COUNT,
             on_mismatch: OnMismatch::Refuse,
         },
         PinnedMap {
             name: "next_hop",
             pin: "edge_next_hop",
-            key_size: 4,
-            value_size: size_of::<RawNextHop>() as u32,
-            max_entries: 2,
             on_mismatch: OnMismatch::Replace,
         },
         PinnedMap {
             name: "next_hop_gen",
             pin: "edge_next_hop_gen",
-            key_size: 4,
-            value_size: 4,
-            max_entries: 1,
             on_mismatch: OnMismatch::Replace,
         },
         PinnedMap {
             name: "tx_ports",
             pin: "edge_tx_ports",
-            key_size: 4,
-            value_size: DEVMAP_VAL_SIZE,
-            max_entries: MAX_TX_PORTS,
             on_mismatch: OnMismatch::Replace,
         },
     ],
@@ -267,8 +245,8 @@ impl EdgeDatapath {
         let mut out = Vec::new();
         for (tenant, slot) in self.slots.iter() {
             for (dir, direction) in [
-                (DIR_UPLINK, Direction::Uplink),
-                (DIR_DOWNLINK, Direction::Downlink),
+                (HSN_DIR_UPLINK, Direction::Uplink),
+                (HSN_DIR_DOWNLINK, Direction::Downlink),
             ] {
                 let c = read_array_counter(&self.counters, slot * 2 + dir, "edge_counters")?;
                 // Slots only ever hold tenant ids, never 0.

@@ -7,7 +7,11 @@ use std::net::Ipv6Addr;
 
 use ipnet::Ipv4Net;
 
-use crate::abi::{TenantRef, V4_BLOCK_BITS, V4Block, V6_BLOCK_BITS, V6Block};
+use crate::abi::{HSN_V4_BLOCK_BITS, HSN_V6_BLOCK_BITS, TenantRef, V4Block, V6Block};
+
+/// Block sizes as prefix lengths.
+const V4_BLOCK_BITS: u8 = HSN_V4_BLOCK_BITS as u8;
+const V6_BLOCK_BITS: u8 = HSN_V6_BLOCK_BITS as u8;
 use crate::tenants::TenantTable;
 
 /// The top `len` bits of a 32-bit word (`hsn_netmask`).
@@ -75,7 +79,7 @@ impl Layout {
             for block in first..first + count {
                 let entry = layout.v4_blocks.entry(block as u16).or_default();
                 entry.has_ref = 1;
-                entry.tenant = owner(tenant);
+                entry.ref_ = owner(tenant);
             }
         }
         let mut longer_in_block: BTreeMap<u16, usize> = BTreeMap::new();
@@ -88,14 +92,14 @@ impl Layout {
             let block = (addr >> 16) as u16;
             let entry = layout.v4_blocks.entry(block).or_default();
             entry.lens |= 1 << (len - V4_BLOCK_BITS - 1);
-            (entry.one_len, entry.one_addr, entry.one) = (len, addr, owner(*tenant));
+            (entry.one_len, entry.one_addr, entry.one_ref) = (len, addr, owner(*tenant));
             *longer_in_block.entry(block).or_default() += 1;
             layout.v4_long.insert((len, addr), owner(*tenant));
         }
         // Only a block's single longer prefix is resolved from the block itself.
         for (block, _) in longer_in_block.into_iter().filter(|(_, n)| *n > 1) {
             let entry = layout.v4_blocks.entry(block).or_default();
-            (entry.one_len, entry.one_addr, entry.one) = (0, 0, TenantRef::default());
+            (entry.one_len, entry.one_addr, entry.one_ref) = (0, 0, TenantRef::default());
         }
 
         let mut own_block = BTreeSet::new();
@@ -109,7 +113,7 @@ impl Layout {
             } else if len == V6_BLOCK_BITS {
                 let entry = layout.v6_blocks.entry(w[0]).or_default();
                 entry.has_ref = 1;
-                entry.tenant = owner(*tenant);
+                entry.ref_ = owner(*tenant);
                 own_block.insert(w[0]);
             } else {
                 layout.v6_long.insert((len, w), owner(*tenant));
@@ -131,7 +135,7 @@ impl Layout {
             });
             if let Some(owner) = covering {
                 block.has_ref = 1;
-                block.tenant = *owner;
+                block.ref_ = *owner;
             }
         }
         layout
@@ -147,8 +151,8 @@ impl Layout {
                 let block = self.v4_blocks.get(&((a >> 16) as u16))?;
                 if block.one_len != 0 {
                     return (a & netmask(block.one_len) == block.one_addr)
-                        .then_some(block.one)
-                        .or(owner(block.has_ref.into(), block.tenant));
+                        .then_some(block.one_ref)
+                        .or(owner(block.has_ref.into(), block.ref_));
                 }
                 (0..16u8)
                     .rev()
@@ -157,7 +161,7 @@ impl Layout {
                         let len = V4_BLOCK_BITS + 1 + bit;
                         self.v4_long.get(&(len, a & netmask(len))).copied()
                     })
-                    .or(owner(block.has_ref.into(), block.tenant))
+                    .or(owner(block.has_ref.into(), block.ref_))
             }
             std::net::IpAddr::V6(a) => {
                 let w = words(a);
@@ -174,7 +178,7 @@ impl Layout {
                     Some(b) => probe(b.lens[2], 97)
                         .or_else(|| probe(b.lens[1], 65))
                         .or_else(|| probe(b.lens[0], 33))
-                        .or(owner(b.has_ref, b.tenant)),
+                        .or(owner(b.has_ref, b.ref_)),
                     None => probe(self.v6_short_lens, 0),
                 }
             }
@@ -324,17 +328,17 @@ mod tests {
         // A /8 covers 256 blocks; the /16 owns its own block.
         assert_eq!(layout.v4_blocks.len(), 256);
         let block = layout.v4_blocks[&0x0a01];
-        assert_eq!((block.has_ref, block.tenant.tenant), (1, 2));
+        assert_eq!((block.has_ref, block.ref_.tenant), (1, 2));
         assert_eq!(block.lens, (1 << (24 - 17)) | (1 << (25 - 17)));
-        assert_eq!(layout.v4_blocks[&0x0a05].tenant.tenant, 1);
+        assert_eq!(layout.v4_blocks[&0x0a05].ref_.tenant, 1);
         assert_eq!(layout.v4_long.len(), 2);
         // IPv6: the /16 is short (probed only outside blocks); the /48's block inherits it,
         // the /32 owns its block.
         assert_eq!(layout.v6_short_lens, 1 << 16);
         let block = layout.v6_blocks[&0x2001_0db8];
-        assert_eq!((block.has_ref, block.tenant.tenant), (1, 1));
+        assert_eq!((block.has_ref, block.ref_.tenant), (1, 1));
         assert_eq!(block.lens, [1 << (48 - 33), 0, 0]);
-        assert_eq!(layout.v6_blocks[&0x2001_0db9].tenant.tenant, 3);
+        assert_eq!(layout.v6_blocks[&0x2001_0db9].ref_.tenant, 3);
         let at = |s: &str| layout.lookup(s.parse().unwrap()).map(|r| r.tenant);
         assert_eq!(at("10.1.2.200"), Some(3));
         assert_eq!(at("10.1.3.1"), Some(2));

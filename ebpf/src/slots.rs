@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aya::maps::{Array, MapData};
 
 use crate::Error;
-use crate::abi::{MAX_TENANT_SLOTS, Slot};
+use crate::abi::{HSN_MAX_TENANT_SLOTS, Slot};
 
 /// The slot table of one edge: the pinned map and its contents.
 pub(crate) struct Slots {
@@ -25,7 +25,7 @@ impl Slots {
     /// Reads the slots an earlier load (or this one) assigned.
     pub(crate) fn load(map: Array<MapData, Slot>) -> Result<Self, Error> {
         let mut by_tenant = BTreeMap::new();
-        for index in 0..MAX_TENANT_SLOTS {
+        for index in 0..HSN_MAX_TENANT_SLOTS {
             let slot = map.get(&index, 0).map_err(|source| Error::ReadMap {
                 map: "edge_slots",
                 source,
@@ -41,7 +41,7 @@ impl Slots {
     /// can refer to them. Fails, writing nothing more, when the slots run out.
     pub(crate) fn assign(&mut self, tenants: impl IntoIterator<Item = u32>) -> Result<(), Error> {
         let mut used: BTreeSet<u32> = self.by_tenant.values().copied().collect();
-        let mut free = (0..MAX_TENANT_SLOTS)
+        let mut free = (0..HSN_MAX_TENANT_SLOTS)
             .filter(|i| !used.contains(i))
             .collect::<Vec<_>>();
         free.reverse();
@@ -51,7 +51,7 @@ impl Slots {
             }
             let index = free.pop().ok_or(Error::TenantSlotsFull {
                 tenant,
-                max: MAX_TENANT_SLOTS,
+                max: HSN_MAX_TENANT_SLOTS,
             })?;
             self.map
                 .set(index, Slot { tenant, used: 1 }, 0)

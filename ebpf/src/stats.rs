@@ -6,7 +6,7 @@ use aya::Pod;
 use aya::maps::{MapData, PerCpuArray, PerCpuHashMap};
 
 use crate::Error;
-use crate::abi::Counter;
+use crate::abi::{Counter, EDGE_STAT_COUNT, SUPER_STAT_COUNT};
 
 /// Edge program outcomes since its stats map was created (`enum hsn_edge_stat`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,7 +36,7 @@ pub struct EdgeStats {
 impl EdgeStats {
     /// Field order is `enum hsn_edge_stat`'s; `stat_order_matches_header` checks it.
     #[cfg(test)]
-    const NAMES: [&'static str; 10] = [
+    const NAMES: [&'static str; EDGE_STAT_COUNT] = [
         "PACKETS",
         "PARSE_ERROR",
         "NON_IP",
@@ -65,7 +65,7 @@ impl EdgeStats {
         }
     }
 
-    pub(crate) fn from_raw(v: [u64; 10]) -> Self {
+    pub(crate) fn from_raw(v: [u64; EDGE_STAT_COUNT]) -> Self {
         let [
             packets,
             parse_errors,
@@ -119,7 +119,7 @@ pub struct SuperStats {
 impl SuperStats {
     /// Field order is `enum hsn_super_stat`'s; `stat_order_matches_header` checks it.
     #[cfg(test)]
-    const NAMES: [&'static str; 9] = [
+    const NAMES: [&'static str; SUPER_STAT_COUNT] = [
         "PACKETS",
         "PARSE_ERROR",
         "NON_IP",
@@ -146,7 +146,7 @@ impl SuperStats {
         }
     }
 
-    pub(crate) fn from_raw(v: [u64; 9]) -> Self {
+    pub(crate) fn from_raw(v: [u64; SUPER_STAT_COUNT]) -> Self {
         let [
             packets,
             parse_errors,
@@ -222,7 +222,6 @@ pub(crate) fn read_counters<K: Pod + Ord>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::{EDGE_STAT_COUNT, SUPER_STAT_COUNT};
 
     fn header_enum(prefix: &str) -> Vec<String> {
         let header = include_str!("../include/hsn_types.h");
@@ -239,8 +238,8 @@ mod tests {
     fn stat_order_matches_header() {
         assert_eq!(header_enum("HSN_EDGE_STAT_"), EdgeStats::NAMES);
         assert_eq!(header_enum("HSN_SUPER_STAT_"), SuperStats::NAMES);
-        assert_eq!(EdgeStats::NAMES.len(), EDGE_STAT_COUNT as usize);
-        assert_eq!(SuperStats::NAMES.len(), SUPER_STAT_COUNT as usize);
+        assert_eq!(EdgeStats::NAMES.len(), EDGE_STAT_COUNT);
+        assert_eq!(SuperStats::NAMES.len(), SUPER_STAT_COUNT);
     }
 
     #[test]

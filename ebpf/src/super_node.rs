@@ -2,13 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::mem::size_of;
 
 use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap};
 
 use crate::abi::{
-    Counter, EdgeAddr, EdgeKey, MAX_EDGE_COUNTERS, MAX_EDGES, MacKey, SUPER_STAT_COUNT, addr16,
-    direction_from_raw, ip_from16,
+    Counter, EdgeAddr, EdgeKey, HSN_MAX_EDGES, MacKey, addr16, direction_from_raw, ip_from16,
 };
 use crate::bpffs::{OnMismatch, PinDir, PinnedMap, ReplacedPin};
 use crate::layout::Layout;
@@ -28,25 +26,16 @@ static SUPER: ObjectSpec = ObjectSpec {
         PinnedMap {
             name: "super_counters",
             pin: "super_counters",
-            key_size: size_of::<EdgeKey>() as u32,
-            value_size: size_of::<Counter>() as u32,
-            max_entries: MAX_EDGE_COUNTERS,
             on_mismatch: OnMismatch::Refuse,
         },
         PinnedMap {
             name: "super_stats",
             pin: "super_stats",
-            key_size: 4,
-            value_size: 8,
-            max_entries: SUPER_STAT_COUNT,
             on_mismatch: OnMismatch::Refuse,
         },
         PinnedMap {
             name: "edge_by_mac",
             pin: "super_edge_by_mac",
-            key_size: size_of::<MacKey>() as u32,
-            value_size: size_of::<EdgeAddr>() as u32,
-            max_entries: MAX_EDGES,
             on_mismatch: OnMismatch::Replace,
         },
     ],
@@ -221,10 +210,10 @@ fn edge_table(edges: &[EdgeNode]) -> Result<BTreeMap<MacKey, EdgeAddr>, Error> {
             });
         }
     }
-    if table.len() > MAX_EDGES as usize {
+    if table.len() > HSN_MAX_EDGES as usize {
         return Err(Error::TooManyEdges {
             count: table.len(),
-            max: MAX_EDGES,
+            max: HSN_MAX_EDGES,
         });
     }
     Ok(table)

@@ -10,8 +10,8 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::Error;
 use crate::abi::{
-    MAX_PREFIXES, TenantCtl, TenantRef, V4_BLOCK_BITS, V4Block, V4LongKey, V6Block, V6BlockKey,
-    V6LongKey,
+    HSN_MAX_PREFIXES, HSN_V4_BLOCK_BITS, TenantCtl, TenantRef, V4Block, V4LongKey, V6Block,
+    V6BlockKey, V6LongKey,
 };
 use crate::generation::Generation;
 use crate::layout::Layout;
@@ -58,11 +58,11 @@ impl TenantTable {
             v6: v6.into_iter().map(|(net, t)| (net, t.get())).collect(),
         };
         for (family, count) in [("IPv4", table.v4.len()), ("IPv6", table.v6.len())] {
-            if count > MAX_PREFIXES as usize {
+            if count > HSN_MAX_PREFIXES as usize {
                 return Err(Error::TooManyPrefixes {
                     family,
                     count,
-                    max: MAX_PREFIXES,
+                    max: HSN_MAX_PREFIXES,
                 });
             }
         }
@@ -87,66 +87,21 @@ pub(crate) struct TenantMaps {
 /// incompatible pin is replaced by an empty map.
 macro_rules! tenant_pins {
     ($role:literal) => {{
-        use std::mem::size_of;
-
-        use $crate::abi::{
-            MAX_PREFIXES, TenantCtl, TenantRef, V4_BLOCK_BITS, V4Block, V4LongKey, V6Block,
-            V6BlockKey, V6LongKey,
-        };
         use $crate::bpffs::{OnMismatch, PinnedMap};
-        const fn pin(
-            name: &'static str,
-            pin: &'static str,
-            key_size: usize,
-            value_size: usize,
-            max_entries: u32,
-        ) -> PinnedMap {
+        const fn pin(name: &'static str, pin: &'static str) -> PinnedMap {
             PinnedMap {
                 name,
                 pin,
-                key_size: key_size as u32,
-                value_size: value_size as u32,
-                max_entries,
                 on_mismatch: OnMismatch::Replace,
             }
         }
         [
-            pin("tenant_gen", concat!($role, "_tenant_gen"), 4, 4, 1),
-            pin(
-                "tenant_ctl",
-                concat!($role, "_tenant_ctl"),
-                4,
-                size_of::<TenantCtl>(),
-                2,
-            ),
-            pin(
-                "tenant_v4_blocks",
-                concat!($role, "_tenant_v4_blocks"),
-                4,
-                size_of::<V4Block>(),
-                2 << V4_BLOCK_BITS,
-            ),
-            pin(
-                "tenant_v4_long",
-                concat!($role, "_tenant_v4_long"),
-                size_of::<V4LongKey>(),
-                size_of::<TenantRef>(),
-                2 * MAX_PREFIXES,
-            ),
-            pin(
-                "tenant_v6_blocks",
-                concat!($role, "_tenant_v6_blocks"),
-                size_of::<V6BlockKey>(),
-                size_of::<V6Block>(),
-                2 * MAX_PREFIXES,
-            ),
-            pin(
-                "tenant_v6_long",
-                concat!($role, "_tenant_v6_long"),
-                size_of::<V6LongKey>(),
-                size_of::<TenantRef>(),
-                2 * MAX_PREFIXES,
-            ),
+            pin("tenant_gen", concat!($role, "_tenant_gen")),
+            pin("tenant_ctl", concat!($role, "_tenant_ctl")),
+            pin("tenant_v4_blocks", concat!($role, "_tenant_v4_blocks")),
+            pin("tenant_v4_long", concat!($role, "_tenant_v4_long")),
+            pin("tenant_v6_blocks", concat!($role, "_tenant_v6_blocks")),
+            pin("tenant_v6_long", concat!($role, "_tenant_v6_long")),
         ]
     }};
 }
@@ -190,19 +145,19 @@ impl TenantMaps {
     /// first, so the hashes never hold more than one generation's worth plus the other's.
     fn write(&mut self, g: u8, old: &Layout, new: &Layout) -> Result<(), Error> {
         let v4_key = |&(len, addr): &(u8, u32)| V4LongKey {
-            generation: g,
+            gen_: g,
             len,
             pad: [0; 2],
             addr,
         };
         let v6_key = |&(len, addr): &(u8, [u32; 4])| V6LongKey {
-            generation: g,
+            gen_: g,
             len,
             pad: [0; 2],
             addr,
         };
         let block6_key = |top: &u32| V6BlockKey {
-            generation: u32::from(g),
+            gen_: u32::from(g),
             top: *top,
         };
         sync_hash(
@@ -260,19 +215,19 @@ impl TenantMaps {
         }
         for entry in self.v4_long.iter() {
             let (k, v) = entry.map_err(read("tenant_v4_long"))?;
-            if k.generation == g {
+            if k.gen_ == g {
                 layout.v4_long.insert((k.len, k.addr), v);
             }
         }
         for entry in self.v6_blocks.iter() {
             let (k, v) = entry.map_err(read("tenant_v6_blocks"))?;
-            if k.generation == u32::from(g) {
+            if k.gen_ == u32::from(g) {
                 layout.v6_blocks.insert(k.top, v);
             }
         }
         for entry in self.v6_long.iter() {
             let (k, v) = entry.map_err(read("tenant_v6_long"))?;
-            if k.generation == g {
+            if k.gen_ == g {
                 layout.v6_long.insert((k.len, k.addr), v);
             }
         }
@@ -287,7 +242,7 @@ impl TenantMaps {
 
 /// Index of `block` of generation `g` in the IPv4 block array.
 fn v4_block_index(g: u8, block: u16) -> u32 {
-    (u32::from(g) << V4_BLOCK_BITS) | u32::from(block)
+    (u32::from(g) << HSN_V4_BLOCK_BITS) | u32::from(block)
 }
 
 /// Makes one generation of a hash map go from `old` to `new` (`key` places an entry in
@@ -386,7 +341,7 @@ mod tests {
 
     #[test]
     fn too_many_prefixes_is_refused() {
-        let prefixes: Vec<IpNet> = (0..=MAX_PREFIXES)
+        let prefixes: Vec<IpNet> = (0..=HSN_MAX_PREFIXES)
             .map(|i| IpNet::V4(Ipv4Net::new(i.into(), 32).unwrap()))
             .collect();
         let err = TenantTable::build(&[TenantPrefixes {

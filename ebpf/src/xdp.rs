@@ -126,21 +126,23 @@ impl Loaded {
         for (name, value) in globals {
             loader.override_global(name, value, true);
         }
+        let load_err = |source| Error::LoadObject {
+            program: spec.program,
+            source: Box::new(source),
+        };
         let mut replaced_pins = Vec::new();
         if let Some(pin) = pin {
             pin.prepare()?;
-            replaced_pins = check_pinned(pin, spec.pinned)?;
-            replaced_pins.extend(check_pinned(pin, spec.tenant_pins)?);
+            let object = aya_obj::Object::parse(spec.bytes)
+                .map_err(|e| load_err(aya::EbpfError::ParseError(e)))?;
+            for maps in [spec.pinned, spec.tenant_pins] {
+                replaced_pins.extend(check_pinned(pin, maps, &object, spec.program)?);
+            }
             for map in spec.pinned.iter().chain(spec.tenant_pins) {
                 loader.map_pin_path(map.name, pin.map_path(map.pin));
             }
         }
-        let ebpf = loader
-            .load(spec.bytes)
-            .map_err(|source| Error::LoadObject {
-                program: spec.program,
-                source: Box::new(source),
-            })?;
+        let ebpf = loader.load(spec.bytes).map_err(load_err)?;
         let mut loaded = Self {
             ebpf,
             program: spec.program,

@@ -129,7 +129,7 @@ fn a_next_hop_device_that_disappears_falls_back_to_pass() -> anyhow::Result<()> 
     let mut edge = EdgeDatapath::load(&EdgeConfig::default())?;
     edge.set_tenants(&tenants())?;
     edge.set_next_hop(NextHop::via("hsn-v0", SUPER_MAC)?)?;
-    let frame = common::packet::Packet::v4(UE_V4, A_V4).udp(10).build();
+    let frame = hsn_testkit::packet::Packet::v4(UE_V4, A_V4).udp(10).build();
     assert_eq!(edge.run_packet(&frame)?.action, XdpAction::Redirect);
 
     // The kernel drops the devmap entry of an unregistered device; the next hop still

@@ -7,10 +7,10 @@ use common::edge_case::{
     Case, edge_with_next_hop, no_reason, non_ip, non_tenant, pass_counted, pass_uncounted,
     redirect, run_cases,
 };
-use common::packet::*;
 use common::*;
 use hsn_core::{Direction, MacAddr, TenantId};
 use hsn_ebpf::{EdgeConfig, EdgeDatapath, EdgeStats, Error, NextHop, XdpAction};
+use hsn_testkit::packet::*;
 
 fn well_formed_cases() -> Vec<Case> {
     let down = Direction::Downlink;

@@ -5,9 +5,9 @@
 mod common;
 
 use common::edge_case::{Case, edge_with_next_hop, parse_error, pass_uncounted, run_cases};
-use common::packet::*;
 use common::*;
 use hsn_ebpf::{EdgeConfig, Error};
+use hsn_testkit::packet::*;
 
 /// Frames that are complete and valid; each is cut at every byte below.
 fn truncation_bases() -> Vec<(&'static str, Packet)> {

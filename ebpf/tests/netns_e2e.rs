@@ -23,6 +23,7 @@ use common::topology::*;
 use common::*;
 use hsn_core::{Direction, TenantId};
 use hsn_ebpf::{EdgeStats, EdgeTenantCounter, SuperStats, TenantCounter};
+use hsn_testkit::bpf::xdp_prog_id;
 use hsn_testkit::netns::{Capture, Frame, LinkStats};
 
 /// How long a capture may run; the tests take a few seconds.
@@ -76,7 +77,7 @@ struct Run {
 
 impl Run {
     fn start() -> anyhow::Result<Self> {
-        let chain = Chain::build()?;
+        let chain = build_chain()?;
         let dp = Datapaths::attach(&chain)?;
         let ue_capture = Capture::start(&chain.ue, CAPTURE_MAX)?;
         let service_capture = Capture::start(&chain.service, CAPTURE_MAX)?;
@@ -149,7 +150,7 @@ impl Run {
         let after = Snapshot::take(&dp)?;
         service_capture_settles(&chain, &links, &service_capture)?;
         let service = service_frames(service_capture.stop()?, ttl)?;
-        chain.assert_nothing_dropped(&links)?;
+        assert_nothing_dropped(&chain, &links)?;
         Ok(Finished {
             supers: after.super_deltas(&before)?,
             edge_stats: after.edge_stats.since(&before.edge_stats),
@@ -363,10 +364,13 @@ fn tenant_traffic_is_counted_exactly_and_goes_through_the_super_node() -> anyhow
 fn switching_the_super_node_mid_stream_keeps_counters_exact_without_reload() -> anyhow::Result<()> {
     require_root!();
     let mut run = Run::start()?;
-    let ids = |run: &Run| -> anyhow::Result<Vec<u64>> {
+    let ids = |run: &Run| -> anyhow::Result<Vec<u32>> {
         ["e-ue", "e-s1", "e-s2"]
             .iter()
-            .map(|dev| Chain::xdp_prog_id(&run.chain.edge, dev))
+            .map(|dev| {
+                xdp_prog_id(&run.chain.edge, dev)?
+                    .with_context(|| format!("no XDP program on {dev}"))
+            })
             .collect()
     };
     let ids_before = ids(&run)?;
@@ -456,7 +460,7 @@ fn switching_the_super_node_mid_stream_keeps_counters_exact_without_reload() -> 
         done.service
     );
     let hop = done.dp.edge.next_hop()?.context("a next hop")?;
-    assert_eq!(hop.dst_mac.0, SUPER_EDGE_MAC[1].0);
+    assert_eq!(hop.dst_mac, super_edge_mac(1));
     assert!(
         done.chain.edge.ip(&["route", "get", A_V6]).is_err(),
         "no edge route"

@@ -11,13 +11,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::edge_case::edge_with_next_hop;
-use common::packet::Packet;
 use common::*;
 use hsn_core::{Direction, TenantId};
 use hsn_ebpf::{
     AttachMode, EdgeConfig, EdgeDatapath, Error, PinDir, SuperConfig, SuperDatapath, TenantPrefixes,
 };
+use hsn_testkit::bpf::{Bpffs, xdp_prog_id};
 use hsn_testkit::netns::{Netns, VethEnd, veth};
+use hsn_testkit::packet::Packet;
 use nix::sys::statfs::{BPF_FS_MAGIC, statfs};
 
 fn totals(edge: &EdgeDatapath) -> anyhow::Result<Vec<(TenantId, Direction, u64, u64)>> {
@@ -29,7 +30,7 @@ fn totals(edge: &EdgeDatapath) -> anyhow::Result<Vec<(TenantId, Direction, u64, 
 }
 
 /// A pin directory for `network` on `fs`, and an edge configuration that uses it.
-fn pinned_edge(fs: &PrivateBpffs, network: &str) -> anyhow::Result<(PinDir, EdgeConfig)> {
+fn pinned_edge(fs: &Bpffs, network: &str) -> anyhow::Result<(PinDir, EdgeConfig)> {
     let pin = PinDir::under(fs.path(), network)?;
     let config = EdgeConfig {
         pin: Some(pin.clone()),
@@ -41,7 +42,7 @@ fn pinned_edge(fs: &PrivateBpffs, network: &str) -> anyhow::Result<(PinDir, Edge
 #[test]
 fn edge_counters_survive_a_reload_and_keep_increasing() -> anyhow::Result<()> {
     require_root!();
-    let fs = PrivateBpffs::new()?;
+    let fs = Bpffs::new()?;
     let (pin, config) = pinned_edge(&fs, "pin-test")?;
     let packet = Packet::v4(UE_V4, A_V4).udp(20);
     let l3 = packet.l3_len();
@@ -93,7 +94,7 @@ fn edge_counters_survive_a_reload_and_keep_increasing() -> anyhow::Result<()> {
 #[test]
 fn super_counters_survive_a_reload() -> anyhow::Result<()> {
     require_root!();
-    let fs = PrivateBpffs::new()?;
+    let fs = Bpffs::new()?;
     let config = SuperConfig {
         pin: Some(PinDir::under(fs.path(), "pin-test")?),
         ..SuperConfig::default()
@@ -123,7 +124,7 @@ fn super_counters_survive_a_reload() -> anyhow::Result<()> {
 #[test]
 fn an_incompatible_pin_is_refused_not_reused() -> anyhow::Result<()> {
     require_root!();
-    let fs = PrivateBpffs::new()?;
+    let fs = Bpffs::new()?;
     let pin = PinDir::under(fs.path(), "pin-test")?;
     drop(SuperDatapath::load(&SuperConfig {
         pin: Some(pin.clone()),
@@ -161,7 +162,7 @@ fn an_incompatible_pin_is_refused_not_reused() -> anyhow::Result<()> {
 #[test]
 fn pinned_tenant_tables_serve_until_replaced_and_slots_keep_their_tenants() -> anyhow::Result<()> {
     require_root!();
-    let fs = PrivateBpffs::new()?;
+    let fs = Bpffs::new()?;
     let (_, config) = pinned_edge(&fs, "pin-test")?;
     let to_a = Packet::v4(UE_V4, A_V4).udp(20);
     let to_b = Packet::v4(UE_V4, B_V4).udp(30);
@@ -237,7 +238,7 @@ fn pinned_tenant_tables_serve_until_replaced_and_slots_keep_their_tenants() -> a
 #[test]
 fn an_incompatible_state_pin_is_replaced_and_reported() -> anyhow::Result<()> {
     require_root!();
-    let fs = PrivateBpffs::new()?;
+    let fs = Bpffs::new()?;
     let (pin, config) = pinned_edge(&fs, "pin-test")?;
     drop(EdgeDatapath::load(&config)?);
     // The stats array (key 4, value 8, 10 entries) where the IPv4 long-prefix hash belongs.
@@ -271,17 +272,6 @@ fn pinned_link(pin: &PinDir, ifname: &str) -> anyhow::Result<(u32, u32)> {
     Ok((info.id(), info.program_id()))
 }
 
-/// The id of the XDP program `ip link` shows on `ifname` in `ns`.
-fn xdp_prog_id(ns: &Netns, ifname: &str) -> anyhow::Result<Option<u32>> {
-    // "... prog/xdp id 42 ..." for an attached program, in any mode.
-    let out = ns.ip(&["link", "show", "dev", ifname])?;
-    let mut words = out.split_whitespace().skip_while(|w| *w != "prog/xdp");
-    match (words.next(), words.next(), words.next()) {
-        (Some(_), Some("id"), Some(id)) => Ok(Some(id.parse()?)),
-        _ => Ok(None),
-    }
-}
-
 /// An agent restart in miniature: a datapath attached with a pin directory is dropped
 /// (the process dies) while UDP to a tenant keeps flowing in lock step; a second load with
 /// the same pin directory, which never writes the tenant map, takes the pinned link over.
@@ -290,7 +280,7 @@ fn xdp_prog_id(ns: &Netns, ifname: &str) -> anyhow::Result<Option<u32>> {
 #[test]
 fn a_second_load_takes_over_the_pinned_link_with_no_window() -> anyhow::Result<()> {
     require_root!();
-    let fs = PrivateBpffs::new()?;
+    let fs = Bpffs::new()?;
     let (pin, config) = pinned_edge(&fs, "takeover")?;
     let ue = Netns::unique("ue")?;
     let edge = Netns::unique("edge")?;
@@ -408,7 +398,7 @@ fn a_second_load_takes_over_the_pinned_link_with_no_window() -> anyhow::Result<(
 #[test]
 fn a_defunct_pinned_link_is_replaced_by_a_new_one() -> anyhow::Result<()> {
     require_root!();
-    let fs = PrivateBpffs::new()?;
+    let fs = Bpffs::new()?;
     let (pin, config) = pinned_edge(&fs, "defunct")?;
     let a = Netns::unique("a")?;
     let b = Netns::unique("b")?;

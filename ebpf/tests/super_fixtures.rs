@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::packet::*;
 use common::*;
 use hsn_core::{Direction, MacAddr, TenantId};
 use hsn_ebpf::{EdgeNode, SuperConfig, SuperDatapath, SuperStats, XdpAction};
+use hsn_testkit::packet::*;
 
 const EDGE_A_MAC: [u8; 6] = [0x02, 0xed, 0, 0, 0, 0x0a];
 const EDGE_B_MAC: [u8; 6] = [0x02, 0xed, 0, 0, 0, 0x0b];

@@ -1,10 +1,11 @@
 //! The real `hsn-agent` binary, SIGKILLed in the middle of a traffic run and started again:
 //! its spool must account for every byte exactly once.
 //!
-//! `ue <-> edge <-> super <-> service` in network namespaces (veths without ARP/ND, static
-//! neighbours). The agent runs standalone in the edge namespace (`--routes-file`,
-//! `--next-hop`, one-second epochs, counters, state maps and XDP links pinned on a bpffs
-//! this test mounts); the super node runs the super program from this test. Traffic never
+//! `ue <-> edge <-> super <-> service` in network namespaces (hsn-testkit's `topology`:
+//! veths without ARP/ND, static neighbours). The agent runs standalone in the edge namespace
+//! (`--routes-file`, `--next-hop`, one-second epochs, counters, state maps and XDP links
+//! pinned on a bpffs this test mounts); the super node runs the super program from this
+//! test. Traffic never
 //! pauses: TCP connections to two tenants (IPv4, IPv6) and lock-step UDP to both tenants
 //! and to a non-tenant address run from before the kill until after the restarted agent
 //! has taken over. The program stays attached through its pinned link while no agent runs
@@ -33,7 +34,9 @@ use hsn_core::{Direction, MacAddr, TenantId};
 use hsn_ebpf::{
     EdgeConfig, EdgeDatapath, EdgeNode, PinDir, SuperConfig, SuperDatapath, TenantPrefixes,
 };
-use hsn_testkit::netns::{Capture, Frame, LinkStats, Netns, NsChild, VethEnd, veth};
+use hsn_testkit::bpf::xdp_prog_id;
+use hsn_testkit::netns::{Capture, Frame, LinkStats, NsChild};
+use hsn_testkit::topology::{self, Chain, EDGE_UE_IF, UE_IF, UE_V4, UE_V6};
 
 const ACME: TenantId = TenantId::new(7).unwrap();
 const BETA: TenantId = TenantId::new(9).unwrap();
@@ -42,12 +45,11 @@ const ACME_V6: &str = "2001:db8:7::10";
 const BETA_V4: &str = "10.9.0.5";
 const BETA_V6: &str = "2001:db8:9::5";
 const OTHER_V4: &str = "198.51.100.10";
-const UE_V4: &str = "100.64.0.10";
-const UE_V6: &str = "fd00::10";
 /// The edge's identity on the super node.
 const EDGE_ID: &str = "192.0.2.1";
-const EDGE_MAC: MacAddr = MacAddr([0x02, 0x45, 0x44, 0x47, 0x45, 0x01]);
-const SUPER_MAC: MacAddr = MacAddr([0x02, 0x53, 0x55, 0x50, 0x45, 0x01]);
+/// The edge's MAC towards the super node, and the super node's: the next hop.
+const EDGE_MAC: MacAddr = topology::edge_super_mac(0);
+const SUPER_MAC: MacAddr = topology::super_edge_mac(0);
 /// The agent's /metrics, on loopback inside the edge namespace (which nothing else uses).
 const METRICS: &str = "127.0.0.1:9100";
 const TCP_PORT: u16 = 7001;
@@ -89,104 +91,35 @@ fn tenant_of(addr: IpAddr) -> Option<TenantId> {
         .map(|t| t.tenant)
 }
 
-/// Namespaces and links; see the module comment.
-struct Chain {
-    ue: Netns,
-    edge: Netns,
-    sup: Netns,
-    service: Netns,
+/// Namespaces and links (see the module comment), with one super node.
+fn build_chain() -> anyhow::Result<Chain> {
+    let mut chain = Chain::builder();
+    for addr in [ACME_V4, BETA_V4, OTHER_V4, ACME_V6, BETA_V6] {
+        chain = chain.service_addr(addr);
+    }
+    // Non-tenant only: tenant uplink gets to the super node by the redirect or not at all.
+    chain
+        .edge_route(OTHER_V4)
+        .build()
+        .context("the chain (needs ethtool: hack/install-deps.sh)")
 }
 
-impl Chain {
-    fn build() -> anyhow::Result<Self> {
-        let c = Self {
-            ue: Netns::unique("ue")?,
-            edge: Netns::unique("edge")?,
-            sup: Netns::unique("super")?,
-            service: Netns::unique("svc")?,
-        };
-        c.edge.set_router()?;
-        c.sup.set_router()?;
-        veth(
-            // Sends like a host: the edge's redirect would lose an offloaded checksum.
-            VethEnd::new(&c.ue, "ue0")
-                .no_offloads()
-                .addr(&format!("{UE_V4}/24"))
-                .addr(&format!("{UE_V6}/64")),
-            VethEnd::new(&c.edge, "e-ue")
-                .addr("100.64.0.1/24")
-                .addr("fd00::1/64"),
-        )
-        .context("the UE's link (needs ethtool: hack/install-deps.sh)")?
-        .static_neighbours()?;
-        veth(
-            VethEnd::new(&c.edge, "e-s1")
-                .mac(EDGE_MAC)
-                .addr("192.168.1.1/24")
-                .addr("fd01:1::1/64"),
-            VethEnd::new(&c.sup, "s1-e")
-                .mac(SUPER_MAC)
-                .addr("192.168.1.2/24")
-                .addr("fd01:1::2/64"),
-        )?
-        .static_neighbours()?;
-        veth(
-            VethEnd::new(&c.sup, "s1-svc")
-                .addr("192.168.11.1/24")
-                .addr("fd02:1::1/64"),
-            VethEnd::new(&c.service, "svc-s1")
-                .addr("192.168.11.2/24")
-                .addr("fd02:1::2/64"),
-        )?
-        .static_neighbours()?;
-        c.ue.ip(&["route", "add", "default", "via", "100.64.0.1"])?;
-        c.ue.ip(&["-6", "route", "add", "default", "via", "fd00::1"])?;
-        // Non-tenant only: tenant uplink gets to the super node by the redirect or not at all.
-        c.edge.ip(&[
-            "route",
-            "add",
-            &format!("{OTHER_V4}/32"),
-            "via",
-            "192.168.1.2",
-        ])?;
-        for (dst, via) in [
-            ("100.64.0.0/24", "192.168.1.1"),
-            ("fd00::/64", "fd01:1::1"),
-            ("10.0.0.0/8", "192.168.11.2"),
-            ("198.51.100.0/24", "192.168.11.2"),
-            ("2001:db8::/32", "fd02:1::2"),
-        ] {
-            c.sup.ip(&["route", "add", dst, "via", via])?;
-        }
-        for addr in [ACME_V4, BETA_V4, OTHER_V4, ACME_V6, BETA_V6] {
-            let len = if addr.contains(':') { 128 } else { 32 };
-            c.service
-                .ip(&["addr", "add", &format!("{addr}/{len}"), "dev", "lo"])?;
-        }
-        c.service
-            .ip(&["route", "add", "100.64.0.0/24", "via", "192.168.11.1"])?;
-        c.service
-            .ip(&["-6", "route", "add", "fd00::/64", "via", "fd02:1::1"])?;
-        Ok(c)
-    }
-
-    /// The super program on the super node's edge-facing veth: it meters the edge's uplink
-    /// and gives the veth the NAPI that the edge's native redirect into it needs.
-    fn super_datapath(&self) -> anyhow::Result<SuperDatapath> {
-        self.sup.run(|| -> anyhow::Result<_> {
-            let mut dp = SuperDatapath::load(&SuperConfig {
-                pin: None,
-                edge_by_addr: false,
-            })?;
-            dp.attach("s1-e")?;
-            dp.set_tenants(&tenants())?;
-            dp.set_edges(&[EdgeNode {
-                mac: MacAddr(EDGE_MAC.0),
-                addr: EDGE_ID.parse()?,
-            }])?;
-            Ok(dp)
-        })?
-    }
+/// The super program on the super node's edge-facing veth: it meters the edge's uplink and
+/// gives the veth the NAPI that the edge's native redirect into it needs.
+fn super_datapath(chain: &Chain) -> anyhow::Result<SuperDatapath> {
+    chain.supers[0].run(|| -> anyhow::Result<_> {
+        let mut dp = SuperDatapath::load(&SuperConfig {
+            pin: None,
+            edge_by_addr: false,
+        })?;
+        dp.attach(&topology::super_edge_if(0))?;
+        dp.set_tenants(&tenants())?;
+        dp.set_edges(&[EdgeNode {
+            mac: EDGE_MAC,
+            addr: EDGE_ID.parse()?,
+        }])?;
+        Ok(dp)
+    })?
 }
 
 /// One `hsn-agent` process in the edge namespace, its output in files.
@@ -207,8 +140,12 @@ fn start_agent(
     cmd.args(["--role", "edge", "--network", network, "--node-name", "e1"])
         .arg("--routes-file")
         .arg(dir.join("routes.json"))
-        .args(["--interface", "e-ue", "--interface", "e-s1"])
-        .args(["--next-hop", &format!("e-s1,{SUPER_MAC}")])
+        .args(["--interface", EDGE_UE_IF])
+        .args(["--interface", &topology::edge_super_if(0)])
+        .args([
+            "--next-hop",
+            &format!("{},{SUPER_MAC}", topology::edge_super_if(0)),
+        ])
         .arg("--state-dir")
         .arg(dir.join("state"))
         .arg("--bpffs")
@@ -399,14 +336,9 @@ fn join<T>(handle: JoinHandle<anyhow::Result<T>>) -> anyhow::Result<T> {
     }
 }
 
-/// The id of the XDP program on the edge's UE-facing interface (`ip link`: "prog/xdp id N").
+/// The id of the XDP program on the edge's UE-facing interface.
 fn xdp_prog(chain: &Chain) -> anyhow::Result<Option<u32>> {
-    let out = chain.edge.ip(&["link", "show", "dev", "e-ue"])?;
-    let mut words = out.split_whitespace().skip_while(|w| *w != "prog/xdp");
-    match (words.next(), words.next(), words.next()) {
-        (Some(_), Some("id"), Some(id)) => Ok(Some(id.parse()?)),
-        _ => Ok(None),
-    }
+    Ok(xdp_prog_id(&chain.edge, EDGE_UE_IF)?)
 }
 
 /// Tenant uplink packets the super node has counted.
@@ -434,7 +366,7 @@ type Totals = BTreeMap<(TenantId, Direction), (u64, u64)>;
 /// Per (tenant, direction) packets and IP bytes that crossed the UE's link.
 fn captured(frames: &[Frame]) -> anyhow::Result<Totals> {
     let mut out = Totals::new();
-    for f in frames.iter().filter(|f| f.ifname == "ue0") {
+    for f in frames.iter().filter(|f| f.ifname == UE_IF) {
         let ip =
             f.ip.with_context(|| format!("non-IP frame on ue0: {f:?}"))?;
         ensure!(
@@ -486,8 +418,8 @@ fn a_sigkilled_agent_restarts_from_its_pins_and_spool_without_losing_or_doubling
     if !common::can_bpf() {
         return Ok(());
     }
-    let chain = Chain::build()?;
-    let super_dp = chain.super_datapath()?;
+    let chain = build_chain()?;
+    let super_dp = super_datapath(&chain)?;
     let bpffs = Bpffs::mount()?;
     let network = format!("kill{}", std::process::id());
     let pins = PinDir::under(bpffs.0.path(), &network)?;
@@ -498,7 +430,7 @@ fn a_sigkilled_agent_restarts_from_its_pins_and_spool_without_losing_or_doubling
     let mut agent = start_agent(&chain, &network, dir.path(), bpffs.0.path(), 1)?;
     agent.wait_programmed(&chain)?;
     let capture = Capture::start(&chain.ue, Duration::from_secs(120))?;
-    let ue0 = chain.ue.link_stats("ue0")?;
+    let ue0 = chain.ue.link_stats(UE_IF)?;
     let super0 = super_dp.counters()?;
     ensure!(super0.is_empty() && spool(&spool_dir)?.values().all(|f| f.records.is_empty()));
 
@@ -560,7 +492,7 @@ fn a_sigkilled_agent_restarts_from_its_pins_and_spool_without_losing_or_doubling
     println!("{} UDP round trips", join(datagrams)?);
 
     // What crossed the UE's link: the capture, once it has every frame ue0 counted.
-    let link = || -> anyhow::Result<LinkStats> { Ok(chain.ue.link_stats("ue0")?.since(&ue0)) };
+    let link = || -> anyhow::Result<LinkStats> { Ok(chain.ue.link_stats(UE_IF)?.since(&ue0)) };
     wait_until("capture caught up with ue0", || {
         let l = link()?;
         Ok(capture.seen() == l.tx_packets + l.rx_packets)

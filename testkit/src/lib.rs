@@ -5,6 +5,9 @@
 //!   with kwok's fake nodes), from the binaries `make tools` builds into `bin/`.
 //! * Network-namespace topologies ([`netns`]): namespaces, veth pairs, captures, processes
 //!   and threads inside a namespace.
+//! * The datapath's namespace chain ([`topology`]: `ue ↔ edge ↔ super ↔ service` with one
+//!   addressing plan), frames for packet fixtures ([`packet`]), and what BPF tests need
+//!   ([`bpf`]: skipping without root, a private bpffs, the XDP program on an interface).
 //! * Waiting on conditions with a deadline ([`wait_for`], [`wait_for_ok`]): tests never
 //!   sleep for a fixed time.
 //! * With feature `operator`, the operator's harness ([`operator`]): a hub and MEC clusters,
@@ -19,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bpf;
 pub mod cluster;
 #[cfg(feature = "ledger")]
 pub mod ledger;
@@ -27,6 +31,8 @@ pub mod ledger_fixtures;
 pub mod netns;
 #[cfg(feature = "operator")]
 pub mod operator;
+pub mod packet;
+pub mod topology;
 mod wait;
 
 pub use cluster::error::Error;

@@ -2,8 +2,11 @@
 //!
 //! ```text
 //!  ns ue                 ns edge                              ns super
-//!  [gen] ue0 ==veth== e-ue  -> edge XDP | Linux | no meter -> e-sup ==veth== s-in [sink]
+//!  [gen] ue0 ==veth== e-ue  -> edge XDP | Linux | no meter -> e-s1 ==veth== s1-e [sink]
 //! ```
+//!
+//! The namespaces are hsn-testkit's chain (`topology`) with one super node; its service
+//! namespace sees none of these frames.
 //!
 //! The generator is `hsn_bench_gen` run with BPF_F_TEST_XDP_LIVE_FRAMES in `ue`: the kernel
 //! sends `count` copies of one frame out of `ue0`, as xdp-trafficgen does, at a rate no
@@ -15,18 +18,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use hsn_ebpf::{EdgeConfig, EdgeDatapath, NextHop};
-use hsn_testkit::netns::{Netns, VethEnd, veth};
+use hsn_testkit::netns::Netns;
+use hsn_testkit::topology::{
+    Chain, EDGE_UE_IF, UE_IF, edge_super_if, super_edge_if, super_edge_v4,
+};
 
 use crate::frames::{
-    EDGE_IN_MAC, EDGE_OUT_MAC, HIT, HIT_PREFIX, SIZES, SUPER_MAC, UE, UE_MAC, tenant_table,
-    udp_frame,
+    EDGE_IN_MAC, HIT, HIT_PREFIX, SIZES, SUPER_MAC, UE, UE_MAC, tenant_table, udp_frame,
 };
 use crate::object::{BenchObject, FWD, LiveRun, SINK};
 use crate::program_cost::{LARGE, SMALL};
 use crate::report::{Spread, Verdict, median};
 use crate::stopped;
-
-const SUPER_ADDR: &str = "192.0.2.2";
 
 /// Part 3 targets: edge XDP vs Linux forwarding, metering on vs off.
 const REDIRECT_OVER_LINUX: f64 = 3.0;
@@ -52,10 +55,10 @@ pub struct Settings {
 /// What the edge namespace does with the frames arriving on `e-ue`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Path {
-    /// The edge program: tenant lookup, metering, redirect to `e-sup`.
+    /// The edge program: tenant lookup, metering, redirect to `e-s1`.
     Edge,
     /// No HSN and no XDP in the edge namespace: the kernel routes the frame (ip_forward)
-    /// out of `e-sup`.
+    /// out of `e-s1`.
     Linux,
     /// `hsn_bench_fwd`: the edge program without tenant lookup and counter.
     NoMeter,
@@ -98,50 +101,32 @@ struct Topology {
     edge: EdgeDatapath,
     edge_large: EdgeDatapath,
     bench: BenchObject,
-    ue_ns: Netns,
-    edge_ns: Netns,
-    super_ns: Netns,
+    chain: Chain,
 }
 
 impl Topology {
     fn build() -> anyhow::Result<Self> {
-        let ue_ns = Netns::unique("ue")?;
-        let edge_ns = Netns::unique("edge")?;
-        let super_ns = Netns::unique("super")?;
-        veth(
-            VethEnd::new(&ue_ns, "ue0")
-                .mac(UE_MAC)
-                .addr("100.64.0.10/24"),
-            VethEnd::new(&edge_ns, "e-ue")
-                .mac(EDGE_IN_MAC)
-                .addr("100.64.0.1/24"),
-        )?;
-        veth(
-            VethEnd::new(&edge_ns, "e-sup")
-                .mac(EDGE_OUT_MAC)
-                .addr("192.0.2.1/24"),
-            VethEnd::new(&super_ns, "s-in")
-                .mac(SUPER_MAC)
-                .addr("192.0.2.2/24"),
-        )?;
+        // Forwarding on, static neighbours: no ARP on the wire.
+        let chain = Chain::builder().build()?;
+        let (ue_ns, edge_ns, super_ns) = (&chain.ue, &chain.edge, &chain.supers[0]);
+        let (e_out, s_in) = (edge_super_if(0), super_edge_if(0));
         // veth takes frames redirected into it only on an end with NAPI: one running XDP, or
         // with GRO on. GRO lets the Linux path run without any XDP program on e-ue.
-        edge_ns.exec("ethtool", &["-K", "e-ue", "gro", "on"])?;
-        // Linux path: route the tenant prefix to the super node, no ARP on the wire.
-        edge_ns.set_router()?;
+        edge_ns.exec("ethtool", &["-K", EDGE_UE_IF, "gro", "on"])?;
+        // Linux path: route the tenant prefix to the super node.
         let tenant_route = HIT_PREFIX.to_string();
+        let super_addr = super_edge_v4(0);
         edge_ns.ip(&[
             "route",
             "add",
             &tenant_route,
             "via",
-            SUPER_ADDR,
+            &super_addr,
             "dev",
-            "e-sup",
+            &e_out,
         ])?;
-        edge_ns.neigh("e-sup", SUPER_ADDR, SUPER_MAC)?;
 
-        let gen_ifindex = ue_ns.run(|| nix::net::if_::if_nametoindex("ue0"))??;
+        let gen_ifindex = ue_ns.run(|| nix::net::if_::if_nametoindex(UE_IF))??;
         let mut bench = BenchObject::load(gen_ifindex)?;
         let mut edge = EdgeDatapath::load(&EdgeConfig {
             pin: None,
@@ -156,20 +141,18 @@ impl Topology {
         // Inside the edge namespace: a devmap resolves the ifindex in the writer's namespace,
         // and the same number names another device (or none) in the caller's.
         edge_ns.run(|| -> anyhow::Result<()> {
-            let hop = NextHop::via("e-sup", SUPER_MAC)?;
+            let hop = NextHop::via(&e_out, SUPER_MAC)?;
             bench.set_next_hop(hop.ifindex, hop.dst_mac, hop.src_mac)?;
             edge.set_next_hop(hop)?;
             edge_large.set_next_hop(hop)?;
             Ok(())
         })??;
-        super_ns.run(|| bench.attach(SINK, "s-in"))??;
+        super_ns.run(|| bench.attach(SINK, &s_in))??;
         Ok(Self {
             edge,
             edge_large,
             bench,
-            ue_ns,
-            edge_ns,
-            super_ns,
+            chain,
         })
     }
 
@@ -179,22 +162,22 @@ impl Topology {
             edge,
             edge_large,
             bench,
-            edge_ns,
-            ..
+            chain,
         } = self;
-        edge_ns.run(|| -> anyhow::Result<()> {
+        chain.edge.run(|| -> anyhow::Result<()> {
             match path {
                 Path::Edge => {
-                    edge.attach("e-ue").context("attaching the edge to e-ue")?;
+                    edge.attach(EDGE_UE_IF)
+                        .context("attaching the edge to e-ue")?;
                 }
                 Path::Linux => {}
-                Path::NoMeter => bench.attach(FWD, "e-ue")?,
+                Path::NoMeter => bench.attach(FWD, EDGE_UE_IF)?,
                 Path::EdgeLarge => {
                     edge_large
-                        .attach("e-ue")
+                        .attach(EDGE_UE_IF)
                         .context("attaching the 100,000-prefix edge to e-ue")?;
                 }
-                Path::Ceiling => bench.attach(SINK, "e-ue")?,
+                Path::Ceiling => bench.attach(SINK, EDGE_UE_IF)?,
             }
             Ok(())
         })?
@@ -202,11 +185,11 @@ impl Topology {
 
     fn unselect(&mut self, path: Path) -> anyhow::Result<()> {
         match path {
-            Path::Edge => self.edge.detach("e-ue")?,
+            Path::Edge => self.edge.detach(EDGE_UE_IF)?,
             Path::Linux => {}
-            Path::NoMeter => self.bench.detach(FWD, "e-ue")?,
-            Path::EdgeLarge => self.edge_large.detach("e-ue")?,
-            Path::Ceiling => self.bench.detach(SINK, "e-ue")?,
+            Path::NoMeter => self.bench.detach(FWD, EDGE_UE_IF)?,
+            Path::EdgeLarge => self.edge_large.detach(EDGE_UE_IF)?,
+            Path::Ceiling => self.bench.detach(SINK, EDGE_UE_IF)?,
         }
         Ok(())
     }
@@ -218,16 +201,17 @@ impl Topology {
         self.unselect(path)?;
         let sample = result?;
         if sample.delivered() < MIN_DELIVERED {
-            let stats = |ns: &Netns, dev| ns.link_stats(dev).map(|s| format!("{dev}: {s:?}"));
+            let stats = |ns: &Netns, dev: &str| ns.link_stats(dev).map(|s| format!("{dev}: {s:?}"));
+            let chain = &self.chain;
             anyhow::bail!(
                 "{}: only {} of {} frames reached the sink\n{}\n{}\n{}\n{}\nedge: {:?}",
                 path.label(),
                 sample.received,
                 sample.sent,
-                stats(&self.ue_ns, "ue0")?,
-                stats(&self.edge_ns, "e-ue")?,
-                stats(&self.edge_ns, "e-sup")?,
-                stats(&self.super_ns, "s-in")?,
+                stats(&chain.ue, UE_IF)?,
+                stats(&chain.edge, EDGE_UE_IF)?,
+                stats(&chain.edge, &edge_super_if(0))?,
+                stats(&chain.supers[0], &super_edge_if(0))?,
                 self.edge.stats()?,
             );
         }
@@ -238,7 +222,7 @@ impl Topology {
         let before = self.bench.sink_packets()?;
         let softirqd_before = ksoftirqd_time()?;
         let bench = &mut self.bench;
-        let run = self.ue_ns.run(|| bench.generate(frame, count))??;
+        let run = self.chain.ue.run(|| bench.generate(frame, count))??;
         let received = self.drained(before)?;
         Ok(Sample {
             sent: u64::from(count),

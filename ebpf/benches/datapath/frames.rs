@@ -5,9 +5,9 @@ use std::net::Ipv4Addr;
 
 use hsn_core::{MacAddr, TenantId};
 use hsn_ebpf::TenantPrefixes;
+use hsn_testkit::packet::Packet;
+use hsn_testkit::topology::{EDGE_UE_MAC, edge_super_mac, super_edge_mac};
 use ipnet::{IpNet, Ipv4Net};
-
-use crate::packet::Packet;
 
 /// The sender (user equipment), in no tenant prefix.
 pub const UE: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 10);
@@ -17,11 +17,13 @@ pub const MISS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 pub const HIT: Ipv4Addr = Ipv4Addr::new(10, 7, 0, 10);
 pub const HIT_TENANT: u32 = 7;
 pub const HIT_PREFIX: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(10, 7, 0, 0), 24);
-pub const UE_MAC: MacAddr = MacAddr([0x02, 0x55, 0x45, 0, 0, 0x01]);
+/// The MACs of the chain the forwarding part runs on (hsn-testkit's `topology`).
+pub use hsn_testkit::topology::UE_MAC;
 /// The edge's UE-facing and super-facing interfaces.
-pub const EDGE_IN_MAC: MacAddr = MacAddr([0x02, 0x45, 0x44, 0x47, 0x45, 0x00]);
-pub const EDGE_OUT_MAC: MacAddr = MacAddr([0x02, 0x45, 0x44, 0x47, 0x45, 0x01]);
-pub const SUPER_MAC: MacAddr = MacAddr([0x02, 0x53, 0x55, 0x50, 0x45, 0x52]);
+pub const EDGE_IN_MAC: MacAddr = EDGE_UE_MAC;
+pub const EDGE_OUT_MAC: MacAddr = edge_super_mac(0);
+/// The super node's edge-facing interface: the edge's next hop.
+pub const SUPER_MAC: MacAddr = super_edge_mac(0);
 /// Generated prefixes are spread over this many tenants.
 const TENANTS: u32 = 1000;
 

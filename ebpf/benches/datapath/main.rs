@@ -12,13 +12,6 @@
 //! Run: `cargo bench -p hsn-ebpf --bench datapath` (add `-- --rounds N --repeat N --seconds S`,
 //! or `-- --quick` for a smoke run). Ctrl-C stops after the current measurement and cleans up.
 
-#[allow(
-    dead_code,
-    reason = "the fixture packet writer has more than the bench uses"
-)]
-#[path = "../../tests/common/packet.rs"]
-mod packet;
-
 mod forwarding;
 mod frames;
 mod object;

@@ -3,8 +3,8 @@
 use hsn_core::{Direction, TenantId};
 use hsn_ebpf::{EdgeConfig, EdgeDatapath, EdgeStats, NextHop, XdpAction};
 
-use super::packet::{ETH_P_IP, ETH_P_IPV6, Packet};
 use super::{EDGE_OUT_MAC, SUPER_MAC, edge_deltas, tenants};
+use hsn_testkit::packet::{ETH_P_IP, ETH_P_IPV6, Packet};
 
 /// (name, input frame, expected verdict, expected counter delta, expected stats delta,
 /// expected frame after the program, Ethernet header included).

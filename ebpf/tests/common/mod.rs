@@ -1,43 +1,18 @@
-//! Shared fixture helpers: root check, tenant set-up, counter deltas.
+//! Shared fixture helpers: tenant set-up, counter deltas; root checks, frames and topology
+//! come from hsn-testkit.
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 pub mod edge_case;
-pub mod packet;
 pub mod topology;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
 
 use hsn_core::{Direction, MacAddr, TenantId};
 use hsn_ebpf::{EdgeTenantCounter, TenantCounter, TenantPrefixes};
-
-/// True when the test may use BPF; otherwise says why it is skipped.
-pub fn can_bpf() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    // libtest names the thread after the test. Written to the stderr handle rather than with
-    // eprintln!, which the harness captures, so the skip is visible in a passing run.
-    let thread = std::thread::current();
-    let test = thread.name().unwrap_or("test");
-    let _ = writeln!(
-        std::io::stderr(),
-        "{test}: skipped: needs root (CAP_BPF/CAP_SYS_ADMIN) for BPF_PROG_TEST_RUN"
-    );
-    false
-}
-
-/// Returns early from a test when not root.
-#[macro_export]
-macro_rules! require_root {
-    () => {
-        if !$crate::common::can_bpf() {
-            return Ok(());
-        }
-    };
-}
+pub use hsn_testkit::require_root;
+/// User equipment, in no tenant prefix.
+pub use hsn_testkit::topology::{UE_V4, UE_V6};
 
 pub const TENANT_A: TenantId = TenantId::new(7).unwrap();
 pub const TENANT_B: TenantId = TenantId::new(9).unwrap();
@@ -46,9 +21,6 @@ pub const A_V4: &str = "10.7.0.10";
 pub const B_V4: &str = "10.7.9.5";
 pub const A_V6: &str = "2001:db8:7::10";
 pub const B_V6: &str = "2001:db8:9::5";
-/// User equipment, in no tenant prefix.
-pub const UE_V4: &str = "100.64.0.10";
-pub const UE_V6: &str = "fd00::10";
 
 pub fn tenants() -> Vec<TenantPrefixes> {
     vec![
@@ -115,32 +87,4 @@ pub fn super_deltas(
             (d != (0, 0)).then_some((key(c), d))
         })
         .collect()
-}
-
-/// A private bpffs mount in a temporary directory, unmounted on drop, so pin tests never
-/// touch the host's /sys/fs/bpf.
-pub struct PrivateBpffs {
-    dir: tempfile::TempDir,
-}
-
-impl PrivateBpffs {
-    pub fn new() -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        // The crate mounts bpffs itself when it is missing; that is part of what we test.
-        Ok(Self { dir })
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn join(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-}
-
-impl Drop for PrivateBpffs {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(self.dir.path(), nix::mount::MntFlags::MNT_DETACH);
-    }
 }

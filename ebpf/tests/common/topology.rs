@@ -1,6 +1,6 @@
-//! `ue <-> edge <-> super{1,2} <-> service` in network namespaces joined by quiet veths
-//! (static neighbours, no link-local addresses, no ARP/ND/MLD), with the edge and super-node
-//! programs attached, and the traffic and counting helpers the end-to-end tests share.
+//! `ue <-> edge <-> super{1,2} <-> service` (hsn-testkit's [`Chain`]) with the edge and
+//! super-node programs attached, and the traffic and counting helpers the end-to-end tests
+//! share.
 //!
 //! The edge has no kernel route to any tenant prefix: tenant uplink reaches the service only
 //! through the XDP redirect to a super node, which routes it (one TTL hop). Non-tenant
@@ -17,11 +17,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
-use hsn_core::{Direction, MacAddr, TenantId};
+use hsn_core::{Direction, TenantId};
 use hsn_ebpf::{
     AttachMode, EdgeConfig, EdgeDatapath, EdgeNode, NextHop, SuperConfig, SuperDatapath,
 };
-use hsn_testkit::netns::{Frame, LinkStats, Netns, VethEnd, veth};
+use hsn_testkit::netns::{Frame, LinkStats};
+pub use hsn_testkit::topology::{
+    Chain, edge_super_if, edge_super_mac, super_edge_if, super_edge_mac,
+};
 
 use super::{A_V4, A_V6, B_V4, B_V6, Deltas, UE_V4, UE_V6, tenants};
 
@@ -38,150 +41,24 @@ pub const TCP_PORT: u16 = 7001;
 /// Bound on every socket operation, so a broken path fails the test instead of hanging it.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-const fn mac(last: u8) -> MacAddr {
-    MacAddr([0x02, 0x48, 0x53, 0x4e, 0x00, last])
-}
-pub const UE_MAC: MacAddr = mac(0x01);
-pub const EDGE_UE_MAC: MacAddr = mac(0x02);
-/// The edge's end of its link to super `i`.
-pub const EDGE_SUPER_MAC: [MacAddr; 2] = [mac(0x11), mac(0x21)];
-/// Super `i`'s end of its link to the edge: the next-hop MAC the edge writes.
-pub const SUPER_EDGE_MAC: [MacAddr; 2] = [mac(0x12), mac(0x22)];
-
-/// The namespaces; dropping them removes every link.
-#[derive(Debug)]
-pub struct Chain {
-    pub ue: Netns,
-    pub edge: Netns,
-    pub supers: [Netns; 2],
-    pub service: Netns,
+/// Two super nodes, the service on [`SERVICE_ADDRS`], the edge routing non-tenant only.
+pub fn build_chain() -> anyhow::Result<Chain> {
+    let mut chain = Chain::builder().supers(2);
+    for addr in SERVICE_ADDRS {
+        chain = chain.service_addr(addr);
+    }
+    // Non-tenant only: the edge's kernel must not be able to route tenant traffic.
+    Ok(chain.edge_route(NT_V4).edge_route(NT_V6).build()?)
 }
 
-/// Every veth end: (namespace, interface).
-pub fn links(chain: &Chain) -> Vec<(&Netns, String)> {
-    let mut out = vec![(&chain.ue, "ue0".to_owned()), (&chain.edge, "e-ue".into())];
-    for (i, sup) in chain.supers.iter().enumerate() {
-        let n = i + 1;
-        out.push((&chain.edge, format!("e-s{n}")));
-        out.push((sup, format!("s{n}-e")));
-        out.push((sup, format!("s{n}-svc")));
-        out.push((&chain.service, format!("svc-s{n}")));
-    }
-    out
-}
-
-impl Chain {
-    pub fn build() -> anyhow::Result<Self> {
-        let chain = Self {
-            ue: Netns::unique("ue")?,
-            edge: Netns::unique("edge")?,
-            supers: [Netns::unique("super1")?, Netns::unique("super2")?],
-            service: Netns::unique("svc")?,
-        };
-        // Before the links exist, so they stay quiet (see Netns::set_router).
-        chain.edge.set_router()?;
-        for sup in &chain.supers {
-            sup.set_router()?;
-        }
-        let (ue, edge, service) = (&chain.ue, &chain.edge, &chain.service);
-        veth(
-            // A UE on a wire fills in its checksums; the edge's redirect would lose the
-            // "checksum to do" mark of an offloaded one.
-            VethEnd::new(ue, "ue0")
-                .no_offloads()
-                .mac(UE_MAC)
-                .addr(&format!("{UE_V4}/24"))
-                .addr(&format!("{UE_V6}/64")),
-            VethEnd::new(edge, "e-ue")
-                .mac(EDGE_UE_MAC)
-                .addr("100.64.0.1/24")
-                .addr("fd00::1/64"),
-        )
-        .context("the UE's link (needs ethtool: hack/install-deps.sh)")?
-        .static_neighbours()?;
-        ue.ip(&["route", "add", "default", "via", "100.64.0.1"])?;
-        ue.ip(&["-6", "route", "add", "default", "via", "fd00::1"])?;
-
-        for (i, sup) in chain.supers.iter().enumerate() {
-            let n = i + 1;
-            veth(
-                VethEnd::new(edge, &format!("e-s{n}"))
-                    .mac(EDGE_SUPER_MAC[i])
-                    .addr(&format!("192.168.{n}.1/24"))
-                    .addr(&format!("fd01:{n}::1/64")),
-                VethEnd::new(sup, &format!("s{n}-e"))
-                    .mac(SUPER_EDGE_MAC[i])
-                    .addr(&format!("192.168.{n}.2/24"))
-                    .addr(&format!("fd01:{n}::2/64")),
-            )?
-            .static_neighbours()?;
-            veth(
-                VethEnd::new(sup, &format!("s{n}-svc"))
-                    .addr(&format!("192.168.1{n}.1/24"))
-                    .addr(&format!("fd02:{n}::1/64")),
-                VethEnd::new(service, &format!("svc-s{n}"))
-                    .addr(&format!("192.168.1{n}.2/24"))
-                    .addr(&format!("fd02:{n}::2/64")),
-            )?
-            .static_neighbours()?;
-            for (dst, via) in [
-                ("100.64.0.0/24", format!("192.168.{n}.1")),
-                ("fd00::/64", format!("fd01:{n}::1")),
-                ("10.0.0.0/8", format!("192.168.1{n}.2")),
-                ("198.51.100.0/24", format!("192.168.1{n}.2")),
-                ("2001:db8::/32", format!("fd02:{n}::2")),
-            ] {
-                sup.ip(&["route", "add", dst, "via", &via])?;
-            }
-        }
-        // Non-tenant only: the edge's kernel must not be able to route tenant traffic.
-        edge.ip(&["route", "add", &format!("{NT_V4}/32"), "via", "192.168.1.2"])?;
-        edge.ip(&["route", "add", &format!("{NT_V6}/128"), "via", "fd01:1::2"])?;
-
-        for addr in SERVICE_ADDRS {
-            let len = if addr.contains(':') { 128 } else { 32 };
-            service.ip(&["addr", "add", &format!("{addr}/{len}"), "dev", "lo"])?;
-        }
-        service.ip(&["route", "add", "100.64.0.0/24", "via", "192.168.11.1"])?;
-        service.ip(&["route", "add", "fd00::/64", "via", "fd02:1::1"])?;
-        Ok(chain)
-    }
-
-    /// Every veth end's counters.
-    pub fn link_stats(&self) -> anyhow::Result<BTreeMap<String, LinkStats>> {
-        links(self)
-            .into_iter()
-            .map(|(ns, dev)| Ok((dev.clone(), ns.link_stats(&dev)?)))
-            .collect()
-    }
-
-    /// Fails naming every veth end that dropped or errored since `before`.
-    pub fn assert_nothing_dropped(
-        &self,
-        before: &BTreeMap<String, LinkStats>,
-    ) -> anyhow::Result<()> {
-        let lost: Vec<String> = self
-            .link_stats()?
-            .into_iter()
-            .filter_map(|(dev, now)| {
-                let delta = now.since(&before[&dev]);
-                (delta.lost() != 0).then(|| format!("{dev}: {delta:?}"))
-            })
-            .collect();
-        ensure!(lost.is_empty(), "veths dropped or errored: {lost:#?}");
-        Ok(())
-    }
-
-    /// The XDP program id `ip link` shows on `dev` of `ns`.
-    pub fn xdp_prog_id(ns: &Netns, dev: &str) -> anyhow::Result<u64> {
-        let out = ns.ip(&["-d", "link", "show", "dev", dev])?;
-        let id = out
-            .split("prog/xdp id ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .with_context(|| format!("no XDP program on {dev}: {out}"))?;
-        Ok(id.parse()?)
-    }
+/// Fails naming every veth end that dropped or errored since `before`.
+pub fn assert_nothing_dropped(
+    chain: &Chain,
+    before: &BTreeMap<String, LinkStats>,
+) -> anyhow::Result<()> {
+    let lost = chain.lost_since(before)?;
+    ensure!(lost.is_empty(), "veths dropped or errored: {lost:#?}");
+    Ok(())
 }
 
 /// The programs, attached: the edge on its UE-facing veth (uplink) and both super-facing
@@ -200,7 +77,7 @@ impl Datapaths {
                 ensure!(dp.attach(dev)? == AttachMode::Native, "{dev}: not native");
             }
             dp.set_tenants(&tenants())?;
-            dp.set_next_hop(NextHop::via("e-s1", MacAddr(SUPER_EDGE_MAC[0].0))?)?;
+            dp.set_next_hop(NextHop::via(&edge_super_if(0), super_edge_mac(0))?)?;
             Ok(dp)
         })??;
         let load_super = |i: usize| {
@@ -211,12 +88,12 @@ impl Datapaths {
                     edge_by_addr: false,
                 };
                 let mut dp = SuperDatapath::load(&config)?;
-                let dev = format!("s{}-e", i + 1);
+                let dev = super_edge_if(i);
                 // Native: it also gives the veth the NAPI the edge's redirect needs.
                 ensure!(dp.attach(&dev)? == AttachMode::Native, "{dev}: not native");
                 dp.set_tenants(&tenants())?;
                 dp.set_edges(&[EdgeNode {
-                    mac: MacAddr(EDGE_SUPER_MAC[i].0),
+                    mac: edge_super_mac(i),
                     addr: EDGE_ID.parse()?,
                 }])?;
                 Ok(dp)
@@ -233,8 +110,7 @@ impl Datapaths {
     pub fn switch_to(&mut self, chain: &Chain, i: usize) -> anyhow::Result<()> {
         let edge = &mut self.edge;
         chain.edge.run(|| -> anyhow::Result<()> {
-            let dev = format!("e-s{}", i + 1);
-            edge.set_next_hop(NextHop::via(&dev, MacAddr(SUPER_EDGE_MAC[i].0))?)?;
+            edge.set_next_hop(NextHop::via(&edge_super_if(i), super_edge_mac(i))?)?;
             Ok(())
         })?
     }

@@ -2,7 +2,6 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
-use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
 use hsn_agent::datapath::{CounterKey, Datapath, Totals};
@@ -74,33 +73,17 @@ pub fn table(super_id: &str) -> RoutesTable {
 }
 
 /// True when the test may use BPF; otherwise says why it is skipped.
-pub fn can_bpf() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    let thread = std::thread::current();
-    let _ = writeln!(
-        std::io::stderr(),
-        "{}: skipped: needs root (CAP_BPF/CAP_SYS_ADMIN) for BPF_PROG_TEST_RUN",
-        thread.name().unwrap_or("test")
-    );
-    false
-}
+#[allow(unused_imports, reason = "each test binary uses a different subset")]
+pub use hsn_testkit::bpf::can_bpf;
 
 /// bpffs mounted on a temporary directory by this process, so agents it starts (`ip netns
 /// exec` children get a copy of our mounts) share it across restarts; unmounted on drop.
-pub struct Bpffs(pub tempfile::TempDir);
+pub struct Bpffs(pub hsn_testkit::bpf::Bpffs);
 
 impl Bpffs {
     pub fn mount() -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
+        let dir = hsn_testkit::bpf::Bpffs::new()?;
         hsn_ebpf::ensure_bpffs(dir.path())?;
         Ok(Self(dir))
-    }
-}
-
-impl Drop for Bpffs {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(self.0.path(), nix::mount::MntFlags::MNT_DETACH);
     }
 }
