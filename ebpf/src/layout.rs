@@ -12,7 +12,7 @@ use crate::abi::{HSN_V4_BLOCK_BITS, HSN_V6_BLOCK_BITS, TenantRef, V4Block, V6Blo
 /// Block sizes as prefix lengths.
 const V4_BLOCK_BITS: u8 = HSN_V4_BLOCK_BITS as u8;
 const V6_BLOCK_BITS: u8 = HSN_V6_BLOCK_BITS as u8;
-use crate::tenants::TenantTable;
+use crate::prefixes::TenantTable;
 
 /// The top `len` bits of a 32-bit word (`hsn_netmask`).
 fn netmask(len: u8) -> u32 {
@@ -191,7 +191,7 @@ mod tests {
     use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
     use super::*;
-    use crate::tenants::TenantPrefixes;
+    use crate::prefixes::TenantPrefixes;
 
     fn tenant(tenant: u32, prefixes: &[&str]) -> TenantPrefixes {
         TenantPrefixes {

@@ -17,6 +17,7 @@ mod edge;
 mod error;
 mod generation;
 mod layout;
+mod prefixes;
 mod replace;
 mod slots;
 mod stats;
@@ -30,9 +31,9 @@ use aya::maps::MapError;
 pub use bpffs::{DEFAULT_BPFFS, PinDir, ReplacedPin, ensure_bpffs};
 pub use edge::{EdgeConfig, EdgeDatapath, NextHop};
 pub use error::Error;
+pub use prefixes::TenantPrefixes;
 pub use stats::{EdgeStats, SuperStats};
 pub use super_node::{SuperConfig, SuperDatapath};
-pub use tenants::TenantPrefixes;
 pub use types::{EdgeNode, EdgeTenantCounter, TenantCounter};
 pub use xdp::{AttachMode, PacketRun, XdpAction};
 

@@ -10,9 +10,10 @@ use crate::abi::{
 };
 use crate::bpffs::{OnMismatch, PinDir, PinnedMap, ReplacedPin};
 use crate::layout::Layout;
+use crate::prefixes::TenantTable;
 use crate::replace::replace_entries;
 use crate::stats::{read_counters, read_stats};
-use crate::tenants::{TenantMaps, TenantTable, tenant_pins};
+use crate::tenants::{TenantMaps, tenant_pins};
 use crate::xdp::{Loaded, ObjectSpec};
 use crate::{
     AttachMode, EdgeNode, EdgeTenantCounter, Error, PacketRun, SuperStats, TenantPrefixes,

@@ -157,8 +157,9 @@ mod tests {
         readiness.set(true);
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
 
+        // Shutdown ends the serving future (a connect test would race other processes on
+        // the freed port).
         stop.send(()).unwrap();
         task.await.unwrap().unwrap();
-        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     }
 }
