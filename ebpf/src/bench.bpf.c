@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-/* Programs for `make bench-datapath` only (benches/datapath.rs loads this
+/* Programs for `make bench-datapath` only (benches/datapath/ loads this
  * object itself); the library never embeds them and no agent loads them.
  * - hsn_bench_pass: bare XDP_PASS, the cost of running any XDP program;
  * - hsn_bench_fwd: hsn_edge without metering: the same parse and forwarding

@@ -10,11 +10,11 @@
 //!   ([`bpf`]: skipping without root, a private bpffs, the XDP program on an interface).
 //! * Waiting on conditions with a deadline ([`wait_for`], [`wait_for_ok`]): tests never
 //!   sleep for a fixed time.
-//! * With feature `operator`, the operator's harness ([`operator`]): a hub and MEC clusters,
+//! * With feature `operator`, the operator's harness (`operator`): a hub and MEC clusters,
 //!   the operator as a process, a member's objects as the operator writes them.
-//! * Ledger test data ([`ledger_fixtures`], feature `ledger-fixtures`): deterministic keys,
+//! * Ledger test data (`ledger_fixtures`, feature `ledger-fixtures`): deterministic keys,
 //!   signed records and observations, a ledger's key files; and a ledger server in the test
-//!   process ([`ledger`], feature `ledger`).
+//!   process (`ledger`, feature `ledger`).
 //!
 //! Everything a test starts is cleaned up when dropped, also when the test panics, and the
 //! control planes also when the test process is killed outright (`PR_SET_PDEATHSIG` plus a

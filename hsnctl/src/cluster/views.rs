@@ -3,9 +3,10 @@
 
 use std::collections::BTreeSet;
 
+use hsn_api::condition::{ConditionType, find};
 use hsn_api::{HsnNetwork, HsnNode};
 use hsn_core::Role;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
@@ -77,7 +78,7 @@ impl NetworkView {
             latest_epoch = latest_epoch.max(epoch);
         }
         let status = network.status.clone().unwrap_or_default();
-        let ready = condition(&status.conditions, "Ready");
+        let ready = find(&status.conditions, ConditionType::Ready);
         let created = network.metadata.creation_timestamp.as_ref();
         Self {
             namespace,
@@ -180,7 +181,7 @@ impl NodeView {
     /// The view of `node`.
     pub fn new(node: &HsnNode, now: Timestamp) -> Self {
         let status = node.status.clone().unwrap_or_default();
-        let ready = condition(&status.conditions, "Ready");
+        let ready = find(&status.conditions, ConditionType::Ready);
         let heartbeat = status.last_heartbeat.as_ref();
         Self {
             namespace: node.namespace().unwrap_or_default(),
@@ -463,10 +464,6 @@ fn cluster_section(c: &ClusterRoutes) -> String {
         &edges,
     ));
     out
-}
-
-fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
-    conditions.iter().find(|c| c.type_ == type_)
 }
 
 fn readiness(status: Option<&str>, reason: Option<&str>) -> String {

@@ -193,7 +193,7 @@ where
 }
 
 fn super_node_name(s: &SuperId) -> String {
-    format!("{NET}.{}.super-{}", s.cluster, s.ordinal)
+    hsn_operator::network::super_node_name(NET, s)
 }
 
 /// The inventory the operator sees, rebuilt from what the bench created.
@@ -272,7 +272,7 @@ async fn expire_super_lease(member: &Client, ordinal: u32) -> Result<()> {
         .context("time")?;
     let lease: Lease = serde_json::from_value(json!({
         "metadata": {"name": hsn_api::node::lease::super_lease(ordinal), "namespace": MEMBER_NS},
-        "spec": {"holderIdentity": format!("super-{ordinal}"), "leaseDurationSeconds": 10}
+        "spec": {"holderIdentity": SuperId::local_name(ordinal), "leaseDurationSeconds": 10}
     }))?;
     let mut lease = lease;
     if let Some(spec) = lease.spec.as_mut() {

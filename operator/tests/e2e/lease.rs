@@ -22,7 +22,7 @@ pub(crate) async fn put_super_lease(
     age: i64,
     duration: i32,
 ) -> Result<()> {
-    let name = format!("super-{ordinal}");
+    let name = SuperId::local_name(ordinal);
     let renewed =
         k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(age);
     let lease = json!({

@@ -11,7 +11,7 @@
 //! can run side by side), and clean up when dropped: also when a test panics, and, through
 //! `PR_SET_PDEATHSIG` plus a watchdog process, when the test process is killed outright.
 //!
-//! Tests must wait on conditions with a deadline ([`wait_for`], [`wait_for_ok`]), never sleep.
+//! Tests must wait on conditions with a deadline ([`wait_for`](crate::wait_for), [`wait_for_ok`](crate::wait_for_ok)), never sleep.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), hsn_testkit::Error> {
@@ -36,7 +36,7 @@ mod kubeconfig;
 mod kwok;
 mod kwokctl;
 mod pki;
-mod ports;
+pub(crate) mod ports;
 mod process;
 mod spawn;
 mod watchdog;

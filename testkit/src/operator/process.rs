@@ -203,8 +203,7 @@ pub fn sum_samples(text: &str, prefix: &str) -> f64 {
         .sum()
 }
 
+/// A port no other component of this test process was given.
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(crate::cluster::ports::free_ports(1)?[0])
 }
