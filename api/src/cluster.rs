@@ -154,10 +154,10 @@ pub struct MecClusterStatus {
     pub probe_latency_ms: Option<i64>,
 }
 
-crate::condition::condition_words! {
+hsn_core::words! {
     /// Reasons of a MecCluster's `Reachable` and `Ready` conditions. `Ready=False` of a
     /// cluster that cannot be reached carries the `Reachable` reason.
-    pub enum MecClusterReason {
+    pub enum MecClusterReason: "MecCluster reason" {
         /// The probe got an answer.
         ProbeSucceeded,
         /// The probe got an error.

@@ -362,9 +362,9 @@ pub struct HsnNetworkStatus {
     pub ledger: Option<LedgerHead>,
 }
 
-crate::condition::condition_words! {
+hsn_core::words! {
     /// Reasons of an HsnNetwork's `Ready`, `Progressing` and `Degraded` conditions.
-    pub enum HsnNetworkReason {
+    pub enum HsnNetworkReason: "HsnNetwork reason" {
         /// Every agent the plan wants is ready.
         AllAgentsReady,
         /// Some agents are not ready yet.

@@ -135,9 +135,9 @@ pub struct HsnNodeStatus {
     pub last_epoch: Option<i64>,
 }
 
-crate::condition::condition_words! {
+hsn_core::words! {
     /// Reasons of an HsnNode's `Ready` condition: what its agent's Lease says.
-    pub enum HsnNodeReason {
+    pub enum HsnNodeReason: "HsnNode reason" {
         /// The agent renews its Lease.
         LeaseCurrent,
         /// The agent stopped renewing its Lease (for a super node: it is no longer live).

@@ -13,10 +13,12 @@ mod mac;
 pub mod ports;
 mod role;
 mod tenant;
+mod words;
 
 pub use direction::{Direction, ParseDirectionError};
 pub use epoch::EpochClock;
 pub use ids::{EdgeId, ParseSuperIdError, SuperId};
 pub use mac::{MacAddr, ParseMacError};
-pub use role::{ParseRoleError, Role};
+pub use role::Role;
 pub use tenant::{PrefixClaims, SharedPrefix, TenantId};
+pub use words::UnknownWord;

@@ -34,7 +34,7 @@ pub struct Args {
     pub command: Option<Command>,
     /// Edge (meters tenant traffic, redirects uplink to its super node) or super node
     /// (meters per (edge, tenant) to attest edge claims).
-    #[arg(long, value_parser = PossibleValuesParser::new(Role::ALL.map(Role::as_str)).map(|s| s.parse::<Role>().expect("a listed role")))]
+    #[arg(long, value_parser = PossibleValuesParser::new(Role::TEXTS).map(|s| s.parse::<Role>().expect("a listed role")))]
     pub role: Role,
     /// The HsnNetwork's name (also names the pin directory and default state dir).
     #[arg(long)]
