@@ -65,6 +65,19 @@ fn request(
     }
 }
 
+/// A request of records as they arrive on the wire, tampered with or not.
+fn wire_request(records: Vec<pb::SignedRecord>) -> pb::SubmitRecordsRequest {
+    pb::SubmitRecordsRequest {
+        records,
+        observations: vec![],
+    }
+}
+
+/// The bytes a record on the wire claims.
+fn claimed_bytes(record: Option<&pb::SignedRecord>) -> u64 {
+    record.unwrap().body.as_ref().unwrap().bytes
+}
+
 impl Fixture {
     fn record(&self, edge: usize, epoch: u64, bytes: u64) -> SignedRecord {
         slot(epoch, "t").record(&self.edges[edge], bytes, epoch)
@@ -164,31 +177,9 @@ fn conflicting_resubmission_is_refused_rolled_back_and_kept() {
     assert_eq!(absent, vec![Location::Absent]);
     let evidence = f.ledger.evidence().unwrap();
     assert_eq!(evidence.len(), 1);
-    assert_eq!(
-        evidence[0]
-            .record
-            .as_ref()
-            .unwrap()
-            .body
-            .as_ref()
-            .unwrap()
-            .bytes,
-        501
-    );
-    assert_eq!(
-        evidence[0]
-            .stored
-            .as_ref()
-            .unwrap()
-            .record
-            .as_ref()
-            .unwrap()
-            .body
-            .as_ref()
-            .unwrap()
-            .bytes,
-        500
-    );
+    assert_eq!(claimed_bytes(evidence[0].record.as_ref()), 501);
+    let stored = evidence[0].stored.as_ref().unwrap();
+    assert_eq!(claimed_bytes(stored.record.as_ref()), 500);
     // After sealing, a conflict is still refused and kept.
     f.ledger.seal_through(9).unwrap();
     assert_eq!(
@@ -235,27 +226,9 @@ fn refusals_have_specific_reasons() {
         ),
         (request(vec![f.record(0, 11, 5)], vec![]), "future_epoch"),
         (request(vec![other_net], vec![]), "wrong_network"),
-        (
-            pb::SubmitRecordsRequest {
-                records: vec![bad_sig],
-                observations: vec![],
-            },
-            "bad_signature",
-        ),
-        (
-            pb::SubmitRecordsRequest {
-                records: vec![unsigned],
-                observations: vec![],
-            },
-            "unsigned",
-        ),
-        (
-            pb::SubmitRecordsRequest {
-                records: vec![malformed],
-                observations: vec![],
-            },
-            "malformed",
-        ),
+        (wire_request(vec![bad_sig]), "bad_signature"),
+        (wire_request(vec![unsigned]), "unsigned"),
+        (wire_request(vec![malformed]), "malformed"),
     ];
     for (req, want) in cases {
         assert_eq!(f.refusal(req).1, want);
@@ -272,11 +245,7 @@ fn bad_signature_is_located_in_a_batch() {
     let f = fixture();
     let mut records: Vec<pb::SignedRecord> = (0..4).map(|e| f.record(e, 9, 100).to_pb()).collect();
     records[2].signature[10] ^= 1;
-    let req = pb::SubmitRecordsRequest {
-        records,
-        observations: vec![],
-    };
-    let (msg, label) = f.refusal(req);
+    let (msg, label) = f.refusal(wire_request(records));
     assert_eq!(
         (msg.as_str(), label),
         ("records[2]: signature does not verify", "bad_signature")
