@@ -87,6 +87,11 @@ impl Fixture {
         slot(epoch, "t").observation(&self.sup, NodeKey::of(&self.edges[edge]), bytes)
     }
 
+    /// Submits records that must be accepted.
+    fn submit_records(&self, records: Vec<SignedRecord>) {
+        self.ledger.submit(&request(records, vec![])).unwrap();
+    }
+
     fn refusal(&self, req: pb::SubmitRecordsRequest) -> (String, &'static str) {
         match self.ledger.submit(&req) {
             Err(SubmitError::Refused { first, .. }) => (first.to_string(), first.refusal.label()),
@@ -165,9 +170,7 @@ fn identical_resubmission_changes_nothing() {
 #[test]
 fn conflicting_resubmission_is_refused_rolled_back_and_kept() {
     let f = fixture();
-    f.ledger
-        .submit(&request(vec![f.record(0, 9, 500)], vec![]))
-        .unwrap();
+    f.submit_records(vec![f.record(0, 9, 500)]);
     // A fresh record and a conflicting one in the same request: neither is stored.
     let req = request(vec![f.record(1, 9, 1), f.record(0, 9, 501)], vec![]);
     let (msg, label) = f.refusal(req);
@@ -262,9 +265,7 @@ fn too_many_items_are_refused() {
 #[test]
 fn sealed_epochs_refuse_new_information() {
     let f = fixture();
-    f.ledger
-        .submit(&request(vec![f.record(0, 8, 100)], vec![]))
-        .unwrap();
+    f.submit_records(vec![f.record(0, 8, 100)]);
     assert!(matches!(
         f.ledger.seal_through(10),
         Err(SealError::NotClosed { .. })
@@ -278,9 +279,7 @@ fn sealed_epochs_refuse_new_information() {
         "epoch_sealed"
     );
     // Unsealed epochs still take records; sealing again is a no-op.
-    f.ledger
-        .submit(&request(vec![f.record(1, 9, 100)], vec![]))
-        .unwrap();
+    f.submit_records(vec![f.record(1, 9, 100)]);
     assert!(f.ledger.seal_through(8).unwrap().is_empty());
 }
 
@@ -290,10 +289,8 @@ fn large_epochs_span_bounded_blocks_and_verify() {
     let records: Vec<SignedRecord> = (0..8)
         .map(|i| slot(9, &format!("t{i}")).record(&f.edges[i % 4], 10, i as u64))
         .collect();
-    f.ledger.submit(&request(records, vec![])).unwrap();
-    f.ledger
-        .submit(&request(vec![f.record(0, 7, 1)], vec![]))
-        .unwrap();
+    f.submit_records(records);
+    f.submit_records(vec![f.record(0, 7, 1)]);
     let headers = f.ledger.seal_through(9).unwrap();
     let counts: Vec<(u64, u32)> = headers
         .iter()
@@ -307,9 +304,7 @@ fn large_epochs_span_bounded_blocks_and_verify() {
 #[test]
 fn seal_due_waits_for_the_grace_period() {
     let f = fixture();
-    f.ledger
-        .submit(&request(vec![f.record(0, 10, 1)], vec![]))
-        .unwrap();
+    f.submit_records(vec![f.record(0, 10, 1)]);
     f.clock.set(11 * EPOCH + 4); // epoch 10 ended 4 s ago; grace is 5 s
     assert!(f.ledger.seal_due().unwrap().is_empty());
     assert_eq!(f.ledger.status().unwrap().sealed_through, Some(9));
