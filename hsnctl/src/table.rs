@@ -22,6 +22,22 @@ pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Renders one row per item, under headers.
+pub fn render_each<T>(headers: &[&str], items: &[T], row: impl FnMut(&T) -> Vec<String>) -> String {
+    let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+    render(headers, &rows)
+}
+
+/// The cell of a missing value.
+pub fn dash() -> String {
+    "-".to_owned()
+}
+
+/// The value, or [`dash`] when there is none.
+pub fn or_dash(value: Option<impl std::fmt::Display>) -> String {
+    value.map_or_else(dash, |v| v.to_string())
+}
+
 /// Renders `name: value` lines, names padded.
 pub fn fields(pairs: &[(&str, String)]) -> String {
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;

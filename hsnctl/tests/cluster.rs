@@ -84,6 +84,38 @@ fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
     }
 }
 
+async fn create_namespace(client: &Client, name: &str) -> Result<()> {
+    let namespace = Namespace {
+        metadata: meta(name, None),
+        ..Namespace::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await?;
+    Ok(())
+}
+
+/// Stores `kubeconfig` in Secret `namespace/name`, as a MecCluster's access names it.
+async fn create_kubeconfig_secret(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    kubeconfig: &str,
+) -> Result<()> {
+    let secret = Secret {
+        metadata: meta(name, Some(namespace)),
+        data: Some(BTreeMap::from([(
+            "kubeconfig".to_owned(),
+            ByteString(kubeconfig.as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &secret)
+        .await?;
+    Ok(())
+}
+
 fn ago(seconds: i64) -> String {
     (Timestamp::now() - SignedDuration::from_secs(seconds)).to_string()
 }
@@ -117,27 +149,10 @@ async fn populate(client: &Client, down_kubeconfig: &str) -> Result<Value> {
                             "metadata": {"name": name}, "spec": spec});
         create(&clusters, object, None).await?;
     }
-    let namespaces: Api<Namespace> = Api::all(client.clone());
     for ns in ["mec", "hsn-metro", "edge-lab"] {
-        let namespace = Namespace {
-            metadata: meta(ns, None),
-            ..Namespace::default()
-        };
-        namespaces
-            .create(&PostParams::default(), &namespace)
-            .await?;
+        create_namespace(client, ns).await?;
     }
-    let secret = Secret {
-        metadata: meta("down-kubeconfig", Some("mec")),
-        data: Some(BTreeMap::from([(
-            "kubeconfig".to_owned(),
-            ByteString(down_kubeconfig.as_bytes().to_vec()),
-        )])),
-        ..Secret::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), "mec")
-        .create(&PostParams::default(), &secret)
-        .await?;
+    create_kubeconfig_secret(client, "mec", "down-kubeconfig", down_kubeconfig).await?;
 
     let counts = |d: i32, r: i32| json!({"desired": d, "ready": r});
     for (namespace, name) in [("default", "metro"), ("edge-lab", "lab")] {
@@ -448,24 +463,8 @@ async fn hsnctl_shows_networks_nodes_and_routes() -> Result<()> {
         .collect();
     assert_eq!(failures, ["down", "gone"]);
     // The Secret turns up: only `down` still fails.
-    let secret = Secret {
-        metadata: meta("gone-kubeconfig", Some("hsn-system")),
-        data: Some(BTreeMap::from([(
-            "kubeconfig".to_owned(),
-            ByteString(kubeconfig.as_bytes().to_vec()),
-        )])),
-        ..Secret::default()
-    };
-    let namespace = Namespace {
-        metadata: meta("hsn-system", None),
-        ..Namespace::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await?;
-    Api::<Secret>::namespaced(client.clone(), "hsn-system")
-        .create(&PostParams::default(), &secret)
-        .await?;
+    create_namespace(&client, "hsn-system").await?;
+    create_kubeconfig_secret(&client, "hsn-system", "gone-kubeconfig", &kubeconfig).await?;
     let out = hsnctl(kc, &["routes", "--network", "metro"]).await?;
     let err = failed(&out);
     assert!(

@@ -1,11 +1,12 @@
-//! Connecting to a ledger over gRPC, with optional (m)TLS.
+//! Connecting to a ledger over gRPC, with optional (m)TLS, and the reads every chain
+//! reader makes.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use crate::pb::ledger_client::LedgerClient;
+use crate::pb::{self, ledger_client::LedgerClient};
 
 /// Largest response a client accepts: a full block of 100 000 entries fits.
 pub const MAX_RESPONSE_BYTES: usize = 256 << 20;
@@ -59,6 +60,25 @@ pub async fn connect(
     }
     let channel = endpoint.connect().await.map_err(transport)?;
     Ok(LedgerClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES))
+}
+
+/// Number of blocks the ledger says its chain has.
+pub async fn height(client: &mut LedgerClient<Channel>) -> Result<u64, tonic::Status> {
+    let status = client.status(pb::StatusRequest {}).await?;
+    Ok(status.into_inner().height)
+}
+
+/// Block `height`, with or without its entries, as the ledger sends it.
+pub async fn block(
+    client: &mut LedgerClient<Channel>,
+    height: u64,
+    include_entries: bool,
+) -> Result<Option<pb::Block>, tonic::Status> {
+    let request = pb::GetBlockRequest {
+        height,
+        include_entries,
+    };
+    Ok(client.get_block(request).await?.into_inner().block)
 }
 
 fn client_tls(tls: &ClientTls) -> Result<ClientTlsConfig, ConnectError> {

@@ -263,7 +263,7 @@ mod tests {
 
     use super::*;
     use hsn_core::Direction;
-    use hsn_ledger_api::record::{ObservationBody, RecordBody};
+    use hsn_testkit::ledger_fixtures::Slot;
 
     fn tol(bytes: u64, basis_points: u32) -> Tolerance {
         Tolerance {
@@ -300,28 +300,9 @@ mod tests {
     fn pair(claimed: u64, observed: u64) -> (SignedRecord, SignedObservation, SigningKey) {
         let edge = SigningKey::from_bytes(&[1; 32]);
         let sup = SigningKey::from_bytes(&[2; 32]);
-        let record = RecordBody {
-            network: "n".into(),
-            epoch: 1,
-            node: NodeKey::of(&edge),
-            tenant: "t".into(),
-            direction: Direction::Downlink,
-            bytes: claimed,
-            packets: 1,
-            sequence: 1,
-        }
-        .sign(&edge);
-        let observation = ObservationBody {
-            network: "n".into(),
-            epoch: 1,
-            node: NodeKey::of(&edge),
-            tenant: "t".into(),
-            direction: Direction::Downlink,
-            bytes: observed,
-            packets: 1,
-            observer: NodeKey::of(&sup),
-        }
-        .sign(&sup);
+        let slot = Slot::new("n", 1, "t", Direction::Downlink);
+        let record = slot.record(&edge, claimed, 1);
+        let observation = slot.observation(&sup, NodeKey::of(&edge), observed);
         (record, observation, sup)
     }
 

@@ -6,7 +6,8 @@ use tonic::transport::Channel;
 use crate::entry::Entry;
 use crate::store::{At, Store, StoreError};
 use crate::verify::{ChainSummary, ChainVerifier, VerifyError, VerifyOptions};
-use hsn_ledger_api::pb::{self, ledger_client::LedgerClient};
+use hsn_ledger_api::client;
+use hsn_ledger_api::pb::ledger_client::LedgerClient;
 
 /// Why a remote walk stopped.
 #[derive(Debug, thiserror::Error)]
@@ -55,26 +56,15 @@ fn unreadable(verifier: &ChainVerifier, e: StoreError) -> VerifyError {
 /// Verifies every block a ledger serves, fetching them one by one over gRPC, passing each
 /// block's entries to `visit`. Trusts nothing the ledger says about itself.
 pub async fn walk_remote(
-    client: &mut LedgerClient<Channel>,
+    ledger: &mut LedgerClient<Channel>,
     options: VerifyOptions,
     mut visit: impl FnMut(u64, &[Entry]),
 ) -> Result<ChainSummary, WalkError> {
-    let blocks = client
-        .status(pb::StatusRequest {})
-        .await?
-        .into_inner()
-        .height;
+    let blocks = client::height(ledger).await?;
     let mut verifier = ChainVerifier::new(options);
     for height in 0..blocks {
-        let request = pb::GetBlockRequest {
-            height,
-            include_entries: true,
-        };
-        let block = client
-            .get_block(request)
+        let block = client::block(ledger, height, true)
             .await?
-            .into_inner()
-            .block
             .unwrap_or_default();
         let entries = verifier.push(&block)?;
         visit(height, &entries);

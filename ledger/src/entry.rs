@@ -328,7 +328,7 @@ mod tests {
 
     use super::*;
     use hsn_core::Direction;
-    use hsn_ledger_api::record::{ObservationBody, RecordBody};
+    use hsn_testkit::ledger_fixtures::Slot;
 
     struct Fixture {
         edge: SigningKey,
@@ -347,36 +347,17 @@ mod tests {
 
     impl Fixture {
         fn record(&self, bytes: u64) -> Part {
-            Part::Record(
-                RecordBody {
-                    network: "n".into(),
-                    epoch: 5,
-                    node: NodeKey::of(&self.edge),
-                    tenant: "t".into(),
-                    direction: Direction::Uplink,
-                    bytes,
-                    packets: 1,
-                    sequence: 1,
-                }
-                .sign(&self.edge),
-            )
+            Part::Record(slot().record(&self.edge, bytes, 1))
         }
 
         fn observation(&self, bytes: u64) -> Part {
-            Part::Observation(
-                ObservationBody {
-                    network: "n".into(),
-                    epoch: 5,
-                    node: NodeKey::of(&self.edge),
-                    tenant: "t".into(),
-                    direction: Direction::Uplink,
-                    bytes,
-                    packets: 1,
-                    observer: NodeKey::of(&self.sup),
-                }
-                .sign(&self.sup),
-            )
+            let edge = NodeKey::of(&self.edge);
+            Part::Observation(slot().observation(&self.sup, edge, bytes))
         }
+    }
+
+    fn slot() -> Slot {
+        Slot::new("n", 5, "t", Direction::Uplink)
     }
 
     fn stored(m: Merge) -> (Entry, Option<Verdict>) {

@@ -12,7 +12,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use common::{Network, hsnctl, now};
+use common::{Network, hsnctl_json, now};
 use ed25519_dalek::SigningKey;
 use hsn_core::Direction;
 use hsn_ledger::chain::walk_remote;
@@ -126,19 +126,8 @@ async fn sigkill_during_appends_loses_no_acknowledged_record() -> Result<()> {
         );
     }
     server.terminate()?;
-    let out = hsnctl(&[
-        "ledger",
-        "verify",
-        "--db",
-        &net.files.db.display().to_string(),
-        "-o",
-        "json",
-    ])?;
-    ensure!(
-        out.status.success(),
-        "offline verify: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let db = net.files.db.display().to_string();
+    hsnctl_json(&["ledger", "verify", "--db", &db, "-o", "json"]).context("offline verify")?;
     Ok(())
 }
 

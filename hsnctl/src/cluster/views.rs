@@ -11,7 +11,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
 
-use crate::table;
+use crate::table::{self, dash, or_dash};
 
 /// Hex digits of a public key shown in tables (8 bytes, as the ledger's tables).
 const KEY_PREFIX: usize = 16;
@@ -110,36 +110,30 @@ impl NetworkView {
         if networks.is_empty() {
             return format!("no HsnNetworks {scope}\n");
         }
-        let rows: Vec<Vec<String>> = networks
-            .iter()
-            .map(|n| {
-                vec![
-                    n.namespace.clone(),
-                    n.name.clone(),
-                    readiness(n.ready.as_deref(), n.reason.as_deref()),
-                    format!("{}/{}", n.super_nodes.ready, n.super_nodes.desired),
-                    format!("{}/{}", n.edge_nodes.ready, n.edge_nodes.desired),
-                    format!("{}/{}", n.edges_assigned, n.edges_total),
-                    n.clusters.len().to_string(),
-                    n.latest_epoch.map_or_else(dash, |e| e.to_string()),
-                    n.age_seconds.map_or_else(dash, age),
-                ]
-            })
-            .collect();
-        table::render(
-            &[
-                "NAMESPACE",
-                "NAME",
-                "READY",
-                "SUPERS",
-                "EDGES",
-                "ASSIGNED",
-                "CLUSTERS",
-                "EPOCH",
-                "AGE",
-            ],
-            &rows,
-        )
+        let headers = [
+            "NAMESPACE",
+            "NAME",
+            "READY",
+            "SUPERS",
+            "EDGES",
+            "ASSIGNED",
+            "CLUSTERS",
+            "EPOCH",
+            "AGE",
+        ];
+        table::render_each(&headers, networks, |n| {
+            vec![
+                n.namespace.clone(),
+                n.name.clone(),
+                readiness(n.ready.as_deref(), n.reason.as_deref()),
+                format!("{}/{}", n.super_nodes.ready, n.super_nodes.desired),
+                format!("{}/{}", n.edge_nodes.ready, n.edge_nodes.desired),
+                format!("{}/{}", n.edges_assigned, n.edges_total),
+                n.clusters.len().to_string(),
+                or_dash(n.latest_epoch),
+                n.age_seconds.map_or_else(dash, age),
+            ]
+        })
     }
 }
 
@@ -224,34 +218,6 @@ impl NodeView {
         if nodes.is_empty() {
             return format!("no HsnNodes {scope}\n");
         }
-        let rows: Vec<Vec<String>> = nodes
-            .iter()
-            .map(|n| {
-                let placement = match (n.role, n.ordinal) {
-                    (Role::Super, Some(o)) => match &n.node_name {
-                        Some(node) => format!("#{o} {node}"),
-                        None => format!("#{o}"),
-                    },
-                    _ => n.node_name.clone().unwrap_or_else(dash),
-                };
-                let mut row = vec![
-                    n.name.clone(),
-                    n.network.clone(),
-                    n.role.as_str().to_owned(),
-                    n.cluster.clone(),
-                    placement,
-                    n.assigned_super_node.clone().unwrap_or_else(dash),
-                    readiness(n.ready.as_deref(), n.reason.as_deref()),
-                    n.heartbeat_age_seconds.map_or_else(dash, age),
-                    n.last_epoch.map_or_else(dash, |e| e.to_string()),
-                    n.public_key.as_deref().map_or_else(dash, key_prefix),
-                ];
-                if with_namespace {
-                    row.insert(0, n.namespace.clone());
-                }
-                row
-            })
-            .collect();
         let mut headers = vec![
             "NAME",
             "NETWORK",
@@ -267,7 +233,31 @@ impl NodeView {
         if with_namespace {
             headers.insert(0, "NAMESPACE");
         }
-        table::render(&headers, &rows)
+        table::render_each(&headers, nodes, |n| {
+            let placement = match (n.role, n.ordinal) {
+                (Role::Super, Some(o)) => match &n.node_name {
+                    Some(node) => format!("#{o} {node}"),
+                    None => format!("#{o}"),
+                },
+                _ => or_dash(n.node_name.as_ref()),
+            };
+            let mut row = vec![
+                n.name.clone(),
+                n.network.clone(),
+                n.role.as_str().to_owned(),
+                n.cluster.clone(),
+                placement,
+                or_dash(n.assigned_super_node.as_ref()),
+                readiness(n.ready.as_deref(), n.reason.as_deref()),
+                n.heartbeat_age_seconds.map_or_else(dash, age),
+                or_dash(n.last_epoch),
+                n.public_key.as_deref().map_or_else(dash, key_prefix),
+            ];
+            if with_namespace {
+                row.insert(0, n.namespace.clone());
+            }
+            row
+        })
     }
 }
 
@@ -420,49 +410,41 @@ fn cluster_section(c: &ClusterRoutes) -> String {
         doc.tenants.len(),
         doc.epoch_seconds
     );
-    let supers: Vec<Vec<String>> = doc
-        .supers
-        .iter()
-        .map(|s| vec![s.id.clone(), s.address.clone().unwrap_or_else(dash)])
-        .collect();
-    out.push_str(&table::render(&["SUPER", "ADDRESS"], &supers));
+    out.push_str(&table::render_each(
+        &["SUPER", "ADDRESS"],
+        &doc.supers,
+        |s| vec![s.id.clone(), or_dash(s.address.as_ref())],
+    ));
     if doc.edges.is_empty() {
         return out;
     }
     let known: BTreeSet<&str> = doc.supers.iter().map(|s| s.id.as_str()).collect();
-    let edges: Vec<Vec<String>> = doc
-        .edges
-        .iter()
-        .map(|e| {
-            let own = if doc.cluster.is_empty() {
-                &c.cluster
-            } else {
-                &doc.cluster
-            };
-            let mut super_id = e.super_id.clone();
-            if !known.contains(e.super_id.as_str()) {
-                super_id.push_str(" (unknown)");
-            }
-            vec![
-                e.node.clone(),
-                if e.cluster.is_empty() {
-                    own
-                } else {
-                    &e.cluster
-                }
-                .clone(),
-                super_id,
-                e.address.clone().unwrap_or_else(dash),
-                e.mac.clone().unwrap_or_else(dash),
-                e.public_key.as_deref().map_or_else(dash, key_prefix),
-            ]
-        })
-        .collect();
+    let own = if doc.cluster.is_empty() {
+        &c.cluster
+    } else {
+        &doc.cluster
+    };
     out.push('\n');
-    out.push_str(&table::render(
-        &["EDGE", "CLUSTER", "SUPER", "ADDRESS", "MAC", "KEY"],
-        &edges,
-    ));
+    let headers = ["EDGE", "CLUSTER", "SUPER", "ADDRESS", "MAC", "KEY"];
+    out.push_str(&table::render_each(&headers, &doc.edges, |e| {
+        let mut super_id = e.super_id.clone();
+        if !known.contains(e.super_id.as_str()) {
+            super_id.push_str(" (unknown)");
+        }
+        vec![
+            e.node.clone(),
+            if e.cluster.is_empty() {
+                own
+            } else {
+                &e.cluster
+            }
+            .clone(),
+            super_id,
+            or_dash(e.address.as_ref()),
+            or_dash(e.mac.as_ref()),
+            e.public_key.as_deref().map_or_else(dash, key_prefix),
+        ]
+    }));
     out
 }
 
@@ -491,10 +473,6 @@ pub fn age(seconds: i64) -> String {
         7_200..172_800 => format!("{}h", s / 3_600),
         _ => format!("{}d", s / 86_400),
     }
-}
-
-fn dash() -> String {
-    "-".to_owned()
 }
 
 #[cfg(test)]

@@ -231,23 +231,15 @@ async fn walk(
 }
 
 async fn blocks(
-    client: &mut LedgerClient<Channel>,
+    ledger: &mut LedgerClient<Channel>,
     from: Option<u64>,
     limit: u64,
 ) -> Result<Vec<BlockView>, CliError> {
-    let height = client
-        .status(pb::StatusRequest {})
-        .await?
-        .into_inner()
-        .height;
+    let height = client::height(ledger).await?;
     let from = from.unwrap_or(height.saturating_sub(limit));
     let mut views = Vec::new();
     for h in from..height.min(from.saturating_add(limit)) {
-        let request = pb::GetBlockRequest {
-            height: h,
-            include_entries: false,
-        };
-        let block = client.get_block(request).await?.into_inner().block;
+        let block = client::block(ledger, h, false).await?;
         let header = block
             .and_then(|b| b.header)
             .ok_or(CliError::Malformed("block"))?;
@@ -256,16 +248,9 @@ async fn blocks(
     Ok(views)
 }
 
-async fn show(client: &mut LedgerClient<Channel>, height: u64) -> Result<ShowView, CliError> {
-    let request = pb::GetBlockRequest {
-        height,
-        include_entries: true,
-    };
-    let block = client
-        .get_block(request)
+async fn show(ledger: &mut LedgerClient<Channel>, height: u64) -> Result<ShowView, CliError> {
+    let block = client::block(ledger, height, true)
         .await?
-        .into_inner()
-        .block
         .unwrap_or_default();
     let header = block.header.as_ref().ok_or(CliError::Malformed("block"))?;
     let entries = block

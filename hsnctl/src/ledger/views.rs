@@ -54,13 +54,12 @@ impl From<pb::StatusResponse> for StatusView {
 impl StatusView {
     /// As `name: value` lines.
     pub fn table(&self) -> String {
-        let opt = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
         table::fields(&[
             ("network", self.network.clone()),
             ("blocks", self.blocks.to_string()),
-            ("head", self.head_hash.clone().unwrap_or_else(|| "-".into())),
+            ("head", table::or_dash(self.head_hash.as_ref())),
             ("current epoch", self.current_epoch.to_string()),
-            ("sealed through", opt(self.sealed_through)),
+            ("sealed through", table::or_dash(self.sealed_through)),
             ("pending entries", self.pending_entries.to_string()),
             ("evidence", self.evidence.to_string()),
             ("signer", self.signer.clone()),
@@ -108,19 +107,16 @@ impl BlockView {
 
     /// One table of headers.
     pub fn table(blocks: &[BlockView]) -> String {
-        let rows: Vec<Vec<String>> = blocks
-            .iter()
-            .map(|b| {
-                vec![
-                    b.height.to_string(),
-                    b.epoch.to_string(),
-                    b.entries.to_string(),
-                    b.time.to_string(),
-                    b.hash.clone(),
-                ]
-            })
-            .collect();
-        table::render(&["HEIGHT", "EPOCH", "ENTRIES", "TIME", "HASH"], &rows)
+        let headers = ["HEIGHT", "EPOCH", "ENTRIES", "TIME", "HASH"];
+        table::render_each(&headers, blocks, |b| {
+            vec![
+                b.height.to_string(),
+                b.epoch.to_string(),
+                b.entries.to_string(),
+                b.time.to_string(),
+                b.hash.clone(),
+            ]
+        })
     }
 }
 
@@ -177,25 +173,16 @@ impl ShowView {
             ("signers", signers.join(", ")),
         ]);
         out.push('\n');
-        let num = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
-        let rows: Vec<Vec<String>> = self
-            .entries
-            .iter()
-            .map(|e| {
-                let status = e.status.label().to_owned();
-                vec![
-                    e.index.to_string(),
-                    status,
-                    num(e.claimed_bytes),
-                    num(e.observed_bytes),
-                    e.record.clone(),
-                ]
-            })
-            .collect();
-        out.push_str(&table::render(
-            &["INDEX", "STATUS", "CLAIMED", "OBSERVED", "RECORD"],
-            &rows,
-        ));
+        let headers = ["INDEX", "STATUS", "CLAIMED", "OBSERVED", "RECORD"];
+        out.push_str(&table::render_each(&headers, &self.entries, |e| {
+            vec![
+                e.index.to_string(),
+                e.status.label().to_owned(),
+                table::or_dash(e.claimed_bytes),
+                table::or_dash(e.observed_bytes),
+                e.record.clone(),
+            ]
+        }));
         out
     }
 }
@@ -247,20 +234,6 @@ impl ProofView {
 
 /// Rewards as a table.
 pub fn rewards_table(r: &Rewards) -> String {
-    let rows: Vec<Vec<String>> = r
-        .nodes
-        .iter()
-        .map(|n| {
-            vec![
-                n.node.to_hex(),
-                n.attested_bytes.to_string(),
-                n.attested_entries.to_string(),
-                n.excluded_entries.to_string(),
-                format!("{:.4}%", n.share_ppm as f64 / 10_000.0),
-                n.reward.to_string(),
-            ]
-        })
-        .collect();
     let mut out = format!(
         "epochs {}..={}, pool {}, attested bytes {}, excluded: {} disputed, {} unobserved, {} unclaimed\n\n",
         r.from_epoch,
@@ -279,6 +252,15 @@ pub fn rewards_table(r: &Rewards) -> String {
         "SHARE",
         "REWARD",
     ];
-    out.push_str(&table::render(&headers, &rows));
+    out.push_str(&table::render_each(&headers, &r.nodes, |n| {
+        vec![
+            n.node.to_hex(),
+            n.attested_bytes.to_string(),
+            n.attested_entries.to_string(),
+            n.excluded_entries.to_string(),
+            format!("{:.4}%", n.share_ppm as f64 / 10_000.0),
+            n.reward.to_string(),
+        ]
+    }));
     out
 }

@@ -53,15 +53,8 @@ impl RecordBody {
 
     /// The bytes the edge node signs.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        Canonical::new(RECORD_DOMAIN)
-            .u32(RECORD_VERSION)
-            .str(&self.network)
-            .u64(self.epoch)
-            .fixed(&self.node.0)
-            .str(&self.tenant)
-            .u8(direction_code(self.direction))
-            .u64(self.bytes)
-            .u64(self.packets)
+        let key = self.key();
+        counted(RECORD_DOMAIN, &self.network, &key, self.bytes, self.packets)
             .u64(self.sequence)
             .finish()
     }
@@ -161,17 +154,16 @@ impl ObservationBody {
 
     /// The bytes the super node signs.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        Canonical::new(OBSERVATION_DOMAIN)
-            .u32(RECORD_VERSION)
-            .str(&self.network)
-            .u64(self.epoch)
-            .fixed(&self.node.0)
-            .str(&self.tenant)
-            .u8(direction_code(self.direction))
-            .u64(self.bytes)
-            .u64(self.packets)
-            .fixed(&self.observer.0)
-            .finish()
+        let key = self.key();
+        counted(
+            OBSERVATION_DOMAIN,
+            &self.network,
+            &key,
+            self.bytes,
+            self.packets,
+        )
+        .fixed(&self.observer.0)
+        .finish()
     }
 
     /// Signs the observation; the key should be the one in `observer`.
@@ -233,6 +225,21 @@ impl SignedObservation {
             signature: self.signature.to_bytes().to_vec(),
         }
     }
+}
+
+/// The signing bytes records and observations share: domain tag, schema version, network,
+/// the entry's key (epoch, node, tenant, direction) and the counts. A record then appends
+/// its sequence, an observation its observer.
+fn counted(domain: &str, network: &str, key: &RecordKey, bytes: u64, packets: u64) -> Canonical {
+    Canonical::new(domain)
+        .u32(RECORD_VERSION)
+        .str(network)
+        .u64(key.epoch)
+        .fixed(&key.node.0)
+        .str(&key.tenant)
+        .u8(direction_code(key.direction))
+        .u64(bytes)
+        .u64(packets)
 }
 
 /// Why a record or observation is malformed.
@@ -366,6 +373,20 @@ mod tests {
         }
     }
 
+    /// What `observer` saw of the record's traffic: the same slot and counts.
+    fn observed(b: &RecordBody, observer: NodeKey) -> ObservationBody {
+        ObservationBody {
+            network: b.network.clone(),
+            epoch: b.epoch,
+            node: b.node,
+            tenant: b.tenant.clone(),
+            direction: b.direction,
+            bytes: b.bytes,
+            packets: b.packets,
+            observer,
+        }
+    }
+
     #[test]
     fn wire_round_trip_keeps_signature_valid() {
         let key = SigningKey::from_bytes(&[1; 32]);
@@ -423,17 +444,39 @@ mod tests {
     fn record_and_observation_bytes_never_coincide() {
         let key = SigningKey::from_bytes(&[1; 32]);
         let b = body(&key);
-        let obs = ObservationBody {
-            network: b.network.clone(),
-            epoch: b.epoch,
-            node: b.node,
-            tenant: b.tenant.clone(),
-            direction: b.direction,
-            bytes: b.bytes,
-            packets: b.packets,
-            observer: b.node,
-        };
+        let obs = observed(&b, b.node);
         assert_ne!(obs.signing_bytes()[..20], b.signing_bytes()[..20]);
+    }
+
+    /// Signatures depend on these bytes: a change here breaks every signed record.
+    #[test]
+    fn signing_bytes_are_pinned() {
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let b = body(&key);
+        let obs = observed(&b, NodeKey([9; 32]));
+        let node = "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c";
+        // Version 1, "net-a", epoch 42, the node, "tenant-a"; uplink (1) and the counts follow.
+        let shared = format!(
+            "000000010005{}000000000000002a{node}0008{}",
+            hex::encode("net-a"),
+            hex::encode("tenant-a")
+        );
+        let counts = "00000000000005dc0000000000000003";
+        assert_eq!(
+            hex::encode(b.signing_bytes()),
+            format!(
+                "{}00{shared}01{counts}0000000000000007",
+                hex::encode(RECORD_DOMAIN)
+            )
+        );
+        assert_eq!(
+            hex::encode(obs.signing_bytes()),
+            format!(
+                "{}00{shared}01{counts}{}",
+                hex::encode(OBSERVATION_DOMAIN),
+                "09".repeat(32)
+            )
+        );
     }
 
     #[test]

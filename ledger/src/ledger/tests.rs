@@ -65,6 +65,19 @@ fn request(
     }
 }
 
+/// A request of records as they arrive on the wire, tampered with or not.
+fn wire_request(records: Vec<pb::SignedRecord>) -> pb::SubmitRecordsRequest {
+    pb::SubmitRecordsRequest {
+        records,
+        observations: vec![],
+    }
+}
+
+/// The bytes a record on the wire claims.
+fn claimed_bytes(record: Option<&pb::SignedRecord>) -> u64 {
+    record.unwrap().body.as_ref().unwrap().bytes
+}
+
 impl Fixture {
     fn record(&self, edge: usize, epoch: u64, bytes: u64) -> SignedRecord {
         slot(epoch, "t").record(&self.edges[edge], bytes, epoch)
@@ -72,6 +85,11 @@ impl Fixture {
 
     fn observation(&self, edge: usize, epoch: u64, bytes: u64) -> SignedObservation {
         slot(epoch, "t").observation(&self.sup, NodeKey::of(&self.edges[edge]), bytes)
+    }
+
+    /// Submits records that must be accepted.
+    fn submit_records(&self, records: Vec<SignedRecord>) {
+        self.ledger.submit(&request(records, vec![])).unwrap();
     }
 
     fn refusal(&self, req: pb::SubmitRecordsRequest) -> (String, &'static str) {
@@ -152,9 +170,7 @@ fn identical_resubmission_changes_nothing() {
 #[test]
 fn conflicting_resubmission_is_refused_rolled_back_and_kept() {
     let f = fixture();
-    f.ledger
-        .submit(&request(vec![f.record(0, 9, 500)], vec![]))
-        .unwrap();
+    f.submit_records(vec![f.record(0, 9, 500)]);
     // A fresh record and a conflicting one in the same request: neither is stored.
     let req = request(vec![f.record(1, 9, 1), f.record(0, 9, 501)], vec![]);
     let (msg, label) = f.refusal(req);
@@ -164,31 +180,9 @@ fn conflicting_resubmission_is_refused_rolled_back_and_kept() {
     assert_eq!(absent, vec![Location::Absent]);
     let evidence = f.ledger.evidence().unwrap();
     assert_eq!(evidence.len(), 1);
-    assert_eq!(
-        evidence[0]
-            .record
-            .as_ref()
-            .unwrap()
-            .body
-            .as_ref()
-            .unwrap()
-            .bytes,
-        501
-    );
-    assert_eq!(
-        evidence[0]
-            .stored
-            .as_ref()
-            .unwrap()
-            .record
-            .as_ref()
-            .unwrap()
-            .body
-            .as_ref()
-            .unwrap()
-            .bytes,
-        500
-    );
+    assert_eq!(claimed_bytes(evidence[0].record.as_ref()), 501);
+    let stored = evidence[0].stored.as_ref().unwrap();
+    assert_eq!(claimed_bytes(stored.record.as_ref()), 500);
     // After sealing, a conflict is still refused and kept.
     f.ledger.seal_through(9).unwrap();
     assert_eq!(
@@ -235,27 +229,9 @@ fn refusals_have_specific_reasons() {
         ),
         (request(vec![f.record(0, 11, 5)], vec![]), "future_epoch"),
         (request(vec![other_net], vec![]), "wrong_network"),
-        (
-            pb::SubmitRecordsRequest {
-                records: vec![bad_sig],
-                observations: vec![],
-            },
-            "bad_signature",
-        ),
-        (
-            pb::SubmitRecordsRequest {
-                records: vec![unsigned],
-                observations: vec![],
-            },
-            "unsigned",
-        ),
-        (
-            pb::SubmitRecordsRequest {
-                records: vec![malformed],
-                observations: vec![],
-            },
-            "malformed",
-        ),
+        (wire_request(vec![bad_sig]), "bad_signature"),
+        (wire_request(vec![unsigned]), "unsigned"),
+        (wire_request(vec![malformed]), "malformed"),
     ];
     for (req, want) in cases {
         assert_eq!(f.refusal(req).1, want);
@@ -272,11 +248,7 @@ fn bad_signature_is_located_in_a_batch() {
     let f = fixture();
     let mut records: Vec<pb::SignedRecord> = (0..4).map(|e| f.record(e, 9, 100).to_pb()).collect();
     records[2].signature[10] ^= 1;
-    let req = pb::SubmitRecordsRequest {
-        records,
-        observations: vec![],
-    };
-    let (msg, label) = f.refusal(req);
+    let (msg, label) = f.refusal(wire_request(records));
     assert_eq!(
         (msg.as_str(), label),
         ("records[2]: signature does not verify", "bad_signature")
@@ -293,9 +265,7 @@ fn too_many_items_are_refused() {
 #[test]
 fn sealed_epochs_refuse_new_information() {
     let f = fixture();
-    f.ledger
-        .submit(&request(vec![f.record(0, 8, 100)], vec![]))
-        .unwrap();
+    f.submit_records(vec![f.record(0, 8, 100)]);
     assert!(matches!(
         f.ledger.seal_through(10),
         Err(SealError::NotClosed { .. })
@@ -309,9 +279,7 @@ fn sealed_epochs_refuse_new_information() {
         "epoch_sealed"
     );
     // Unsealed epochs still take records; sealing again is a no-op.
-    f.ledger
-        .submit(&request(vec![f.record(1, 9, 100)], vec![]))
-        .unwrap();
+    f.submit_records(vec![f.record(1, 9, 100)]);
     assert!(f.ledger.seal_through(8).unwrap().is_empty());
 }
 
@@ -321,10 +289,8 @@ fn large_epochs_span_bounded_blocks_and_verify() {
     let records: Vec<SignedRecord> = (0..8)
         .map(|i| slot(9, &format!("t{i}")).record(&f.edges[i % 4], 10, i as u64))
         .collect();
-    f.ledger.submit(&request(records, vec![])).unwrap();
-    f.ledger
-        .submit(&request(vec![f.record(0, 7, 1)], vec![]))
-        .unwrap();
+    f.submit_records(records);
+    f.submit_records(vec![f.record(0, 7, 1)]);
     let headers = f.ledger.seal_through(9).unwrap();
     let counts: Vec<(u64, u32)> = headers
         .iter()
@@ -338,9 +304,7 @@ fn large_epochs_span_bounded_blocks_and_verify() {
 #[test]
 fn seal_due_waits_for_the_grace_period() {
     let f = fixture();
-    f.ledger
-        .submit(&request(vec![f.record(0, 10, 1)], vec![]))
-        .unwrap();
+    f.submit_records(vec![f.record(0, 10, 1)]);
     f.clock.set(11 * EPOCH + 4); // epoch 10 ended 4 s ago; grace is 5 s
     assert!(f.ledger.seal_due().unwrap().is_empty());
     assert_eq!(f.ledger.status().unwrap().sealed_through, Some(9));

@@ -293,7 +293,7 @@ impl<'t> WriteTables<'t> {
 
     /// Every epoch up to this one is sealed.
     pub fn sealed_through(&self) -> Result<Option<u64>, StoreError> {
-        Ok(self.meta.get(SEALED_THROUGH)?.map(|v| v.value()))
+        sealed_through(&self.meta)
     }
 
     /// Records that every epoch up to `epoch` is sealed.
@@ -304,10 +304,7 @@ impl<'t> WriteTables<'t> {
 
     /// The pending entry under `key`.
     pub fn pending(&self, key: &RecordKey) -> Result<Option<Entry>, StoreError> {
-        let Some(bytes) = self.pending.get(key.to_bytes().as_slice())? else {
-            return Ok(None);
-        };
-        entry_from(bytes.value(), At::Pending(key.to_string())).map(Some)
+        pending_entry(&self.pending, key)
     }
 
     /// Stores a pending entry under its key.
@@ -333,13 +330,8 @@ impl<'t> WriteTables<'t> {
 
     /// Where the next block goes.
     pub fn tip(&self) -> Result<Tip, StoreError> {
-        match self.headers.last()? {
-            None => Ok(Tip::GENESIS),
-            Some((h, bytes)) => {
-                let signed = header_from(bytes.value(), h.value())?;
-                Ok(Tip::after(&signed.header))
-            }
-        }
+        let last = last_header(&self.headers)?;
+        Ok(last.map_or(Tip::GENESIS, |signed| Tip::after(&signed.header)))
     }
 
     /// The epoch of the first pending entry.
@@ -432,13 +424,9 @@ impl fmt::Debug for ReadTables {
 impl ReadTables {
     /// Counts and head.
     pub fn status(&self) -> Result<StoreStatus, StoreError> {
-        let head = match self.headers.last()? {
-            None => None,
-            Some((h, bytes)) => Some(header_from(bytes.value(), h.value())?),
-        };
         Ok(StoreStatus {
             blocks: self.headers.len()?,
-            head,
+            head: last_header(&self.headers)?,
             sealed_through: self.sealed_through()?,
             pending: self.pending.len()?,
             evidence: self.evidence.len()?,
@@ -447,7 +435,7 @@ impl ReadTables {
 
     /// Every epoch up to this one is sealed.
     pub fn sealed_through(&self) -> Result<Option<u64>, StoreError> {
-        Ok(self.meta.get(SEALED_THROUGH)?.map(|v| v.value()))
+        sealed_through(&self.meta)
     }
 
     /// The raw header of block `height`, as stored.
@@ -495,11 +483,10 @@ impl ReadTables {
 
     /// Where the entry under `key` is.
     pub fn locate(&self, key: &RecordKey) -> Result<Location, StoreError> {
-        let bytes = key.to_bytes();
-        if let Some(v) = self.pending.get(bytes.as_slice())? {
-            return entry_from(v.value(), At::Pending(key.to_string())).map(Location::Pending);
+        if let Some(entry) = pending_entry(&self.pending, key)? {
+            return Ok(Location::Pending(entry));
         }
-        let Some(pos) = self.index.get(bytes.as_slice())? else {
+        let Some(pos) = self.index.get(key.to_bytes().as_slice())? else {
             return Ok(Location::Absent);
         };
         let (height, index) = pos.value();
@@ -526,6 +513,20 @@ impl ReadTables {
     }
 }
 
+fn sealed_through(meta: &impl ReadableTable<&'static str, u64>) -> Result<Option<u64>, StoreError> {
+    Ok(meta.get(SEALED_THROUGH)?.map(|v| v.value()))
+}
+
+fn pending_entry(
+    pending: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &RecordKey,
+) -> Result<Option<Entry>, StoreError> {
+    let Some(bytes) = pending.get(key.to_bytes().as_slice())? else {
+        return Ok(None);
+    };
+    entry_from(bytes.value(), At::Pending(key.to_string())).map(Some)
+}
+
 fn sealed_entry(
     index: &impl ReadableTable<&'static [u8], (u64, u32)>,
     entries: &impl ReadableTable<(u64, u32), &'static [u8]>,
@@ -539,6 +540,15 @@ fn sealed_entry(
         return Ok(None);
     };
     entry_from(bytes.value(), At::Entry(h, i)).map(Some)
+}
+
+fn last_header(
+    headers: &impl ReadableTable<u64, &'static [u8]>,
+) -> Result<Option<SignedHeader>, StoreError> {
+    match headers.last()? {
+        None => Ok(None),
+        Some((h, bytes)) => header_from(bytes.value(), h.value()).map(Some),
+    }
 }
 
 fn entry_from(bytes: &[u8], at: At) -> Result<Entry, StoreError> {
