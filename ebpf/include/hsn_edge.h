@@ -76,6 +76,27 @@ static __always_inline int hsn_edge_pass_because(__u32 stat)
 	return hsn_edge_pass();
 }
 
+/* The edge's first step: count the packet and parse it. 0 for a frame it
+ * does not meter (not IP, or malformed), counted as such; the caller passes
+ * it (hsn_edge_pass). */
+static __always_inline int hsn_edge_parse(struct xdp_md *ctx,
+					  struct hsn_pkt *pkt)
+{
+	int res;
+
+	hsn_stat_inc(&edge_stats, HSN_EDGE_STAT_PACKETS);
+	res = hsn_parse(ctx, pkt);
+	if (res == HSN_PARSE_NON_IP) {
+		hsn_stat_inc(&edge_stats, HSN_EDGE_STAT_NON_IP);
+		return 0;
+	}
+	if (res != HSN_PARSE_OK) {
+		hsn_stat_inc(&edge_stats, HSN_EDGE_STAT_PARSE_ERROR);
+		return 0;
+	}
+	return 1;
+}
+
 /* Forwarding: bpf_redirect_map through a devmap, rewriting the Ethernet
  * header for the next hop. Why this and not:
  * - XDP_TX: the super node is usually behind another interface than the
