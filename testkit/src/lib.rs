@@ -32,6 +32,7 @@ pub mod netns;
 #[cfg(feature = "operator")]
 pub mod operator;
 pub mod packet;
+mod spawn;
 pub mod topology;
 mod wait;
 
