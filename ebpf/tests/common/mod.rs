@@ -1,7 +1,11 @@
 //! Shared fixture helpers: tenant set-up, counter deltas; root checks, frames and topology
 //! come from hsn-testkit.
 
-#![allow(dead_code, reason = "each test binary uses a different subset")]
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "each test binary uses a different subset"
+)]
 
 pub mod edge_case;
 pub mod topology;
