@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Edge program state: load-time settings, maps, and the forwarding step. */
+/* Edge program state: load-time settings, maps, its first step (count and
+ * parse) and the forwarding step. */
 #ifndef HSN_EDGE_H
 #define HSN_EDGE_H
 
