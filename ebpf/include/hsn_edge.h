@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Edge program state: load-time settings, maps, and the forwarding step. */
+/* Edge program state: load-time settings, maps, its first step (count and
+ * parse) and the forwarding step. */
 #ifndef HSN_EDGE_H
 #define HSN_EDGE_H
 
@@ -74,6 +75,27 @@ static __always_inline int hsn_edge_pass_because(__u32 stat)
 {
 	hsn_stat_inc(&edge_stats, stat);
 	return hsn_edge_pass();
+}
+
+/* The edge's first step: count the packet and parse it. 0 for a frame it
+ * does not meter (not IP, or malformed), counted as such; the caller passes
+ * it (hsn_edge_pass). */
+static __always_inline int hsn_edge_parse(struct xdp_md *ctx,
+					  struct hsn_pkt *pkt)
+{
+	int res;
+
+	hsn_stat_inc(&edge_stats, HSN_EDGE_STAT_PACKETS);
+	res = hsn_parse(ctx, pkt);
+	if (res == HSN_PARSE_NON_IP) {
+		hsn_stat_inc(&edge_stats, HSN_EDGE_STAT_NON_IP);
+		return 0;
+	}
+	if (res != HSN_PARSE_OK) {
+		hsn_stat_inc(&edge_stats, HSN_EDGE_STAT_PARSE_ERROR);
+		return 0;
+	}
+	return 1;
 }
 
 /* Forwarding: bpf_redirect_map through a devmap, rewriting the Ethernet

@@ -47,14 +47,9 @@ SEC("xdp.frags")
 int hsn_bench_fwd(struct xdp_md *ctx)
 {
 	struct hsn_pkt pkt = {};
-	int res;
 
-	hsn_stat_inc(&edge_stats, HSN_EDGE_STAT_PACKETS);
-	res = hsn_parse(ctx, &pkt);
-	if (res == HSN_PARSE_NON_IP)
-		return hsn_edge_pass_because(HSN_EDGE_STAT_NON_IP);
-	if (res != HSN_PARSE_OK)
-		return hsn_edge_pass_because(HSN_EDGE_STAT_PARSE_ERROR);
+	if (!hsn_edge_parse(ctx, &pkt))
+		return hsn_edge_pass();
 	hsn_stat_inc(&edge_stats, HSN_EDGE_STAT_TENANT);
 	return hsn_edge_forward(ctx, &pkt);
 }

@@ -12,14 +12,9 @@ int hsn_edge(struct xdp_md *ctx)
 {
 	struct hsn_tenant_match m;
 	struct hsn_pkt pkt = {};
-	int res;
 
-	hsn_stat_inc(&edge_stats, HSN_EDGE_STAT_PACKETS);
-	res = hsn_parse(ctx, &pkt);
-	if (res == HSN_PARSE_NON_IP)
-		return hsn_edge_pass_because(HSN_EDGE_STAT_NON_IP);
-	if (res != HSN_PARSE_OK)
-		return hsn_edge_pass_because(HSN_EDGE_STAT_PARSE_ERROR);
+	if (!hsn_edge_parse(ctx, &pkt))
+		return hsn_edge_pass();
 	if (!hsn_tenant_lookup(&pkt, &m))
 		return hsn_edge_pass_because(HSN_EDGE_STAT_NON_TENANT);
 

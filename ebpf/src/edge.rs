@@ -10,15 +10,16 @@ use nix::ifaddrs::getifaddrs;
 use nix::net::if_::if_nametoindex;
 
 use crate::abi::{Counter, HSN_DIR_DOWNLINK, HSN_DIR_UPLINK, RawNextHop};
-use crate::bpffs::{OnMismatch, PinDir, PinnedMap, ReplacedPin};
+use crate::bpffs::{OnMismatch, PinDir, PinnedMap};
+use crate::datapath::{self, Datapath, Role};
 use crate::generation::Generation;
 use crate::layout::Layout;
 use crate::prefixes::TenantTable;
 use crate::slots::Slots;
 use crate::stats::{read_array_counter, read_stats};
-use crate::tenants::{TenantMaps, tenant_pins};
+use crate::tenants::tenant_pins;
 use crate::xdp::{Loaded, ObjectSpec};
-use crate::{AttachMode, EdgeStats, Error, PacketRun, TenantCounter, TenantPrefixes};
+use crate::{EdgeStats, Error, TenantCounter, TenantPrefixes};
 use hsn_core::{Direction, MacAddr, TenantId};
 
 static EDGE: ObjectSpec = ObjectSpec {
@@ -114,11 +115,12 @@ impl NextHop {
     }
 }
 
-/// The loaded edge program (`hsn_edge`) and its maps. Without a pin directory dropping it
-/// detaches the program; with one, program, links and maps stay for the next load.
-pub struct EdgeDatapath {
-    loaded: Loaded,
-    tenants: TenantMaps,
+/// The loaded edge program (`hsn_edge`) and its maps: meters tenant traffic per (tenant,
+/// direction) and redirects tenant uplink to the [`NextHop`].
+pub type EdgeDatapath = Datapath<EdgeMaps>;
+
+/// The maps only the edge program has.
+pub struct EdgeMaps {
     slots: Slots,
     counters: PerCpuArray<MapData, Counter>,
     stats: PerCpuArray<MapData, u64>,
@@ -127,12 +129,25 @@ pub struct EdgeDatapath {
     tx_ports: DevMapHash<MapData>,
 }
 
+impl Role for EdgeMaps {
+    const NAME: &'static str = "EdgeDatapath";
+
+    fn take(loaded: &mut Loaded) -> Result<Self, Error> {
+        Ok(Self {
+            slots: Slots::load(loaded.take_map("edge_slots")?)?,
+            counters: loaded.take_map("edge_counters")?,
+            stats: loaded.take_map("edge_stats")?,
+            next_hop: loaded.take_map("next_hop")?,
+            next_hop_gen: Generation::load(loaded.take_map("next_hop_gen")?, "next_hop_gen")?,
+            tx_ports: loaded.take_map("tx_ports")?,
+        })
+    }
+}
+
 // Manual: aya's per-CPU and devmap types have no Debug.
-impl fmt::Debug for EdgeDatapath {
+impl fmt::Debug for EdgeMaps {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EdgeDatapath")
-            .field("loaded", &self.loaded)
-            .finish_non_exhaustive()
+        f.debug_struct("EdgeMaps").finish_non_exhaustive()
     }
 }
 
@@ -140,54 +155,17 @@ impl EdgeDatapath {
     /// Loads and verifies the program, reusing pinned counters when `config.pin` has them.
     pub fn load(config: &EdgeConfig) -> Result<Self, Error> {
         let globals = [("cfg_redirect_uplink", u8::from(config.redirect_uplink))];
-        let mut loaded = Loaded::load(&EDGE, config.pin.as_ref(), &globals)?;
-        Ok(Self {
-            tenants: TenantMaps::take(&mut loaded, config.pin.is_none())?,
-            slots: Slots::load(loaded.take_map("edge_slots")?)?,
-            counters: loaded.take_map("edge_counters")?,
-            stats: loaded.take_map("edge_stats")?,
-            next_hop: loaded.take_map("next_hop")?,
-            next_hop_gen: Generation::load(loaded.take_map("next_hop_gen")?, "next_hop_gen")?,
-            tx_ports: loaded.take_map("tx_ports")?,
-            loaded,
-        })
-    }
-
-    /// Attaches to `ifname`: native XDP, or generic XDP when the driver has none. With a pin
-    /// directory the link is pinned, and a link an earlier load pinned on `ifname` is taken
-    /// over: its program is replaced atomically, its mode kept.
-    pub fn attach(&mut self, ifname: &str) -> Result<AttachMode, Error> {
-        self.loaded.attach(ifname)
-    }
-
-    /// Detaches from `ifname`, removing its pinned link.
-    pub fn detach(&mut self, ifname: &str) -> Result<(), Error> {
-        self.loaded.detach(ifname)
-    }
-
-    /// The mode of a program an earlier load left attached to `ifname` through a pinned
-    /// link (still running, on the same pinned maps); `attach` would take it over.
-    pub fn pinned_attachment(&self, ifname: &str) -> Option<AttachMode> {
-        self.loaded.pinned_attachment(ifname)
-    }
-
-    /// State-map pins of an incompatible build this load replaced with empty maps (to log).
-    pub fn replaced_pins(&self) -> &[ReplacedPin] {
-        self.loaded.replaced_pins()
-    }
-
-    /// Interfaces the program is attached to, with the mode each got.
-    pub fn attachments(&self) -> Vec<(String, AttachMode)> {
-        self.loaded.attachments()
+        datapath::load(&EDGE, config.pin.as_ref(), &globals)
     }
 
     /// Replaces the whole tenant prefix set atomically: a packet is looked up in the old
     /// table or in the new one, never in a mix. On an error the old table stays in use.
     pub fn set_tenants(&mut self, tenants: &[TenantPrefixes]) -> Result<(), Error> {
         let table = TenantTable::build(tenants)?;
-        self.slots
+        self.maps
+            .slots
             .assign(table.v4.values().chain(table.v6.values()).copied())?;
-        let slots = &self.slots;
+        let slots = &self.maps.slots;
         // Every tenant of the table was just given a slot.
         let layout = Layout::build(&table, |tenant| slots.slot(tenant).unwrap_or_default());
         self.tenants.replace(layout)
@@ -197,7 +175,8 @@ impl EdgeDatapath {
     /// they are switched to it (no reload; waits up to 10 ms after a previous switch).
     pub fn set_next_hop(&mut self, hop: NextHop) -> Result<(), Error> {
         // The device must be usable before any packet can read a next hop naming it.
-        self.tx_ports
+        self.maps
+            .tx_ports
             .insert(hop.ifindex, hop.ifindex, None, 0)
             .map_err(|source| Error::AddTxPort {
                 ifindex: hop.ifindex,
@@ -217,18 +196,20 @@ impl EdgeDatapath {
 
     /// Writes the copy packets do not read, then switches them to it.
     fn write_next_hop(&mut self, raw: RawNextHop) -> Result<(), Error> {
-        let target = self.next_hop_gen.writable();
-        self.next_hop
+        let target = self.maps.next_hop_gen.writable();
+        self.maps
+            .next_hop
             .set(u32::from(target), raw, 0)
-            .and_then(|()| self.next_hop_gen.switch_to(target))
+            .and_then(|()| self.maps.next_hop_gen.switch_to(target))
             .map_err(|source| Error::WriteNextHop { source })
     }
 
     /// The current next hop, if any.
     pub fn next_hop(&self) -> Result<Option<NextHop>, Error> {
         let raw = self
+            .maps
             .next_hop
-            .get(&u32::from(self.next_hop_gen.active()), 0)
+            .get(&u32::from(self.maps.next_hop_gen.active()), 0)
             .map_err(|source| Error::ReadMap {
                 map: "next_hop",
                 source,
@@ -244,12 +225,12 @@ impl EdgeDatapath {
     /// those that counted a packet.
     pub fn counters(&self) -> Result<Vec<TenantCounter>, Error> {
         let mut out = Vec::new();
-        for (tenant, slot) in self.slots.iter() {
+        for (tenant, slot) in self.maps.slots.iter() {
             for (dir, direction) in [
                 (HSN_DIR_UPLINK, Direction::Uplink),
                 (HSN_DIR_DOWNLINK, Direction::Downlink),
             ] {
-                let c = read_array_counter(&self.counters, slot * 2 + dir, "edge_counters")?;
+                let c = read_array_counter(&self.maps.counters, slot * 2 + dir, "edge_counters")?;
                 // Slots only ever hold tenant ids, never 0.
                 if let Some(tenant) = TenantId::new(tenant).filter(|_| c.packets > 0) {
                     out.push(TenantCounter {
@@ -266,12 +247,7 @@ impl EdgeDatapath {
 
     /// Monotonic outcome counts, summed over CPUs.
     pub fn stats(&self) -> Result<EdgeStats, Error> {
-        read_stats(&self.stats, "edge_stats").map(EdgeStats::from_raw)
-    }
-
-    /// Runs one frame through the program (BPF_PROG_TEST_RUN) against the live maps.
-    pub fn run_packet(&self, frame: &[u8]) -> Result<PacketRun, Error> {
-        self.loaded.run(frame)
+        read_stats(&self.maps.stats, "edge_stats").map(EdgeStats::from_raw)
     }
 
     /// Runs one frame `repeat` times in the kernel (BPF_PROG_TEST_RUN) and returns the

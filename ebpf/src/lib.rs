@@ -13,6 +13,7 @@
 
 mod abi;
 mod bpffs;
+mod datapath;
 mod edge;
 mod error;
 mod generation;
@@ -29,11 +30,12 @@ mod xdp;
 use aya::maps::MapError;
 
 pub use bpffs::{DEFAULT_BPFFS, PinDir, ReplacedPin, ensure_bpffs};
-pub use edge::{EdgeConfig, EdgeDatapath, NextHop};
+pub use datapath::Datapath;
+pub use edge::{EdgeConfig, EdgeDatapath, EdgeMaps, NextHop};
 pub use error::Error;
 pub use prefixes::TenantPrefixes;
 pub use stats::{EdgeStats, SuperStats};
-pub use super_node::{SuperConfig, SuperDatapath};
+pub use super_node::{SuperConfig, SuperDatapath, SuperMaps};
 pub use types::{EdgeNode, EdgeTenantCounter, TenantCounter};
 pub use xdp::{AttachMode, PacketRun, XdpAction};
 

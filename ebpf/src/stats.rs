@@ -8,167 +8,88 @@ use aya::maps::{MapData, PerCpuArray, PerCpuHashMap};
 use crate::Error;
 use crate::abi::{Counter, EDGE_STAT_COUNT, SUPER_STAT_COUNT};
 
-/// Edge program outcomes since its stats map was created (`enum hsn_edge_stat`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EdgeStats {
-    /// Every packet seen.
-    pub packets: u64,
-    /// Malformed or truncated packets (passed, never metered).
-    pub parse_errors: u64,
-    /// Non-IP packets (ARP, LLDP, ...).
-    pub non_ip: u64,
-    /// IP packets of no tenant.
-    pub non_tenant: u64,
-    /// Metered tenant packets.
-    pub tenant: u64,
-    /// Tenant uplink packets redirected to the super node.
-    pub redirected: u64,
-    /// Tenant uplink packets passed because no super node is set.
-    pub no_next_hop: u64,
-    /// Tenant uplink packets passed because the next hop's device is not usable.
-    pub redirect_errors: u64,
-    /// Every XDP_PASS verdict.
-    pub passed: u64,
-    /// Tenant packets not metered because the counter map is full.
-    pub counter_full: u64,
+/// Declares one program's outcome counts: a `u64` field per entry of its C stats enum, in
+/// the enum's order, each with the entry's name (`stat_order_matches_header` checks them).
+macro_rules! outcome_stats {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident[$count:ident] {
+            $( $(#[$fmeta:meta])* $field:ident = $stat:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: u64, )+
+        }
+
+        impl $name {
+            /// The C enum's entries, in field order.
+            #[cfg(test)]
+            const NAMES: [&'static str; $count] = [$($stat),+];
+
+            /// What happened between `earlier` and `self` (the counts only grow).
+            pub fn since(&self, earlier: &Self) -> Self {
+                Self {
+                    $( $field: self.$field.wrapping_sub(earlier.$field), )+
+                }
+            }
+
+            pub(crate) fn from_raw(v: [u64; $count]) -> Self {
+                let [$($field),+] = v;
+                Self { $($field),+ }
+            }
+        }
+    };
 }
 
-impl EdgeStats {
-    /// Field order is `enum hsn_edge_stat`'s; `stat_order_matches_header` checks it.
-    #[cfg(test)]
-    const NAMES: [&'static str; EDGE_STAT_COUNT] = [
-        "PACKETS",
-        "PARSE_ERROR",
-        "NON_IP",
-        "NON_TENANT",
-        "TENANT",
-        "REDIRECTED",
-        "NO_NEXT_HOP",
-        "REDIRECT_ERROR",
-        "PASSED",
-        "COUNTER_FULL",
-    ];
-
-    /// What happened between `earlier` and `self` (the counts only grow).
-    pub fn since(&self, earlier: &Self) -> Self {
-        Self {
-            packets: self.packets.wrapping_sub(earlier.packets),
-            parse_errors: self.parse_errors.wrapping_sub(earlier.parse_errors),
-            non_ip: self.non_ip.wrapping_sub(earlier.non_ip),
-            non_tenant: self.non_tenant.wrapping_sub(earlier.non_tenant),
-            tenant: self.tenant.wrapping_sub(earlier.tenant),
-            redirected: self.redirected.wrapping_sub(earlier.redirected),
-            no_next_hop: self.no_next_hop.wrapping_sub(earlier.no_next_hop),
-            redirect_errors: self.redirect_errors.wrapping_sub(earlier.redirect_errors),
-            passed: self.passed.wrapping_sub(earlier.passed),
-            counter_full: self.counter_full.wrapping_sub(earlier.counter_full),
-        }
-    }
-
-    pub(crate) fn from_raw(v: [u64; EDGE_STAT_COUNT]) -> Self {
-        let [
-            packets,
-            parse_errors,
-            non_ip,
-            non_tenant,
-            tenant,
-            redirected,
-            no_next_hop,
-            redirect_errors,
-            passed,
-            counter_full,
-        ] = v;
-        Self {
-            packets,
-            parse_errors,
-            non_ip,
-            non_tenant,
-            tenant,
-            redirected,
-            no_next_hop,
-            redirect_errors,
-            passed,
-            counter_full,
-        }
+outcome_stats! {
+    /// Edge program outcomes since its stats map was created (`enum hsn_edge_stat`).
+    pub struct EdgeStats[EDGE_STAT_COUNT] {
+        /// Every packet seen.
+        packets = "PACKETS",
+        /// Malformed or truncated packets (passed, never metered).
+        parse_errors = "PARSE_ERROR",
+        /// Non-IP packets (ARP, LLDP, ...).
+        non_ip = "NON_IP",
+        /// IP packets of no tenant.
+        non_tenant = "NON_TENANT",
+        /// Metered tenant packets.
+        tenant = "TENANT",
+        /// Tenant uplink packets redirected to the super node.
+        redirected = "REDIRECTED",
+        /// Tenant uplink packets passed because no super node is set.
+        no_next_hop = "NO_NEXT_HOP",
+        /// Tenant uplink packets passed because the next hop's device is not usable.
+        redirect_errors = "REDIRECT_ERROR",
+        /// Every XDP_PASS verdict.
+        passed = "PASSED",
+        /// Tenant packets not metered because the counter map is full.
+        counter_full = "COUNTER_FULL",
     }
 }
 
-/// Super-node program outcomes since its stats map was created (`enum hsn_super_stat`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SuperStats {
-    /// Every packet seen.
-    pub packets: u64,
-    /// Malformed or truncated packets.
-    pub parse_errors: u64,
-    /// Non-IP packets.
-    pub non_ip: u64,
-    /// IP packets of no tenant.
-    pub non_tenant: u64,
-    /// Metered tenant packets.
-    pub tenant: u64,
-    /// Tenant packets whose edge was known by source MAC.
-    pub edge_by_mac: u64,
-    /// Tenant packets whose edge was taken from the IP source address.
-    pub edge_by_addr: u64,
-    /// Tenant packets from an unknown edge (not metered).
-    pub unknown_edge: u64,
-    /// Tenant packets not metered because the counter map is full.
-    pub counter_full: u64,
-}
-
-impl SuperStats {
-    /// Field order is `enum hsn_super_stat`'s; `stat_order_matches_header` checks it.
-    #[cfg(test)]
-    const NAMES: [&'static str; SUPER_STAT_COUNT] = [
-        "PACKETS",
-        "PARSE_ERROR",
-        "NON_IP",
-        "NON_TENANT",
-        "TENANT",
-        "EDGE_BY_MAC",
-        "EDGE_BY_ADDR",
-        "UNKNOWN_EDGE",
-        "COUNTER_FULL",
-    ];
-
-    /// What happened between `earlier` and `self` (the counts only grow).
-    pub fn since(&self, earlier: &Self) -> Self {
-        Self {
-            packets: self.packets.wrapping_sub(earlier.packets),
-            parse_errors: self.parse_errors.wrapping_sub(earlier.parse_errors),
-            non_ip: self.non_ip.wrapping_sub(earlier.non_ip),
-            non_tenant: self.non_tenant.wrapping_sub(earlier.non_tenant),
-            tenant: self.tenant.wrapping_sub(earlier.tenant),
-            edge_by_mac: self.edge_by_mac.wrapping_sub(earlier.edge_by_mac),
-            edge_by_addr: self.edge_by_addr.wrapping_sub(earlier.edge_by_addr),
-            unknown_edge: self.unknown_edge.wrapping_sub(earlier.unknown_edge),
-            counter_full: self.counter_full.wrapping_sub(earlier.counter_full),
-        }
-    }
-
-    pub(crate) fn from_raw(v: [u64; SUPER_STAT_COUNT]) -> Self {
-        let [
-            packets,
-            parse_errors,
-            non_ip,
-            non_tenant,
-            tenant,
-            edge_by_mac,
-            edge_by_addr,
-            unknown_edge,
-            counter_full,
-        ] = v;
-        Self {
-            packets,
-            parse_errors,
-            non_ip,
-            non_tenant,
-            tenant,
-            edge_by_mac,
-            edge_by_addr,
-            unknown_edge,
-            counter_full,
-        }
+outcome_stats! {
+    /// Super-node program outcomes since its stats map was created (`enum hsn_super_stat`).
+    pub struct SuperStats[SUPER_STAT_COUNT] {
+        /// Every packet seen.
+        packets = "PACKETS",
+        /// Malformed or truncated packets.
+        parse_errors = "PARSE_ERROR",
+        /// Non-IP packets.
+        non_ip = "NON_IP",
+        /// IP packets of no tenant.
+        non_tenant = "NON_TENANT",
+        /// Metered tenant packets.
+        tenant = "TENANT",
+        /// Tenant packets whose edge was known by source MAC.
+        edge_by_mac = "EDGE_BY_MAC",
+        /// Tenant packets whose edge was taken from the IP source address.
+        edge_by_addr = "EDGE_BY_ADDR",
+        /// Tenant packets from an unknown edge (not metered).
+        unknown_edge = "UNKNOWN_EDGE",
+        /// Tenant packets not metered because the counter map is full.
+        counter_full = "COUNTER_FULL",
     }
 }
 

@@ -8,16 +8,15 @@ use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap};
 use crate::abi::{
     Counter, EdgeAddr, EdgeKey, HSN_MAX_EDGES, MacKey, addr16, direction_from_raw, ip_from16,
 };
-use crate::bpffs::{OnMismatch, PinDir, PinnedMap, ReplacedPin};
+use crate::bpffs::{OnMismatch, PinDir, PinnedMap};
+use crate::datapath::{self, Datapath, Role};
 use crate::layout::Layout;
 use crate::prefixes::TenantTable;
 use crate::replace::replace_entries;
 use crate::stats::{read_counters, read_stats};
-use crate::tenants::{TenantMaps, tenant_pins};
+use crate::tenants::tenant_pins;
 use crate::xdp::{Loaded, ObjectSpec};
-use crate::{
-    AttachMode, EdgeNode, EdgeTenantCounter, Error, PacketRun, SuperStats, TenantPrefixes,
-};
+use crate::{EdgeNode, EdgeTenantCounter, Error, SuperStats, TenantPrefixes};
 use hsn_core::{MacAddr, TenantId};
 
 static SUPER: ObjectSpec = ObjectSpec {
@@ -65,22 +64,33 @@ impl Default for SuperConfig {
     }
 }
 
-/// The loaded super-node program (`hsn_super`) and its maps. Without a pin directory
-/// dropping it detaches the program; with one, program, links and maps stay for the next load.
-pub struct SuperDatapath {
-    loaded: Loaded,
-    tenants: TenantMaps,
+/// The loaded super-node program (`hsn_super`) and its maps: meters tenant traffic per
+/// (edge, tenant, direction).
+pub type SuperDatapath = Datapath<SuperMaps>;
+
+/// The maps only the super-node program has.
+pub struct SuperMaps {
     counters: PerCpuHashMap<MapData, EdgeKey, Counter>,
     stats: PerCpuArray<MapData, u64>,
     edges: HashMap<MapData, MacKey, EdgeAddr>,
 }
 
-// Manual: aya's per-CPU and devmap types have no Debug.
-impl fmt::Debug for SuperDatapath {
+impl Role for SuperMaps {
+    const NAME: &'static str = "SuperDatapath";
+
+    fn take(loaded: &mut Loaded) -> Result<Self, Error> {
+        Ok(Self {
+            counters: loaded.take_map("super_counters")?,
+            stats: loaded.take_map("super_stats")?,
+            edges: loaded.take_map("edge_by_mac")?,
+        })
+    }
+}
+
+// Manual: aya's per-CPU types have no Debug.
+impl fmt::Debug for SuperMaps {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SuperDatapath")
-            .field("loaded", &self.loaded)
-            .finish_non_exhaustive()
+        f.debug_struct("SuperMaps").finish_non_exhaustive()
     }
 }
 
@@ -88,42 +98,7 @@ impl SuperDatapath {
     /// Loads and verifies the program, reusing pinned counters when `config.pin` has them.
     pub fn load(config: &SuperConfig) -> Result<Self, Error> {
         let globals = [("cfg_edge_by_addr", u8::from(config.edge_by_addr))];
-        let mut loaded = Loaded::load(&SUPER, config.pin.as_ref(), &globals)?;
-        Ok(Self {
-            tenants: TenantMaps::take(&mut loaded, config.pin.is_none())?,
-            counters: loaded.take_map("super_counters")?,
-            stats: loaded.take_map("super_stats")?,
-            edges: loaded.take_map("edge_by_mac")?,
-            loaded,
-        })
-    }
-
-    /// Attaches to `ifname`: native XDP, or generic XDP when the driver has none. With a pin
-    /// directory the link is pinned, and a link an earlier load pinned on `ifname` is taken
-    /// over: its program is replaced atomically, its mode kept.
-    pub fn attach(&mut self, ifname: &str) -> Result<AttachMode, Error> {
-        self.loaded.attach(ifname)
-    }
-
-    /// Detaches from `ifname`, removing its pinned link.
-    pub fn detach(&mut self, ifname: &str) -> Result<(), Error> {
-        self.loaded.detach(ifname)
-    }
-
-    /// The mode of a program an earlier load left attached to `ifname` through a pinned
-    /// link (still running, on the same pinned maps); `attach` would take it over.
-    pub fn pinned_attachment(&self, ifname: &str) -> Option<AttachMode> {
-        self.loaded.pinned_attachment(ifname)
-    }
-
-    /// State-map pins of an incompatible build this load replaced with empty maps (to log).
-    pub fn replaced_pins(&self) -> &[ReplacedPin] {
-        self.loaded.replaced_pins()
-    }
-
-    /// Interfaces the program is attached to, with the mode each got.
-    pub fn attachments(&self) -> Vec<(String, AttachMode)> {
-        self.loaded.attachments()
+        datapath::load(&SUPER, config.pin.as_ref(), &globals)
     }
 
     /// Replaces the whole tenant prefix set; no packet sees a prefix missing mid-update.
@@ -137,6 +112,7 @@ impl SuperDatapath {
     pub fn set_edges(&mut self, edges: &[EdgeNode]) -> Result<(), Error> {
         let desired = edge_table(edges)?;
         let current = self
+            .maps
             .edges
             .keys()
             .collect::<Result<Vec<_>, _>>()
@@ -145,7 +121,7 @@ impl SuperDatapath {
                 source,
             })?;
         replace_entries(
-            &mut self.edges,
+            &mut self.maps.edges,
             current,
             &desired,
             |map, key, addr| {
@@ -165,7 +141,7 @@ impl SuperDatapath {
 
     /// Monotonic per (edge, tenant, direction) counters, summed over CPUs, sorted by key.
     pub fn counters(&self) -> Result<Vec<EdgeTenantCounter>, Error> {
-        let raw = read_counters(&self.counters, "super_counters")?;
+        let raw = read_counters(&self.maps.counters, "super_counters")?;
         Ok(raw
             .into_iter()
             // The program only writes known directions; skip anything else in a pinned map.
@@ -183,12 +159,7 @@ impl SuperDatapath {
 
     /// Monotonic outcome counts, summed over CPUs.
     pub fn stats(&self) -> Result<SuperStats, Error> {
-        read_stats(&self.stats, "super_stats").map(SuperStats::from_raw)
-    }
-
-    /// Runs one frame through the program (BPF_PROG_TEST_RUN) against the live maps.
-    pub fn run_packet(&self, frame: &[u8]) -> Result<PacketRun, Error> {
-        self.loaded.run(frame)
+        read_stats(&self.maps.stats, "super_stats").map(SuperStats::from_raw)
     }
 }
 

@@ -174,15 +174,7 @@ impl Loaded {
     }
 
     fn xdp(&mut self) -> Result<&mut Xdp, Error> {
-        let program = self.program;
-        let prog = self.ebpf.program_mut(program).ok_or(Error::MissingItem {
-            program,
-            name: program,
-        })?;
-        prog.try_into().map_err(|source| Error::WrongProgramType {
-            program,
-            source: Box::new(source),
-        })
+        as_xdp(self.program, self.ebpf.program_mut(self.program))
     }
 
     /// Attaches in native mode, falling back to generic mode when the driver lacks XDP.
@@ -353,15 +345,7 @@ impl Loaded {
 
     /// The loaded XDP program, for BPF_PROG_TEST_RUN.
     fn xdp_ref(&self) -> Result<&Xdp, Error> {
-        let program = self.program;
-        let prog = self.ebpf.program(program).ok_or(Error::MissingItem {
-            program,
-            name: program,
-        })?;
-        prog.try_into().map_err(|source| Error::WrongProgramType {
-            program,
-            source: Box::new(source),
-        })
+        as_xdp(self.program, self.ebpf.program(self.program))
     }
 
     /// Runs one packet through the program with BPF_PROG_TEST_RUN. Maps are the real ones:
@@ -401,6 +385,21 @@ impl Loaded {
                 source: Box::new(source),
             })
     }
+}
+
+/// The object's program `program` (`&` or `&mut`) as the XDP program it must be.
+fn as_xdp<P, X>(program: &'static str, prog: Option<P>) -> Result<X, Error>
+where
+    X: TryFrom<P, Error = ProgramError>,
+{
+    let prog = prog.ok_or(Error::MissingItem {
+        program,
+        name: program,
+    })?;
+    X::try_from(prog).map_err(|source| Error::WrongProgramType {
+        program,
+        source: Box::new(source),
+    })
 }
 
 /// Removes one pin; absent is fine.

@@ -217,13 +217,7 @@ fn well_formed_cases() -> Vec<Case> {
 fn edge_fixture_table() -> anyhow::Result<()> {
     require_root!();
     let edge = edge_with_next_hop(&EdgeConfig::default())?;
-    let failures = run_cases(&edge, &well_formed_cases())?;
-    assert!(
-        failures.is_empty(),
-        "{} case(s) failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    run_cases(&edge, &well_formed_cases())?.assert_none();
     Ok(())
 }
 
@@ -338,8 +332,7 @@ fn meter_only_mode_passes_tenant_uplink() -> anyhow::Result<()> {
         Direction::Uplink,
         no_reason,
     )];
-    let failures = run_cases(&edge, &cases)?;
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    run_cases(&edge, &cases)?.assert_none();
     Ok(())
 }
 

@@ -25,6 +25,7 @@ use hsn_core::{Direction, TenantId};
 use hsn_ebpf::{EdgeStats, EdgeTenantCounter, SuperStats, TenantCounter};
 use hsn_testkit::bpf::xdp_prog_id;
 use hsn_testkit::netns::{Capture, Frame, LinkStats};
+use hsn_testkit::traffic::{IO_TIMEOUT, TcpFlow, join};
 
 /// How long a capture may run; the tests take a few seconds.
 const CAPTURE_MAX: Duration = Duration::from_secs(120);
@@ -379,22 +380,22 @@ fn switching_the_super_node_mid_stream_keeps_counters_exact_without_reload() -> 
     // A stream to tenant A over IPv6: half of it, a pause with everything delivered, the
     // switch, the other half.
     const HALF: usize = 2 << 20;
-    let sink = Sink::start(&run.chain, A_V6)?;
-    let mut stream = connect(&run.chain, sink.addr)?;
+    let mut flow = TcpFlow::open(&run.chain, A_V6)?;
+    let received = flow.received.clone();
     let (gate, gate_rx) = mpsc::channel::<()>();
-    let writer = std::thread::spawn(move || -> anyhow::Result<()> {
-        write_pattern(&mut stream, HALF)?;
+    let writer = std::thread::spawn(move || -> anyhow::Result<u64> {
+        flow.write(HALF)?;
         gate_rx
             .recv_timeout(IO_TIMEOUT)
             .context("waiting for the switch")?;
-        write_pattern(&mut stream, HALF)?;
-        finish(stream)
+        flow.write(HALF)?;
+        flow.close()
     });
     eventually(
         "the first half at the service",
         IO_TIMEOUT,
         &(HALF as u64),
-        || Ok(sink.received.load(Ordering::SeqCst)),
+        || Ok(received.load(Ordering::SeqCst)),
     )?;
     // Everything the edge redirected so far has been counted by super 1.
     let key = (TENANT_A, Direction::Uplink);
@@ -415,11 +416,7 @@ fn switching_the_super_node_mid_stream_keeps_counters_exact_without_reload() -> 
 
     run.dp.switch_to(&run.chain, 1)?;
     gate.send(())?;
-    match writer.join() {
-        Ok(result) => result?,
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
-    assert_eq!(sink.join()?, 2 * HALF as u64, "the whole stream arrived");
+    assert_eq!(join(writer)?, 2 * HALF as u64, "the whole stream arrived");
 
     assert_eq!(ids(&run)?, ids_before, "same programs attached: no reload");
     assert_eq!(run.dp.edge.attachments(), attachments);

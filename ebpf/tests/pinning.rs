@@ -19,6 +19,7 @@ use hsn_ebpf::{
 use hsn_testkit::bpf::{Bpffs, xdp_prog_id};
 use hsn_testkit::netns::{Netns, VethEnd, veth};
 use hsn_testkit::packet::Packet;
+use hsn_testkit::traffic::join;
 use nix::sys::statfs::{BPF_FS_MAGIC, statfs};
 
 fn totals(edge: &EdgeDatapath) -> anyhow::Result<Vec<(TenantId, Direction, u64, u64)>> {
@@ -354,10 +355,7 @@ fn a_second_load_takes_over_the_pinned_link_with_no_window() -> anyhow::Result<(
     })??;
     wait_for(200);
     stop.store(true, Ordering::SeqCst);
-    match traffic.join() {
-        Ok(result) => result?,
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
+    join(traffic)?;
 
     let (link_after, second_prog) = pinned_link(&pin, "e-ue")?;
     assert_eq!(link_after, link_id, "the link stays");

@@ -166,8 +166,8 @@ fn super_with_edges(config: &SuperConfig) -> anyhow::Result<SuperDatapath> {
     Ok(dp)
 }
 
-fn run(dp: &SuperDatapath, cases: &[Case]) -> anyhow::Result<Vec<String>> {
-    let mut failures = Vec::new();
+fn run(dp: &SuperDatapath, cases: &[Case]) -> anyhow::Result<Mismatches> {
+    let mut failures = Mismatches::default();
     for case in cases {
         let (counters, stats) = (dp.counters()?, dp.stats()?);
         let run = dp.run_packet(&case.frame)?;
@@ -186,15 +186,8 @@ fn run(dp: &SuperDatapath, cases: &[Case]) -> anyhow::Result<Vec<String>> {
             .map(|&(edge, t, d, bytes)| ((edge.to_owned(), t, d), (1, bytes)))
             .collect();
         let got: Vec<_> = deltas.into_iter().collect();
-        if got != want {
-            failures.push(format!("{name}: counter deltas {got:?}, want {want:?}"));
-        }
-        if stats_delta != case.stats {
-            failures.push(format!(
-                "{name}: stats delta {stats_delta:?}, want {:?}",
-                case.stats
-            ));
-        }
+        failures.check(name, "counter deltas", &got, &want);
+        failures.check(name, "stats delta", &stats_delta, &case.stats);
     }
     Ok(failures)
 }
@@ -203,13 +196,7 @@ fn run(dp: &SuperDatapath, cases: &[Case]) -> anyhow::Result<Vec<String>> {
 fn super_fixture_table() -> anyhow::Result<()> {
     require_root!();
     let dp = super_with_edges(&SuperConfig::default())?;
-    let failures = run(&dp, &cases())?;
-    assert!(
-        failures.is_empty(),
-        "{} failure(s):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    run(&dp, &cases())?.assert_none();
     Ok(())
 }
 
@@ -272,8 +259,7 @@ fn without_address_fallback_unknown_macs_are_not_metered() -> anyhow::Result<()>
             Direction::Uplink,
         ),
     ];
-    let failures = run(&dp, &cases)?;
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    run(&dp, &cases)?.assert_none();
     Ok(())
 }
 
@@ -306,7 +292,6 @@ fn set_edges_replaces_the_set() -> anyhow::Result<()> {
     let mut cases = cases;
     cases[1].stats.edge_by_mac = 0;
     cases[1].stats.edge_by_addr = 1;
-    let failures = run(&dp, &cases)?;
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    run(&dp, &cases)?.assert_none();
     Ok(())
 }

@@ -19,11 +19,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -35,8 +35,9 @@ use hsn_ebpf::{
     EdgeConfig, EdgeDatapath, EdgeNode, PinDir, SuperConfig, SuperDatapath, TenantPrefixes,
 };
 use hsn_testkit::bpf::xdp_prog_id;
-use hsn_testkit::netns::{Capture, Frame, LinkStats, NsChild};
-use hsn_testkit::topology::{self, Chain, EDGE_UE_IF, UE_IF, UE_V4, UE_V6};
+use hsn_testkit::netns::{Capture, LinkStats, NsChild};
+use hsn_testkit::topology::{self, Chain, EDGE_UE_IF, UE_IF};
+use hsn_testkit::traffic::{TcpFlow, UdpEcho, join, ue_traffic};
 
 const ACME: TenantId = TenantId::new(7).unwrap();
 const BETA: TenantId = TenantId::new(9).unwrap();
@@ -52,9 +53,7 @@ const EDGE_MAC: MacAddr = topology::edge_super_mac(0);
 const SUPER_MAC: MacAddr = topology::super_edge_mac(0);
 /// The agent's /metrics, on loopback inside the edge namespace (which nothing else uses).
 const METRICS: &str = "127.0.0.1:9100";
-const TCP_PORT: u16 = 7001;
-const UDP_PORT: u16 = 7000;
-/// Bound on every socket operation and wait.
+/// Bound on every wait.
 const TIMEOUT: Duration = Duration::from_secs(15);
 
 fn tenants() -> Vec<TenantPrefixes> {
@@ -211,77 +210,16 @@ fn metrics() -> Option<String> {
     Some(body)
 }
 
-/// A TCP connection from the UE to the service that stays open across the agent's restart.
-struct Flow {
-    client: TcpStream,
-    received: Arc<AtomicU64>,
-    sink: JoinHandle<anyhow::Result<()>>,
-    written: u64,
-}
-
-impl Flow {
-    fn open(chain: &Chain, dst: &str) -> anyhow::Result<Self> {
-        let addr = SocketAddr::new(dst.parse()?, TCP_PORT);
-        let listener = chain.service.run(|| TcpListener::bind(addr))??;
-        let client = chain
-            .ue
-            .run(|| TcpStream::connect_timeout(&addr, TIMEOUT))?
-            .with_context(|| format!("connect to {addr}"))?;
-        client.set_write_timeout(Some(TIMEOUT))?;
-        client.set_read_timeout(Some(TIMEOUT))?;
-        // The connection is established: accept returns at once.
-        let (mut server, _) = listener.accept()?;
-        server.set_read_timeout(Some(TIMEOUT))?;
-        let received = Arc::new(AtomicU64::new(0));
-        let count = received.clone();
-        let sink = std::thread::spawn(move || -> anyhow::Result<()> {
-            let mut buf = vec![0u8; 1 << 16];
-            loop {
-                match server.read(&mut buf).context("sink read")? {
-                    0 => return Ok(()),
-                    n => count.fetch_add(n as u64, Ordering::SeqCst),
-                };
-            }
-        });
-        Ok(Self {
-            client,
-            received,
-            sink,
-            written: 0,
-        })
-    }
-
-    /// Writes 64 KiB every 5 ms until `stop`, then hands the flow back.
-    fn pump(mut self, stop: Arc<AtomicBool>) -> JoinHandle<anyhow::Result<Self>> {
-        std::thread::spawn(move || {
-            let chunk: Vec<u8> = (0..1 << 16).map(|i| (i % 251) as u8).collect();
-            while !stop.load(Ordering::SeqCst) {
-                self.client.write_all(&chunk)?;
-                self.written += chunk.len() as u64;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Ok(self)
-        })
-    }
-
-    /// Half-closes, lets the sink see EOF and close, waits for its FIN.
-    fn close(self) -> anyhow::Result<()> {
-        let Self {
-            mut client,
-            sink,
-            received,
-            written,
-        } = self;
-        client.shutdown(std::net::Shutdown::Write)?;
-        join(sink)?;
-        ensure!(
-            received.load(Ordering::SeqCst) == written,
-            "every byte written was received"
-        );
-        let mut buf = [0u8; 16];
-        ensure!(client.read(&mut buf)? == 0, "the sink sent data");
-        Ok(())
-    }
+/// Writes 64 KiB every 5 ms into a TCP connection that stays open across the agent's
+/// restart, until `stop`; then hands the flow back.
+fn pump(mut flow: TcpFlow, stop: Arc<AtomicBool>) -> JoinHandle<anyhow::Result<TcpFlow>> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            flow.write(1 << 16)?;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(flow)
+    })
 }
 
 /// Lock-step UDP from the UE, round robin over `dsts`, each datagram echoed back, until
@@ -292,48 +230,20 @@ fn udp(
     dsts: &[&str],
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<JoinHandle<anyhow::Result<u64>>> {
-    let mut pairs = Vec::new();
-    for dst in dsts {
-        let dst: IpAddr = dst.parse()?;
-        let src: IpAddr = if dst.is_ipv4() { UE_V4 } else { UE_V6 }.parse()?;
-        let server = chain
-            .service
-            .run(|| UdpSocket::bind(SocketAddr::new(dst, UDP_PORT)))??;
-        let client = chain
-            .ue
-            .run(|| UdpSocket::bind(SocketAddr::new(src, 0)))??;
-        for sock in [&server, &client] {
-            sock.set_read_timeout(Some(TIMEOUT))?;
-        }
-        pairs.push((dst, server, client));
-    }
+    let echoes = dsts
+        .iter()
+        .map(|dst| UdpEcho::bind(chain, dst))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(std::thread::spawn(move || {
-        let mut buf = [0u8; 2048];
         let mut i = 0u64;
         while !stop.load(Ordering::SeqCst) {
-            let (dst, server, client) = &pairs[i as usize % pairs.len()];
             let size = 64 + (i as usize * 97) % 1300;
-            client.send_to(&vec![i as u8; size], (*dst, UDP_PORT))?;
-            let (n, from) = server
-                .recv_from(&mut buf)
-                .with_context(|| format!("datagram {i} to {dst}"))?;
-            ensure!(n == size);
-            server.send_to(&buf[..n / 2 + 1], from)?;
-            client
-                .recv(&mut buf)
-                .with_context(|| format!("echo {i} from {dst}"))?;
+            echoes[i as usize % echoes.len()].round_trip(i, size)?;
             i += 1;
             std::thread::sleep(Duration::from_millis(1));
         }
         Ok(i)
     }))
-}
-
-fn join<T>(handle: JoinHandle<anyhow::Result<T>>) -> anyhow::Result<T> {
-    match handle.join() {
-        Ok(result) => result,
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
 }
 
 /// The id of the XDP program on the edge's UE-facing interface.
@@ -362,27 +272,6 @@ fn wait_until(what: &str, mut ready: impl FnMut() -> anyhow::Result<bool>) -> an
 }
 
 type Totals = BTreeMap<(TenantId, Direction), (u64, u64)>;
-
-/// Per (tenant, direction) packets and IP bytes that crossed the UE's link.
-fn captured(frames: &[Frame]) -> anyhow::Result<Totals> {
-    let mut out = Totals::new();
-    for f in frames.iter().filter(|f| f.ifname == UE_IF) {
-        let ip =
-            f.ip.with_context(|| format!("non-IP frame on ue0: {f:?}"))?;
-        ensure!(
-            f.len == ip.len as usize + 14,
-            "not one packet per frame: {f:?}"
-        );
-        let key = match (tenant_of(ip.dst), tenant_of(ip.src)) {
-            (Some(t), _) => (t, Direction::Uplink),
-            (None, Some(t)) => (t, Direction::Downlink),
-            (None, None) => continue,
-        };
-        let e = out.entry(key).or_default();
-        *e = (e.0 + 1, e.1 + u64::from(ip.len));
-    }
-    Ok(out)
-}
 
 /// Every closed epoch in the spool, by epoch. Read directly: `Spool::open` would delete the
 /// running agent's in-progress `.tmp` file.
@@ -437,8 +326,8 @@ fn a_sigkilled_agent_restarts_from_its_pins_and_spool_without_losing_or_doubling
     // Traffic from here until after the restart, without a pause.
     let stop = Arc::new(AtomicBool::new(false));
     let pumps = vec![
-        Flow::open(&chain, ACME_V4)?.pump(stop.clone()),
-        Flow::open(&chain, BETA_V6)?.pump(stop.clone()),
+        pump(TcpFlow::open(&chain, ACME_V4)?, stop.clone()),
+        pump(TcpFlow::open(&chain, BETA_V6)?, stop.clone()),
     ];
     let datagrams = udp(&chain, &[ACME_V6, BETA_V4, OTHER_V4], stop.clone())?;
     wait_until("an epoch with traffic in the spool", || {
@@ -504,7 +393,7 @@ fn a_sigkilled_agent_restarts_from_its_pins_and_spool_without_losing_or_doubling
         "capture {} frames, ue0 counted {l:?}",
         frames.len()
     );
-    let sent = captured(&frames)?;
+    let sent = ue_traffic(&frames, tenant_of)?.tenant;
     ensure!(sent.len() == 4, "both tenants, both directions: {sent:?}");
     ensure!(
         agent.output().contains("took over the pinned link"),

@@ -6,8 +6,9 @@
 //! * Network-namespace topologies ([`netns`]): namespaces, veth pairs, captures, processes
 //!   and threads inside a namespace.
 //! * The datapath's namespace chain ([`topology`]: `ue ↔ edge ↔ super ↔ service` with one
-//!   addressing plan), frames for packet fixtures ([`packet`]), and what BPF tests need
-//!   ([`bpf`]: skipping without root, a private bpffs, the XDP program on an interface).
+//!   addressing plan), traffic across it and what of it crossed the UE's link ([`traffic`]),
+//!   frames for packet fixtures ([`packet`]), and what BPF tests need ([`bpf`]: skipping
+//!   without root, a private bpffs, the XDP program on an interface).
 //! * Waiting on conditions with a deadline ([`wait_for`], [`wait_for_ok`]): tests never
 //!   sleep for a fixed time.
 //! * With feature `operator`, the operator's harness (`operator`): a hub and MEC clusters,
@@ -32,7 +33,9 @@ pub mod netns;
 #[cfg(feature = "operator")]
 pub mod operator;
 pub mod packet;
+mod spawn;
 pub mod topology;
+pub mod traffic;
 mod wait;
 
 pub use cluster::error::Error;

@@ -3,7 +3,7 @@
 use hsn_core::{Direction, TenantId};
 use hsn_ebpf::{EdgeConfig, EdgeDatapath, EdgeStats, NextHop, XdpAction};
 
-use super::{EDGE_OUT_MAC, SUPER_MAC, edge_deltas, tenants};
+use super::{EDGE_OUT_MAC, Mismatches, SUPER_MAC, edge_deltas, tenants};
 use hsn_testkit::packet::{ETH_P_IP, ETH_P_IPV6, Packet};
 
 /// (name, input frame, expected verdict, expected counter delta, expected stats delta,
@@ -117,9 +117,9 @@ pub fn edge_with_next_hop(config: &EdgeConfig) -> anyhow::Result<EdgeDatapath> {
     Ok(edge)
 }
 
-/// Runs every case against `edge` and returns one line per mismatch.
-pub fn run_cases(edge: &EdgeDatapath, cases: &[Case]) -> anyhow::Result<Vec<String>> {
-    let mut failures = Vec::new();
+/// Runs every case against `edge` and returns what did not match.
+pub fn run_cases(edge: &EdgeDatapath, cases: &[Case]) -> anyhow::Result<Mismatches> {
+    let mut failures = Mismatches::default();
     for case in cases {
         let counters = edge.counters()?;
         let stats = edge.stats()?;
@@ -128,27 +128,15 @@ pub fn run_cases(edge: &EdgeDatapath, cases: &[Case]) -> anyhow::Result<Vec<Stri
         let stats_delta = edge.stats()?.since(&stats);
 
         let name = &case.name;
-        if run.action != case.verdict {
-            failures.push(format!(
-                "{name}: verdict {:?}, want {:?}",
-                run.action, case.verdict
-            ));
-        }
+        failures.check(name, "verdict", &run.action, &case.verdict);
         let want: Vec<_> = case
             .counted
             .iter()
             .map(|&(t, d, bytes)| ((t, d), (1, bytes)))
             .collect();
         let got: Vec<_> = deltas.into_iter().collect();
-        if got != want {
-            failures.push(format!("{name}: counter deltas {got:?}, want {want:?}"));
-        }
-        if stats_delta != case.stats {
-            failures.push(format!(
-                "{name}: stats delta {stats_delta:?}, want {:?}",
-                case.stats
-            ));
-        }
+        failures.check(name, "counter deltas", &got, &want);
+        failures.check(name, "stats delta", &stats_delta, &case.stats);
         if run.packet != case.out {
             let head = |b: &[u8]| {
                 b.iter()

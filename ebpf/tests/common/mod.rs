@@ -1,12 +1,17 @@
 //! Shared fixture helpers: tenant set-up, counter deltas; root checks, frames and topology
 //! come from hsn-testkit.
 
-#![allow(dead_code, reason = "each test binary uses a different subset")]
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "each test binary uses a different subset"
+)]
 
 pub mod edge_case;
 pub mod topology;
 
 use std::collections::BTreeMap;
+use std::fmt::Debug;
 
 use hsn_core::{Direction, MacAddr, TenantId};
 use hsn_ebpf::{EdgeTenantCounter, TenantCounter, TenantPrefixes};
@@ -87,4 +92,34 @@ pub fn super_deltas(
             (d != (0, 0)).then_some((key(c), d))
         })
         .collect()
+}
+
+/// What a fixture table run got wrong, one line per mismatch.
+#[derive(Debug, Default)]
+pub struct Mismatches(Vec<String>);
+
+impl Mismatches {
+    /// Notes `name: what got, want want` unless they are equal.
+    pub fn check<T: PartialEq + Debug>(&mut self, name: &str, what: &str, got: &T, want: &T) {
+        if got != want {
+            self.0
+                .push(format!("{name}: {what} {got:?}, want {want:?}"));
+        }
+    }
+
+    /// Notes a mismatch described by the caller.
+    pub fn push(&mut self, line: String) {
+        self.0.push(line);
+    }
+
+    /// Fails listing every mismatch.
+    #[track_caller]
+    pub fn assert_none(&self) {
+        assert!(
+            self.0.is_empty(),
+            "{} mismatch(es):\n{}",
+            self.0.len(),
+            self.0.join("\n")
+        );
+    }
 }

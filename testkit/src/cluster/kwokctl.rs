@@ -12,10 +12,10 @@ use tempfile::TempDir;
 
 use super::ports::free_ports;
 use super::process::{TAIL_LINES, process_alive, tail, terminate_pid};
-use super::spawn::spawn_tied;
 use super::watchdog::Watchdog;
 use super::{bin, temp_dir};
 use crate::Error;
+use crate::spawn::spawn_tied;
 use crate::wait::POLL_INTERVAL;
 
 /// How long `kwokctl delete cluster` may take before we kill it and the components ourselves.

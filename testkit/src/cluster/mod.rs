@@ -38,7 +38,6 @@ mod kwokctl;
 mod pki;
 pub(crate) mod ports;
 mod process;
-mod spawn;
 mod watchdog;
 
 use std::path::{Path, PathBuf};

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::spawn::spawn_tied;
 use crate::Error;
+use crate::spawn::spawn_tied;
 
 /// How long a component gets to exit after SIGTERM before it is SIGKILLed.
 pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);

@@ -2,23 +2,17 @@
 
 use std::io;
 use std::process::{Child, Command, ExitStatus};
-use std::sync::mpsc::{self, Sender};
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::Error;
-
-type Request = (Command, Sender<io::Result<Child>>);
-
-/// The spawner thread's inbox; the thread starts on first use and never stops.
-static SPAWNER: Mutex<Option<Sender<Request>>> = Mutex::new(None);
+use crate::spawn::spawn;
 
 /// A child process (normally from [`Netns::command`](super::Netns::command)), SIGKILLed and
 /// reaped on drop.
 ///
-/// Children are forked from one long-lived thread: the parent-death signal that
-/// [`Netns::command`](super::Netns::command) sets is tied to the forking *thread*, and a
-/// short-lived test thread exiting would otherwise kill the child early.
+/// Children are forked from the toolkit's one long-lived spawner thread: the parent-death
+/// signal that [`Netns::command`](super::Netns::command) sets is tied to the forking
+/// *thread*, and a short-lived test thread exiting would otherwise kill the child early.
 #[derive(Debug)]
 pub struct NsChild {
     child: Child,
@@ -30,19 +24,10 @@ impl NsChild {
     /// Spawns `cmd`.
     pub fn spawn(cmd: Command) -> Result<Self, Error> {
         let line = format!("{cmd:?}");
-        let spawn_err = |source| Error::Spawn {
+        let child = spawn(cmd).map_err(|source| Error::Spawn {
             cmd: line.clone(),
             source,
-        };
-        let (reply_tx, reply_rx) = mpsc::channel();
-        spawner()
-            .map_err(spawn_err)?
-            .send((cmd, reply_tx))
-            .map_err(|_| spawn_err(io::Error::other("the spawner thread is gone")))?;
-        let child = reply_rx
-            .recv()
-            .map_err(|_| spawn_err(io::Error::other("the spawner thread dropped the request")))?
-            .map_err(spawn_err)?;
+        })?;
         Ok(Self {
             child,
             cmd: line,
@@ -104,21 +89,4 @@ impl Drop for NsChild {
     fn drop(&mut self) {
         let _ = self.kill();
     }
-}
-
-fn spawner() -> io::Result<Sender<Request>> {
-    let mut guard = SPAWNER.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(tx) = guard.as_ref() {
-        return Ok(tx.clone());
-    }
-    let (tx, rx) = mpsc::channel::<Request>();
-    std::thread::Builder::new()
-        .name("hsn-testkit-netns-spawner".into())
-        .spawn(move || {
-            for (mut cmd, reply) in rx {
-                let _ = reply.send(cmd.spawn());
-            }
-        })?;
-    *guard = Some(tx.clone());
-    Ok(tx)
 }

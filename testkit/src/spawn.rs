@@ -1,10 +1,11 @@
-//! Spawns children that cannot outlive the test process.
+//! Every child process the toolkit starts is forked from one long-lived thread.
 //!
-//! Each child gets `PR_SET_PDEATHSIG(SIGKILL)`, so the kernel kills it when its parent goes
-//! away, even if the test process is SIGKILLed and no destructor runs. The kernel ties that
-//! signal to the *thread* that forked, not the process, so every child is forked from one
-//! dedicated thread that lives until the process exits (a tokio worker thread exiting would
-//! otherwise kill the children it happened to spawn).
+//! The kernel ties a parent-death signal (`PR_SET_PDEATHSIG`) to the *thread* that forked,
+//! not the process, so a child forked from a short-lived thread (a test thread, a tokio
+//! worker) would be killed when that thread exits. The spawner thread lives until the
+//! process exits. [`spawn_tied`] sets SIGKILL as the child's parent-death signal, so the
+//! kernel kills it when its parent goes away, even if the test process is SIGKILLed and no
+//! destructor runs; [`spawn`] leaves that to the command (`setpriv --pdeathsig`).
 #![allow(unsafe_code)]
 
 use std::io;
@@ -30,6 +31,11 @@ pub(crate) fn spawn_tied(mut cmd: Command) -> io::Result<Child> {
     unsafe {
         cmd.pre_exec(move || die_with_parent(parent));
     }
+    spawn(cmd)
+}
+
+/// Spawns `cmd` from the long-lived spawner thread.
+pub(crate) fn spawn(cmd: Command) -> io::Result<Child> {
     let (reply_tx, reply_rx) = mpsc::channel();
     spawner()?
         .send((cmd, reply_tx))
