@@ -65,18 +65,26 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 pin,
                 redirect_uplink: true,
             })?;
-            log_replaced(dp.replaced_pins());
-            let attached = takeover::attach(dp, interfaces, EdgeDatapath::pinned_attachment)?;
-            serve(&config, attached, agent_config, shutdown).await
+            serve(
+                &config,
+                takeover::attach(dp, interfaces)?,
+                agent_config,
+                shutdown,
+            )
+            .await
         }
         Role::Super => {
             let dp = SuperDatapath::load(&SuperConfig {
                 pin,
                 edge_by_addr: true,
             })?;
-            log_replaced(dp.replaced_pins());
-            let attached = takeover::attach(dp, interfaces, SuperDatapath::pinned_attachment)?;
-            serve(&config, attached, agent_config, shutdown).await
+            serve(
+                &config,
+                takeover::attach(dp, interfaces)?,
+                agent_config,
+                shutdown,
+            )
+            .await
         }
     };
     shutdown::after_stop(residence.as_ref(), &config.datapath.bpffs, &config.network).await?;
@@ -158,10 +166,4 @@ fn shipper_config(config: &Config, identity: &Identity) -> Option<ShipperConfig>
     c.edge_keys = ledger.edge_keys.clone();
     c.backoff_max = ledger.backoff_max;
     Some(c)
-}
-
-fn log_replaced(replaced: &[hsn_ebpf::ReplacedPin]) {
-    for pin in replaced {
-        tracing::warn!(%pin, "incompatible state map from another build; the writer refills it");
-    }
 }
