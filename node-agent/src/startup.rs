@@ -65,26 +65,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 pin,
                 redirect_uplink: true,
             })?;
-            serve(
-                &config,
-                takeover::attach(dp, interfaces)?,
-                agent_config,
-                shutdown,
-            )
-            .await
+            let attached = takeover::attach(dp, interfaces)?;
+            serve(&config, attached, agent_config, shutdown).await
         }
         Role::Super => {
             let dp = SuperDatapath::load(&SuperConfig {
                 pin,
                 edge_by_addr: true,
             })?;
-            serve(
-                &config,
-                takeover::attach(dp, interfaces)?,
-                agent_config,
-                shutdown,
-            )
-            .await
+            let attached = takeover::attach(dp, interfaces)?;
+            serve(&config, attached, agent_config, shutdown).await
         }
     };
     shutdown::after_stop(residence.as_ref(), &config.datapath.bpffs, &config.network).await?;
