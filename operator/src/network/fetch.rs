@@ -25,13 +25,11 @@ pub struct LeaseInfo {
     pub renewed: Option<Timestamp>,
     /// When it expires: renewal plus duration.
     pub expires: Option<Timestamp>,
-    /// The agent's public key.
-    pub public_key: Option<String>,
     /// The last epoch the agent closed.
     pub last_epoch: Option<i64>,
     /// The node the agent runs on (the Lease holder).
     pub holder: Option<String>,
-    /// What the agent advertises for the routes tables.
+    /// What the agent advertises for the routes tables (and its public key for its HsnNode).
     pub peer: Peer,
 }
 
@@ -150,7 +148,6 @@ fn lease_info(l: &Lease) -> LeaseInfo {
     LeaseInfo {
         renewed,
         expires: renewed.and_then(|r| r.checked_add(duration).ok()),
-        public_key: annotations.public_key.clone(),
         peer: Peer {
             address: annotations.address,
             mac: annotations.mac,

@@ -168,7 +168,7 @@ fn node(
     };
     node.status = Some(HsnNodeStatus {
         conditions: vec![],
-        public_key: info.public_key,
+        public_key: info.peer.public_key,
         node_name: node.spec.node_name.clone().or(info.holder),
         last_heartbeat: heartbeat(previous, info.renewed),
         last_epoch: info.last_epoch,
