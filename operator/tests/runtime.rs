@@ -23,20 +23,9 @@ async fn two_replicas_elect_one_leader_and_the_standby_takes_over() -> Result<()
     let hub = ControlPlane::start().await?;
     install_crds(&hub.client()).await?;
     let dir = tempfile::tempdir()?;
-    let first = Operator::start(
-        hub.kubeconfig(),
-        dir.path(),
-        &["--identity", "replica-a"],
-        &[],
-    )
-    .await?;
-    let second = Operator::start(
-        hub.kubeconfig(),
-        dir.path(),
-        &["--identity", "replica-b"],
-        &[],
-    )
-    .await?;
+    let start = |args: &'static [&str]| Operator::start(hub.kubeconfig(), dir.path(), args, &[]);
+    let first = start(&["--identity", "replica-a"]).await?;
+    let second = start(&["--identity", "replica-b"]).await?;
     let leases: Api<Lease> = Api::namespaced(hub.client(), OPERATOR_NS);
 
     let holder = wait_for("a leader", DEADLINE, || async {
