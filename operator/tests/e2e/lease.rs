@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result, ensure};
 use hsn_core::SuperId;
+use hsn_operator::resources::SUPER_NODE;
 use hsn_testkit::operator::{
     DEADLINE, E2eEnv, Member, NODE_EXEC_VAR, node_exec, put_super_lease, wait_condition,
 };
@@ -42,7 +43,7 @@ impl LeaseControl {
             );
             return Ok(None);
         }
-        let pod = format!("hsn-super-node-{ordinal}");
+        let pod = format!("{SUPER_NODE}-{ordinal}");
         let node = Api::<Pod>::namespaced(member.client(), MEMBER_NS)
             .get(&pod)
             .await?
