@@ -15,7 +15,7 @@ use hsn_testkit::operator::{self, Operator};
 use process::{Histogram, Scrape, rss_mib, scrape, start_operator};
 use report::{Figures, print};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -233,20 +233,8 @@ fn pure_churn(
             ..Inputs::default()
         },
     );
-    let second = plan::plan(
-        &spec,
-        &Inputs {
-            clusters,
-            lost_supers: BTreeSet::from([lost.clone()]),
-            previous: first.previous(&BTreeSet::new()),
-        },
-    );
-    let ideal = first.assignment.values().filter(|s| *s == lost).count();
-    let moved = first
-        .assignment
-        .iter()
-        .filter(|(e, s)| second.assignment.get(*e) != Some(*s))
-        .count();
+    let second = plan::plan(&spec, &operator::after_loss(&clusters, &first, lost));
+    let (moved, ideal) = operator::moved_and_ideal(&first, &second, lost);
     let same = first.assignment.len() == live.len()
         && first.assignment.iter().all(|(e, s)| {
             live.get(&(e.cluster.clone(), e.node.clone())) == Some(&super_node_name(s))

@@ -11,12 +11,14 @@
 //! Errors are `anyhow`'s: this is test code, and every caller is a test or a bench.
 
 mod agents;
+mod churn;
 mod env;
 mod in_cluster;
 mod members;
 mod process;
 
 pub use agents::{AGENT_IDENTITY, MEMBER, apply_member_objects, one_super_node};
+pub use churn::{after_loss, moved_and_ideal};
 pub use env::{E2eEnv, HUB_VAR, Hub, MEMBERS_VAR, NODE_EXEC_VAR, OPERATOR_VAR, client_for};
 pub use in_cluster::{InCluster, OperatorUnderTest};
 pub use members::{AGENTS_TAINT, Member, NOWHERE, Topology, members, node_exec};
