@@ -70,18 +70,16 @@ pub async fn run(
 ) {
     controller
         .graceful_shutdown_on(shutdown)
-        .run(
-            |mec, ctx| async move {
-                let reconcile = reconcile(&mec, &ctx);
-                ctx.metrics
-                    .reconcile(CONTROLLER, Error::metric_label, reconcile)
-                    .await
-            },
-            error_policy,
-            ctx,
-        )
+        .run(reconcile_timed, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
+}
+
+async fn reconcile_timed(mec: Arc<MecCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let reconcile = reconcile(&mec, &ctx);
+    ctx.metrics
+        .reconcile(CONTROLLER, Error::metric_label, reconcile)
+        .await
 }
 
 fn error_policy(mec: Arc<MecCluster>, error: &Error, _ctx: Arc<Context>) -> Action {
