@@ -27,11 +27,14 @@ fn names() -> BTreeMap<TenantId, String> {
     BTreeMap::from([(TenantId::new(7).unwrap(), "acme".to_owned())])
 }
 
+/// Epoch `epoch` with the monotonic counters `now`, prepared.
+fn prepared(spool: &Spool, epoch: u64, now: &[(CounterKey, Totals)]) -> Pending {
+    spool.prepare(&header(), epoch, 60, now, &names()).unwrap()
+}
+
 /// Epoch `epoch` of tenant acme (7), uplink, at monotonic `totals`, prepared.
 fn acme(spool: &Spool, epoch: u64, totals: Totals) -> Pending {
-    spool
-        .prepare(&header(), epoch, 60, &[(up(7), totals)], &names())
-        .unwrap()
+    prepared(spool, epoch, &[(up(7), totals)])
 }
 
 /// [`acme`], committed.
@@ -55,28 +58,12 @@ fn committed_epochs_survive_reopen_and_deltas_continue_from_their_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let mut spool = Spool::open(dir.path()).unwrap();
     assert_eq!(spool.last_epoch(), None);
-    let p = spool
-        .prepare(
-            &header(),
-            10,
-            60,
-            &[(up(7), t(3, 300)), (up(9), t(1, 40))],
-            &names(),
-        )
-        .unwrap();
+    let p = prepared(&spool, 10, &[(up(7), t(3, 300)), (up(9), t(1, 40))]);
     spool.commit(p).unwrap();
 
     let mut reopened = Spool::open(dir.path()).unwrap();
     assert_eq!(reopened.last_epoch(), Some(10));
-    let p = reopened
-        .prepare(
-            &header(),
-            11,
-            60,
-            &[(up(7), t(5, 500)), (up(9), t(1, 40))],
-            &names(),
-        )
-        .unwrap();
+    let p = prepared(&reopened, 11, &[(up(7), t(5, 500)), (up(9), t(1, 40))]);
     assert_eq!(p.file().records.len(), 1, "tenant 9 did not change");
     assert_eq!(p.file().records[0].sequence, 2, "sequence continues");
     reopened.commit(p).unwrap();
