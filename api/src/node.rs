@@ -1,10 +1,12 @@
 //! `HsnNode`: one agent of a network, written by the operator from its plan and the
 //! agents' Leases in the member clusters.
 
-use hsn_core::{Role, SuperId};
+use hsn_core::Role;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
+
+pub mod lease;
 
 /// The identity and placement of one agent.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -144,35 +146,5 @@ hsn_core::words! {
         LeaseExpired,
         /// The agent has not written its Lease yet.
         NoLease,
-    }
-}
-
-/// Names and annotations of the Leases agents renew in their member namespace.
-pub mod lease {
-    /// Annotation: the agent's ed25519 public key, hex.
-    pub const PUBLIC_KEY_ANNOTATION: &str = "hsn.io/public-key";
-    /// Annotation: the agent's role, `super` or `edge`.
-    pub const ROLE_ANNOTATION: &str = "hsn.io/role";
-    /// Annotation: the datapath mode the agent attached, e.g. `xdp-native`.
-    pub const DATAPATH_ANNOTATION: &str = "hsn.io/datapath";
-    /// Annotation: the last metering epoch the agent closed.
-    pub const LAST_EPOCH_ANNOTATION: &str = "hsn.io/last-epoch";
-    /// Annotation: why the agent could not use its latest routes table, if it could not.
-    pub const ROUTES_ERROR_ANNOTATION: &str = "hsn.io/routes-error";
-    /// Annotation: the address the agent receives datapath traffic on (a super node: edge
-    /// uplink and ledger submissions; an edge: the address its super node attributes it by).
-    pub const ADDRESS_ANNOTATION: &str = "hsn.io/address";
-    /// Annotation (edges): the source MAC the edge writes on frames it redirects to its
-    /// super node, by which the super node recognises it.
-    pub const MAC_ANNOTATION: &str = "hsn.io/mac";
-
-    /// Lease name of super node `ordinal` ([`SuperId::local_name`]).
-    pub fn super_lease(ordinal: u32) -> String {
-        super::SuperId::local_name(ordinal)
-    }
-
-    /// Lease name of the edge agent on `node`.
-    pub fn edge_lease(node: &str) -> String {
-        format!("edge-{node}")
     }
 }

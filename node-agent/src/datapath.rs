@@ -4,7 +4,9 @@
 use std::net::IpAddr;
 
 use hsn_core::{Direction, TenantId};
-use hsn_ebpf::{AttachMode, EdgeDatapath, EdgeNode, Error, NextHop, SuperDatapath, TenantPrefixes};
+use hsn_ebpf::{
+    AttachMode, EdgeDatapath, EdgeNode, Error, NextHop, ReplacedPin, SuperDatapath, TenantPrefixes,
+};
 
 /// Identity of one monotonic counter: edges count per (tenant, direction), super nodes per
 /// (edge, tenant, direction).
@@ -43,6 +45,35 @@ pub trait Datapath: Send + 'static {
     fn parse_errors(&self) -> Result<u64, Error>;
     /// Attach the program to `ifname`.
     fn attach(&mut self, ifname: &str) -> Result<AttachMode, Error>;
+}
+
+/// A program as loaded at start, before the agent attaches it or takes over the previous
+/// agent's ([`crate::takeover`]).
+pub trait Loaded: Datapath {
+    /// Pinned state maps of another build that loading replaced.
+    fn replaced_pins(&self) -> &[ReplacedPin];
+    /// The mode a previous agent's program runs in on `ifname`, through its pinned link.
+    fn pinned_attachment(&self, ifname: &str) -> Option<AttachMode>;
+}
+
+impl Loaded for EdgeDatapath {
+    fn replaced_pins(&self) -> &[ReplacedPin] {
+        EdgeDatapath::replaced_pins(self)
+    }
+
+    fn pinned_attachment(&self, ifname: &str) -> Option<AttachMode> {
+        EdgeDatapath::pinned_attachment(self, ifname)
+    }
+}
+
+impl Loaded for SuperDatapath {
+    fn replaced_pins(&self) -> &[ReplacedPin] {
+        SuperDatapath::replaced_pins(self)
+    }
+
+    fn pinned_attachment(&self, ifname: &str) -> Option<AttachMode> {
+        SuperDatapath::pinned_attachment(self, ifname)
+    }
 }
 
 impl Datapath for EdgeDatapath {

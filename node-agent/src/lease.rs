@@ -1,7 +1,6 @@
 //! The agent's Lease: created and renewed every heartbeat (and on every status change) by
 //! server-side apply, carrying the annotations the operator reads.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,37 +53,20 @@ pub fn ordinal_of(pod: &str) -> Result<u32, LeaseNameError> {
 
 /// The Lease as this agent writes it now.
 pub fn desired(id: &LeaseIdentity, status: &AgentStatus, acquired: Timestamp) -> Lease {
-    let mut annotations = BTreeMap::from([
-        (
-            lease::PUBLIC_KEY_ANNOTATION.to_owned(),
-            id.public_key.clone(),
-        ),
-        (
-            lease::ROLE_ANNOTATION.to_owned(),
-            id.role.as_str().to_owned(),
-        ),
-        (
-            lease::DATAPATH_ANNOTATION.to_owned(),
-            status.datapath.clone(),
-        ),
-    ]);
-    if let Some(address) = id.address {
-        annotations.insert(lease::ADDRESS_ANNOTATION.to_owned(), address.to_string());
-    }
-    if let Some(mac) = &status.mac {
-        annotations.insert(lease::MAC_ANNOTATION.to_owned(), mac.clone());
-    }
-    if let Some(epoch) = status.last_epoch {
-        annotations.insert(lease::LAST_EPOCH_ANNOTATION.to_owned(), epoch.to_string());
-    }
-    // Omitted when cleared: server-side apply then removes it, as this manager owned it.
-    if let Some(error) = &status.routes_error {
-        annotations.insert(lease::ROUTES_ERROR_ANNOTATION.to_owned(), error.clone());
-    }
+    let annotations = lease::Annotations {
+        public_key: Some(id.public_key.clone()),
+        role: Some(id.role),
+        datapath: Some(status.datapath.clone()),
+        address: id.address,
+        mac: status.mac.clone(),
+        last_epoch: status.last_epoch,
+        // Omitted when cleared: server-side apply then removes it, as this manager owned it.
+        routes_error: status.routes_error.clone(),
+    };
     Lease {
         metadata: ObjectMeta {
             name: Some(id.name.clone()),
-            annotations: Some(annotations),
+            annotations: Some(annotations.to_map()),
             ..ObjectMeta::default()
         },
         spec: Some(LeaseSpec {

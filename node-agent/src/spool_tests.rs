@@ -27,6 +27,22 @@ fn names() -> BTreeMap<TenantId, String> {
     BTreeMap::from([(TenantId::new(7).unwrap(), "acme".to_owned())])
 }
 
+/// Epoch `epoch` with the monotonic counters `now`, prepared.
+fn prepared(spool: &Spool, epoch: u64, now: &[(CounterKey, Totals)]) -> Pending {
+    spool.prepare(&header(), epoch, 60, now, &names()).unwrap()
+}
+
+/// Epoch `epoch` of tenant acme (7), uplink, at monotonic `totals`, prepared.
+fn acme(spool: &Spool, epoch: u64, totals: Totals) -> Pending {
+    prepared(spool, epoch, &[(up(7), totals)])
+}
+
+/// [`acme`], committed.
+fn commit_acme(spool: &mut Spool, epoch: u64, totals: Totals) {
+    let pending = acme(spool, epoch, totals);
+    spool.commit(pending).unwrap();
+}
+
 fn totals(files: &[EpochFile]) -> BTreeMap<(String, Direction), (u64, u64)> {
     let mut out = BTreeMap::new();
     for r in files.iter().flat_map(|f| &f.records) {
@@ -42,28 +58,12 @@ fn committed_epochs_survive_reopen_and_deltas_continue_from_their_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let mut spool = Spool::open(dir.path()).unwrap();
     assert_eq!(spool.last_epoch(), None);
-    let p = spool
-        .prepare(
-            &header(),
-            10,
-            60,
-            &[(up(7), t(3, 300)), (up(9), t(1, 40))],
-            &names(),
-        )
-        .unwrap();
+    let p = prepared(&spool, 10, &[(up(7), t(3, 300)), (up(9), t(1, 40))]);
     spool.commit(p).unwrap();
 
     let mut reopened = Spool::open(dir.path()).unwrap();
     assert_eq!(reopened.last_epoch(), Some(10));
-    let p = reopened
-        .prepare(
-            &header(),
-            11,
-            60,
-            &[(up(7), t(5, 500)), (up(9), t(1, 40))],
-            &names(),
-        )
-        .unwrap();
+    let p = prepared(&reopened, 11, &[(up(7), t(5, 500)), (up(9), t(1, 40))]);
     assert_eq!(p.file().records.len(), 1, "tenant 9 did not change");
     assert_eq!(p.file().records[0].sequence, 2, "sequence continues");
     reopened.commit(p).unwrap();
@@ -84,26 +84,16 @@ fn committed_epochs_survive_reopen_and_deltas_continue_from_their_snapshot() {
 fn a_crash_before_or_during_commit_loses_nothing_and_counts_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let mut spool = Spool::open(dir.path()).unwrap();
-    spool
-        .commit(
-            spool
-                .prepare(&header(), 1, 60, &[(up(7), t(2, 200))], &names())
-                .unwrap(),
-        )
-        .unwrap();
+    commit_acme(&mut spool, 1, t(2, 200));
 
     // Crash after computing epoch 2, before writing anything.
-    let lost = spool
-        .prepare(&header(), 2, 60, &[(up(7), t(4, 400))], &names())
-        .unwrap();
+    let lost = acme(&spool, 2, t(4, 400));
     drop(lost);
     drop(spool);
     // Restart; crash after the temp file is written and fsynced, before the rename.
     let spool = Spool::open(dir.path()).unwrap();
     assert_eq!(spool.last_epoch(), Some(1));
-    let half = spool
-        .prepare(&header(), 2, 60, &[(up(7), t(5, 500))], &names())
-        .unwrap();
+    let half = acme(&spool, 2, t(5, 500));
     let tmp = spool.write_temp(&half).unwrap();
     assert!(tmp.exists());
     drop(spool);
@@ -111,13 +101,7 @@ fn a_crash_before_or_during_commit_loses_nothing_and_counts_nothing_twice() {
     let mut spool = Spool::open(dir.path()).unwrap();
     assert!(!tmp.exists(), "interrupted commit cleaned up");
     assert_eq!(spool.last_epoch(), Some(1));
-    spool
-        .commit(
-            spool
-                .prepare(&header(), 3, 60, &[(up(7), t(6, 600))], &names())
-                .unwrap(),
-        )
-        .unwrap();
+    commit_acme(&mut spool, 3, t(6, 600));
     let files = spool.read_all().unwrap();
     assert_eq!(files.iter().map(|f| f.epoch).collect::<Vec<_>>(), [1, 3]);
     assert_eq!(
@@ -130,13 +114,7 @@ fn a_crash_before_or_during_commit_loses_nothing_and_counts_nothing_twice() {
 fn an_epoch_is_closed_at_most_once_and_sent_files_are_pruned_but_the_newest_kept() {
     let dir = tempfile::tempdir().unwrap();
     let mut spool = Spool::open(dir.path()).unwrap();
-    spool
-        .commit(
-            spool
-                .prepare(&header(), 5, 60, &[(up(7), t(1, 10))], &names())
-                .unwrap(),
-        )
-        .unwrap();
+    commit_acme(&mut spool, 5, t(1, 10));
     let err = spool.prepare(&header(), 5, 60, &[], &names()).unwrap_err();
     assert!(
         matches!(err, SpoolError::EpochNotAfter { epoch: 5, last: 5 }),
@@ -155,13 +133,7 @@ fn an_epoch_is_closed_at_most_once_and_sent_files_are_pruned_but_the_newest_kept
         Some(5),
         "a sent file still holds the snapshot"
     );
-    spool
-        .commit(
-            spool
-                .prepare(&header(), 6, 60, &[(up(7), t(3, 30))], &names())
-                .unwrap(),
-        )
-        .unwrap();
+    commit_acme(&mut spool, 6, t(3, 30));
     let files = spool.read_all().unwrap();
     assert_eq!(
         files.iter().map(|f| f.epoch).collect::<Vec<_>>(),

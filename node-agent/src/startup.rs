@@ -65,8 +65,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 pin,
                 redirect_uplink: true,
             })?;
-            log_replaced(dp.replaced_pins());
-            let attached = takeover::attach(dp, interfaces, EdgeDatapath::pinned_attachment)?;
+            let attached = takeover::attach(dp, interfaces)?;
             serve(&config, attached, agent_config, shutdown).await
         }
         Role::Super => {
@@ -74,8 +73,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 pin,
                 edge_by_addr: true,
             })?;
-            log_replaced(dp.replaced_pins());
-            let attached = takeover::attach(dp, interfaces, SuperDatapath::pinned_attachment)?;
+            let attached = takeover::attach(dp, interfaces)?;
             serve(&config, attached, agent_config, shutdown).await
         }
     };
@@ -158,10 +156,4 @@ fn shipper_config(config: &Config, identity: &Identity) -> Option<ShipperConfig>
     c.edge_keys = ledger.edge_keys.clone();
     c.backoff_max = ledger.backoff_max;
     Some(c)
-}
-
-fn log_replaced(replaced: &[hsn_ebpf::ReplacedPin]) {
-    for pin in replaced {
-        tracing::warn!(%pin, "incompatible state map from another build; the writer refills it");
-    }
 }

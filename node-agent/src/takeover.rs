@@ -6,7 +6,7 @@
 
 use hsn_ebpf::{AttachMode, EdgeNode, NextHop, TenantPrefixes};
 
-use crate::datapath::{CounterKey, Datapath, Totals, mode_label};
+use crate::datapath::{CounterKey, Datapath, Loaded, Totals, mode_label};
 
 /// How the datapath was attached at start.
 #[derive(Debug)]
@@ -24,18 +24,16 @@ impl<D> Attached<D> {
     }
 }
 
-/// Attaches `dp` to each of `interfaces` where no previous program runs (`pinned` says
-/// whether one does, through its pinned link, and in which mode); the others are taken
-/// over once the maps are programmed.
-pub fn attach<D: Datapath>(
-    mut dp: D,
-    interfaces: &[String],
-    pinned: impl Fn(&D, &str) -> Option<AttachMode>,
-) -> Result<Attached<D>, hsn_ebpf::Error> {
+/// Attaches `dp` to each of `interfaces` where no previous program runs; the others (with
+/// a pinned link) are taken over once the maps are programmed.
+pub fn attach<D: Loaded>(mut dp: D, interfaces: &[String]) -> Result<Attached<D>, hsn_ebpf::Error> {
+    for pin in dp.replaced_pins() {
+        tracing::warn!(%pin, "incompatible state map from another build; the writer refills it");
+    }
     let mut modes = Vec::new();
     let mut pending = Vec::new();
     for ifname in interfaces {
-        if let Some(mode) = pinned(&dp, ifname) {
+        if let Some(mode) = dp.pinned_attachment(ifname) {
             tracing::info!(interface = ifname, %mode,
                 "the previous program runs on; taking it over once the maps are programmed");
             modes.push((ifname.clone(), mode));

@@ -6,12 +6,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{FakeDatapath, table};
+use common::{FakeDatapath, edge_n1_header, table};
 use hsn_agent::agent::{Agent, AgentConfig, LeaseConfig, RoutesSource};
 use hsn_agent::index::Me;
 use hsn_agent::lease::LeaseIdentity;
 use hsn_agent::nexthop::NextHops;
-use hsn_agent::spool::SpoolHeader;
 use hsn_api::node::lease as names;
 use hsn_api::routes::ROUTES_KEY;
 use hsn_core::MacAddr;
@@ -79,12 +78,7 @@ async fn lease_routes_and_malformed_tables_against_a_real_apiserver() -> anyhow:
     let config = AgentConfig {
         network: "metro".into(),
         me: Me::Edge { node: "n1".into() },
-        spool_header: SpoolHeader {
-            network: "metro".into(),
-            role: "edge".into(),
-            agent: "edge-n1".into(),
-            public_key: "ab".repeat(32),
-        },
+        spool_header: edge_n1_header(),
         spool_dir: state.path().join("spool"),
         routes: RoutesSource::ConfigMap(Box::new(cms.clone()), "hsn-routes".into()),
         next_hops: NextHops::PerSuper(BTreeMap::from([

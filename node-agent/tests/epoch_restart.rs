@@ -4,13 +4,15 @@
 
 mod common;
 
+use common::edge_n1_header;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use hsn_agent::epoch::EpochCloser;
 use hsn_agent::metrics::Metrics;
-use hsn_agent::spool::{Spool, SpoolHeader};
+use hsn_agent::spool::Spool;
 use hsn_agent::status::AgentStatus;
 use hsn_core::{Direction, TenantId};
 use hsn_ebpf::{EdgeConfig, EdgeDatapath, PinDir, TenantPrefixes};
@@ -86,12 +88,7 @@ fn start(pin: &PinDir, spool_dir: &Path) -> anyhow::Result<Instance> {
     let epochs = EpochCloser::new(
         dp.clone(),
         Spool::open(spool_dir)?,
-        SpoolHeader {
-            network: "metro".into(),
-            role: "edge".into(),
-            agent: "edge-n1".into(),
-            public_key: "ab".repeat(32),
-        },
+        edge_n1_header(),
         Metrics::register(&mut registry),
         status,
     );
@@ -159,12 +156,7 @@ fn spool_totals_equal_traffic_across_restarts_and_crashes() -> anyhow::Result<()
     traffic(&b, 4, &mut sent)?;
     let spool = Spool::open(&spool_dir)?;
     let counters = hsn_agent::datapath::Datapath::counters(&*b.dp.lock().unwrap())?;
-    let header = SpoolHeader {
-        network: "metro".into(),
-        role: "edge".into(),
-        agent: "edge-n1".into(),
-        public_key: "ab".repeat(32),
-    };
+    let header = edge_n1_header();
     let pending = spool.prepare(&header, 2, 60, &counters, &names)?;
     spool.write_temp(&pending)?;
     drop((b, spool)); // crash mid-commit

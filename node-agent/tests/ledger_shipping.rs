@@ -12,12 +12,10 @@ use std::time::Duration;
 
 use clap::Parser as _;
 use ed25519_dalek::SigningKey;
-use hsn_agent::datapath::{CounterKey, Totals};
 use hsn_agent::metrics::{Metrics, ReasonLabels};
 use hsn_agent::shipper::{EdgeKeys, Shipper, ShipperConfig};
-use hsn_agent::spool::{Spool, SpoolHeader};
 use hsn_agent::status::AgentStatus;
-use hsn_core::{Direction, Role, TenantId};
+use hsn_core::Role;
 use hsn_ledger::entry::Status as EntryStatus;
 use hsn_ledger::verify::VerifyOptions;
 use hsn_ledger_api::keys::NodeKey;
@@ -27,9 +25,9 @@ use tokio::sync::watch;
 
 mod common;
 
-use hsn_testkit::ledger::{EPOCH_SECONDS, NETWORK, RunningLedger};
+use common::{past_epochs, spool_header, write_spool};
 
-const TENANT: TenantId = TenantId::new(7).unwrap();
+use hsn_testkit::ledger::{NETWORK, RunningLedger};
 
 fn keys() -> (SigningKey, SigningKey, SigningKey) {
     let k = |b: u8| SigningKey::from_bytes(&[b; 32]);
@@ -61,50 +59,17 @@ async fn start_ledger(dir: &Path, listen: SocketAddr) -> (RunningLedger, String)
     (ledger, url)
 }
 
-/// Ended epochs, by the wall clock the ledger uses.
-fn past_epochs() -> (u64, u64) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let current = now / u64::from(EPOCH_SECONDS);
-    (current - 3, current - 2)
-}
-
-/// Closes `epochs` into `dir` through the agent's spool; counters grow by `step` per epoch.
-fn write_spool(dir: &Path, role: Role, key: &SigningKey, epochs: &[u64], step: (u64, u64)) {
-    let header = SpoolHeader {
-        network: NETWORK.into(),
-        role: role.as_str().into(),
-        agent: format!("{}-test", role.as_str()),
-        public_key: hex::encode(key.verifying_key().as_bytes()),
-    };
+/// Closes `epochs` of `role` into `dir`; counters grow by `step` per epoch.
+fn close_epochs(dir: &Path, role: Role, key: &SigningKey, epochs: &[u64], step: (u64, u64)) {
+    let agent = format!("{}-test", role.as_str());
+    let header = spool_header(
+        NETWORK,
+        role,
+        &agent,
+        hex::encode(key.verifying_key().as_bytes()),
+    );
     let edge = (role == Role::Super).then(edge_addr);
-    let names = BTreeMap::from([(TENANT, "acme".to_owned())]);
-    let mut spool = Spool::open(dir).unwrap();
-    for (i, &epoch) in epochs.iter().enumerate() {
-        let n = i as u64 + 1;
-        let counters = |direction, bytes: u64| {
-            let key = CounterKey {
-                tenant: TENANT,
-                direction,
-                edge,
-            };
-            let t = Totals {
-                packets: n * bytes / 500,
-                bytes: n * bytes,
-            };
-            (key, t)
-        };
-        let now = [
-            counters(Direction::Uplink, step.0),
-            counters(Direction::Downlink, step.1),
-        ];
-        let pending = spool
-            .prepare(&header, epoch, EPOCH_SECONDS, &now, &names)
-            .unwrap();
-        spool.commit(pending).unwrap();
-    }
+    write_spool(dir, &header, edge, epochs, step);
 }
 
 fn files(dir: &Path, ext: &str) -> Vec<String> {
@@ -149,17 +114,17 @@ async fn chain_statuses(url: &str) -> Vec<EntryStatus> {
 async fn edge_and_super_spools_become_attested_verified_blocks() {
     let tmp = tempfile::tempdir().unwrap();
     let (edge_key, super_key, _) = keys();
-    let (e1, e2) = past_epochs();
+    let [e1, e2] = past_epochs();
     let (edge_spool, super_spool) = (tmp.path().join("edge"), tmp.path().join("super"));
     // The super sees a little less than the edge claims: within the 4096-byte tolerance.
-    write_spool(
+    close_epochs(
         &edge_spool,
         Role::Edge,
         &edge_key,
         &[e1, e2],
         (25_600, 9_000),
     );
-    write_spool(
+    close_epochs(
         &super_spool,
         Role::Super,
         &super_key,
@@ -248,9 +213,9 @@ async fn edge_and_super_spools_become_attested_verified_blocks() {
 async fn a_ledger_down_at_first_is_retried_until_it_is_up() {
     let tmp = tempfile::tempdir().unwrap();
     let (edge_key, _, _) = keys();
-    let (e1, e2) = past_epochs();
+    let [e1, e2] = past_epochs();
     let spool = tmp.path().join("edge");
-    write_spool(&spool, Role::Edge, &edge_key, &[e1, e2], (4_000, 1_000));
+    close_epochs(&spool, Role::Edge, &edge_key, &[e1, e2], (4_000, 1_000));
     let listen = reserve_port();
     let url = format!("http://{listen}");
     let (ship, metrics) = shipper(Role::Edge, &edge_key, &spool, &url);

@@ -4,18 +4,15 @@
 //! stored; without a client certificate, trusting another CA, or checking another name
 //! (`--ledger-tls-domain`) nothing is sent and the error label says why.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser as _;
 use ed25519_dalek::SigningKey;
 use hsn_agent::cli::Args;
-use hsn_agent::datapath::{CounterKey, Totals};
 use hsn_agent::metrics::{Metrics, ReasonLabels};
 use hsn_agent::shipper::{Round, Shipper, ShipperConfig, tls};
-use hsn_agent::spool::{Spool, SpoolHeader};
-use hsn_core::{Direction, Role, TenantId};
+use hsn_core::Role;
 use hsn_ledger::server::TlsFiles;
 use hsn_ledger_api::client::ClientTls;
 use hsn_ledger_api::pb;
@@ -24,9 +21,9 @@ use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, 
 
 mod common;
 
-use hsn_testkit::ledger::{EPOCH_SECONDS, NETWORK, RunningLedger};
+use common::{past_epochs, spool_header, write_spool};
 
-const ACME: TenantId = TenantId::new(7).unwrap();
+use hsn_testkit::ledger::{NETWORK, RunningLedger};
 
 /// A CA that signs leaf certificates.
 struct Ca {
@@ -128,43 +125,11 @@ async fn pending_entries(url: &str, tls: &ClientTls) -> Option<u64> {
 }
 
 /// Two ended epochs of an edge, closed through the agent's spool.
-fn write_spool(dir: &Path, key: &SigningKey) -> Vec<u64> {
-    let header = SpoolHeader {
-        network: NETWORK.into(),
-        role: "edge".into(),
-        agent: "edge-n1".into(),
-        public_key: hex::encode(key.verifying_key().as_bytes()),
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let current = now / u64::from(EPOCH_SECONDS);
-    let epochs = vec![current - 3, current - 2];
-    let names = BTreeMap::from([(ACME, "acme".to_owned())]);
-    let mut spool = Spool::open(dir).unwrap();
-    for (n, &epoch) in (1..).zip(&epochs) {
-        let counter = |direction, bytes: u64| {
-            let key = CounterKey {
-                tenant: ACME,
-                direction,
-                edge: None,
-            };
-            let totals = Totals {
-                packets: n * bytes / 500,
-                bytes: n * bytes,
-            };
-            (key, totals)
-        };
-        let now = [
-            counter(Direction::Uplink, 25_600),
-            counter(Direction::Downlink, 9_000),
-        ];
-        let pending = spool
-            .prepare(&header, epoch, EPOCH_SECONDS, &now, &names)
-            .unwrap();
-        spool.commit(pending).unwrap();
-    }
+fn write_edge_spool(dir: &Path, key: &SigningKey) -> [u64; 2] {
+    let public_key = hex::encode(key.verifying_key().as_bytes());
+    let header = spool_header(NETWORK, Role::Edge, "edge-n1", public_key);
+    let epochs = past_epochs();
+    write_spool(dir, &header, None, &epochs, (25_600, 9_000));
     epochs
 }
 
@@ -219,7 +184,7 @@ async fn the_spool_ships_over_mtls_and_only_with_a_trusted_client_and_server() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = pki(tmp.path());
     let spool = tmp.path().join("spool");
-    let epochs = write_spool(&spool, &keys().0);
+    let epochs = write_edge_spool(&spool, &keys().0);
     let admin = ClientTls {
         ca: pki.ca.clone(),
         identity: Some(pki.client.clone()),

@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hsn_api::network::HsnNetworkSpec;
-use hsn_operator::plan::{
-    self, ClusterView, Inputs, NodeView, Plan, REGION_LABEL, SuperId, ZONE_LABEL,
-};
+use hsn_operator::plan::{self, ClusterView, Inputs, NodeView, REGION_LABEL, ZONE_LABEL};
+use hsn_testkit::operator::{after_loss, moved_and_ideal};
 
 const CLUSTERS: usize = 10;
 const NODES_PER_CLUSTER: usize = 1000;
@@ -69,16 +68,6 @@ fn spec() -> HsnNetworkSpec {
     .expect("a valid HsnNetworkSpec")
 }
 
-/// Inputs of the reconcile after `lost` stopped renewing its Lease, with `first` in force.
-fn after_loss(clusters: &[ClusterView], first: &Plan, lost: &SuperId) -> Inputs {
-    let lost = BTreeSet::from([lost.clone()]);
-    Inputs {
-        clusters: clusters.to_vec(),
-        previous: first.previous(&BTreeSet::new()),
-        lost_supers: lost,
-    }
-}
-
 fn report_churn(spec: &HsnNetworkSpec, clusters: &[ClusterView]) {
     let cold = Inputs {
         clusters: clusters.to_vec(),
@@ -87,12 +76,7 @@ fn report_churn(spec: &HsnNetworkSpec, clusters: &[ClusterView]) {
     let first = plan::plan(spec, &cold);
     let lost = first.live_supers[0].clone();
     let second = plan::plan(spec, &after_loss(clusters, &first, &lost));
-    let ideal = first.assignment.values().filter(|s| **s == lost).count();
-    let moved = first
-        .assignment
-        .iter()
-        .filter(|(e, s)| second.assignment.get(*e) != Some(*s))
-        .count();
+    let (moved, ideal) = moved_and_ideal(&first, &second, &lost);
     println!(
         "plan: {} edges, {} super nodes placed ({} unplaced), {} unassigned; losing {lost} \
          moved {moved} edges, ideal {ideal} (its edges)",

@@ -2,6 +2,7 @@
 //! ([`hsn_api::condition`]), transition times survive unchanged conditions.
 
 use hsn_api::ConditionType;
+use hsn_api::condition::find;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
@@ -19,18 +20,28 @@ pub struct Cond {
 }
 
 impl Cond {
+    /// A condition of `type_` that holds or not (`status`).
+    pub fn new(
+        type_: ConditionType,
+        status: bool,
+        reason: impl Into<&'static str>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            type_,
+            status,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
     /// A condition that holds.
     pub fn yes(
         type_: ConditionType,
         reason: impl Into<&'static str>,
         message: impl Into<String>,
     ) -> Self {
-        Self {
-            type_,
-            status: true,
-            reason: reason.into(),
-            message: message.into(),
-        }
+        Self::new(type_, true, reason, message)
     }
 
     /// A condition that does not hold.
@@ -39,12 +50,7 @@ impl Cond {
         reason: impl Into<&'static str>,
         message: impl Into<String>,
     ) -> Self {
-        Self {
-            type_,
-            status: false,
-            reason: reason.into(),
-            message: message.into(),
-        }
+        Self::new(type_, false, reason, message)
     }
 }
 
@@ -59,8 +65,7 @@ pub fn merge(
     new.iter()
         .map(|c| {
             let status = if c.status { "True" } else { "False" };
-            let old = existing.iter().find(|e| e.type_ == c.type_.as_str());
-            let last_transition_time = match old {
+            let last_transition_time = match find(existing, c.type_) {
                 Some(o) if o.status == status => o.last_transition_time.clone(),
                 _ => Time(now),
             };

@@ -4,12 +4,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hsn_api::MecCluster;
-use kube::Client;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
+use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 
 use crate::member::{Inventory, MemberClients};
 use crate::metrics::Metrics;
+use crate::resources::FIELD_MANAGER;
 
 /// Timing and placement settings from the command line.
 #[derive(Clone, Debug)]
@@ -62,4 +67,50 @@ impl Context {
             },
         )
     }
+
+    /// Server-side applies `status` to the `K` named `name` under the operator's field
+    /// manager, and counts the write for `controller`.
+    pub async fn apply_status<K>(
+        &self,
+        controller: &'static str,
+        api: &Api<K>,
+        name: &str,
+        status: &impl Serialize,
+    ) -> Result<(), kube::Error>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        let patch = typed::<K>(json!({ "status": status }));
+        api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &patch)
+            .await?;
+        self.metrics.hub_write(controller);
+        Ok(())
+    }
+
+    /// Server-side applies `metadata` and `spec` to the `K` named `name` under the
+    /// operator's field manager, and counts the write for `controller`.
+    pub async fn apply_spec<K>(
+        &self,
+        controller: &'static str,
+        api: &Api<K>,
+        name: &str,
+        metadata: &impl Serialize,
+        spec: &impl Serialize,
+    ) -> Result<(), kube::Error>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        let patch = typed::<K>(json!({ "metadata": metadata, "spec": spec }));
+        api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &patch)
+            .await?;
+        self.metrics.hub_write(controller);
+        Ok(())
+    }
+}
+
+/// `fields` of a `K` as an apply patch: with `K`'s apiVersion and kind.
+fn typed<K: Resource<DynamicType = ()>>(mut fields: Value) -> Patch<Value> {
+    fields["apiVersion"] = K::api_version(&()).into();
+    fields["kind"] = K::kind(&()).into();
+    Patch::Apply(fields)
 }

@@ -1,7 +1,7 @@
 //! One Prometheus registry for the operator, with a sub-registry per subsystem.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -110,8 +110,22 @@ impl Metrics {
         Arc::new(m)
     }
 
-    /// Records one finished reconcile.
-    pub fn observe(&self, controller: &'static str, took: Duration, error: Option<&'static str>) {
+    /// Runs one reconcile of `controller` and records it: its duration and, when it fails,
+    /// the error's `category`.
+    pub async fn reconcile<T, E>(
+        &self,
+        controller: &'static str,
+        category: fn(&E) -> &'static str,
+        reconcile: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let started = Instant::now();
+        let result = reconcile.await;
+        let error = result.as_ref().err().map(category);
+        self.observe(controller, started.elapsed(), error);
+        result
+    }
+
+    fn observe(&self, controller: &'static str, took: Duration, error: Option<&'static str>) {
         self.reconciles
             .get_or_create(&ControllerLabels { controller })
             .inc();

@@ -41,36 +41,22 @@ async fn the_chart_lints_installs_upgrades_and_uninstalls() -> Result<()> {
     let cp = ControlPlane::start().await?;
     let home = tempfile::tempdir()?;
     let h = |args: &[&str]| helm(&cp, home.path(), args);
+    let template = |extra: &[&str]| {
+        let mut args = vec!["template", "hsn", CHART, "--kube-version", "1.36.2"];
+        args.extend_from_slice(extra);
+        h(&args)
+    };
 
     ok(&h(&["lint", "--strict", CHART])?, "helm lint --strict")?;
-    ok(
-        &h(&["template", "hsn", CHART, "--kube-version", "1.36.2"])?,
-        "helm template",
-    )?;
+    ok(&template(&[])?, "helm template")?;
     // A wrong value fails at install time with the schema's message.
-    let bad = h(&[
-        "template",
-        "hsn",
-        CHART,
-        "--kube-version",
-        "1.36.2",
-        "--set",
-        "replicas=0",
-    ])?;
+    let bad = template(&["--set", "replicas=0"])?;
     let stderr = String::from_utf8_lossy(&bad.stderr);
     ensure!(
         !bad.status.success() && stderr.contains("/replicas") && stderr.contains("minimum"),
         "{stderr}"
     );
-    let bad = h(&[
-        "template",
-        "hsn",
-        CHART,
-        "--kube-version",
-        "1.36.2",
-        "--set",
-        "image.pullPolicy=Sometimes",
-    ])?;
+    let bad = template(&["--set", "image.pullPolicy=Sometimes"])?;
     ensure!(
         !bad.status.success(),
         "an unknown pullPolicy must be refused"

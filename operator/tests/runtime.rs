@@ -23,8 +23,9 @@ async fn two_replicas_elect_one_leader_and_the_standby_takes_over() -> Result<()
     let hub = ControlPlane::start().await?;
     install_crds(&hub.client()).await?;
     let dir = tempfile::tempdir()?;
-    let first = Operator::start(&hub, dir.path(), &["--identity", "replica-a"]).await?;
-    let second = Operator::start(&hub, dir.path(), &["--identity", "replica-b"]).await?;
+    let start = |args: &'static [&str]| Operator::start(hub.kubeconfig(), dir.path(), args, &[]);
+    let first = start(&["--identity", "replica-a"]).await?;
+    let second = start(&["--identity", "replica-b"]).await?;
     let leases: Api<Lease> = Api::namespaced(hub.client(), OPERATOR_NS);
 
     let holder = wait_for("a leader", DEADLINE, || async {
@@ -126,7 +127,7 @@ async fn reconcile_spans_are_exported_over_otlp() -> Result<()> {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "200"),
     ];
-    let _op = Operator::start_with_env(&hub, dir.path(), &[], &env).await?;
+    let _op = Operator::start(hub.kubeconfig(), dir.path(), &[], &env).await?;
     let network: HsnNetwork = serde_json::from_value(json!({
         "apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork",
         "metadata": {"name": "traced", "namespace": "default"},

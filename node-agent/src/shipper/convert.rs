@@ -270,14 +270,12 @@ mod tests {
         let addr: IpAddr = "10.0.0.5".parse().unwrap();
         let flag: EdgeKeyFlag = format!("10.0.0.5={}", edge.to_hex()).parse().unwrap();
         let edges: EdgeKeys = [flag].into_iter().collect();
-        let got = items(
-            &file(Role::Super, &sup, Some(addr)),
-            "metro",
-            Role::Super,
-            &sup,
-            &edges,
-        )
-        .unwrap();
+        // What the super signs of a file in which it observed the edge at `addr`.
+        let observed = |addr| {
+            let f = file(Role::Super, &sup, Some(addr));
+            items(&f, "metro", Role::Super, &sup, &edges).unwrap()
+        };
+        let got = observed(addr);
         assert!(got.records.is_empty() && got.unmapped.is_empty());
         let o = SignedObservation::from_pb(&got.observations[0]).unwrap();
         assert_eq!(o.body.node, edge, "keyed by the observed edge");
@@ -289,14 +287,7 @@ mod tests {
 
         // An edge the super cannot map: nothing signed for it, reported.
         let other: IpAddr = "10.0.0.9".parse().unwrap();
-        let got = items(
-            &file(Role::Super, &sup, Some(other)),
-            "metro",
-            Role::Super,
-            &sup,
-            &edges,
-        )
-        .unwrap();
+        let got = observed(other);
         assert!(got.is_empty());
         assert_eq!(got.unmapped, vec![Some(other), Some(other)]);
     }

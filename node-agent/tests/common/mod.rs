@@ -2,12 +2,21 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use hsn_agent::datapath::{CounterKey, Datapath, Totals};
+use hsn_agent::spool::{Spool, SpoolHeader};
 use hsn_api::network::{Prefix, Tenant};
 use hsn_api::routes::{EdgeRoute, ROUTES_VERSION, RoutesTable, SuperRoute};
+use hsn_core::{Direction, Role, TenantId};
 use hsn_ebpf::{AttachMode, Error, NextHop, TenantPrefixes};
+use hsn_testkit::ledger::EPOCH_SECONDS;
+
+/// Tenant acme (7), in the routes tables and spools of these tests.
+pub const ACME: TenantId = TenantId::new(7).unwrap();
 
 /// What the fake datapath was told, shared with the test.
 #[derive(Debug, Default)]
@@ -85,5 +94,65 @@ impl Bpffs {
         let dir = hsn_testkit::bpf::Bpffs::new()?;
         hsn_ebpf::ensure_bpffs(dir.path())?;
         Ok(Self(dir))
+    }
+}
+
+/// The spool header of agent `agent` (`role`) of `network`, with public key `public_key`.
+pub fn spool_header(network: &str, role: Role, agent: &str, public_key: String) -> SpoolHeader {
+    SpoolHeader {
+        network: network.into(),
+        role: role.as_str().into(),
+        agent: agent.into(),
+        public_key,
+    }
+}
+
+/// The spool header of the edge on `n1` in network `metro`.
+pub fn edge_n1_header() -> SpoolHeader {
+    spool_header("metro", Role::Edge, "edge-n1", "ab".repeat(32))
+}
+
+/// Two ended epochs (three and two epochs ago), by the wall clock the ledger uses.
+pub fn past_epochs() -> [u64; 2] {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let current = now / u64::from(EPOCH_SECONDS);
+    [current - 3, current - 2]
+}
+
+/// Closes `epochs` into `dir` through the agent's spool: acme's (uplink, downlink) bytes
+/// grow by `step` per epoch, a packet per 500 bytes; a super node's counters are of `edge`.
+pub fn write_spool(
+    dir: &Path,
+    header: &SpoolHeader,
+    edge: Option<IpAddr>,
+    epochs: &[u64],
+    step: (u64, u64),
+) {
+    let names = BTreeMap::from([(ACME, "acme".to_owned())]);
+    let mut spool = Spool::open(dir).unwrap();
+    for (n, &epoch) in (1..).zip(epochs) {
+        let counter = |direction, bytes: u64| {
+            let key = CounterKey {
+                tenant: ACME,
+                direction,
+                edge,
+            };
+            let totals = Totals {
+                packets: n * bytes / 500,
+                bytes: n * bytes,
+            };
+            (key, totals)
+        };
+        let now = [
+            counter(Direction::Uplink, step.0),
+            counter(Direction::Downlink, step.1),
+        ];
+        let pending = spool
+            .prepare(header, epoch, EPOCH_SECONDS, &now, &names)
+            .unwrap();
+        spool.commit(pending).unwrap();
     }
 }

@@ -15,7 +15,7 @@ use hsn_testkit::operator::{self, Operator};
 use process::{Histogram, Scrape, rss_mib, scrape, start_operator};
 use report::{Figures, print};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -24,10 +24,7 @@ use clap::Parser;
 use hsn_api::{HsnNetwork, MecCluster};
 use hsn_operator::plan::{self, ClusterView, Inputs, NodeView, REGION_LABEL, SuperId, ZONE_LABEL};
 use hsn_testkit::{ControlPlane, FakeNode, KwokCluster};
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
@@ -166,14 +163,7 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let start = Instant::now();
-    while !f().await {
-        if start.elapsed() > DEADLINE {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(start.elapsed())
+    poll_until_ok(what, || async { Ok(f().await) }).await
 }
 
 /// Like [`poll_until`], stopping at the first error.
@@ -243,45 +233,13 @@ fn pure_churn(
             ..Inputs::default()
         },
     );
-    let second = plan::plan(
-        &spec,
-        &Inputs {
-            clusters,
-            lost_supers: BTreeSet::from([lost.clone()]),
-            previous: first.previous(&BTreeSet::new()),
-        },
-    );
-    let ideal = first.assignment.values().filter(|s| *s == lost).count();
-    let moved = first
-        .assignment
-        .iter()
-        .filter(|(e, s)| second.assignment.get(*e) != Some(*s))
-        .count();
+    let second = plan::plan(&spec, &operator::after_loss(&clusters, &first, lost));
+    let (moved, ideal) = operator::moved_and_ideal(&first, &second, lost);
     let same = first.assignment.len() == live.len()
         && first.assignment.iter().all(|(e, s)| {
             live.get(&(e.cluster.clone(), e.node.clone())) == Some(&super_node_name(s))
         });
     Ok((moved, ideal, same))
-}
-
-/// Makes super node `ordinal` of `member` lost: its Lease expires now, as when the agent
-/// stops renewing it. The operator reads Leases on each reconcile (not watched).
-async fn expire_super_lease(member: &Client, ordinal: u32) -> Result<()> {
-    let renewed = Timestamp::now()
-        .checked_sub(SignedDuration::from_secs(10))
-        .context("time")?;
-    let lease: Lease = serde_json::from_value(json!({
-        "metadata": {"name": hsn_api::node::lease::super_lease(ordinal), "namespace": MEMBER_NS},
-        "spec": {"holderIdentity": SuperId::local_name(ordinal), "leaseDurationSeconds": 10}
-    }))?;
-    let mut lease = lease;
-    if let Some(spec) = lease.spec.as_mut() {
-        spec.renew_time = Some(MicroTime(renewed));
-    }
-    Api::<Lease>::namespaced(member.clone(), MEMBER_NS)
-        .create(&PostParams::default(), &lease)
-        .await?;
-    Ok(())
 }
 
 async fn run(args: Args) -> Result<()> {
@@ -409,7 +367,10 @@ async fn measure(
     };
     let lost_name = super_node_name(&lost);
     let m4 = scrape(op).await?;
-    expire_super_lease(&members[0].cluster.client(), lost.ordinal).await?;
+    // Its Lease expires now, as when the agent stops renewing it. The operator reads Leases
+    // on each reconcile (not watched).
+    let member = members[0].cluster.client();
+    operator::put_super_lease(&member, MEMBER_NS, lost.ordinal, 10, 10).await?;
     let edges = before.len();
     fig.rehome = poll_until("the lost super's edges re-homed", || async {
         assignments(hub)

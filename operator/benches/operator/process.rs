@@ -6,7 +6,7 @@ use super::*;
 pub(crate) async fn start_operator(hub: &ControlPlane, dir: &Path) -> Result<Operator> {
     let resync = RESYNC_SECONDS.to_string();
     let env = [("RUST_LOG", "info,kube_client::client::builder=off")];
-    Operator::spawn(hub, dir, &["--resync-seconds", &resync], &env).await
+    Operator::spawn(hub.kubeconfig(), dir, &["--resync-seconds", &resync], &env).await
 }
 
 /// One scrape of the operator's /metrics.

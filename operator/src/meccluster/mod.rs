@@ -4,24 +4,21 @@
 //! cleanup) is [`crate::member`]; this is the loop and the status.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use hsn_api::cluster::MecClusterStatus;
 use hsn_api::{ConditionType, MecCluster, MecClusterReason};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
-use serde_json::json;
 
 use crate::conditions::{self, Cond};
 use crate::context::Context;
 use crate::member::{self, MemberState};
 use crate::plan::ClusterView;
-use crate::resources::FIELD_MANAGER;
 
 /// Controller name in metrics and logs.
 pub const CONTROLLER: &str = "meccluster";
@@ -79,11 +76,10 @@ pub async fn run(
 }
 
 async fn reconcile_timed(mec: Arc<MecCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let result = reconcile(&mec, &ctx).await;
-    let label = result.as_ref().err().map(Error::metric_label);
-    ctx.metrics.observe(CONTROLLER, started.elapsed(), label);
-    result
+    let reconcile = reconcile(&mec, &ctx);
+    ctx.metrics
+        .reconcile(CONTROLLER, Error::metric_label, reconcile)
+        .await
 }
 
 fn error_policy(mec: Arc<MecCluster>, error: &Error, _ctx: Arc<Context>) -> Action {
@@ -282,16 +278,9 @@ async fn write_status(
     }
     tracing::debug!(have = ?old, want = ?status, "writing MecCluster status");
     let api: Api<MecCluster> = Api::all(ctx.hub.clone());
-    let patch = json!({"apiVersion": "hsn.io/v1alpha1", "kind": "MecCluster", "status": status});
-    api.patch_status(
-        &mec.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await
-    .map_err(|e| Error::Status(mec.name_any(), e))?;
-    ctx.metrics.hub_write(CONTROLLER);
-    Ok(())
+    ctx.apply_status(CONTROLLER, &api, &mec.name_any(), &status)
+        .await
+        .map_err(|e| Error::Status(mec.name_any(), e))
 }
 
 async fn publish(ctx: &Context, mec: &MecCluster, ready: &Cond) -> Result<(), Error> {

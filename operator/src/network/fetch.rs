@@ -25,13 +25,11 @@ pub struct LeaseInfo {
     pub renewed: Option<Timestamp>,
     /// When it expires: renewal plus duration.
     pub expires: Option<Timestamp>,
-    /// The agent's public key.
-    pub public_key: Option<String>,
     /// The last epoch the agent closed.
     pub last_epoch: Option<i64>,
     /// The node the agent runs on (the Lease holder).
     pub holder: Option<String>,
-    /// What the agent advertises for the routes tables.
+    /// What the agent advertises for the routes tables (and its public key for its HsnNode).
     pub peer: Peer,
 }
 
@@ -146,21 +144,16 @@ fn lease_info(l: &Lease) -> LeaseInfo {
     let spec = l.spec.clone().unwrap_or_default();
     let renewed = spec.renew_time.map(|t| t.0);
     let duration = SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(0)));
-    let annotations = l.annotations();
+    let annotations = lease::Annotations::from_map(l.annotations());
     LeaseInfo {
         renewed,
         expires: renewed.and_then(|r| r.checked_add(duration).ok()),
-        public_key: annotations.get(lease::PUBLIC_KEY_ANNOTATION).cloned(),
         peer: Peer {
-            address: annotations
-                .get(lease::ADDRESS_ANNOTATION)
-                .and_then(|a| a.parse().ok()),
-            mac: annotations.get(lease::MAC_ANNOTATION).cloned(),
-            public_key: annotations.get(lease::PUBLIC_KEY_ANNOTATION).cloned(),
+            address: annotations.address,
+            mac: annotations.mac,
+            public_key: annotations.public_key,
         },
-        last_epoch: annotations
-            .get(lease::LAST_EPOCH_ANNOTATION)
-            .and_then(|e| e.parse().ok()),
+        last_epoch: annotations.last_epoch.and_then(|e| i64::try_from(e).ok()),
         holder: spec.holder_identity,
     }
 }

@@ -10,9 +10,9 @@ mod status;
 mod validate;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryFutureExt};
 use hsn_api::{ConditionType, HsnNetwork, HsnNetworkReason};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::{Action, Controller};
@@ -94,20 +94,18 @@ async fn reconcile(
     ctx: Arc<Context>,
     failovers: Arc<Failovers>,
 ) -> Result<Action, Error> {
-    let started = Instant::now();
     let ns = network.namespace().unwrap_or_default();
     let api: Api<HsnNetwork> = Api::namespaced(ctx.hub.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, network, |event| async {
+    let reconcile = finalizer(&api, FINALIZER, network, |event| async {
         match event {
             Event::Apply(n) => reconcile_apply(&n, &ctx, &failovers).await,
             Event::Cleanup(n) => cleanup::cleanup(&n, &ctx).await,
         }
     })
-    .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
-    let label = result.as_ref().err().map(Error::metric_label);
-    ctx.metrics.observe(CONTROLLER, started.elapsed(), label);
-    result
+    ctx.metrics
+        .reconcile(CONTROLLER, Error::metric_label, reconcile)
+        .await
 }
 
 fn error_policy(network: Arc<HsnNetwork>, error: &Error, _ctx: Arc<Context>) -> Action {

@@ -8,16 +8,15 @@ use hsn_api::{ConditionType, HsnNetwork, HsnNode, HsnNodeReason};
 use hsn_core::Role;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
 use super::Error;
 use super::fetch::{Fetched, LeaseInfo};
 use crate::conditions::{self, Cond};
 use crate::context::Context;
 use crate::plan::{Plan, SuperId};
-use crate::resources::{FIELD_MANAGER, NETWORK_LABEL, NETWORK_UID_LABEL};
+use crate::resources::{NETWORK_LABEL, NETWORK_UID_LABEL};
 
 /// Name of the HsnNode of a super node.
 pub fn super_node_name(network: &str, s: &SuperId) -> String {
@@ -59,15 +58,17 @@ pub fn desired(
 ) -> BTreeMap<String, Wanted> {
     let name = network.name_any();
     let mut out = BTreeMap::new();
-    let lease_of = |cluster: &str, lease: String| {
-        fetched
+    let mut want = |n: String, spec: HsnNodeSpec, lease: String, live: bool| {
+        let info = fetched
             .leases
-            .get(cluster)
+            .get(&spec.cluster)
             .and_then(|l| l.get(&lease))
-            .cloned()
+            .cloned();
+        let ready = readiness(info.as_ref(), live, now);
+        let node = node(network, &n, spec, info, fetched.nodes.get(&n));
+        out.insert(n, Wanted { node, ready });
     };
     for s in plan.supers() {
-        let live = plan.live_supers.contains(&s);
         let spec = HsnNodeSpec {
             network: name.clone(),
             role: Role::Super,
@@ -76,15 +77,12 @@ pub fn desired(
             ordinal: i32::try_from(s.ordinal).ok(),
             assigned_super_node: None,
         };
-        let info = lease_of(&s.cluster, lease::super_lease(s.ordinal));
-        let ready = readiness(info.as_ref(), live, now);
-        let n = super_node_name(&name, &s);
-        out.insert(
-            n.clone(),
-            Wanted {
-                node: node(network, &n, spec, info, fetched.nodes.get(&n)),
-                ready,
-            },
+        let live = plan.live_supers.contains(&s);
+        want(
+            super_node_name(&name, &s),
+            spec,
+            lease::super_lease(s.ordinal),
+            live,
         );
     }
     for (edge, s) in &plan.assignment {
@@ -96,15 +94,11 @@ pub fn desired(
             ordinal: None,
             assigned_super_node: Some(super_node_name(&name, s)),
         };
-        let info = lease_of(&edge.cluster, lease::edge_lease(&edge.node));
-        let ready = readiness(info.as_ref(), true, now);
-        let n = edge_node_name(&name, &edge.cluster, &edge.node);
-        out.insert(
-            n.clone(),
-            Wanted {
-                node: node(network, &n, spec, info, fetched.nodes.get(&n)),
-                ready,
-            },
+        want(
+            edge_node_name(&name, &edge.cluster, &edge.node),
+            spec,
+            lease::edge_lease(&edge.node),
+            true,
         );
     }
     out
@@ -112,25 +106,21 @@ pub fn desired(
 
 fn readiness(info: Option<&LeaseInfo>, live: bool, now: Timestamp) -> Cond {
     match info {
-        _ if !live => Cond::no(
-            ConditionType::Ready,
-            HsnNodeReason::LeaseExpired,
-            "the agent stopped renewing its Lease",
-        ),
-        Some(l) if l.fresh(now) => Cond::yes(
+        Some(l) if live && l.fresh(now) => Cond::yes(
             ConditionType::Ready,
             HsnNodeReason::LeaseCurrent,
             "the agent renews its Lease",
         ),
-        Some(_) => Cond::no(
-            ConditionType::Ready,
-            HsnNodeReason::LeaseExpired,
-            "the agent stopped renewing its Lease",
-        ),
-        None => Cond::no(
+        None if live => Cond::no(
             ConditionType::Ready,
             HsnNodeReason::NoLease,
             "the agent has not written its Lease yet",
+        ),
+        // A super the plan counts as lost, or a Lease that lapsed.
+        _ => Cond::no(
+            ConditionType::Ready,
+            HsnNodeReason::LeaseExpired,
+            "the agent stopped renewing its Lease",
         ),
     }
 }
@@ -178,7 +168,7 @@ fn node(
     };
     node.status = Some(HsnNodeStatus {
         conditions: vec![],
-        public_key: info.public_key,
+        public_key: info.peer.public_key,
         node_name: node.spec.node_name.clone().or(info.holder),
         last_heartbeat: heartbeat(previous, info.renewed),
         last_epoch: info.last_epoch,
@@ -196,7 +186,6 @@ pub async fn sync(
 ) -> Result<(), Error> {
     let api: Api<HsnNode> =
         Api::namespaced(ctx.hub.clone(), &network.namespace().unwrap_or_default());
-    let pp = PatchParams::apply(FIELD_MANAGER).force();
     for (name, Wanted { mut node, ready }) in want {
         let existing = have.get(&name);
         let old_conds = existing
@@ -209,20 +198,15 @@ pub async fn sync(
             existing.is_some_and(|e| e.spec == node.spec && e.labels() == node.labels());
         if !same_spec {
             tracing::debug!(node = %name, "writing HsnNode spec");
-            let body = json!({"apiVersion": "hsn.io/v1alpha1", "kind": "HsnNode", "metadata": node.metadata, "spec": node.spec});
-            api.patch(&name, &pp, &Patch::Apply(body))
+            ctx.apply_spec(super::CONTROLLER, &api, &name, &node.metadata, &node.spec)
                 .await
                 .map_err(Error::Hub)?;
-            ctx.metrics.hub_write(super::CONTROLLER);
         }
         if existing.and_then(|e| e.status.as_ref()) != node.status.as_ref() {
             tracing::debug!(node = %name, have = ?existing.and_then(|e| e.status.as_ref()), want = ?node.status, "writing HsnNode status");
-            let body =
-                json!({"apiVersion": "hsn.io/v1alpha1", "kind": "HsnNode", "status": node.status});
-            api.patch_status(&name, &pp, &Patch::Apply(body))
+            ctx.apply_status(super::CONTROLLER, &api, &name, &node.status)
                 .await
                 .map_err(Error::Hub)?;
-            ctx.metrics.hub_write(super::CONTROLLER);
         }
     }
     Ok(())
@@ -268,6 +252,25 @@ mod tests {
             ..Default::default()
         });
         n
+    }
+
+    #[test]
+    fn ready_follows_the_lease_unless_the_super_is_lost() {
+        let now: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+        let lease = |expires: &str| LeaseInfo {
+            expires: Some(expires.parse().unwrap()),
+            ..LeaseInfo::default()
+        };
+        let (fresh, lapsed) = (lease("2026-11-26T10:00:10Z"), lease("2026-11-26T09:59:50Z"));
+        let reason = |info: Option<&LeaseInfo>, live| {
+            let c = readiness(info, live, now);
+            (c.status, c.reason)
+        };
+        assert_eq!(reason(Some(&fresh), true), (true, "LeaseCurrent"));
+        assert_eq!(reason(Some(&lapsed), true), (false, "LeaseExpired"));
+        assert_eq!(reason(None, true), (false, "NoLease"));
+        assert_eq!(reason(Some(&fresh), false), (false, "LeaseExpired"));
+        assert_eq!(reason(None, false), (false, "LeaseExpired"));
     }
 
     #[test]

@@ -6,16 +6,13 @@ use std::collections::BTreeMap;
 use hsn_api::network::{ClusterPlacement, HsnNetworkStatus, ReplicaCounts};
 use hsn_api::{ConditionType, HsnNetwork, HsnNetworkReason};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
 use super::Error;
 use super::apply::MemberOutcome;
 use crate::conditions::{self, Cond};
 use crate::context::Context;
 use crate::plan::Plan;
-use crate::resources::FIELD_MANAGER;
 
 /// Everything status is computed from.
 #[derive(Debug)]
@@ -215,14 +212,7 @@ pub async fn write(
     tracing::debug!(have = ?network.status, want = ?status, "writing HsnNetwork status");
     let api: Api<HsnNetwork> =
         Api::namespaced(ctx.hub.clone(), &network.namespace().unwrap_or_default());
-    let patch = json!({"apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork", "status": status});
-    api.patch_status(
-        &network.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await
-    .map_err(Error::Hub)?;
-    ctx.metrics.hub_write(super::CONTROLLER);
-    Ok(())
+    ctx.apply_status(super::CONTROLLER, &api, &network.name_any(), &status)
+        .await
+        .map_err(Error::Hub)
 }

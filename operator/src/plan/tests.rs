@@ -89,13 +89,6 @@ fn replicas(plan: &Plan) -> BTreeMap<&str, u32> {
         .collect()
 }
 
-fn sid(cluster: &str, ordinal: u32) -> SuperId {
-    SuperId {
-        cluster: cluster.into(),
-        ordinal,
-    }
-}
-
 #[test]
 fn supers_spread_over_regions_then_clusters() {
     let s = spec(4, SpreadTopology::Region, vec![pool("p", 64, &[])]);
@@ -252,7 +245,7 @@ fn a_lost_cluster_moves_its_supers_and_rehomes_its_edges() {
     // a's edges stay, or move to the replica re-placed from b.
     for (e, s) in &before.assignment {
         if e.cluster == "a" {
-            assert!([s.clone(), sid("a", 1)].contains(&after.assignment[e]));
+            assert!([s.clone(), SuperId::new("a", 1)].contains(&after.assignment[e]));
         }
     }
 }
@@ -300,7 +293,7 @@ fn adding_a_super_moves_about_one_in_n_edges_all_to_it() {
             ..Default::default()
         },
     );
-    let newcomer = sid("a", n as u32);
+    let newcomer = SuperId::new("a", n as u32);
     let moved: Vec<_> = before
         .assignment
         .iter()

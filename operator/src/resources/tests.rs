@@ -21,18 +21,7 @@ fn network() -> HsnNetwork {
     n
 }
 
-fn sid(cluster: &str, ordinal: u32) -> SuperId {
-    SuperId {
-        cluster: cluster.into(),
-        ordinal,
-    }
-}
-
 fn plan() -> Plan {
-    let edge = |c: &str, n: &str| EdgeId {
-        cluster: c.into(),
-        node: n.into(),
-    };
     Plan {
         clusters: BTreeMap::from([
             (
@@ -53,11 +42,11 @@ fn plan() -> Plan {
                 },
             ),
         ]),
-        live_supers: vec![sid("a", 0), sid("b", 0)],
+        live_supers: vec![SuperId::new("a", 0), SuperId::new("b", 0)],
         assignment: BTreeMap::from([
-            (edge("a", "n1"), sid("a", 0)),
-            (edge("a", "n2"), sid("b", 0)),
-            (edge("b", "m1"), sid("b", 0)),
+            (EdgeId::new("a", "n1"), SuperId::new("a", 0)),
+            (EdgeId::new("a", "n2"), SuperId::new("b", 0)),
+            (EdgeId::new("b", "m1"), SuperId::new("b", 0)),
         ]),
         ..Default::default()
     }
@@ -158,12 +147,7 @@ fn the_edge_daemonset_is_pinned_to_the_planned_nodes() {
 
 #[test]
 fn routes_list_this_clusters_edges_and_every_live_super() {
-    let objs = member_objects(&network(), "a", &plan(), &Peers::new());
-    let cm = objs
-        .iter()
-        .find(|d| d.resource.kind == "ConfigMap")
-        .unwrap();
-    let table = RoutesTable::parse(cm.body["data"][ROUTES_KEY].as_str().unwrap()).unwrap();
+    let table = routes_of("a", &Peers::new());
     assert_eq!(table.cluster, "a");
     assert_eq!(table.supers.len(), 2);
     assert_eq!(table.edges.len(), 2);

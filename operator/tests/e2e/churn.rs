@@ -63,12 +63,7 @@ pub(crate) async fn churn(s: &Suite, op: &OperatorUnderTest) -> Result<()> {
     // super nodes.
     b.go_away().await?;
     let mecs: Api<MecCluster> = Api::all(hub.clone());
-    let b_not_ready = format!("MecCluster {} Ready=False", b.name);
-    wait_for(&b_not_ready, DEADLINE, || async {
-        let m = mecs.get(&b.name).await.ok()?;
-        (mec_condition(&m, "Ready")?.0 == "False").then_some(())
-    })
-    .await?;
+    not_ready(&mecs, &b.name).await?;
     let degraded = wait_condition(&nets, NET, "Degraded", "True", Some("ClusterNotReady")).await?;
     let conditions = degraded.status.unwrap().conditions;
     let message = &conditions
@@ -114,11 +109,7 @@ pub(crate) async fn churn(s: &Suite, op: &OperatorUnderTest) -> Result<()> {
 
     // 6. Delete the network while B is away: A is cleaned now, B when it returns.
     b.go_away().await?;
-    wait_for(&b_not_ready, DEADLINE, || async {
-        let m = mecs.get(&b.name).await.ok()?;
-        (mec_condition(&m, "Ready")?.0 == "False").then_some(())
-    })
-    .await?;
+    not_ready(&mecs, &b.name).await?;
     nets.delete(NET, &DeleteParams::default()).await?;
     wait_for("network gone from the hub", DEADLINE, || async {
         nets.get_opt(NET).await.ok()?.is_none().then_some(())
@@ -182,6 +173,17 @@ pub(crate) async fn churn(s: &Suite, op: &OperatorUnderTest) -> Result<()> {
         .map(name_of)
         .collect();
     ensure!(names.len() == registered + 2, "{names:?}");
+    Ok(())
+}
+
+/// Waits until MecCluster `name` is `Ready=False`.
+async fn not_ready(mecs: &Api<MecCluster>, name: &str) -> Result<()> {
+    let what = format!("MecCluster {name} Ready=False");
+    wait_for(&what, DEADLINE, || async {
+        let m = mecs.get(name).await.ok()?;
+        (mec_condition(&m, "Ready")?.0 == "False").then_some(())
+    })
+    .await?;
     Ok(())
 }
 

@@ -3,43 +3,16 @@
 
 use anyhow::{Context, Result, ensure};
 use hsn_core::SuperId;
-use hsn_testkit::operator::{DEADLINE, E2eEnv, Member, NODE_EXEC_VAR, node_exec, wait_condition};
+use hsn_operator::resources::SUPER_NODE;
+use hsn_testkit::operator::{
+    DEADLINE, E2eEnv, Member, NODE_EXEC_VAR, node_exec, put_super_lease, wait_condition,
+};
 use hsn_testkit::wait_for;
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
-use serde_json::json;
 
 use crate::reads::{assignments, routes};
 use crate::{MEMBER_NS, NET, Suite};
-
-/// Writes (or renews) the Lease of super node `ordinal` of a member: renewed `age` seconds
-/// ago, valid for `duration` seconds.
-pub(crate) async fn put_super_lease(
-    member: &Client,
-    ordinal: u32,
-    age: i64,
-    duration: i32,
-) -> Result<()> {
-    let name = SuperId::local_name(ordinal);
-    let renewed =
-        k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(age);
-    let lease = json!({
-        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": name, "namespace": MEMBER_NS},
-        "spec": {"holderIdentity": "node-x", "leaseDurationSeconds": duration,
-                 "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()}
-    });
-    let api: Api<Lease> = Api::namespaced(member.clone(), MEMBER_NS);
-    api.patch(
-        &name,
-        &PatchParams::apply("e2e").force(),
-        &Patch::Apply(&lease),
-    )
-    .await?;
-    Ok(())
-}
 
 /// How step 3b stops and resumes the renewals of a super node's Lease.
 pub(crate) enum LeaseControl {
@@ -70,7 +43,7 @@ impl LeaseControl {
             );
             return Ok(None);
         }
-        let pod = format!("hsn-super-node-{ordinal}");
+        let pod = format!("{SUPER_NODE}-{ordinal}");
         let node = Api::<Pod>::namespaced(member.client(), MEMBER_NS)
             .get(&pod)
             .await?
@@ -96,7 +69,7 @@ impl LeaseControl {
     async fn renewing(&self, env: &E2eEnv, member: &Client, ordinal: u32) -> Result<()> {
         match self {
             // Valid for an hour: the later steps must not see it lapse.
-            Self::Written => put_super_lease(member, ordinal, 0, 3600).await,
+            Self::Written => put_super_lease(member, MEMBER_NS, ordinal, 0, 3600).await,
             Self::Agent { .. } => self.signal(env, "CONT").await,
         }
     }
@@ -104,7 +77,7 @@ impl LeaseControl {
     /// The Lease is no longer renewed (and, written, lapsed already).
     async fn stopped(&self, env: &E2eEnv, member: &Client, ordinal: u32) -> Result<()> {
         match self {
-            Self::Written => put_super_lease(member, ordinal, 120, 15).await,
+            Self::Written => put_super_lease(member, MEMBER_NS, ordinal, 120, 15).await,
             Self::Agent { .. } => self.signal(env, "STOP").await,
         }
     }

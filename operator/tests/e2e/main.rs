@@ -83,7 +83,7 @@ impl Suite {
 
     /// Name of the HsnNode of super node `ordinal` in `member`.
     pub(crate) fn super_node(member: &Member, ordinal: u32) -> String {
-        format!("{NET}.{}.super-{ordinal}", member.name)
+        hsn_operator::network::super_node_name(NET, &hsn_core::SuperId::new(&member.name, ordinal))
     }
 }
 

@@ -27,7 +27,7 @@ impl OperatorUnderTest {
     pub async fn start(env: &E2eEnv, hub: &Hub, dir: &Path) -> Result<Self> {
         if !env.external_operator {
             return Ok(Self::Process(
-                Operator::start_at(hub.kubeconfig(), dir, &[], &[]).await?,
+                Operator::start(hub.kubeconfig(), dir, &[], &[]).await?,
             ));
         }
         let op = InCluster {
@@ -62,7 +62,7 @@ impl OperatorUnderTest {
             Self::Process(op) => {
                 op.kill().await;
                 Ok(Self::Process(
-                    Operator::start_at(hub.kubeconfig(), dir, &[], &[]).await?,
+                    Operator::start(hub.kubeconfig(), dir, &[], &[]).await?,
                 ))
             }
             Self::InCluster(op) => {

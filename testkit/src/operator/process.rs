@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::DEADLINE;
-use crate::{ControlPlane, wait_for};
+use crate::wait_for;
 
 /// The operator, running as a process against the hub.
 #[derive(Debug)]
@@ -43,23 +43,9 @@ fn binary() -> Result<PathBuf> {
 }
 
 impl Operator {
-    /// Starts `hsn-operator` with fast probes and short grace periods.
-    pub async fn start(hub: &ControlPlane, dir: &Path, extra: &[&str]) -> Result<Self> {
-        Self::start_at(hub.kubeconfig(), dir, extra, &[]).await
-    }
-
-    /// [`Operator::start`] with extra environment variables.
-    pub async fn start_with_env(
-        hub: &ControlPlane,
-        dir: &Path,
-        extra: &[&str],
-        env: &[(&str, &str)],
-    ) -> Result<Self> {
-        Self::start_at(hub.kubeconfig(), dir, extra, env).await
-    }
-
-    /// [`Operator::start_with_env`] against the hub of the kubeconfig at `hub`.
-    pub async fn start_at(
+    /// Starts `hsn-operator` against the hub of the kubeconfig at `hub`, with fast probes
+    /// and short grace periods, `extra` arguments and `env` variables.
+    pub async fn start(
         hub: &Path,
         dir: &Path,
         extra: &[&str],
@@ -81,23 +67,13 @@ impl Operator {
             "info,hsn_operator=debug,kube_client::client::builder=off",
         )];
         vars.extend_from_slice(env);
-        Self::spawn_at(hub, dir, &args, &vars).await
+        Self::spawn(hub, dir, &args, &vars).await
     }
 
     /// Starts the `hsn-operator` built for this target (release under `cargo bench`) against
-    /// `hub` with exactly `args` and `env` besides the kubeconfig and metrics address, and
-    /// waits for /healthz.
+    /// the hub of the kubeconfig at `hub` with exactly `args` and `env` besides the
+    /// kubeconfig and metrics address, and waits for /healthz.
     pub async fn spawn(
-        hub: &ControlPlane,
-        dir: &Path,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Result<Self> {
-        Self::spawn_at(hub.kubeconfig(), dir, args, env).await
-    }
-
-    /// [`Operator::spawn`] against the hub of the kubeconfig at `hub`.
-    pub async fn spawn_at(
         hub: &Path,
         dir: &Path,
         args: &[&str],

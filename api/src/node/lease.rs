@@ -1,0 +1,125 @@
+//! Names and annotations of the Leases agents renew in their member namespace: the agent
+//! writes them, the operator reads them, both through [`Annotations`].
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use hsn_core::{Role, SuperId};
+
+/// Annotation: the agent's ed25519 public key, hex.
+pub const PUBLIC_KEY_ANNOTATION: &str = "hsn.io/public-key";
+/// Annotation: the agent's role, `super` or `edge`.
+pub const ROLE_ANNOTATION: &str = "hsn.io/role";
+/// Annotation: the datapath mode the agent attached, e.g. `xdp-native`.
+pub const DATAPATH_ANNOTATION: &str = "hsn.io/datapath";
+/// Annotation: the last metering epoch the agent closed.
+pub const LAST_EPOCH_ANNOTATION: &str = "hsn.io/last-epoch";
+/// Annotation: why the agent could not use its latest routes table, if it could not.
+pub const ROUTES_ERROR_ANNOTATION: &str = "hsn.io/routes-error";
+/// Annotation: the address the agent receives datapath traffic on (a super node: edge
+/// uplink and ledger submissions; an edge: the address its super node attributes it by).
+pub const ADDRESS_ANNOTATION: &str = "hsn.io/address";
+/// Annotation (edges): the source MAC the edge writes on frames it redirects to its
+/// super node, by which the super node recognises it.
+pub const MAC_ANNOTATION: &str = "hsn.io/mac";
+
+/// Lease name of super node `ordinal` ([`SuperId::local_name`]).
+pub fn super_lease(ordinal: u32) -> String {
+    SuperId::local_name(ordinal)
+}
+
+/// Lease name of the edge agent on `node`.
+pub fn edge_lease(node: &str) -> String {
+    format!("edge-{node}")
+}
+
+/// What an agent's Lease annotations say, each under its `*_ANNOTATION` key; an absent
+/// value has no annotation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Annotations {
+    /// The agent's ed25519 public key, hex.
+    pub public_key: Option<String>,
+    /// The agent's role.
+    pub role: Option<Role>,
+    /// The datapath mode the agent attached, e.g. `xdp-native`.
+    pub datapath: Option<String>,
+    /// The address the agent receives datapath traffic on.
+    pub address: Option<IpAddr>,
+    /// Edges: the source MAC of the frames they redirect to their super node.
+    pub mac: Option<String>,
+    /// The last metering epoch the agent closed.
+    pub last_epoch: Option<u64>,
+    /// Why the agent could not use its latest routes table.
+    pub routes_error: Option<String>,
+}
+
+impl Annotations {
+    /// The annotations to write.
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        [
+            (PUBLIC_KEY_ANNOTATION, self.public_key.clone()),
+            (ROLE_ANNOTATION, self.role.map(|r| r.as_str().to_owned())),
+            (DATAPATH_ANNOTATION, self.datapath.clone()),
+            (ADDRESS_ANNOTATION, self.address.map(|a| a.to_string())),
+            (MAC_ANNOTATION, self.mac.clone()),
+            (
+                LAST_EPOCH_ANNOTATION,
+                self.last_epoch.map(|e| e.to_string()),
+            ),
+            (ROUTES_ERROR_ANNOTATION, self.routes_error.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| Some((key.to_owned(), value?)))
+        .collect()
+    }
+
+    /// Reads a Lease's annotations; a value that does not parse reads as absent.
+    pub fn from_map(annotations: &BTreeMap<String, String>) -> Self {
+        let text = |key: &str| annotations.get(key).cloned();
+        Self {
+            public_key: text(PUBLIC_KEY_ANNOTATION),
+            role: parsed(annotations, ROLE_ANNOTATION),
+            datapath: text(DATAPATH_ANNOTATION),
+            address: parsed(annotations, ADDRESS_ANNOTATION),
+            mac: text(MAC_ANNOTATION),
+            last_epoch: parsed(annotations, LAST_EPOCH_ANNOTATION),
+            routes_error: text(ROUTES_ERROR_ANNOTATION),
+        }
+    }
+}
+
+fn parsed<T: FromStr>(annotations: &BTreeMap<String, String>, key: &str) -> Option<T> {
+    annotations.get(key)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotations_read_back_as_written_and_absent_values_write_nothing() {
+        let all = Annotations {
+            public_key: Some("ab".repeat(32)),
+            role: Some(Role::Edge),
+            datapath: Some("xdp-native".into()),
+            address: Some("10.1.0.7".parse().unwrap()),
+            mac: Some("02:00:00:00:00:07".into()),
+            last_epoch: Some(9),
+            routes_error: Some("bad".into()),
+        };
+        let map = all.to_map();
+        assert_eq!(map.len(), 7);
+        assert_eq!(map[ROLE_ANNOTATION], "edge");
+        assert_eq!(map[LAST_EPOCH_ANNOTATION], "9");
+        assert_eq!(Annotations::from_map(&map), all);
+        assert!(Annotations::default().to_map().is_empty());
+
+        let junk = BTreeMap::from([
+            (ADDRESS_ANNOTATION.to_owned(), "nowhere".to_owned()),
+            (LAST_EPOCH_ANNOTATION.to_owned(), "-1".to_owned()),
+            (ROLE_ANNOTATION.to_owned(), "relay".to_owned()),
+        ]);
+        assert_eq!(Annotations::from_map(&junk), Annotations::default());
+    }
+}
