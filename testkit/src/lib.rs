@@ -1,4 +1,4 @@
-//! HSN's one test toolkit, used by every crate's tests, the benchmarks and the demo.
+//! HSN's one test toolkit, used by every crate's tests and the benchmarks.
 //!
 //! * Real Kubernetes control planes ([`cluster`], re-exported here): [`ControlPlane`]
 //!   (etcd + kube-apiserver, seconds to start) and [`KwokCluster`] (a full control plane
