@@ -8,8 +8,9 @@ source "$root/hack/lib.sh"
 
 # clang/llvm/libbpf-dev: the eBPF C programs (clang-format: their style; the libclang that clang brings: bindgen in
 # ebpf/build.rs, the Rust side of the datapath ABI); bpftool: inspecting them; iproute2: network namespaces in tests;
-# ethtool: veth offloads in the datapath e2e tests; protobuf-compiler: gRPC code generation; openssl: kubeconfig tooling.
-packages=(clang clang-format llvm libbpf-dev bpftool iproute2 ethtool protobuf-compiler pkg-config openssl ca-certificates make socat shellcheck)
+# ethtool: veth offloads in the datapath e2e tests; protobuf-compiler: gRPC code generation; openssl: kubeconfig tooling;
+# prometheus: its promtool, which the tests run over every component's /metrics (the server itself is never started).
+packages=(clang clang-format llvm libbpf-dev bpftool iproute2 ethtool protobuf-compiler pkg-config openssl ca-certificates make socat shellcheck prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -20,7 +21,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   step "installing Debian packages: ${missing[*]} (about 1-2 min)"
   apt-get update -qq
+  # Packages that ship a service (prometheus) must not start it: a policy-rc.d that refuses
+  # every start, for the length of the install, unless the machine already has one.
+  guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    guard=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$guard" && chmod +x "$guard"
+    trap 'rm -f "$guard"' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$guard" ] || rm -f "$guard"
 fi
 
 need_go=$(awk '$1=="go"{print $2; exit}' "$root/hack/tools/kubernetes/go.mod")

@@ -230,6 +230,28 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every label [`Error::label`] returns, for metrics created at zero.
+    pub const LABELS: &[&'static str] = &[
+        "object_not_built",
+        "invalid_network_name",
+        "bpffs",
+        "pin_dir",
+        "pinned_link",
+        "pinned_map",
+        "load",
+        "verifier",
+        "attach",
+        "detach",
+        "invalid_tenants",
+        "write_tenants",
+        "interface",
+        "write_next_hop",
+        "invalid_edges",
+        "write_edges",
+        "read_map",
+        "test_run",
+    ];
+
     /// A short, stable label for metrics and events.
     pub fn label(&self) -> &'static str {
         match self {

@@ -8,6 +8,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::block::SignedHeader;
 use crate::ledger::{SubmitError, Submitted};
 use hsn_ledger_api::refusal::Reason;
 
@@ -65,9 +66,18 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// New metrics registered in `registry` under the `hsn_ledger` prefix.
+    /// New metrics registered in `registry` under the `hsn_ledger` prefix, every refusal
+    /// reason and outcome at zero (so an `increase(...) > 0` alert sees the first one).
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self::default();
+        for &reason in Reason::ALL {
+            let _ = m.refused.get_or_create(&ReasonLabels {
+                reason: reason.label(),
+            });
+        }
+        for outcome in OUTCOMES {
+            let _ = m.accepted.get_or_create(&OutcomeLabels { outcome });
+        }
         let r = registry.sub_registry_with_prefix("hsn_ledger");
         r.register(
             "items_refused",
@@ -98,16 +108,26 @@ impl Metrics {
         m
     }
 
+    /// Counts sealed blocks and sets the height to the newest one's.
+    pub fn sealed(&self, headers: &[SignedHeader]) {
+        self.blocks_sealed.inc_by(headers.len() as u64);
+        if let Some(last) = headers.last() {
+            let last = &last.header;
+            self.set_height(last.height + 1);
+        }
+    }
+
+    /// Sets the height gauge: the number of blocks in the chain.
+    pub fn set_height(&self, blocks: u64) {
+        self.height.set(i64::try_from(blocks).unwrap_or(i64::MAX));
+    }
+
     /// Counts what a submission did.
     pub fn submitted(&self, result: &Result<Submitted, SubmitError>) {
         match result {
             Ok(s) => {
-                for (outcome, n) in [
-                    ("stored", s.stored),
-                    ("duplicate", s.duplicates),
-                    ("attested", s.attested),
-                    ("disputed", s.disputed),
-                ] {
+                let counts = [s.stored, s.duplicates, s.attested, s.disputed];
+                for (outcome, n) in OUTCOMES.into_iter().zip(counts) {
                     self.accepted
                         .get_or_create(&OutcomeLabels { outcome })
                         .inc_by(u64::from(n));
@@ -138,6 +158,9 @@ impl Metrics {
             .inc();
     }
 }
+
+/// The `outcome` labels of accepted items.
+const OUTCOMES: [&str; 4] = ["stored", "duplicate", "attested", "disputed"];
 
 fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code::*;

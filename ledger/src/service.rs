@@ -264,12 +264,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         let sealed = self.blocking(move |l| l.seal_through(through)).await?;
         let reply = match sealed {
             Ok(headers) => {
-                self.metrics.blocks_sealed.inc_by(headers.len() as u64);
-                if let Some(last) = headers.last() {
-                    self.metrics
-                        .height
-                        .set(i64::try_from(last.header.height + 1).unwrap_or(i64::MAX));
-                }
+                self.metrics.sealed(&headers);
                 Ok(pb::SealEpochsResponse {
                     blocks: headers.iter().map(|h| h.to_pb()).collect(),
                 })

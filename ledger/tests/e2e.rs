@@ -239,6 +239,11 @@ async fn agents_submit_attest_seal_verify_and_reward() -> Result<()> {
             .context("stream ended")??;
         assert_eq!(header.header.context("header")?.height, height);
     }
+    let metrics = scrape(server.metrics.context("metrics address")?)?;
+    assert!(
+        metrics.contains("hsn_ledger_height_blocks 2\n"),
+        "{metrics}"
+    );
     let refused_late = refused(
         &mut client,
         records_request(&[slots(epochs[0])[0].record(&net.edges[1], 7, 7)]),
@@ -360,6 +365,11 @@ async fn agents_submit_attest_seal_verify_and_reward() -> Result<()> {
     );
     // The same fault, seen through a ledger serving the tampered file.
     let server = net.start(&epochs_flags)?;
+    let metrics = scrape(server.metrics.context("metrics address")?)?;
+    assert!(
+        metrics.contains("hsn_ledger_height_blocks 2\n"),
+        "a restarted ledger reports its chain's height: {metrics}"
+    );
     let remote = hsnctl(&["ledger", "--addr", &server.url(), "verify"])?;
     assert_eq!(remote.status.code(), Some(1));
     assert!(String::from_utf8(remote.stderr)?.contains(&at));

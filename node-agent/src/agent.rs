@@ -93,6 +93,12 @@ impl<D: Datapath> Agent<D> {
     pub fn start(config: AgentConfig, datapath: D) -> Result<Self, SpoolError> {
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
+        metrics.init(&crate::metrics::KnownReasons {
+            routes: crate::index::IndexError::LABELS.to_vec(),
+            map_update: crate::writer::WriteError::labels(),
+            epoch: crate::epoch::EpochError::labels(),
+            ledger_submit: crate::shipper::ShipError::labels(),
+        });
         let spool = Spool::open(&config.spool_dir)?;
         let datapath = Arc::new(Mutex::new(datapath));
         let (desired_tx, desired_rx) = watch::channel(None);

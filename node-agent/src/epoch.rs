@@ -27,6 +27,11 @@ pub enum EpochError {
 }
 
 impl EpochError {
+    /// Every label [`EpochError::label`] returns.
+    pub fn labels() -> Vec<&'static str> {
+        [hsn_ebpf::Error::LABELS, SpoolError::LABELS].concat()
+    }
+
     /// A short label for metrics.
     pub fn label(&self) -> &'static str {
         match self {
@@ -98,9 +103,7 @@ impl<D: Datapath> EpochCloser<D> {
                 .get_or_create(&labels)
                 .inc_by(r.packets);
         }
-        self.metrics
-            .parse_errors
-            .set(i64::try_from(parse_errors).unwrap_or(i64::MAX));
+        self.metrics.parse_errors_sampled(parse_errors);
         self.metrics.epochs.inc();
         self.status.send_modify(|s| s.last_epoch = Some(epoch));
         tracing::info!(epoch, records = records.len(), "epoch closed");

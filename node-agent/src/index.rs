@@ -142,6 +142,19 @@ pub enum IndexError {
 }
 
 impl IndexError {
+    /// Every label [`IndexError::label`] returns.
+    pub const LABELS: &[&'static str] = &[
+        "malformed",
+        "version",
+        "unknown_super",
+        "bad_prefix",
+        "missing",
+        "wrong_network",
+        "tenant_id",
+        "prefix_conflict",
+        "epoch",
+    ];
+
     /// A short label for metrics.
     pub fn label(&self) -> &'static str {
         match self {

@@ -200,7 +200,7 @@ fn the_index_keeps_the_last_good_state_and_reports_the_error() {
     assert!(error.contains("malformed"), "{error}");
     index.update(Err("ConfigMap hsn-routes deleted".into()));
     assert_eq!(desired_rx.borrow().as_deref(), Some(&*good));
-    assert_eq!(metrics.routes_errors_total(), 2);
+    assert_eq!(metrics.routes_errors_total(IndexError::LABELS), 2);
 
     let mut moved = table();
     moved.edges[0].super_id = SuperId::new("b", 0);

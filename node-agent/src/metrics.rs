@@ -1,6 +1,7 @@
 //! One Prometheus registry for the agent (`hsn_agent_*`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -36,6 +37,19 @@ pub struct AttachLabels {
     pub mode: String,
 }
 
+/// The reason labels each error family can take ([`Metrics::init`]).
+#[derive(Clone, Debug, Default)]
+pub struct KnownReasons {
+    /// Of `routes_errors`.
+    pub routes: Vec<&'static str>,
+    /// Of `map_update_errors`.
+    pub map_update: Vec<&'static str>,
+    /// Of `epoch_errors`.
+    pub epoch: Vec<&'static str>,
+    /// Of `ledger_submit_errors`.
+    pub ledger_submit: Vec<&'static str>,
+}
+
 /// Every metric the agent exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -49,8 +63,10 @@ pub struct Metrics {
     pub map_update_errors: Family<ReasonLabels, Counter>,
     /// 1 per interface the program is attached to.
     pub attached: Family<AttachLabels, Gauge>,
-    /// Frames the datapath could not parse (monotonic kernel counter, sampled per epoch).
-    pub parse_errors: Gauge,
+    /// Frames the datapath could not parse (the kernel's counter, followed per epoch).
+    pub parse_errors: Counter,
+    /// The kernel counter's value at the last sample.
+    parse_errors_seen: AtomicU64,
     /// Routes tables refused, by reason.
     pub routes_errors: Family<ReasonLabels, Counter>,
     /// Epochs closed into the spool.
@@ -80,7 +96,8 @@ impl Metrics {
             map_update: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             map_update_errors: Family::default(),
             attached: Family::default(),
-            parse_errors: Gauge::default(),
+            parse_errors: Counter::default(),
+            parse_errors_seen: AtomicU64::new(0),
             routes_errors: Family::default(),
             epochs: Counter::default(),
             epoch_errors: Family::default(),
@@ -166,6 +183,33 @@ impl Metrics {
         Arc::new(m)
     }
 
+    /// Creates every known reason's series at zero, so that an `increase(...) > 0` alert
+    /// sees the first error.
+    pub fn init(&self, known: &KnownReasons) {
+        for (family, reasons) in [
+            (&self.routes_errors, &known.routes),
+            (&self.map_update_errors, &known.map_update),
+            (&self.epoch_errors, &known.epoch),
+            (&self.ledger_submit_errors, &known.ledger_submit),
+        ] {
+            for &reason in reasons {
+                let _ = family.get_or_create(&ReasonLabels { reason });
+            }
+        }
+    }
+
+    /// Follows the kernel's parse-error counter: adds what it gained since the last sample
+    /// (all of it when it went back, i.e. the program was reloaded with fresh maps).
+    pub fn parse_errors_sampled(&self, kernel: u64) {
+        let before = self.parse_errors_seen.swap(kernel, Ordering::Relaxed);
+        let gained = if kernel >= before {
+            kernel - before
+        } else {
+            kernel
+        };
+        self.parse_errors.inc_by(gained);
+    }
+
     /// Counts one refused routes table.
     pub fn routes_error(&self, reason: &'static str) {
         self.routes_errors
@@ -173,26 +217,16 @@ impl Metrics {
             .inc();
     }
 
-    /// Refused routes tables so far, all reasons.
-    pub fn routes_errors_total(&self) -> u64 {
-        [
-            "malformed",
-            "version",
-            "unknown_super",
-            "bad_prefix",
-            "missing",
-            "wrong_network",
-            "tenant_id",
-            "prefix_conflict",
-            "epoch",
-        ]
-        .into_iter()
-        .map(|reason| {
-            self.routes_errors
-                .get_or_create(&ReasonLabels { reason })
-                .get()
-        })
-        .sum()
+    /// Refused routes tables so far, over `reasons` (`IndexError::LABELS`).
+    pub fn routes_errors_total(&self, reasons: &[&'static str]) -> u64 {
+        reasons
+            .iter()
+            .map(|&reason| {
+                self.routes_errors
+                    .get_or_create(&ReasonLabels { reason })
+                    .get()
+            })
+            .sum()
     }
 }
 
@@ -205,11 +239,25 @@ mod tests {
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
         metrics.routes_error("malformed");
+        metrics.init(&KnownReasons {
+            routes: vec!["malformed", "version"],
+            ledger_submit: vec!["timeout"],
+            ..Default::default()
+        });
+        metrics.parse_errors_sampled(5);
+        metrics.parse_errors_sampled(7);
+        metrics.parse_errors_sampled(2); // reloaded: a fresh kernel counter
         let body = hsn_runtime::admin::encode(&registry).unwrap();
-        assert!(
-            body.contains("hsn_agent_routes_errors_total{reason=\"malformed\"} 1"),
-            "{body}"
-        );
+        hsn_testkit::promtool::check_metrics(&body).unwrap();
+        for series in [
+            "hsn_agent_routes_errors_total{reason=\"malformed\"} 1",
+            "hsn_agent_routes_errors_total{reason=\"version\"} 0",
+            "hsn_agent_ledger_submit_errors_total{reason=\"timeout\"} 0",
+            "hsn_agent_datapath_parse_errors_total 9",
+            "# TYPE hsn_agent_datapath_parse_errors_total counter",
+        ] {
+            assert!(body.contains(series), "{series} missing from\n{body}");
+        }
         assert!(body.contains("hsn_agent_map_update_seconds"), "{body}");
     }
 }

@@ -48,6 +48,17 @@ pub enum NextHopError {
 }
 
 impl NextHopError {
+    /// Every label [`NextHopError::label`] returns.
+    pub const LABELS: &[&'static str] = &[
+        "flag",
+        "no_address",
+        "ip",
+        "no_route",
+        "unresolved",
+        "invalid_mac",
+        "datapath",
+    ];
+
     /// A short label for metrics.
     pub fn label(&self) -> &'static str {
         match self {

@@ -131,6 +131,9 @@ pub enum SpoolError {
 }
 
 impl SpoolError {
+    /// Every label [`SpoolError::label`] returns.
+    pub const LABELS: &[&'static str] = &["spool_io", "spool_corrupt", "epoch_order"];
+
     /// A short label for metrics.
     pub fn label(&self) -> &'static str {
         match self {

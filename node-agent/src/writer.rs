@@ -29,6 +29,11 @@ pub enum WriteError {
 }
 
 impl WriteError {
+    /// Every label [`WriteError::label`] returns.
+    pub fn labels() -> Vec<&'static str> {
+        [hsn_ebpf::Error::LABELS, NextHopError::LABELS].concat()
+    }
+
     /// A short label for metrics.
     pub fn label(&self) -> &'static str {
         match self {

@@ -176,6 +176,9 @@ impl Agent {
                 .filter_map(|l| l.strip_prefix("hsn_agent_map_update_seconds_count "))
                 .any(|n| n.trim().parse::<u64>().is_ok_and(|n| n >= 1));
             if programmed {
+                // A live agent's /metrics, as Prometheus lints it.
+                let (_, text) = body.split_once("\r\n\r\n").unwrap_or_default();
+                hsn_testkit::promtool::check_metrics(text).map_err(anyhow::Error::msg)?;
                 return Ok(());
             }
             ensure!(

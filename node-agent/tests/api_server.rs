@@ -168,7 +168,12 @@ async fn lease_routes_and_malformed_tables_against_a_real_apiserver() -> anyhow:
         "still on the last good super"
     );
     assert_eq!(fake.state().writes, writes_before, "nothing half-loaded");
-    assert_eq!(agent.metrics.routes_errors_total(), 1);
+    assert_eq!(
+        agent
+            .metrics
+            .routes_errors_total(hsn_agent::index::IndexError::LABELS),
+        1
+    );
     put_routes(&cms, "{not json".into()).await?;
     wait_for("second error", WAIT, || async {
         let l = leases.get("edge-n1").await.ok()?;

@@ -35,6 +35,15 @@ pub struct MemberRequestLabels {
     pub method: String,
 }
 
+/// Labels of failed applies to a member.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApplyFailureLabels {
+    /// MecCluster name.
+    pub cluster: String,
+    /// What failed, e.g. `write` or `conflict`.
+    pub category: &'static str,
+}
+
 /// Labels of per-cluster gauges.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClusterLabels {
@@ -59,6 +68,8 @@ pub struct Metrics {
     pub failover: Histogram,
     /// Writes to the hub (statuses, HsnNodes, annotations), by controller.
     pub hub_writes: Family<ControllerLabels, Counter>,
+    /// Members a network could not be brought to its plan in, by cluster and category.
+    pub member_apply_failures: Family<ApplyFailureLabels, Counter>,
 }
 
 impl Metrics {
@@ -74,6 +85,7 @@ impl Metrics {
             member_ready: Family::default(),
             failover: Histogram::new(exponential_buckets(0.1, 2.0, 12)),
             hub_writes: Family::default(),
+            member_apply_failures: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("hsn_operator");
         r.register("reconciles", "Reconciles started", m.reconciles.clone());
@@ -107,7 +119,55 @@ impl Metrics {
             "Writes to the hub cluster",
             m.hub_writes.clone(),
         );
+        r.register(
+            "member_apply_failures",
+            "Failed applies of a network to a member cluster, by cluster and category",
+            m.member_apply_failures.clone(),
+        );
         Arc::new(m)
+    }
+
+    /// Creates `controller`'s series at zero, with every error `category` it can report,
+    /// so that an `increase(...) > 0` alert sees the first error.
+    pub fn init_controller(&self, controller: &'static str, categories: &[&'static str]) {
+        let labels = ControllerLabels { controller };
+        let _ = self.reconciles.get_or_create(&labels);
+        let _ = self.duration.get_or_create(&labels);
+        let _ = self.hub_writes.get_or_create(&labels);
+        for &category in categories {
+            let _ = self.errors.get_or_create(&ErrorLabels {
+                controller,
+                category,
+            });
+        }
+    }
+
+    /// Creates member `cluster`'s series at zero, with every apply-failure `category`.
+    pub fn init_member(&self, cluster: &str, categories: &[&'static str]) {
+        for &category in categories {
+            let _ = self
+                .member_apply_failures
+                .get_or_create(&ApplyFailureLabels {
+                    cluster: cluster.to_owned(),
+                    category,
+                });
+        }
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            let _ = self.member_requests.get_or_create(&MemberRequestLabels {
+                cluster: cluster.to_owned(),
+                method: method.to_owned(),
+            });
+        }
+    }
+
+    /// Counts one failed apply to member `cluster`.
+    pub fn member_apply_failed(&self, cluster: &str, category: &'static str) {
+        self.member_apply_failures
+            .get_or_create(&ApplyFailureLabels {
+                cluster: cluster.to_owned(),
+                category,
+            })
+            .inc();
     }
 
     /// Runs one reconcile of `controller` and records it: its duration and, when it fails,
@@ -162,5 +222,36 @@ impl Metrics {
                     .get()
             })
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_series_is_promtool_clean_and_errors_start_at_zero() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        metrics.init_controller(
+            crate::network::CONTROLLER,
+            crate::network::Error::CATEGORIES,
+        );
+        metrics.init_controller(
+            crate::meccluster::CONTROLLER,
+            crate::meccluster::Error::CATEGORIES,
+        );
+        metrics.init_member("mec-a", crate::network::APPLY_FAILURE_CATEGORIES);
+        metrics.failover.observe(1.5);
+        let text = hsn_runtime::admin::encode(&registry).unwrap();
+        hsn_testkit::promtool::check_metrics(&text).unwrap();
+        for series in [
+            r#"hsn_operator_reconcile_errors_total{controller="hsnnetwork",category="hub-api"} 0"#,
+            r#"hsn_operator_reconcile_errors_total{controller="meccluster",category="member-cleanup"} 0"#,
+            r#"hsn_operator_member_apply_failures_total{cluster="mec-a",category="write"} 0"#,
+            r#"hsn_operator_member_requests_total{cluster="mec-a",method="DELETE"} 0"#,
+        ] {
+            assert!(text.contains(series), "{series} missing from\n{text}");
+        }
     }
 }

@@ -42,6 +42,24 @@ async fn two_replicas_elect_one_leader_and_the_standby_takes_over() -> Result<()
         (leader.status_code("/readyz").await.ok()? == 200).then_some(())
     })
     .await?;
+    // The leader's /metrics: promtool-clean, and every error series there at zero before
+    // the first error.
+    let text = wait_for("the controllers' series", DEADLINE, || async {
+        let response = leader.get("/metrics").await.ok()?;
+        let (_, text) = response.split_once("\r\n\r\n")?;
+        text.contains(
+            r#"hsn_operator_reconcile_errors_total{controller="meccluster",category="status"} 0"#,
+        )
+        .then(|| text.to_owned())
+    })
+    .await?;
+    hsn_testkit::promtool::check_metrics(&text).map_err(anyhow::Error::msg)?;
+    ensure!(
+        text.contains(
+            r#"hsn_operator_reconcile_errors_total{controller="hsnnetwork",category="hub-api"} 0"#
+        ),
+        "{text}"
+    );
     ensure!(
         standby.status_code("/readyz").await? == 503,
         "the standby must not be ready"

@@ -9,6 +9,7 @@
 //!   addressing plan), traffic across it and what of it crossed the UE's link ([`traffic`]),
 //!   frames for packet fixtures ([`packet`]), and what BPF tests need ([`bpf`]: skipping
 //!   without root, a private bpffs, the XDP program on an interface).
+//! * `promtool check metrics` over a component's `/metrics` ([`promtool`]).
 //! * Waiting on conditions with a deadline ([`wait_for`], [`wait_for_ok`]): tests never
 //!   sleep for a fixed time.
 //! * With feature `operator`, the operator's harness (`operator`): a hub and MEC clusters,
@@ -33,6 +34,7 @@ pub mod netns;
 #[cfg(feature = "operator")]
 pub mod operator;
 pub mod packet;
+pub mod promtool;
 mod spawn;
 pub mod topology;
 pub mod traffic;

@@ -106,6 +106,8 @@ pub async fn run(
     )?);
     let mut prometheus = Registry::default();
     let metrics = Metrics::register(&mut prometheus);
+    // The chain a restart reopens is as high as it was.
+    metrics.set_height(ledger.status().map_err(OpenError::from)?.blocks);
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let listener = bind(config.listen, "gRPC").await?;
@@ -223,11 +225,13 @@ async fn seal_loop(
         let l = ledger.clone();
         match tokio::task::spawn_blocking(move || l.seal_due()).await {
             Ok(Ok(headers)) => {
-                metrics.blocks_sealed.inc_by(headers.len() as u64);
+                metrics.sealed(&headers);
                 if let Some(last) = headers.last() {
-                    let height = i64::try_from(last.header.height + 1).unwrap_or(i64::MAX);
-                    metrics.height.set(height);
-                    tracing::info!(height, blocks = headers.len(), "sealed");
+                    tracing::info!(
+                        height = last.header.height + 1,
+                        blocks = headers.len(),
+                        "sealed"
+                    );
                 }
             }
             Ok(Err(e)) => tracing::error!(error = %e, "sealing failed"),

@@ -198,15 +198,19 @@ pub fn hsnctl_json(args: &[&str]) -> Result<serde_json::Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-/// GET /metrics over plain HTTP/1.0.
+/// GET /metrics over plain HTTP/1.0: the body, after `promtool check metrics` passed on it.
 pub fn scrape(addr: SocketAddr) -> Result<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body)?;
-    Ok(body)
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (_, body) = response
+        .split_once("\r\n\r\n")
+        .context("an HTTP response")?;
+    hsn_testkit::promtool::check_metrics(body).map_err(anyhow::Error::msg)?;
+    Ok(body.to_owned())
 }
 
 /// Current unix time in seconds.

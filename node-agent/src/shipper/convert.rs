@@ -76,6 +76,9 @@ pub enum ConvertError {
 }
 
 impl ConvertError {
+    /// Every label [`ConvertError::label`] returns.
+    pub const LABELS: &[&'static str] = &["key_mismatch", "foreign_file"];
+
     /// A short label for metrics.
     pub fn label(&self) -> &'static str {
         match self {

@@ -139,6 +139,27 @@ pub enum ShipError {
 }
 
 impl ShipError {
+    /// Every label [`ShipError::label`] returns.
+    pub fn labels() -> Vec<&'static str> {
+        let own = [
+            "connect",
+            "timeout",
+            "epoch_length",
+            "wrong_network",
+            "unknown_edge",
+        ];
+        let refusals: Vec<&'static str> = Reason::ALL.iter().map(|r| r.label()).collect();
+        [
+            &own[..],
+            &RPC_CODE_LABELS[..],
+            &refusals,
+            &tls::REASONS,
+            SpoolError::LABELS,
+            ConvertError::LABELS,
+        ]
+        .concat()
+    }
+
     /// A short label for `hsn_agent_ledger_submit_errors_total{reason}`.
     pub fn label(&self) -> &'static str {
         match self {
@@ -174,6 +195,9 @@ impl ShipError {
     }
 }
 
+/// Labels of RPC failures the ledger gave no refusal reason for, by status code.
+const RPC_CODE_LABELS: [&str; 4] = ["unavailable", "deadline", "internal", "rpc_other"];
+
 fn rpc_error(epoch: u64, status: tonic::Status) -> ShipError {
     let named = status
         .metadata()
@@ -181,14 +205,15 @@ fn rpc_error(epoch: u64, status: tonic::Status) -> ShipError {
         .and_then(|v| v.to_str().ok())
         .and_then(|r| r.parse::<Reason>().ok())
         .map(Reason::label);
+    let [unavailable, deadline, internal, other] = RPC_CODE_LABELS;
     let reason = named
         .or_else(|| tls::reason(&status))
         .unwrap_or(match status.code() {
-            Code::Unavailable => "unavailable",
-            Code::DeadlineExceeded => "deadline",
-            Code::Internal => "internal",
+            Code::Unavailable => unavailable,
+            Code::DeadlineExceeded => deadline,
+            Code::Internal => internal,
             Code::OutOfRange => Reason::TooLarge.label(),
-            _ => "rpc_other",
+            _ => other,
         });
     ShipError::Rpc {
         epoch,

@@ -41,6 +41,9 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every label [`Error::metric_label`] gives.
+    pub const CATEGORIES: &[&'static str] = &["status", "event", "member-cleanup"];
+
     /// Short label for metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -68,6 +71,7 @@ pub async fn run(
     controller: Controller<MecCluster>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
+    ctx.metrics.init_controller(CONTROLLER, Error::CATEGORIES);
     controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile_timed, error_policy, ctx)
@@ -137,6 +141,10 @@ async fn reconcile(mec: &MecCluster, ctx: &Context) -> Result<Action, Error> {
         failing_since,
         not_ready_since,
     });
+    if before.is_none() {
+        ctx.metrics
+            .init_member(&name, crate::network::APPLY_FAILURE_CATEGORIES);
+    }
     ctx.metrics
         .member_ready
         .get_or_create(&crate::metrics::ClusterLabels {

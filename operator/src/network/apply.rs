@@ -54,6 +54,26 @@ enum ApplyError {
     Timeout(std::time::Duration),
 }
 
+impl ApplyError {
+    /// Short label for `hsn_operator_member_apply_failures_total{category}`.
+    fn category(&self) -> &'static str {
+        match self {
+            Self::Client(_) => "access",
+            Self::Api {
+                verb: "get" | "list",
+                ..
+            } => "read",
+            Self::Api { verb: "delete", .. } => "delete",
+            Self::Api { .. } => "write",
+            Self::Conflict(..) => "conflict",
+            Self::Timeout(_) => "timeout",
+        }
+    }
+}
+
+/// Every label [`ApplyError::category`] gives.
+pub const CATEGORIES: &[&str] = &["access", "read", "write", "delete", "conflict", "timeout"];
+
 /// Applies the plan to every member; `paused` reads but writes nothing.
 pub async fn apply_all(
     network: &HsnNetwork,
@@ -72,15 +92,14 @@ pub async fn apply_all(
         // One slow member must not hold up the others: each gets its own deadline.
         let deadline = ctx.settings.member_timeout * 3;
         let work = apply_member(ctx, mec, network, objects, paused);
-        let outcome = match tokio::time::timeout(deadline, work).await {
-            Ok(Ok(ready)) => MemberOutcome::Applied(ready),
-            Ok(Err(e)) => MemberOutcome::Failed(e.to_string()),
-            Err(_) => MemberOutcome::Failed(ApplyError::Timeout(deadline).to_string()),
+        let error = match tokio::time::timeout(deadline, work).await {
+            Ok(Ok(ready)) => return (name, MemberOutcome::Applied(ready)),
+            Ok(Err(e)) => e,
+            Err(_) => ApplyError::Timeout(deadline),
         };
-        if let MemberOutcome::Failed(e) = &outcome {
-            tracing::warn!(cluster = %name, error = %e, "applying to member failed");
-        }
-        (name, outcome)
+        ctx.metrics.member_apply_failed(&name, error.category());
+        tracing::warn!(cluster = %name, %error, "applying to member failed");
+        (name, MemberOutcome::Failed(error.to_string()))
     });
     futures::future::join_all(jobs).await.into_iter().collect()
 }

@@ -24,6 +24,7 @@ use kube::{Api, Resource, ResourceExt};
 use crate::context::Context;
 use crate::plan::{self, Inputs};
 
+pub use apply::CATEGORIES as APPLY_FAILURE_CATEGORIES;
 use failover::Failovers;
 pub use nodes::{edge_node_name, super_node_name};
 
@@ -50,11 +51,22 @@ pub enum Error {
 }
 
 impl Error {
-    /// Short label for metrics.
+    /// Every label [`Error::metric_label`] gives.
+    pub const CATEGORIES: &[&'static str] =
+        &["hub-api", "finalizer", "pending-cleanup", "cache-stopped"];
+
+    /// Short label for metrics: the failing step's, also through the finalizer wrapper,
+    /// which is only `finalizer` when adding or removing the finalizer itself failed.
     pub fn metric_label(&self) -> &'static str {
+        use kube::runtime::finalizer::Error as Finalizer;
         match self {
             Self::Hub(_) => "hub-api",
-            Self::Finalizer(_) => "finalizer",
+            Self::Finalizer(e) => match e.as_ref() {
+                Finalizer::ApplyFailed(inner) | Finalizer::CleanupFailed(inner) => {
+                    inner.metric_label()
+                }
+                _ => "finalizer",
+            },
             Self::PendingCleanup(..) => "pending-cleanup",
             Self::CacheStopped => "cache-stopped",
         }
@@ -74,6 +86,7 @@ pub async fn run(
         Some(ns) => Api::namespaced(ctx.hub.clone(), ns),
         None => Api::all(ctx.hub.clone()),
     };
+    ctx.metrics.init_controller(CONTROLLER, Error::CATEGORIES);
     // The failover clock is this controller's alone.
     let failovers = Arc::new(Failovers::default());
     Controller::new(api, watcher::Config::default().any_semantic())
