@@ -130,3 +130,248 @@ async fn the_chart_lints_installs_upgrades_and_uninstalls() -> Result<()> {
     );
     Ok(())
 }
+
+/// Whether service account `user` may `verb` `resource` of `group` in `namespace` (cluster
+/// scope when `None`; `namespace/name` for one object), as the API server's authorizer
+/// answers a SubjectAccessReview.
+async fn may(
+    admin: &kube::Client,
+    user: &str,
+    verb: &str,
+    (group, resource): (&str, &str),
+    namespace: Option<&str>,
+) -> Result<bool> {
+    use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+    let namespace_of_sa = user.split(':').nth(2).unwrap_or_default();
+    let (namespace, name) = match namespace.and_then(|n| n.split_once('/')) {
+        Some((namespace, name)) => (Some(namespace), Some(name)),
+        None => (namespace, None),
+    };
+    let review: SubjectAccessReview = serde_json::from_value(json!({
+        "spec": {
+            "user": user,
+            "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{namespace_of_sa}"), "system:authenticated"],
+            "resourceAttributes": {
+                "verb": verb, "group": group, "resource": resource, "namespace": namespace,
+                "name": name,
+            }
+        }
+    }))?;
+    let answer = Api::<SubjectAccessReview>::all(admin.clone())
+        .create(&PostParams::default(), &review)
+        .await?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
+}
+
+/// The operator's RBAC in the hub is what it needs and no more: no workload, namespace or
+/// RBAC anywhere unless `localCluster.enabled`; networks only in `watchNamespace` when set.
+/// A member install (`mode: member`) gives the hub's identity exactly the member rules.
+#[tokio::test]
+async fn the_operators_rbac_is_least_privilege() -> Result<()> {
+    hsn_testkit::require_binaries(&["helm"])?;
+    let cp = ControlPlane::start().await?;
+    let home = tempfile::tempdir()?;
+    let h = |args: &[&str]| helm(&cp, home.path(), args);
+    let admin = cp.client();
+    let operator = "system:serviceaccount:hsn-system:y-operator";
+    ok(
+        &h(&["install", "y", CHART, "-n", NS, "--create-namespace"])?,
+        "helm install",
+    )?;
+
+    // Not a member: nothing of a member's objects, anywhere.
+    for (verb, resource, namespace) in [
+        ("create", ("apps", "daemonsets"), Some("kube-system")),
+        ("create", ("apps", "statefulsets"), Some("hsn-metro")),
+        ("create", ("", "namespaces"), None),
+        ("delete", ("", "namespaces"), None),
+        (
+            "create",
+            ("rbac.authorization.k8s.io", "rolebindings"),
+            Some("kube-system"),
+        ),
+        (
+            "update",
+            ("coordination.k8s.io", "leases"),
+            Some("kube-system"),
+        ),
+        ("get", ("", "secrets"), Some("kube-system")),
+        ("list", ("", "pods"), Some("kube-system")),
+    ] {
+        ensure!(
+            !may(&admin, operator, verb, resource, namespace).await?,
+            "the operator must not {verb} {resource:?} in {namespace:?} when the hub is not a member"
+        );
+    }
+    // What it does need.
+    for (verb, resource, namespace) in [
+        ("patch", ("hsn.io", "mecclusters/status"), None),
+        ("watch", ("hsn.io", "hsnnetworks"), Some("any")),
+        ("create", ("hsn.io", "hsnnodes"), Some("any")),
+        ("get", ("", "secrets"), Some(NS)),
+        ("create", ("events.k8s.io", "events"), Some("default")),
+        ("update", ("coordination.k8s.io", "leases"), Some("hsn-system/hsn-operator")),
+    ] {
+        ensure!(
+            may(&admin, operator, verb, resource, namespace).await?,
+            "the operator needs to {verb} {resource:?} in {namespace:?}"
+        );
+    }
+    // The real request, as the operator: refused by the API server.
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(cp.kubeconfig())?,
+        &Default::default(),
+    )
+    .await?;
+    config.auth_info.impersonate = Some(operator.to_owned());
+    let as_operator = kube::Client::try_from(config)?;
+    let ds: k8s_openapi::api::apps::v1::DaemonSet = serde_json::from_value(json!({
+        "metadata": {"name": "x"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}},
+                 "template": {"metadata": {"labels": {"a": "b"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}
+    }))?;
+    let refused =
+        Api::<k8s_openapi::api::apps::v1::DaemonSet>::namespaced(as_operator, "kube-system")
+            .create(&PostParams::default(), &ds)
+            .await;
+    ensure!(
+        matches!(&refused, Err(kube::Error::Api(s)) if s.code == 403),
+        "a DaemonSet in kube-system must be forbidden: {refused:?}"
+    );
+
+    // The hub as a member: the member rules, and still no Secrets outside the release.
+    ok(
+        &h(&[
+            "upgrade",
+            "y",
+            CHART,
+            "-n",
+            NS,
+            "--set",
+            "localCluster.enabled=true",
+        ])?,
+        "helm upgrade (localCluster)",
+    )?;
+    ensure!(
+        may(
+            &admin,
+            operator,
+            "create",
+            ("apps", "daemonsets"),
+            Some("hsn-metro")
+        )
+        .await?
+    );
+    ensure!(may(&admin, operator, "create", ("", "namespaces"), None).await?);
+    ensure!(
+        !may(
+            &admin,
+            operator,
+            "get",
+            ("", "secrets"),
+            Some("kube-system")
+        )
+        .await?
+    );
+
+    // watchNamespace: networks in that namespace only.
+    Api::<Namespace>::all(admin.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "nets"}}))?,
+        )
+        .await?;
+    ok(
+        &h(&[
+            "upgrade",
+            "y",
+            CHART,
+            "-n",
+            NS,
+            "--set",
+            "operator.watchNamespace=nets",
+        ])?,
+        "helm upgrade (watchNamespace)",
+    )?;
+    ensure!(
+        may(
+            &admin,
+            operator,
+            "watch",
+            ("hsn.io", "hsnnetworks"),
+            Some("nets")
+        )
+        .await?
+    );
+    ensure!(
+        !may(
+            &admin,
+            operator,
+            "watch",
+            ("hsn.io", "hsnnetworks"),
+            Some("other")
+        )
+        .await?
+    );
+    ensure!(!may(&admin, operator, "create", ("", "namespaces"), None).await?);
+
+    // A member install: the hub's identity there may write a network's objects, and nothing
+    // of HSN's API, Secrets or Deployments.
+    ok(
+        &h(&[
+            "install",
+            "m",
+            CHART,
+            "-n",
+            "hsn-member",
+            "--create-namespace",
+            "--set",
+            "mode=member",
+        ])?,
+        "helm install (member)",
+    )?;
+    let hub = "system:serviceaccount:hsn-member:m-hub-access";
+    ensure!(
+        may(
+            &admin,
+            hub,
+            "create",
+            ("apps", "daemonsets"),
+            Some("hsn-metro")
+        )
+        .await?
+    );
+    ensure!(
+        may(
+            &admin,
+            hub,
+            "update",
+            ("coordination.k8s.io", "leases"),
+            Some("hsn-metro")
+        )
+        .await?
+    );
+    ensure!(may(&admin, hub, "list", ("", "pods"), Some("hsn-metro")).await?);
+    ensure!(!may(&admin, hub, "get", ("", "secrets"), Some("kube-system")).await?);
+    ensure!(
+        !may(
+            &admin,
+            hub,
+            "create",
+            ("apps", "deployments"),
+            Some("kube-system")
+        )
+        .await?
+    );
+    ensure!(!may(&admin, hub, "patch", ("hsn.io", "hsnnetworks"), Some("any")).await?);
+    ensure!(
+        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(admin.clone(), "hsn-member")
+            .list(&Default::default())
+            .await?
+            .items
+            .is_empty(),
+        "a member install runs no operator"
+    );
+    Ok(())
+}

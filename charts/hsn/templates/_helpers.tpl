@@ -14,3 +14,67 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end -}}
 
 {{- define "hsn.fullname" -}}{{ .Release.Name }}-operator{{- end -}}
+
+{{/*
+What the operator does inside a member cluster, and so what the identity its kubeconfig for
+that member names needs there (mode: member renders it), and what it needs in the hub when
+the hub is a member too (localCluster.enabled). Cluster-wide because each network gets its own
+namespace, hsn-<network>, created when the network is; the operator writes nothing outside
+the namespaces it labels as a network's, and deletes only those it can prove it created.
+*/}}
+{{- define "hsn.memberRules" -}}
+# Probe: the nodes (count, readiness, edge labels).
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get, list]
+# One namespace per network: created, labelled, deleted with the network; kube-system's is
+# read for the cluster's identity (its UID), which tells two registrations of one cluster apart.
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get, list, create, patch, delete]
+# In those namespaces: the agents' ServiceAccounts and routes table ...
+- apiGroups: [""]
+  resources: [serviceaccounts, configmaps]
+  verbs: [get, list, watch, create, patch]
+# ... the super nodes' Service ...
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, list, create, patch, delete]
+# ... the agents' workloads ...
+- apiGroups: [apps]
+  resources: [statefulsets, daemonsets]
+  verbs: [get, list, create, patch, delete]
+# ... and the agents' pods, read to trust a Lease only from a pod the operator placed.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list]
+# The agents' Roles and RoleBindings (each agent may update its own role's Leases).
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [get, list, create, patch, delete]
+# The agents' Leases: created and pruned by the operator, renewed by the agents. RBAC lets
+# the operator grant the agents update only if it holds update itself.
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, list, watch, create, update, patch, delete]
+{{- end -}}
+
+{{/* Networks and their HsnNodes: in every namespace, or in operator.watchNamespace. */}}
+{{- define "hsn.networkRules" -}}
+# Watch networks; add and remove the cleanup finalizer; write their status.
+- apiGroups: [hsn.io]
+  resources: [hsnnetworks]
+  verbs: [get, list, watch, patch]
+- apiGroups: [hsn.io]
+  resources: [hsnnetworks/finalizers]
+  verbs: [update]
+# One HsnNode per agent, created, updated and removed with the plan (and forged ones removed).
+- apiGroups: [hsn.io]
+  resources: [hsnnodes]
+  verbs: [get, list, watch, create, patch, delete, deletecollection]
+- apiGroups: [hsn.io]
+  resources: [hsnnetworks/status, hsnnodes/status]
+  verbs: [get, patch]
+{{- end -}}
+
+{{- define "hsn.memberAccount" -}}{{ .Release.Name }}-hub-access{{- end -}}
