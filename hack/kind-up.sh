@@ -75,10 +75,36 @@ install_chart() {
   step "hub: the operator leads"
 }
 
-register() { # <member>
-  local internal="$dir/$1.internal.kubeconfig"
+# The hub's identity in a member, as a user's install makes it: the chart in mode member
+# (ServiceAccount, token, ClusterRole with exactly the member rules; no CRDs), turned into the
+# self-contained kubeconfig the operator accepts, with the server address the hub reaches.
+member_access() { # <member> <out>
+  local internal="$dir/$1.internal.kubeconfig" secret=hsn-member-hub-access-token token="" ca server
   kind get kubeconfig --internal --name "hsn-$1" >"$internal"
-  "$root/hack/kind-register.sh" "$dir/$hub.kubeconfig" "$1" "${1#mec-}" "$internal"
+  helm upgrade --install hsn-member "$root/charts/hsn" --kubeconfig "$dir/$1.kubeconfig" \
+    -n "$ns" --create-namespace --skip-crds --set mode=member >/dev/null
+  local deadline=$((SECONDS + 60))
+  until token=$(kc "$1" -n "$ns" get secret "$secret" -o jsonpath='{.data.token}' 2>/dev/null) && [ -n "$token" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || die "hsn-$1: no token in $ns/$secret after 60 s"
+    sleep 1
+  done
+  ca=$(kc "$1" -n "$ns" get secret "$secret" -o jsonpath='{.data.ca\.crt}')
+  server=$(kubectl --kubeconfig "$internal" config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+  cat >"$2" <<YAML
+apiVersion: v1
+kind: Config
+clusters: [{name: $1, cluster: {server: "$server", certificate-authority-data: $ca}}]
+users: [{name: hsn-hub, user: {token: "$(printf '%s' "$token" | base64 -d)"}}]
+contexts: [{name: $1, context: {cluster: $1, user: hsn-hub}}]
+current-context: $1
+YAML
+  step "hsn-$1: the hub's identity (chart mode member) in $2"
+}
+
+register() { # <member>
+  local access="$dir/$1.hub-access.kubeconfig"
+  member_access "$1" "$access"
+  "$root/hack/kind-register.sh" "$dir/$hub.kubeconfig" "$1" "${1#mec-}" "$access"
   kc "$hub" wait --for=condition=Ready "meccluster/$1" --timeout=180s
 }
 
