@@ -210,7 +210,11 @@ async fn the_operators_rbac_is_least_privilege() -> Result<()> {
         ("create", ("hsn.io", "hsnnodes"), Some("any")),
         ("get", ("", "secrets"), Some(NS)),
         ("create", ("events.k8s.io", "events"), Some("default")),
-        ("update", ("coordination.k8s.io", "leases"), Some("hsn-system/hsn-operator")),
+        (
+            "update",
+            ("coordination.k8s.io", "leases"),
+            Some("hsn-system/hsn-operator"),
+        ),
     ] {
         ensure!(
             may(&admin, operator, verb, resource, namespace).await?,

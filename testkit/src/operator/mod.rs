@@ -10,6 +10,7 @@
 //!
 //! Errors are `anyhow`'s: this is test code, and every caller is a test or a bench.
 
+mod access;
 mod agents;
 mod churn;
 mod env;
@@ -17,6 +18,7 @@ mod in_cluster;
 mod members;
 mod process;
 
+pub use access::member_access;
 pub use agents::{AGENT_IDENTITY, MEMBER, apply_member_objects, one_super_node};
 pub use churn::{after_loss, moved_and_ideal};
 pub use env::{E2eEnv, HUB_VAR, Hub, MEMBERS_VAR, NODE_EXEC_VAR, OPERATOR_VAR, client_for};
@@ -135,7 +137,11 @@ pub async fn member(
 ) -> Result<KwokCluster> {
     let cluster = KwokCluster::create(name).await?;
     cluster.add_nodes(nodes).await?;
-    kubeconfig_secret(hub, name, &std::fs::read(cluster.kubeconfig())?).await?;
+    // The operator reaches the member as a user's install lets it: the chart's member
+    // identity, never the cluster's admin.
+    let admin = std::fs::read(cluster.kubeconfig())?;
+    let kubeconfig = member_access(&cluster.client(), &admin).await?;
+    kubeconfig_secret(hub, name, &kubeconfig).await?;
     mec_cluster(hub, name, region, name).await?;
     Ok(cluster)
 }
