@@ -139,6 +139,7 @@ pub struct MecClusterStatus {
     /// `Reachable` (the API server answers) and `Ready` (reachable within the grace period
     /// and has ready nodes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::condition::schema")]
     pub conditions: Vec<Condition>,
     /// Kubernetes version reported by the cluster, e.g. `v1.36.2`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -3,8 +3,9 @@
 use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
-use schemars::JsonSchema;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::selector::Selector;
 
@@ -68,6 +69,7 @@ pub struct SuperNodes {
     pub image: String,
     /// Compute resources of each super-node pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "resources_schema")]
     pub resources: Option<ResourceRequirements>,
     /// Where super nodes may be placed.
     #[serde(default)]
@@ -125,10 +127,47 @@ pub struct EdgePool {
     #[serde(default = "default_max_edges_per_super_node")]
     #[schemars(range(min = 1, max = 10000))]
     pub max_edges_per_super_node: i32,
-    /// Tolerations of the edge agents, to run on tainted edge nodes.
+    /// Tolerations of the edge agents, to run on tainted edge nodes; at most 16.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32))]
+    #[schemars(schema_with = "tolerations_schema")]
     pub tolerations: Vec<Toleration>,
+}
+
+/// `Toleration` states no bounds of its own: a key is a label key, a value a label value.
+fn tolerations_schema(generator: &mut SchemaGenerator) -> Schema {
+    crate::bounds::embedded::<Vec<Toleration>>(
+        generator,
+        &[
+            ("", "maxItems", json!(16)),
+            ("/items/properties/key", "maxLength", json!(317)),
+            ("/items/properties/operator", "maxLength", json!(16)),
+            ("/items/properties/value", "maxLength", json!(63)),
+            ("/items/properties/effect", "maxLength", json!(32)),
+        ],
+    )
+}
+
+/// `ResourceRequirements` states no bounds of its own: a few claims, named by DNS labels,
+/// and a few resources.
+fn resources_schema(generator: &mut SchemaGenerator) -> Schema {
+    crate::bounds::embedded::<Option<ResourceRequirements>>(
+        generator,
+        &[
+            ("/properties/claims", "maxItems", json!(8)),
+            (
+                "/properties/claims/items/properties/name",
+                "maxLength",
+                json!(63),
+            ),
+            (
+                "/properties/claims/items/properties/request",
+                "maxLength",
+                json!(63),
+            ),
+            ("/properties/limits", "maxProperties", json!(16)),
+            ("/properties/requests", "maxProperties", json!(16)),
+        ],
+    )
 }
 
 fn default_max_edges_per_super_node() -> i32 {
@@ -344,6 +383,7 @@ pub struct HsnNetworkStatus {
     pub observed_generation: Option<i64>,
     /// `Ready`, `Progressing` and `Degraded`, with reasons.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::condition::schema")]
     pub conditions: Vec<Condition>,
     /// Super nodes over all clusters.
     #[serde(default)]
@@ -354,8 +394,10 @@ pub struct HsnNetworkStatus {
     /// Number of clusters hosting part of the network.
     #[serde(default)]
     pub cluster_count: i32,
-    /// Per-cluster placement.
+    /// Per-cluster placement, by cluster name; at most 256 clusters (`clusterCount` counts
+    /// them all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_STATUS_CLUSTERS))]
     pub clusters: Vec<ClusterPlacement>,
     /// The ledger's head.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -390,6 +432,9 @@ hsn_core::words! {
     }
 }
 
+/// Most entries of `status.clusters`; a network on more clusters lists the first by name.
+pub const MAX_STATUS_CLUSTERS: usize = 256;
+
 /// Desired and ready counts of one kind of agent.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -405,6 +450,7 @@ pub struct ReplicaCounts {
 #[serde(rename_all = "camelCase")]
 pub struct ClusterPlacement {
     /// The MecCluster's name.
+    #[schemars(length(max = 253))]
     pub cluster: String,
     /// Super nodes on this cluster.
     pub super_nodes: ReplicaCounts,
@@ -419,5 +465,6 @@ pub struct LedgerHead {
     /// Height of the newest block.
     pub height: i64,
     /// Hash of the newest block, hex.
+    #[schemars(length(max = 128))]
     pub head_hash: String,
 }
