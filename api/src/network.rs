@@ -26,6 +26,8 @@ pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/hsn-io/hsn-agent:0.1.0";
     doc = "A network of super nodes and edge nodes placed over MEC clusters, with per-tenant metering.",
     validation = Rule::new("size(self.metadata.name) <= 40")
         .message("network name must be at most 40 characters: it prefixes namespaces and objects in every member cluster"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')")
+        .message("network name must be a DNS label (lowercase letters, digits and '-', starting and ending with a letter or digit; no '.'): it names the namespace hsn-<name> in every member cluster"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Super-Desired", type_ = "integer", json_path = ".status.superNodes.desired"),
     printcolumn(name = "Super-Ready", type_ = "integer", json_path = ".status.superNodes.ready"),
@@ -63,9 +65,11 @@ pub struct SuperNodes {
     /// Number of super nodes across all clusters.
     #[schemars(range(min = 1, max = 64))]
     pub replicas: i32,
-    /// Container image of the agent.
+    /// Container image of the agents (super and edge nodes), a reference such as
+    /// `ghcr.io/hsn-io/hsn-agent:0.1.0` or `registry:5000/hsn-agent@sha256:<digest>`.
     #[serde(default = "default_image")]
     #[schemars(length(min = 1, max = 512))]
+    #[x_kube(validation = Rule::new(IMAGE_RULE).message(IMAGE_MESSAGE))]
     pub image: String,
     /// Compute resources of each super-node pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,6 +83,15 @@ pub struct SuperNodes {
 fn default_image() -> String {
     DEFAULT_AGENT_IMAGE.into()
 }
+
+/// An image reference as the container runtimes parse it: `[host[:port]/]path[:tag][@digest]`,
+/// the path lowercase (docker's `distribution/reference` grammar).
+const IMAGE_RULE: &str = concat!(
+    r"self.matches(r'^(([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[a-fA-F0-9:]+\])(:[0-9]+)?/)?",
+    r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*",
+    r"(:[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,127})?(@[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$')"
+);
+const IMAGE_MESSAGE: &str = "must be a container image reference: [registry[:port]/]repository[:tag][@digest], the repository lowercase, no spaces, e.g. ghcr.io/hsn-io/hsn-agent:0.1.0";
 
 /// Super-node placement over MEC clusters.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -192,8 +205,10 @@ pub enum SliceType {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Routing {
-    /// The kernel hook the datapath attaches to.
+    /// The kernel hook the datapath attaches to. Only `XDP` is available so far; `TC` is
+    /// refused until the agents implement it.
     #[serde(default)]
+    #[x_kube(validation = Rule::new("self != 'TC'").message("datapath TC is not available yet: the agents implement XDP only so far; use XDP"))]
     pub datapath: DatapathMode,
     /// How edge nodes are assigned to super nodes.
     #[serde(default)]
@@ -210,7 +225,7 @@ pub enum DatapathMode {
     #[default]
     #[serde(rename = "XDP")]
     Xdp,
-    /// Traffic-control classifier.
+    /// Traffic-control classifier. Not available yet: the API server refuses it.
     #[serde(rename = "TC")]
     Tc,
 }
@@ -306,7 +321,8 @@ pub struct Tenant {
     /// Numeric id used as the key in the datapath's counters, unique within the network.
     #[schemars(range(min = 1, max = 65535))]
     pub id: i32,
-    /// IPv4 and IPv6 prefixes in CIDR notation, e.g. `10.20.0.0/16`, `2001:db8:20::/48`.
+    /// IPv4 and IPv6 prefixes in CIDR notation, e.g. `10.20.0.0/16`, `2001:db8:20::/48`; not a
+    /// default route, and neither equal to nor inside nor around another tenant's prefix.
     #[schemars(length(min = 1, max = 32))]
     pub prefixes: Vec<Prefix>,
 }
@@ -322,9 +338,13 @@ pub struct Tenant {
     {
         "rule": "!isCIDR(self) || cidr(self).masked() == cidr(self)",
         "message": "must be the network address with host bits zero, e.g. 10.20.0.0/16 rather than 10.20.1.7/16"
+    },
+    {
+        "rule": "!isCIDR(self) || cidr(self).prefixLength() > 0",
+        "message": "must not be a default route (0.0.0.0/0 or ::/0): it holds every address, so all traffic, other tenants' and non-tenant, would be metered as this tenant's"
     }
 ]))]
-pub struct Prefix(#[schemars(length(min = 9, max = 43))] pub String);
+pub struct Prefix(#[schemars(length(max = 43))] pub String);
 
 impl Prefix {
     /// The prefix as a network, `None` when it is not `address/length` valid for its family
