@@ -449,6 +449,11 @@ hsn_core::words! {
         Paused,
         /// The spec breaks a rule the schema cannot check.
         InvalidSpec,
+        /// Nodes the pools select run another network's agent (an older network's, or a
+        /// super node's): this network runs no agent there.
+        NodeConflict,
+        /// Agent pods the cluster's scheduler cannot place.
+        Unschedulable,
     }
 }
 

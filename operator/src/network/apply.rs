@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hsn_api::{HsnNetwork, MecCluster};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, DynamicObject, ListParams};
 use kube::core::ApiResource;
 use kube::{Api, Client, ResourceExt};
@@ -27,13 +28,16 @@ pub enum MemberOutcome {
     Failed(String),
 }
 
-/// Ready agents a member reports.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// Ready agents a member reports, and the agent pods its scheduler cannot place.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Readiness {
     /// Ready super-node replicas.
     pub supers: i32,
     /// Ready edge agents over all pools.
     pub edges: i32,
+    /// Pods whose `PodScheduled` condition is False (`Unschedulable`): (pod, the scheduler's
+    /// message), sorted.
+    pub unschedulable: Vec<(String, String)>,
 }
 
 /// Why one member could not be brought to the plan.
@@ -141,7 +145,44 @@ async fn apply_member(
     if !paused {
         prune(&client, &desired, &uid).await?;
     }
+    readiness.unschedulable =
+        unschedulable(&client, &member_namespace(&network.name_any()), &uid).await;
     Ok(readiness)
+}
+
+/// The network's pods the member's scheduler cannot place, from their `PodScheduled`
+/// condition. Pods are only read: a member whose kubeconfig may not list them reports none
+/// (the counts of ready agents still tell the network is not Ready).
+async fn unschedulable(client: &Client, namespace: &str, uid: &str) -> Vec<(String, String)> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let params = ListParams::default().labels(&format!("{NETWORK_UID_LABEL}={uid}"));
+    let pods = match api.list(&params).await {
+        Ok(list) => list.items,
+        Err(error) => {
+            tracing::debug!(%namespace, %error, "cannot list agent pods; unschedulable pods go unreported");
+            return Vec::new();
+        }
+    };
+    let mut out: Vec<(String, String)> = pods
+        .iter()
+        .filter_map(|pod| {
+            let condition = pod
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+            (condition.reason.as_deref() == Some("Unschedulable")).then(|| {
+                (
+                    pod.name_any(),
+                    condition.message.clone().unwrap_or_default(),
+                )
+            })
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// Deletes workloads of this network the plan no longer wants (a removed pool, supers

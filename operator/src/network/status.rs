@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use hsn_api::network::{ClusterPlacement, HsnNetworkStatus, ReplicaCounts};
+use hsn_api::condition::find;
+use hsn_api::network::{ClusterPlacement, HsnNetworkStatus, MAX_STATUS_CLUSTERS, ReplicaCounts};
 use hsn_api::{ConditionType, HsnNetwork, HsnNetworkReason};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Api, Resource, ResourceExt};
@@ -40,7 +41,7 @@ pub fn compute(network: &HsnNetwork, observed: &Observed<'_>, now: Timestamp) ->
             continue;
         }
         let ready = match observed.outcomes.get(name) {
-            Some(MemberOutcome::Applied(r)) => *r,
+            Some(MemberOutcome::Applied(r)) => r.clone(),
             _ => Default::default(),
         };
         let placement = ClusterPlacement {
@@ -62,10 +63,12 @@ pub fn compute(network: &HsnNetwork, observed: &Observed<'_>, now: Timestamp) ->
     }
     let old = network.status.clone().unwrap_or_default();
     let conds = conditions(observed, &supers, &edges);
+    let cluster_count = i32::try_from(clusters.len()).unwrap_or(i32::MAX);
+    clusters.truncate(MAX_STATUS_CLUSTERS);
     HsnNetworkStatus {
         observed_generation: network.meta().generation,
         conditions: conditions::merge(&old.conditions, &conds, network.meta().generation, now),
-        cluster_count: i32::try_from(clusters.len()).unwrap_or(i32::MAX),
+        cluster_count,
         super_nodes: supers,
         edge_nodes: edges,
         clusters,
@@ -73,7 +76,8 @@ pub fn compute(network: &HsnNetwork, observed: &Observed<'_>, now: Timestamp) ->
     }
 }
 
-fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCounts) -> Vec<Cond> {
+/// What is wrong, most serious first: each with its reason and a message for people.
+fn problems(observed: &Observed<'_>) -> Vec<(HsnNetworkReason, String)> {
     let plan = observed.plan;
     let mut problems: Vec<(HsnNetworkReason, String)> = Vec::new();
     for (cluster, outcome) in observed.outcomes {
@@ -91,11 +95,29 @@ fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCo
         }
     }
     if plan.unplaced_supers > 0 {
+        let mut message = format!(
+            "{} super nodes fit on no Ready, uncordoned, selected cluster with room",
+            plan.unplaced_supers
+        );
+        if !plan.supers_held_elsewhere.is_empty() {
+            let held = plan
+                .supers_held_elsewhere
+                .iter()
+                .map(|(c, n)| format!("{n} on {c}"));
+            message += &format!(
+                " (capacity.maxSuperNodes counts the super nodes of other networks: {})",
+                listed(held)
+            );
+        }
+        problems.push((HsnNetworkReason::InsufficientCapacity, message));
+    }
+    if !plan.edges_over_capacity.is_empty() {
         problems.push((
             HsnNetworkReason::InsufficientCapacity,
             format!(
-                "{} super nodes fit on no Ready, uncordoned, selected cluster",
-                plan.unplaced_supers
+                "{} selected nodes run no edge: their cluster's capacity.maxEdgeNodes is reached, counting other networks' edges first: {}",
+                plan.edges_over_capacity.len(),
+                listed(plan.edges_over_capacity.iter().map(ToString::to_string))
             ),
         ));
     }
@@ -108,6 +130,43 @@ fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCo
             ),
         ));
     }
+    if !plan.conflicts.is_empty() {
+        problems.push((
+            HsnNetworkReason::NodeConflict,
+            format!(
+                "{} selected nodes run another network's agent, so this network runs none there \
+                 (one agent per node: host ports and the XDP hook): {}",
+                plan.conflicts.len(),
+                listed(
+                    plan.conflicts
+                        .iter()
+                        .map(|c| format!("{} (network {})", c.edge, c.holder))
+                )
+            ),
+        ));
+    }
+    let pending: Vec<String> = observed
+        .outcomes
+        .iter()
+        .filter_map(|(cluster, o)| match o {
+            MemberOutcome::Applied(r) => Some((cluster, &r.unschedulable)),
+            _ => None,
+        })
+        .flat_map(|(cluster, pods)| {
+            pods.iter()
+                .map(move |(pod, why)| format!("pod {pod} in cluster {cluster}: {why}"))
+        })
+        .collect();
+    if !pending.is_empty() {
+        problems.push((
+            HsnNetworkReason::Unschedulable,
+            format!(
+                "{} agent pods cannot be scheduled: {}",
+                pending.len(),
+                listed(pending.into_iter())
+            ),
+        ));
+    }
     if observed.lost_supers > 0 {
         problems.push((
             HsnNetworkReason::SuperNodesLost,
@@ -117,47 +176,67 @@ fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCo
             ),
         ));
     }
+    problems
+}
+
+/// The first few items, then how many more.
+fn listed(items: impl Iterator<Item = String>) -> String {
+    const SHOWN: usize = 5;
+    let items: Vec<String> = items.collect();
+    let mut out = items
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > SHOWN {
+        out += &format!(" and {} more", items.len() - SHOWN);
+    }
+    out
+}
+
+/// `Ready`, `Progressing` and `Degraded`. Each reason says one thing and its message
+/// never contradicts it: counts under `AllAgentsReady`/`Converged` are all ready, counts
+/// under `AgentsNotReady`/`RollingOut` are not; agents all ready with a problem make
+/// `Ready=False` with the problem's reason and message.
+fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCounts) -> Vec<Cond> {
+    let problems = problems(observed);
     let converged = supers.ready == supers.desired && edges.ready == edges.desired;
+    let summary = problems
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let counts = format!(
+        "{}/{} super nodes and {}/{} edge nodes ready",
+        supers.ready, supers.desired, edges.ready, edges.desired
+    );
     let degraded = match problems.first() {
-        Some((r, _)) => Cond::yes(
-            ConditionType::Degraded,
-            *r,
-            problems
-                .iter()
-                .map(|(_, m)| m.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
+        Some((reason, _)) => Cond::yes(ConditionType::Degraded, *reason, summary.clone()),
         None => Cond::no(
             ConditionType::Degraded,
             HsnNetworkReason::Healthy,
             "no problem found",
         ),
     };
-    let counts = format!(
-        "{}/{} super nodes and {}/{} edge nodes ready",
-        supers.ready, supers.desired, edges.ready, edges.desired
-    );
-    let ready = if observed.paused {
-        Cond::no(
-            ConditionType::Ready,
-            HsnNetworkReason::Paused,
-            "spec.paused is true: members are not written",
-        )
-    } else if converged && problems.is_empty() {
-        Cond::yes(
-            ConditionType::Ready,
-            HsnNetworkReason::AllAgentsReady,
-            counts.clone(),
-        )
-    } else {
-        Cond::no(
+    let paused = "spec.paused is true: members are not written";
+    let ready = match problems.first() {
+        _ if observed.paused => Cond::no(ConditionType::Ready, HsnNetworkReason::Paused, paused),
+        _ if !converged => Cond::no(
             ConditionType::Ready,
             HsnNetworkReason::AgentsNotReady,
             counts.clone(),
-        )
+        ),
+        Some((reason, _)) => Cond::no(ConditionType::Ready, *reason, summary),
+        None => Cond::yes(
+            ConditionType::Ready,
+            HsnNetworkReason::AllAgentsReady,
+            counts.clone(),
+        ),
     };
-    let progressing = if converged || observed.paused {
+    let progressing = if observed.paused {
+        Cond::no(ConditionType::Progressing, HsnNetworkReason::Paused, paused)
+    } else if converged {
         Cond::no(
             ConditionType::Progressing,
             HsnNetworkReason::Converged,
@@ -171,6 +250,21 @@ fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCo
         )
     };
     vec![ready, progressing, degraded]
+}
+
+/// The reason and message of `Degraded` when it turned True or says something new: what
+/// an Event reports, once per change rather than once per reconcile.
+pub fn newly_degraded(
+    old: Option<&HsnNetworkStatus>,
+    new: &HsnNetworkStatus,
+) -> Option<(HsnNetworkReason, String)> {
+    let now = find(&new.conditions, ConditionType::Degraded).filter(|c| c.status == "True")?;
+    let before = old.and_then(|o| find(&o.conditions, ConditionType::Degraded));
+    let same = before.is_some_and(|b| {
+        b.status == now.status && b.reason == now.reason && b.message == now.message
+    });
+    let reason = now.reason.parse().ok()?;
+    (!same).then(|| (reason, now.message.clone()))
 }
 
 /// The status of a spec the operator refuses.
@@ -216,3 +310,6 @@ pub async fn write(
         .await
         .map_err(Error::Hub)
 }
+
+#[cfg(test)]
+mod tests;
