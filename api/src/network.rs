@@ -128,10 +128,12 @@ pub struct EdgePool {
     /// Name of the pool, unique within the network; a DNS label.
     #[schemars(length(min = 1, max = 40), regex(pattern = crate::DNS_LABEL))]
     pub name: String,
-    /// MecClusters (by their labels) this pool spans; empty means all.
+    /// MecClusters (by their labels) this pool spans; empty means all. Cordoned clusters
+    /// get no new edges.
     #[serde(default)]
     pub cluster_selector: Selector,
-    /// Nodes (by their labels) inside those clusters that run an edge agent.
+    /// Nodes (by their labels) inside those clusters that run an edge agent; empty means
+    /// all. A node running another network's agent is left out (one agent per node).
     #[serde(default)]
     pub node_selector: Selector,
     /// The 5G network-slice type this pool serves.
