@@ -142,15 +142,15 @@ fn first_nested<'a, T: Clone + PartialEq + 'a>(
         {
             enclosing.pop();
         }
-        if let Some((outer, outer_owner)) = enclosing.last() {
-            if *outer_owner != owner {
-                return Some(NestedPrefix {
-                    outer: *outer,
-                    outer_owner: (*outer_owner).clone(),
-                    inner: net,
-                    inner_owner: owner.clone(),
-                });
-            }
+        if let Some((outer, outer_owner)) = enclosing.last()
+            && *outer_owner != owner
+        {
+            return Some(NestedPrefix {
+                outer: *outer,
+                outer_owner: (*outer_owner).clone(),
+                inner: net,
+                inner_owner: owner.clone(),
+            });
         }
         enclosing.push((net, owner));
     }
