@@ -456,6 +456,8 @@ hsn_core::words! {
         NodeConflict,
         /// Agent pods the cluster's scheduler cannot place.
         Unschedulable,
+        /// Agent containers that cannot start (image, configuration, crash loop).
+        AgentsFailing,
     }
 }
 

@@ -151,7 +151,7 @@ async fn reconcile_apply(
     let fetched = fetch::fetch(network, ctx).await?;
     let held = others::held(network, ctx).await?;
 
-    if let Err(invalid) = validate::validate(&network.spec) {
+    if let Err(invalid) = validate::validate(&network.name_any(), &network.spec) {
         let message = invalid.to_string();
         warn(
             network,

@@ -10,7 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::{Api, Resource, ResourceExt};
 
 use super::Error;
-use super::apply::MemberOutcome;
+use super::apply::{MemberOutcome, Stuck};
 use crate::conditions::{self, Cond};
 use crate::context::Context;
 use crate::plan::Plan;
@@ -145,27 +145,42 @@ fn problems(observed: &Observed<'_>) -> Vec<(HsnNetworkReason, String)> {
             ),
         ));
     }
-    let pending: Vec<String> = observed
-        .outcomes
-        .iter()
-        .filter_map(|(cluster, o)| match o {
-            MemberOutcome::Applied(r) => Some((cluster, &r.unschedulable)),
-            _ => None,
-        })
-        .flat_map(|(cluster, pods)| {
-            pods.iter()
-                .map(move |(pod, why)| format!("pod {pod} in cluster {cluster}: {why}"))
-        })
-        .collect();
-    if !pending.is_empty() {
-        problems.push((
+    let stuck = |pick: fn(&Stuck) -> &Vec<(String, String)>| -> Vec<String> {
+        observed
+            .outcomes
+            .iter()
+            .filter_map(|(cluster, o)| match o {
+                MemberOutcome::Applied(r) => Some((cluster, pick(&r.stuck))),
+                _ => None,
+            })
+            .flat_map(|(cluster, pods)| {
+                pods.iter()
+                    .map(move |(pod, why)| format!("pod {pod} in cluster {cluster}: {why}"))
+            })
+            .collect()
+    };
+    for (reason, pods, what) in [
+        (
             HsnNetworkReason::Unschedulable,
-            format!(
-                "{} agent pods cannot be scheduled: {}",
-                pending.len(),
-                listed(pending.into_iter())
-            ),
-        ));
+            stuck(|s| &s.unschedulable),
+            "cannot be scheduled",
+        ),
+        (
+            HsnNetworkReason::AgentsFailing,
+            stuck(|s| &s.failing),
+            "cannot start",
+        ),
+    ] {
+        if !pods.is_empty() {
+            problems.push((
+                reason,
+                format!(
+                    "{} agent pods {what}: {}",
+                    pods.len(),
+                    listed(pods.into_iter())
+                ),
+            ));
+        }
     }
     if observed.lost_supers > 0 {
         problems.push((

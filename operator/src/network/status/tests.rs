@@ -79,7 +79,7 @@ fn scenario(problem: usize) -> (Plan, BTreeMap<String, MemberOutcome>, usize) {
             }]
         }
         5 => {
-            readiness.unschedulable = vec![(
+            readiness.stuck.unschedulable = vec![(
                 "hsn-super-node-3".into(),
                 "0/20 nodes are available: 20 node(s) didn't match pod anti-affinity rules".into(),
             )]
@@ -88,6 +88,12 @@ fn scenario(problem: usize) -> (Plan, BTreeMap<String, MemberOutcome>, usize) {
             outcomes.insert("b".to_string(), MemberOutcome::Failed("boom".into()));
         }
         7 => lost = 1,
+        8 => {
+            readiness.stuck.failing = vec![(
+                "hsn-edge-p-x".into(),
+                "InvalidImageName: couldn't parse image name".into(),
+            )]
+        }
         _ => {}
     }
     outcomes.insert("a".to_string(), MemberOutcome::Applied(readiness));
@@ -97,7 +103,7 @@ fn scenario(problem: usize) -> (Plan, BTreeMap<String, MemberOutcome>, usize) {
 #[test]
 fn no_condition_contradicts_its_reason() {
     let mut seen = Vec::new();
-    for problem in 0..8 {
+    for problem in 0..9 {
         let (plan, outcomes, lost_supers) = scenario(problem);
         for paused in [false, true] {
             for (supers, edges) in [
@@ -129,6 +135,7 @@ fn no_condition_contradicts_its_reason() {
         "InsufficientCapacity",
         "NodeConflict",
         "Unschedulable",
+        "AgentsFailing",
     ] {
         assert!(
             seen.contains(&reason),
