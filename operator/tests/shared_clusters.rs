@@ -103,12 +103,12 @@ async fn scenario(hub: &Client, member: &Client) -> Result<()> {
     create_network(hub, "team-b", "newer", 2).await?;
     let newer = Api::<HsnNetwork>::namespaced(hub.clone(), "team-b");
     let wanted = [
-        "1 super nodes fit on no Ready, uncordoned, selected cluster with room \
+        "1 super node fits on no Ready, uncordoned, selected cluster with room \
          (capacity.maxSuperNodes counts the super nodes of other networks: 1 on mec-a)",
         "3 selected nodes run another network's agent, so this network runs none there",
         "mec-a/node-1 (network team-a/older)",
         // Its one super node has no node left: each runs an agent of the older network.
-        "1 agent pods cannot be scheduled: pod hsn-super-node-0 in cluster mec-a: 0/3 nodes are available",
+        "1 agent pod cannot be scheduled: pod hsn-super-node-0 in cluster mec-a: 0/3 nodes are available",
         "anti-affinity",
     ];
     let (_, reason, message) = condition_until(&newer, "newer", "Degraded", |status, _, m| {

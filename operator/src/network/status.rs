@@ -96,8 +96,12 @@ fn problems(observed: &Observed<'_>) -> Vec<(HsnNetworkReason, String)> {
     }
     if plan.unplaced_supers > 0 {
         let mut message = format!(
-            "{} super nodes fit on no Ready, uncordoned, selected cluster with room",
-            plan.unplaced_supers
+            "{} on no Ready, uncordoned, selected cluster with room",
+            counted(
+                plan.unplaced_supers as usize,
+                "super node fits",
+                "super nodes fit"
+            )
         );
         if !plan.supers_held_elsewhere.is_empty() {
             let held = plan
@@ -115,8 +119,8 @@ fn problems(observed: &Observed<'_>) -> Vec<(HsnNetworkReason, String)> {
         problems.push((
             HsnNetworkReason::InsufficientCapacity,
             format!(
-                "{} selected nodes run no edge: their cluster's capacity.maxEdgeNodes is reached, counting other networks' edges first: {}",
-                plan.edges_over_capacity.len(),
+                "{} no edge: their cluster's capacity.maxEdgeNodes is reached, counting other networks' edges first: {}",
+                counted(plan.edges_over_capacity.len(), "selected node runs", "selected nodes run"),
                 listed(plan.edges_over_capacity.iter().map(ToString::to_string))
             ),
         ));
@@ -125,8 +129,8 @@ fn problems(observed: &Observed<'_>) -> Vec<(HsnNetworkReason, String)> {
         problems.push((
             HsnNetworkReason::InsufficientCapacity,
             format!(
-                "{} edges have no super node with room (maxEdgesPerSuperNode)",
-                plan.unassigned.len()
+                "{} no super node with room (maxEdgesPerSuperNode)",
+                counted(plan.unassigned.len(), "edge has", "edges have")
             ),
         ));
     }
@@ -134,9 +138,13 @@ fn problems(observed: &Observed<'_>) -> Vec<(HsnNetworkReason, String)> {
         problems.push((
             HsnNetworkReason::NodeConflict,
             format!(
-                "{} selected nodes run another network's agent, so this network runs none there \
+                "{} another network's agent, so this network runs none there \
                  (one agent per node: host ports and the XDP hook): {}",
-                plan.conflicts.len(),
+                counted(
+                    plan.conflicts.len(),
+                    "selected node runs",
+                    "selected nodes run"
+                ),
                 listed(
                     plan.conflicts
                         .iter()
@@ -175,8 +183,8 @@ fn problems(observed: &Observed<'_>) -> Vec<(HsnNetworkReason, String)> {
             problems.push((
                 reason,
                 format!(
-                    "{} agent pods {what}: {}",
-                    pods.len(),
+                    "{} {what}: {}",
+                    counted(pods.len(), "agent pod", "agent pods"),
                     listed(pods.into_iter())
                 ),
             ));
@@ -186,12 +194,25 @@ fn problems(observed: &Observed<'_>) -> Vec<(HsnNetworkReason, String)> {
         problems.push((
             HsnNetworkReason::SuperNodesLost,
             format!(
-                "{} super nodes stopped renewing their Lease; their edges were re-homed",
-                observed.lost_supers
+                "{} renewing their Lease; their edges were re-homed",
+                counted(
+                    observed.lost_supers,
+                    "super node stopped",
+                    "super nodes stopped"
+                )
             ),
         ));
     }
     problems
+}
+
+/// `1 <one>` or `<n> <many>`.
+fn counted(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
 }
 
 /// The first few items, then how many more.

@@ -185,7 +185,7 @@ fn pods_that_cannot_be_scheduled_are_never_healthy() {
     assert_eq!((conds[2].status, conds[2].reason), (true, "Unschedulable"));
     assert_eq!(
         conds[2].message,
-        "1 agent pods cannot be scheduled: pod hsn-super-node-3 in cluster a: 0/20 nodes are \
+        "1 agent pod cannot be scheduled: pod hsn-super-node-3 in cluster a: 0/20 nodes are \
          available: 20 node(s) didn't match pod anti-affinity rules"
     );
 }
