@@ -18,7 +18,7 @@ pub(super) struct Edge<'a> {
 pub(super) struct Members<'a> {
     /// Sorted by id.
     pub edges: Vec<Edge<'a>>,
-    /// Nodes an older network holds, sorted.
+    /// Nodes another network holds, sorted.
     pub conflicts: Vec<NodeConflict>,
     /// Nodes over their cluster's `maxEdgeNodes`, sorted.
     pub over_capacity: Vec<EdgeId>,
@@ -26,9 +26,9 @@ pub(super) struct Members<'a> {
 
 /// The ready nodes matching each pool's selectors, in clusters matching its cluster
 /// selector, sorted by id. A node matching several pools belongs to the first of them, so
-/// that one node never runs two edge agents. Left out: nodes an older network holds (one
+/// that one node never runs two edge agents. Left out: nodes another network holds (one
 /// agent per node, whatever its network), new edges on a cordoned cluster (those already
-/// assigned stay), and edges over the cluster's `maxEdgeNodes` after older networks' edges
+/// assigned stay), and edges over the cluster's `maxEdgeNodes` after other networks' edges
 /// (those already assigned are kept first).
 pub(super) fn edge_members<'a>(
     pools: &'a [EdgePool],

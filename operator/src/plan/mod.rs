@@ -72,24 +72,25 @@ pub struct Inputs {
     pub lost_supers: BTreeSet<SuperId>,
     /// The plan currently in force, so that churn moves as few edges as possible.
     pub previous: Previous,
-    /// Per cluster, what networks created before this one hold there.
+    /// Per cluster, what other networks hold there (see `network::others`: older networks'
+    /// agents and the capacity they use, and the nodes of any network's super nodes).
     pub held: BTreeMap<String, Held>,
 }
 
-/// What networks created before this one hold on one cluster. They keep it: this network
-/// plans around it (capacity counts their agents; their nodes run no agent of this one).
+/// What other networks hold on one cluster. They keep it: this network plans around it
+/// (capacity counts their agents; their nodes run no agent of this one).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Held {
-    /// Their super nodes.
+    /// Their super nodes, counted in `maxSuperNodes`.
     pub supers: u32,
-    /// Their edge nodes.
+    /// Their edge nodes, counted in `maxEdgeNodes`.
     pub edges: u32,
     /// Nodes running one of their agents, each with the network holding it (`namespace/name`).
     pub nodes: BTreeMap<String, String>,
 }
 
-/// A node one of this network's pools selects, left out because an older network's agent
-/// runs there: two agents on one node would fight over its host ports and XDP hook.
+/// A node one of this network's pools selects, left out because another network holds it:
+/// two agents on one node would fight over its host ports and XDP hook.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct NodeConflict {
     /// The edge this network would have run there.
@@ -120,13 +121,13 @@ pub struct Plan {
     pub assignment: Assignment,
     /// Edges no super node could take (none alive, or all at their bound).
     pub unassigned: Vec<EdgeId>,
-    /// Selected nodes left out because an older network holds them, sorted.
+    /// Selected nodes left out because another network holds them, sorted.
     pub conflicts: Vec<NodeConflict>,
     /// Selected nodes left out because their cluster's `capacity.maxEdgeNodes` is reached
     /// (older networks' edges count first), sorted.
     pub edges_over_capacity: Vec<EdgeId>,
-    /// Clusters whose `capacity.maxSuperNodes` older networks' super nodes use, with how many
-    /// they hold: why super nodes may be unplaced.
+    /// Clusters with a `capacity.maxSuperNodes` that other networks' super nodes use, with
+    /// how many they hold: why super nodes may be unplaced.
     pub supers_held_elsewhere: BTreeMap<String, u32>,
 }
 
