@@ -77,7 +77,9 @@ pub struct MecClusterSpec {
     /// Upper bounds on what HSN may place here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<CapacityHints>,
-    /// A cordoned cluster keeps its running workloads but receives no new super nodes.
+    /// A cordoned cluster keeps its running agents but receives no new super nodes or edge
+    /// nodes, whatever the networks' selectors (an empty one included); edges already
+    /// assigned stay.
     #[serde(default)]
     pub cordoned: bool,
 }
@@ -119,11 +121,13 @@ pub struct GeoLocation {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct CapacityHints {
-    /// Most super nodes this cluster may host, across all networks.
+    /// Most super nodes this cluster may host, across all networks (older networks' count
+    /// first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1000))]
     pub max_super_nodes: Option<i32>,
-    /// Most edge nodes this cluster may host, across all networks.
+    /// Most edge nodes this cluster may host, across all networks (older networks' count
+    /// first; a network keeps the edges it has before taking new ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100000))]
     pub max_edge_nodes: Option<i32>,
@@ -139,6 +143,7 @@ pub struct MecClusterStatus {
     /// `Reachable` (the API server answers) and `Ready` (reachable within the grace period
     /// and has ready nodes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::condition::schema")]
     pub conditions: Vec<Condition>,
     /// Kubernetes version reported by the cluster, e.g. `v1.36.2`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -12,9 +12,12 @@ pub const OUTPUT_DIRS: &[&str] = &["../crds", "../charts/hsn/crds"];
 const HEADER: &str =
     "# Generated from the Rust types in api/src by `make crds` (hsn-crdgen). Do not edit.\n";
 
-/// Every CRD of the API, in a stable order.
+/// Every CRD of the API, in a stable order, with every string, list and map bounded
+/// ([`bounds`](crate::bounds)).
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![MecCluster::crd(), HsnNetwork::crd(), HsnNode::crd()]
+    let mut crds = vec![MecCluster::crd(), HsnNetwork::crd(), HsnNode::crd()];
+    crds.iter_mut().for_each(crate::bounds::bound);
+    crds
 }
 
 /// The file name a CRD is written to, e.g. `hsn.io_hsnnetworks.yaml`.

@@ -13,6 +13,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 pub mod access;
+pub mod bounds;
 pub mod cluster;
 pub mod condition;
 pub mod crdgen;

@@ -3,8 +3,9 @@
 use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
-use schemars::JsonSchema;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::selector::Selector;
 
@@ -25,6 +26,8 @@ pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/hsn-io/hsn-agent:0.1.0";
     doc = "A network of super nodes and edge nodes placed over MEC clusters, with per-tenant metering.",
     validation = Rule::new("size(self.metadata.name) <= 40")
         .message("network name must be at most 40 characters: it prefixes namespaces and objects in every member cluster"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')")
+        .message("network name must be a DNS label (lowercase letters, digits and '-', starting and ending with a letter or digit; no '.'): it names the namespace hsn-<name> in every member cluster"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Super-Desired", type_ = "integer", json_path = ".status.superNodes.desired"),
     printcolumn(name = "Super-Ready", type_ = "integer", json_path = ".status.superNodes.ready"),
@@ -62,12 +65,15 @@ pub struct SuperNodes {
     /// Number of super nodes across all clusters.
     #[schemars(range(min = 1, max = 64))]
     pub replicas: i32,
-    /// Container image of the agent.
+    /// Container image of the agents (super and edge nodes), a reference such as
+    /// `ghcr.io/hsn-io/hsn-agent:0.1.0` or `registry:5000/hsn-agent@sha256:<digest>`.
     #[serde(default = "default_image")]
     #[schemars(length(min = 1, max = 512))]
+    #[x_kube(validation = Rule::new(IMAGE_RULE).message(IMAGE_MESSAGE))]
     pub image: String,
     /// Compute resources of each super-node pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "resources_schema")]
     pub resources: Option<ResourceRequirements>,
     /// Where super nodes may be placed.
     #[serde(default)]
@@ -77,6 +83,15 @@ pub struct SuperNodes {
 fn default_image() -> String {
     DEFAULT_AGENT_IMAGE.into()
 }
+
+/// An image reference as the container runtimes parse it: `[host[:port]/]path[:tag][@digest]`,
+/// the path lowercase (docker's `distribution/reference` grammar).
+const IMAGE_RULE: &str = concat!(
+    r"self.matches(r'^(([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[a-fA-F0-9:]+\])(:[0-9]+)?/)?",
+    r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*",
+    r"(:[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,127})?(@[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$')"
+);
+const IMAGE_MESSAGE: &str = "must be a container image reference: [registry[:port]/]repository[:tag][@digest], the repository lowercase, no spaces, e.g. ghcr.io/hsn-io/hsn-agent:0.1.0";
 
 /// Super-node placement over MEC clusters.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -113,10 +128,12 @@ pub struct EdgePool {
     /// Name of the pool, unique within the network; a DNS label.
     #[schemars(length(min = 1, max = 40), regex(pattern = crate::DNS_LABEL))]
     pub name: String,
-    /// MecClusters (by their labels) this pool spans; empty means all.
+    /// MecClusters (by their labels) this pool spans; empty means all. Cordoned clusters
+    /// get no new edges.
     #[serde(default)]
     pub cluster_selector: Selector,
-    /// Nodes (by their labels) inside those clusters that run an edge agent.
+    /// Nodes (by their labels) inside those clusters that run an edge agent; empty means
+    /// all. A node running another network's agent is left out (one agent per node).
     #[serde(default)]
     pub node_selector: Selector,
     /// The 5G network-slice type this pool serves.
@@ -125,10 +142,47 @@ pub struct EdgePool {
     #[serde(default = "default_max_edges_per_super_node")]
     #[schemars(range(min = 1, max = 10000))]
     pub max_edges_per_super_node: i32,
-    /// Tolerations of the edge agents, to run on tainted edge nodes.
+    /// Tolerations of the edge agents, to run on tainted edge nodes; at most 16.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32))]
+    #[schemars(schema_with = "tolerations_schema")]
     pub tolerations: Vec<Toleration>,
+}
+
+/// `Toleration` states no bounds of its own: a key is a label key, a value a label value.
+fn tolerations_schema(generator: &mut SchemaGenerator) -> Schema {
+    crate::bounds::embedded::<Vec<Toleration>>(
+        generator,
+        &[
+            ("", "maxItems", json!(16)),
+            ("/items/properties/key", "maxLength", json!(317)),
+            ("/items/properties/operator", "maxLength", json!(16)),
+            ("/items/properties/value", "maxLength", json!(63)),
+            ("/items/properties/effect", "maxLength", json!(32)),
+        ],
+    )
+}
+
+/// `ResourceRequirements` states no bounds of its own: a few claims, named by DNS labels,
+/// and a few resources.
+fn resources_schema(generator: &mut SchemaGenerator) -> Schema {
+    crate::bounds::embedded::<Option<ResourceRequirements>>(
+        generator,
+        &[
+            ("/properties/claims", "maxItems", json!(8)),
+            (
+                "/properties/claims/items/properties/name",
+                "maxLength",
+                json!(63),
+            ),
+            (
+                "/properties/claims/items/properties/request",
+                "maxLength",
+                json!(63),
+            ),
+            ("/properties/limits", "maxProperties", json!(16)),
+            ("/properties/requests", "maxProperties", json!(16)),
+        ],
+    )
 }
 
 fn default_max_edges_per_super_node() -> i32 {
@@ -153,8 +207,10 @@ pub enum SliceType {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Routing {
-    /// The kernel hook the datapath attaches to.
+    /// The kernel hook the datapath attaches to. Only `XDP` is available so far; `TC` is
+    /// refused until the agents implement it.
     #[serde(default)]
+    #[x_kube(validation = Rule::new("self != 'TC'").message("datapath TC is not available yet: the agents implement XDP only so far; use XDP"))]
     pub datapath: DatapathMode,
     /// How edge nodes are assigned to super nodes.
     #[serde(default)]
@@ -171,7 +227,7 @@ pub enum DatapathMode {
     #[default]
     #[serde(rename = "XDP")]
     Xdp,
-    /// Traffic-control classifier.
+    /// Traffic-control classifier. Not available yet: the API server refuses it.
     #[serde(rename = "TC")]
     Tc,
 }
@@ -267,7 +323,8 @@ pub struct Tenant {
     /// Numeric id used as the key in the datapath's counters, unique within the network.
     #[schemars(range(min = 1, max = 65535))]
     pub id: i32,
-    /// IPv4 and IPv6 prefixes in CIDR notation, e.g. `10.20.0.0/16`, `2001:db8:20::/48`.
+    /// IPv4 and IPv6 prefixes in CIDR notation, e.g. `10.20.0.0/16`, `2001:db8:20::/48`; not a
+    /// default route, and neither equal to nor inside nor around another tenant's prefix.
     #[schemars(length(min = 1, max = 32))]
     pub prefixes: Vec<Prefix>,
 }
@@ -283,9 +340,13 @@ pub struct Tenant {
     {
         "rule": "!isCIDR(self) || cidr(self).masked() == cidr(self)",
         "message": "must be the network address with host bits zero, e.g. 10.20.0.0/16 rather than 10.20.1.7/16"
+    },
+    {
+        "rule": "!isCIDR(self) || cidr(self).prefixLength() > 0",
+        "message": "must not be a default route (0.0.0.0/0 or ::/0): it holds every address, so all traffic, other tenants' and non-tenant, would be metered as this tenant's"
     }
 ]))]
-pub struct Prefix(#[schemars(length(min = 9, max = 43))] pub String);
+pub struct Prefix(#[schemars(length(max = 43))] pub String);
 
 impl Prefix {
     /// The prefix as a network, `None` when it is not `address/length` valid for its family
@@ -344,6 +405,7 @@ pub struct HsnNetworkStatus {
     pub observed_generation: Option<i64>,
     /// `Ready`, `Progressing` and `Degraded`, with reasons.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::condition::schema")]
     pub conditions: Vec<Condition>,
     /// Super nodes over all clusters.
     #[serde(default)]
@@ -354,8 +416,10 @@ pub struct HsnNetworkStatus {
     /// Number of clusters hosting part of the network.
     #[serde(default)]
     pub cluster_count: i32,
-    /// Per-cluster placement.
+    /// Per-cluster placement, by cluster name; at most 256 clusters (`clusterCount` counts
+    /// them all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_STATUS_CLUSTERS))]
     pub clusters: Vec<ClusterPlacement>,
     /// The ledger's head.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -387,8 +451,18 @@ hsn_core::words! {
         Paused,
         /// The spec breaks a rule the schema cannot check.
         InvalidSpec,
+        /// Nodes the pools select run another network's agent (an older network's, or a
+        /// super node's): this network runs no agent there.
+        NodeConflict,
+        /// Agent pods the cluster's scheduler cannot place.
+        Unschedulable,
+        /// Agent containers that cannot start (image, configuration, crash loop).
+        AgentsFailing,
     }
 }
+
+/// Most entries of `status.clusters`; a network on more clusters lists the first by name.
+pub const MAX_STATUS_CLUSTERS: usize = 256;
 
 /// Desired and ready counts of one kind of agent.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
@@ -405,6 +479,7 @@ pub struct ReplicaCounts {
 #[serde(rename_all = "camelCase")]
 pub struct ClusterPlacement {
     /// The MecCluster's name.
+    #[schemars(length(max = 253))]
     pub cluster: String,
     /// Super nodes on this cluster.
     pub super_nodes: ReplicaCounts,
@@ -419,5 +494,6 @@ pub struct LedgerHead {
     /// Height of the newest block.
     pub height: i64,
     /// Hash of the newest block, hex.
+    #[schemars(length(max = 128))]
     pub head_hash: String,
 }

@@ -122,6 +122,7 @@ pub mod api_role {
 pub struct HsnNodeStatus {
     /// `Ready`: the agent's Lease is current.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::condition::schema")]
     pub conditions: Vec<Condition>,
     /// The agent's ed25519 public key, hex; it signs the agent's metering records.
     #[serde(default, skip_serializing_if = "Option::is_none")]

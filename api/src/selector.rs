@@ -7,17 +7,21 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// Pattern of a label value: empty, or alphanumerics, '-', '_' and '.' starting and ending
+/// with an alphanumeric.
+const LABEL_VALUE: &str = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
+
 /// Selects objects by their labels. An empty selector matches everything.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Selector {
-    /// Labels that must all be present with exactly these values.
+    /// Labels that must all be present with exactly these values; at most 8.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(extend("maxProperties" = 32, "additionalProperties" = {"type": "string", "maxLength": 63}))]
+    #[schemars(extend("maxProperties" = 8, "additionalProperties" = {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE}))]
     pub match_labels: BTreeMap<String, String>,
-    /// Set-based requirements, all of which must hold.
+    /// Set-based requirements, all of which must hold; at most 8.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = 8))]
     pub match_expressions: Vec<SelectorRequirement>,
 }
 
@@ -33,9 +37,9 @@ pub struct SelectorRequirement {
     pub key: String,
     /// How the label's value relates to `values`.
     pub operator: SelectorOperator,
-    /// Values for `In` and `NotIn`; empty for `Exists` and `DoesNotExist`.
+    /// Values for `In` and `NotIn` (at most 16); empty for `Exists` and `DoesNotExist`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32), extend("items" = {"type": "string", "maxLength": 63}))]
+    #[schemars(length(max = 16), extend("items" = {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE}))]
     pub values: Vec<String>,
 }
 

@@ -20,5 +20,5 @@ pub use epoch::EpochClock;
 pub use ids::{EdgeId, ParseSuperIdError, SuperId};
 pub use mac::{MacAddr, ParseMacError};
 pub use role::Role;
-pub use tenant::{PrefixClaims, SharedPrefix, TenantId};
+pub use tenant::{NestedPrefix, PrefixClaims, SharedPrefix, TenantId};
 pub use words::UnknownWord;

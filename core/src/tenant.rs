@@ -66,6 +66,20 @@ pub struct SharedPrefix<T> {
     pub second: T,
 }
 
+/// A prefix inside another owner's prefix: its addresses would be metered as `inner_owner`'s
+/// by longest match, though `outer_owner` claims them too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NestedPrefix<T> {
+    /// The larger prefix.
+    pub outer: IpNet,
+    /// Its owner.
+    pub outer_owner: T,
+    /// The prefix inside it.
+    pub inner: IpNet,
+    /// Its owner.
+    pub inner_owner: T,
+}
+
 /// Prefix → owner, host bits cleared; a prefix belongs to one owner. The one check the
 /// operator (per network), the agent (per routes table) and the datapath (per table) apply.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,6 +116,45 @@ impl<T: Clone + PartialEq> PrefixClaims<T> {
             })
         }
     }
+}
+
+impl<T: Clone + PartialEq> PrefixClaims<T> {
+    /// The first prefix, in address order, that lies inside a prefix of another owner; `None`
+    /// when the owners' prefixes are disjoint. (Equal prefixes never get this far:
+    /// [`claim`](Self::claim) refuses them.) One pass over each family.
+    pub fn nested(&self) -> Option<NestedPrefix<T>> {
+        first_nested(self.v4.iter().map(|(n, o)| (IpNet::V4(*n), o)))
+            .or_else(|| first_nested(self.v6.iter().map(|(n, o)| (IpNet::V6(*n), o))))
+    }
+}
+
+/// `claims` in address order (a prefix before the longer ones it contains): a stack holds the
+/// prefixes containing the current one; its top, the closest, shares the owner of every
+/// prefix below it, or the pair would have been reported when it was pushed.
+fn first_nested<'a, T: Clone + PartialEq + 'a>(
+    claims: impl Iterator<Item = (IpNet, &'a T)>,
+) -> Option<NestedPrefix<T>> {
+    let mut enclosing: Vec<(IpNet, &T)> = Vec::new();
+    for (net, owner) in claims {
+        while enclosing
+            .last()
+            .is_some_and(|(outer, _)| !outer.contains(&net))
+        {
+            enclosing.pop();
+        }
+        if let Some((outer, outer_owner)) = enclosing.last()
+            && *outer_owner != owner
+        {
+            return Some(NestedPrefix {
+                outer: *outer,
+                outer_owner: (*outer_owner).clone(),
+                inner: net,
+                inner_owner: owner.clone(),
+            });
+        }
+        enclosing.push((net, owner));
+    }
+    None
 }
 
 impl<T> PrefixClaims<T> {
@@ -159,5 +212,66 @@ mod tests {
         );
         assert_eq!(claims.v4().len(), 2);
         assert_eq!(claims.v6().len(), 1);
+    }
+
+    fn claims(pairs: &[(&str, &'static str)]) -> PrefixClaims<&'static str> {
+        let mut claims = PrefixClaims::default();
+        for (prefix, owner) in pairs {
+            claims.claim(net(prefix), *owner).unwrap();
+        }
+        claims
+    }
+
+    #[test]
+    fn nested_prefixes_of_two_owners_are_found_in_either_family() {
+        let found = |pairs: &[(&str, &'static str)]| {
+            claims(pairs).nested().map(|n| {
+                (
+                    n.outer.to_string(),
+                    n.outer_owner,
+                    n.inner.to_string(),
+                    n.inner_owner,
+                )
+            })
+        };
+        let pair = |o: &str, oo, i: &str, io| Some((o.to_string(), oo, i.to_string(), io));
+        // Disjoint, adjacent, and nested within one owner: nothing.
+        assert_eq!(found(&[("10.0.0.0/8", "a"), ("11.0.0.0/8", "b")]), None);
+        assert_eq!(found(&[("10.0.0.0/9", "a"), ("10.128.0.0/9", "b")]), None);
+        assert_eq!(found(&[("10.0.0.0/8", "a"), ("10.1.0.0/16", "a")]), None);
+        assert_eq!(found(&[("fc00::/7", "a"), ("2001:db8::/32", "b")]), None);
+        // Nested, whatever the claim order.
+        assert_eq!(
+            found(&[("10.1.2.0/24", "b"), ("10.0.0.0/8", "a")]),
+            pair("10.0.0.0/8", "a", "10.1.2.0/24", "b")
+        );
+        assert_eq!(
+            found(&[("fd00::/8", "b"), ("fc00::/7", "a")]),
+            pair("fc00::/7", "a", "fd00::/8", "b")
+        );
+        // Below a same-owner chain, and after a sibling that closed.
+        assert_eq!(
+            found(&[
+                ("10.0.0.0/8", "a"),
+                ("10.1.0.0/16", "a"),
+                ("10.1.1.0/24", "a"),
+                ("10.2.0.0/16", "a"),
+                ("10.2.3.4/32", "c"),
+            ]),
+            pair("10.2.0.0/16", "a", "10.2.3.4/32", "c")
+        );
+        assert_eq!(
+            found(&[
+                ("10.0.0.0/16", "a"),
+                ("10.1.0.0/16", "b"),
+                ("10.1.0.0/24", "b")
+            ]),
+            None
+        );
+        // A host route inside a /1.
+        assert_eq!(
+            found(&[("128.0.0.0/1", "a"), ("192.0.2.1/32", "b")]),
+            pair("128.0.0.0/1", "a", "192.0.2.1/32", "b")
+        );
     }
 }

@@ -47,6 +47,7 @@ fn inventory() -> Vec<ClusterView> {
                 ready: true,
                 cordoned: false,
                 max_super_nodes: None,
+                max_edge_nodes: None,
                 nodes,
             }
         })

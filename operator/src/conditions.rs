@@ -2,7 +2,7 @@
 //! ([`hsn_api::condition`]), transition times survive unchanged conditions.
 
 use hsn_api::ConditionType;
-use hsn_api::condition::find;
+use hsn_api::condition::{MAX_MESSAGE, find, truncate};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
@@ -54,6 +54,26 @@ impl Cond {
     }
 }
 
+/// Longest Event note the events API takes, in bytes.
+const MAX_NOTE_BYTES: usize = 1024;
+
+/// `message` as an Event's note: cut to what the events API takes (1 kB), ending in `…` when
+/// cut, so a long message never makes the Event, and the reconcile with it, fail.
+pub fn event_note(message: &str) -> String {
+    if message.len() <= MAX_NOTE_BYTES {
+        return message.to_string();
+    }
+    let mut out = String::new();
+    for c in message.chars() {
+        if out.len() + c.len_utf8() + '…'.len_utf8() > MAX_NOTE_BYTES {
+            break;
+        }
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
 /// The conditions to write: `new` in order, keeping each existing condition's transition
 /// time when its status did not change.
 pub fn merge(
@@ -73,7 +93,7 @@ pub fn merge(
                 type_: c.type_.as_str().to_string(),
                 status: status.to_string(),
                 reason: c.reason.to_string(),
-                message: c.message.clone(),
+                message: truncate(&c.message, MAX_MESSAGE),
                 observed_generation: generation,
                 last_transition_time,
             }
@@ -114,5 +134,21 @@ mod tests {
         assert_eq!(flipped[0].last_transition_time, Time(t1));
         assert_eq!(flipped[0].status, "False");
         assert!(!is_true(&flipped, ConditionType::Ready));
+    }
+
+    #[test]
+    fn messages_fit_what_the_api_server_and_the_events_api_take() {
+        let long = "é".repeat(10_000);
+        let merged = merge(
+            &[],
+            &[Cond::no(ConditionType::Ready, "Down", long.clone())],
+            None,
+            "2026-01-01T00:00:00Z".parse().unwrap(),
+        );
+        assert_eq!(merged[0].message.chars().count(), MAX_MESSAGE);
+        assert!(merged[0].message.ends_with('…'));
+        let note = event_note(&long);
+        assert!(note.len() <= MAX_NOTE_BYTES && note.ends_with('…'));
+        assert_eq!(event_note("short"), "short");
     }
 }

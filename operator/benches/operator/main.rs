@@ -198,6 +198,7 @@ fn views(members: &[Member]) -> Vec<ClusterView> {
             ready: true,
             cordoned: false,
             max_super_nodes: None,
+            max_edge_nodes: None,
             nodes: m
                 .nodes
                 .iter()

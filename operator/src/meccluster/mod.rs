@@ -136,6 +136,12 @@ async fn reconcile(mec: &MecCluster, ctx: &Context) -> Result<Action, Error> {
                 .as_ref()
                 .and_then(|c| c.max_super_nodes)
                 .and_then(|m| u32::try_from(m).ok()),
+            max_edge_nodes: mec
+                .spec
+                .capacity
+                .as_ref()
+                .and_then(|c| c.max_edge_nodes)
+                .and_then(|m| u32::try_from(m).ok()),
             nodes,
         },
         failing_since,

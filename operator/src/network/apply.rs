@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hsn_api::{HsnNetwork, MecCluster};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, DynamicObject, ListParams};
 use kube::core::ApiResource;
 use kube::{Api, Client, ResourceExt};
@@ -27,13 +28,15 @@ pub enum MemberOutcome {
     Failed(String),
 }
 
-/// Ready agents a member reports.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// Ready agents a member reports, and the agent pods its scheduler cannot place.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Readiness {
     /// Ready super-node replicas.
     pub supers: i32,
     /// Ready edge agents over all pools.
     pub edges: i32,
+    /// Agent pods that stay Pending, and why.
+    pub stuck: Stuck,
 }
 
 /// Why one member could not be brought to the plan.
@@ -160,6 +163,7 @@ async fn apply_member(
     if !paused {
         prune(&client, &desired, &uid).await?;
     }
+    readiness.stuck = stuck_pods(&client, &member_namespace(&network.name_any()), &uid).await;
     Ok(readiness)
 }
 
@@ -200,6 +204,75 @@ async fn prune(client: &Client, desired: &[MemberObject], uid: &str) -> Result<(
     Ok(())
 }
 
+/// The network's pods that are stuck: not placed by the member's scheduler, or with a
+/// container that cannot start. Pods are only read: a member whose kubeconfig may not list
+/// them reports none (the counts of ready agents still tell the network is not Ready).
+async fn stuck_pods(client: &Client, namespace: &str, uid: &str) -> Stuck {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let params = ListParams::default().labels(&format!("{NETWORK_UID_LABEL}={uid}"));
+    match api.list(&params).await {
+        Ok(list) => stuck(&list.items),
+        Err(error) => {
+            tracing::debug!(%namespace, %error, "cannot list agent pods; stuck pods go unreported");
+            Stuck::default()
+        }
+    }
+}
+
+/// Why pods stay Pending: each (pod, what its status says), sorted.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stuck {
+    /// `PodScheduled=False`, reason `Unschedulable`: the scheduler's message.
+    pub unschedulable: Vec<(String, String)>,
+    /// A container waiting for a reason that does not pass by itself (image, configuration,
+    /// crash loop): the reason and message.
+    pub failing: Vec<(String, String)>,
+}
+
+/// Container waiting reasons that need a change to pass.
+const FAILING: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+    "CrashLoopBackOff",
+];
+
+fn stuck(pods: &[Pod]) -> Stuck {
+    let mut out = Stuck::default();
+    for pod in pods {
+        let Some(status) = &pod.status else { continue };
+        let unscheduled = status.conditions.iter().flatten().find(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+        });
+        if let Some(c) = unscheduled {
+            out.unschedulable
+                .push((pod.name_any(), c.message.clone().unwrap_or_default()));
+        }
+        let waiting = status
+            .container_statuses
+            .iter()
+            .flatten()
+            .filter_map(|c| c.state.as_ref()?.waiting.as_ref())
+            .find(|w| w.reason.as_deref().is_some_and(|r| FAILING.contains(&r)));
+        if let Some(w) = waiting {
+            let why = format!(
+                "{}: {}",
+                w.reason.as_deref().unwrap_or_default(),
+                w.message.as_deref().unwrap_or_default()
+            );
+            out.failing.push((pod.name_any(), why));
+        }
+    }
+    out.unschedulable.sort();
+    out.failing.sort();
+    out
+}
+
 fn count_ready(obj: &DynamicObject, kind: &str, readiness: &mut Readiness) {
     let status = &obj.data["status"];
     let field = |name: &str| i32::try_from(status[name].as_i64().unwrap_or(0)).unwrap_or(0);
@@ -224,5 +297,47 @@ fn api_err(verb: &'static str, kind: &str, name: &str, source: kube::Error) -> A
         kind: kind.to_string(),
         name: name.to_string(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_the_scheduler_cannot_place_or_that_cannot_start_are_stuck() {
+        let pods: Vec<Pod> = serde_json::from_value(serde_json::json!([
+            {"metadata": {"name": "running"}, "status": {"phase": "Running",
+                "conditions": [{"type": "PodScheduled", "status": "True"}]}},
+            {"metadata": {"name": "placed-soon"}, "status": {"phase": "Pending",
+                "conditions": [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]}},
+            {"metadata": {"name": "super-1"}, "status": {"phase": "Pending",
+                "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                    "message": "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules."}]}},
+            {"metadata": {"name": "edge-x"}, "status": {"phase": "Pending",
+                "containerStatuses": [{"name": "agent", "image": "a b", "imageID": "", "ready": false,
+                    "restartCount": 0, "state": {"waiting": {"reason": "InvalidImageName",
+                    "message": "couldn't parse image name \"a b\""}}}]}},
+            {"metadata": {"name": "edge-y"}, "status": {"phase": "Pending",
+                "containerStatuses": [{"name": "agent", "image": "a", "imageID": "", "ready": false,
+                    "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]}}
+        ]))
+        .unwrap();
+        let s = stuck(&pods);
+        assert_eq!(
+            s.unschedulable,
+            [(
+                "super-1".to_string(),
+                "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules."
+                    .to_string()
+            )]
+        );
+        assert_eq!(
+            s.failing,
+            [(
+                "edge-x".to_string(),
+                "InvalidImageName: couldn't parse image name \"a b\"".to_string()
+            )]
+        );
     }
 }

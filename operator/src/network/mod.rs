@@ -6,6 +6,7 @@ mod cleanup;
 mod failover;
 mod fetch;
 mod nodes;
+mod others;
 mod status;
 mod validate;
 
@@ -126,6 +127,27 @@ fn error_policy(network: Arc<HsnNetwork>, error: &Error, _ctx: Arc<Context>) -> 
     Action::requeue(Duration::from_secs(5))
 }
 
+/// Publishes a Warning Event on the network, its note cut to what the events API takes.
+async fn warn(
+    network: &HsnNetwork,
+    ctx: &Context,
+    reason: HsnNetworkReason,
+    message: &str,
+    action: &str,
+) -> Result<(), Error> {
+    let event = KubeEvent {
+        type_: EventType::Warning,
+        reason: reason.to_string(),
+        note: Some(crate::conditions::event_note(message)),
+        action: action.into(),
+        secondary: None,
+    };
+    ctx.recorder
+        .publish(&event, &network.object_ref(&()))
+        .await
+        .map_err(Error::Hub)
+}
+
 /// The pipeline. Only fetch, apply and the writes take a client.
 #[tracing::instrument(skip_all, fields(network = %network.name_any()))]
 async fn reconcile_apply(
@@ -140,20 +162,18 @@ async fn reconcile_apply(
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let fetched = fetch::fetch(network, ctx).await?;
+    let held = others::held(network, ctx).await?;
 
-    if let Err(invalid) = validate::validate(&network.spec) {
+    if let Err(invalid) = validate::validate(&network.name_any(), &network.spec) {
         let message = invalid.to_string();
-        let event = KubeEvent {
-            type_: EventType::Warning,
-            reason: HsnNetworkReason::InvalidSpec.to_string(),
-            note: Some(message.clone()),
-            action: "Validate".into(),
-            secondary: None,
-        };
-        ctx.recorder
-            .publish(&event, &network.object_ref(&()))
-            .await
-            .map_err(Error::Hub)?;
+        warn(
+            network,
+            ctx,
+            HsnNetworkReason::InvalidSpec,
+            &message,
+            "Validate",
+        )
+        .await?;
         status::write(network, ctx, status::invalid(network, message, now)).await?;
         // Nothing to retry: the next spec change triggers a reconcile.
         return Ok(Action::await_change());
@@ -169,6 +189,7 @@ async fn reconcile_apply(
             .collect(),
         lost_supers: lost.clone(),
         previous: previous.clone(),
+        held,
     };
     let plan = plan::plan(&network.spec, &inputs);
     let paused = network.spec.paused;
@@ -199,6 +220,9 @@ async fn reconcile_apply(
         paused,
     };
     let new_status = status::compute(network, &observed, now);
+    if let Some((reason, message)) = status::newly_degraded(network.status.as_ref(), &new_status) {
+        warn(network, ctx, reason, &message, "Reconcile").await?;
+    }
     let converged =
         !hsn_api::condition::is_true(&new_status.conditions, ConditionType::Progressing);
     status::write(network, ctx, new_status).await?;

@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use hsn_api::network::{ClusterPlacement, HsnNetworkStatus, ReplicaCounts};
+use hsn_api::condition::find;
+use hsn_api::network::{ClusterPlacement, HsnNetworkStatus, MAX_STATUS_CLUSTERS, ReplicaCounts};
 use hsn_api::{ConditionType, HsnNetwork, HsnNetworkReason};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Api, Resource, ResourceExt};
 
 use super::Error;
-use super::apply::MemberOutcome;
+use super::apply::{MemberOutcome, Stuck};
 use crate::conditions::{self, Cond};
 use crate::context::Context;
 use crate::plan::Plan;
@@ -40,7 +41,7 @@ pub fn compute(network: &HsnNetwork, observed: &Observed<'_>, now: Timestamp) ->
             continue;
         }
         let ready = match observed.outcomes.get(name) {
-            Some(MemberOutcome::Applied(r)) => *r,
+            Some(MemberOutcome::Applied(r)) => r.clone(),
             _ => Default::default(),
         };
         let placement = ClusterPlacement {
@@ -62,10 +63,12 @@ pub fn compute(network: &HsnNetwork, observed: &Observed<'_>, now: Timestamp) ->
     }
     let old = network.status.clone().unwrap_or_default();
     let conds = conditions(observed, &supers, &edges);
+    let cluster_count = i32::try_from(clusters.len()).unwrap_or(i32::MAX);
+    clusters.truncate(MAX_STATUS_CLUSTERS);
     HsnNetworkStatus {
         observed_generation: network.meta().generation,
         conditions: conditions::merge(&old.conditions, &conds, network.meta().generation, now),
-        cluster_count: i32::try_from(clusters.len()).unwrap_or(i32::MAX),
+        cluster_count,
         super_nodes: supers,
         edge_nodes: edges,
         clusters,
@@ -73,7 +76,8 @@ pub fn compute(network: &HsnNetwork, observed: &Observed<'_>, now: Timestamp) ->
     }
 }
 
-fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCounts) -> Vec<Cond> {
+/// What is wrong, most serious first: each with its reason and a message for people.
+fn problems(observed: &Observed<'_>) -> Vec<(HsnNetworkReason, String)> {
     let plan = observed.plan;
     let mut problems: Vec<(HsnNetworkReason, String)> = Vec::new();
     for (cluster, outcome) in observed.outcomes {
@@ -91,11 +95,33 @@ fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCo
         }
     }
     if plan.unplaced_supers > 0 {
+        let mut message = format!(
+            "{} on no Ready, uncordoned, selected cluster with room",
+            counted(
+                plan.unplaced_supers as usize,
+                "super node fits",
+                "super nodes fit"
+            )
+        );
+        if !plan.supers_held_elsewhere.is_empty() {
+            let held = plan
+                .supers_held_elsewhere
+                .iter()
+                .map(|(c, n)| format!("{n} on {c}"));
+            message += &format!(
+                " (capacity.maxSuperNodes counts the super nodes of other networks: {})",
+                listed(held)
+            );
+        }
+        problems.push((HsnNetworkReason::InsufficientCapacity, message));
+    }
+    if !plan.edges_over_capacity.is_empty() {
         problems.push((
             HsnNetworkReason::InsufficientCapacity,
             format!(
-                "{} super nodes fit on no Ready, uncordoned, selected cluster",
-                plan.unplaced_supers
+                "{} no edge: their cluster's capacity.maxEdgeNodes is reached, counting other networks' edges first: {}",
+                counted(plan.edges_over_capacity.len(), "selected node runs", "selected nodes run"),
+                listed(plan.edges_over_capacity.iter().map(ToString::to_string))
             ),
         ));
     }
@@ -103,61 +129,150 @@ fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCo
         problems.push((
             HsnNetworkReason::InsufficientCapacity,
             format!(
-                "{} edges have no super node with room (maxEdgesPerSuperNode)",
-                plan.unassigned.len()
+                "{} no super node with room (maxEdgesPerSuperNode)",
+                counted(plan.unassigned.len(), "edge has", "edges have")
             ),
         ));
+    }
+    if !plan.conflicts.is_empty() {
+        problems.push((
+            HsnNetworkReason::NodeConflict,
+            format!(
+                "{} another network's agent, so this network runs none there \
+                 (one agent per node: host ports and the XDP hook): {}",
+                counted(
+                    plan.conflicts.len(),
+                    "selected node runs",
+                    "selected nodes run"
+                ),
+                listed(
+                    plan.conflicts
+                        .iter()
+                        .map(|c| format!("{} (network {})", c.edge, c.holder))
+                )
+            ),
+        ));
+    }
+    let stuck = |pick: fn(&Stuck) -> &Vec<(String, String)>| -> Vec<String> {
+        observed
+            .outcomes
+            .iter()
+            .filter_map(|(cluster, o)| match o {
+                MemberOutcome::Applied(r) => Some((cluster, pick(&r.stuck))),
+                _ => None,
+            })
+            .flat_map(|(cluster, pods)| {
+                pods.iter()
+                    .map(move |(pod, why)| format!("pod {pod} in cluster {cluster}: {why}"))
+            })
+            .collect()
+    };
+    for (reason, pods, what) in [
+        (
+            HsnNetworkReason::Unschedulable,
+            stuck(|s| &s.unschedulable),
+            "cannot be scheduled",
+        ),
+        (
+            HsnNetworkReason::AgentsFailing,
+            stuck(|s| &s.failing),
+            "cannot start",
+        ),
+    ] {
+        if !pods.is_empty() {
+            problems.push((
+                reason,
+                format!(
+                    "{} {what}: {}",
+                    counted(pods.len(), "agent pod", "agent pods"),
+                    listed(pods.into_iter())
+                ),
+            ));
+        }
     }
     if observed.lost_supers > 0 {
         problems.push((
             HsnNetworkReason::SuperNodesLost,
             format!(
-                "{} super nodes stopped renewing their Lease; their edges were re-homed",
-                observed.lost_supers
+                "{} renewing their Lease; their edges were re-homed",
+                counted(
+                    observed.lost_supers,
+                    "super node stopped",
+                    "super nodes stopped"
+                )
             ),
         ));
     }
+    problems
+}
+
+/// `1 <one>` or `<n> <many>`.
+fn counted(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// The first few items, then how many more.
+fn listed(items: impl Iterator<Item = String>) -> String {
+    const SHOWN: usize = 5;
+    let items: Vec<String> = items.collect();
+    let mut out = items
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > SHOWN {
+        out += &format!(" and {} more", items.len() - SHOWN);
+    }
+    out
+}
+
+/// `Ready`, `Progressing` and `Degraded`. Each reason says one thing and its message
+/// never contradicts it: counts under `AllAgentsReady`/`Converged` are all ready, counts
+/// under `AgentsNotReady`/`RollingOut` are not; agents all ready with a problem make
+/// `Ready=False` with the problem's reason and message.
+fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCounts) -> Vec<Cond> {
+    let problems = problems(observed);
     let converged = supers.ready == supers.desired && edges.ready == edges.desired;
+    let summary = problems
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let counts = format!(
+        "{}/{} super nodes and {}/{} edge nodes ready",
+        supers.ready, supers.desired, edges.ready, edges.desired
+    );
     let degraded = match problems.first() {
-        Some((r, _)) => Cond::yes(
-            ConditionType::Degraded,
-            *r,
-            problems
-                .iter()
-                .map(|(_, m)| m.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
+        Some((reason, _)) => Cond::yes(ConditionType::Degraded, *reason, summary.clone()),
         None => Cond::no(
             ConditionType::Degraded,
             HsnNetworkReason::Healthy,
             "no problem found",
         ),
     };
-    let counts = format!(
-        "{}/{} super nodes and {}/{} edge nodes ready",
-        supers.ready, supers.desired, edges.ready, edges.desired
-    );
-    let ready = if observed.paused {
-        Cond::no(
-            ConditionType::Ready,
-            HsnNetworkReason::Paused,
-            "spec.paused is true: members are not written",
-        )
-    } else if converged && problems.is_empty() {
-        Cond::yes(
-            ConditionType::Ready,
-            HsnNetworkReason::AllAgentsReady,
-            counts.clone(),
-        )
-    } else {
-        Cond::no(
+    let paused = "spec.paused is true: members are not written";
+    let ready = match problems.first() {
+        _ if observed.paused => Cond::no(ConditionType::Ready, HsnNetworkReason::Paused, paused),
+        _ if !converged => Cond::no(
             ConditionType::Ready,
             HsnNetworkReason::AgentsNotReady,
             counts.clone(),
-        )
+        ),
+        Some((reason, _)) => Cond::no(ConditionType::Ready, *reason, summary),
+        None => Cond::yes(
+            ConditionType::Ready,
+            HsnNetworkReason::AllAgentsReady,
+            counts.clone(),
+        ),
     };
-    let progressing = if converged || observed.paused {
+    let progressing = if observed.paused {
+        Cond::no(ConditionType::Progressing, HsnNetworkReason::Paused, paused)
+    } else if converged {
         Cond::no(
             ConditionType::Progressing,
             HsnNetworkReason::Converged,
@@ -171,6 +286,21 @@ fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCo
         )
     };
     vec![ready, progressing, degraded]
+}
+
+/// The reason and message of `Degraded` when it turned True or says something new: what
+/// an Event reports, once per change rather than once per reconcile.
+pub fn newly_degraded(
+    old: Option<&HsnNetworkStatus>,
+    new: &HsnNetworkStatus,
+) -> Option<(HsnNetworkReason, String)> {
+    let now = find(&new.conditions, ConditionType::Degraded).filter(|c| c.status == "True")?;
+    let before = old.and_then(|o| find(&o.conditions, ConditionType::Degraded));
+    let same = before.is_some_and(|b| {
+        b.status == now.status && b.reason == now.reason && b.message == now.message
+    });
+    let reason = now.reason.parse().ok()?;
+    (!same).then(|| (reason, now.message.clone()))
 }
 
 /// The status of a spec the operator refuses.
@@ -216,3 +346,6 @@ pub async fn write(
         .await
         .map_err(Error::Hub)
 }
+
+#[cfg(test)]
+mod tests;

@@ -32,10 +32,12 @@ pub struct ClusterView {
     pub zone: String,
     /// Whether the cluster is Ready (reachable within its grace period).
     pub ready: bool,
-    /// A cordoned cluster receives no super nodes.
+    /// A cordoned cluster receives no new super nodes or edges; edges already placed stay.
     pub cordoned: bool,
-    /// Most super nodes the cluster may host.
+    /// Most super nodes the cluster may host, across all networks.
     pub max_super_nodes: Option<u32>,
+    /// Most edge nodes the cluster may host, across all networks.
+    pub max_edge_nodes: Option<u32>,
     /// Nodes last seen in the cluster (kept while it is unreachable: its data plane may
     /// still carry traffic even when its API server does not answer).
     pub nodes: Vec<NodeView>,
@@ -70,6 +72,31 @@ pub struct Inputs {
     pub lost_supers: BTreeSet<SuperId>,
     /// The plan currently in force, so that churn moves as few edges as possible.
     pub previous: Previous,
+    /// Per cluster, what other networks hold there (see `network::others`: older networks'
+    /// agents and the capacity they use, and the nodes of any network's super nodes).
+    pub held: BTreeMap<String, Held>,
+}
+
+/// What other networks hold on one cluster. They keep it: this network plans around it
+/// (capacity counts their agents; their nodes run no agent of this one).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Their super nodes, counted in `maxSuperNodes`.
+    pub supers: u32,
+    /// Their edge nodes, counted in `maxEdgeNodes`.
+    pub edges: u32,
+    /// Nodes running one of their agents, each with the network holding it (`namespace/name`).
+    pub nodes: BTreeMap<String, String>,
+}
+
+/// A node one of this network's pools selects, left out because another network holds it:
+/// two agents on one node would fight over its host ports and XDP hook.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NodeConflict {
+    /// The edge this network would have run there.
+    pub edge: EdgeId,
+    /// The network holding the node (`namespace/name`).
+    pub holder: String,
 }
 
 /// What stays of the plan in force: its super nodes and assignment.
@@ -94,6 +121,14 @@ pub struct Plan {
     pub assignment: Assignment,
     /// Edges no super node could take (none alive, or all at their bound).
     pub unassigned: Vec<EdgeId>,
+    /// Selected nodes left out because another network holds them, sorted.
+    pub conflicts: Vec<NodeConflict>,
+    /// Selected nodes left out because their cluster's `capacity.maxEdgeNodes` is reached
+    /// (older networks' edges count first), sorted.
+    pub edges_over_capacity: Vec<EdgeId>,
+    /// Clusters with a `capacity.maxSuperNodes` that other networks' super nodes use, with
+    /// how many they hold: why super nodes may be unplaced.
+    pub supers_held_elsewhere: BTreeMap<String, u32>,
 }
 
 /// The part of a network on one cluster.
@@ -139,13 +174,22 @@ pub fn plan(spec: &HsnNetworkSpec, inputs: &Inputs) -> Plan {
     let mut clusters: Vec<&ClusterView> = inputs.clusters.iter().collect();
     clusters.sort_by(|a, b| a.name.cmp(&b.name));
 
-    let replicas = placement::place_supers(&spec.super_nodes, &clusters);
-    let edges = membership::edge_members(&spec.edge_pools, &clusters);
+    let replicas = placement::place_supers(&spec.super_nodes, &clusters, &inputs.held);
+    let members = membership::edge_members(&spec.edge_pools, &clusters, inputs);
+    let edges = members.edges;
 
     let mut plan = Plan {
         unplaced_supers: u32::try_from(spec.super_nodes.replicas)
             .unwrap_or(0)
             .saturating_sub(replicas.values().sum()),
+        conflicts: members.conflicts,
+        edges_over_capacity: members.over_capacity,
+        supers_held_elsewhere: clusters
+            .iter()
+            .filter(|c| c.max_super_nodes.is_some())
+            .filter_map(|c| Some((c.name.clone(), inputs.held.get(&c.name)?.supers)))
+            .filter(|(_, n)| *n > 0)
+            .collect(),
         ..Plan::default()
     };
     for (cluster, n) in &replicas {
@@ -188,3 +232,5 @@ pub fn plan(spec: &HsnNetworkSpec, inputs: &Inputs) -> Plan {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_shared;

@@ -5,13 +5,18 @@ use std::collections::BTreeMap;
 
 use hsn_api::network::{SpreadTopology, SuperNodes};
 
-use super::ClusterView;
+use super::{ClusterView, Held};
 
 /// Replicas per cluster name. Eligible clusters are Ready, uncordoned and selected; each
 /// replica goes to the topology domain with the fewest so far, and inside it to the
 /// cluster with the fewest (ties by name), so counts per domain differ by at most one
-/// unless a bound stops it.
-pub(super) fn place_supers(spec: &SuperNodes, clusters: &[&ClusterView]) -> BTreeMap<String, u32> {
+/// unless a bound stops it. A cluster's `maxSuperNodes` counts the super nodes older
+/// networks hold there.
+pub(super) fn place_supers(
+    spec: &SuperNodes,
+    clusters: &[&ClusterView],
+    held: &BTreeMap<String, Held>,
+) -> BTreeMap<String, u32> {
     let placement = &spec.placement;
     let per_cluster_max = placement
         .max_per_cluster
@@ -21,10 +26,11 @@ pub(super) fn place_supers(spec: &SuperNodes, clusters: &[&ClusterView]) -> BTre
         .iter()
         .filter(|c| c.ready && !c.cordoned && placement.cluster_selector.matches(&c.labels))
         .map(|c| {
-            (
-                *c,
-                per_cluster_max.min(c.max_super_nodes.unwrap_or(u32::MAX)),
-            )
+            let taken = held.get(&c.name).map_or(0, |h| h.supers);
+            let room = c
+                .max_super_nodes
+                .map_or(u32::MAX, |m| m.saturating_sub(taken));
+            (*c, per_cluster_max.min(room))
         })
         .filter(|(_, cap)| *cap > 0)
         .collect();

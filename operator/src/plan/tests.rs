@@ -11,7 +11,7 @@ use proptest::prelude::*;
 
 use super::*;
 
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+pub(super) fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -19,7 +19,7 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 /// A Ready cluster with `per_zone` edge-capable nodes in each of `zones`.
-fn cluster(name: &str, region: &str, zones: &[&str], per_zone: usize) -> ClusterView {
+pub(super) fn cluster(name: &str, region: &str, zones: &[&str], per_zone: usize) -> ClusterView {
     let nodes = zones
         .iter()
         .flat_map(|z| {
@@ -38,11 +38,12 @@ fn cluster(name: &str, region: &str, zones: &[&str], per_zone: usize) -> Cluster
         ready: true,
         cordoned: false,
         max_super_nodes: None,
+        max_edge_nodes: None,
         nodes,
     }
 }
 
-fn pool(name: &str, max_per_super: i32, selector: &[(&str, &str)]) -> EdgePool {
+pub(super) fn pool(name: &str, max_per_super: i32, selector: &[(&str, &str)]) -> EdgePool {
     EdgePool {
         name: name.into(),
         cluster_selector: Selector::default(),
@@ -56,7 +57,7 @@ fn pool(name: &str, max_per_super: i32, selector: &[(&str, &str)]) -> EdgePool {
     }
 }
 
-fn spec(replicas: i32, spread: SpreadTopology, pools: Vec<EdgePool>) -> HsnNetworkSpec {
+pub(super) fn spec(replicas: i32, spread: SpreadTopology, pools: Vec<EdgePool>) -> HsnNetworkSpec {
     HsnNetworkSpec {
         super_nodes: SuperNodes {
             replicas,
@@ -74,14 +75,14 @@ fn spec(replicas: i32, spread: SpreadTopology, pools: Vec<EdgePool>) -> HsnNetwo
     }
 }
 
-fn inputs(clusters: Vec<ClusterView>) -> Inputs {
+pub(super) fn inputs(clusters: Vec<ClusterView>) -> Inputs {
     Inputs {
         clusters,
         ..Default::default()
     }
 }
 
-fn replicas(plan: &Plan) -> BTreeMap<&str, u32> {
+pub(super) fn replicas(plan: &Plan) -> BTreeMap<&str, u32> {
     plan.clusters
         .iter()
         .filter(|(_, c)| c.super_replicas > 0)
@@ -310,7 +311,7 @@ fn adding_a_super_moves_about_one_in_n_edges_all_to_it() {
 
 // ---- properties ----
 
-fn arb_inventory() -> impl Strategy<Value = (HsnNetworkSpec, Vec<ClusterView>)> {
+pub(super) fn arb_inventory() -> impl Strategy<Value = (HsnNetworkSpec, Vec<ClusterView>)> {
     let one = (
         0..3usize,
         0..2usize,
@@ -442,6 +443,7 @@ proptest! {
             clusters,
             lost_supers: BTreeSet::from([lost.clone()]),
             previous: before.previous(&BTreeSet::new()),
+            ..Default::default()
         });
         for (e, sup) in &before.assignment {
             if *sup == lost {

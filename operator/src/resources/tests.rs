@@ -146,6 +146,34 @@ fn the_edge_daemonset_is_pinned_to_the_planned_nodes() {
 }
 
 #[test]
+fn agent_pods_refuse_nodes_where_another_networks_agent_runs() {
+    let objs = member_objects(&network(), "a", &plan(), &Peers::new());
+    for name in ["hsn-super-node", "hsn-edge-bb"] {
+        let workload = objs
+            .iter()
+            .find(|d| d.name == name && d.resource.kind != "Service")
+            .unwrap();
+        let terms = &workload.body["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+        assert_eq!(
+            terms,
+            &serde_json::json!([{
+                "labelSelector": {"matchExpressions": [
+                    {"key": "hsn.io/role", "operator": "Exists"},
+                    {"key": "hsn.io/network-uid", "operator": "NotIn", "values": ["0000-1111"]}
+                ]},
+                "namespaceSelector": {},
+                "topologyKey": "kubernetes.io/hostname"
+            }]),
+            "{name}"
+        );
+        // The pods carry the labels the other networks' terms select.
+        let labels = &workload.body["spec"]["template"]["metadata"]["labels"];
+        assert_eq!(labels["hsn.io/network-uid"], "0000-1111");
+        assert!(labels["hsn.io/role"].is_string());
+    }
+}
+
+#[test]
 fn routes_list_this_clusters_edges_and_every_live_super() {
     let table = routes_of("a", &Peers::new());
     assert_eq!(table.cluster, "a");

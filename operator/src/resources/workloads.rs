@@ -9,10 +9,10 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HostPathVolumeSource,
     NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
-    PodSpec, PodTemplateSpec, SecurityContext, Service, ServicePort, ServiceSpec, Toleration,
-    Volume, VolumeMount,
+    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, SecurityContext, Service,
+    ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
@@ -44,7 +44,13 @@ pub(super) fn super_nodes(render: &Renderer<'_>, replicas: u32) -> Vec<MemberObj
                 match_labels: Some(selector.clone()),
                 ..Default::default()
             },
-            template: pod_template(render, &selector, container, None, Vec::new()),
+            template: pod_template(
+                render,
+                &selector,
+                container,
+                Affinity::default(),
+                Vec::new(),
+            ),
             ..Default::default()
         }),
         ..Default::default()
@@ -110,7 +116,7 @@ pub(super) fn edge_pool(render: &Renderer<'_>, pool: &str, nodes: &[String]) -> 
                 match_labels: Some(selector.clone()),
                 ..Default::default()
             },
-            template: pod_template(render, &selector, container, Some(affinity), tolerations),
+            template: pod_template(render, &selector, container, affinity, tolerations),
             update_strategy: Some(DaemonSetUpdateStrategy {
                 type_: Some("RollingUpdate".into()),
                 rolling_update: Some(RollingUpdateDaemonSet {
@@ -142,13 +148,48 @@ fn selector_labels(
     labels
 }
 
+/// Required anti-affinity to the agent pods of every other network, in any namespace: two
+/// networks' agents on one node would fight over its host ports and its XDP hook. It binds
+/// both ways (the scheduler honours the anti-affinity of pods already placed), so a super
+/// node never lands where another network's agent runs, nor another network's agent where
+/// a super node of this one runs.
+fn apart_from_other_networks(render: &Renderer<'_>) -> PodAntiAffinity {
+    let uid = render.labels[super::NETWORK_UID_LABEL].clone();
+    let requirement =
+        |key: &str, operator: &str, values: Option<Vec<String>>| LabelSelectorRequirement {
+            key: key.into(),
+            operator: operator.into(),
+            values,
+        };
+    PodAntiAffinity {
+        required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
+            label_selector: Some(LabelSelector {
+                match_expressions: Some(vec![
+                    requirement(ROLE_LABEL, "Exists", None),
+                    requirement(super::NETWORK_UID_LABEL, "NotIn", Some(vec![uid])),
+                ]),
+                ..Default::default()
+            }),
+            // Every namespace: each network has its own.
+            namespace_selector: Some(LabelSelector::default()),
+            topology_key: HOSTNAME_LABEL.into(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }
+}
+
+/// The node label that names each node.
+const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
+
 fn pod_template(
     render: &Renderer<'_>,
     selector: &BTreeMap<String, String>,
     container: Container,
-    affinity: Option<Affinity>,
+    mut affinity: Affinity,
     tolerations: Vec<Toleration>,
 ) -> PodTemplateSpec {
+    affinity.pod_anti_affinity = Some(apart_from_other_networks(render));
     let mut labels = render.labels.clone();
     labels.extend(selector.clone());
     PodTemplateSpec {
@@ -161,7 +202,7 @@ fn pod_template(
             // XDP attaches to the node's own interfaces.
             host_network: Some(true),
             dns_policy: Some("ClusterFirstWithHostNet".into()),
-            affinity,
+            affinity: Some(affinity),
             tolerations: (!tolerations.is_empty()).then_some(tolerations),
             containers: vec![container],
             volumes: Some(vec![

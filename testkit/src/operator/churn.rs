@@ -11,6 +11,7 @@ pub fn after_loss(clusters: &[ClusterView], first: &Plan, lost: &SuperId) -> Inp
         clusters: clusters.to_vec(),
         previous: first.previous(&BTreeSet::new()),
         lost_supers: BTreeSet::from([lost.clone()]),
+        ..Inputs::default()
     }
 }
 
