@@ -290,5 +290,45 @@ async fn an_edges_token_cannot_create_leases_or_write_a_super_nodes() -> Result<
     }
     let holder = admin.get(&sup).await?.spec.and_then(|s| s.holder_identity);
     ensure!(holder.as_deref() == Some("hsn-super-node-0"), "{holder:?}");
+
+    // Its own Lease gone (the plan dropped it): the edge cannot bring it back, by name or
+    // not; its renewal, a merge patch, finds it missing (what the agent waits on).
+    admin.delete(&edge, &Default::default()).await?;
+    let attempts = [
+        (
+            "create edge-n1",
+            refused(
+                edge_leases
+                    .create(&PostParams::default(), &new(&edge))
+                    .await,
+            ),
+            403,
+        ),
+        (
+            "apply (create) edge-n1",
+            refused(
+                edge_leases
+                    .patch(&edge, &apply, &Patch::Apply(new(&edge)))
+                    .await,
+            ),
+            403,
+        ),
+        (
+            "merge-patch edge-n1",
+            refused(
+                edge_leases
+                    .patch(&edge, &params, &renewal("hsn-edge-bb-x1"))
+                    .await,
+            ),
+            404,
+        ),
+    ];
+    for (what, code, want) in attempts {
+        ensure!(code == Some(want), "{what}: expected {want}, got {code:?}");
+    }
+    ensure!(
+        admin.get_opt(&edge).await?.is_none(),
+        "{edge} was re-created"
+    );
     Ok(())
 }
