@@ -7,6 +7,7 @@ mod failover;
 mod fetch;
 mod nodes;
 mod status;
+mod trust;
 mod validate;
 
 use std::sync::Arc;
@@ -170,6 +171,7 @@ async fn reconcile_apply(
     )
     .await;
     if !paused {
+        nodes::remove_forged(network, ctx, &fetched.forged).await?;
         failovers.observe(network, &previous, &plan, &fetched, &outcomes, &ctx.metrics);
         let want = nodes::desired(network, &plan, &fetched, now);
         let keep: std::collections::BTreeSet<String> = want.keys().cloned().collect();
