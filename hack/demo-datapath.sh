@@ -179,9 +179,22 @@ dp_agent() {
   dp_agents+=("$ns")
 }
 
+# dp_placed_pod <cluster> <super|edge> <ordinal|node>: "<name> <uid>" of the pod the operator
+# placed for that agent (kwok runs it, faked). The agent here stands in for it: it holds its
+# Lease as that pod, or the operator would not trust what the Lease says.
+dp_placed_pod() {
+  local c=${dp_kwok[$1]} jp='{.metadata.name} {.metadata.uid}'
+  if [ "$2" = super ]; then
+    k "$c" -n "$dp_member_ns" get pod "hsn-super-node-$3" -o jsonpath="$jp"
+  else
+    k "$c" -n "$dp_member_ns" get pods -l hsn.io/role=edge --field-selector "spec.nodeName=$3" \
+      -o jsonpath="{.items[0].metadata.name} {.items[0].metadata.uid}"
+  fi
+}
+
 dp_start_agents() {
   step "datapath: starting $(( ${#dp_super_ns[@]} + ${#dp_edge_ns[@]} )) hsn-agents (XDP on the veths, Leases in their MEC clusters)"
-  local sup edge ns cluster ci k j ifs
+  local sup edge ns cluster ci k j ifs pod uid
   for sup in "${!dp_super_ns[@]}"; do
     ns=${dp_super_ns[$sup]}
     cluster=${sup%%/*}
@@ -191,7 +204,9 @@ dp_start_agents() {
     for edge in "${!dp_edge_ns[@]}"; do
       ifs+=(--interface "e${dp_index[${edge%%/*}]}${dp_edge_ns[$edge]##*-e}")
     done
-    dp_agent "$ns" "$cluster" --role super --pod-name "hsn-super-node-$k" --node-name "$ns" \
+    read -r pod uid < <(dp_placed_pod "$cluster" super "$k")
+    [ -n "$uid" ] || die "no pod hsn-super-node-$k in $cluster"
+    dp_agent "$ns" "$cluster" --role super --pod-name "$pod" --pod-uid "$uid" --node-name "$ns" \
       --advertise-address "10.99.$ci.$((k + 1))" --ledger-endpoint "http://10.99.$ci.$((k + 1)):7443" \
       "${ifs[@]}"
   done
@@ -200,7 +215,9 @@ dp_start_agents() {
     cluster=${edge%%/*}
     ci=${dp_index[$cluster]}
     j=${ns##*-e}
-    dp_agent "$ns" "$cluster" --role edge --node-name "${edge#*/}" \
+    read -r pod uid < <(dp_placed_pod "$cluster" edge "${edge#*/}")
+    [ -n "$uid" ] || die "no edge pod on ${edge#*/} in $cluster"
+    dp_agent "$ns" "$cluster" --role edge --node-name "${edge#*/}" --pod-name "$pod" --pod-uid "$uid" \
       --advertise-address "10.98.$ci.$j" --interface ue
   done
 }

@@ -81,6 +81,19 @@ pub struct HsnNodeSpec {
     pub assigned_super_node: Option<String>,
 }
 
+impl HsnNode {
+    /// Whether the network of UID `network_uid` controls this HsnNode (its controller owner
+    /// reference): the operator created it. Anything else claiming a network was made by
+    /// hand, and its status (a public key) is no agent's.
+    pub fn is_controlled_by(&self, network_uid: &str) -> bool {
+        self.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.controller == Some(true) && o.kind == "HsnNetwork" && o.uid == network_uid)
+    }
+}
+
 /// `spec.role` in the API's spelling, `Super` or `Edge` (the vocabulary's text form is
 /// lowercase; the API keeps the Kubernetes enum convention).
 pub mod api_role {
@@ -124,9 +137,14 @@ pub struct HsnNodeStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::condition::schema")]
     pub conditions: Vec<Condition>,
-    /// The agent's ed25519 public key, hex; it signs the agent's metering records.
+    /// The agent's ed25519 public key, hex; it signs the agent's metering records. Copied
+    /// only from a Lease held by the pod the operator placed, and pinned to that pod
+    /// (`agentPod`): the same pod announcing another key is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<String>,
+    /// The pod whose Lease the public key came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_pod: Option<AgentPod>,
     /// The Kubernetes node the agent runs on (for a super node, it may change).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
@@ -138,6 +156,18 @@ pub struct HsnNodeStatus {
     pub last_epoch: Option<i64>,
 }
 
+/// The pod an HsnNode's key came from.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentPod {
+    /// Pod name, in the network's namespace of the HsnNode's cluster.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Pod UID: a pod replaced under the same name (a StatefulSet's) is another pod.
+    #[schemars(length(min = 1, max = 128))]
+    pub uid: String,
+}
+
 hsn_core::words! {
     /// Reasons of an HsnNode's `Ready` condition: what its agent's Lease says.
     pub enum HsnNodeReason: "HsnNode reason" {
@@ -147,5 +177,12 @@ hsn_core::words! {
         LeaseExpired,
         /// The agent has not written its Lease yet.
         NoLease,
+        /// The Lease is not held by the pod the operator placed for it (another pod, a pod
+        /// of another workload, node or ServiceAccount, or a pod since replaced): what it
+        /// says is ignored for routes and keys.
+        UntrustedLease,
+        /// The pod that published this node's key now announces another one: refused, the
+        /// Lease is ignored for routes and keys until a new pod holds it.
+        KeyChanged,
     }
 }

@@ -47,7 +47,7 @@ pub enum Command {
     /// The routes table of a network in each member cluster.
     Routes(cluster::RoutesArgs),
     /// The ledger's key registry (JSON for `hsn-ledger serve --keys`) from the keys the
-    /// network's agents published in their HsnNode status.
+    /// network's agents published in the status of the HsnNodes the network controls.
     Keys(cluster::KeysArgs),
 }
 

@@ -176,10 +176,17 @@ async fn populate(client: &Client, down_kubeconfig: &str) -> Result<Value> {
         create(&api, network, Some(status)).await?;
     }
 
+    // The operator's HsnNodes: controlled by their network.
+    let metro = Api::<HsnNetwork>::namespaced(client.clone(), "default")
+        .get("metro")
+        .await?;
+    let owner = json!([{"apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork", "name": "metro",
+        "uid": metro.metadata.uid, "controller": true, "blockOwnerDeletion": true}]);
     let nodes: Api<HsnNode> = Api::namespaced(client.clone(), "default");
     let node = |name: &str, spec: Value| {
         json!({"apiVersion": "hsn.io/v1alpha1", "kind": "HsnNode",
-               "metadata": {"name": name, "namespace": "default"}, "spec": spec})
+               "metadata": {"name": name, "namespace": "default", "ownerReferences": owner},
+               "spec": spec})
     };
     let super_spec = json!({"network": "metro", "role": "Super", "cluster": "hub", "ordinal": 0});
     let super_status = json!({"conditions": ready("True", "LeaseCurrent"),
@@ -376,7 +383,20 @@ async fn hsnctl_shows_networks_nodes_and_routes() -> Result<()> {
     let none = ok(kc, &["nodes", "--network", "lab", "-n", "edge-lab"]).await?;
     assert_eq!(none, "no HsnNodes of network lab in namespace edge-lab\n");
 
-    // keys: the registry file of the published keys; the agent without one is named.
+    // keys: the registry file of the published keys; the agent without one is named. An
+    // HsnNode made by hand, claiming the network with a key in its status, is not listed.
+    let forged = json!({"apiVersion": "hsn.io/v1alpha1", "kind": "HsnNode",
+        "metadata": {"name": "metro-super-hub-9", "namespace": "default",
+                     "labels": {"hsn.io/network": "metro"}},
+        "spec": {"network": "metro", "role": "Super", "cluster": "hub", "ordinal": 9}});
+    let forged_status = json!({"conditions": ready("True", "LeaseCurrent"),
+        "publicKey": "f0".repeat(32)});
+    create(
+        &Api::<HsnNode>::namespaced(client.clone(), "default"),
+        forged,
+        Some(forged_status),
+    )
+    .await?;
     let out = hsnctl(kc, &["keys", "--network", "metro"]).await?;
     ensure!(
         out.status.success(),
@@ -399,6 +419,12 @@ async fn hsnctl_shows_networks_nodes_and_routes() -> Result<()> {
     let stderr = String::from_utf8(out.stderr)?;
     assert!(
         stderr.contains("1 of 3 agents have not published a key yet: metro-edge-hub-n2"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "ignoring 1 HsnNodes not created by the operator for this network: metro-super-hub-9"
+        ),
         "{stderr}"
     );
     let err = failed(&hsnctl(kc, &["keys", "--network", "nope"]).await?);

@@ -71,12 +71,17 @@ pub struct Args {
     /// ledger submissions there; an edge's super node attributes its traffic to it.
     #[arg(long, env = "POD_IP")]
     pub advertise_address: Option<std::net::IpAddr>,
-    /// Kubernetes node name (edge Lease name, Lease holder).
+    /// Kubernetes node name (an edge's Lease is named after it).
     #[arg(long, env = "NODE_NAME")]
     pub node_name: Option<String>,
-    /// Pod name; a super node's ordinal is its StatefulSet suffix.
+    /// Pod name: the Lease holder (cluster mode); a super node's ordinal is its
+    /// StatefulSet suffix.
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
+    /// Pod UID, written into the Lease next to the holder (cluster mode): the operator
+    /// trusts the Lease only when this pod is the one it placed for it.
+    #[arg(long, env = "POD_UID")]
+    pub pod_uid: Option<String>,
     /// Namespace of the routes ConfigMap and the Leases.
     #[arg(long = "namespace", env = "POD_NAMESPACE")]
     pub namespace: Option<String>,

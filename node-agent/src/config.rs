@@ -118,8 +118,10 @@ pub struct ClusterSettings {
     pub namespace: String,
     /// The routes ConfigMap.
     pub configmap: String,
-    /// The Lease holder: the Kubernetes node.
+    /// The Lease holder: this agent's pod.
     pub holder: String,
+    /// The pod's UID.
+    pub pod_uid: String,
     /// Lease duration.
     pub lease_seconds: u32,
     /// Lease renewal interval.
@@ -155,8 +157,11 @@ impl Config {
                     "cluster mode needs --namespace or POD_NAMESPACE",
                 ))?,
                 configmap: configmap.clone(),
-                holder: args.node_name.clone().ok_or(ConfigError::Missing(
-                    "cluster mode needs --node-name or NODE_NAME",
+                holder: args.pod_name.clone().ok_or(ConfigError::Missing(
+                    "cluster mode needs --pod-name or POD_NAME (the Lease holder)",
+                ))?,
+                pod_uid: args.pod_uid.clone().ok_or(ConfigError::Missing(
+                    "cluster mode needs --pod-uid or POD_UID (the Lease holder's UID)",
                 ))?,
                 lease_seconds: args.lease_seconds,
                 heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),

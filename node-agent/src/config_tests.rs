@@ -148,7 +148,7 @@ fn ledger_tls_files_and_scheme_are_checked_at_start() {
 fn the_flags_make_one_checked_config() {
     // What the operator's super-node pod spec passes (flags and env).
     let argv = "hsn-agent --role super --network metro --routes-configmap hsn-routes \
-                --namespace hsn-metro --node-name n1 --pod-name hsn-super-node-3";
+                --namespace hsn-metro --node-name n1 --pod-name hsn-super-node-3 --pod-uid u-3";
     let args = Args::try_parse_from(argv.split_whitespace()).unwrap();
     let config = Config::from_args(&args).unwrap();
     assert_eq!(config.state_dir, PathBuf::from("/var/lib/hsn/metro"));
@@ -164,7 +164,9 @@ fn the_flags_make_one_checked_config() {
         config.ledger.is_none(),
         "a super ships only with --ledger-endpoint"
     );
-    assert!(matches!(config.routes, RoutesSettings::Cluster(ref c) if c.holder == "n1"));
+    // The Lease is held by the pod, as the operator checks it.
+    assert!(matches!(config.routes, RoutesSettings::Cluster(ref c)
+        if c.holder == "hsn-super-node-3" && c.pod_uid == "u-3"));
 
     let missing = |flags: &[&str]| Config::from_args(&edge(flags).unwrap()).unwrap_err();
     assert_eq!(
@@ -174,6 +176,23 @@ fn the_flags_make_one_checked_config() {
     assert_eq!(
         missing(&["--node-name", "n1"]).to_string(),
         "configuration: one of --routes-configmap and --routes-file is required"
+    );
+    let cluster = [
+        "--node-name",
+        "n1",
+        "--routes-configmap",
+        "r",
+        "--namespace",
+        "ns",
+    ];
+    assert_eq!(
+        missing(&cluster).to_string(),
+        "configuration: cluster mode needs --pod-name or POD_NAME (the Lease holder)"
+    );
+    let named: Vec<&str> = cluster.iter().copied().chain(["--pod-name", "p"]).collect();
+    assert_eq!(
+        missing(&named).to_string(),
+        "configuration: cluster mode needs --pod-uid or POD_UID (the Lease holder's UID)"
     );
     assert!(matches!(
         missing(&[

@@ -1,15 +1,18 @@
-//! The agent's Lease: created and renewed every heartbeat (and on every status change) by
-//! server-side apply, carrying the annotations the operator reads.
+//! The agent's Lease: renewed every heartbeat (and on every status change) with the
+//! annotations the operator reads. The operator creates the Lease when it places the agent;
+//! the agent only updates it (its Role grants no `create`), and waits, saying so, while it
+//! does not exist.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use hsn_api::node::lease;
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
+use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
@@ -24,8 +27,11 @@ pub const FIELD_MANAGER: &str = "hsn-agent";
 pub struct LeaseIdentity {
     /// `super-<ordinal>` or `edge-<node>`.
     pub name: String,
-    /// Holder: the node name.
+    /// Holder: this agent's pod name. The operator trusts the Lease only when it names the
+    /// pod it placed for it.
     pub holder: String,
+    /// The pod's UID, so that a pod replaced under the same name is told apart.
+    pub pod_uid: String,
     /// Edge or super.
     pub role: Role,
     /// Public key, hex.
@@ -51,8 +57,10 @@ pub fn ordinal_of(pod: &str) -> Result<u32, LeaseNameError> {
         .ok_or_else(|| LeaseNameError::NoOrdinal(pod.to_owned()))
 }
 
-/// The Lease as this agent writes it now.
-pub fn desired(id: &LeaseIdentity, status: &AgentStatus, acquired: Timestamp) -> Lease {
+/// The update this agent makes to its Lease now, as a JSON merge patch: its annotations
+/// (those it no longer sets removed, the operator's left alone) and the Lease spec. A merge
+/// patch never creates: on a missing Lease it fails with 404.
+pub fn patch(id: &LeaseIdentity, status: &AgentStatus, acquired: Timestamp) -> Value {
     let annotations = lease::Annotations {
         public_key: Some(id.public_key.clone()),
         role: Some(id.role),
@@ -60,43 +68,69 @@ pub fn desired(id: &LeaseIdentity, status: &AgentStatus, acquired: Timestamp) ->
         address: id.address,
         mac: status.mac.clone(),
         last_epoch: status.last_epoch,
-        // Omitted when cleared: server-side apply then removes it, as this manager owned it.
         routes_error: status.routes_error.clone(),
+        pod_uid: Some(id.pod_uid.clone()),
     };
-    Lease {
-        metadata: ObjectMeta {
-            name: Some(id.name.clone()),
-            annotations: Some(annotations.to_map()),
-            ..ObjectMeta::default()
+    let mut written: Map<String, Value> = lease::KEYS
+        .iter()
+        .map(|k| ((*k).to_owned(), Value::Null))
+        .collect();
+    written.extend(annotations.to_map().into_iter().map(|(k, v)| (k, v.into())));
+    json!({
+        "metadata": {"annotations": written},
+        "spec": {
+            "holderIdentity": id.holder,
+            "leaseDurationSeconds": i32::try_from(id.duration_seconds).unwrap_or(i32::MAX),
+            "acquireTime": MicroTime(acquired),
+            "renewTime": MicroTime(Timestamp::now()),
         },
-        spec: Some(LeaseSpec {
-            holder_identity: Some(id.holder.clone()),
-            lease_duration_seconds: Some(i32::try_from(id.duration_seconds).unwrap_or(i32::MAX)),
-            acquire_time: Some(MicroTime(acquired)),
-            renew_time: Some(MicroTime(Timestamp::now())),
-            ..LeaseSpec::default()
-        }),
-    }
+    })
 }
 
-/// Applies the Lease once.
+/// What one renewal found.
+#[derive(Debug)]
+pub enum Renewal {
+    /// The Lease is renewed.
+    Renewed,
+    /// The Lease does not exist (yet): nothing was written.
+    Missing,
+}
+
+/// Renews the Lease once.
 pub async fn renew(
     api: &Api<Lease>,
     id: &LeaseIdentity,
     status: &AgentStatus,
     acquired: Timestamp,
-) -> Result<(), kube::Error> {
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(
-        &id.name,
-        &params,
-        &Patch::Apply(desired(id, status, acquired)),
-    )
-    .await
-    .map(drop)
+) -> Result<Renewal, kube::Error> {
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    match api
+        .patch(
+            &id.name,
+            &params,
+            &Patch::Merge(patch(id, status, acquired)),
+        )
+        .await
+    {
+        Ok(_) => Ok(Renewal::Renewed),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Renewal::Missing),
+        Err(e) => Err(e),
+    }
 }
 
-/// Renews every `heartbeat` and whenever the status changes, until `status` closes.
+/// What the renewal loop last reported, so each change is logged once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Renewing,
+    Missing,
+    Failing,
+}
+
+/// Renews every `heartbeat` and whenever the status changes, until `status` closes. A
+/// missing Lease or a failing renewal is retried each heartbeat; neither stops the agent.
 pub async fn run(
     api: Api<Lease>,
     id: LeaseIdentity,
@@ -105,22 +139,32 @@ pub async fn run(
     metrics: Arc<Metrics>,
 ) {
     let acquired = Timestamp::now();
-    let mut failing = false;
+    let mut state = State::Renewing;
     loop {
         let current = status.borrow_and_update().clone();
-        match renew(&api, &id, &current, acquired).await {
-            Ok(()) if failing => {
-                tracing::info!(lease = id.name, "Lease renewed again");
-                failing = false;
-            }
-            Ok(()) => {}
+        let now = match renew(&api, &id, &current, acquired).await {
+            Ok(Renewal::Renewed) => State::Renewing,
+            Ok(Renewal::Missing) => State::Missing,
             Err(error) => {
                 metrics.lease_errors.inc();
-                if !failing {
+                if state != State::Failing {
                     tracing::warn!(%error, lease = id.name, "renewing the Lease failed; retrying each heartbeat");
                 }
-                failing = true;
+                State::Failing
             }
+        };
+        metrics.lease_missing.set(i64::from(now == State::Missing));
+        if now != state {
+            match now {
+                State::Renewing => tracing::info!(lease = id.name, "Lease renewed"),
+                State::Missing => tracing::warn!(
+                    lease = id.name,
+                    "Lease does not exist: the operator creates it for the agents it places, and \
+                     this agent may only update it; waiting for it (checked each heartbeat)"
+                ),
+                State::Failing => {}
+            }
+            state = now;
         }
         tokio::select! {
             () = tokio::time::sleep(heartbeat) => {}
@@ -144,7 +188,8 @@ mod tests {
     fn annotations_follow_the_status() {
         let id = LeaseIdentity {
             name: "edge-n1".into(),
-            holder: "n1".into(),
+            holder: "hsn-edge-bb-x1".into(),
+            pod_uid: "u-1".into(),
             role: Role::Edge,
             public_key: "ab".into(),
             duration_seconds: 15,
@@ -156,22 +201,25 @@ mod tests {
             last_epoch: None,
             mac: None,
         };
-        let l = desired(&id, &status, Timestamp::now());
-        let a = l.metadata.annotations.unwrap();
+        let p = patch(&id, &status, Timestamp::now());
+        let a = &p["metadata"]["annotations"];
         assert_eq!(a[lease::ROLE_ANNOTATION], "edge");
         assert_eq!(a[lease::DATAPATH_ANNOTATION], "xdp-generic");
         assert_eq!(a[lease::ROUTES_ERROR_ANNOTATION], "bad");
-        assert!(!a.contains_key(lease::LAST_EPOCH_ANNOTATION));
+        assert_eq!(a[lease::POD_UID_ANNOTATION], "u-1");
+        assert!(a[lease::LAST_EPOCH_ANNOTATION].is_null());
         assert_eq!(a[lease::ADDRESS_ANNOTATION], "10.1.0.7");
-        assert!(!a.contains_key(lease::MAC_ANNOTATION));
+        assert!(a[lease::MAC_ANNOTATION].is_null());
+        // Every annotation is the agent's to set or remove; no other key is touched.
+        assert_eq!(a.as_object().unwrap().len(), lease::KEYS.len());
+        assert_eq!(p["spec"]["holderIdentity"], "hsn-edge-bb-x1");
+        assert_eq!(p["spec"]["leaseDurationSeconds"], 15);
         status.routes_error = None;
         status.last_epoch = Some(9);
         status.mac = Some("02:00:00:00:00:07".into());
-        let a = desired(&id, &status, Timestamp::now())
-            .metadata
-            .annotations
-            .unwrap();
-        assert!(!a.contains_key(lease::ROUTES_ERROR_ANNOTATION));
+        let p = patch(&id, &status, Timestamp::now());
+        let a = &p["metadata"]["annotations"];
+        assert!(a[lease::ROUTES_ERROR_ANNOTATION].is_null());
         assert_eq!(a[lease::LAST_EPOCH_ANNOTATION], "9");
         assert_eq!(a[lease::MAC_ANNOTATION], "02:00:00:00:00:07");
     }

@@ -75,6 +75,8 @@ pub struct Metrics {
     pub epoch_errors: Family<ReasonLabels, Counter>,
     /// Lease renewals that failed.
     pub lease_errors: Counter,
+    /// 1 while the agent's Lease does not exist (the operator creates it); 0 once renewed.
+    pub lease_missing: Gauge,
     /// Records (edge) or observations (super) the ledger acknowledged, duplicates included.
     pub ledger_shipped: Counter,
     /// Of those, identical re-submissions the ledger already had.
@@ -102,6 +104,7 @@ impl Metrics {
             epochs: Counter::default(),
             epoch_errors: Family::default(),
             lease_errors: Counter::default(),
+            lease_missing: Gauge::default(),
             ledger_shipped: Counter::default(),
             ledger_duplicates: Counter::default(),
             ledger_files_sent: Counter::default(),
@@ -154,6 +157,11 @@ impl Metrics {
             "lease_errors",
             "Failed Lease renewals",
             m.lease_errors.clone(),
+        );
+        r.register(
+            "lease_missing",
+            "1 while the agent's Lease does not exist yet (the operator creates it)",
+            m.lease_missing.clone(),
         );
         r.register(
             "ledger_records_shipped",

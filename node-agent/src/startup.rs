@@ -126,6 +126,7 @@ async fn cluster_parts(
         identity: LeaseIdentity {
             name: config.name.clone(),
             holder: cluster.holder.clone(),
+            pod_uid: cluster.pod_uid.clone(),
             role: config.role,
             public_key: identity.public_key_hex(),
             duration_seconds: cluster.lease_seconds,

@@ -1,5 +1,7 @@
-//! The agent against a real kube-apiserver: Lease created and renewed with its annotations,
-//! routes ConfigMap changes reprogrammed, a malformed table keeps the last good state.
+//! The agent against a real kube-apiserver, as its ServiceAccount with the Role the operator
+//! writes: a missing Lease is waited for (never created), then renewed with its annotations
+//! once the operator created it; routes ConfigMap changes reprogrammed, a malformed table
+//! keeps the last good state.
 
 mod common;
 
@@ -11,16 +13,18 @@ use hsn_agent::agent::{Agent, AgentConfig, LeaseConfig, RoutesSource};
 use hsn_agent::index::Me;
 use hsn_agent::lease::LeaseIdentity;
 use hsn_agent::nexthop::NextHops;
+use hsn_api::HsnNetwork;
 use hsn_api::node::lease as names;
 use hsn_api::routes::ROUTES_KEY;
 use hsn_core::MacAddr;
 use hsn_core::{Role, SuperId};
 use hsn_ebpf::NextHop;
+use hsn_testkit::operator::{EDGE_AGENT_IDENTITY, EDGE_NODE, EDGE_POOL, apply_member_objects};
 use hsn_testkit::{ControlPlane, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
-use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{ObjectMeta, Patch, PatchParams};
 
 const NS: &str = "hsn-metro";
 const WAIT: Duration = Duration::from_secs(20);
@@ -55,23 +59,34 @@ fn annotation(lease: &Lease, key: &str) -> Option<String> {
     lease.metadata.annotations.as_ref()?.get(key).cloned()
 }
 
+fn network() -> anyhow::Result<HsnNetwork> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork",
+        "metadata": {"name": "metro", "namespace": "edge-net", "uid": "0000-1111"},
+        "spec": {
+            "superNodes": {"replicas": 1, "image": "agent:1"},
+            "edgePools": [{"name": EDGE_POOL, "sliceType": "eMBB"}],
+            "metering": {"tenants": [{"name": "acme", "id": 7, "prefixes": ["10.7.0.0/16"]}]}
+        }
+    }))?)
+}
+
 #[tokio::test]
 async fn lease_routes_and_malformed_tables_against_a_real_apiserver() -> anyhow::Result<()> {
     let cp = ControlPlane::start().await?;
     let client = cp.client();
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(NS.into()),
-            ..ObjectMeta::default()
-        },
-        ..Namespace::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await?;
+    // The member namespace and the agents' identities as the operator writes them, but not
+    // the Lease yet: the operator has not got to it.
+    let identity = ["Namespace", "ServiceAccount", "Role", "RoleBinding"];
+    let ns = apply_member_objects(&client, &network()?, &identity).await?;
+    assert_eq!(ns, NS);
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
     let leases: Api<Lease> = Api::namespaced(client.clone(), NS);
     put_routes(&cms, serde_json::to_string(&table("a/super-0"))?).await?;
+    // The agent reads and writes as the edges' ServiceAccount.
+    let as_edge = cp
+        .client_as_service_account(NS, EDGE_AGENT_IDENTITY)
+        .await?;
 
     let state = tempfile::tempdir()?;
     let fake = FakeDatapath::default();
@@ -80,16 +95,20 @@ async fn lease_routes_and_malformed_tables_against_a_real_apiserver() -> anyhow:
         me: Me::Edge { node: "n1".into() },
         spool_header: edge_n1_header(),
         spool_dir: state.path().join("spool"),
-        routes: RoutesSource::ConfigMap(Box::new(cms.clone()), "hsn-routes".into()),
+        routes: RoutesSource::ConfigMap(
+            Box::new(Api::namespaced(as_edge.clone(), NS)),
+            "hsn-routes".into(),
+        ),
         next_hops: NextHops::PerSuper(BTreeMap::from([
             (SuperId::new("a", 0), hop(0xa0)),
             (SuperId::new("a", 1), hop(0xa1)),
         ])),
         lease: Some(LeaseConfig {
-            api: leases.clone(),
+            api: Api::namespaced(as_edge.clone(), NS),
             identity: LeaseIdentity {
-                name: names::edge_lease("n1"),
-                holder: "n1".into(),
+                name: names::edge_lease(EDGE_NODE),
+                holder: "hsn-edge-bb-x1".into(),
+                pod_uid: "u-x1".into(),
                 role: Role::Edge,
                 public_key: "ab".repeat(32),
                 duration_seconds: 15,
@@ -104,11 +123,45 @@ async fn lease_routes_and_malformed_tables_against_a_real_apiserver() -> anyhow:
     };
     let agent = Agent::start(config, fake.clone())?;
 
-    // Lease created with its annotations and holder.
-    let first = wait_for("Lease edge-n1", WAIT, || async {
-        leases.get_opt("edge-n1").await.ok().flatten()
+    // No Lease yet: the agent says so and waits, and nothing creates it.
+    wait_for("the agent to find its Lease missing", WAIT, || async {
+        (agent.metrics.lease_missing.get() == 1).then_some(())
     })
     .await?;
+    assert!(
+        leases.get_opt("edge-n1").await?.is_none(),
+        "the agent created its Lease"
+    );
+    // Routes are programmed meanwhile: a missing Lease stops nothing.
+    wait_for("first programming", WAIT, || async {
+        (fake.state().hop == Some(hop(0xa0))).then_some(())
+    })
+    .await?;
+
+    // The operator creates it: the agent renews it from then on.
+    apply_member_objects(&client, &network()?, &["Namespace", "Lease"]).await?;
+    let first = wait_for("Lease edge-n1 written by the agent", WAIT, || async {
+        let l = leases.get_opt("edge-n1").await.ok().flatten()?;
+        l.spec.as_ref()?.renew_time.is_some().then_some(l)
+    })
+    .await?;
+    wait_for("lease_missing back to 0", WAIT, || async {
+        (agent.metrics.lease_missing.get() == 0).then_some(())
+    })
+    .await?;
+    // The operator's labels and annotations are left alone (no re-apply needed).
+    assert!(
+        first
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key("hsn.io/network-uid"))
+    );
+    assert!(annotation(&first, "hsn.io/applied-hash").is_some());
+    assert_eq!(
+        annotation(&first, names::POD_UID_ANNOTATION).as_deref(),
+        Some("u-x1")
+    );
     assert_eq!(
         annotation(&first, names::ROLE_ANNOTATION).as_deref(),
         Some("edge")
@@ -126,7 +179,7 @@ async fn lease_routes_and_malformed_tables_against_a_real_apiserver() -> anyhow:
         Some("10.1.0.1")
     );
     let spec = first.spec.clone().unwrap_or_default();
-    assert_eq!(spec.holder_identity.as_deref(), Some("n1"));
+    assert_eq!(spec.holder_identity.as_deref(), Some("hsn-edge-bb-x1"));
     assert_eq!(spec.lease_duration_seconds, Some(15));
 
     // Renewed: renewTime moves on.
@@ -138,10 +191,6 @@ async fn lease_routes_and_malformed_tables_against_a_real_apiserver() -> anyhow:
     .await?;
 
     // Programmed from the ConfigMap: tenants and the first super's next hop.
-    wait_for("first programming", WAIT, || async {
-        (fake.state().hop == Some(hop(0xa0))).then_some(())
-    })
-    .await?;
     assert_eq!(fake.state().tenants[0].tenant.get(), 7);
 
     // A routes change moves the edge to super-1: one next-hop write, no reload.

@@ -18,7 +18,7 @@ use hsn_api::HsnNetwork;
 use hsn_api::node::lease::edge_lease;
 use hsn_api::routes::ROUTES_CONFIGMAP;
 use hsn_ebpf::PinDir;
-use hsn_testkit::operator::{AGENT_IDENTITY, apply_member_objects};
+use hsn_testkit::operator::{EDGE_AGENT_IDENTITY, EDGE_NODE, apply_member_objects};
 use hsn_testkit::{ControlPlane, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
@@ -47,13 +47,14 @@ async fn apply_network(client: &Client) -> anyhow::Result<String> {
         "ServiceAccount",
         "Role",
         "RoleBinding",
+        "Lease",
         "ConfigMap",
     ];
     apply_member_objects(client, &network, &wanted).await
 }
 
-/// A kubeconfig for the agents' ServiceAccount in `ns`: the admin one's server and CA, a
-/// fresh token (TokenRequest) as the user.
+/// A kubeconfig for the edge agents' ServiceAccount in `ns`: the admin one's server and CA,
+/// a fresh token (TokenRequest) as the user.
 fn agent_kubeconfig(cp: &ControlPlane, ns: &str, path: &Path) -> anyhow::Result<()> {
     let run = |cmd: &mut Command| -> anyhow::Result<String> {
         let out = cmd.output()?;
@@ -66,7 +67,7 @@ fn agent_kubeconfig(cp: &ControlPlane, ns: &str, path: &Path) -> anyhow::Result<
     };
     let token = run(cp
         .kubectl()
-        .args(["create", "token", AGENT_IDENTITY, "-n", ns]))?;
+        .args(["create", "token", EDGE_AGENT_IDENTITY, "-n", ns]))?;
     let mut config: serde_json::Value = serde_json::from_str(&run(cp
         .kubectl()
         .args(["config", "view", "--raw", "-o", "json"]))?)?;
@@ -86,7 +87,15 @@ async fn agent_client(kubeconfig: &Path) -> anyhow::Result<Client> {
 fn start(kubeconfig: &Path, ns: &str, dir: &Path, bpffs: &Path, run: u32) -> anyhow::Result<Child> {
     let log = fs::File::create(dir.join(format!("agent-{run}.log")))?;
     Ok(Command::new(env!("CARGO_BIN_EXE_hsn-agent"))
-        .args(["--role", "edge", "--network", NETWORK, "--node-name", "n1"])
+        .args([
+            "--role",
+            "edge",
+            "--network",
+            NETWORK,
+            "--node-name",
+            EDGE_NODE,
+        ])
+        .args(["--pod-name", "hsn-edge-bb-x1", "--pod-uid", "u-x1"])
         .args(["--routes-configmap", ROUTES_CONFIGMAP, "--namespace", ns])
         .arg("--state-dir")
         .arg(dir.join("state"))
@@ -175,11 +184,17 @@ async fn programs_stay_for_a_restart_and_go_with_the_namespace() -> anyhow::Resu
     let start = |run| start(&kubeconfig, &ns, dir.path(), bpffs.0.path(), run);
 
     // A restart: the namespace stays, so do the pins. The agent, as its ServiceAccount,
-    // watched its routes and wrote its Lease: the Role allows what it does.
+    // watched its routes and renewed the Lease the operator created: the Role allows what
+    // it does.
     let mut first = start(1)?;
     wait_serving(&mut first, dir.path(), 1)?;
-    wait_for("the agent's Lease", WAIT, || async {
-        leases.get_opt(&edge_lease("n1")).await.ok().flatten()
+    wait_for("the agent's Lease renewed", WAIT, || async {
+        let lease = leases
+            .get_opt(&edge_lease(EDGE_NODE))
+            .await
+            .ok()
+            .flatten()?;
+        lease.spec?.renew_time.map(drop)
     })
     .await?;
     ensure!(pinned(), "the agent pinned its maps");
@@ -196,7 +211,7 @@ async fn programs_stay_for_a_restart_and_go_with_the_namespace() -> anyhow::Resu
     let mut second = start(2)?;
     wait_serving(&mut second, dir.path(), 2)?;
     accounts
-        .delete(AGENT_IDENTITY, &DeleteParams::default())
+        .delete(EDGE_AGENT_IDENTITY, &DeleteParams::default())
         .await?;
     // kube-apiserver keeps accepting a token it accepted for up to 10 s (its token
     // cache) after the ServiceAccount is gone: wait until it refuses the agent's.

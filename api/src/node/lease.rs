@@ -1,5 +1,6 @@
-//! Names and annotations of the Leases agents renew in their member namespace: the agent
-//! writes them, the operator reads them, both through [`Annotations`].
+//! Names and annotations of the Leases agents renew in their member namespace: the operator
+//! creates each Lease its plan wants, the agent placed for it renews it (never creates one),
+//! and the operator reads it back, both through [`Annotations`].
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -23,6 +24,21 @@ pub const ADDRESS_ANNOTATION: &str = "hsn.io/address";
 /// Annotation (edges): the source MAC the edge writes on frames it redirects to its
 /// super node, by which the super node recognises it.
 pub const MAC_ANNOTATION: &str = "hsn.io/mac";
+/// Annotation: the UID of the agent's pod (the holder identity names the pod). The operator
+/// trusts a Lease only when that pod, this very one, is one it placed for the Lease.
+pub const POD_UID_ANNOTATION: &str = "hsn.io/pod-uid";
+
+/// Every annotation of [`Annotations`], so a writer can remove those it no longer sets.
+pub const KEYS: [&str; 8] = [
+    PUBLIC_KEY_ANNOTATION,
+    ROLE_ANNOTATION,
+    DATAPATH_ANNOTATION,
+    ADDRESS_ANNOTATION,
+    MAC_ANNOTATION,
+    LAST_EPOCH_ANNOTATION,
+    ROUTES_ERROR_ANNOTATION,
+    POD_UID_ANNOTATION,
+];
 
 /// Lease name of super node `ordinal` ([`SuperId::local_name`]).
 pub fn super_lease(ordinal: u32) -> String {
@@ -31,8 +47,15 @@ pub fn super_lease(ordinal: u32) -> String {
 
 /// Lease name of the edge agent on `node`.
 pub fn edge_lease(node: &str) -> String {
-    format!("edge-{node}")
+    format!("{EDGE_PREFIX}{node}")
 }
+
+/// The node of an edge Lease name ([`edge_lease`]).
+pub fn edge_node_of(lease: &str) -> Option<&str> {
+    lease.strip_prefix(EDGE_PREFIX).filter(|n| !n.is_empty())
+}
+
+const EDGE_PREFIX: &str = "edge-";
 
 /// What an agent's Lease annotations say, each under its `*_ANNOTATION` key; an absent
 /// value has no annotation.
@@ -52,6 +75,8 @@ pub struct Annotations {
     pub last_epoch: Option<u64>,
     /// Why the agent could not use its latest routes table.
     pub routes_error: Option<String>,
+    /// The UID of the agent's pod.
+    pub pod_uid: Option<String>,
 }
 
 impl Annotations {
@@ -68,6 +93,7 @@ impl Annotations {
                 self.last_epoch.map(|e| e.to_string()),
             ),
             (ROUTES_ERROR_ANNOTATION, self.routes_error.clone()),
+            (POD_UID_ANNOTATION, self.pod_uid.clone()),
         ]
         .into_iter()
         .filter_map(|(key, value)| Some((key.to_owned(), value?)))
@@ -85,6 +111,7 @@ impl Annotations {
             mac: text(MAC_ANNOTATION),
             last_epoch: parsed(annotations, LAST_EPOCH_ANNOTATION),
             routes_error: text(ROUTES_ERROR_ANNOTATION),
+            pod_uid: text(POD_UID_ANNOTATION),
         }
     }
 }
@@ -107,13 +134,18 @@ mod tests {
             mac: Some("02:00:00:00:00:07".into()),
             last_epoch: Some(9),
             routes_error: Some("bad".into()),
+            pod_uid: Some("0c1d".into()),
         };
         let map = all.to_map();
-        assert_eq!(map.len(), 7);
+        assert_eq!(map.len(), KEYS.len());
+        assert!(map.keys().all(|k| KEYS.contains(&k.as_str())));
         assert_eq!(map[ROLE_ANNOTATION], "edge");
         assert_eq!(map[LAST_EPOCH_ANNOTATION], "9");
         assert_eq!(Annotations::from_map(&map), all);
         assert!(Annotations::default().to_map().is_empty());
+        assert_eq!(edge_node_of(&edge_lease("n-1")), Some("n-1"));
+        assert_eq!(edge_node_of("edge-"), None);
+        assert_eq!(edge_node_of("super-0"), None);
 
         let junk = BTreeMap::from([
             (ADDRESS_ANNOTATION.to_owned(), "nowhere".to_owned()),

@@ -32,9 +32,14 @@ the namespaces it labels as a network's, and deletes only those it can prove it 
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [get, list, create, patch, delete]
-# In those namespaces: the agents' ServiceAccounts and routes table ...
+# In those namespaces: the agents' ServiceAccounts, one per role (deleted when a role
+# leaves the cluster) ...
 - apiGroups: [""]
-  resources: [serviceaccounts, configmaps]
+  resources: [serviceaccounts]
+  verbs: [get, list, create, patch, delete]
+# ... the routes table ...
+- apiGroups: [""]
+  resources: [configmaps]
   verbs: [get, list, watch, create, patch]
 # ... the super nodes' Service ...
 - apiGroups: [""]
@@ -48,7 +53,8 @@ the namespaces it labels as a network's, and deletes only those it can prove it 
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list]
-# The agents' Roles and RoleBindings (each agent may update its own role's Leases).
+# The agents' Roles and RoleBindings (each agent may update its own role's Leases, by name),
+# deleted when a role leaves the cluster.
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
   verbs: [get, list, create, patch, delete]

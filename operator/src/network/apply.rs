@@ -132,19 +132,18 @@ async fn apply_member(
         return Ok(Readiness::default());
     }
     let mut readiness = Readiness::default();
+    let leases = existing_leases(&client, &desired).await?;
     for d in &desired {
-        let api = d.api(&client);
-        let existing = api
-            .get_opt(&d.name)
-            .await
-            .map_err(|source| api_err("get", &d.resource.kind, &d.name, source))?;
+        let existing = match d.resource.kind.as_str() {
+            "Lease" => leases.get(&d.name).cloned(),
+            _ => d
+                .api(&client)
+                .get_opt(&d.name)
+                .await
+                .map_err(|source| api_err("get", &d.resource.kind, &d.name, source))?,
+        };
         if let Some(obj) = &existing {
-            let owner = obj
-                .labels()
-                .get(NETWORK_UID_LABEL)
-                .cloned()
-                .unwrap_or_default();
-            if owner != uid {
+            if let Some(owner) = foreign_owner(obj, &d.resource.kind, &uid) {
                 return Err(ApplyError::Conflict(d.name.clone(), owner));
             }
             count_ready(obj, &d.resource.kind, &mut readiness);
@@ -167,8 +166,61 @@ async fn apply_member(
     Ok(readiness)
 }
 
-/// Deletes workloads of this network the plan no longer wants (a removed pool, supers
-/// scaled to zero). RBAC and routes live exactly as long as the namespace.
+/// The Leases of the member namespace by name, when `desired` has any: one per agent, so one
+/// list instead of a read each.
+async fn existing_leases(
+    client: &Client,
+    desired: &[MemberObject],
+) -> Result<BTreeMap<String, DynamicObject>, ApplyError> {
+    let Some(lease) = desired.iter().find(|d| d.resource.kind == "Lease") else {
+        return Ok(BTreeMap::new());
+    };
+    let list = lease
+        .api(client)
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| {
+            api_err(
+                "list",
+                "Lease",
+                lease.namespace.as_deref().unwrap_or_default(),
+                source,
+            )
+        })?;
+    Ok(list.items.into_iter().map(|l| (l.name_any(), l)).collect())
+}
+
+/// The network UID an existing object belongs to when it is not `uid`. A Lease without the
+/// label was created by an agent before the operator created Leases: it is adopted (its
+/// namespace, applied first, is this network's).
+fn foreign_owner(obj: &DynamicObject, kind: &str, uid: &str) -> Option<String> {
+    match obj.labels().get(NETWORK_UID_LABEL) {
+        Some(owner) if owner == uid => None,
+        None if kind == "Lease" => None,
+        owner => Some(owner.cloned().unwrap_or_default()),
+    }
+}
+
+/// Kinds the operator removes from a member namespace when the plan no longer wants them:
+/// workloads (a removed pool, supers scaled to zero), Leases of agents no longer placed, and
+/// the identity of a role no longer there. The routes ConfigMap lives as long as the
+/// namespace.
+const PRUNED: [(&str, &str, &str, &str); 7] = [
+    ("apps", "v1", "DaemonSet", "daemonsets"),
+    ("apps", "v1", "StatefulSet", "statefulsets"),
+    ("", "v1", "Service", "services"),
+    ("coordination.k8s.io", "v1", "Lease", "leases"),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+    ),
+    ("rbac.authorization.k8s.io", "v1", "Role", "roles"),
+    ("", "v1", "ServiceAccount", "serviceaccounts"),
+];
+
+/// Deletes this network's objects of the [`PRUNED`] kinds the plan no longer wants.
 async fn prune(client: &Client, desired: &[MemberObject], uid: &str) -> Result<(), ApplyError> {
     let namespace = desired
         .iter()
@@ -178,11 +230,7 @@ async fn prune(client: &Client, desired: &[MemberObject], uid: &str) -> Result<(
         .iter()
         .map(|d| (d.resource.kind.as_str(), d.name.as_str()))
         .collect();
-    for (group, version, kind, plural) in [
-        ("apps", "v1", "DaemonSet", "daemonsets"),
-        ("apps", "v1", "StatefulSet", "statefulsets"),
-        ("", "v1", "Service", "services"),
-    ] {
+    for (group, version, kind, plural) in PRUNED {
         let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
         let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &resource);

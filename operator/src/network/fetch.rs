@@ -1,12 +1,14 @@
-//! Fetch: everything a network's reconcile reads, from the hub and the members.
+//! Fetch: everything a network's reconcile reads, from the hub and the members, with each
+//! agent's Lease judged ([`trust`](super::trust)) against the pods the operator placed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use hsn_api::condition::has_reason;
-use hsn_api::node::lease;
+use hsn_api::node::{HsnNodeStatus, lease};
 use hsn_api::{ConditionType, HsnNetwork, HsnNode, HsnNodeReason, MecCluster};
 use hsn_core::Role;
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
@@ -14,9 +16,23 @@ use kube::{Api, Client, ResourceExt};
 use crate::context::Context;
 use crate::member::MemberState;
 use crate::plan::{EdgeId, Previous, SuperId};
-use crate::resources::{NETWORK_UID_LABEL, Peer, Peers, member_namespace};
+use crate::resources::{NETWORK_LABEL, NETWORK_UID_LABEL, Peer, Peers, member_namespace};
 
 use super::Error;
+use super::trust::{self, Claim, Distrust, PodFacts, Pods, Seat};
+
+/// Whether what a Lease says is used.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Verdict {
+    /// No agent wrote it yet (the operator created it): no holder, no renewal.
+    #[default]
+    Unwritten,
+    /// Written by the pod placed for it.
+    Trusted(trust::Placed),
+    /// Written by something else, or with a key its pod did not publish first: ignored for
+    /// routes, keys and liveness.
+    Refused(Distrust),
+}
 
 /// What one agent's Lease says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -27,10 +43,10 @@ pub struct LeaseInfo {
     pub expires: Option<Timestamp>,
     /// The last epoch the agent closed.
     pub last_epoch: Option<i64>,
-    /// The node the agent runs on (the Lease holder).
-    pub holder: Option<String>,
     /// What the agent advertises for the routes tables (and its public key for its HsnNode).
     pub peer: Peer,
+    /// Whether any of it is used.
+    pub verdict: Verdict,
 }
 
 impl LeaseInfo {
@@ -38,9 +54,15 @@ impl LeaseInfo {
     pub fn fresh(&self, now: Timestamp) -> bool {
         self.expires.is_some_and(|e| e > now)
     }
+
+    /// What a trusted Lease advertises.
+    fn trusted_peer(&self) -> Option<&Peer> {
+        matches!(self.verdict, Verdict::Trusted(_)).then_some(&self.peer)
+    }
 }
 
-/// Leases of one member namespace, by Lease name.
+/// Agents' Leases of one member namespace, by Lease name (Leases that are no agent's are
+/// left out).
 pub type Leases = BTreeMap<String, LeaseInfo>;
 
 /// The inputs of a network reconcile.
@@ -50,8 +72,10 @@ pub struct Fetched {
     pub members: Vec<(MecCluster, MemberState)>,
     /// Agent Leases per reachable member.
     pub leases: BTreeMap<String, Leases>,
-    /// HsnNodes of the network, by name.
+    /// HsnNodes the network controls, by name.
     pub nodes: BTreeMap<String, HsnNode>,
+    /// HsnNodes that claim the network but that it does not control: made by hand.
+    pub forged: Vec<String>,
 }
 
 /// Longest a reconcile waits for the MecCluster cache's first list.
@@ -79,7 +103,7 @@ pub async fn unprobed(ctx: &Context) -> Vec<String> {
         .collect()
 }
 
-/// Reads the clusters, the network's HsnNodes, and the agents' Leases.
+/// Reads the clusters, the network's HsnNodes, and the agents' Leases and pods.
 pub async fn fetch(network: &HsnNetwork, ctx: &Context) -> Result<Fetched, Error> {
     let mut members = Vec::new();
     for mec in ctx.clusters.state() {
@@ -89,15 +113,12 @@ pub async fn fetch(network: &HsnNetwork, ctx: &Context) -> Result<Fetched, Error
     }
     let namespace = network.namespace().unwrap_or_default();
     let uid = network.uid().unwrap_or_default();
-    let nodes: Api<HsnNode> = Api::namespaced(ctx.hub.clone(), &namespace);
-    let nodes = nodes
-        .list(&ListParams::default().labels(&format!("{NETWORK_UID_LABEL}={uid}")))
+    let all = Api::<HsnNode>::namespaced(ctx.hub.clone(), &namespace)
+        .list(&ListParams::default())
         .await
         .map_err(Error::Hub)?
-        .items
-        .into_iter()
-        .map(|n| (n.name_any(), n))
-        .collect();
+        .items;
+    let (nodes, forged) = sort_nodes(network, all);
 
     let reads = members
         .iter()
@@ -107,44 +128,121 @@ pub async fn fetch(network: &HsnNetwork, ctx: &Context) -> Result<Fetched, Error
             // A member that stops answering mid-read must not hold the reconcile: it counts
             // as unreadable, like one that refuses.
             let namespace = member_namespace(&network.name_any());
-            let read = read_leases(&client, &namespace);
-            let leases = tokio::time::timeout(ctx.settings.member_timeout, read)
+            let read = read_member(&client, &namespace, &uid);
+            let read = tokio::time::timeout(ctx.settings.member_timeout, read)
                 .await
                 .ok()?
                 .ok()?;
-            Some((mec.name_any(), leases))
+            Some((mec.name_any(), read))
         });
+    let pins = pins(&nodes);
     let leases = futures::future::join_all(reads)
         .await
         .into_iter()
         .flatten()
+        .map(|(cluster, (raw, pods))| {
+            let judged = raw
+                .iter()
+                .filter_map(|l| {
+                    let name = l.name_any();
+                    let seat = Seat::of(&name)?;
+                    let pinned = pins.get(&(cluster.as_str(), seat.clone())).copied();
+                    Some((name, lease_info(l, &seat, &pods, pinned)))
+                })
+                .collect();
+            (cluster, judged)
+        })
         .collect();
     Ok(Fetched {
         members,
         leases,
         nodes,
+        forged,
     })
 }
 
-async fn read_leases(client: &Client, namespace: &str) -> Result<Leases, kube::Error> {
-    let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
-    let list = match api.list(&ListParams::default()).await {
-        Ok(l) => l,
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Leases::new()),
-        Err(e) => return Err(e),
-    };
-    Ok(list
-        .items
-        .iter()
-        .map(|l| (l.name_any(), lease_info(l)))
-        .collect())
+/// The network's HsnNodes (controlled by it), and the names of those that claim it (label
+/// or `spec.network`) without being controlled by it.
+fn sort_nodes(network: &HsnNetwork, all: Vec<HsnNode>) -> (BTreeMap<String, HsnNode>, Vec<String>) {
+    let (name, uid) = (network.name_any(), network.uid().unwrap_or_default());
+    let mut nodes = BTreeMap::new();
+    let mut forged = Vec::new();
+    for node in all {
+        let labels = node.labels();
+        let claims = node.spec.network == name
+            || labels.get(NETWORK_LABEL) == Some(&name)
+            || labels.get(NETWORK_UID_LABEL) == Some(&uid);
+        if node.is_controlled_by(&uid) {
+            nodes.insert(node.name_any(), node);
+        } else if claims {
+            forged.push(node.name_any());
+        }
+    }
+    (nodes, forged)
 }
 
-fn lease_info(l: &Lease) -> LeaseInfo {
+/// The status of each HsnNode by (cluster, seat): the pod and key it pinned.
+fn pins(nodes: &BTreeMap<String, HsnNode>) -> BTreeMap<(&str, Seat), &HsnNodeStatus> {
+    nodes
+        .values()
+        .filter_map(|n| {
+            let seat = match (n.spec.role, &n.spec.node_name, n.spec.ordinal) {
+                (Role::Edge, Some(node), _) => Seat::Edge(node.clone()),
+                (Role::Super, _, Some(o)) => Seat::Super(u32::try_from(o).ok()?),
+                _ => return None,
+            };
+            Some(((n.spec.cluster.as_str(), seat), n.status.as_ref()?))
+        })
+        .collect()
+}
+
+/// The Leases of a member namespace, then the network's pods there (label-selected, one
+/// list). In that order: a pod exists before it writes its Lease, so every holder read is
+/// in the pod list unless it was deleted since. Pods that cannot be read are reported as
+/// such, and no Lease is trusted.
+async fn read_member(
+    client: &Client,
+    namespace: &str,
+    uid: &str,
+) -> Result<(Vec<Lease>, Pods), kube::Error> {
+    let leases = match Api::<Lease>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(l) => l.items,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok((Vec::new(), Ok(BTreeMap::new()))),
+        Err(e) => return Err(e),
+    };
+    let selector = format!("{NETWORK_UID_LABEL}={uid}");
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map(|list| list.items.iter().map(PodFacts::of).collect())
+        .map_err(|e| {
+            tracing::warn!(namespace, error = %e, "reading the agents' pods failed: no Lease there is trusted");
+            e.to_string()
+        });
+    Ok((leases, pods))
+}
+
+fn lease_info(l: &Lease, seat: &Seat, pods: &Pods, pinned: Option<&HsnNodeStatus>) -> LeaseInfo {
     let spec = l.spec.clone().unwrap_or_default();
     let renewed = spec.renew_time.map(|t| t.0);
     let duration = SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(0)));
     let annotations = lease::Annotations::from_map(l.annotations());
+    let verdict = if spec.holder_identity.is_none() && renewed.is_none() {
+        Verdict::Unwritten
+    } else {
+        let claim = Claim {
+            holder: spec.holder_identity.as_deref(),
+            pod_uid: annotations.pod_uid.as_deref(),
+            public_key: annotations.public_key.as_deref(),
+        };
+        match trust::vet(seat, claim, pods, pinned) {
+            Ok(placed) => Verdict::Trusted(placed),
+            Err(why) => Verdict::Refused(why),
+        }
+    };
     LeaseInfo {
         renewed,
         expires: renewed.and_then(|r| r.checked_add(duration).ok()),
@@ -154,27 +252,36 @@ fn lease_info(l: &Lease) -> LeaseInfo {
             public_key: annotations.public_key,
         },
         last_epoch: annotations.last_epoch.and_then(|e| i64::try_from(e).ok()),
-        holder: spec.holder_identity,
+        verdict,
     }
 }
 
+/// Ready reasons of a super node the plan did not count live.
+const NOT_LIVE: [HsnNodeReason; 3] = [
+    HsnNodeReason::LeaseExpired,
+    HsnNodeReason::UntrustedLease,
+    HsnNodeReason::KeyChanged,
+];
+
 impl Fetched {
-    /// What the agents advertise, per cluster and Lease name.
+    /// What the agents advertise in Leases their placed pods wrote, per cluster and Lease
+    /// name; nothing of any other Lease.
     pub fn peers(&self) -> Peers {
         self.leases
             .iter()
             .map(|(cluster, leases)| {
                 let peers = leases
                     .iter()
-                    .map(|(name, info)| (name.clone(), info.peer.clone()))
+                    .filter_map(|(name, info)| Some((name.clone(), info.trusted_peer()?.clone())))
                     .collect();
                 (cluster.clone(), peers)
             })
             .collect()
     }
 
-    /// Super nodes whose Lease existed and expired. A super without a Lease yet is
-    /// starting, and trusted until its first Lease lapses.
+    /// Super nodes whose Lease was written and expired, or was written by anything but
+    /// their placed pod (that is no heartbeat of theirs). A super whose Lease no agent
+    /// wrote yet is starting, and trusted until its first Lease lapses.
     pub fn lost_supers(&self, now: Timestamp) -> BTreeSet<SuperId> {
         let mut lost = BTreeSet::new();
         for (cluster, leases) in &self.leases {
@@ -182,7 +289,12 @@ impl Fetched {
                 let Some(ordinal) = SuperId::ordinal_of(name) else {
                     continue;
                 };
-                if !info.fresh(now) {
+                let dead = match info.verdict {
+                    Verdict::Unwritten => false,
+                    Verdict::Trusted(_) => !info.fresh(now),
+                    Verdict::Refused(_) => true,
+                };
+                if dead {
                     lost.insert(SuperId {
                         cluster: cluster.clone(),
                         ordinal,
@@ -217,11 +329,9 @@ impl Fetched {
                 ordinal,
             };
             let live = node.status.as_ref().is_some_and(|s| {
-                !has_reason(
-                    &s.conditions,
-                    ConditionType::Ready,
-                    HsnNodeReason::LeaseExpired.as_str(),
-                )
+                !NOT_LIVE
+                    .iter()
+                    .any(|reason| has_reason(&s.conditions, ConditionType::Ready, reason.as_str()))
             });
             if live {
                 previous.supers.insert(id.clone());
@@ -243,5 +353,112 @@ impl Fetched {
             }
         }
         previous
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::trust::Placed;
+    use hsn_api::node::{AgentPod, HsnNodeSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn network() -> HsnNetwork {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork",
+            "metadata": {"name": "metro", "namespace": "edge-net", "uid": "net-uid"},
+            "spec": {"superNodes": {"replicas": 1}, "edgePools": [],
+                     "metering": {"tenants": []}}
+        }))
+        .unwrap()
+    }
+
+    fn hsn_node(name: &str, network: &str, label: Option<&str>, owner: Option<&str>) -> HsnNode {
+        let mut n = HsnNode::new(
+            name,
+            HsnNodeSpec {
+                network: network.into(),
+                role: Role::Super,
+                cluster: "a".into(),
+                node_name: None,
+                ordinal: Some(0),
+                assigned_super_node: None,
+            },
+        );
+        n.metadata.labels =
+            label.map(|l| BTreeMap::from([(NETWORK_LABEL.to_string(), l.to_string())]));
+        n.metadata.owner_references = owner.map(|uid| {
+            vec![OwnerReference {
+                api_version: "hsn.io/v1alpha1".into(),
+                kind: "HsnNetwork".into(),
+                name: "metro".into(),
+                uid: uid.into(),
+                controller: Some(true),
+                ..OwnerReference::default()
+            }]
+        });
+        n
+    }
+
+    #[test]
+    fn hsn_nodes_claiming_the_network_without_its_owner_reference_are_forged() {
+        let (nodes, forged) = sort_nodes(
+            &network(),
+            vec![
+                hsn_node("ours", "metro", Some("metro"), Some("net-uid")),
+                hsn_node("by-label", "lab", Some("metro"), None),
+                hsn_node("by-spec", "metro", None, None),
+                hsn_node("old-network", "metro", Some("metro"), Some("earlier-uid")),
+                hsn_node("another-networks", "lab", Some("lab"), Some("lab-uid")),
+            ],
+        );
+        assert_eq!(nodes.keys().collect::<Vec<_>>(), ["ours"]);
+        assert_eq!(forged, ["by-label", "by-spec", "old-network"]);
+    }
+
+    #[test]
+    fn only_placed_pods_leases_advertise_and_keep_a_super_node_live() {
+        let now: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+        let placed = Verdict::Trusted(Placed {
+            pod: AgentPod {
+                name: "p".into(),
+                uid: "u".into(),
+            },
+            node: None,
+        });
+        let refused = Verdict::Refused(Distrust::NoSuchPod("x".into()));
+        let lease = |verdict: &Verdict, expires: &str| LeaseInfo {
+            expires: Some(expires.parse().unwrap()),
+            peer: Peer {
+                public_key: Some("k".into()),
+                ..Peer::default()
+            },
+            verdict: verdict.clone(),
+            ..LeaseInfo::default()
+        };
+        let fresh = "2026-11-26T10:00:10Z";
+        let leases = Leases::from([
+            ("super-0".into(), lease(&placed, fresh)),
+            ("super-1".into(), lease(&placed, "2026-11-26T09:59:00Z")),
+            ("super-2".into(), lease(&refused, fresh)),
+            ("super-3".into(), LeaseInfo::default()),
+            ("edge-n1".into(), lease(&refused, fresh)),
+            ("edge-n2".into(), lease(&placed, fresh)),
+        ]);
+        let fetched = Fetched {
+            members: vec![],
+            leases: BTreeMap::from([("a".to_string(), leases)]),
+            nodes: BTreeMap::new(),
+            forged: vec![],
+        };
+        let lost: Vec<u32> = fetched.lost_supers(now).iter().map(|s| s.ordinal).collect();
+        assert_eq!(
+            lost,
+            [1, 2],
+            "lapsed and refused; the unwritten one is starting"
+        );
+        let peers = fetched.peers();
+        let advertised: Vec<&String> = peers["a"].keys().collect();
+        assert_eq!(advertised, ["edge-n2", "super-0", "super-1"]);
     }
 }

@@ -8,6 +8,7 @@ mod fetch;
 mod nodes;
 mod others;
 mod status;
+mod trust;
 mod validate;
 
 use std::sync::Arc;
@@ -204,6 +205,7 @@ async fn reconcile_apply(
     )
     .await;
     if !paused {
+        nodes::remove_forged(network, ctx, &fetched.forged).await?;
         failovers.observe(network, &previous, &plan, &fetched, &outcomes, &ctx.metrics);
         let want = nodes::desired(network, &plan, &fetched, now);
         let keep: std::collections::BTreeSet<String> = want.keys().cloned().collect();

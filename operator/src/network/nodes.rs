@@ -9,10 +9,11 @@ use hsn_core::Role;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::DeleteParams;
+use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::{Api, Resource, ResourceExt};
 
 use super::Error;
-use super::fetch::{Fetched, LeaseInfo};
+use super::fetch::{Fetched, LeaseInfo, Verdict};
 use crate::conditions::{self, Cond};
 use crate::context::Context;
 use crate::plan::{Plan, SuperId};
@@ -105,20 +106,38 @@ pub fn desired(
 }
 
 fn readiness(info: Option<&LeaseInfo>, live: bool, now: Timestamp) -> Cond {
+    let ready = ConditionType::Ready;
     match info {
-        Some(l) if live && l.fresh(now) => Cond::yes(
-            ConditionType::Ready,
+        Some(LeaseInfo {
+            verdict: Verdict::Refused(why),
+            ..
+        }) => Cond::no(
+            ready,
+            why.reason(),
+            format!("{why}: the Lease is ignored for routes and keys"),
+        ),
+        Some(
+            l @ LeaseInfo {
+                verdict: Verdict::Trusted(_),
+                ..
+            },
+        ) if live && l.fresh(now) => Cond::yes(
+            ready,
             HsnNodeReason::LeaseCurrent,
             "the agent renews its Lease",
         ),
-        None if live => Cond::no(
-            ConditionType::Ready,
+        None
+        | Some(LeaseInfo {
+            verdict: Verdict::Unwritten,
+            ..
+        }) if live => Cond::no(
+            ready,
             HsnNodeReason::NoLease,
             "the agent has not written its Lease yet",
         ),
         // A super the plan counts as lost, or a Lease that lapsed.
         _ => Cond::no(
-            ConditionType::Ready,
+            ready,
             HsnNodeReason::LeaseExpired,
             "the agent stopped renewing its Lease",
         ),
@@ -151,7 +170,6 @@ fn node(
     info: Option<LeaseInfo>,
     previous: Option<&HsnNode>,
 ) -> HsnNode {
-    let info = info.unwrap_or_default();
     let mut node = HsnNode::new(name, spec);
     node.metadata = ObjectMeta {
         name: Some(name.to_string()),
@@ -166,14 +184,39 @@ fn node(
         owner_references: network.controller_owner_ref(&()).map(|o| vec![o]),
         ..Default::default()
     };
-    node.status = Some(HsnNodeStatus {
-        conditions: vec![],
-        public_key: info.peer.public_key,
-        node_name: node.spec.node_name.clone().or(info.holder),
-        last_heartbeat: heartbeat(previous, info.renewed),
-        last_epoch: info.last_epoch,
-    });
+    node.status = Some(status(&node.spec, info, previous));
     node
+}
+
+/// What the placed pod's Lease says; from any other Lease, or none, nothing: what the last
+/// placed pod said stays (its key pinned to it).
+fn status(
+    spec: &HsnNodeSpec,
+    info: Option<LeaseInfo>,
+    previous: Option<&HsnNode>,
+) -> HsnNodeStatus {
+    let kept = previous.and_then(|n| n.status.clone()).unwrap_or_default();
+    match info {
+        Some(LeaseInfo {
+            verdict: Verdict::Trusted(placed),
+            peer,
+            renewed,
+            last_epoch,
+            ..
+        }) => HsnNodeStatus {
+            conditions: vec![],
+            public_key: peer.public_key,
+            agent_pod: Some(placed.pod),
+            node_name: spec.node_name.clone().or(placed.node),
+            last_heartbeat: heartbeat(previous, renewed),
+            last_epoch,
+        },
+        _ => HsnNodeStatus {
+            conditions: vec![],
+            node_name: spec.node_name.clone().or(kept.node_name),
+            ..kept
+        },
+    }
 }
 
 /// Creates, updates and deletes HsnNodes so the hub matches `want`.
@@ -212,6 +255,43 @@ pub async fn sync(
     Ok(())
 }
 
+/// Event reason: an HsnNode claiming the network that the operator did not create was
+/// removed.
+pub const FORGED_NODE_REMOVED: &str = "ForgedHsnNodeRemoved";
+
+/// Deletes the HsnNodes that claim the network but that it does not control (made by
+/// hand): their status is no agent's. Each is an Event on the network and a log line.
+pub async fn remove_forged(
+    network: &HsnNetwork,
+    ctx: &Context,
+    forged: &[String],
+) -> Result<(), Error> {
+    let api: Api<HsnNode> =
+        Api::namespaced(ctx.hub.clone(), &network.namespace().unwrap_or_default());
+    for name in forged {
+        tracing::warn!(node = %name, "removing an HsnNode this network did not create");
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => ctx.metrics.hub_write(super::CONTROLLER),
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(e) => return Err(Error::Hub(e)),
+        }
+        let event = KubeEvent {
+            type_: EventType::Warning,
+            reason: FORGED_NODE_REMOVED.into(),
+            note: Some(format!(
+                "HsnNode {name} claimed this network but was not created by the operator; removed"
+            )),
+            action: "RemoveHsnNode".into(),
+            secondary: None,
+        };
+        ctx.recorder
+            .publish(&event, &network.object_ref(&()))
+            .await
+            .map_err(Error::Hub)?;
+    }
+    Ok(())
+}
+
 /// Deletes the HsnNodes in `have` that are not in `keep`.
 pub async fn prune(
     network: &HsnNetwork,
@@ -234,6 +314,9 @@ pub async fn prune(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::network::trust::{Distrust, Placed};
+    use crate::resources::Peer;
+    use hsn_api::node::AgentPod;
 
     fn with_heartbeat(t: &str) -> HsnNode {
         let mut n = HsnNode::new(
@@ -257,11 +340,25 @@ mod tests {
     #[test]
     fn ready_follows_the_lease_unless_the_super_is_lost() {
         let now: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
-        let lease = |expires: &str| LeaseInfo {
+        let placed = Verdict::Trusted(Placed {
+            pod: AgentPod {
+                name: "hsn-super-node-0".into(),
+                uid: "u0".into(),
+            },
+            node: Some("n1".into()),
+        });
+        let lease = |expires: &str, verdict: &Verdict| LeaseInfo {
             expires: Some(expires.parse().unwrap()),
+            verdict: verdict.clone(),
             ..LeaseInfo::default()
         };
-        let (fresh, lapsed) = (lease("2026-11-26T10:00:10Z"), lease("2026-11-26T09:59:50Z"));
+        let fresh = lease("2026-11-26T10:00:10Z", &placed);
+        let lapsed = lease("2026-11-26T09:59:50Z", &placed);
+        let unwritten = LeaseInfo::default();
+        let forged = lease(
+            "2026-11-26T10:00:10Z",
+            &Verdict::Refused(Distrust::NoSuchPod("x".into())),
+        );
         let reason = |info: Option<&LeaseInfo>, live| {
             let c = readiness(info, live, now);
             (c.status, c.reason)
@@ -269,8 +366,45 @@ mod tests {
         assert_eq!(reason(Some(&fresh), true), (true, "LeaseCurrent"));
         assert_eq!(reason(Some(&lapsed), true), (false, "LeaseExpired"));
         assert_eq!(reason(None, true), (false, "NoLease"));
+        assert_eq!(reason(Some(&unwritten), true), (false, "NoLease"));
         assert_eq!(reason(Some(&fresh), false), (false, "LeaseExpired"));
         assert_eq!(reason(None, false), (false, "LeaseExpired"));
+        // Fresh or not, live or not: a Lease no placed pod wrote says so.
+        assert_eq!(reason(Some(&forged), true), (false, "UntrustedLease"));
+        assert_eq!(reason(Some(&forged), false), (false, "UntrustedLease"));
+    }
+
+    #[test]
+    fn status_copies_only_the_placed_pods_lease_and_keeps_the_pinned_key_otherwise() {
+        let spec = with_heartbeat("2026-11-26T10:00:05Z").spec;
+        let placed = Placed {
+            pod: AgentPod {
+                name: "hsn-edge-bb-x1".into(),
+                uid: "u1".into(),
+            },
+            node: Some("n1".into()),
+        };
+        let info = |verdict: Verdict, key: &str| LeaseInfo {
+            peer: Peer {
+                public_key: Some(key.into()),
+                ..Peer::default()
+            },
+            verdict,
+            ..LeaseInfo::default()
+        };
+        let first = status(
+            &spec,
+            Some(info(Verdict::Trusted(placed.clone()), "k1")),
+            None,
+        );
+        assert_eq!(first.public_key.as_deref(), Some("k1"));
+        assert_eq!(first.agent_pod.as_ref(), Some(&placed.pod));
+        let mut previous = with_heartbeat("2026-11-26T10:00:05Z");
+        previous.status = Some(first.clone());
+        let refused = Verdict::Refused(Distrust::NoSuchPod("forger".into()));
+        let kept = status(&spec, Some(info(refused, "k-forged")), Some(&previous));
+        assert_eq!(kept, first, "nothing of a refused Lease enters the status");
+        assert_eq!(status(&spec, None, Some(&previous)), first);
     }
 
     #[test]

@@ -35,8 +35,19 @@ pub const APPLIED_HASH_ANNOTATION: &str = "hsn.io/applied-hash";
 /// Annotation: the hub namespace/name of the owning network.
 pub const OWNER_ANNOTATION: &str = "hsn.io/owner";
 pub use hsn_api::routes::{ROUTES_CONFIGMAP, member_namespace};
-/// Name of the agents' ServiceAccount, Role and RoleBinding.
-pub const AGENT_IDENTITY: &str = "hsn-agent";
+/// Name of the super nodes' ServiceAccount, Role and RoleBinding.
+pub const SUPER_AGENT_IDENTITY: &str = "hsn-super-agent";
+/// Name of the edge agents' ServiceAccount, Role and RoleBinding.
+pub const EDGE_AGENT_IDENTITY: &str = "hsn-edge-agent";
+
+/// Name of the ServiceAccount (and its Role and RoleBinding) of `role`'s agents: one per
+/// role, so an edge's token can never renew a super node's Lease.
+pub fn agent_identity(role: hsn_core::Role) -> &'static str {
+    match role {
+        hsn_core::Role::Super => SUPER_AGENT_IDENTITY,
+        hsn_core::Role::Edge => EDGE_AGENT_IDENTITY,
+    }
+}
 /// Name of the super-node StatefulSet and Service.
 pub const SUPER_NODE: &str = "hsn-super-node";
 /// Port of the super nodes' gRPC (ledger) service, as a container and Service port.
@@ -107,7 +118,7 @@ pub fn member_objects(
         metadata: render.meta_cluster_scoped(&render.namespace),
         ..Default::default()
     })];
-    out.extend(rbac::objects(&render));
+    out.extend(rbac::objects(&render, part));
     out.push(render.object(&routes::config_map(&render, cluster, plan, peers)));
     if part.super_replicas > 0 {
         out.extend(workloads::super_nodes(&render, part.super_replicas));

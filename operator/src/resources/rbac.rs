@@ -1,28 +1,77 @@
-//! The agents' identity: a ServiceAccount that may read its routes and its namespace and
-//! write Leases, in its own namespace only.
+//! The agents' identities and Leases: per role a ServiceAccount whose Role reads the routes
+//! and the namespace and renews the Leases of that role by name, and the Leases themselves,
+//! which the operator creates so that no agent ever needs `create`.
 
+use hsn_api::node::lease;
+use hsn_core::Role;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ServiceAccount;
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role as RbacRole, RoleBinding, RoleRef, Subject};
 
-use super::{AGENT_IDENTITY, MemberObject, ROUTES_CONFIGMAP, Renderer};
+use super::{MemberObject, ROLE_LABEL, ROUTES_CONFIGMAP, Renderer, agent_identity};
+use crate::plan::ClusterPlan;
 
-/// ServiceAccount, Role and RoleBinding of the agents.
-pub(super) fn objects(render: &Renderer<'_>) -> Vec<MemberObject> {
+/// The Leases of `role`'s agents the plan puts on this cluster: `super-<n>` for each
+/// ordinal, `edge-<node>` for each planned edge node; sorted.
+pub(super) fn lease_names(part: &ClusterPlan, role: Role) -> Vec<String> {
+    let mut names: Vec<String> = match role {
+        Role::Super => (0..part.super_replicas).map(lease::super_lease).collect(),
+        Role::Edge => part
+            .edge_pools
+            .values()
+            .flatten()
+            .map(|node| lease::edge_lease(node))
+            .collect(),
+    };
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Per role with agents here: its ServiceAccount, Role and RoleBinding, then every Lease.
+pub(super) fn objects(render: &Renderer<'_>, part: &ClusterPlan) -> Vec<MemberObject> {
+    let mut identities = Vec::new();
+    let mut leases = Vec::new();
+    for role in [Role::Super, Role::Edge] {
+        let names = lease_names(part, role);
+        if names.is_empty() {
+            continue;
+        }
+        identities.extend(identity(render, role, &names));
+        leases.extend(names.iter().map(|name| {
+            let mut metadata = render.meta(name);
+            metadata
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert(ROLE_LABEL.into(), role.as_str().into());
+            render.object(&Lease {
+                metadata,
+                spec: None,
+            })
+        }));
+    }
+    identities.extend(leases);
+    identities
+}
+
+fn identity(render: &Renderer<'_>, role: Role, leases: &[String]) -> Vec<MemberObject> {
+    let name = agent_identity(role);
     let account = ServiceAccount {
-        metadata: render.meta(AGENT_IDENTITY),
+        metadata: render.meta(name),
         automount_service_account_token: Some(true),
         ..Default::default()
     };
     let strings = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect());
-    let role = Role {
-        metadata: render.meta(AGENT_IDENTITY),
+    let verbs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    let role_object = RbacRole {
+        metadata: render.meta(name),
         rules: Some(vec![
             // Read the routes table, and nothing else of the cluster.
             PolicyRule {
                 api_groups: strings(&[""]),
                 resources: strings(&["configmaps"]),
                 resource_names: strings(&[ROUTES_CONFIGMAP]),
-                verbs: vec!["get".into(), "list".into(), "watch".into()],
+                verbs: verbs(&["get", "list", "watch"]),
                 ..Default::default()
             },
             // An agent stopping reads its namespace: one being deleted means the network is
@@ -33,41 +82,38 @@ pub(super) fn objects(render: &Renderer<'_>) -> Vec<MemberObject> {
                 api_groups: strings(&[""]),
                 resources: strings(&["namespaces"]),
                 resource_names: strings(&[&render.namespace]),
-                verbs: vec!["get".into()],
+                verbs: verbs(&["get"]),
                 ..Default::default()
             },
-            // Each agent creates and renews its Lease. RBAC cannot scope `create` to a
-            // name, so the namespace is the boundary: it holds only this network's agents.
+            // Renew the Leases of this role, by name; never create one (the operator does,
+            // for the agents it places). `leases` is never empty: an empty resourceNames
+            // would grant every Lease of the namespace.
             PolicyRule {
                 api_groups: strings(&["coordination.k8s.io"]),
                 resources: strings(&["leases"]),
-                verbs: vec![
-                    "create".into(),
-                    "get".into(),
-                    "update".into(),
-                    "patch".into(),
-                ],
+                resource_names: Some(leases.to_vec()),
+                verbs: verbs(&["get", "update", "patch"]),
                 ..Default::default()
             },
         ]),
     };
     let binding = RoleBinding {
-        metadata: render.meta(AGENT_IDENTITY),
+        metadata: render.meta(name),
         role_ref: RoleRef {
             api_group: Some("rbac.authorization.k8s.io".into()),
             kind: "Role".into(),
-            name: AGENT_IDENTITY.into(),
+            name: name.into(),
         },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
-            name: AGENT_IDENTITY.into(),
+            name: name.into(),
             namespace: Some(render.namespace.clone()),
             ..Default::default()
         }]),
     };
     vec![
         render.object(&account),
-        render.object(&role),
+        render.object(&role_object),
         render.object(&binding),
     ]
 }

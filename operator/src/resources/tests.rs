@@ -63,9 +63,15 @@ fn a_cluster_gets_namespace_identity_routes_supers_and_one_daemonset_per_nonempt
     let objs = member_objects(&network(), "a", &plan(), &Peers::new());
     let want: Vec<(String, String)> = [
         ("Namespace", "hsn-metro"),
-        ("ServiceAccount", "hsn-agent"),
-        ("Role", "hsn-agent"),
-        ("RoleBinding", "hsn-agent"),
+        ("ServiceAccount", "hsn-super-agent"),
+        ("Role", "hsn-super-agent"),
+        ("RoleBinding", "hsn-super-agent"),
+        ("ServiceAccount", "hsn-edge-agent"),
+        ("Role", "hsn-edge-agent"),
+        ("RoleBinding", "hsn-edge-agent"),
+        ("Lease", "super-0"),
+        ("Lease", "edge-n1"),
+        ("Lease", "edge-n2"),
         ("ConfigMap", "hsn-routes"),
         ("StatefulSet", "hsn-super-node"),
         ("Service", "hsn-super-node"),
@@ -84,6 +90,82 @@ fn a_cluster_gets_namespace_identity_routes_supers_and_one_daemonset_per_nonempt
         );
         let want_ns = (d.resource.kind != "Namespace").then_some("hsn-metro");
         assert_eq!(d.namespace.as_deref(), want_ns);
+    }
+}
+
+/// The rules of the Role named `name` among `objs`.
+fn rules(objs: &[MemberObject], name: &str) -> Vec<serde_json::Value> {
+    let role = objs
+        .iter()
+        .find(|d| d.resource.kind == "Role" && d.name == name)
+        .unwrap();
+    role.body["rules"].as_array().unwrap().clone()
+}
+
+#[test]
+fn each_role_renews_only_its_own_leases_by_name_and_creates_none() {
+    let objs = member_objects(&network(), "a", &plan(), &Peers::new());
+    let leases = |name: &str| {
+        let rules = rules(&objs, name);
+        let lease_rules: Vec<_> = rules
+            .iter()
+            .filter(|r| r["resources"][0] == "leases")
+            .collect();
+        assert_eq!(lease_rules.len(), 1, "{name}: one Lease rule");
+        assert_eq!(
+            lease_rules[0]["verbs"],
+            serde_json::json!(["get", "update", "patch"])
+        );
+        lease_rules[0]["resourceNames"].clone()
+    };
+    assert_eq!(leases(SUPER_AGENT_IDENTITY), serde_json::json!(["super-0"]));
+    assert_eq!(
+        leases(EDGE_AGENT_IDENTITY),
+        serde_json::json!(["edge-n1", "edge-n2"])
+    );
+    for d in objs.iter().filter(|d| d.resource.kind == "Role") {
+        for rule in d.body["rules"].as_array().unwrap() {
+            let names = rule["resourceNames"].as_array();
+            assert!(names.is_some_and(|n| !n.is_empty()), "{}: {rule}", d.name);
+            assert!(!rule["verbs"].as_array().unwrap().contains(&"create".into()));
+        }
+    }
+    // The Leases are the operator's, labelled with their role.
+    let lease = objs.iter().find(|d| d.name == "edge-n1").unwrap();
+    assert_eq!(lease.body["metadata"]["labels"][ROLE_LABEL], "edge");
+    assert!(
+        lease.body.get("spec").is_none(),
+        "the agent writes the spec"
+    );
+}
+
+#[test]
+fn a_cluster_without_edges_gets_no_edge_identity() {
+    let objs = member_objects(&network(), "b", &plan(), &Peers::new());
+    assert!(objs.iter().any(|d| d.name == EDGE_AGENT_IDENTITY));
+    let mut no_edges = plan();
+    no_edges.clusters.get_mut("b").unwrap().edge_pools.clear();
+    let objs = member_objects(&network(), "b", &no_edges, &Peers::new());
+    assert!(
+        objs.iter()
+            .all(|d| d.name != EDGE_AGENT_IDENTITY && !d.name.starts_with("edge-"))
+    );
+    assert!(objs.iter().any(|d| d.name == SUPER_AGENT_IDENTITY));
+}
+
+#[test]
+fn each_workload_runs_as_its_roles_account_and_knows_its_pod_uid() {
+    let objs = member_objects(&network(), "a", &plan(), &Peers::new());
+    for (kind, account) in [
+        ("StatefulSet", SUPER_AGENT_IDENTITY),
+        ("DaemonSet", EDGE_AGENT_IDENTITY),
+    ] {
+        let d = objs.iter().find(|d| d.resource.kind == kind).unwrap();
+        let pod = &d.body["spec"]["template"]["spec"];
+        assert_eq!(pod["serviceAccountName"], account);
+        let env = pod["containers"][0]["env"].as_array().unwrap();
+        let uid = env.iter().find(|e| e["name"] == "POD_UID").unwrap();
+        assert_eq!(uid["valueFrom"]["fieldRef"]["fieldPath"], "metadata.uid");
     }
 }
 
@@ -251,15 +333,25 @@ fn hashes_are_stable_and_follow_content() {
     let mut changed = plan();
     changed.clusters.get_mut("b").unwrap().super_replicas = 2;
     let after = member_objects(&network(), "b", &changed, &Peers::new());
-    let hash = |objs: &[MemberObject], kind: &str| {
+    let hash = |objs: &[MemberObject], kind: &str, name: &str| {
         objs.iter()
-            .find(|d| d.resource.kind == kind)
+            .find(|d| d.resource.kind == kind && d.name == name)
             .unwrap()
             .hash()
             .to_string()
     };
-    assert_ne!(hash(&first, "StatefulSet"), hash(&after, "StatefulSet"));
-    assert_eq!(hash(&first, "Role"), hash(&after, "Role"));
+    let sts = |objs: &[MemberObject]| hash(objs, "StatefulSet", SUPER_NODE);
+    assert_ne!(sts(&first), sts(&after));
+    // A second super node's Lease is the super nodes' to renew, not the edges'.
+    let role = |objs: &[MemberObject], name: &str| hash(objs, "Role", name);
+    assert_ne!(
+        role(&first, SUPER_AGENT_IDENTITY),
+        role(&after, SUPER_AGENT_IDENTITY)
+    );
+    assert_eq!(
+        role(&first, EDGE_AGENT_IDENTITY),
+        role(&after, EDGE_AGENT_IDENTITY)
+    );
 }
 
 #[test]

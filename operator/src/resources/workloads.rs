@@ -16,9 +16,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    AGENT_IDENTITY, MemberObject, POOL_LABEL, ROLE_LABEL, ROUTES_CONFIGMAP, Renderer,
-    SUPER_GRPC_PORT, SUPER_NODE, edge_daemonset,
+    MemberObject, POOL_LABEL, ROLE_LABEL, ROUTES_CONFIGMAP, Renderer, SUPER_GRPC_PORT, SUPER_NODE,
+    agent_identity, edge_daemonset,
 };
+use hsn_core::Role;
 
 use hsn_core::ports::{EDGE_METRICS as EDGE_METRICS_PORT, SUPER_METRICS as SUPER_METRICS_PORT};
 
@@ -46,6 +47,7 @@ pub(super) fn super_nodes(render: &Renderer<'_>, replicas: u32) -> Vec<MemberObj
             },
             template: pod_template(
                 render,
+                Role::Super,
                 &selector,
                 container,
                 Affinity::default(),
@@ -116,7 +118,14 @@ pub(super) fn edge_pool(render: &Renderer<'_>, pool: &str, nodes: &[String]) -> 
                 match_labels: Some(selector.clone()),
                 ..Default::default()
             },
-            template: pod_template(render, &selector, container, affinity, tolerations),
+            template: pod_template(
+                render,
+                Role::Edge,
+                &selector,
+                container,
+                affinity,
+                tolerations,
+            ),
             update_strategy: Some(DaemonSetUpdateStrategy {
                 type_: Some("RollingUpdate".into()),
                 rolling_update: Some(RollingUpdateDaemonSet {
@@ -184,6 +193,7 @@ const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 
 fn pod_template(
     render: &Renderer<'_>,
+    role: Role,
     selector: &BTreeMap<String, String>,
     container: Container,
     mut affinity: Affinity,
@@ -198,7 +208,8 @@ fn pod_template(
             ..Default::default()
         }),
         spec: Some(PodSpec {
-            service_account_name: Some(AGENT_IDENTITY.into()),
+            // Each role its own ServiceAccount: its token renews only that role's Leases.
+            service_account_name: Some(agent_identity(role).into()),
             // XDP attaches to the node's own interfaces.
             host_network: Some(true),
             dns_policy: Some("ClusterFirstWithHostNet".into()),
@@ -266,7 +277,10 @@ fn agent_container(render: &Renderer<'_>, image: &str, role: &str) -> Container 
         args: Some(args),
         env: Some(vec![
             field_env("NODE_NAME", "spec.nodeName"),
+            // The agent holds its Lease as this pod (name and UID), which the operator
+            // checks against the pods it placed before trusting what the Lease says.
             field_env("POD_NAME", "metadata.name"),
+            field_env("POD_UID", "metadata.uid"),
             field_env("POD_NAMESPACE", "metadata.namespace"),
             field_env("POD_IP", "status.podIP"),
         ]),

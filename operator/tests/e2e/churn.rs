@@ -1,4 +1,5 @@
-//! Steps 3 to 7: pool changes, a lapsed Lease, a lost member, deletion, broken Secrets; and
+//! Steps 3 to 7: pool changes, a lapsed Lease, Leases and HsnNodes not written by the placed
+//! pods or the operator, a lost member, deletion, broken Secrets; and
 //! tidying clusters that outlive the suite.
 
 use std::collections::BTreeSet;
@@ -17,6 +18,7 @@ use serde_json::json;
 
 use crate::lease::lease_lapse;
 use crate::reads::{assignments, namespace_gone, routes, super_replicas};
+use crate::trust::trust;
 use crate::{NET, NS, Suite};
 
 /// Steps 3 to 7: pool changes, a lapsed Lease, a lost member, deletion, broken Secrets.
@@ -58,6 +60,10 @@ pub(crate) async fn churn(s: &Suite, op: &OperatorUnderTest) -> Result<()> {
     // 3b. A super node whose Lease lapses loses exactly its edges, and wins some back when
     // it renews.
     lease_lapse(s).await?;
+
+    // 3c. Only the placed pod speaks for an agent: Leases written by other pods, or a
+    // second key from the same pod, are ignored; HsnNodes made by hand are removed.
+    trust(s).await?;
 
     // 4. B goes away (its API server stops): B turns NotReady, its edges are re-homed to A's
     // super nodes.

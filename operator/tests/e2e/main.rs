@@ -6,13 +6,14 @@
 //! Every wait has a deadline; nothing sleeps.
 //!
 //! One module per concern: `rollout` (steps 1 and 2), `churn` (steps 3 to 7), `lease` (step
-//! 3b, a super node's Lease lapsing), `writes` (what counts as a write), `reads` (what the
+//! 3b, a super node's Lease lapsing), `trust` (step 3c, whose Leases and HsnNodes count), `writes` (what counts as a write), `reads` (what the
 //! steps read from the hub and the members).
 
 mod churn;
 mod lease;
 mod reads;
 mod rollout;
+mod trust;
 mod writes;
 
 use std::collections::BTreeMap;

@@ -110,6 +110,30 @@ impl ControlPlane {
         self.client.clone()
     }
 
+    /// A client acting as `user` in `groups` (the admin impersonating them): every request
+    /// is authenticated, authorized (RBAC) and admitted as that user's would be, e.g.
+    /// `system:serviceaccount:<ns>:<name>` in `system:serviceaccounts`,
+    /// `system:serviceaccounts:<ns>` and `system:authenticated`.
+    pub async fn client_as(&self, user: &str, groups: &[&str]) -> Result<Client, Error> {
+        let mut config = kubeconfig::config(&self.kubeconfig).await?;
+        config.auth_info.impersonate = Some(user.to_owned());
+        config.auth_info.impersonate_groups =
+            Some(groups.iter().map(|g| (*g).to_owned()).collect());
+        Client::try_from(config).map_err(Error::Client)
+    }
+
+    /// A client acting as ServiceAccount `name` of namespace `ns` ([`Self::client_as`]).
+    pub async fn client_as_service_account(&self, ns: &str, name: &str) -> Result<Client, Error> {
+        let user = format!("system:serviceaccount:{ns}:{name}");
+        let ns_group = format!("system:serviceaccounts:{ns}");
+        let groups = [
+            "system:serviceaccounts",
+            ns_group.as_str(),
+            "system:authenticated",
+        ];
+        self.client_as(&user, &groups).await
+    }
+
     /// A kubeconfig file with the server URL, CA data and admin client certificate inline.
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig

@@ -56,15 +56,19 @@ current-context: {name}
 
 /// A client for the current context of the kubeconfig at `path`.
 pub(crate) async fn client(path: &Path) -> Result<Client, Error> {
+    Client::try_from(config(path).await?).map_err(Error::Client)
+}
+
+/// The client configuration of the current context of the kubeconfig at `path`.
+pub(crate) async fn config(path: &Path) -> Result<kube::Config, Error> {
     let kubeconfig_err = |source| Error::Kubeconfig {
         path: path.to_path_buf(),
         source,
     };
     let kubeconfig = Kubeconfig::read_from(path).map_err(kubeconfig_err)?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .map_err(kubeconfig_err)?;
-    Client::try_from(config).map_err(Error::Client)
+        .map_err(kubeconfig_err)
 }
 
 /// One readiness probe: `/readyz` says ok and namespaces can be listed.

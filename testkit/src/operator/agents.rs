@@ -1,28 +1,35 @@
 //! A network's objects in a member exactly as the operator renders them, for tests that run
 //! agents (or judge what they may do) without running the operator.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result};
 use hsn_api::HsnNetwork;
 use hsn_operator::plan::{ClusterPlan, Plan};
 use hsn_operator::resources::{MemberObject, Peers, member_objects};
 use kube::Client;
 
-/// Name of the agents' ServiceAccount, Role and RoleBinding in a member.
-pub use hsn_operator::resources::AGENT_IDENTITY;
+/// Names of the agents' ServiceAccounts (and their Role and RoleBinding) in a member.
+pub use hsn_operator::resources::{EDGE_AGENT_IDENTITY, SUPER_AGENT_IDENTITY, agent_identity};
 
 /// The member the objects are rendered for.
 pub const MEMBER: &str = "m1";
+/// The edge pool of [`one_of_each`]'s edge node (the test networks' first pool).
+pub const EDGE_POOL: &str = "bb";
+/// The node of [`one_of_each`]'s edge agent.
+pub const EDGE_NODE: &str = "n1";
 
-/// What the operator writes into [`MEMBER`] when its plan puts one super node of `network`
-/// there and no edge, before any agent advertised itself: the namespace, the agents'
-/// identity (ServiceAccount, Role, RoleBinding), the routes ConfigMap and the super nodes.
-pub fn one_super_node(network: &HsnNetwork) -> Vec<MemberObject> {
+/// What the operator writes into [`MEMBER`] when its plan puts one super node (ordinal 0)
+/// and one edge node ([`EDGE_NODE`] of pool [`EDGE_POOL`]) of `network` there, before any
+/// agent advertised itself: the namespace, each role's identity (ServiceAccount, Role,
+/// RoleBinding), the Leases `super-0` and `edge-n1`, the routes ConfigMap and the workloads.
+pub fn one_of_each(network: &HsnNetwork) -> Vec<MemberObject> {
     let plan = Plan {
         clusters: [(
             MEMBER.to_string(),
             ClusterPlan {
                 super_replicas: 1,
-                ..Default::default()
+                edge_pools: BTreeMap::from([(EDGE_POOL.into(), vec![EDGE_NODE.into()])]),
             },
         )]
         .into(),
@@ -31,7 +38,7 @@ pub fn one_super_node(network: &HsnNetwork) -> Vec<MemberObject> {
     member_objects(network, MEMBER, &plan, &Peers::new())
 }
 
-/// Server-side applies, as the operator does, those of [`one_super_node`]'s objects whose
+/// Server-side applies, as the operator does, those of [`one_of_each`]'s objects whose
 /// kind is in `kinds` (e.g. `["Namespace", "ServiceAccount", "Role", "RoleBinding"]`);
 /// returns the member namespace, which `kinds` must include.
 pub async fn apply_member_objects(
@@ -40,7 +47,7 @@ pub async fn apply_member_objects(
     kinds: &[&str],
 ) -> Result<String> {
     let mut ns = None;
-    for d in one_super_node(network)
+    for d in one_of_each(network)
         .iter()
         .filter(|d| kinds.contains(&d.resource.kind.as_str()))
     {

@@ -15,14 +15,19 @@ mod agents;
 mod churn;
 mod env;
 mod in_cluster;
+mod leases;
 mod members;
 mod process;
 
 pub use access::member_access;
-pub use agents::{AGENT_IDENTITY, MEMBER, apply_member_objects, one_super_node};
+pub use agents::{
+    EDGE_AGENT_IDENTITY, EDGE_NODE, EDGE_POOL, MEMBER, SUPER_AGENT_IDENTITY, agent_identity,
+    apply_member_objects, one_of_each,
+};
 pub use churn::{after_loss, moved_and_ideal};
 pub use env::{E2eEnv, HUB_VAR, Hub, MEMBERS_VAR, NODE_EXEC_VAR, OPERATOR_VAR, client_for};
 pub use in_cluster::{InCluster, OperatorUnderTest};
+pub use leases::{LeaseWrite, PodId, edge_pod, put_lease, put_super_lease, super_key, super_pod};
 pub use members::{AGENTS_TAINT, Member, NOWHERE, Topology, members, node_exec};
 pub use process::{Operator, sum_samples};
 
@@ -30,15 +35,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use hsn_api::node::lease::super_lease;
 use hsn_api::{HsnNetwork, HsnNode, MecCluster};
 use hsn_operator::member::EDGE_CAPABLE_LABEL;
 use k8s_openapi::ByteString;
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
 
 use crate::{FakeNode, KwokCluster, wait_for};
@@ -144,40 +145,6 @@ pub async fn member(
     kubeconfig_secret(hub, name, &kubeconfig).await?;
     mec_cluster(hub, name, region, name).await?;
     Ok(cluster)
-}
-
-/// Writes (or renews) the Lease of super node `ordinal` in `namespace` of a member, as its
-/// agent would where no agent runs (kwok): renewed `age` seconds ago, valid for `duration`
-/// seconds.
-pub async fn put_super_lease(
-    member: &Client,
-    namespace: &str,
-    ordinal: u32,
-    age: i64,
-    duration: i32,
-) -> Result<()> {
-    let name = super_lease(ordinal);
-    let lease = Lease {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            namespace: Some(namespace.into()),
-            ..Default::default()
-        },
-        spec: Some(LeaseSpec {
-            holder_identity: Some("node-x".into()),
-            lease_duration_seconds: Some(duration),
-            renew_time: Some(MicroTime(Timestamp::now() - SignedDuration::from_secs(age))),
-            ..Default::default()
-        }),
-    };
-    Api::<Lease>::namespaced(member.clone(), namespace)
-        .patch(
-            &name,
-            &PatchParams::apply("hsn-testkit").force(),
-            &Patch::Apply(&lease),
-        )
-        .await?;
-    Ok(())
 }
 
 /// Waits until the network's condition `type_` has `status` (and `reason`, if given).
