@@ -44,6 +44,17 @@ pub struct ApplyFailureLabels {
     pub category: &'static str,
 }
 
+/// Labels of a network's condition gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NetworkConditionLabels {
+    /// The HsnNetwork's namespace.
+    pub namespace: String,
+    /// The HsnNetwork's name.
+    pub network: String,
+    /// `Ready`, `Progressing` or `Degraded`.
+    pub condition: String,
+}
+
 /// Labels of per-cluster gauges.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClusterLabels {
@@ -70,6 +81,10 @@ pub struct Metrics {
     pub hub_writes: Family<ControllerLabels, Counter>,
     /// Members a network could not be brought to its plan in, by cluster and category.
     pub member_apply_failures: Family<ApplyFailureLabels, Counter>,
+    /// 1 when a network's condition is True, per condition.
+    pub network_condition: Family<NetworkConditionLabels, Gauge>,
+    /// HsnNodes that claimed a network without being its own, removed.
+    pub forged_nodes_removed: Counter,
 }
 
 impl Metrics {
@@ -86,6 +101,8 @@ impl Metrics {
             failover: Histogram::new(exponential_buckets(0.1, 2.0, 12)),
             hub_writes: Family::default(),
             member_apply_failures: Family::default(),
+            network_condition: Family::default(),
+            forged_nodes_removed: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("hsn_operator");
         r.register("reconciles", "Reconciles started", m.reconciles.clone());
@@ -124,7 +141,46 @@ impl Metrics {
             "Failed applies of a network to a member cluster, by cluster and category",
             m.member_apply_failures.clone(),
         );
+        r.register(
+            "network_condition",
+            "1 when the HsnNetwork's condition (Ready, Progressing, Degraded) is True",
+            m.network_condition.clone(),
+        );
+        r.register(
+            "forged_hsnnodes_removed",
+            "HsnNodes that claimed a network the operator did not create them for, removed",
+            m.forged_nodes_removed.clone(),
+        );
         Arc::new(m)
+    }
+
+    /// Sets a network's condition gauges from its status conditions.
+    pub fn network_conditions(
+        &self,
+        namespace: &str,
+        network: &str,
+        conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    ) {
+        for c in conditions {
+            self.network_condition
+                .get_or_create(&NetworkConditionLabels {
+                    namespace: namespace.to_owned(),
+                    network: network.to_owned(),
+                    condition: c.type_.clone(),
+                })
+                .set(i64::from(c.status == "True"));
+        }
+    }
+
+    /// Drops a deleted network's condition gauges.
+    pub fn forget_network(&self, namespace: &str, network: &str) {
+        for condition in ["Ready", "Progressing", "Degraded"] {
+            self.network_condition.remove(&NetworkConditionLabels {
+                namespace: namespace.to_owned(),
+                network: network.to_owned(),
+                condition: condition.to_owned(),
+            });
+        }
     }
 
     /// Creates `controller`'s series at zero, with every error `category` it can report,
@@ -243,6 +299,13 @@ mod tests {
         );
         metrics.init_member("mec-a", crate::network::APPLY_FAILURE_CATEGORIES);
         metrics.failover.observe(1.5);
+        let ready: k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition =
+            serde_json::from_value(serde_json::json!({
+                "type": "Degraded", "status": "True", "reason": "ApplyFailed", "message": "",
+                "lastTransitionTime": "2026-12-03T00:00:00Z"
+            }))
+            .unwrap();
+        metrics.network_conditions("edge-net", "metro", &[ready]);
         let text = hsn_runtime::admin::encode(&registry).unwrap();
         hsn_testkit::promtool::check_metrics(&text).unwrap();
         for series in [
@@ -250,8 +313,13 @@ mod tests {
             r#"hsn_operator_reconcile_errors_total{controller="meccluster",category="member-cleanup"} 0"#,
             r#"hsn_operator_member_apply_failures_total{cluster="mec-a",category="write"} 0"#,
             r#"hsn_operator_member_requests_total{cluster="mec-a",method="DELETE"} 0"#,
+            r#"hsn_operator_network_condition{namespace="edge-net",network="metro",condition="Degraded"} 1"#,
+            "hsn_operator_forged_hsnnodes_removed_total 0",
         ] {
             assert!(text.contains(series), "{series} missing from\n{text}");
         }
+        metrics.forget_network("edge-net", "metro");
+        let text = hsn_runtime::admin::encode(&registry).unwrap();
+        assert!(!text.contains("network=\"metro\""), "{text}");
     }
 }

@@ -49,6 +49,10 @@ pub async fn cleanup(network: &HsnNetwork, ctx: &Context) -> Result<Action, Erro
         )
         .await
         .map_err(Error::Hub)?;
+    ctx.metrics.forget_network(
+        &network.namespace().unwrap_or_default(),
+        &network.name_any(),
+    );
     Ok(Action::await_change())
 }
 

@@ -271,7 +271,10 @@ pub async fn remove_forged(
     for name in forged {
         tracing::warn!(node = %name, "removing an HsnNode this network did not create");
         match api.delete(name, &DeleteParams::background()).await {
-            Ok(_) => ctx.metrics.hub_write(super::CONTROLLER),
+            Ok(_) => {
+                ctx.metrics.hub_write(super::CONTROLLER);
+                ctx.metrics.forged_nodes_removed.inc();
+            }
             Err(kube::Error::Api(s)) if s.code == 404 => continue,
             Err(e) => return Err(Error::Hub(e)),
         }

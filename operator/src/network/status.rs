@@ -336,6 +336,9 @@ pub async fn write(
     ctx: &Context,
     status: HsnNetworkStatus,
 ) -> Result<(), Error> {
+    let namespace = network.namespace().unwrap_or_default();
+    ctx.metrics
+        .network_conditions(&namespace, &network.name_any(), &status.conditions);
     if network.status.as_ref() == Some(&status) {
         return Ok(());
     }
