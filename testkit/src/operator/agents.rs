@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use hsn_api::HsnNetwork;
 use hsn_operator::plan::{ClusterPlan, Plan};
-use hsn_operator::resources::{MemberObject, Peers, member_objects};
+use hsn_operator::resources::{MemberObject, Owner, Peers, member_objects};
 use kube::Client;
 
 /// Name of the agents' ServiceAccount, Role and RoleBinding in a member.
@@ -12,6 +12,8 @@ pub use hsn_operator::resources::AGENT_IDENTITY;
 
 /// The member the objects are rendered for.
 pub const MEMBER: &str = "m1";
+/// The hub identity the objects are marked with (no operator reads it back here).
+pub const HUB: &str = "testkit-hub";
 
 /// What the operator writes into [`MEMBER`] when its plan puts one super node of `network`
 /// there and no edge, before any agent advertised itself: the namespace, the agents'
@@ -28,7 +30,11 @@ pub fn one_super_node(network: &HsnNetwork) -> Vec<MemberObject> {
         .into(),
         ..Default::default()
     };
-    member_objects(network, MEMBER, &plan, &Peers::new())
+    let owner = Owner {
+        hub: HUB.into(),
+        cluster: MEMBER.into(),
+    };
+    member_objects(network, &owner, &plan, &Peers::new())
 }
 
 /// Server-side applies, as the operator does, those of [`one_super_node`]'s objects whose

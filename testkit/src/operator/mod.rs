@@ -135,7 +135,7 @@ pub async fn member(
 ) -> Result<KwokCluster> {
     let cluster = KwokCluster::create(name).await?;
     cluster.add_nodes(nodes).await?;
-    kubeconfig_secret(hub, name, &std::fs::read(cluster.kubeconfig())?).await?;
+    kubeconfig_secret(hub, name, &cluster.self_contained_kubeconfig()?).await?;
     mec_cluster(hub, name, region, name).await?;
     Ok(cluster)
 }
