@@ -9,7 +9,11 @@ use kube::config::Kubeconfig;
 
 fn flattened(dir: &std::path::Path, user: &str) -> Result<Kubeconfig> {
     hsn_testkit::require_binaries(&["kubectl"])?;
-    for (file, content) in [("ca.crt", "CA"), ("admin.crt", "CERT"), ("admin.key", "KEY")] {
+    for (file, content) in [
+        ("ca.crt", "CA"),
+        ("admin.crt", "CERT"),
+        ("admin.key", "KEY"),
+    ] {
         std::fs::write(dir.join(file), content)?;
     }
     // As kwokctl writes it: certificate files by path, two contexts.
@@ -48,7 +52,10 @@ current-context: member
 #[test]
 fn a_flattened_minified_kubeconfig_is_accepted() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let flat = flattened(dir.path(), "{client-certificate: admin.crt, client-key: admin.key}")?;
+    let flat = flattened(
+        dir.path(),
+        "{client-certificate: admin.crt, client-key: admin.key}",
+    )?;
     ensure!(refusals(&flat).is_empty(), "{:?}", refusals(&flat));
     let user = flat.auth_infos[0].auth_info.as_ref().context("user")?;
     ensure!(user.client_certificate_data.is_some(), "{flat:?}");
@@ -59,7 +66,10 @@ fn a_flattened_minified_kubeconfig_is_accepted() -> Result<()> {
 #[test]
 fn flattening_does_not_make_a_credential_plugin_acceptable() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let flat = flattened(dir.path(), "{exec: {apiVersion: client.authentication.k8s.io/v1, command: aws}}")?;
+    let flat = flattened(
+        dir.path(),
+        "{exec: {apiVersion: client.authentication.k8s.io/v1, command: aws}}",
+    )?;
     let refused: Vec<String> = refusals(&flat).iter().map(|r| r.field.clone()).collect();
     ensure!(refused == ["exec"], "{refused:?}");
     Ok(())
