@@ -138,9 +138,12 @@ async fn nothing_planned(w: &World) -> Result<()> {
 }
 
 /// A network whose finalizer is removed by hand (while the operator is down, so that it
-/// cannot put it back) and then deleted: its namespaces go all the same, as orphans.
+/// cannot put it back) and then deleted: its namespaces go all the same, as orphans. While
+/// the operator is down, an older operator's namespace (no owner markings) appears for a new
+/// network: the restarted operator marks it, and does not re-create it.
 async fn orphans(w: &World, op: Operator, dir: &Path) -> Result<Operator> {
     const ORPHANED: &str = "orphaned";
+    const LEGACY: &str = "legacy";
     logged(&op, rolled_out(w, ORPHANED)).await?;
     op.kill().await;
     let nets = w.nets();
@@ -156,11 +159,33 @@ async fn orphans(w: &World, op: Operator, dir: &Path) -> Result<Operator> {
         nets.get_opt(ORPHANED).await?.is_none(),
         "the network is gone at once, without its finalizer"
     );
+    let legacy = nets
+        .create(&PostParams::default(), &crate::network(LEGACY)?)
+        .await?;
+    let legacy_uid = legacy.uid().context("network uid")?;
+    let legacy_ns = format!("hsn-{LEGACY}");
+    let planted = plant(&w.a.client(), &legacy_ns, &legacy_uid, None).await?;
+
     let op = Operator::start(w.hub.kubeconfig(), dir, &[], &[]).await?;
     logged(&op, async {
         for (cluster, client) in w.members() {
             wait_gone(&client, cluster, &format!("hsn-{ORPHANED}")).await?;
         }
+        let namespaces = Api::<Namespace>::all(w.a.client());
+        let want = (legacy_uid.clone(), w.hub_uid.clone(), w.a.name.clone());
+        wait_for(
+            "the older operator's namespace marked",
+            DEADLINE,
+            || async {
+                let ns = namespaces.get(&legacy_ns).await.ok()?;
+                (crate::marking(&ns).as_ref() == Some(&want)).then_some(())
+            },
+        )
+        .await?;
+        ensure!(
+            uid_of(&w.a.client(), &legacy_ns).await? == planted,
+            "the older operator's namespace was re-created instead of marked"
+        );
         let events = Api::<Event>::all(w.hub());
         wait_for("an OrphanedNamespacesRemoved Event", DEADLINE, || async {
             let list = events.list(&ListParams::default()).await.ok()?;

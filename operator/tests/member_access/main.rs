@@ -10,7 +10,9 @@
 //!   name is never contacted;
 //! - `cleanup`: every delete path (nothing planned, the finalizer, a pending cleanup, orphans
 //!   of a network whose finalizer was removed by hand) removes the namespaces this hub wrote
-//!   through that MecCluster and leaves alone those labelled like them but not ours.
+//!   through that MecCluster and leaves alone those labelled like them but not ours; a
+//!   namespace an older operator wrote (no markings) is marked by the next apply, not
+//!   re-created.
 //!
 //! Every wait has a deadline; nothing sleeps.
 
