@@ -23,10 +23,11 @@ pub(super) async fn finish_pending(mec: &MecCluster, ctx: &Context) -> Result<()
     let client = ctx.members.client(mec).await.map_err(Error::Member)?;
     let owner = ctx.owner(&name);
     for uid in pending {
-        let deleted = member::delete_owned_namespaces(&client, uid, &owner)
+        let removal = member::delete_owned_namespaces(&client, uid, &owner)
             .await
             .map_err(|e| Error::Cleanup(name.clone(), e))?;
-        tracing::info!(cluster = %name, network_uid = uid, ?deleted, "finished pending cleanup");
+        removal.warn_left(&name, uid);
+        tracing::info!(cluster = %name, network_uid = uid, deleted = ?removal.deleted, "finished pending cleanup");
     }
     member::clear_pending(&ctx.hub, &name)
         .await

@@ -15,17 +15,42 @@ use crate::resources::{NETWORK_UID_LABEL, Owner, Ownership};
 /// Annotation on a MecCluster: network UIDs whose objects must still be removed from it.
 pub const PENDING_CLEANUP_ANNOTATION: &str = "hsn.io/pending-cleanup";
 
+/// What [`delete_owned_namespaces`] did in a member.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Removal {
+    /// Namespaces deleted now.
+    pub deleted: Vec<String>,
+    /// Namespaces of the network left alone, and whose they are.
+    pub left: Vec<(String, Ownership)>,
+}
+
+impl Removal {
+    /// Warns about each namespace left alone: after the network is gone nothing else will
+    /// remove it. (Not for a network that merely left a member: that repeats every reconcile.)
+    pub fn warn_left(&self, cluster: &str, uid: &str) {
+        for (namespace, ownership) in &self.left {
+            tracing::warn!(
+                cluster,
+                namespace = %namespace,
+                network_uid = uid,
+                ownership = %ownership,
+                "namespace carries the deleted network's label but is not provably ours: left \
+                 alone; delete it by hand if it is stale"
+            );
+        }
+    }
+}
+
 /// Deletes the namespaces of network `uid` in a member that `owner` wrote (and so every
-/// object in them); returns their names. Namespaces of the network that are not provably
-/// `owner`'s are left alone.
+/// object in them). Namespaces of the network that are not provably `owner`'s are left.
 pub async fn delete_owned_namespaces(
     client: &Client,
     uid: &str,
     owner: &Owner,
-) -> Result<Vec<String>, kube::Error> {
+) -> Result<Removal, kube::Error> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let selector = format!("{NETWORK_UID_LABEL}={uid}");
-    let mut deleted = Vec::new();
+    let mut removal = Removal::default();
     for ns in namespaces
         .list_metadata(&ListParams::default().labels(&selector))
         .await?
@@ -36,20 +61,13 @@ pub async fn delete_owned_namespaces(
                 namespaces
                     .delete(&name, &DeleteParams::background())
                     .await?;
-                deleted.push(name);
+                removal.deleted.push(name);
             }
             Ownership::Ours => {}
-            // Every reconcile of a network with nothing planned here lists them again: debug.
-            other => tracing::debug!(
-                cluster = %owner.cluster,
-                namespace = %name,
-                network_uid = uid,
-                ownership = %other,
-                "namespace carries the network's label but is not provably ours: left alone"
-            ),
+            other => removal.left.push((name, other)),
         }
     }
-    Ok(deleted)
+    Ok(removal)
 }
 
 /// The network UIDs waiting to be removed from `mec`; `None` without the annotation.

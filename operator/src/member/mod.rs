@@ -13,7 +13,8 @@ mod orphans;
 mod probe;
 
 pub use cleanup::{
-    PENDING_CLEANUP_ANNOTATION, clear_pending, delete_owned_namespaces, mark_pending, pending,
+    PENDING_CLEANUP_ANNOTATION, Removal, clear_pending, delete_owned_namespaces, mark_pending,
+    pending,
 };
 pub use clients::MemberClients;
 pub use inventory::{Inventory, MemberState};

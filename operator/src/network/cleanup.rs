@@ -31,9 +31,16 @@ pub async fn cleanup(network: &HsnNetwork, ctx: &Context) -> Result<Action, Erro
         let ready = state.is_some_and(|m| m.view.ready);
         let cleaned = if ready {
             match ctx.members.client(&mec).await {
-                Ok(client) => member::delete_owned_namespaces(&client, &uid, &ctx.owner(&name))
-                    .await
-                    .is_ok(),
+                Ok(client) => {
+                    let owner = ctx.owner(&name);
+                    match member::delete_owned_namespaces(&client, &uid, &owner).await {
+                        Ok(removal) => {
+                            removal.warn_left(&name, &uid);
+                            true
+                        }
+                        Err(_) => false,
+                    }
+                }
                 Err(_) => false,
             }
         } else {
