@@ -111,7 +111,11 @@ YAML
   step "hub: kubeconfig Secrets for the member clusters"
   k "$hub" create namespace hsn-system --dry-run=client -o yaml | k "$hub" apply -f - >/dev/null
   for m in "${!members[@]}"; do
-    k "$hub" -n hsn-system create secret generic "${m#hsn-}" --from-file=kubeconfig="$(kubeconfig "$m")" \
+    # The operator accepts only self-contained kubeconfigs; kwokctl's names its certificate
+    # files, which --flatten puts inline.
+    k "$m" config view --raw --flatten --minify >"$demo/$m.self-contained.kubeconfig"
+    k "$hub" -n hsn-system create secret generic "${m#hsn-}" \
+      --from-file=kubeconfig="$demo/$m.self-contained.kubeconfig" \
       --dry-run=client -o yaml | k "$hub" apply -f - >/dev/null
   done
 

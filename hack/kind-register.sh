@@ -8,6 +8,12 @@
 # from there: for kind, `kind get kubeconfig --internal --name <cluster>` (the control-plane
 # container's name on the shared docker network), not the 127.0.0.1 address kind writes for the
 # host. Any cluster works the same way with a kubeconfig the hub can reach.
+#
+# The operator accepts only self-contained kubeconfigs: certificates, keys and tokens inline;
+# no exec plugin, auth-provider, tokenFile or file paths (README, "Registering a MEC cluster").
+# This script puts the files a kubeconfig names inline (kubectl config view --flatten) and
+# keeps only its current context; a credential plugin it cannot fix: the MecCluster then
+# reports KubeconfigRefused, naming the field.
 set -euo pipefail
 
 if [ "$#" -lt 4 ] || [ "$#" -gt 5 ]; then
@@ -20,8 +26,12 @@ ns=hsn-system
 [ -r "$member" ] || { echo "$0: cannot read member kubeconfig $member" >&2; exit 1; }
 k() { kubectl --kubeconfig "$hub" "$@"; }
 
+flat=$(mktemp)
+trap 'rm -f "$flat"' EXIT
+kubectl --kubeconfig "$member" config view --raw --flatten --minify >"$flat"
+
 k create namespace "$ns" --dry-run=client -o yaml | k apply -f - >/dev/null
-k -n "$ns" create secret generic "$name" --from-file=kubeconfig="$member" \
+k -n "$ns" create secret generic "$name" --from-file=kubeconfig="$flat" \
   --dry-run=client -o yaml | k apply -f - >/dev/null
 k apply -f - >/dev/null <<YAML
 apiVersion: hsn.io/v1alpha1

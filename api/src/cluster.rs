@@ -157,6 +157,19 @@ pub struct MecClusterStatus {
     /// Round-trip time of the last probe, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_latency_ms: Option<i64>,
+    /// Which cluster the last successful probe reached. Two MecClusters that reach the same
+    /// cluster (two Secrets for one member, or a Secret pointing at the hub next to
+    /// `local: true`) are one cluster: the older keeps it, the other is `DuplicateCluster`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<ClusterIdentity>,
+}
+
+/// What identifies a Kubernetes cluster whatever address, name or credential reaches it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterIdentity {
+    /// UID of the cluster's `kube-system` namespace, which lives as long as the cluster.
+    pub kube_system_uid: String,
 }
 
 hsn_core::words! {
@@ -185,6 +198,13 @@ hsn_core::words! {
         SecretKeyMissing,
         /// The kubeconfig does not parse or cannot make a client.
         KubeconfigInvalid,
+        /// The kubeconfig is not self-contained: it would make the operator run a program,
+        /// read a file of its own, or send the credentials elsewhere; the message names the
+        /// field and its entry.
+        KubeconfigRefused,
+        /// Another, older MecCluster (by creation time, then name) already stands for the
+        /// same cluster (`status.identity`): this one is never used.
+        DuplicateCluster,
     }
 }
 

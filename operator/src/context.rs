@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::member::{Inventory, MemberClients};
 use crate::metrics::Metrics;
-use crate::resources::FIELD_MANAGER;
+use crate::resources::{FIELD_MANAGER, Owner};
 
 /// Timing and placement settings from the command line.
 #[derive(Clone, Debug)]
@@ -46,17 +46,28 @@ pub struct Context {
     pub recorder: Recorder,
     /// Settings.
     pub settings: Settings,
+    /// The hub's identity (its `kube-system` UID), which marks what it writes in members.
+    pub hub_identity: String,
 }
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
             .field("settings", &self.settings)
+            .field("hub_identity", &self.hub_identity)
             .finish()
     }
 }
 
 impl Context {
+    /// The writer of what this hub puts into the member of MecCluster `cluster`.
+    pub fn owner(&self, cluster: &str) -> Owner {
+        Owner {
+            hub: self.hub_identity.clone(),
+            cluster: cluster.to_string(),
+        }
+    }
+
     /// The event recorder of the operator.
     pub fn recorder(hub: Client, instance: Option<String>) -> Recorder {
         Recorder::new(

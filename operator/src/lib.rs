@@ -112,6 +112,10 @@ pub async fn run(
         leadership = Some((leading, task));
     }
 
+    // Marks every namespace this operator writes in a member, so that it deletes only its own.
+    let hub_identity = member::cluster_identity(&hub)
+        .await
+        .context("reading the hub's identity (namespace kube-system)")?;
     let (inventory, changed) = Inventory::new();
     let mec_controller = meccluster::controller(hub.clone());
     let ctx = Arc::new(Context {
@@ -133,6 +137,7 @@ pub async fn run(
             member_timeout: Duration::from_secs(args.member_timeout_seconds),
             resync: Duration::from_secs(args.resync_seconds),
         },
+        hub_identity,
     });
     ready.set(true);
     let controllers = async {

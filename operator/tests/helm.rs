@@ -298,22 +298,26 @@ async fn the_operators_rbac_is_least_privilege() -> Result<()> {
         ])?,
         "helm upgrade (watchNamespace)",
     )?;
-    ensure!(
-        may(
-            &admin,
-            operator,
-            "watch",
-            ("hsn.io", "hsnnetworks"),
-            Some("nets")
-        )
-        .await?
-    );
+    let patch = ("hsn.io", "hsnnetworks");
+    ensure!(may(&admin, operator, "patch", patch, Some("nets")).await?);
+    ensure!(!may(&admin, operator, "patch", patch, Some("other")).await?);
     ensure!(
         !may(
             &admin,
             operator,
-            "watch",
-            ("hsn.io", "hsnnetworks"),
+            "create",
+            ("hsn.io", "hsnnodes"),
+            Some("other")
+        )
+        .await?
+    );
+    // Reads stay cluster-wide: clusters' capacity and nodes are shared by every network.
+    ensure!(
+        may(
+            &admin,
+            operator,
+            "list",
+            ("hsn.io", "hsnnodes"),
             Some("other")
         )
         .await?

@@ -65,19 +65,19 @@ the namespaces it labels as a network's, and deletes only those it can prove it 
   verbs: [get, list, watch, create, update, patch, delete]
 {{- end -}}
 
-{{/* Networks and their HsnNodes: in every namespace, or in operator.watchNamespace. */}}
+{{/* Writes to networks and their HsnNodes: in every namespace, or in operator.watchNamespace. */}}
 {{- define "hsn.networkRules" -}}
-# Watch networks; add and remove the cleanup finalizer; write their status.
+# Networks: add and remove the cleanup finalizer; write their status.
 - apiGroups: [hsn.io]
   resources: [hsnnetworks]
-  verbs: [get, list, watch, patch]
+  verbs: [patch]
 - apiGroups: [hsn.io]
   resources: [hsnnetworks/finalizers]
   verbs: [update]
 # One HsnNode per agent, created, updated and removed with the plan (and forged ones removed).
 - apiGroups: [hsn.io]
   resources: [hsnnodes]
-  verbs: [get, list, watch, create, patch, delete, deletecollection]
+  verbs: [create, patch, delete, deletecollection]
 - apiGroups: [hsn.io]
   resources: [hsnnetworks/status, hsnnodes/status]
   verbs: [get, patch]

@@ -118,7 +118,7 @@ fn network(supers: usize, nodes: usize, clusters: usize) -> Result<HsnNetwork> {
 }
 
 async fn register(hub: &Client, m: &Member) -> Result<()> {
-    operator::kubeconfig_secret(hub, &m.name, &std::fs::read(m.cluster.kubeconfig())?).await?;
+    operator::kubeconfig_secret(hub, &m.name, &m.cluster.self_contained_kubeconfig()?).await?;
     operator::mec_cluster_in(hub, &m.name, &m.region, &m.zone, &m.name).await
 }
 

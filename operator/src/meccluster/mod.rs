@@ -1,21 +1,24 @@
 //! The MecCluster controller: probe each member on an interval, keep the inventory the
-//! network controller plans from, report `Reachable` and `Ready`, and carry out cleanups
-//! that had to wait for a member to come back. What a member is (client, probe, inventory,
-//! cleanup) is [`crate::member`]; this is the loop and the status.
+//! network controller plans from, report `Reachable` and `Ready`, refuse a second MecCluster
+//! for a cluster another one already holds, and carry out cleanups that had to wait for a
+//! member to come back or whose network is gone. What a member is (client, probe, inventory,
+//! cleanup) is [`crate::member`]; this is the loop, the status and the cleanups' triggers.
 
+mod cleanup;
+mod status;
+
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use hsn_api::cluster::MecClusterStatus;
 use hsn_api::{ConditionType, MecCluster, MecClusterReason};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
-use crate::conditions::{self, Cond};
+use crate::conditions::Cond;
 use crate::context::Context;
 use crate::member::{self, MemberState};
 use crate::plan::ClusterView;
@@ -35,6 +38,9 @@ pub enum Error {
     /// Removing a deleted network's objects from the member failed.
     #[error("cleaning up member {0}: {1}")]
     Cleanup(String, #[source] kube::Error),
+    /// Looking for or removing the namespaces of networks that no longer exist failed.
+    #[error("removing orphaned namespaces from member {0}: {1}")]
+    Orphans(String, #[source] kube::Error),
     /// No client for the member, right after a probe succeeded with one.
     #[error("member client: {0}")]
     Member(#[source] hsn_api::access::AccessError),
@@ -50,6 +56,7 @@ impl Error {
             Self::Status(..) => "status",
             Self::Event(..) => "event",
             Self::Cleanup(..) | Self::Member(..) => "member-cleanup",
+            Self::Orphans(..) => "orphans",
         }
     }
 }
@@ -95,20 +102,35 @@ fn error_policy(mec: Arc<MecCluster>, error: &Error, _ctx: Arc<Context>) -> Acti
 async fn reconcile(mec: &MecCluster, ctx: &Context) -> Result<Action, Error> {
     let name = mec.name_any();
     let now = Timestamp::now();
+    forget_deleted(&name, ctx);
     let before = ctx.inventory.get(&name);
     let outcome = probe_member(mec, ctx).await;
+    // A member that does not answer keeps the cluster it last reached.
+    let identity = outcome
+        .probe
+        .as_ref()
+        .map(|p| p.identity.clone())
+        .or_else(|| before.as_ref().and_then(|m| m.identity.clone()))
+        .or_else(|| status::recorded_identity(mec));
+    let duplicate_of = match (&outcome.probe, &identity) {
+        (Some(_), Some(id)) => Some(status::holder(mec, id, ctx)).filter(|h| *h != name),
+        _ => None,
+    };
 
     let failing_since = match &outcome.probe {
         Some(_) => None,
         None => Some(before.as_ref().and_then(|m| m.failing_since).unwrap_or(now)),
     };
-    let ready = ready_condition(
-        &outcome,
-        before.as_ref(),
-        failing_since,
-        now,
-        ctx.settings.cluster_grace,
-    );
+    let ready = match (&duplicate_of, &identity) {
+        (Some(holder), Some(id)) => status::duplicate_condition(holder, id),
+        _ => status::ready_condition(
+            &outcome,
+            before.as_ref(),
+            failing_since,
+            now,
+            ctx.settings.cluster_grace,
+        ),
+    };
     let was_ready = before.as_ref().is_some_and(|m| m.view.ready);
     let nodes = match &outcome.probe {
         Some(p) => p.nodes.clone(),
@@ -146,6 +168,9 @@ async fn reconcile(mec: &MecCluster, ctx: &Context) -> Result<Action, Error> {
         },
         failing_since,
         not_ready_since,
+        identity,
+        created: mec.meta().creation_timestamp.as_ref().map(|t| t.0),
+        duplicate_of: duplicate_of.clone(),
     });
     if before.is_none() {
         ctx.metrics
@@ -158,14 +183,34 @@ async fn reconcile(mec: &MecCluster, ctx: &Context) -> Result<Action, Error> {
         })
         .set(i64::from(ready.status));
 
-    write_status(mec, ctx, &outcome, &ready, now).await?;
-    if ready.status != was_ready && before.is_some() || before.is_none() && !ready.status {
-        publish(ctx, mec, &ready).await?;
+    let became_duplicate = ready.reason == MecClusterReason::DuplicateCluster.as_str()
+        && status::ready_reason(mec) != Some(ready.reason);
+    status::write(mec, ctx, &outcome, &ready, now).await?;
+    if ready.status != was_ready && before.is_some()
+        || before.is_none() && !ready.status
+        || became_duplicate
+    {
+        status::publish(ctx, mec, &ready).await?;
     }
-    if outcome.probe.is_some() {
-        finish_pending_cleanup(mec, ctx).await?;
+    // A duplicate wrote nothing in its member: it has nothing to clean there.
+    if outcome.probe.is_some() && duplicate_of.is_none() {
+        cleanup::finish_pending(mec, ctx).await?;
+        cleanup::remove_orphans(mec, ctx).await?;
     }
     Ok(Action::requeue(ctx.settings.probe_interval))
+}
+
+/// Forgets the members of MecClusters that no longer exist, so that they hold no cluster.
+fn forget_deleted(name: &str, ctx: &Context) {
+    let existing: BTreeSet<String> = ctx.clusters.state().iter().map(|m| m.name_any()).collect();
+    // The cache holds the MecCluster being reconciled once it is filled.
+    if !existing.contains(name) {
+        return;
+    }
+    for gone in ctx.inventory.retain(|n| existing.contains(n)) {
+        ctx.members.forget(&gone);
+        tracing::info!(cluster = %gone, "MecCluster deleted: forgotten");
+    }
 }
 
 async fn probe_member(mec: &MecCluster, ctx: &Context) -> Outcome {
@@ -205,139 +250,4 @@ async fn probe_member(mec: &MecCluster, ctx: &Context) -> Outcome {
             probe: None,
         },
     }
-}
-
-/// Ready: reachable with a ready node; an unreachable cluster that was Ready stays Ready
-/// for the grace period, so one lost probe does not re-plan the world.
-fn ready_condition(
-    outcome: &Outcome,
-    before: Option<&MemberState>,
-    failing_since: Option<Timestamp>,
-    now: Timestamp,
-    grace: Duration,
-) -> Cond {
-    if let Some(p) = &outcome.probe {
-        return if p.counts.ready > 0 {
-            Cond::yes(
-                ConditionType::Ready,
-                MecClusterReason::ClusterReady,
-                format!("{} of {} nodes ready", p.counts.ready, p.counts.total),
-            )
-        } else {
-            Cond::no(
-                ConditionType::Ready,
-                MecClusterReason::NoReadyNodes,
-                "the cluster has no ready node",
-            )
-        };
-    }
-    let failing_for = failing_since.map_or(SignedDuration::ZERO, |t| now.duration_since(t));
-    let grace = SignedDuration::try_from(grace).unwrap_or(SignedDuration::MAX);
-    if before.is_some_and(|m| m.view.ready) && failing_for < grace {
-        return Cond::yes(
-            ConditionType::Ready,
-            MecClusterReason::ProbeFailing,
-            format!(
-                "probes failing for {}s (NotReady after {}s): {}",
-                failing_for.as_secs(),
-                grace.as_secs(),
-                outcome.reachable.message
-            ),
-        );
-    }
-    Cond::no(
-        ConditionType::Ready,
-        outcome.reachable.reason,
-        outcome.reachable.message.clone(),
-    )
-}
-
-async fn write_status(
-    mec: &MecCluster,
-    ctx: &Context,
-    outcome: &Outcome,
-    ready: &Cond,
-    now: Timestamp,
-) -> Result<(), Error> {
-    let old = mec.status.clone().unwrap_or_default();
-    let conds = conditions::merge(
-        &old.conditions,
-        &[outcome.reachable.clone(), ready.clone()],
-        mec.meta().generation,
-        now,
-    );
-    let mut status = MecClusterStatus {
-        observed_generation: mec.meta().generation,
-        conditions: conds,
-        ..old.clone()
-    };
-    if let Some(p) = &outcome.probe {
-        status.kubernetes_version = Some(p.version.clone());
-        status.nodes = Some(p.counts.clone());
-        status.allocatable = p.allocatable.clone();
-        let latency = i64::try_from(p.latency.as_millis()).unwrap_or(i64::MAX);
-        // Latency jitters on every probe; write it only when it moved a lot, so a steady
-        // cluster's status stays unwritten.
-        let moved = old
-            .probe_latency_ms
-            .is_none_or(|l| (latency - l).abs() > 20.max(l / 2));
-        status.probe_latency_ms = if moved {
-            Some(latency)
-        } else {
-            old.probe_latency_ms
-        };
-    }
-    if status == old {
-        return Ok(());
-    }
-    tracing::debug!(have = ?old, want = ?status, "writing MecCluster status");
-    let api: Api<MecCluster> = Api::all(ctx.hub.clone());
-    ctx.apply_status(CONTROLLER, &api, &mec.name_any(), &status)
-        .await
-        .map_err(|e| Error::Status(mec.name_any(), e))
-}
-
-async fn publish(ctx: &Context, mec: &MecCluster, ready: &Cond) -> Result<(), Error> {
-    // Transitions only: one line when a member goes or comes back, not one per probe.
-    if ready.status {
-        tracing::info!(cluster = %mec.name_any(), reason = ready.reason, "member cluster Ready");
-    } else {
-        tracing::warn!(cluster = %mec.name_any(), reason = ready.reason, message = %ready.message, "member cluster NotReady");
-    }
-    let (type_, action) = if ready.status {
-        (EventType::Normal, "ClusterReady")
-    } else {
-        (EventType::Warning, "ClusterNotReady")
-    };
-    let event = Event {
-        type_,
-        reason: ready.reason.to_string(),
-        note: Some(ready.message.chars().take(1000).collect()),
-        action: action.into(),
-        secondary: None,
-    };
-    ctx.recorder
-        .publish(&event, &mec.object_ref(&()))
-        .await
-        .map_err(Error::Event)
-}
-
-/// Deletes the namespaces of networks deleted while this member was down.
-async fn finish_pending_cleanup(mec: &MecCluster, ctx: &Context) -> Result<(), Error> {
-    let Some(pending) = member::pending(mec) else {
-        return Ok(());
-    };
-    let name = mec.name_any();
-    let client = ctx.members.client(mec).await.map_err(Error::Member)?;
-    for uid in pending {
-        member::delete_network_namespaces(&client, uid)
-            .await
-            .map_err(|e| Error::Cleanup(name.clone(), e))?;
-        tracing::info!(cluster = %name, network_uid = uid, "finished pending cleanup");
-    }
-    member::clear_pending(&ctx.hub, &name)
-        .await
-        .map_err(|e| Error::Status(name, e))?;
-    ctx.metrics.hub_write(CONTROLLER);
-    Ok(())
 }

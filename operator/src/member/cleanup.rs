@@ -1,6 +1,8 @@
-//! Removing a network from a member: its namespaces (and so every object in them), now; or,
-//! while the member is down, a note on its MecCluster (`hsn.io/pending-cleanup`) that the
-//! MecCluster controller acts on when the member answers again.
+//! Removing a network from a member: the namespaces of it that are provably ours (and so
+//! every object in them), now; or, while the member is down, a note on its MecCluster
+//! (`hsn.io/pending-cleanup`) that the MecCluster controller acts on when the member answers
+//! again. A namespace that carries the network's label but not this hub's and this
+//! MecCluster's markings ([`Owner`]) is left alone, whoever wrote it.
 
 use hsn_api::MecCluster;
 use k8s_openapi::api::core::v1::Namespace;
@@ -8,26 +10,64 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
-use crate::resources::NETWORK_UID_LABEL;
+use crate::resources::{NETWORK_UID_LABEL, Owner, Ownership};
 
 /// Annotation on a MecCluster: network UIDs whose objects must still be removed from it.
 pub const PENDING_CLEANUP_ANNOTATION: &str = "hsn.io/pending-cleanup";
 
-/// Deletes every namespace (and so every object) of network `uid` from a member.
-pub async fn delete_network_namespaces(client: &Client, uid: &str) -> Result<(), kube::Error> {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let selector = format!("{NETWORK_UID_LABEL}={uid}");
-    for ns in namespaces
-        .list(&ListParams::default().labels(&selector))
-        .await?
-    {
-        if ns.metadata.deletion_timestamp.is_none() {
-            namespaces
-                .delete(&ns.name_any(), &DeleteParams::background())
-                .await?;
+/// What [`delete_owned_namespaces`] did in a member.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Removal {
+    /// Namespaces deleted now.
+    pub deleted: Vec<String>,
+    /// Namespaces of the network left alone, and whose they are.
+    pub left: Vec<(String, Ownership)>,
+}
+
+impl Removal {
+    /// Warns about each namespace left alone: after the network is gone nothing else will
+    /// remove it. (Not for a network that merely left a member: that repeats every reconcile.)
+    pub fn warn_left(&self, cluster: &str, uid: &str) {
+        for (namespace, ownership) in &self.left {
+            tracing::warn!(
+                cluster,
+                namespace = %namespace,
+                network_uid = uid,
+                ownership = %ownership,
+                "namespace carries the deleted network's label but is not provably ours: left \
+                 alone; delete it by hand if it is stale"
+            );
         }
     }
-    Ok(())
+}
+
+/// Deletes the namespaces of network `uid` in a member that `owner` wrote (and so every
+/// object in them). Namespaces of the network that are not provably `owner`'s are left.
+pub async fn delete_owned_namespaces(
+    client: &Client,
+    uid: &str,
+    owner: &Owner,
+) -> Result<Removal, kube::Error> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let selector = format!("{NETWORK_UID_LABEL}={uid}");
+    let mut removal = Removal::default();
+    for ns in namespaces
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await?
+    {
+        let name = ns.name_any();
+        match owner.ownership(&ns.metadata) {
+            Ownership::Ours if ns.metadata.deletion_timestamp.is_none() => {
+                namespaces
+                    .delete(&name, &DeleteParams::background())
+                    .await?;
+                removal.deleted.push(name);
+            }
+            Ownership::Ours => {}
+            other => removal.left.push((name, other)),
+        }
+    }
+    Ok(removal)
 }
 
 /// The network UIDs waiting to be removed from `mec`; `None` without the annotation.

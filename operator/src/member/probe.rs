@@ -1,10 +1,10 @@
-//! One probe of a member cluster: version, nodes, allocatable.
+//! One probe of a member cluster: version, identity, nodes, allocatable.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use hsn_api::cluster::NodeCounts;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Namespace, Node};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
@@ -19,6 +19,8 @@ pub const EDGE_CAPABLE_LABEL: &str = "hsn.io/edge";
 pub struct Probe {
     /// Kubernetes version, e.g. `v1.36.2`.
     pub version: String,
+    /// The cluster's identity: its `kube-system` UID ([`cluster_identity`]).
+    pub identity: String,
     /// Nodes, sorted by name.
     pub nodes: Vec<NodeView>,
     /// Counts of all, ready and edge-capable nodes.
@@ -29,10 +31,27 @@ pub struct Probe {
     pub latency: Duration,
 }
 
-/// Probes `client`: the version endpoint, then the node list.
+/// The identity of the cluster `client` reaches, whatever address, name or credential
+/// reaches it: the UID of its `kube-system` namespace, which lives as long as the cluster.
+/// (The API server sets every UID; an empty one would make unrelated clusters equal, so it
+/// counts as an answer without one.)
+pub async fn cluster_identity(client: &Client) -> Result<String, kube::Error> {
+    let ns = Api::<Namespace>::all(client.clone())
+        .get("kube-system")
+        .await?;
+    match ns.metadata.uid {
+        Some(uid) if !uid.is_empty() => Ok(uid),
+        _ => Err(kube::Error::Api(Box::new(
+            kube::core::Status::failure("namespace kube-system has no uid", "NoUid").with_code(500),
+        ))),
+    }
+}
+
+/// Probes `client`: the version endpoint, the cluster's identity, then the node list.
 pub async fn probe(client: &Client) -> Result<Probe, kube::Error> {
     let started = Instant::now();
     let version = client.apiserver_version().await?.git_version;
+    let identity = cluster_identity(client).await?;
     let nodes = Api::<Node>::all(client.clone())
         .list(&ListParams::default())
         .await?;
@@ -65,6 +84,7 @@ pub async fn probe(client: &Client) -> Result<Probe, kube::Error> {
     };
     Ok(Probe {
         version,
+        identity,
         nodes: views,
         counts,
         allocatable: sum_allocatable(&ready),

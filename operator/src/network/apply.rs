@@ -1,5 +1,7 @@
 //! Apply: write the desired objects into every Ready member concurrently, skip what is
-//! unchanged, delete what the plan no longer wants, and read back workload readiness.
+//! unchanged, delete what the plan no longer wants, and read back workload readiness. A
+//! member namespace another hub or MecCluster wrote is never written into; one without
+//! owner markings (an older operator's) gets them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,11 +12,11 @@ use kube::core::ApiResource;
 use kube::{Api, Client, ResourceExt};
 
 use crate::context::Context;
-use crate::member::{MemberState, delete_network_namespaces};
+use crate::member::{MemberState, delete_owned_namespaces};
 use crate::plan::Plan;
 use crate::resources::{
-    APPLIED_HASH_ANNOTATION, MemberObject, NETWORK_UID_LABEL, Peers, member_namespace,
-    member_objects,
+    APPLIED_HASH_ANNOTATION, MemberObject, NETWORK_UID_LABEL, Owner, Ownership, Peers,
+    member_namespace, member_objects,
 };
 
 /// What happened in one member.
@@ -53,6 +55,11 @@ enum ApplyError {
     },
     #[error("namespace {0} belongs to another network (uid {1}); rename one of the networks")]
     Conflict(String, String),
+    #[error(
+        "namespace {0} is {1}: another hub, or another MecCluster for this cluster, wrote it; \
+         it is left alone (delete it in the member if it is stale)"
+    )]
+    NotOurs(String, Ownership),
     #[error("no answer within {0:?}")]
     Timeout(std::time::Duration),
 }
@@ -68,7 +75,7 @@ impl ApplyError {
             } => "read",
             Self::Api { verb: "delete", .. } => "delete",
             Self::Api { .. } => "write",
-            Self::Conflict(..) => "conflict",
+            Self::Conflict(..) | Self::NotOurs(..) => "conflict",
             Self::Timeout(_) => "timeout",
         }
     }
@@ -91,10 +98,11 @@ pub async fn apply_all(
         if !member.view.ready {
             return (name, MemberOutcome::Skipped);
         }
-        let objects = member_objects(network, &name, plan, peers);
+        let owner = ctx.owner(&name);
+        let objects = member_objects(network, &owner, plan, peers);
         // One slow member must not hold up the others: each gets its own deadline.
         let deadline = ctx.settings.member_timeout * 3;
-        let work = apply_member(ctx, mec, network, objects, paused);
+        let work = apply_member(ctx, mec, network, &owner, objects, paused);
         let error = match tokio::time::timeout(deadline, work).await {
             Ok(Ok(ready)) => return (name, MemberOutcome::Applied(ready)),
             Ok(Err(e)) => e,
@@ -111,6 +119,7 @@ async fn apply_member(
     ctx: &Context,
     mec: &MecCluster,
     network: &HsnNetwork,
+    owner: &Owner,
     desired: Vec<MemberObject>,
     paused: bool,
 ) -> Result<Readiness, ApplyError> {
@@ -118,7 +127,7 @@ async fn apply_member(
     let uid = network.uid().unwrap_or_default();
     if desired.is_empty() {
         if !paused {
-            delete_network_namespaces(&client, &uid)
+            delete_owned_namespaces(&client, &uid, owner)
                 .await
                 .map_err(|source| {
                     api_err(
@@ -143,8 +152,11 @@ async fn apply_member(
                 .map_err(|source| api_err("get", &d.resource.kind, &d.name, source))?,
         };
         if let Some(obj) = &existing {
-            if let Some(owner) = foreign_owner(obj, &d.resource.kind, &uid) {
-                return Err(ApplyError::Conflict(d.name.clone(), owner));
+            if let Some(labelled) = foreign_owner(obj, &d.resource.kind, &uid) {
+                return Err(ApplyError::Conflict(d.name.clone(), labelled));
+            }
+            if let Some(theirs) = foreign_namespace(d, obj, owner) {
+                return Err(ApplyError::NotOurs(d.name.clone(), theirs));
             }
             count_ready(obj, &d.resource.kind, &mut readiness);
         }
@@ -319,6 +331,22 @@ fn stuck(pods: &[Pod]) -> Stuck {
     out.unschedulable.sort();
     out.failing.sort();
     out
+}
+
+/// Whose the member namespace is when not ours: it is written first, so nothing is written
+/// into one that is another's. An unmarked one (an older operator's) is ours to mark.
+fn foreign_namespace(d: &MemberObject, obj: &DynamicObject, owner: &Owner) -> Option<Ownership> {
+    if d.resource.kind != "Namespace" {
+        return None;
+    }
+    match owner.ownership(&obj.metadata) {
+        Ownership::Ours => None,
+        Ownership::Unmarked => {
+            tracing::info!(namespace = %d.name, cluster = %owner.cluster, "marking a namespace written before owner markings");
+            None
+        }
+        theirs => Some(theirs),
+    }
 }
 
 fn count_ready(obj: &DynamicObject, kind: &str, readiness: &mut Readiness) {

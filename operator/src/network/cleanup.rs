@@ -1,6 +1,8 @@
-//! Cleanup on deletion (the finalizer): remove the network from every member; a member
-//! that is down is marked on its MecCluster and cleaned by the MecCluster controller when
-//! it returns ([`crate::member`] does both).
+//! Cleanup on deletion (the finalizer): remove the network from every member (only the
+//! namespaces this hub wrote through that MecCluster); a member that is down is marked on
+//! its MecCluster and cleaned by the MecCluster controller when it returns
+//! ([`crate::member`] does both). A MecCluster that duplicates another wrote nothing: it is
+//! skipped.
 
 use hsn_api::{HsnNetwork, MecCluster};
 use kube::runtime::controller::Action;
@@ -21,12 +23,24 @@ pub async fn cleanup(network: &HsnNetwork, ctx: &Context) -> Result<Action, Erro
         .map_err(|_| Error::CacheStopped)?;
     for mec in ctx.clusters.state() {
         let name = mec.name_any();
-        let ready = ctx.inventory.get(&name).is_some_and(|m| m.view.ready);
+        let state = ctx.inventory.get(&name);
+        if let Some(holder) = state.as_ref().and_then(|m| m.duplicate_of.as_ref()) {
+            tracing::debug!(cluster = %name, %holder, "duplicate MecCluster: nothing of ours to clean");
+            continue;
+        }
+        let ready = state.is_some_and(|m| m.view.ready);
         let cleaned = if ready {
             match ctx.members.client(&mec).await {
-                Ok(client) => member::delete_network_namespaces(&client, &uid)
-                    .await
-                    .is_ok(),
+                Ok(client) => {
+                    let owner = ctx.owner(&name);
+                    match member::delete_owned_namespaces(&client, &uid, &owner).await {
+                        Ok(removal) => {
+                            removal.warn_left(&name, &uid);
+                            true
+                        }
+                        Err(_) => false,
+                    }
+                }
                 Err(_) => false,
             }
         } else {

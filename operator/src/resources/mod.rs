@@ -1,6 +1,7 @@
 //! The objects a network needs in one member cluster, built purely from the network and
 //! its plan. `apply` writes them; nothing here talks to an API server.
 
+mod owner;
 mod rbac;
 mod routes;
 mod workloads;
@@ -18,6 +19,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::plan::Plan;
 
+pub use owner::{HUB_LABEL, MEC_CLUSTER_ANNOTATION, Owner, Ownership};
 pub use routes::{Peer, Peers, routes_table};
 
 /// Field manager of every write the operator makes.
@@ -99,14 +101,16 @@ impl MemberObject {
     }
 }
 
-/// Every object `network` needs on `cluster` under `plan`; empty when the plan puts
-/// nothing there. `peers` fills the agents' addresses and keys into the routes table.
+/// Every object `network` needs on `owner.cluster` under `plan`; empty when the plan puts
+/// nothing there. `peers` fills the agents' addresses and keys into the routes table. The
+/// namespace, which takes everything with it when deleted, carries `owner`'s markings.
 pub fn member_objects(
     network: &HsnNetwork,
-    cluster: &str,
+    owner: &Owner,
     plan: &Plan,
     peers: &Peers,
 ) -> Vec<MemberObject> {
+    let cluster = owner.cluster.as_str();
     let Some(part) = plan.clusters.get(cluster) else {
         return Vec::new();
     };
@@ -114,8 +118,10 @@ pub fn member_objects(
         return Vec::new();
     }
     let render = Renderer::new(network);
+    let mut metadata = render.meta_cluster_scoped(&render.namespace);
+    owner.mark(&mut metadata);
     let mut out = vec![render.object(&Namespace {
-        metadata: render.meta_cluster_scoped(&render.namespace),
+        metadata,
         ..Default::default()
     })];
     out.extend(rbac::objects(&render, part));

@@ -52,6 +52,13 @@ fn plan() -> Plan {
     }
 }
 
+fn owner(cluster: &str) -> Owner {
+    Owner {
+        hub: "hub-uid".into(),
+        cluster: cluster.into(),
+    }
+}
+
 fn kinds(objs: &[MemberObject]) -> Vec<(String, String)> {
     objs.iter()
         .map(|d| (d.resource.kind.clone(), d.name.clone()))
@@ -60,7 +67,7 @@ fn kinds(objs: &[MemberObject]) -> Vec<(String, String)> {
 
 #[test]
 fn a_cluster_gets_namespace_identity_routes_supers_and_one_daemonset_per_nonempty_pool() {
-    let objs = member_objects(&network(), "a", &plan(), &Peers::new());
+    let objs = member_objects(&network(), &owner("a"), &plan(), &Peers::new());
     let want: Vec<(String, String)> = [
         ("Namespace", "hsn-metro"),
         ("ServiceAccount", "hsn-super-agent"),
@@ -104,7 +111,7 @@ fn rules(objs: &[MemberObject], name: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn each_role_renews_only_its_own_leases_by_name_and_creates_none() {
-    let objs = member_objects(&network(), "a", &plan(), &Peers::new());
+    let objs = member_objects(&network(), &owner("a"), &plan(), &Peers::new());
     let leases = |name: &str| {
         let rules = rules(&objs, name);
         let lease_rules: Vec<_> = rules
@@ -141,11 +148,11 @@ fn each_role_renews_only_its_own_leases_by_name_and_creates_none() {
 
 #[test]
 fn a_cluster_without_edges_gets_no_edge_identity() {
-    let objs = member_objects(&network(), "b", &plan(), &Peers::new());
+    let objs = member_objects(&network(), &owner("b"), &plan(), &Peers::new());
     assert!(objs.iter().any(|d| d.name == EDGE_AGENT_IDENTITY));
     let mut no_edges = plan();
     no_edges.clusters.get_mut("b").unwrap().edge_pools.clear();
-    let objs = member_objects(&network(), "b", &no_edges, &Peers::new());
+    let objs = member_objects(&network(), &owner("b"), &no_edges, &Peers::new());
     assert!(
         objs.iter()
             .all(|d| d.name != EDGE_AGENT_IDENTITY && !d.name.starts_with("edge-"))
@@ -155,7 +162,7 @@ fn a_cluster_without_edges_gets_no_edge_identity() {
 
 #[test]
 fn each_workload_runs_as_its_roles_account_and_knows_its_pod_uid() {
-    let objs = member_objects(&network(), "a", &plan(), &Peers::new());
+    let objs = member_objects(&network(), &owner("a"), &plan(), &Peers::new());
     for (kind, account) in [
         ("StatefulSet", SUPER_AGENT_IDENTITY),
         ("DaemonSet", EDGE_AGENT_IDENTITY),
@@ -171,7 +178,7 @@ fn each_workload_runs_as_its_roles_account_and_knows_its_pod_uid() {
 
 #[test]
 fn agents_get_ebpf_capabilities_but_never_privileged() {
-    for d in member_objects(&network(), "a", &plan(), &Peers::new()) {
+    for d in member_objects(&network(), &owner("a"), &plan(), &Peers::new()) {
         if !["StatefulSet", "DaemonSet"].contains(&d.resource.kind.as_str()) {
             continue;
         }
@@ -189,7 +196,7 @@ fn agents_get_ebpf_capabilities_but_never_privileged() {
 
 #[test]
 fn an_edge_and_a_super_node_on_one_node_do_not_share_state_pins_or_ports() {
-    let objs = member_objects(&network(), "a", &plan(), &Peers::new());
+    let objs = member_objects(&network(), &owner("a"), &plan(), &Peers::new());
     let agent = |kind: &str| {
         let d = objs.iter().find(|d| d.resource.kind == kind).unwrap();
         d.body["spec"]["template"]["spec"]["containers"][0].clone()
@@ -212,7 +219,7 @@ fn an_edge_and_a_super_node_on_one_node_do_not_share_state_pins_or_ports() {
 
 #[test]
 fn the_edge_daemonset_is_pinned_to_the_planned_nodes() {
-    let objs = member_objects(&network(), "a", &plan(), &Peers::new());
+    let objs = member_objects(&network(), &owner("a"), &plan(), &Peers::new());
     let ds = objs.iter().find(|d| d.name == "hsn-edge-bb").unwrap();
     let terms = ds.body["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
         ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
@@ -229,7 +236,7 @@ fn the_edge_daemonset_is_pinned_to_the_planned_nodes() {
 
 #[test]
 fn agent_pods_refuse_nodes_where_another_networks_agent_runs() {
-    let objs = member_objects(&network(), "a", &plan(), &Peers::new());
+    let objs = member_objects(&network(), &owner("a"), &plan(), &Peers::new());
     for name in ["hsn-super-node", "hsn-edge-bb"] {
         let workload = objs
             .iter()
@@ -268,7 +275,7 @@ fn routes_list_this_clusters_edges_and_every_live_super() {
 }
 
 fn routes_of(cluster: &str, peers: &Peers) -> RoutesTable {
-    let objs = member_objects(&network(), cluster, &plan(), peers);
+    let objs = member_objects(&network(), &owner(cluster), &plan(), peers);
     let cm = objs
         .iter()
         .find(|d| d.resource.kind == "ConfigMap")
@@ -327,12 +334,12 @@ fn routes_carry_what_agents_advertise_and_a_supers_edges_from_other_clusters() {
 
 #[test]
 fn hashes_are_stable_and_follow_content() {
-    let first = member_objects(&network(), "b", &plan(), &Peers::new());
-    let again = member_objects(&network(), "b", &plan(), &Peers::new());
+    let first = member_objects(&network(), &owner("b"), &plan(), &Peers::new());
+    let again = member_objects(&network(), &owner("b"), &plan(), &Peers::new());
     assert_eq!(first, again);
     let mut changed = plan();
     changed.clusters.get_mut("b").unwrap().super_replicas = 2;
-    let after = member_objects(&network(), "b", &changed, &Peers::new());
+    let after = member_objects(&network(), &owner("b"), &changed, &Peers::new());
     let hash = |objs: &[MemberObject], kind: &str, name: &str| {
         objs.iter()
             .find(|d| d.resource.kind == kind && d.name == name)
@@ -356,5 +363,25 @@ fn hashes_are_stable_and_follow_content() {
 
 #[test]
 fn a_cluster_the_plan_leaves_out_gets_nothing() {
-    assert!(member_objects(&network(), "c", &plan(), &Peers::new()).is_empty());
+    assert!(member_objects(&network(), &owner("c"), &plan(), &Peers::new()).is_empty());
+}
+
+#[test]
+fn the_namespace_names_its_network_hub_and_meccluster() {
+    let objs = member_objects(&network(), &owner("a"), &plan(), &Peers::new());
+    let ns = &objs[0];
+    assert_eq!(ns.resource.kind, "Namespace");
+    let meta: ObjectMeta = serde_json::from_value(ns.body["metadata"].clone()).unwrap();
+    assert_eq!(
+        meta.labels.as_ref().unwrap()[NETWORK_UID_LABEL],
+        "0000-1111"
+    );
+    assert_eq!(owner("a").ownership(&meta), Ownership::Ours);
+    assert_ne!(owner("b").ownership(&meta), Ownership::Ours);
+    // Only the namespace is marked: the objects in it go with it.
+    assert!(
+        objs[1..]
+            .iter()
+            .all(|d| d.body["metadata"]["labels"][HUB_LABEL].is_null())
+    );
 }

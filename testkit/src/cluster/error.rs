@@ -39,6 +39,19 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// Reading a file a kubeconfig names (certificate, key, token) failed.
+    #[error("reading {}: {source}", path.display())]
+    ReadFile {
+        /// The file being read.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+
+    /// A kubeconfig could not be serialized.
+    #[error("serializing a kubeconfig: {0}")]
+    Serialize(#[source] serde_json::Error),
+
     /// No free TCP port could be reserved on 127.0.0.1.
     #[error("finding a free port on 127.0.0.1: {0}")]
     FreePort(#[source] io::Error),

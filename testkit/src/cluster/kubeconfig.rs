@@ -54,6 +54,55 @@ current-context: {name}
     })
 }
 
+/// The kubeconfig at `path` with every file it names (CA, client certificate and key, token
+/// file) put inline, as `kubectl config view --flatten --raw` does: the only form the
+/// operator accepts in a member's kubeconfig Secret (`hsn_api::access::self_contained`).
+/// JSON, which every kubeconfig loader reads as YAML.
+pub(crate) fn self_contained(path: &Path) -> Result<Vec<u8>, Error> {
+    let kubeconfig_err = |source| Error::Kubeconfig {
+        path: path.to_path_buf(),
+        source,
+    };
+    // read_from resolves relative file names against the kubeconfig's directory.
+    let kubeconfig = Kubeconfig::read_from(path).map_err(kubeconfig_err)?;
+    let mut value = serde_json::to_value(&kubeconfig).map_err(Error::Serialize)?;
+    let inline = |entry: &mut serde_json::Value, file: &str, data: &str, encode: bool| {
+        let Some(name) = entry.get(file).and_then(|f| f.as_str()).map(String::from) else {
+            return Ok(());
+        };
+        let bytes = std::fs::read(&name).map_err(|source| Error::ReadFile {
+            path: name.into(),
+            source,
+        })?;
+        let text = if encode {
+            STANDARD.encode(&bytes)
+        } else {
+            String::from_utf8_lossy(&bytes).trim().to_string()
+        };
+        let map = entry
+            .as_object_mut()
+            .expect("a kubeconfig entry is an object");
+        map.remove(file);
+        map.insert(data.to_string(), text.into());
+        Ok::<(), Error>(())
+    };
+    for (list, key) in [("clusters", "cluster"), ("users", "user")] {
+        let entries = value[list].as_array_mut().into_iter().flatten();
+        for entry in entries.filter_map(|e| e.get_mut(key)) {
+            inline(
+                entry,
+                "certificate-authority",
+                "certificate-authority-data",
+                true,
+            )?;
+            inline(entry, "client-certificate", "client-certificate-data", true)?;
+            inline(entry, "client-key", "client-key-data", true)?;
+            inline(entry, "tokenFile", "token", false)?;
+        }
+    }
+    serde_json::to_vec_pretty(&value).map_err(Error::Serialize)
+}
+
 /// A client for the current context of the kubeconfig at `path`.
 pub(crate) async fn client(path: &Path) -> Result<Client, Error> {
     Client::try_from(config(path).await?).map_err(Error::Client)
@@ -90,4 +139,52 @@ pub(crate) async fn probe_ready(client: &Client) -> Result<(), String> {
         .await
         .map_err(|e| format!("listing namespaces: {e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_a_kubeconfig_names_are_put_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        for (file, content) in [
+            ("ca.crt", "CA"),
+            ("admin.crt", "CERT"),
+            ("admin.key", "KEY"),
+        ] {
+            std::fs::write(dir.path().join(file), content).unwrap();
+        }
+        std::fs::write(dir.path().join("token"), "secret\n").unwrap();
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(
+            &path,
+            "clusters: [{name: c, cluster: {server: 'https://h', certificate-authority: ca.crt}}]
+users:
+- {name: u, user: {client-certificate: admin.crt, client-key: admin.key}}
+- {name: t, user: {tokenFile: token}}
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+",
+        )
+        .unwrap();
+        let text = String::from_utf8(self_contained(&path).unwrap()).unwrap();
+        let inline = Kubeconfig::from_yaml(&text).unwrap();
+        let cluster = inline.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(cluster.certificate_authority, None);
+        assert_eq!(
+            cluster.certificate_authority_data.as_deref(),
+            Some(STANDARD.encode("CA").as_str())
+        );
+        let user = inline.auth_infos[0].auth_info.as_ref().unwrap();
+        assert_eq!((&user.client_certificate, &user.client_key), (&None, &None));
+        assert_eq!(
+            user.client_certificate_data.as_deref(),
+            Some(STANDARD.encode("CERT").as_str())
+        );
+        let token = inline.auth_infos[1].auth_info.as_ref().unwrap();
+        assert_eq!(token.token_file, None);
+        assert!(text.contains("\"token\": \"secret\""), "{text}");
+        assert!(!text.contains(&dir.path().display().to_string()), "{text}");
+    }
 }

@@ -199,6 +199,12 @@ impl KwokCluster {
         &self.kubeconfig
     }
 
+    /// kwokctl's kubeconfig made self-contained (the files it names put inline): what a
+    /// member's kubeconfig Secret must hold.
+    pub fn self_contained_kubeconfig(&self) -> Result<Vec<u8>, Error> {
+        kubeconfig::self_contained(&self.kubeconfig)
+    }
+
     /// The cluster name given to [`KwokCluster::create`].
     pub fn name(&self) -> &str {
         self.home.name()

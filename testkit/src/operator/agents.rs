@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use hsn_api::HsnNetwork;
 use hsn_operator::plan::{ClusterPlan, Plan};
-use hsn_operator::resources::{MemberObject, Peers, member_objects};
+use hsn_operator::resources::{MemberObject, Owner, Peers, member_objects};
 use kube::Client;
 
 /// Names of the agents' ServiceAccounts (and their Role and RoleBinding) in a member.
@@ -18,6 +18,8 @@ pub const MEMBER: &str = "m1";
 pub const EDGE_POOL: &str = "bb";
 /// The node of [`one_of_each`]'s edge agent.
 pub const EDGE_NODE: &str = "n1";
+/// The hub identity the objects are marked with (no operator reads it back here).
+pub const HUB: &str = "testkit-hub";
 
 /// What the operator writes into [`MEMBER`] when its plan puts one super node (ordinal 0)
 /// and one edge node ([`EDGE_NODE`] of pool [`EDGE_POOL`]) of `network` there, before any
@@ -35,7 +37,11 @@ pub fn one_of_each(network: &HsnNetwork) -> Vec<MemberObject> {
         .into(),
         ..Default::default()
     };
-    member_objects(network, MEMBER, &plan, &Peers::new())
+    let owner = Owner {
+        hub: HUB.into(),
+        cluster: MEMBER.into(),
+    };
+    member_objects(network, &owner, &plan, &Peers::new())
 }
 
 /// Server-side applies, as the operator does, those of [`one_of_each`]'s objects whose

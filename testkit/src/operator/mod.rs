@@ -139,8 +139,8 @@ pub async fn member(
     let cluster = KwokCluster::create(name).await?;
     cluster.add_nodes(nodes).await?;
     // The operator reaches the member as a user's install lets it: the chart's member
-    // identity, never the cluster's admin.
-    let admin = std::fs::read(cluster.kubeconfig())?;
+    // identity (a token of its ServiceAccount), never the cluster's admin.
+    let admin = cluster.self_contained_kubeconfig()?;
     let kubeconfig = member_access(&cluster.client(), &admin).await?;
     kubeconfig_secret(hub, name, &kubeconfig).await?;
     mec_cluster(hub, name, region, name).await?;

@@ -1,12 +1,17 @@
-//! Reaching a member cluster from the hub: the kubeconfig Secret a MecCluster names, read
-//! and turned into a client configuration. The operator (which caches and instruments the
-//! clients) and `hsnctl` share it, so both read `kubeconfigSecretRef` the same way.
+//! Reaching a member cluster from the hub: the kubeconfig Secret a MecCluster names, read,
+//! refused unless it is self-contained ([`self_contained`]), and turned into a client
+//! configuration. The operator (which caches and instruments the clients) and `hsnctl` share
+//! it, so both read `kubeconfigSecretRef` the same way and neither runs what a Secret says.
+
+pub mod self_contained;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config, ResourceExt};
 
 use crate::{MecCluster, MecClusterReason};
+
+pub use self_contained::{Entry, Refusal, refusals};
 
 /// Why a member cluster cannot be reached.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +57,25 @@ pub enum AccessError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The kubeconfig parses but is not self-contained: it would make the reader run a
+    /// program, read a file of its own or send the credentials elsewhere.
+    #[error(
+        "kubeconfig in Secret {namespace}/{name} is refused (it must be self-contained): {}",
+        join(.refusals)
+    )]
+    KubeconfigRefused {
+        /// Secret namespace.
+        namespace: String,
+        /// Secret name.
+        name: String,
+        /// Each refused field, with its entry.
+        refusals: Vec<Refusal>,
+    },
+}
+
+fn join(refusals: &[Refusal]) -> String {
+    let text: Vec<String> = refusals.iter().map(ToString::to_string).collect();
+    text.join("; ")
 }
 
 impl AccessError {
@@ -63,6 +87,7 @@ impl AccessError {
             Self::SecretRead { .. } => MecClusterReason::SecretUnreadable,
             Self::SecretKeyMissing { .. } => MecClusterReason::SecretKeyMissing,
             Self::KubeconfigInvalid { .. } => MecClusterReason::KubeconfigInvalid,
+            Self::KubeconfigRefused { .. } => MecClusterReason::KubeconfigRefused,
         }
     }
 }
@@ -131,10 +156,19 @@ impl KubeconfigSecret {
         }))
     }
 
-    /// The client configuration the kubeconfig describes (its current context).
+    /// The client configuration the kubeconfig describes (its current context); a kubeconfig
+    /// that is not self-contained is refused before kube sees it.
     pub async fn config(&self) -> Result<Config, AccessError> {
         let text = std::str::from_utf8(&self.kubeconfig).map_err(|e| self.invalid(e))?;
         let kubeconfig = Kubeconfig::from_yaml(text).map_err(|e| self.invalid(e))?;
+        let refusals = refusals(&kubeconfig);
+        if !refusals.is_empty() {
+            return Err(AccessError::KubeconfigRefused {
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
+                refusals,
+            });
+        }
         Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .map_err(|e| self.invalid(e))
@@ -210,6 +244,32 @@ current-context: x
                 .starts_with("kubeconfig in Secret hsn-system/mec-a is invalid"),
             "{bad}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_kubeconfig_that_runs_a_program_is_refused_before_kube_sees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let exec = format!(
+            r#"
+clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:1"}}}}]
+users: [{{name: u, user: {{exec: {{apiVersion: client.authentication.k8s.io/v1, command: /bin/sh, args: [-c, "touch {}"]}}}}}}]
+contexts: [{{name: x, context: {{cluster: c, user: u}}}}]
+current-context: x
+"#,
+            marker.display()
+        );
+        let e = secret(&exec).config().await.unwrap_err();
+        assert_eq!(e.reason().as_str(), "KubeconfigRefused");
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "kubeconfig in Secret hsn-system/mec-a is refused (it must be self-contained): \
+                 user \"u\" sets exec: runs a program"
+            ),
+            "{text}"
+        );
+        assert!(!marker.exists());
     }
 
     #[test]
