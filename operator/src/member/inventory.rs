@@ -155,6 +155,7 @@ mod tests {
                 ready: true,
                 cordoned: false,
                 max_super_nodes: None,
+                max_edge_nodes: None,
                 nodes: Vec::new(),
             },
             failing_since: None,
