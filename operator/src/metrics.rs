@@ -85,6 +85,8 @@ pub struct Metrics {
     pub network_condition: Family<NetworkConditionLabels, Gauge>,
     /// HsnNodes that claimed a network without being its own, removed.
     pub forged_nodes_removed: Counter,
+    /// Member namespaces of networks gone from the hub, removed, by cluster.
+    pub orphans_removed: Family<ClusterLabels, Counter>,
 }
 
 impl Metrics {
@@ -103,6 +105,7 @@ impl Metrics {
             member_apply_failures: Family::default(),
             network_condition: Family::default(),
             forged_nodes_removed: Counter::default(),
+            orphans_removed: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("hsn_operator");
         r.register("reconciles", "Reconciles started", m.reconciles.clone());
@@ -150,6 +153,11 @@ impl Metrics {
             "forged_hsnnodes_removed",
             "HsnNodes that claimed a network the operator did not create them for, removed",
             m.forged_nodes_removed.clone(),
+        );
+        r.register(
+            "orphan_namespaces_removed",
+            "Member namespaces of networks that no longer exist in the hub, removed",
+            m.orphans_removed.clone(),
         );
         Arc::new(m)
     }
@@ -208,6 +216,9 @@ impl Metrics {
                     category,
                 });
         }
+        let _ = self.orphans_removed.get_or_create(&ClusterLabels {
+            cluster: cluster.to_owned(),
+        });
         for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
             let _ = self.member_requests.get_or_create(&MemberRequestLabels {
                 cluster: cluster.to_owned(),
@@ -315,6 +326,7 @@ mod tests {
             r#"hsn_operator_member_requests_total{cluster="mec-a",method="DELETE"} 0"#,
             r#"hsn_operator_network_condition{namespace="edge-net",network="metro",condition="Degraded"} 1"#,
             "hsn_operator_forged_hsnnodes_removed_total 0",
+            r#"hsn_operator_orphan_namespaces_removed_total{cluster="mec-a"} 0"#,
         ] {
             assert!(text.contains(series), "{series} missing from\n{text}");
         }

@@ -47,6 +47,12 @@ pub(super) async fn remove_orphans(mec: &MecCluster, ctx: &Context) -> Result<()
     if removed.is_empty() {
         return Ok(());
     }
+    ctx.metrics
+        .orphans_removed
+        .get_or_create(&crate::metrics::ClusterLabels {
+            cluster: name.clone(),
+        })
+        .inc_by(removed.len() as u64);
     let names: Vec<String> = removed
         .iter()
         .map(|o| format!("{} (network uid {})", o.namespace, o.network_uid))

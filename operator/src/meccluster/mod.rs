@@ -48,7 +48,7 @@ pub enum Error {
 
 impl Error {
     /// Every label [`Error::metric_label`] gives.
-    pub const CATEGORIES: &[&'static str] = &["status", "event", "member-cleanup"];
+    pub const CATEGORIES: &[&'static str] = &["status", "event", "member-cleanup", "orphans"];
 
     /// Short label for metrics.
     pub fn metric_label(&self) -> &'static str {
@@ -249,5 +249,36 @@ async fn probe_member(mec: &MecCluster, ctx: &Context) -> Outcome {
             ),
             probe: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    fn api() -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status::failure("x", "X")))
+    }
+
+    #[test]
+    fn every_error_label_is_created_at_zero() {
+        let errors = [
+            Error::Status("a".into(), api()),
+            Error::Event(api()),
+            Error::Cleanup("a".into(), api()),
+            Error::Orphans("a".into(), api()),
+            Error::Member(hsn_api::access::AccessError::NoAccess),
+        ];
+        for e in &errors {
+            // No wildcard: a new variant must be added above to compile.
+            match e {
+                Error::Status(..)
+                | Error::Event(..)
+                | Error::Cleanup(..)
+                | Error::Orphans(..)
+                | Error::Member(..) => {}
+            }
+            assert!(Error::CATEGORIES.contains(&e.metric_label()), "{e}");
+        }
     }
 }

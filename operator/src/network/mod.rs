@@ -237,3 +237,36 @@ async fn reconcile_apply(
     };
     Ok(Action::requeue(next))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+    use kube::runtime::finalizer::Error as Finalizer;
+
+    fn api() -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status::failure("x", "X")))
+    }
+
+    #[test]
+    fn every_error_label_is_created_at_zero_and_the_finalizer_names_the_step() {
+        let errors = [
+            Error::Hub(api()),
+            Error::CacheStopped,
+            Error::PendingCleanup("a".into(), api()),
+            Error::Finalizer(Box::new(Finalizer::AddFinalizer(api()))),
+            Error::Finalizer(Box::new(Finalizer::ApplyFailed(Error::Hub(api())))),
+        ];
+        for e in &errors {
+            // No wildcard: a new variant must be added above to compile.
+            match e {
+                Error::Hub(_)
+                | Error::CacheStopped
+                | Error::PendingCleanup(..)
+                | Error::Finalizer(_) => {}
+            }
+            assert!(Error::CATEGORIES.contains(&e.metric_label()), "{e}");
+        }
+        assert_eq!(errors[4].metric_label(), "hub-api");
+        assert_eq!(errors[3].metric_label(), "finalizer");
+    }
+}
