@@ -190,6 +190,8 @@ dp_placed_pod() {
     k "$c" -n "$dp_member_ns" get pods -l hsn.io/role=edge --field-selector "spec.nodeName=$3" \
       -o jsonpath="{.items[0].metadata.name} {.items[0].metadata.uid}"
   fi
+  echo # jsonpath ends without a newline, which `read` (under set -e) would take as a failure
+
 }
 
 dp_start_agents() {
