@@ -83,11 +83,10 @@ impl LeaseControl {
     }
 }
 
-pub(crate) async fn lease_lapse(s: &Suite) -> Result<()> {
-    let (hub, a, nets) = (s.hub(), &s.a, s.nets());
-    let ac = a.client();
-    // The super node of A that guarantees edges: super-0 whenever it does.
-    let ordinal = assignments(&hub)
+/// The ordinal of `a`'s super node that guarantees edges (the lowest, when several do):
+/// super-0 whenever it does.
+pub(crate) async fn guarding_super(hub: &Client, a: &Member) -> Result<u32> {
+    assignments(hub)
         .await?
         .iter()
         .filter_map(|(_, _, sup)| {
@@ -96,7 +95,13 @@ pub(crate) async fn lease_lapse(s: &Suite) -> Result<()> {
                 .ok()
         })
         .min()
-        .context("a super node of A guarantees edges")?;
+        .context("a super node of A guarantees edges")
+}
+
+pub(crate) async fn lease_lapse(s: &Suite) -> Result<()> {
+    let (hub, a, nets) = (s.hub(), &s.a, s.nets());
+    let ac = a.client();
+    let ordinal = guarding_super(&hub, a).await?;
     let lost = Suite::super_node(a, ordinal);
     let Some(control) = LeaseControl::of(s, a, ordinal).await? else {
         return Ok(());

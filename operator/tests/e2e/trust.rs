@@ -4,7 +4,7 @@
 //! HsnNode says why. The placed pod's Lease does; a replaced pod may bring a new key. And an
 //! HsnNode made by hand, claiming the network with a key in its status, is removed.
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use hsn_api::node::lease::{edge_lease, super_lease};
 use hsn_api::routes::RoutesTable;
 use hsn_api::{HsnNode, HsnNodeReason};
@@ -68,16 +68,7 @@ async fn super_lease_trust(s: &Suite) -> Result<()> {
     let (hub, a, nets) = (s.hub(), &s.a, s.nets());
     let ac = a.client();
     // The super node of A that guarantees edges, as step 3b picks it.
-    let ordinal = assignments(&hub)
-        .await?
-        .iter()
-        .filter_map(|(_, _, sup)| {
-            sup.strip_prefix(&format!("{NET}.{}.super-", a.name))?
-                .parse::<u32>()
-                .ok()
-        })
-        .min()
-        .context("a super node of A guarantees edges")?;
+    let ordinal = crate::lease::guarding_super(&hub, a).await?;
     let name = Suite::super_node(a, ordinal);
     let lease = super_lease(ordinal);
     let intruder = edge_pod(&ac, MEMBER_NS, &own_edges(&ac).await?[0], None).await?;
