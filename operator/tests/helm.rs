@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use hsn_testkit::operator::DEADLINE;
 use hsn_testkit::{ControlPlane, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -380,6 +380,101 @@ async fn the_operators_rbac_is_least_privilege() -> Result<()> {
             .items
             .is_empty(),
         "a member install runs no operator"
+    );
+    Ok(())
+}
+
+/// The operator does its whole job with the chart's RBAC and nothing more: run as the
+/// chart's ServiceAccount (impersonated), with the hub as its only member (`local: true`,
+/// `localCluster.enabled`), it wins the leader Lease, probes, plans and writes every object
+/// of a network into the hub (granting the agents' Roles what it holds itself), writes
+/// statuses and Events, and never meets a Forbidden.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_works_with_the_charts_rbac_alone() -> Result<()> {
+    use hsn_testkit::operator::{Operator, hand_made_ready_node};
+    hsn_testkit::require_binaries(&["helm"])?;
+    let cp = ControlPlane::start().await?;
+    let home = tempfile::tempdir()?;
+    let admin = cp.client();
+    let install = [
+        "install",
+        "y",
+        CHART,
+        "-n",
+        NS,
+        "--create-namespace",
+        "--set",
+        "localCluster.enabled=true",
+    ];
+    ok(&helm(&cp, home.path(), &install)?, "helm install")?;
+    hand_made_ready_node(&admin, "hub-node-1").await?;
+
+    // The admin kubeconfig, impersonating the chart's ServiceAccount.
+    let mut kubeconfig =
+        serde_json::to_value(kube::config::Kubeconfig::read_from(cp.kubeconfig())?)?;
+    for user in kubeconfig["users"].as_array_mut().into_iter().flatten() {
+        user["user"]["as"] = "system:serviceaccount:hsn-system:y-operator".into();
+        user["user"]["as-groups"] = json!([
+            "system:serviceaccounts",
+            "system:serviceaccounts:hsn-system",
+            "system:authenticated"
+        ]);
+    }
+    let path = home.path().join("as-operator.kubeconfig");
+    std::fs::write(&path, serde_json::to_vec(&kubeconfig)?)?;
+    let operator = Operator::start(&path, home.path(), &[], &[]).await?;
+
+    let objects = r#"{"apiVersion": "hsn.io/v1alpha1", "kind": "MecCluster",
+        "metadata": {"name": "hub"}, "spec": {"local": true, "region": "hub", "zone": "hub-1a"}}"#;
+    let mec: hsn_api::MecCluster = serde_json::from_str(objects)?;
+    Api::<hsn_api::MecCluster>::all(admin.clone())
+        .create(&PostParams::default(), &mec)
+        .await?;
+    let network: hsn_api::HsnNetwork = serde_json::from_value(json!({
+        "apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork",
+        "metadata": {"name": "metro", "namespace": "default"},
+        "spec": {"superNodes": {"replicas": 1},
+                 "edgePools": [{"name": "edge", "sliceType": "eMBB",
+                    "nodeSelector": {"matchLabels": {"hsn.io/edge": "true"}}}]}
+    }))?;
+    Api::<hsn_api::HsnNetwork>::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &network)
+        .await?;
+
+    // Everything of the network lands in the hub, written by the operator as its SA.
+    let daemonsets: Api<k8s_openapi::api::apps::v1::DaemonSet> =
+        Api::namespaced(admin.clone(), "hsn-metro");
+    let statefulsets: Api<k8s_openapi::api::apps::v1::StatefulSet> =
+        Api::namespaced(admin.clone(), "hsn-metro");
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(admin.clone(), "hsn-metro");
+    let written = wait_for("the network's objects in the hub", DEADLINE, || async {
+        let ds = daemonsets.get_opt("hsn-edge-edge").await.ok()??;
+        let sts = statefulsets.get_opt("hsn-super-node").await.ok()??;
+        let lease = leases.get_opt("edge-hub-node-1").await.ok()??;
+        Some((ds, sts, lease))
+    })
+    .await;
+    let log = std::fs::read_to_string(operator.log_path()).unwrap_or_default();
+    written.with_context(|| format!("operator log:\n{}", operator.log_tail()))?;
+    // Statuses: the cluster's and the network's, written by the same identity.
+    wait_for("statuses written", DEADLINE, || async {
+        let mec = Api::<hsn_api::MecCluster>::all(admin.clone())
+            .get("hub")
+            .await
+            .ok()?;
+        let net = Api::<hsn_api::HsnNetwork>::namespaced(admin.clone(), "default")
+            .get("metro")
+            .await
+            .ok()?;
+        (mec.status?.identity.is_some() && net.status?.observed_generation.is_some()).then_some(())
+    })
+    .await?;
+    let log = std::fs::read_to_string(operator.log_path()).unwrap_or(log);
+    ensure!(
+        !log.contains("forbidden") && !log.contains("Forbidden"),
+        "the operator met a Forbidden with the chart's RBAC:\n{}",
+        operator.log_tail()
     );
     Ok(())
 }

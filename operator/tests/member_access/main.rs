@@ -28,8 +28,8 @@ use hsn_api::{HsnNetwork, MecCluster};
 use hsn_operator::resources::{HUB_LABEL, MEC_CLUSTER_ANNOTATION, NETWORK_UID_LABEL};
 use hsn_testkit::operator::*;
 use hsn_testkit::wait_for;
-use k8s_openapi::api::core::v1::{Namespace, Node};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
@@ -92,7 +92,7 @@ pub(crate) fn network(name: &str) -> Result<HsnNetwork> {
 async fn members_are_reached_only_as_themselves_and_only_our_namespaces_are_deleted() -> Result<()>
 {
     let hub = Hub::start_or_connect(&E2eEnv::default()).await?;
-    ready_hub_node(&hub.client()).await?;
+    hsn_testkit::operator::hand_made_ready_node(&hub.client(), "hub-node-1").await?;
     let local: MecCluster = serde_json::from_value(json!({
         "apiVersion": "hsn.io/v1alpha1", "kind": "MecCluster",
         "metadata": {"name": HUB_LOCAL},
@@ -280,28 +280,6 @@ async fn secret_kubeconfig(hub: &Client, name: &str) -> Result<Vec<u8>> {
         "testkit's kubeconfig is refused: {refusals:?}"
     );
     Ok(kubeconfig)
-}
-
-/// One node in the hub (no kubelet: its Ready condition is written here, and nothing changes
-/// it), edge-capable, so the hub is a member that hosts an edge of the network.
-async fn ready_hub_node(hub: &Client) -> Result<()> {
-    let nodes: Api<Node> = Api::all(hub.clone());
-    let node = json!({"metadata": {"name": "hub-node-1", "labels": {
-        "kubernetes.io/hostname": "hub-node-1", "hsn.io/edge": "true",
-        "topology.kubernetes.io/region": "hub", "topology.kubernetes.io/zone": "hub-1a"}}});
-    nodes
-        .create(&PostParams::default(), &serde_json::from_value(node)?)
-        .await?;
-    let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True",
-        "reason": "KubeletReady", "message": "written by the test"}]}});
-    nodes
-        .patch_status(
-            "hub-node-1",
-            &PatchParams::default(),
-            &Patch::Merge(&status),
-        )
-        .await?;
-    Ok(())
 }
 
 /// Path of a file in `dir`, as a string for a kubeconfig.

@@ -214,3 +214,26 @@ pub async fn edge_assignments(
 pub fn name_of<K: ResourceExt>(k: &K) -> String {
     k.name_any()
 }
+
+/// Creates node `name` in the cluster `client` reaches, with no kubelet behind it: its
+/// Ready condition is written here and nothing changes it. Edge-capable, in region `hub`,
+/// zone `hub-1a`, so a hub with a `local: true` MecCluster is a member hosting an edge.
+pub async fn hand_made_ready_node(client: &Client, name: &str) -> Result<()> {
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let node = serde_json::json!({"metadata": {"name": name, "labels": {
+        "kubernetes.io/hostname": name, EDGE_CAPABLE_LABEL: "true",
+        "topology.kubernetes.io/region": "hub", "topology.kubernetes.io/zone": "hub-1a"}}});
+    nodes
+        .create(&PostParams::default(), &serde_json::from_value(node)?)
+        .await?;
+    let status = serde_json::json!({"status": {"conditions": [{"type": "Ready",
+        "status": "True", "reason": "KubeletReady", "message": "written by the test"}]}});
+    nodes
+        .patch_status(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&status),
+        )
+        .await?;
+    Ok(())
+}
