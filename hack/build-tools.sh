@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real control-plane tools from their Go modules into bin/:
-#   kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl helm
+#   kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet etcd kwok kwokctl helm
 # Idempotent: a tool whose binaries exist and whose stamp (version + go.sum hash) matches
 # is skipped, so a warm run takes a second. Cold, on 2 cores, the whole set took 9 minutes here
 # (see README); the Go build cache (~/.cache/go-build) makes rebuilds fast.
@@ -65,9 +65,11 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 
 build etcd "1 min" "-X go.etcd.io/etcd/api/v3/version.GitSHA=${ETCD_VERSION}" go.etcd.io/etcd/server/v3
-build kubernetes "6 min" "$kube_ldflags" \
+# kubelet (real nodes: a kubelet with containerd) takes the same version ldflags, else its
+# Node reports v0.0.0-master.
+build kubernetes "7 min" "$kube_ldflags" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet
 build kwok "2 min" "-X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBERNETES_VERSION#v}" \
   sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
 build helm "1 min" "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}" helm.sh/helm/v3/cmd/helm

@@ -21,7 +21,7 @@ write_module() { # dir module-path
   printf 'module %s\n\ngo %s\n' "$path" "$go_directive" >"$dir/go.mod"
 }
 
-# Kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl.
+# Kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet.
 write_module tools/kubernetes hsn.io/hack/tools/kubernetes
 {
   echo
@@ -34,7 +34,8 @@ write_module tools/kubernetes hsn.io/hack/tools/kubernetes
   "k8s.io/kubernetes/cmd/kube-apiserver@${KUBERNETES_VERSION}" \
   "k8s.io/kubernetes/cmd/kube-controller-manager@${KUBERNETES_VERSION}" \
   "k8s.io/kubernetes/cmd/kube-scheduler@${KUBERNETES_VERSION}" \
-  "k8s.io/kubernetes/cmd/kubectl@${KUBERNETES_VERSION}" && go mod tidy)
+  "k8s.io/kubernetes/cmd/kubectl@${KUBERNETES_VERSION}" \
+  "k8s.io/kubernetes/cmd/kubelet@${KUBERNETES_VERSION}" && go mod tidy)
 
 # etcd: the server module carries replaces of its own, which a dependent module ignores,
 # so mirror them into the wrapper.

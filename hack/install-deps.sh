@@ -10,7 +10,11 @@ source "$root/hack/lib.sh"
 # ebpf/build.rs, the Rust side of the datapath ABI); bpftool: inspecting them; iproute2: network namespaces in tests;
 # ethtool: veth offloads in the datapath e2e tests; protobuf-compiler: gRPC code generation; openssl: kubeconfig tooling;
 # prometheus: its promtool, which the tests run over every component's /metrics (the server itself is never started).
-packages=(clang clang-format llvm libbpf-dev bpftool iproute2 ethtool protobuf-compiler pkg-config openssl ca-certificates make socat shellcheck prometheus)
+# Real nodes (a kubelet from bin/ with containerd): containerd and runc (crun fails on these hybrid-cgroup machines),
+# containernetworking-plugins (the bridge/host-local CNI plugins), umoci (OCI images built from a rootfs, imported
+# without a registry), busybox-static (a tiny rootfs and the pause image; it replaces a non-static busybox).
+packages=(clang clang-format llvm libbpf-dev bpftool iproute2 ethtool protobuf-compiler pkg-config openssl ca-certificates make socat shellcheck prometheus
+  containerd runc containernetworking-plugins umoci busybox-static)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -21,8 +25,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   step "installing Debian packages: ${missing[*]} (about 1-2 min)"
   apt-get update -qq
-  # Packages that ship a service (prometheus) must not start it: a policy-rc.d that refuses
-  # every start, for the length of the install, unless the machine already has one.
+  # Packages that ship a service (prometheus, containerd) must not start it: a policy-rc.d that
+  # refuses every start, for the length of the install, unless the machine already has one.
+  # (The unit is still enabled for the next boot; real-node tests run a containerd of their own.)
   guard=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     guard=/usr/sbin/policy-rc.d

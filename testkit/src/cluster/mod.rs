@@ -49,7 +49,7 @@ pub use process::process_alive;
 
 use crate::Error;
 
-/// Every binary hack/build-tools.sh builds that this crate runs.
+/// Every binary hack/build-tools.sh builds that a [`KwokCluster`] runs.
 pub const ALL_BINARIES: &[&str] = &[
     "etcd",
     "kube-apiserver",
@@ -58,6 +58,18 @@ pub const ALL_BINARIES: &[&str] = &[
     "kubectl",
     "kwok",
     "kwokctl",
+];
+
+/// The hack/-built binaries a cluster with real nodes runs: the control plane plus kubelet
+/// (kwok not needed). containerd, runc and the CNI plugins come from Debian
+/// (hack/install-deps.sh), not from [`bin_dir`].
+pub const REAL_NODE_BINARIES: &[&str] = &[
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "kubelet",
 ];
 
 /// Where the hack/-built binaries live: `$HSN_BIN_DIR`, else `<workspace root>/bin`.
