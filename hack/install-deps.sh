@@ -10,7 +10,8 @@ source "$root/hack/lib.sh"
 # ebpf/build.rs, the Rust side of the datapath ABI); bpftool: inspecting them; iproute2: network namespaces in tests;
 # ethtool: veth offloads in the datapath e2e tests; protobuf-compiler: gRPC code generation; openssl: kubeconfig tooling;
 # prometheus: its promtool, which the tests run over every component's /metrics (the server itself is never started).
-packages=(clang clang-format llvm libbpf-dev bpftool iproute2 ethtool protobuf-compiler pkg-config openssl ca-certificates make socat shellcheck prometheus)
+# umoci, busybox-static, jq: images without a daemon (hack/images.sh); containerd, runc: importing and running them.
+packages=(clang clang-format llvm libbpf-dev bpftool iproute2 ethtool protobuf-compiler pkg-config openssl ca-certificates make socat shellcheck prometheus umoci busybox-static jq containerd runc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
