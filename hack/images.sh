@@ -80,7 +80,7 @@ add_base() {
 
 # Applies a Dockerfile's final stage to the root filesystem; sets config_args.
 apply_dockerfile() {
-  local rootfs=$1 image=$2 line word rest src dest bin pkgs
+  local rootfs=$1 image=$2 line word rest src dest bin pkgs=''
   config_args=()
   while IFS= read -r line; do
     word=${line%%[[:space:]]*} rest=${line#"$word"} rest=${rest#"${rest%%[![:space:]]*}"}
@@ -106,13 +106,13 @@ apply_dockerfile() {
       WORKDIR) config_args+=(--config.workingdir "$rest") ;;
       RUN)
         [[ $rest == *"apt-get install"* ]] || die "$dockerfile: only apt-get install runs in the final stage, not: $line"
-        pkgs=$(apt_installs "$rest" | tr '\n' ' ')
-        [ "$pkgs" = "$(printf '%s\n' "${apt_packages[@]}" | grep -v '^$' | sort | tr '\n' ' ')" ] \
-          || die "$dockerfile installs '$pkgs' but hack/images/$image.conf maps apt_packages=(${apt_packages[*]})"
+        pkgs+=$(apt_installs "$rest" | tr '\n' ' ')
         ;;
       *) die "$dockerfile: '$word' in the final stage is not built locally: $line" ;;
     esac
   done < <(final_stage "$dockerfile")
+  [ "$pkgs" = "$(printf '%s\n' "${apt_packages[@]}" | grep -v '^$' | sort | tr '\n' ' ')" ] \
+    || die "$dockerfile installs '$pkgs' but hack/images/$image.conf maps apt_packages=(${apt_packages[*]})"
 }
 
 build_one() {
