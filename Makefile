@@ -51,10 +51,17 @@ bench-datapath: deps ## Datapath (root): edge XDP ns/packet vs XDP_PASS, 10 vs 1
 
 IMAGE_TAG ?= 0.1.0
 .PHONY: images
-images: ## Build the hsn-operator and hsn-agent images (needs a container engine)
-	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "error: images need a running container engine (docker); this machine has none" >&2; exit 1; }
+images: ## Build the hsn-operator, hsn-agent and hsn-ledger images (needs a container engine)
+	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "error: images need a running container engine (docker); this machine has none: make images-local builds them without one" >&2; exit 1; }
 	docker build -f operator/Dockerfile -t ghcr.io/hsn-io/hsn-operator:$(IMAGE_TAG) .
 	docker build -f node-agent/Dockerfile -t ghcr.io/hsn-io/hsn-agent:$(IMAGE_TAG) .
+	docker build -f ledger/Dockerfile -t ghcr.io/hsn-io/hsn-ledger:$(IMAGE_TAG) .
+
+IMAGES_DIR ?= target/images
+.PHONY: images-local
+images-local: deps ## The same images plus the pause image without a daemon: OCI archives in $(IMAGES_DIR) (hack/images.sh)
+	$(CARGO) build --release --locked -p hsn-operator -p hsn-agent -p hsn-ledger --bins
+	IMAGE_TAG=$(IMAGE_TAG) CARGO_PROFILE=release hack/images.sh build $(IMAGES_DIR)
 
 .PHONY: kind-up
 kind-up: ## kind: hub + two MEC clusters, images (make images) loaded, chart installed, MECs registered

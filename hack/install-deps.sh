@@ -11,10 +11,10 @@ source "$root/hack/lib.sh"
 # ethtool: veth offloads in the datapath e2e tests; protobuf-compiler: gRPC code generation; openssl: kubeconfig tooling;
 # prometheus: its promtool, which the tests run over every component's /metrics (the server itself is never started).
 # Real nodes (a kubelet from bin/ with containerd): containerd and runc (crun fails on these hybrid-cgroup machines),
-# containernetworking-plugins (the bridge/host-local CNI plugins), umoci (OCI images built from a rootfs, imported
-# without a registry), busybox-static (a tiny rootfs and the pause image; it replaces a non-static busybox).
+# containernetworking-plugins (the bridge/host-local CNI plugins), umoci, busybox-static and jq (OCI images without a
+# daemon, hack/images.sh; busybox-static is also the pause image and replaces a non-static busybox).
 packages=(clang clang-format llvm libbpf-dev bpftool iproute2 ethtool protobuf-compiler pkg-config openssl ca-certificates make socat shellcheck prometheus
-  containerd runc containernetworking-plugins umoci busybox-static)
+  containerd runc containernetworking-plugins umoci busybox-static jq)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -9,6 +9,8 @@
 //!   addressing plan), traffic across it and what of it crossed the UE's link ([`traffic`]),
 //!   frames for packet fixtures ([`packet`]), and what BPF tests need ([`bpf`]: skipping
 //!   without root, a private bpffs, the XDP program on an interface).
+//! * Container images built without a daemon, read back and checked against their
+//!   Dockerfiles ([`images`]).
 //! * `promtool check metrics` over a component's `/metrics` ([`promtool`]).
 //! * Waiting on conditions with a deadline ([`wait_for`], [`wait_for_ok`]): tests never
 //!   sleep for a fixed time.
@@ -26,6 +28,7 @@
 
 pub mod bpf;
 pub mod cluster;
+pub mod images;
 #[cfg(feature = "ledger")]
 pub mod ledger;
 #[cfg(feature = "ledger-fixtures")]
