@@ -11,7 +11,7 @@ fn local_image_matches_the_dockerfile() {
         std::path::Path::new(env!("CARGO_BIN_EXE_hsn-agent")),
     )
     .unwrap();
-    assert_eq!(built.reference, hsn_api::DEFAULT_AGENT_IMAGE);
+    assert_eq!(built.reference, hsn_api::network::DEFAULT_AGENT_IMAGE);
     // The agent runs `ip -j ...`: iproute2's ip, found on the image's PATH.
     assert!(
         built.files.contains_key("usr/bin/ip"),
