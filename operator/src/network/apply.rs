@@ -6,18 +6,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hsn_api::{HsnNetwork, MecCluster};
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, DynamicObject, ListParams};
 use kube::core::ApiResource;
 use kube::{Api, Client, ResourceExt};
 
 use crate::context::Context;
-use crate::member::{MemberState, delete_owned_namespaces};
+use crate::member::delete_owned_namespaces;
 use crate::plan::Plan;
 use crate::resources::{
-    APPLIED_HASH_ANNOTATION, MemberObject, NETWORK_UID_LABEL, Owner, Ownership, Peers,
-    member_namespace, member_objects,
+    APPLIED_HASH_ANNOTATION, MemberObject, NETWORK_UID_LABEL, Owner, Ownership, member_namespace,
+    member_objects,
 };
+
+use super::fetch::{Fetched, MemberRead};
+use super::stuck::Stuck;
 
 /// What happened in one member.
 #[derive(Debug)]
@@ -84,16 +86,17 @@ impl ApplyError {
 /// Every label [`ApplyError::category`] gives.
 pub const CATEGORIES: &[&str] = &["access", "read", "write", "delete", "conflict", "timeout"];
 
-/// Applies the plan to every member; `paused` reads but writes nothing.
+/// Applies the plan to every member; `paused` reads but writes nothing. What fetch read of
+/// each member (its Leases, its stuck pods) is not read again.
 pub async fn apply_all(
     network: &HsnNetwork,
     ctx: &Context,
     plan: &Plan,
-    members: &[(MecCluster, MemberState)],
-    peers: &Peers,
+    fetched: &Fetched,
     paused: bool,
 ) -> BTreeMap<String, MemberOutcome> {
-    let jobs = members.iter().map(|(mec, member)| async move {
+    let peers = &fetched.peers();
+    let jobs = fetched.members.iter().map(|(mec, member)| async move {
         let name = mec.name_any();
         if !member.view.ready {
             return (name, MemberOutcome::Skipped);
@@ -102,7 +105,8 @@ pub async fn apply_all(
         let objects = member_objects(network, &owner, plan, peers);
         // One slow member must not hold up the others: each gets its own deadline.
         let deadline = ctx.settings.member_timeout * 3;
-        let work = apply_member(ctx, mec, network, &owner, objects, paused);
+        let read = fetched.reads.get(&name);
+        let work = apply_member(ctx, mec, network, &owner, objects, read, paused);
         let error = match tokio::time::timeout(deadline, work).await {
             Ok(Ok(ready)) => return (name, MemberOutcome::Applied(ready)),
             Ok(Err(e)) => e,
@@ -121,6 +125,7 @@ async fn apply_member(
     network: &HsnNetwork,
     owner: &Owner,
     desired: Vec<MemberObject>,
+    read: Option<&MemberRead>,
     paused: bool,
 ) -> Result<Readiness, ApplyError> {
     let client = ctx.members.client(mec).await?;
@@ -141,7 +146,10 @@ async fn apply_member(
         return Ok(Readiness::default());
     }
     let mut readiness = Readiness::default();
-    let leases = existing_leases(&client, &desired).await?;
+    let leases = match read {
+        Some(read) => read.leases_as_objects(),
+        None => existing_leases(&client, &desired).await?,
+    };
     for d in &desired {
         let existing = match d.resource.kind.as_str() {
             "Lease" => leases.get(&d.name).cloned(),
@@ -174,12 +182,12 @@ async fn apply_member(
     if !paused {
         prune(&client, &desired, &uid).await?;
     }
-    readiness.stuck = stuck_pods(&client, &member_namespace(&network.name_any()), &uid).await;
+    readiness.stuck = read.map(|r| r.stuck.clone()).unwrap_or_default();
     Ok(readiness)
 }
 
-/// The Leases of the member namespace by name, when `desired` has any: one per agent, so one
-/// list instead of a read each.
+/// The Leases of the member namespace by name, when `desired` has any and fetch could not
+/// read them: one per agent, so one list instead of a read each.
 async fn existing_leases(
     client: &Client,
     desired: &[MemberObject],
@@ -264,75 +272,6 @@ async fn prune(client: &Client, desired: &[MemberObject], uid: &str) -> Result<(
     Ok(())
 }
 
-/// The network's pods that are stuck: not placed by the member's scheduler, or with a
-/// container that cannot start. Pods are only read: a member whose kubeconfig may not list
-/// them reports none (the counts of ready agents still tell the network is not Ready).
-async fn stuck_pods(client: &Client, namespace: &str, uid: &str) -> Stuck {
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let params = ListParams::default().labels(&format!("{NETWORK_UID_LABEL}={uid}"));
-    match api.list(&params).await {
-        Ok(list) => stuck(&list.items),
-        Err(error) => {
-            tracing::debug!(%namespace, %error, "cannot list agent pods; stuck pods go unreported");
-            Stuck::default()
-        }
-    }
-}
-
-/// Why pods stay Pending: each (pod, what its status says), sorted.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Stuck {
-    /// `PodScheduled=False`, reason `Unschedulable`: the scheduler's message.
-    pub unschedulable: Vec<(String, String)>,
-    /// A container waiting for a reason that does not pass by itself (image, configuration,
-    /// crash loop): the reason and message.
-    pub failing: Vec<(String, String)>,
-}
-
-/// Container waiting reasons that need a change to pass.
-const FAILING: &[&str] = &[
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "InvalidImageName",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-    "RunContainerError",
-    "CrashLoopBackOff",
-];
-
-fn stuck(pods: &[Pod]) -> Stuck {
-    let mut out = Stuck::default();
-    for pod in pods {
-        let Some(status) = &pod.status else { continue };
-        let unscheduled = status.conditions.iter().flatten().find(|c| {
-            c.type_ == "PodScheduled"
-                && c.status == "False"
-                && c.reason.as_deref() == Some("Unschedulable")
-        });
-        if let Some(c) = unscheduled {
-            out.unschedulable
-                .push((pod.name_any(), c.message.clone().unwrap_or_default()));
-        }
-        let waiting = status
-            .container_statuses
-            .iter()
-            .flatten()
-            .filter_map(|c| c.state.as_ref()?.waiting.as_ref())
-            .find(|w| w.reason.as_deref().is_some_and(|r| FAILING.contains(&r)));
-        if let Some(w) = waiting {
-            let why = format!(
-                "{}: {}",
-                w.reason.as_deref().unwrap_or_default(),
-                w.message.as_deref().unwrap_or_default()
-            );
-            out.failing.push((pod.name_any(), why));
-        }
-    }
-    out.unschedulable.sort();
-    out.failing.sort();
-    out
-}
-
 /// Whose the member namespace is when not ours: it is written first, so nothing is written
 /// into one that is another's. An unmarked one (an older operator's) is ours to mark.
 fn foreign_namespace(d: &MemberObject, obj: &DynamicObject, owner: &Owner) -> Option<Ownership> {
@@ -373,47 +312,5 @@ fn api_err(verb: &'static str, kind: &str, name: &str, source: kube::Error) -> A
         kind: kind.to_string(),
         name: name.to_string(),
         source,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pods_the_scheduler_cannot_place_or_that_cannot_start_are_stuck() {
-        let pods: Vec<Pod> = serde_json::from_value(serde_json::json!([
-            {"metadata": {"name": "running"}, "status": {"phase": "Running",
-                "conditions": [{"type": "PodScheduled", "status": "True"}]}},
-            {"metadata": {"name": "placed-soon"}, "status": {"phase": "Pending",
-                "conditions": [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]}},
-            {"metadata": {"name": "super-1"}, "status": {"phase": "Pending",
-                "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                    "message": "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules."}]}},
-            {"metadata": {"name": "edge-x"}, "status": {"phase": "Pending",
-                "containerStatuses": [{"name": "agent", "image": "a b", "imageID": "", "ready": false,
-                    "restartCount": 0, "state": {"waiting": {"reason": "InvalidImageName",
-                    "message": "couldn't parse image name \"a b\""}}}]}},
-            {"metadata": {"name": "edge-y"}, "status": {"phase": "Pending",
-                "containerStatuses": [{"name": "agent", "image": "a", "imageID": "", "ready": false,
-                    "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]}}
-        ]))
-        .unwrap();
-        let s = stuck(&pods);
-        assert_eq!(
-            s.unschedulable,
-            [(
-                "super-1".to_string(),
-                "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules."
-                    .to_string()
-            )]
-        );
-        assert_eq!(
-            s.failing,
-            [(
-                "edge-x".to_string(),
-                "InvalidImageName: couldn't parse image name \"a b\"".to_string()
-            )]
-        );
     }
 }

@@ -10,7 +10,7 @@ use hsn_core::Role;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::ListParams;
+use kube::api::{DynamicObject, ListParams};
 use kube::{Api, Client, ResourceExt};
 
 use crate::context::Context;
@@ -19,6 +19,7 @@ use crate::plan::{EdgeId, Previous, SuperId};
 use crate::resources::{NETWORK_LABEL, NETWORK_UID_LABEL, Peer, Peers, member_namespace};
 
 use super::Error;
+use super::stuck::{self, Stuck};
 use super::trust::{self, Claim, Distrust, PodFacts, Pods, Seat};
 
 /// Whether what a Lease says is used.
@@ -76,6 +77,30 @@ pub struct Fetched {
     pub nodes: BTreeMap<String, HsnNode>,
     /// HsnNodes that claim the network but that it does not control: made by hand.
     pub forged: Vec<String>,
+    /// What was read of each reachable member, for apply not to read it again.
+    pub reads: BTreeMap<String, MemberRead>,
+}
+
+/// One member's Leases as listed, and the network's pods there that are stuck.
+#[derive(Debug, Default)]
+pub struct MemberRead {
+    /// The member namespace's Leases.
+    pub leases: Vec<Lease>,
+    /// The network's pods that cannot be placed or started.
+    pub stuck: Stuck,
+}
+
+impl MemberRead {
+    /// The Leases by name, as the dynamic objects apply compares with what it wants.
+    pub fn leases_as_objects(&self) -> BTreeMap<String, DynamicObject> {
+        self.leases
+            .iter()
+            .filter_map(|l| {
+                let object = serde_json::to_value(l).ok()?;
+                Some((l.name_any(), serde_json::from_value(object).ok()?))
+            })
+            .collect()
+    }
 }
 
 /// Longest a reconcile waits for the MecCluster cache's first list.
@@ -136,28 +161,29 @@ pub async fn fetch(network: &HsnNetwork, ctx: &Context) -> Result<Fetched, Error
             Some((mec.name_any(), read))
         });
     let pins = pins(&nodes);
-    let leases = futures::future::join_all(reads)
-        .await
-        .into_iter()
-        .flatten()
-        .map(|(cluster, (raw, pods))| {
-            let judged = raw
-                .iter()
-                .filter_map(|l| {
-                    let name = l.name_any();
-                    let seat = Seat::of(&name)?;
-                    let pinned = pins.get(&(cluster.as_str(), seat.clone())).copied();
-                    Some((name, lease_info(l, &seat, &pods, pinned)))
-                })
-                .collect();
-            (cluster, judged)
-        })
-        .collect();
+    let mut leases = BTreeMap::new();
+    let mut member_reads = BTreeMap::new();
+    for (cluster, (raw, pods, stuck)) in
+        futures::future::join_all(reads).await.into_iter().flatten()
+    {
+        let judged = raw
+            .iter()
+            .filter_map(|l| {
+                let name = l.name_any();
+                let seat = Seat::of(&name)?;
+                let pinned = pins.get(&(cluster.as_str(), seat.clone())).copied();
+                Some((name, lease_info(l, &seat, &pods, pinned)))
+            })
+            .collect();
+        leases.insert(cluster.clone(), judged);
+        member_reads.insert(cluster, MemberRead { leases: raw, stuck });
+    }
     Ok(Fetched {
         members,
         leases,
         nodes,
         forged,
+        reads: member_reads,
     })
 }
 
@@ -197,32 +223,40 @@ fn pins(nodes: &BTreeMap<String, HsnNode>) -> BTreeMap<(&str, Seat), &HsnNodeSta
 }
 
 /// The Leases of a member namespace, then the network's pods there (label-selected, one
-/// list). In that order: a pod exists before it writes its Lease, so every holder read is
-/// in the pod list unless it was deleted since. Pods that cannot be read are reported as
-/// such, and no Lease is trusted.
+/// list): what each pod is (to judge the Leases) and which are stuck. In that order: a pod
+/// exists before it writes its Lease, so every holder read is in the pod list unless it
+/// was deleted since. Pods that cannot be read are reported as such, and no Lease is
+/// trusted.
 async fn read_member(
     client: &Client,
     namespace: &str,
     uid: &str,
-) -> Result<(Vec<Lease>, Pods), kube::Error> {
+) -> Result<(Vec<Lease>, Pods, Stuck), kube::Error> {
     let leases = match Api::<Lease>::namespaced(client.clone(), namespace)
         .list(&ListParams::default())
         .await
     {
         Ok(l) => l.items,
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok((Vec::new(), Ok(BTreeMap::new()))),
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            return Ok((Vec::new(), Ok(BTreeMap::new()), Stuck::default()));
+        }
         Err(e) => return Err(e),
     };
     let selector = format!("{NETWORK_UID_LABEL}={uid}");
-    let pods = Api::<Pod>::namespaced(client.clone(), namespace)
+    let (pods, stuck) = match Api::<Pod>::namespaced(client.clone(), namespace)
         .list(&ListParams::default().labels(&selector))
         .await
-        .map(|list| list.items.iter().map(PodFacts::of).collect())
-        .map_err(|e| {
+    {
+        Ok(list) => (
+            Ok(list.items.iter().map(PodFacts::of).collect()),
+            stuck::stuck(&list.items),
+        ),
+        Err(e) => {
             tracing::warn!(namespace, error = %e, "reading the agents' pods failed: no Lease there is trusted");
-            e.to_string()
-        });
-    Ok((leases, pods))
+            (Err(e.to_string()), Stuck::default())
+        }
+    };
+    Ok((leases, pods, stuck))
 }
 
 fn lease_info(l: &Lease, seat: &Seat, pods: &Pods, pinned: Option<&HsnNodeStatus>) -> LeaseInfo {
@@ -450,6 +484,7 @@ mod tests {
             leases: BTreeMap::from([("a".to_string(), leases)]),
             nodes: BTreeMap::new(),
             forged: vec![],
+            reads: BTreeMap::new(),
         };
         let lost: Vec<u32> = fetched.lost_supers(now).iter().map(|s| s.ordinal).collect();
         assert_eq!(
@@ -460,5 +495,26 @@ mod tests {
         let peers = fetched.peers();
         let advertised: Vec<&String> = peers["a"].keys().collect();
         assert_eq!(advertised, ["edge-n2", "super-0", "super-1"]);
+    }
+
+    #[test]
+    fn leases_read_once_serve_apply_with_their_labels_and_hash() {
+        let lease: Lease = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "edge-n1", "labels": {NETWORK_UID_LABEL: "u"},
+                "annotations": {crate::resources::APPLIED_HASH_ANNOTATION: "h1"}},
+            "spec": {"holderIdentity": "pod-1"}
+        }))
+        .unwrap();
+        let read = MemberRead {
+            leases: vec![lease],
+            stuck: Stuck::default(),
+        };
+        let objects = read.leases_as_objects();
+        let object = &objects["edge-n1"];
+        assert_eq!(object.labels()[NETWORK_UID_LABEL], "u");
+        assert_eq!(
+            object.annotations()[crate::resources::APPLIED_HASH_ANNOTATION],
+            "h1"
+        );
     }
 }

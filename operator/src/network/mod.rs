@@ -8,6 +8,7 @@ mod fetch;
 mod nodes;
 mod others;
 mod status;
+mod stuck;
 mod trust;
 mod validate;
 
@@ -195,15 +196,7 @@ async fn reconcile_apply(
     let plan = plan::plan(&network.spec, &inputs);
     let paused = network.spec.paused;
 
-    let outcomes = apply::apply_all(
-        network,
-        ctx,
-        &plan,
-        &fetched.members,
-        &fetched.peers(),
-        paused,
-    )
-    .await;
+    let outcomes = apply::apply_all(network, ctx, &plan, &fetched, paused).await;
     if !paused {
         nodes::remove_forged(network, ctx, &fetched.forged).await?;
         failovers.observe(network, &previous, &plan, &fetched, &outcomes, &ctx.metrics);

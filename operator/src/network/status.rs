@@ -10,7 +10,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::{Api, Resource, ResourceExt};
 
 use super::Error;
-use super::apply::{MemberOutcome, Stuck};
+use super::apply::MemberOutcome;
+use super::stuck::Stuck;
 use crate::conditions::{self, Cond};
 use crate::context::Context;
 use crate::plan::Plan;
