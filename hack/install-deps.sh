@@ -12,9 +12,10 @@ source "$root/hack/lib.sh"
 # prometheus: its promtool, which the tests run over every component's /metrics (the server itself is never started).
 # Real nodes (a kubelet from bin/ with containerd): containerd and runc (crun fails on these hybrid-cgroup machines),
 # containernetworking-plugins (the bridge/host-local CNI plugins), umoci, busybox-static and jq (OCI images without a
-# daemon, hack/images.sh; busybox-static is also the pause image and replaces a non-static busybox).
+# daemon, hack/images.sh; busybox-static is also the pause image and replaces a non-static busybox); iptables: each
+# real node translates the `kubernetes` Service address to the API server, as kube-proxy would.
 packages=(clang clang-format llvm libbpf-dev bpftool iproute2 ethtool protobuf-compiler pkg-config openssl ca-certificates make socat shellcheck prometheus
-  containerd runc containernetworking-plugins umoci busybox-static jq)
+  containerd runc containernetworking-plugins umoci busybox-static jq iptables)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

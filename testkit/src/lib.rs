@@ -3,6 +3,8 @@
 //! * Real Kubernetes control planes ([`cluster`], re-exported here): [`ControlPlane`]
 //!   (etcd + kube-apiserver, seconds to start) and [`KwokCluster`] (a full control plane
 //!   with kwok's fake nodes), from the binaries `make tools` builds into `bin/`.
+//! * Real nodes ([`node`]): containerd + kubelet in namespaces of their own, registered to
+//!   a [`KwokCluster`] next to kwok's fake nodes, running images built without a registry.
 //! * Network-namespace topologies ([`netns`]): namespaces, veth pairs, captures, processes
 //!   and threads inside a namespace.
 //! * The datapath's namespace chain ([`topology`]: `ue ↔ edge ↔ super ↔ service` with one
@@ -34,6 +36,7 @@ pub mod ledger;
 #[cfg(feature = "ledger-fixtures")]
 pub mod ledger_fixtures;
 pub mod netns;
+pub mod node;
 #[cfg(feature = "operator")]
 pub mod operator;
 pub mod packet;
@@ -49,3 +52,26 @@ pub use cluster::{
     bin, bin_dir, install_crds, process_alive, require_binaries,
 };
 pub use wait::{POLL_INTERVAL, wait_for, wait_for_ok};
+
+/// A binary of this workspace as cargo built it for the running test or bench (release
+/// under `cargo bench`): cargo names it in `CARGO_BIN_EXE_<name>` while running that
+/// package's tests and benches; otherwise the one in the running executable's profile
+/// directory (the parent of its `deps/`), which `cargo test --workspace` fills.
+pub fn cargo_bin(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context as _;
+    if let Some(path) = std::env::var_os(format!("CARGO_BIN_EXE_{name}")) {
+        return Ok(path.into());
+    }
+    let exe = std::env::current_exe().context("finding the running executable")?;
+    let path = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(|profile| profile.join(name))
+        .context("the running executable has no profile directory")?;
+    anyhow::ensure!(
+        path.exists(),
+        "{} does not exist: build it first (`cargo build -p {name}`; `cargo test --workspace` does)",
+        path.display()
+    );
+    Ok(path)
+}

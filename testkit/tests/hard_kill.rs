@@ -8,7 +8,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
+use hsn_testkit::node::{
+    NodeImages, NodeNetwork, NodeSpec, NodeTrace, PAUSE_IMAGE, RealNode, kubelet_sysctls, missing,
+};
 use hsn_testkit::{ControlPlane, KwokCluster, process_alive, wait_for};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -16,6 +21,8 @@ use tokio::process::Command;
 const HELPER_ENV: &str = "HSN_TESTENV_HARD_KILL_HELPER";
 /// Prefix of the helper's report line.
 const REPORT: &str = "HSN-TESTENV-HELPER";
+/// Prefix of the line with a real node's trace, before the report.
+const NODE_REPORT: &str = "HSN-TESTENV-NODE";
 
 /// PDEATHSIG is immediate; the watchdog runs kwokctl delete, then removes the dir after 1s.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,6 +44,33 @@ async fn helper_hold_environment() -> Result<()> {
                 cluster.pids(),
                 cluster.dir().to_path_buf(),
                 Box::new(cluster),
+            )
+        }
+        "real-node" => {
+            let network = NodeNetwork::create()?;
+            let cluster = KwokCluster::create_for_nodes("hard-kill", &network).await?;
+            let out = tempfile::tempdir()?;
+            let images = NodeImages::build(&[], out.path())?;
+            let node = RealNode::start(&cluster, &network, NodeSpec::new("doomed").images(&images))
+                .await?;
+            // A running pod: its shim and container are the node's processes too.
+            let pod = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "pause"},
+                "spec": {"containers": [{"name": "pause", "image": PAUSE_IMAGE}]},
+            }))?;
+            let pods: Api<Pod> = Api::namespaced(cluster.client(), "default");
+            pods.create(&Default::default(), &pod).await?;
+            wait_for("the pod to run", Duration::from_secs(60), || async {
+                let pod = pods.get("pause").await.ok()?;
+                (pod.status?.phase.as_deref() == Some("Running")).then_some(())
+            })
+            .await?;
+            println!("{NODE_REPORT} {}", node.trace().to_json());
+            let dir = cluster.dir().to_path_buf();
+            (
+                cluster.pids(),
+                dir,
+                Box::new((node, cluster, network, out, images)),
             )
         }
         other => bail!("unknown helper kind {other}"),
@@ -63,8 +97,12 @@ async fn hard_kill(kind: &str) -> Result<()> {
         .spawn()?;
     let stdout = helper.stdout.take().context("helper stdout")?;
     let mut lines = BufReader::new(stdout).lines();
+    let mut node = None;
     let report = tokio::time::timeout(Duration::from_secs(240), async {
         while let Some(line) = lines.next_line().await? {
+            if let Some(rest) = line.strip_prefix(NODE_REPORT) {
+                node = Some(NodeTrace::from_json(rest.trim())?);
+            }
             if let Some(rest) = line.strip_prefix(REPORT) {
                 return Ok(rest.trim().to_string());
             }
@@ -94,6 +132,19 @@ async fn hard_kill(kind: &str) -> Result<()> {
     )
     .await
     .with_context(|| format!("dir {}", dir.display()))?;
+    if let Some(node) = node {
+        ensure!(
+            node.pids.len() >= 4,
+            "kubelet, containerd, shim, pause: {node:?}"
+        );
+        wait_for(
+            "the watchdog to tear the node down",
+            CLEANUP_TIMEOUT,
+            || async { node.leftovers().is_empty().then_some(()) },
+        )
+        .await
+        .with_context(|| format!("left: {:?}", node.leftovers()))?;
+    }
     Ok(())
 }
 
@@ -105,4 +156,22 @@ async fn hard_kill_control_plane() -> Result<()> {
 #[tokio::test]
 async fn hard_kill_kwok_cluster() -> Result<()> {
     hard_kill("kwok").await
+}
+
+/// Root only: the kubelet dies with the test (PDEATHSIG), the watchdog kills containerd,
+/// the shims and the containers and removes the node's cgroups, namespace and files.
+#[tokio::test]
+async fn hard_kill_real_node() -> Result<()> {
+    if let Some(why) = missing() {
+        eprintln!("skipped: {why}");
+        return Ok(());
+    }
+    let sysctls = kubelet_sysctls();
+    hard_kill("real-node").await?;
+    ensure!(
+        kubelet_sysctls() == sysctls,
+        "sysctls {:?}, were {sysctls:?}",
+        kubelet_sysctls()
+    );
+    Ok(())
 }

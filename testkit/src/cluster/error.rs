@@ -49,6 +49,15 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A value read from a file or the system is not what it must be.
+    #[error("invalid {what}: {input}")]
+    Invalid {
+        /// What was being read.
+        what: &'static str,
+        /// What was found.
+        input: String,
+    },
+
     /// A kubeconfig could not be serialized.
     #[error("serializing a kubeconfig: {0}")]
     Serialize(#[source] serde_json::Error),

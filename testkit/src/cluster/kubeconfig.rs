@@ -103,6 +103,28 @@ pub(crate) fn self_contained(path: &Path) -> Result<Vec<u8>, Error> {
     serde_json::to_vec_pretty(&value).map_err(Error::Serialize)
 }
 
+/// The port of the server the current context of the kubeconfig at `path` names.
+pub(crate) fn server_port(path: &Path) -> Result<u16, Error> {
+    let kubeconfig = Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let server = kubeconfig
+        .clusters
+        .first()
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.server.as_deref())
+        .unwrap_or_default();
+    server
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|uri| uri.port_u16())
+        .ok_or_else(|| Error::Invalid {
+            what: "kubeconfig server URL (no port)",
+            input: format!("{server:?} in {}", path.display()),
+        })
+}
+
 /// A client for the current context of the kubeconfig at `path`.
 pub(crate) async fn client(path: &Path) -> Result<Client, Error> {
     Client::try_from(config(path).await?).map_err(Error::Client)

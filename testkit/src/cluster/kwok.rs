@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -14,9 +15,10 @@ use tokio::time::Instant;
 
 use super::kubeconfig;
 use super::kwokctl::KwokHome;
-use super::process::kill_pid;
+use super::process::{Proc, kill_pid};
 use super::{ALL_BINARIES, bin, require_binaries};
 use crate::Error;
+use crate::node::NodeNetwork;
 use crate::wait::poll;
 use crate::wait::wait_for_ok;
 
@@ -96,7 +98,18 @@ impl FakeNode {
 pub struct KwokCluster {
     client: Client,
     kubeconfig: PathBuf,
+    /// Forwards the node network's address to the apiserver (clusters for real nodes).
+    node_access: Option<NodeAccess>,
     home: KwokHome,
+}
+
+/// How real nodes on a [`NodeNetwork`] reach a cluster's apiserver, which listens on
+/// 127.0.0.1 only: a forwarder on the network's gateway address.
+#[derive(Debug)]
+struct NodeAccess {
+    server: String,
+    // Held for its Drop: stops the forwarder.
+    _forwarder: Proc,
 }
 
 impl fmt::Debug for KwokCluster {
@@ -112,9 +125,21 @@ impl fmt::Debug for KwokCluster {
 impl KwokCluster {
     /// Creates the cluster and waits until the API serves and `default` ServiceAccount exists.
     pub async fn create(name: &str) -> Result<Self, Error> {
+        Self::create_with(name, None).await
+    }
+
+    /// [`Self::create`], plus the apiserver made reachable from `network`'s real nodes
+    /// ([`crate::node::RealNode::start`]) at its gateway address; kwok's fake nodes work
+    /// alongside as before.
+    pub async fn create_for_nodes(name: &str, network: &NodeNetwork) -> Result<Self, Error> {
+        Self::create_with(name, Some(network)).await
+    }
+
+    async fn create_with(name: &str, network: Option<&NodeNetwork>) -> Result<Self, Error> {
         require_binaries(ALL_BINARIES)?;
         let deadline = Instant::now() + CREATE_TIMEOUT;
-        let home = KwokHome::new(name)?;
+        let sans: Vec<IpAddr> = network.iter().map(|n| n.gateway().into()).collect();
+        let home = KwokHome::new(name, &sans)?;
         let timeout = format!("--timeout={}s", CREATE_TIMEOUT.as_secs());
         let contexts = home.contexts_flag();
         let create = ["create", "cluster", "--runtime=binary", &contexts, &timeout];
@@ -122,9 +147,21 @@ impl KwokCluster {
 
         let kubeconfig = home.cluster_dir().join("kubeconfig.yaml");
         let client = kubeconfig::client(&kubeconfig).await?;
+        let node_access = match network {
+            Some(network) => {
+                let port = kubeconfig::server_port(&kubeconfig)?;
+                let forwarder = network.forward(port, home.dir())?;
+                Some(NodeAccess {
+                    server: format!("https://{}:{port}", network.gateway()),
+                    _forwarder: forwarder,
+                })
+            }
+            None => None,
+        };
         let cluster = Self {
             client,
             kubeconfig,
+            node_access,
             home,
         };
         cluster
@@ -205,6 +242,18 @@ impl KwokCluster {
         kubeconfig::self_contained(&self.kubeconfig)
     }
 
+    /// The apiserver's URL as real nodes reach it (clusters made by [`Self::create_for_nodes`]).
+    pub fn node_server_url(&self) -> Option<&str> {
+        self.node_access.as_ref().map(|a| a.server.as_str())
+    }
+
+    /// The cluster CA's certificate and key files (PEM), e.g. to issue a kubelet its client
+    /// certificate.
+    pub fn ca_files(&self) -> (PathBuf, PathBuf) {
+        let pki = self.home.cluster_dir().join("pki");
+        (pki.join("ca.crt"), pki.join("ca.key"))
+    }
+
     /// The cluster name given to [`KwokCluster::create`].
     pub fn name(&self) -> &str {
         self.home.name()
@@ -277,7 +326,8 @@ impl KwokCluster {
     }
 }
 
-fn node_ready(node: &Node) -> bool {
+/// Whether the Node's Ready condition is True.
+pub(crate) fn node_ready(node: &Node) -> bool {
     node.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())

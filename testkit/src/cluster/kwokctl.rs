@@ -2,6 +2,7 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -40,8 +41,9 @@ pub(crate) struct KwokHome {
 }
 
 impl KwokHome {
-    /// A fresh temp dir with a kwokctl config pinning local binaries, 127.0.0.1 and ports.
-    pub(crate) fn new(name: &str) -> Result<Self, Error> {
+    /// A fresh temp dir with a kwokctl config pinning local binaries, 127.0.0.1 and ports;
+    /// the apiserver's certificate also names `extra_sans` (where real nodes reach it).
+    pub(crate) fn new(name: &str, extra_sans: &[IpAddr]) -> Result<Self, Error> {
         let dir = temp_dir("hsn-kwok-")?;
         let workdir = dir.path().join("kwok");
         let watchdog = Watchdog::spawn(
@@ -55,7 +57,7 @@ impl KwokHome {
         )?;
         // KWOK_WORKDIR/kwok.yaml is the config kwokctl loads by default.
         let config_path = workdir.join("kwok.yaml");
-        let config = kwokctl_config(&workdir)?;
+        let config = kwokctl_config(&workdir, extra_sans)?;
         std::fs::create_dir_all(&workdir)
             .and_then(|()| std::fs::write(&config_path, config))
             .map_err(|source| Error::WriteFile {
@@ -295,9 +297,18 @@ fn run_blocking(
 /// The `KwokctlConfiguration`: local binaries only (kwokctl must never download), every
 /// listener on 127.0.0.1, and ports chosen by us (kwokctl's own picker counts down from
 /// 32767 per invocation, so two clusters created side by side would collide).
-fn kwokctl_config(workdir: &Path) -> Result<String, Error> {
+///
+/// Ready for real nodes next to kwok's: kwok fakes only the nodes annotated as its own
+/// ([`super::KWOK_NODE_ANNOTATION`]), the apiserver reaches kubelets by their InternalIP
+/// (`kubectl logs`/`exec`), and its certificate names the `kubernetes` Service's address
+/// (pods' in-cluster clients) and `extra_sans`.
+fn kwokctl_config(workdir: &Path, extra_sans: &[IpAddr]) -> Result<String, Error> {
     let ports = free_ports(6)?;
     let bin = |name: &str| bin(name).display().to_string();
+    let sans: Vec<String> = std::iter::once(KUBERNETES_SERVICE_IP.to_string())
+        .chain(extra_sans.iter().map(ToString::to_string))
+        .map(|ip| format!("\"{ip}\""))
+        .collect();
     Ok(format!(
         r#"apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
@@ -310,6 +321,7 @@ options:
   kwokControllerPort: {}
   kubeControllerManagerPort: {}
   kubeSchedulerPort: {}
+  kubeApiserverCertSANs: [{}]
   etcdBinary: {}
   kubeApiserverBinary: {}
   kubeControllerManagerBinary: {}
@@ -323,6 +335,17 @@ componentsPatches:
   # Throwaway data: fsync latency costs seconds per test and buys nothing.
   - key: unsafe-no-fsync
     value: "true"
+- name: kwok-controller
+  extraArgs:
+  - key: manage-all-nodes
+    value: "false"
+    override: true
+  - key: manage-nodes-with-annotation-selector
+    value: {}=fake
+- name: kube-apiserver
+  extraArgs:
+  - key: kubelet-preferred-address-types
+    value: InternalIP
 "#,
         ports[0],
         ports[1],
@@ -330,6 +353,7 @@ componentsPatches:
         ports[3],
         ports[4],
         ports[5],
+        sans.join(", "),
         bin("etcd"),
         bin("kube-apiserver"),
         bin("kube-controller-manager"),
@@ -337,5 +361,10 @@ componentsPatches:
         bin("kwok"),
         bin("kubectl"),
         workdir.join("cache").display(),
+        super::KWOK_NODE_ANNOTATION,
     ))
 }
+
+/// The `kubernetes` Service's ClusterIP: the first address of kube-apiserver's default
+/// `--service-cluster-ip-range` (10.0.0.0/24), which kwokctl does not change.
+pub(crate) const KUBERNETES_SERVICE_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 0, 0, 1);

@@ -32,18 +32,19 @@
 mod control_plane;
 mod crds;
 pub(crate) mod error;
-mod kubeconfig;
+pub(crate) mod kubeconfig;
 mod kwok;
-mod kwokctl;
+pub(crate) mod kwokctl;
 mod pki;
 pub(crate) mod ports;
-mod process;
-mod watchdog;
+pub(crate) mod process;
+pub(crate) mod watchdog;
 
 use std::path::{Path, PathBuf};
 
 pub use control_plane::ControlPlane;
 pub use crds::install_crds;
+pub(crate) use kwok::node_ready;
 pub use kwok::{FakeNode, KWOK_NODE_ANNOTATION, KwokCluster};
 pub use process::process_alive;
 
@@ -60,15 +61,17 @@ pub const ALL_BINARIES: &[&str] = &[
     "kwokctl",
 ];
 
-/// The hack/-built binaries a cluster with real nodes runs: the control plane plus kubelet
-/// (kwok not needed). containerd, runc and the CNI plugins come from Debian
-/// (hack/install-deps.sh), not from [`bin_dir`].
+/// The hack/-built binaries a cluster with real nodes runs: a [`KwokCluster`]'s plus kubelet.
+/// containerd, runc and the CNI plugins come from Debian (hack/install-deps.sh), not from
+/// [`bin_dir`].
 pub const REAL_NODE_BINARIES: &[&str] = &[
     "etcd",
     "kube-apiserver",
     "kube-controller-manager",
     "kube-scheduler",
     "kubectl",
+    "kwok",
+    "kwokctl",
     "kubelet",
 ];
 

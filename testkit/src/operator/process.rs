@@ -19,29 +19,6 @@ pub struct Operator {
     log: PathBuf,
 }
 
-/// The `hsn-operator` cargo built for the running test or bench (release under `cargo
-/// bench`): cargo names it in `CARGO_BIN_EXE_hsn-operator` while running hsn-operator's
-/// tests and benches; older cargo only at build time, so else the one next to the running
-/// executable's `deps/` directory, where cargo puts it.
-fn binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("CARGO_BIN_EXE_hsn-operator") {
-        return Ok(PathBuf::from(path));
-    }
-    let exe = std::env::current_exe().context("finding the running executable")?;
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|profile| profile.join("hsn-operator"))
-        .context("the running executable has no profile directory")?;
-    if !path.exists() {
-        bail!(
-            "{} does not exist: run this through `cargo test -p hsn-operator` or `cargo bench -p hsn-operator`, which build it",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
 impl Operator {
     /// Starts `hsn-operator` against the hub of the kubeconfig at `hub`, with fast probes
     /// and short grace periods, `extra` arguments and `env` variables.
@@ -85,7 +62,7 @@ impl Operator {
             std::env::var_os("HSN_E2E_LOG_DIR").map_or_else(|| dir.to_path_buf(), PathBuf::from);
         let log = log_dir.join(format!("operator-{port}.log"));
         let out = std::fs::File::create(&log)?;
-        let child = tokio::process::Command::new(binary()?)
+        let child = tokio::process::Command::new(crate::cargo_bin("hsn-operator")?)
             .arg("--kubeconfig")
             .arg(hub)
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])

@@ -1,0 +1,182 @@
+//! The host side real nodes attach to: a bridge with a private /24, and forwarders that put
+//! a cluster's apiserver (listening on 127.0.0.1 only) on the bridge's address.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::cluster::process::Proc;
+use crate::cluster::watchdog::Watchdog;
+use crate::netns::Netns;
+
+/// The first host number handed to a node; .1 is the gateway.
+const FIRST_NODE_HOST: u8 = 11;
+
+/// Bridges this toolkit makes are named `hsnbr<pid>-<seq>` (at most 15 bytes, IFNAMSIZ).
+const BRIDGE_PREFIX: &str = "hsnbr";
+
+/// A Linux bridge with the gateway address `10.a.b.1/24` on it, deleted on drop (and by a
+/// watchdog if the test process dies first). Nodes get `10.a.b.11` onwards and a default
+/// route via the gateway; the host reaches every node and every node the host.
+#[derive(Debug)]
+pub struct NodeNetwork {
+    bridge: String,
+    gateway: Ipv4Addr,
+    next_host: AtomicU8,
+    watchdog: Watchdog,
+}
+
+impl NodeNetwork {
+    /// Creates the bridge on a /24 no interface of this machine uses yet.
+    pub fn create() -> Result<Self> {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        remove_stale();
+        let pid = std::process::id();
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let bridge = format!("{BRIDGE_PREFIX}{pid}-{seq}");
+        let gateway = free_subnet(pid, seq)?;
+        ip(&["link", "add", &bridge, "type", "bridge"])?;
+        let watchdog = Watchdog::spawn(r#"ip link del "$1""#, [&bridge])?;
+        let network = Self {
+            bridge,
+            gateway,
+            next_host: AtomicU8::new(FIRST_NODE_HOST),
+            watchdog,
+        };
+        ip(&[
+            "addr",
+            "add",
+            &format!("{gateway}/24"),
+            "dev",
+            &network.bridge,
+        ])?;
+        ip(&["link", "set", &network.bridge, "up"])?;
+        Ok(network)
+    }
+
+    /// The host's address on the bridge, `10.a.b.1`: nodes' default gateway and where they
+    /// reach the apiservers.
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.gateway
+    }
+
+    /// The bridge's name.
+    pub fn bridge(&self) -> &str {
+        &self.bridge
+    }
+
+    /// Plugs `ns` in: a veth pair `host_if` (on the bridge) ↔ `eth0` (in `ns`) with the next
+    /// free address, and a default route via the gateway. Returns the address.
+    pub(crate) fn attach(&self, ns: &Netns, host_if: &str) -> Result<Ipv4Addr> {
+        let host = self.next_host.fetch_add(1, Ordering::Relaxed);
+        if host < FIRST_NODE_HOST || host == u8::MAX {
+            bail!("node network {} has no address left", self.bridge);
+        }
+        let [a, b, c, _] = self.gateway.octets();
+        let addr = Ipv4Addr::new(a, b, c, host);
+        ip(&[
+            "link",
+            "add",
+            host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            ns.name(),
+        ])?;
+        ip(&["link", "set", host_if, "master", &self.bridge, "up"])?;
+        ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", "eth0"])?;
+        ns.ip(&["link", "set", "eth0", "up"])?;
+        ns.ip(&["route", "add", "default", "via", &self.gateway.to_string()])?;
+        Ok(addr)
+    }
+
+    /// Forwards `gateway:port` to `127.0.0.1:port` (socat, tied to the test process) until
+    /// the returned process is dropped; its log goes to `dir`.
+    pub(crate) fn forward(&self, port: u16, dir: &Path) -> Result<Proc, crate::Error> {
+        let mut cmd = Command::new("socat");
+        cmd.arg(format!(
+            "TCP-LISTEN:{port},bind={},fork,reuseaddr",
+            self.gateway
+        ))
+        .arg(format!("TCP:127.0.0.1:{port}"));
+        let proc = Proc::spawn(
+            "socat (node network → apiserver)",
+            cmd,
+            &dir.join(format!("forward-{port}.log")),
+        )?;
+        Ok(proc)
+    }
+}
+
+impl Drop for NodeNetwork {
+    fn drop(&mut self) {
+        if ip(&["link", "del", &self.bridge]).is_ok() {
+            self.watchdog.disarm();
+        }
+    }
+}
+
+/// `10.a.b.1` for a /24 in 10.200.0.0–10.249.255.0 that no address of this machine is in,
+/// starting from one derived from the process id and sequence number.
+fn free_subnet(pid: u32, seq: u32) -> Result<Ipv4Addr> {
+    let used = ip(&["-4", "-o", "addr", "show"])?;
+    let start = pid
+        .wrapping_mul(7919)
+        .wrapping_add(seq.wrapping_mul(104_729))
+        % (50 * 256);
+    for i in 0..50 * 256 {
+        let n = (start + i) % (50 * 256);
+        let (a, b) = (200 + n / 256, n % 256);
+        let prefix = format!(" 10.{a}.{b}.");
+        if !used.contains(&prefix) {
+            let a = u8::try_from(a).expect("below 250");
+            let b = u8::try_from(b).expect("below 256");
+            return Ok(Ipv4Addr::new(10, a, b, 1));
+        }
+    }
+    bail!("no free /24 in 10.200.0.0/13 for a node network")
+}
+
+/// Deletes bridges of this form whose test process is gone.
+fn remove_stale() {
+    let Ok(links) = ip(&["-o", "link", "show", "type", "bridge"]) else {
+        return;
+    };
+    for line in links.lines() {
+        let Some(name) = line.split(": ").nth(1) else {
+            continue;
+        };
+        let Some(pid) = name
+            .strip_prefix(BRIDGE_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !crate::process_alive(pid) {
+            let _ = ip(&["link", "del", name]);
+        }
+    }
+}
+
+/// `ip <args>` on the host; stdout, or an error with stderr.
+pub(crate) fn ip(args: &[&str]) -> Result<String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip (iproute2)")?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
