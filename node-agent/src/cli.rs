@@ -52,7 +52,9 @@ pub struct Args {
     /// Edge pool (informational; logged).
     #[arg(long)]
     pub pool: Option<String>,
-    /// Interfaces to attach the XDP program to (repeatable); none loads without attaching.
+    /// Interfaces to attach the XDP program to (repeatable). Without it, in cluster mode the
+    /// interface carrying `--advertise-address` (a hostNetwork pod's POD_IP: the node's
+    /// address); standalone, none (the programs load without attaching).
     #[arg(long = "interface")]
     pub interfaces: Vec<String>,
     /// Edge: next hop to the super node as `<ifname>,<mac>`, instead of resolving the

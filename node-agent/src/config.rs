@@ -24,6 +24,11 @@ pub enum ConfigError {
     /// `--datapath tc`: hsn-ebpf has XDP programs only.
     #[error("--datapath tc is not supported yet (hsn-ebpf has XDP programs only)")]
     TcUnsupported,
+    /// Cluster mode without `--interface`: no interface carries the advertised address.
+    #[error(
+        "no interface of this node carries {0} (--advertise-address, POD_IP): pass --interface"
+    )]
+    NoInterface(IpAddr),
     /// A super node's pod name without an ordinal.
     #[error(transparent)]
     LeaseName(#[from] LeaseNameError),
@@ -184,7 +189,7 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("/var/lib/hsn").join(&args.network)),
             datapath: DatapathSettings {
-                interfaces: args.interfaces.clone(),
+                interfaces: interfaces(args, &routes)?,
                 bpffs: args.bpffs.clone(),
                 next_hop: args.next_hop.clone(),
             },
@@ -199,6 +204,32 @@ impl Config {
     pub fn spool_dir(&self) -> PathBuf {
         self.state_dir.join("spool")
     }
+}
+
+/// `--interface`, or in cluster mode without it the interface carrying the advertised
+/// address: a hostNetwork pod's POD_IP is its node's address, so the agent attaches where
+/// the node's traffic arrives with nothing configured per node. Standalone without
+/// `--interface`: none (programs load without attaching).
+fn interfaces(args: &Args, routes: &RoutesSettings) -> Result<Vec<String>, ConfigError> {
+    match (&routes, args.advertise_address) {
+        (RoutesSettings::Cluster(_), Some(addr)) if args.interfaces.is_empty() => {
+            let name = interface_with(addr).ok_or(ConfigError::NoInterface(addr))?;
+            Ok(vec![name])
+        }
+        _ => Ok(args.interfaces.clone()),
+    }
+}
+
+/// The interface an address is assigned to, if any.
+fn interface_with(addr: IpAddr) -> Option<String> {
+    nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
+        let found = ifa.address.as_ref().and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| IpAddr::V4(v4.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+        });
+        (found == Some(addr)).then_some(ifa.interface_name)
+    })
 }
 
 /// Who the agent is: an edge is named by its node, a super node by its pod's ordinal.

@@ -206,3 +206,54 @@ fn the_flags_make_one_checked_config() {
         ConfigError::TcUnsupported
     ));
 }
+
+#[test]
+fn cluster_mode_attaches_where_the_advertised_address_lives() {
+    let cluster = [
+        "--routes-configmap",
+        "routes",
+        "--namespace",
+        "ns",
+        "--node-name",
+        "n1",
+        "--pod-name",
+        "p",
+        "--pod-uid",
+        "u",
+        "--no-ledger",
+    ];
+    let with = |extra: &[&str]| {
+        let args = edge(&[&cluster[..], extra].concat()).unwrap();
+        Config::from_args(&args).map(|c| c.datapath.interfaces)
+    };
+    // Every network namespace has `lo` with 127.0.0.1.
+    assert_eq!(with(&["--advertise-address", "127.0.0.1"]).unwrap(), ["lo"]);
+    // --interface wins; without an address nothing is guessed.
+    let explicit = with(&["--advertise-address", "127.0.0.1", "--interface", "eth9"]);
+    assert_eq!(explicit.unwrap(), ["eth9"]);
+    assert!(with(&[]).unwrap().is_empty());
+    // An address no interface has: a clear error at start, not an agent metering nothing.
+    let e = with(&["--advertise-address", "192.0.2.77"]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("no interface of this node carries 192.0.2.77"),
+        "{e}"
+    );
+    // Standalone keeps "none given, none attached".
+    let standalone = [
+        "--routes-file",
+        "r.json",
+        "--node-name",
+        "n1",
+        "--advertise-address",
+        "127.0.0.1",
+    ];
+    let args = edge(&standalone).unwrap();
+    assert!(
+        Config::from_args(&args)
+            .unwrap()
+            .datapath
+            .interfaces
+            .is_empty()
+    );
+}

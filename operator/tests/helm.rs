@@ -391,7 +391,7 @@ async fn the_operators_rbac_is_least_privilege() -> Result<()> {
 /// statuses and Events, and never meets a Forbidden.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_works_with_the_charts_rbac_alone() -> Result<()> {
-    use hsn_testkit::operator::{Operator, hand_made_ready_node};
+    use hsn_testkit::operator::{Operator, as_service_account, hand_made_ready_node};
     hsn_testkit::require_binaries(&["helm"])?;
     let cp = ControlPlane::start().await?;
     let home = tempfile::tempdir()?;
@@ -410,18 +410,8 @@ async fn the_operator_works_with_the_charts_rbac_alone() -> Result<()> {
     hand_made_ready_node(&admin, "hub-node-1").await?;
 
     // The admin kubeconfig, impersonating the chart's ServiceAccount.
-    let mut kubeconfig =
-        serde_json::to_value(kube::config::Kubeconfig::read_from(cp.kubeconfig())?)?;
-    for user in kubeconfig["users"].as_array_mut().into_iter().flatten() {
-        user["user"]["as"] = "system:serviceaccount:hsn-system:y-operator".into();
-        user["user"]["as-groups"] = json!([
-            "system:serviceaccounts",
-            "system:serviceaccounts:hsn-system",
-            "system:authenticated"
-        ]);
-    }
     let path = home.path().join("as-operator.kubeconfig");
-    std::fs::write(&path, serde_json::to_vec(&kubeconfig)?)?;
+    as_service_account(cp.kubeconfig(), "hsn-system", "y-operator", &path)?;
     let operator = Operator::start(&path, home.path(), &[], &[]).await?;
 
     let objects = r#"{"apiVersion": "hsn.io/v1alpha1", "kind": "MecCluster",

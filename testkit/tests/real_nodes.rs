@@ -9,12 +9,15 @@ use anyhow::{Context as _, Result, ensure};
 use hsn_testkit::node::{
     NodeImages, NodeNetwork, NodeSpec, PAUSE_IMAGE, RealNode, kubelet_sysctls, missing,
 };
-use hsn_testkit::{FakeNode, KwokCluster, wait_for_ok};
-use k8s_openapi::api::core::v1::Pod;
+use hsn_testkit::{FakeNode, KwokCluster, wait_for, wait_for_ok};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 
 const POD_TIMEOUT: Duration = Duration::from_secs(90);
+/// kube-controller-manager's node-monitor-grace-period under kwokctl is 40 s.
+const NOT_READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn pause_pod(name: &str, node: &str, host_network: bool) -> Result<Pod> {
     Ok(serde_json::from_value(serde_json::json!({
@@ -128,13 +131,38 @@ async fn real_and_kwok_nodes_share_a_cluster_and_leave_nothing_behind() -> Resul
     );
     let fs = a.exec("stat", &["-f", "-c", "%T", "/sys/fs/bpf"])?;
     ensure!(fs.trim() == "bpf_fs", "/sys/fs/bpf is {fs}");
-    // The Service's address leads to the API server (anonymous /version is allowed).
+    // The Service's address leads to the API server (anonymous /version is allowed). The
+    // request's stream stays open until the answer is in: the API server cancels a request
+    // whose client closes its side first (504).
     let reached = a.exec(
         "sh",
-        &["-c", "printf 'GET /version HTTP/1.0\\r\\n\\r\\n' | socat -T5 - OPENSSL:10.0.0.1:443,verify=0"],
+        &["-c", "(printf 'GET /version HTTP/1.0\\r\\n\\r\\n'; sleep 2) | socat -T10 - OPENSSL:10.0.0.1:443,verify=0"],
     )?;
     ensure!(reached.contains("\"gitVersion\""), "{reached}");
     ensure!(a.exec("hostname", &[])?.trim() == "real-a");
+
+    // A dead kubelet: the Node goes NotReady (its node Lease lapses), its pods' containers
+    // run on under containerd.
+    let leases: Api<Lease> = Api::namespaced(cluster.client(), "kube-node-lease");
+    wait_for("real-b's node Lease", POD_TIMEOUT, || async {
+        leases.get_opt("real-b").await.ok()?
+    })
+    .await?;
+    let shim_pids = b.pids().len();
+    b.kill_kubelet();
+    let nodes: Api<Node> = Api::all(cluster.client());
+    let nodes = &nodes;
+    wait_for_ok("real-b NotReady", NOT_READY_TIMEOUT, || async move {
+        let node = nodes.get("real-b").await.map_err(|e| e.to_string())?;
+        let ready = node.status.and_then(|s| s.conditions).unwrap_or_default();
+        match ready.into_iter().find(|c| c.type_ == "Ready") {
+            Some(c) if c.status != "True" => Ok(()),
+            other => Err(format!("Ready {other:?}")),
+        }
+    })
+    .await?;
+    ensure!(b.pids().len() == shim_pids - 1, "only the kubelet went");
+    running(&pods, "host-b").await?;
 
     pods.delete("host-a", &DeleteParams::default()).await?;
     let traces = [a.trace(), b.trace()];

@@ -138,8 +138,7 @@ impl KwokCluster {
     async fn create_with(name: &str, network: Option<&NodeNetwork>) -> Result<Self, Error> {
         require_binaries(ALL_BINARIES)?;
         let deadline = Instant::now() + CREATE_TIMEOUT;
-        let sans: Vec<IpAddr> = network.iter().map(|n| n.gateway().into()).collect();
-        let home = KwokHome::new(name, &sans)?;
+        let home = KwokHome::new(name, network.map(|n| IpAddr::from(n.gateway())))?;
         let timeout = format!("--timeout={}s", CREATE_TIMEOUT.as_secs());
         let contexts = home.contexts_flag();
         let create = ["create", "cluster", "--runtime=binary", &contexts, &timeout];

@@ -42,8 +42,8 @@ pub(crate) struct KwokHome {
 
 impl KwokHome {
     /// A fresh temp dir with a kwokctl config pinning local binaries, 127.0.0.1 and ports;
-    /// the apiserver's certificate also names `extra_sans` (where real nodes reach it).
-    pub(crate) fn new(name: &str, extra_sans: &[IpAddr]) -> Result<Self, Error> {
+    /// with `real_nodes` (the address they reach the apiserver at), also ready for them.
+    pub(crate) fn new(name: &str, real_nodes: Option<IpAddr>) -> Result<Self, Error> {
         let dir = temp_dir("hsn-kwok-")?;
         let workdir = dir.path().join("kwok");
         let watchdog = Watchdog::spawn(
@@ -57,7 +57,7 @@ impl KwokHome {
         )?;
         // KWOK_WORKDIR/kwok.yaml is the config kwokctl loads by default.
         let config_path = workdir.join("kwok.yaml");
-        let config = kwokctl_config(&workdir, extra_sans)?;
+        let config = kwokctl_config(&workdir, real_nodes)?;
         std::fs::create_dir_all(&workdir)
             .and_then(|()| std::fs::write(&config_path, config))
             .map_err(|source| Error::WriteFile {
@@ -298,17 +298,26 @@ fn run_blocking(
 /// listener on 127.0.0.1, and ports chosen by us (kwokctl's own picker counts down from
 /// 32767 per invocation, so two clusters created side by side would collide).
 ///
-/// Ready for real nodes next to kwok's: kwok fakes only the nodes annotated as its own
+/// Real nodes can join next to kwok's: kwok fakes only the nodes annotated as its own
 /// ([`super::KWOK_NODE_ANNOTATION`]), the apiserver reaches kubelets by their InternalIP
 /// (`kubectl logs`/`exec`), and its certificate names the `kubernetes` Service's address
-/// (pods' in-cluster clients) and `extra_sans`.
-fn kwokctl_config(workdir: &Path, extra_sans: &[IpAddr]) -> Result<String, Error> {
+/// (pods' in-cluster clients). With `real_nodes`, the certificate also names that address,
+/// and a node whose kubelet stops turns NotReady within Kubernetes' default 40 s
+/// (kwokctl's default is 200 s, to spare fake nodes' Lease renewals; theirs become 40 s
+/// too).
+fn kwokctl_config(workdir: &Path, real_nodes: Option<IpAddr>) -> Result<String, Error> {
     let ports = free_ports(6)?;
     let bin = |name: &str| bin(name).display().to_string();
-    let sans: Vec<String> = std::iter::once(KUBERNETES_SERVICE_IP.to_string())
-        .chain(extra_sans.iter().map(ToString::to_string))
+    let sans: Vec<String> = std::iter::once(IpAddr::from(KUBERNETES_SERVICE_IP))
+        .chain(real_nodes)
         .map(|ip| format!("\"{ip}\""))
         .collect();
+    let liveness = if real_nodes.is_some() {
+        // kwokctl multiplies Kubernetes' node heartbeat timings by this factor (default 5).
+        "\n  heartbeatFactor: 1"
+    } else {
+        ""
+    };
     Ok(format!(
         r#"apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
@@ -321,7 +330,7 @@ options:
   kwokControllerPort: {}
   kubeControllerManagerPort: {}
   kubeSchedulerPort: {}
-  kubeApiserverCertSANs: [{}]
+  kubeApiserverCertSANs: [{}]{}
   etcdBinary: {}
   kubeApiserverBinary: {}
   kubeControllerManagerBinary: {}
@@ -354,6 +363,7 @@ componentsPatches:
         ports[4],
         ports[5],
         sans.join(", "),
+        liveness,
         bin("etcd"),
         bin("kube-apiserver"),
         bin("kube-controller-manager"),

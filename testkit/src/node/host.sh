@@ -43,7 +43,7 @@ teardown)
   id=$1 cgroup=$2 netns=$3 dir=$4 link=$5
   # Every process of the node (kubelet, containerd, shims, containers), until none is left.
   i=0
-  while [ $i -lt 100 ]; do
+  while [ $i -lt 300 ]; do
     pids=$(for h in /sys/fs/cgroup/*/; do
       [ -d "$h$cgroup" ] && find "$h$cgroup" -name cgroup.procs -exec cat {} +
     done 2>/dev/null | sort -u)
@@ -53,8 +53,11 @@ teardown)
     sleep 0.1
     i=$((i + 1))
   done
+  failed=""
+  [ -z "$pids" ] || failed="processes $pids outlived 30 s of SIGKILL;"
   for h in /sys/fs/cgroup/*/; do
     [ -d "$h$cgroup" ] && find "$h$cgroup" -depth -type d -exec rmdir {} + 2>/dev/null
+    [ -d "$h$cgroup" ] && failed="$failed cgroup $h$cgroup remains;"
   done
   ip netns del "$netns" 2>/dev/null
   # The host end of the node's veth goes with the namespace, but a namespace outlives its
@@ -73,6 +76,10 @@ teardown)
   if [ -f "$STATE/saved" ] && [ -z "$(ls -A "$STATE/holders")" ]; then
     while read -r s v; do echo "$v" >"/proc/sys/$s"; done <"$STATE/saved"
     rm -f "$STATE/saved"
+  fi
+  if [ -n "$failed" ]; then
+    echo "teardown of $id: $failed" >&2
+    exit 1
   fi
   ;;
 *)

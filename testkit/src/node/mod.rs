@@ -118,6 +118,8 @@ pub struct NodeSpec {
     pub name: String,
     /// Labels the kubelet registers the Node with.
     pub labels: BTreeMap<String, String>,
+    /// Taints the kubelet registers the Node with, `key=value:Effect`.
+    pub taints: Vec<String>,
     /// OCI archives to import into the node's containerd ([`NodeImages::archives`]).
     pub images: Vec<PathBuf>,
 }
@@ -134,6 +136,12 @@ impl NodeSpec {
     /// Adds a label.
     pub fn label(mut self, key: &str, value: &str) -> Self {
         self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds a taint.
+    pub fn taint(mut self, key: &str, value: &str, effect: &str) -> Self {
+        self.taints.push(format!("{key}={value}:{effect}"));
         self
     }
 
@@ -280,6 +288,7 @@ impl RealNode {
             .env("NODE_CGROUP", &node.cgroup)
             .env("NODE_IP", node.ip.to_string())
             .env("NODE_LABELS", labels.join(","))
+            .env("NODE_TAINTS", spec.taints.join(","))
             .env("NODE_IMAGES", images.join(" "))
             .env("KUBELET", bin("kubelet"))
             .env("SERVICE_DNAT", format!("{KUBERNETES_SERVICE_IP}:443={api}"));
@@ -348,7 +357,7 @@ impl RealNode {
 
     /// Kills the kubelet alone (SIGKILL), as when it crashes: containerd and the containers
     /// keep running, the Node goes NotReady once its lease lapses.
-    pub fn kill_kubelet(&mut self) {
+    pub fn kill_kubelet(&self) {
         if let Some(pid) = self.kubelet_pid() {
             crate::cluster::process::kill_pid(pid);
         }
@@ -448,18 +457,23 @@ impl Drop for RealNode {
             .as_ref()
             .map(|n| n.name().to_owned())
             .unwrap_or_default();
-        let torn_down = self
-            .host_sh(&[
-                "teardown",
-                &self.id,
-                &self.cgroup,
-                &name,
-                &self.dir.display().to_string(),
-            ])
-            .is_ok();
+        let torn_down = self.host_sh(&[
+            "teardown",
+            &self.id,
+            &self.cgroup,
+            &name,
+            &self.dir.display().to_string(),
+            &self.host_if,
+        ]);
+        if let Err(e) = &torn_down {
+            eprintln!(
+                "tearing node {} down: {e:#}; the watchdog tries again when the test process exits",
+                self.name
+            );
+        }
         // Already deleted by host.sh; dropping it tries again, harmlessly.
         drop(netns);
-        if torn_down {
+        if torn_down.is_ok() {
             self.watchdog.disarm();
         }
     }

@@ -58,4 +58,5 @@ done
 exec "$KUBELET" --config="$NODE_DIR/kubelet.yaml" --kubeconfig="$NODE_DIR/kubeconfig" \
   --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" \
   --container-runtime-endpoint=unix:///run/containerd/containerd.sock \
-  --node-labels="${NODE_LABELS:-}" --v="${KUBELET_VERBOSITY:-1}"
+  --node-labels="${NODE_LABELS:-}" --register-with-taints="${NODE_TAINTS:-}" \
+  --v="${KUBELET_VERBOSITY:-1}"

@@ -123,3 +123,25 @@ async fn apply(admin: &Client, resource: &ApiResource, value: serde_json::Value)
     .with_context(|| format!("applying {} {name}", resource.kind))?;
     Ok(())
 }
+
+/// A copy of the kubeconfig at `kubeconfig`, written to `out`, whose users impersonate
+/// ServiceAccount `ns/name` (with its groups): every request is authorized as that
+/// account's would be, e.g. the chart's operator identity.
+pub fn as_service_account(
+    kubeconfig: &std::path::Path,
+    ns: &str,
+    name: &str,
+    out: &std::path::Path,
+) -> Result<()> {
+    let mut value = serde_json::to_value(Kubeconfig::read_from(kubeconfig)?)?;
+    for user in value["users"].as_array_mut().into_iter().flatten() {
+        user["user"]["as"] = format!("system:serviceaccount:{ns}:{name}").into();
+        user["user"]["as-groups"] = serde_json::json!([
+            "system:serviceaccounts",
+            format!("system:serviceaccounts:{ns}"),
+            "system:authenticated"
+        ]);
+    }
+    std::fs::write(out, serde_json::to_vec(&value)?)?;
+    Ok(())
+}

@@ -19,7 +19,7 @@ mod leases;
 mod members;
 mod process;
 
-pub use access::member_access;
+pub use access::{as_service_account, member_access};
 pub use agents::{
     EDGE_AGENT_IDENTITY, EDGE_NODE, EDGE_POOL, MEMBER, SUPER_AGENT_IDENTITY, agent_identity,
     apply_member_objects, one_of_each,

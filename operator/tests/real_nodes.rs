@@ -1,0 +1,443 @@
+//! The operator's own pods on real nodes (containerd + kubelet, `hsn_testkit::node`): the
+//! chart installed in the hub, a member cluster registered through the chart's member
+//! identity, an HsnNetwork applied; the agent containers start from the image built from
+//! this tree with exactly the capabilities the README documents, attach XDP to their node's
+//! interface, hold their Leases, and their HsnNodes turn Ready. A deleted edge pod comes
+//! back and its agent takes the pinned program over: the program never leaves the
+//! interface. Root only (skipped, saying why, elsewhere); CI runs as root.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail, ensure};
+use hsn_api::{HsnNetwork, HsnNode};
+use hsn_operator::member::EDGE_CAPABLE_LABEL;
+use hsn_operator::plan::{REGION_LABEL, ZONE_LABEL};
+use hsn_testkit::node::{NodeImages, NodeNetwork, NodeSpec, RealNode, missing};
+use hsn_testkit::operator::{
+    AGENTS_TAINT, DEADLINE, OPERATOR_NS, Operator, as_service_account, kubeconfig_secret,
+    mec_cluster, member_access,
+};
+use hsn_testkit::{ControlPlane, KwokCluster, wait_for, wait_for_ok};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+
+const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/hsn");
+const RELEASE: &str = "hsn";
+const NETWORK: &str = "metro";
+/// The network's namespace in a member.
+const MEMBER_NS: &str = "hsn-metro";
+/// CapEff of BPF (39), PERFMON (38) and NET_ADMIN (12): what the README documents.
+const AGENT_CAPS: &str = "000000c000001000";
+
+fn helm(hub: &ControlPlane, home: &Path, args: &[&str]) -> Result<()> {
+    let mut cmd = Command::new(hsn_testkit::bin("helm"));
+    for var in ["HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"] {
+        cmd.env(var, home.join(var));
+    }
+    let out = cmd
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(hub.kubeconfig())
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "helm {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// The agent pods of `role` in the member, Running with their container ready.
+async fn running_agents(member: &Client, role: &str, count: usize) -> Result<Vec<Pod>> {
+    let pods: Api<Pod> = Api::namespaced(member.clone(), MEMBER_NS);
+    let selector = format!("hsn.io/role={role}");
+    let (pods, selector) = (&pods, &selector);
+    let what = format!("{count} {role} agent pods running");
+    Ok(wait_for_ok(&what, DEADLINE, || async move {
+        let list = pods
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(|e| e.to_string())?;
+        let ready: Vec<Pod> = list
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .is_some_and(|cs| cs.iter().all(|c| c.ready))
+            })
+            .collect();
+        if ready.len() == count {
+            Ok(ready)
+        } else {
+            let states: Vec<String> = ready.iter().map(|p| p.name_any()).collect();
+            Err(format!("ready: {states:?}"))
+        }
+    })
+    .await?)
+}
+
+/// The id of the XDP program on the node's `eth0`, if one is attached.
+fn xdp_prog(node: &RealNode) -> Result<Option<u64>> {
+    let out = node.exec("ip", &["-d", "-j", "link", "show", "eth0"])?;
+    let links: serde_json::Value = serde_json::from_str(&out)?;
+    Ok(links[0]["xdp"]["prog"]["id"].as_u64())
+}
+
+/// The maps program `prog` uses on the node, by name.
+fn prog_maps(node: &RealNode, prog: u64) -> Result<BTreeMap<String, u64>> {
+    let shown: serde_json::Value = serde_json::from_str(
+        &node.exec("bpftool", &["-j", "prog", "show", "id", &prog.to_string()])?,
+    )?;
+    let mut maps = BTreeMap::new();
+    for id in shown["map_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_u64())
+    {
+        let map: serde_json::Value = serde_json::from_str(
+            &node.exec("bpftool", &["-j", "map", "show", "id", &id.to_string()])?,
+        )?;
+        maps.insert(map["name"].as_str().unwrap_or_default().to_owned(), id);
+    }
+    Ok(maps)
+}
+
+/// CapEff of the node's `hsn-agent` process.
+fn agent_caps(node: &RealNode) -> Result<Vec<String>> {
+    let mut caps = Vec::new();
+    for pid in node.pids() {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "hsn-agent" {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+            let line = status.lines().find(|l| l.starts_with("CapEff:"));
+            caps.push(
+                line.unwrap_or_default()
+                    .trim_start_matches("CapEff:")
+                    .trim()
+                    .to_owned(),
+            );
+        }
+    }
+    Ok(caps)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_agents_run_on_real_nodes() -> Result<()> {
+    if let Some(why) = missing() {
+        eprintln!("skipped: {why}");
+        return Ok(());
+    }
+    hsn_testkit::require_binaries(&["helm"])?;
+    let agent = hsn_testkit::cargo_bin("hsn-agent")?;
+    let images = NodeImages::build(&["hsn-agent"], agent.parent().context("agent dir")?)?;
+
+    // The hub: the chart (CRDs, RBAC, its ServiceAccount); the operator runs as that account
+    // (a process here: the hub has no nodes, so the chart's Deployment stays without pods).
+    let hub = ControlPlane::start().await?;
+    let home = tempfile::tempdir()?;
+    helm(
+        &hub,
+        home.path(),
+        &[
+            "install",
+            RELEASE,
+            CHART,
+            "-n",
+            OPERATOR_NS,
+            "--create-namespace",
+        ],
+    )?;
+
+    // A member with two real nodes: one for edges (tainted, as kind/ sets edge nodes
+    // aside), one where the super node lands.
+    let network = NodeNetwork::create()?;
+    let mec = KwokCluster::create_for_nodes("mec-a", &network).await?;
+    let edge_node = RealNode::start(
+        &mec,
+        &network,
+        NodeSpec::new("mec-a-edge")
+            .label(EDGE_CAPABLE_LABEL, "true")
+            .label(AGENTS_TAINT, "edge")
+            .label(REGION_LABEL, "mec-a")
+            .label(ZONE_LABEL, "mec-a-1a")
+            .taint(AGENTS_TAINT, "edge", "NoSchedule")
+            .images(&images),
+    )
+    .await?;
+    let super_node = RealNode::start(
+        &mec,
+        &network,
+        NodeSpec::new("mec-a-super")
+            .label(REGION_LABEL, "mec-a")
+            .label(ZONE_LABEL, "mec-a-1b")
+            .images(&images),
+    )
+    .await?;
+    let member_kubeconfig = member_access(&mec.client(), &mec.self_contained_kubeconfig()?).await?;
+    let admin = hub.client();
+    kubeconfig_secret(&admin, "mec-a", &member_kubeconfig).await?;
+    mec_cluster(&admin, "mec-a", "mec-a", "mec-a").await?;
+
+    let as_operator = home.path().join("as-operator.kubeconfig");
+    as_service_account(
+        hub.kubeconfig(),
+        OPERATOR_NS,
+        &format!("{RELEASE}-operator"),
+        &as_operator,
+    )?;
+    let operator = Operator::start(&as_operator, home.path(), &[], &[]).await?;
+
+    let spec: HsnNetwork = serde_json::from_value(json!({
+        "apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork",
+        "metadata": {"name": NETWORK, "namespace": "default"},
+        "spec": {
+            "superNodes": {"replicas": 1},
+            "edgePools": [{
+                "name": "edge", "sliceType": "eMBB",
+                "nodeSelector": {"matchLabels": {EDGE_CAPABLE_LABEL: "true"}},
+                "tolerations": [{"key": AGENTS_TAINT, "operator": "Equal", "value": "edge",
+                                 "effect": "NoSchedule"}],
+            }],
+            "metering": {"tenants": [{"name": "acme", "id": 1, "prefixes": ["10.77.0.0/16"]}]},
+        },
+    }))?;
+    Api::<HsnNetwork>::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &spec)
+        .await?;
+
+    let result = check(&mec, &admin, &edge_node, &super_node).await;
+    if result.is_err() {
+        eprintln!("operator log:\n{}", operator.log_tail());
+        for node in [&edge_node, &super_node] {
+            let log = node.dir().join("kubelet.log");
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(20).collect();
+            eprintln!(
+                "{} kubelet log tail:\n{}",
+                node.name(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        let out = mec
+            .kubectl()
+            .args([
+                "-n",
+                MEMBER_NS,
+                "logs",
+                "-l",
+                "hsn.io/role",
+                "--tail",
+                "30",
+                "--prefix",
+            ])
+            .output()?;
+        eprintln!("agent logs:\n{}", String::from_utf8_lossy(&out.stdout));
+    }
+    result
+}
+
+async fn check(
+    mec: &KwokCluster,
+    hub: &Client,
+    edge_node: &RealNode,
+    super_node: &RealNode,
+) -> Result<()> {
+    let member = mec.client();
+    let edges = running_agents(&member, "edge", 1).await?;
+    let supers = running_agents(&member, "super", 1).await?;
+    let edge_pod = &edges[0];
+    ensure!(edge_pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(edge_node.name()));
+    ensure!(
+        supers[0].spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(super_node.name())
+    );
+
+    // The restricted security context, as the pods really run.
+    for node in [edge_node, super_node] {
+        let caps = agent_caps(node)?;
+        ensure!(
+            caps == [AGENT_CAPS],
+            "{}: CapEff {caps:?}, want [{AGENT_CAPS}]",
+            node.name()
+        );
+    }
+    let container = &edge_pod.spec.as_ref().context("spec")?.containers[0];
+    let security = container
+        .security_context
+        .as_ref()
+        .context("securityContext")?;
+    ensure!(security.privileged == Some(false), "{security:?}");
+
+    // XDP on each node's interface, attached by the agents themselves.
+    let edge_prog = wait_for("XDP on the edge node's eth0", DEADLINE, || async {
+        xdp_prog(edge_node).ok().flatten()
+    })
+    .await?;
+    wait_for("XDP on the super node's eth0", DEADLINE, || async {
+        xdp_prog(super_node).ok().flatten()
+    })
+    .await?;
+
+    // Leases held by the pods, HsnNodes Ready in the hub.
+    let leases: Api<Lease> = Api::namespaced(member.clone(), MEMBER_NS);
+    let edge_lease = format!("edge-{}", edge_node.name());
+    let holder = |name: String| {
+        let leases = leases.clone();
+        async move {
+            let lease = leases.get_opt(&name).await.ok()??;
+            lease.spec?.holder_identity
+        }
+    };
+    let held = wait_for("the edge's Lease", DEADLINE, || holder(edge_lease.clone())).await?;
+    ensure!(held == edge_pod.name_any(), "edge Lease held by {held}");
+    wait_for("the super node's Lease", DEADLINE, || {
+        holder("super-0".into())
+    })
+    .await?;
+    let hsn_nodes: Api<HsnNode> = Api::namespaced(hub.clone(), "default");
+    let ready_nodes = wait_for_ok("2 HsnNodes Ready", DEADLINE, || async {
+        let list = hsn_nodes
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let ready: BTreeMap<String, bool> = list
+            .items
+            .iter()
+            .map(|n| {
+                let ok = n.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                });
+                (n.name_any(), ok)
+            })
+            .collect();
+        if ready.len() == 2 && ready.values().all(|r| *r) {
+            Ok(ready)
+        } else {
+            Err(format!("{ready:?}"))
+        }
+    })
+    .await?;
+    println!("HsnNodes Ready: {ready_nodes:?}");
+
+    // Delete the edge pod: the DaemonSet brings it back, the new agent takes the pinned
+    // link over. A program stays on the interface throughout (sampled while the pod is
+    // replaced), and the new agent's program counts into the same pinned counters map.
+    let counters = prog_maps(edge_node, edge_prog)?;
+    let counters = *counters
+        .get("edge_counters")
+        .with_context(|| format!("maps {counters:?}"))?;
+    let pods: Api<Pod> = Api::namespaced(member.clone(), MEMBER_NS);
+    pods.delete(&edge_pod.name_any(), &DeleteParams::default())
+        .await?;
+    let old = edge_pod.name_any();
+    let mut samples = 0;
+    let replaced = loop {
+        ensure!(
+            xdp_prog(edge_node)?.is_some(),
+            "no program on eth0 while the edge pod was replaced"
+        );
+        samples += 1;
+        let list = pods
+            .list(&ListParams::default().labels("hsn.io/role=edge"))
+            .await?;
+        let new = list.items.into_iter().find(|p| {
+            p.name_any() != old
+                && p.status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .is_some_and(|cs| cs.iter().all(|c| c.ready))
+        });
+        if let Some(new) = new {
+            break new;
+        }
+        if samples > 600 {
+            bail!("no new edge pod ready after {samples} samples");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let held = wait_for("the new pod's Lease", DEADLINE, || async {
+        let name = holder(edge_lease.clone()).await?;
+        (name == replaced.name_any()).then_some(name)
+    })
+    .await?;
+    let taken_over = wait_for("the new agent's program on eth0", DEADLINE, || async {
+        xdp_prog(edge_node)
+            .ok()
+            .flatten()
+            .filter(|&p| p != edge_prog)
+    })
+    .await?;
+    let maps = prog_maps(edge_node, taken_over)?;
+    ensure!(
+        maps.get("edge_counters") == Some(&counters),
+        "the new program's counters {maps:?}, the old one's edge_counters {counters}"
+    );
+    let logs = mec
+        .kubectl()
+        .args(["-n", MEMBER_NS, "logs", &replaced.name_any()])
+        .output()?;
+    let logs = String::from_utf8_lossy(&logs.stdout);
+    ensure!(
+        logs.contains("took over the pinned link"),
+        "new agent's log:\n{logs}"
+    );
+    println!(
+        "edge pod replaced by {held} ({samples} samples with a program on eth0); program {edge_prog} → {taken_over}, counters map {counters} kept"
+    );
+    kubelet_dies(mec, hub, edge_node, taken_over).await
+}
+
+/// The edge node's kubelet dies: the node goes NotReady and the operator drops its edge as
+/// for any lost node (its HsnNode goes), while the agent's program stays attached (pinned;
+/// containerd and the container run on without the kubelet).
+async fn kubelet_dies(mec: &KwokCluster, hub: &Client, node: &RealNode, prog: u64) -> Result<()> {
+    let mut node_pids = node.pids();
+    node_pids.retain(|&pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "hsn-agent")
+    });
+    ensure!(
+        node_pids.len() == 1,
+        "one agent process on the edge node: {node_pids:?}"
+    );
+    ensure!(node.kubelet_pid().is_some(), "kubelet running");
+    node.kill_kubelet();
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(mec.client());
+    wait_for("the edge node NotReady", DEADLINE, || async {
+        let n = nodes.get(node.name()).await.ok()?;
+        let ready = n
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
+        (ready.status != "True").then_some(())
+    })
+    .await?;
+    let hsn_nodes: Api<HsnNode> = Api::namespaced(hub.clone(), "default");
+    let edge = format!("{NETWORK}.mec-a.edge.{}", node.name());
+    wait_for("the lost edge's HsnNode removed", DEADLINE, || async {
+        hsn_nodes.get_opt(&edge).await.ok()?.is_none().then_some(())
+    })
+    .await?;
+    ensure!(
+        xdp_prog(node)? == Some(prog),
+        "the program left eth0 with the kubelet"
+    );
+    ensure!(
+        hsn_testkit::process_alive(node_pids[0]),
+        "the agent died with the kubelet"
+    );
+    println!("kubelet killed: node NotReady, edge dropped, program {prog} still attached");
+    Ok(())
+}
