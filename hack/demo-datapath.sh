@@ -67,11 +67,14 @@ dp_ns() {
     net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.default.dad_transmits=0
 }
 
-# The supers and edges the operator placed, from the hub's HsnNodes: "<role> <cluster> <node|ordinal>".
+# The supers and edges the operator placed on kwok's fake nodes, from the hub's HsnNodes:
+# "<role> <cluster> <node|ordinal>". Agents on real nodes run in their pods already.
 dp_inventory() {
+  local real
+  real=$(awk '{print " " $2 "$"}' "$demo/real-nodes" 2>/dev/null)
   k "$hub" -n edge-net get hsnnodes -l "hsn.io/network=$dp_network" \
     -o jsonpath='{range .items[*]}{.spec.role} {.spec.cluster} {.spec.nodeName}{.spec.ordinal}{"\n"}{end}' |
-    sort -k2,2 -k3,3V
+    grep -v -f <(echo "${real:-^\$}") | sort -k2,2 -k3,3V
 }
 
 dp_topology() {
@@ -258,8 +261,10 @@ dp_start_ledgers() {
 
 # Waits until every edge has programmed a next hop (its Lease carries the MAC it sends with).
 dp_wait_programmed() {
-  local cluster want have
-  want=${#dp_edge_ns[@]}
+  local cluster want have real
+  # The edges started here and those running in pods on real nodes (hack/demo.sh).
+  real=$(grep -c . "$demo/real-nodes" 2>/dev/null || true)
+  want=$((${#dp_edge_ns[@]} + ${real:-0}))
   for _ in $(seq 90); do
     have=0
     for cluster in "${!dp_kwok[@]}"; do
@@ -280,7 +285,7 @@ dp_wait_programmed() {
     [ "$macs" -ge "$want" ] && break
     sleep 1
   done
-  step "datapath: $have of $want edges redirect to their super node; the routes tables carry $macs edge MACs for the super nodes"
+  step "datapath: $have of $want edges (${real:-0} in pods on real nodes) redirect to their super node; the routes tables carry $macs edge MACs for the super nodes"
 }
 
 # dp_send <ue ns> <dst> <count>: <count> UDP datagrams of $dp_payload bytes from bash's /dev/udp.
@@ -423,7 +428,8 @@ dp_failover() {
 
   echo
   step "failover 2: MEC cluster mec-eu-north stops (its control plane goes away)"
-  "$bin/kwokctl" stop cluster --name hsn-mec-eu-north >/dev/null 2>&1 || true
+  KWOK_WORKDIR=$(cat "$demo/hsn-mec-eu-north.kwok-workdir") \
+    "$bin/kwokctl" stop cluster --name hsn-mec-eu-north >/dev/null 2>&1 || true
   k "$hub" wait --for=condition=Ready=false mec/mec-eu-north --timeout=90s >/dev/null 2>&1 || true
   for _ in $(seq 90); do
     [ "$(dp_assignments | grep '^mec-eu-north/' | grep -vc " $dp_network.mec-eu-west\.")" -eq 0 ] && break

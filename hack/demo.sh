@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The local demo: a hub and two MEC clusters (kwok fake kubelets, real control planes built
-# by hack/build-tools.sh), the HSN CRDs and the realistic example network.
+# The local demo: a hub and two MEC clusters (real control planes built by
+# hack/build-tools.sh, kwok's fake nodes and, as root, a real node per member), the HSN CRDs
+# and the realistic example network.
 #   hack/demo.sh up     create (or reuse) the clusters and apply everything
 #   hack/demo.sh down   delete the clusters
 set -euo pipefail
@@ -8,7 +9,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/hack/lib.sh"
 bin="$root/bin"
 demo="$root/.demo"
-export KWOK_WORKDIR="$demo/kwok"
 
 hub=hsn-hub
 # member cluster name -> region; each region has zones <region>-1a and <region>-1b.
@@ -19,90 +19,64 @@ kubeconfig() { echo "$demo/$1.kubeconfig"; }
 source "$root/hack/demo-datapath.sh"
 k() { local c=$1; shift; "$bin/kubectl" --kubeconfig "$(kubeconfig "$c")" "$@"; }
 
-# kwokctl reads $KWOK_WORKDIR/kwok.yaml: local binaries only (it must never download) and
-# every listener on loopback.
-write_kwok_config() {
-  mkdir -p "$KWOK_WORKDIR"
-  cat >"$KWOK_WORKDIR/kwok.yaml" <<YAML
-apiVersion: config.kwok.x-k8s.io/v1alpha1
-kind: KwokctlConfiguration
-options:
-  runtime: binary
-  bindAddress: 127.0.0.1
-  etcdBinary: $bin/etcd
-  kubeApiserverBinary: $bin/kube-apiserver
-  kubeControllerManagerBinary: $bin/kube-controller-manager
-  kubeSchedulerBinary: $bin/kube-scheduler
-  kwokControllerBinary: $bin/kwok
-  kubectlBinary: $bin/kubectl
-YAML
-}
-
-cluster_exists() { "$bin/kwokctl" get clusters 2>/dev/null | grep -qx "$1"; }
-
-create_cluster() {
-  local name=$1
-  if cluster_exists "$name"; then
-    step "$name: already running"
-    "$bin/kwokctl" start cluster --name "$name" >/dev/null 2>&1 || true
-    return
+# The clusters and nodes live in one process, hsn-demo-env (testkit/src/bin): real control
+# planes (kwokctl), kwok's fake nodes for scale and, when this runs as root with the real-node
+# packages, one real node per member (containerd + kubelet in namespaces of their own) where
+# the operator's IoT edge pod really runs. Stopping that process tears it all down.
+start_env() {
+  stop_env
+  local real=(--real-nodes 0)
+  if [ "$(id -u)" -eq 0 ]; then
+    real=(--real-nodes 1 --images "$root/target/debug")
+  else
+    step "not root: kwok nodes only (real nodes need namespaces, mounts and cgroups)"
   fi
-  step "$name: creating (etcd, kube-apiserver, controller-manager, scheduler, kwok; about 30 s)"
-  "$bin/kwokctl" create cluster --name "$name" \
-    --kubeconfig "$(kubeconfig "$name")" \
-    --wait 3m >"$demo/$name.create.log" 2>&1 ||
-    { tail -n 30 "$demo/$name.create.log" >&2; die "creating $name failed (log: $demo/$name.create.log)"; }
+  local args=(--dir "$demo" --hub "$hub" --nodes-per-zone "$nodes_per_zone" "${real[@]}")
+  for m in "${!members[@]}"; do args+=(--member "$m=${members[$m]}"); done
+  step "starting the clusters: $hub, ${!members[*]} (control planes, kwok nodes, real nodes; about 1 min)"
+  "$root/target/debug/hsn-demo-env" "${args[@]}" >"$demo/env.log" 2>&1 &
+  echo $! >"$demo/env.pid"
+  for _ in $(seq 600); do
+    [ -f "$demo/env.ready" ] && return 0
+    kill -0 "$(cat "$demo/env.pid")" 2>/dev/null ||
+      { tail -n 30 "$demo/env.log" >&2; die "the clusters did not come up (log: $demo/env.log)"; }
+    sleep 0.5
+  done
+  die "the clusters were not up after 5 min (log: $demo/env.log)"
 }
 
-# fake_nodes <cluster> <region>: Node objects kwok keeps Ready, labelled by region and zone;
-# the first four of each zone are edge-capable, alternating broadband and IoT slices.
-fake_nodes() {
-  local cluster=$1 region=$2 zone i slice
-  for zone in "$region-1a" "$region-1b"; do
-    for i in $(seq 1 "$nodes_per_zone"); do
-      slice=embb; [ $((i % 2)) -eq 0 ] && slice=mmtc
-      cat <<YAML
----
-apiVersion: v1
-kind: Node
-metadata:
-  name: $zone-node-$i
-  annotations:
-    kwok.x-k8s.io/node: fake
-  labels:
-    kubernetes.io/hostname: $zone-node-$i
-    topology.kubernetes.io/region: $region
-    topology.kubernetes.io/zone: $zone
-$( [ "$i" -le 4 ] && printf '    hsn.io/edge: "true"\n    hsn.io/slice: %s\n' "$slice" )
-status:
-  allocatable: {cpu: "8", memory: 32Gi, pods: "110"}
-  capacity: {cpu: "8", memory: 32Gi, pods: "110"}
-YAML
-    done
-  done
+stop_env() {
+  [ -f "$demo/env.pid" ] || return 0
+  local pid
+  pid=$(cat "$demo/env.pid")
+  if kill "$pid" 2>/dev/null; then
+    for _ in $(seq 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    step "clusters and nodes stopped"
+  fi
+  rm -f "$demo/env.pid" "$demo/env.ready"
+}
+
+# The real nodes and the operator's pods on them: "<member> <node> <netns> <address>" lines.
+show_real_nodes() {
+  [ -s "$demo/real-nodes" ] || return 0
+  local member node netns addr prog
+  while read -r member node netns addr; do
+    echo
+    step "$member: real node $node ($addr): the operator's pods, running under its kubelet"
+    k "$member" -n hsn-metro get pods -o wide --field-selector "spec.nodeName=$node"
+    prog=$(ip -n "$netns" -d link show eth0 | grep -o 'prog/xdp id [0-9]*' || echo "none")
+    echo "    XDP on the node's eth0: $prog (attached by the agent in that pod)"
+  done <"$demo/real-nodes"
 }
 
 up() {
   mkdir -p "$demo"
-  write_kwok_config
-  create_cluster "$hub"
-  for m in "${!members[@]}"; do create_cluster "$m"; done
-
+  step "building the operator, the agent and the demo's environment (first build: about 3 min)"
+  (cd "$root" && cargo build -q -p hsn-operator -p hsn-agent -p hsn-testkit --bin hsn-operator --bin hsn-agent --bin hsn-demo-env)
+  start_env
   for m in "${!members[@]}"; do
-    fake_nodes "$m" "${members[$m]}" | k "$m" apply -f - >/dev/null
-    k "$m" wait --for=condition=Ready node --all --timeout=120s >/dev/null
-    step "$m: $(k "$m" get nodes --no-headers | wc -l) fake nodes Ready in region ${members[$m]}"
+    step "$m: $(k "$m" get nodes --no-headers | grep -c ' Ready') nodes Ready in region ${members[$m]} ($(grep -c "^$m " "$demo/real-nodes" || true) real)"
   done
-
-  # The hub runs the control plane only; one node so that its MecCluster reads Ready.
-  k "$hub" apply -f - >/dev/null <<YAML
-apiVersion: v1
-kind: Node
-metadata:
-  name: hub-node-1
-  annotations: {kwok.x-k8s.io/node: fake}
-  labels: {kubernetes.io/hostname: hub-node-1, topology.kubernetes.io/region: eu-central, topology.kubernetes.io/zone: eu-central-1a}
-YAML
 
   step "hub: installing the HSN CRDs"
   k "$hub" apply -f "$root/crds/" >/dev/null
@@ -145,6 +119,7 @@ YAML
     step "$m: what the operator applied (namespace hsn-metro):"
     k "$m" -n hsn-metro get statefulsets,daemonsets,configmaps,services
   done
+  show_real_nodes
   cat <<EOF2
 
 The clusters keep running. To use them:
@@ -202,22 +177,7 @@ stop_operator() {
 down() {
   dp_down_quiet 2>/dev/null || true
   stop_operator
-  for c in "$hub" "${!members[@]}"; do
-    if cluster_exists "$c"; then
-      "$bin/kwokctl" delete cluster --name "$c" >/dev/null && step "$c: deleted"
-    fi
-  done
-  # Components kwokctl lost track of (seen: a hub kube-apiserver restarted while its cluster
-  # was being deleted) run from the demo's directory: stop them too.
-  if pkill -f "$KWOK_WORKDIR/clusters/" 2>/dev/null; then
-    for _ in $(seq 20); do
-      pgrep -f "$KWOK_WORKDIR/clusters/" >/dev/null || break
-      sleep 0.5
-    done
-    # A kube-apiserver whose etcd is gone can hang in its graceful shutdown.
-    pkill -9 -f "$KWOK_WORKDIR/clusters/" 2>/dev/null || true
-    step "stopped leftover cluster processes"
-  fi
+  stop_env
   rm -rf "$demo"
 }
 

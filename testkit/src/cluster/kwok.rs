@@ -265,6 +265,11 @@ impl KwokCluster {
         cmd
     }
 
+    /// kwokctl's workdir (`KWOK_WORKDIR`), e.g. for `kwokctl stop cluster --name <name>`.
+    pub fn kwok_workdir(&self) -> &Path {
+        self.home.workdir()
+    }
+
     /// The private temp dir holding kwokctl's workdir and logs.
     pub fn dir(&self) -> &Path {
         self.home.dir()

@@ -1,0 +1,179 @@
+//! The clusters and nodes of `make demo`, held until SIGTERM or SIGINT (`make demo-down`):
+//! a hub and member clusters (real control planes, `hsn_testkit::KwokCluster`), kwok's fake
+//! nodes for scale, and in each member real nodes (containerd + kubelet,
+//! `hsn_testkit::node`) running the images built from this tree, where the operator's
+//! agent pods really run. Everything is torn down when this process ends, also when it is
+//! killed (the toolkit's watchdogs).
+//!
+//! ```text
+//! hsn-demo-env --dir DIR --hub NAME [--member NAME=REGION]... [--nodes-per-zone N]
+//!              [--real-nodes N] [--images BIN_DIR]
+//! ```
+//!
+//! Writes `DIR/<cluster>.kubeconfig` and `DIR/<cluster>.kwok-workdir` (its `KWOK_WORKDIR`,
+//! for `kwokctl stop|start cluster`) for every cluster, `DIR/real-nodes` (one line per real
+//! node: `<member> <node> <network namespace> <address>`) and, once all is up, `DIR/env.ready`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
+use hsn_testkit::node::{NodeImages, NodeNetwork, NodeSpec, RealNode};
+use hsn_testkit::{FakeNode, KwokCluster};
+
+/// What a node offers, as the demo's example network selects nodes.
+const EDGE: &str = "hsn.io/edge";
+const SLICE: &str = "hsn.io/slice";
+/// The taint only the example's IoT edge pool tolerates: real nodes run edges, never a super
+/// node (whose ledger the demo still starts by hand, hack/demo-datapath.sh).
+const EDGE_ONLY: &str = "hsn.io/edge-only";
+
+struct Options {
+    dir: PathBuf,
+    hub: String,
+    members: Vec<(String, String)>,
+    nodes_per_zone: usize,
+    real_nodes: usize,
+    images: Option<PathBuf>,
+}
+
+fn options() -> Result<Options> {
+    let mut args = std::env::args().skip(1);
+    let mut o = Options {
+        dir: PathBuf::new(),
+        hub: String::new(),
+        members: Vec::new(),
+        nodes_per_zone: 5,
+        real_nodes: 1,
+        images: None,
+    };
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--dir" => o.dir = value()?.into(),
+            "--hub" => o.hub = value()?,
+            "--member" => {
+                let v = value()?;
+                let (name, region) = v.split_once('=').context("--member NAME=REGION")?;
+                o.members.push((name.into(), region.into()));
+            }
+            "--nodes-per-zone" => o.nodes_per_zone = value()?.parse()?,
+            "--real-nodes" => o.real_nodes = value()?.parse()?,
+            "--images" => o.images = Some(value()?.into()),
+            other => bail!("unknown argument {other} (see the doc comment of hsn-demo-env)"),
+        }
+    }
+    if o.dir.as_os_str().is_empty() || o.hub.is_empty() {
+        bail!("usage: hsn-demo-env --dir DIR --hub NAME [--member NAME=REGION]...");
+    }
+    Ok(o)
+}
+
+/// kwok's nodes of one member: zones `<region>-1a/1b`, the first four of each zone
+/// edge-capable, alternating broadband and IoT slices.
+fn fake_nodes(region: &str, per_zone: usize) -> Vec<FakeNode> {
+    let mut nodes = Vec::new();
+    for zone in [format!("{region}-1a"), format!("{region}-1b")] {
+        for i in 1..=per_zone {
+            let mut node = FakeNode::new(&format!("{zone}-node-{i}"), region, &zone);
+            if i <= 4 {
+                let slice = if i % 2 == 1 { "embb" } else { "mmtc" };
+                node = node.label(EDGE, "true").label(SLICE, slice);
+            }
+            nodes.push(node);
+        }
+    }
+    nodes
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let o = options()?;
+    std::fs::create_dir_all(&o.dir)?;
+    let _ = std::fs::remove_file(o.dir.join("env.ready"));
+    let write_kubeconfig = |name: &str, cluster: &KwokCluster| -> Result<()> {
+        let path = o.dir.join(format!("{name}.kubeconfig"));
+        std::fs::copy(cluster.kubeconfig(), &path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        let workdir = cluster.kwok_workdir().display().to_string();
+        std::fs::write(o.dir.join(format!("{name}.kwok-workdir")), workdir)?;
+        Ok(())
+    };
+
+    let real = o.real_nodes > 0;
+    if real && let Some(why) = hsn_testkit::node::missing() {
+        bail!("{why}; run with --real-nodes 0 for kwok nodes only");
+    }
+    let network = real.then(NodeNetwork::create).transpose()?;
+    let images = match (&network, &o.images) {
+        (Some(_), Some(bin)) => Some(NodeImages::build(&["hsn-agent"], bin)?),
+        (Some(_), None) => bail!("--real-nodes needs --images BIN_DIR (where hsn-agent is)"),
+        _ => None,
+    };
+
+    eprintln!("hsn-demo-env: {}: creating the hub", o.hub);
+    let hub = KwokCluster::create(&o.hub).await?;
+    hub.add_nodes(&[FakeNode::new("hub-node-1", "eu-central", "eu-central-1a")])
+        .await?;
+    write_kubeconfig(&o.hub, &hub)?;
+
+    let mut members = BTreeMap::new();
+    let mut nodes = Vec::new();
+    let mut listing = String::new();
+    for (name, region) in &o.members {
+        eprintln!("hsn-demo-env: {name}: creating a member in {region}");
+        let cluster = match &network {
+            Some(net) => KwokCluster::create_for_nodes(name, net).await?,
+            None => KwokCluster::create(name).await?,
+        };
+        cluster
+            .add_nodes(&fake_nodes(region, o.nodes_per_zone))
+            .await?;
+        if let (Some(net), Some(images)) = (&network, &images) {
+            for i in 1..=o.real_nodes {
+                let zone = format!("{region}-1{}", if i % 2 == 1 { 'a' } else { 'b' });
+                let node_name = format!("{zone}-real-{i}");
+                let spec = NodeSpec::new(&node_name)
+                    .label(EDGE, "true")
+                    .label(SLICE, "mmtc")
+                    .label("topology.kubernetes.io/region", region)
+                    .label("topology.kubernetes.io/zone", &zone)
+                    .taint(EDGE_ONLY, "true", "NoSchedule")
+                    .images(images);
+                let node = RealNode::start(&cluster, net, spec).await?;
+                eprintln!(
+                    "hsn-demo-env: {name}: real node {node_name} Ready at {}",
+                    node.ip()
+                );
+                listing.push_str(&format!(
+                    "{name} {node_name} {} {}\n",
+                    node.netns().name(),
+                    node.ip()
+                ));
+                nodes.push(node);
+            }
+        }
+        write_kubeconfig(name, &cluster)?;
+        members.insert(name.clone(), cluster);
+    }
+    std::fs::write(o.dir.join("real-nodes"), listing)?;
+    std::fs::write(o.dir.join("env.ready"), format!("{}\n", std::process::id()))?;
+    eprintln!("hsn-demo-env: ready; SIGTERM or SIGINT tears everything down");
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    eprintln!("hsn-demo-env: tearing down");
+    let _ = std::fs::remove_file(o.dir.join("env.ready"));
+    for node in nodes {
+        node.stop().await;
+    }
+    for (_, cluster) in members {
+        cluster.delete().await;
+    }
+    hub.delete().await;
+    drop(network);
+    Ok(())
+}
