@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real control-plane tools from their Go modules into bin/:
 #   kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet etcd kwok kwokctl helm
+#   cometbft
 # Idempotent: a tool whose binaries exist and whose stamp (version + go.sum hash) matches
 # is skipped, so a warm run takes a second. Cold, on 2 cores, the whole set took 9 minutes here
 # (see README); the Go build cache (~/.cache/go-build) makes rebuilds fast.
@@ -73,3 +74,5 @@ build kubernetes "7 min" "$kube_ldflags" \
 build kwok "2 min" "-X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBERNETES_VERSION#v}" \
   sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
 build helm "1 min" "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}" helm.sh/helm/v3/cmd/helm
+# CometBFT reports its version from a constant in its module: no ldflags needed.
+build cometbft "2 min" "" github.com/cometbft/cometbft/cmd/cometbft

@@ -60,4 +60,8 @@ write_module tools/kwok hsn.io/hack/tools/kwok
 write_module tools/helm hsn.io/hack/tools/helm
 (cd tools/helm && go get -tool "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}" && go mod tidy)
 
-echo "regenerated hack/tools/*/go.mod for Kubernetes ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION}, kwok ${KWOK_VERSION}, helm ${HELM_VERSION}"
+# CometBFT: the consensus engine of the replicated ledger (its own dependency set; no replace).
+write_module tools/cometbft hsn.io/hack/tools/cometbft
+(cd tools/cometbft && go get -tool "github.com/cometbft/cometbft/cmd/cometbft@${COMETBFT_VERSION}" && go mod tidy)
+
+echo "regenerated hack/tools/*/go.mod for Kubernetes ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION}, kwok ${KWOK_VERSION}, helm ${HELM_VERSION}, CometBFT ${COMETBFT_VERSION}"

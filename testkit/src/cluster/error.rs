@@ -10,8 +10,8 @@ pub enum Error {
     /// A tool that hack/build-tools.sh builds is not in [`super::bin_dir`].
     #[error(
         "missing test binary {}: run `make tools` (hack/build-tools.sh) to build etcd, \
-         kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kwok, kwokctl \
-         and helm into {} \
+         kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kwok, kwokctl, \
+         helm and cometbft into {} \
          (or point HSN_BIN_DIR at a directory holding them)",
         path.display(),
         dir.display()
