@@ -5,6 +5,7 @@
 //!   with kwok's fake nodes), from the binaries `make tools` builds into `bin/`.
 //! * Real nodes ([`node`]): containerd + kubelet in namespaces of their own, registered to
 //!   a [`KwokCluster`] next to kwok's fake nodes, running images built without a registry.
+//! * CometBFT validator networks on loopback ([`comet`]).
 //! * Network-namespace topologies ([`netns`]): namespaces, veth pairs, captures, processes
 //!   and threads inside a namespace.
 //! * The datapath's namespace chain ([`topology`]: `ue ↔ edge ↔ super ↔ service` with one
@@ -30,6 +31,7 @@
 
 pub mod bpf;
 pub mod cluster;
+pub mod comet;
 pub mod images;
 #[cfg(feature = "ledger")]
 pub mod ledger;
