@@ -162,7 +162,7 @@ async fn the_operators_agents_run_on_real_nodes() -> Result<()> {
     // A member with two real nodes: one for edges (tainted, as kind/ sets edge nodes
     // aside), one where the super node lands.
     let network = NodeNetwork::create()?;
-    let mec = KwokCluster::create_for_nodes("mec-a", &network).await?;
+    let mec = KwokCluster::create_for_nodes("mec-a", network.gateway()).await?;
     let edge_node = RealNode::start(
         &mec,
         &network,

@@ -48,7 +48,7 @@ async fn helper_hold_environment() -> Result<()> {
         }
         "real-node" => {
             let network = NodeNetwork::create()?;
-            let cluster = KwokCluster::create_for_nodes("hard-kill", &network).await?;
+            let cluster = KwokCluster::create_for_nodes("hard-kill", network.gateway()).await?;
             let out = tempfile::tempdir()?;
             let images = NodeImages::build(&[], out.path())?;
             let node = RealNode::start(&cluster, &network, NodeSpec::new("doomed").images(&images))

@@ -59,7 +59,7 @@ async fn real_and_kwok_nodes_share_a_cluster_and_leave_nothing_behind() -> Resul
     }
     let sysctls = kubelet_sysctls();
     let network = NodeNetwork::create()?;
-    let cluster = KwokCluster::create_for_nodes("real-nodes", &network).await?;
+    let cluster = KwokCluster::create_for_nodes("real-nodes", network.gateway()).await?;
     cluster
         .add_nodes(&[FakeNode::new("kwok-0", "r", "z")])
         .await?;

@@ -123,7 +123,7 @@ async fn main() -> Result<()> {
     for (name, region) in &o.members {
         eprintln!("hsn-demo-env: {name}: creating a member in {region}");
         let cluster = match &network {
-            Some(net) => KwokCluster::create_for_nodes(name, net).await?,
+            Some(net) => KwokCluster::create_for_nodes(name, net.gateway()).await?,
             None => KwokCluster::create(name).await?,
         };
         cluster

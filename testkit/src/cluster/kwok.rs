@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -18,7 +18,6 @@ use super::kwokctl::KwokHome;
 use super::process::{Proc, kill_pid};
 use super::{ALL_BINARIES, bin, require_binaries};
 use crate::Error;
-use crate::node::NodeNetwork;
 use crate::wait::poll;
 use crate::wait::wait_for_ok;
 
@@ -103,8 +102,8 @@ pub struct KwokCluster {
     home: KwokHome,
 }
 
-/// How real nodes on a [`NodeNetwork`] reach a cluster's apiserver, which listens on
-/// 127.0.0.1 only: a forwarder on the network's gateway address.
+/// How real nodes reach a cluster's apiserver, which listens on 127.0.0.1 only: a forwarder
+/// on the host's address on their network.
 #[derive(Debug)]
 struct NodeAccess {
     server: String,
@@ -128,17 +127,18 @@ impl KwokCluster {
         Self::create_with(name, None).await
     }
 
-    /// [`Self::create`], plus the apiserver made reachable from `network`'s real nodes
-    /// ([`crate::node::RealNode::start`]) at its gateway address; kwok's fake nodes work
-    /// alongside as before.
-    pub async fn create_for_nodes(name: &str, network: &NodeNetwork) -> Result<Self, Error> {
-        Self::create_with(name, Some(network)).await
+    /// [`Self::create`], plus the apiserver made reachable from real nodes
+    /// (`hsn_testkit::node`) at `gateway`, the host's address on their network (e.g.
+    /// `NodeNetwork::gateway`): socat forwards it to the apiserver on 127.0.0.1, and the
+    /// serving certificate names it. kwok's fake nodes work alongside as before.
+    pub async fn create_for_nodes(name: &str, gateway: Ipv4Addr) -> Result<Self, Error> {
+        Self::create_with(name, Some(gateway)).await
     }
 
-    async fn create_with(name: &str, network: Option<&NodeNetwork>) -> Result<Self, Error> {
+    async fn create_with(name: &str, gateway: Option<Ipv4Addr>) -> Result<Self, Error> {
         require_binaries(ALL_BINARIES)?;
         let deadline = Instant::now() + CREATE_TIMEOUT;
-        let home = KwokHome::new(name, network.map(|n| IpAddr::from(n.gateway())))?;
+        let home = KwokHome::new(name, gateway.map(IpAddr::from))?;
         let timeout = format!("--timeout={}s", CREATE_TIMEOUT.as_secs());
         let contexts = home.contexts_flag();
         let create = ["create", "cluster", "--runtime=binary", &contexts, &timeout];
@@ -146,13 +146,12 @@ impl KwokCluster {
 
         let kubeconfig = home.cluster_dir().join("kubeconfig.yaml");
         let client = kubeconfig::client(&kubeconfig).await?;
-        let node_access = match network {
-            Some(network) => {
+        let node_access = match gateway {
+            Some(gateway) => {
                 let port = kubeconfig::server_port(&kubeconfig)?;
-                let forwarder = network.forward(port, home.dir())?;
                 Some(NodeAccess {
-                    server: format!("https://{}:{port}", network.gateway()),
-                    _forwarder: forwarder,
+                    server: format!("https://{gateway}:{port}"),
+                    _forwarder: forward(gateway, port, home.dir())?,
                 })
             }
             None => None,
@@ -328,6 +327,19 @@ impl KwokCluster {
         // Drop runs `kwokctl delete` and waits for processes; do that off the runtime.
         let _ = tokio::task::spawn_blocking(move || drop(self)).await;
     }
+}
+
+/// Forwards `gateway:port` to `127.0.0.1:port` (socat, tied to the test process) until the
+/// returned process is dropped; its log goes to `dir`.
+fn forward(gateway: Ipv4Addr, port: u16, dir: &Path) -> Result<Proc, Error> {
+    let mut cmd = Command::new("socat");
+    cmd.arg(format!("TCP-LISTEN:{port},bind={gateway},fork,reuseaddr"))
+        .arg(format!("TCP:127.0.0.1:{port}"));
+    Proc::spawn(
+        "socat (node network → apiserver)",
+        cmd,
+        &dir.join(format!("forward-{port}.log")),
+    )
 }
 
 /// Whether the Node's Ready condition is True.

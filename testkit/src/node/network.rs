@@ -1,14 +1,12 @@
-//! The host side real nodes attach to: a bridge with a private /24, and forwarders that put
-//! a cluster's apiserver (listening on 127.0.0.1 only) on the bridge's address.
+//! The host side real nodes attach to: a bridge with a private /24 whose gateway address
+//! the clusters' apiservers are forwarded to (`KwokCluster::create_for_nodes`).
 
 use std::net::Ipv4Addr;
-use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::cluster::process::Proc;
 use crate::cluster::watchdog::Watchdog;
 use crate::netns::Netns;
 
@@ -94,23 +92,6 @@ impl NodeNetwork {
         ns.ip(&["link", "set", "eth0", "up"])?;
         ns.ip(&["route", "add", "default", "via", &self.gateway.to_string()])?;
         Ok(addr)
-    }
-
-    /// Forwards `gateway:port` to `127.0.0.1:port` (socat, tied to the test process) until
-    /// the returned process is dropped; its log goes to `dir`.
-    pub(crate) fn forward(&self, port: u16, dir: &Path) -> Result<Proc, crate::Error> {
-        let mut cmd = Command::new("socat");
-        cmd.arg(format!(
-            "TCP-LISTEN:{port},bind={},fork,reuseaddr",
-            self.gateway
-        ))
-        .arg(format!("TCP:127.0.0.1:{port}"));
-        let proc = Proc::spawn(
-            "socat (node network → apiserver)",
-            cmd,
-            &dir.join(format!("forward-{port}.log")),
-        )?;
-        Ok(proc)
     }
 }
 
