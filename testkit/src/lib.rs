@@ -50,8 +50,8 @@ mod wait;
 
 pub use cluster::error::Error;
 pub use cluster::{
-    ALL_BINARIES, ControlPlane, FakeNode, KWOK_NODE_ANNOTATION, KwokCluster, REAL_NODE_BINARIES,
-    bin, bin_dir, install_crds, process_alive, require_binaries,
+    ALL_BINARIES, ControlPlane, FakeNode, KWOK_NODE_ANNOTATION, KwokCluster, NODE_BINARIES, bin,
+    bin_dir, install_crds, process_alive, require_binaries,
 };
 pub use wait::{POLL_INTERVAL, wait_for, wait_for_ok};
 

@@ -61,19 +61,10 @@ pub const ALL_BINARIES: &[&str] = &[
     "kwokctl",
 ];
 
-/// The hack/-built binaries a cluster with real nodes runs: a [`KwokCluster`]'s plus kubelet.
+/// The hack/-built binaries real nodes run besides a [`KwokCluster`]'s [`ALL_BINARIES`].
 /// containerd, runc and the CNI plugins come from Debian (hack/install-deps.sh), not from
 /// [`bin_dir`].
-pub const REAL_NODE_BINARIES: &[&str] = &[
-    "etcd",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kubectl",
-    "kwok",
-    "kwokctl",
-    "kubelet",
-];
+pub const NODE_BINARIES: &[&str] = &["kubelet"];
 
 /// Where the hack/-built binaries live: `$HSN_BIN_DIR`, else `<workspace root>/bin`.
 pub fn bin_dir() -> PathBuf {

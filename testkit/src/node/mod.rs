@@ -86,8 +86,10 @@ pub fn missing() -> Option<String> {
             .filter(|p| !Path::new("/usr/lib/cni").join(p).exists())
             .map(|p| format!("/usr/lib/cni/{p} (Debian package containernetworking-plugins)")),
     );
-    if let Err(e) = crate::require_binaries(crate::REAL_NODE_BINARIES) {
-        missing.push(e.to_string());
+    for binaries in [crate::ALL_BINARIES, crate::NODE_BINARIES] {
+        if let Err(e) = crate::require_binaries(binaries) {
+            missing.push(e.to_string());
+        }
     }
     if !Path::new("/sys/fs/cgroup/memory").is_dir() {
         missing.push(
