@@ -210,19 +210,19 @@ impl RealNode {
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         let id = format!("{pid}-{seq}");
-        let dir = tempfile::Builder::new()
-            .prefix("hsn-node-")
-            .tempdir()
-            .context("creating the node's directory")?
-            .keep();
-        let host_if = format!("hn{pid}-{seq}");
-        let host_sh = dir.join("host.sh");
-        std::fs::write(&host_sh, HOST_SH).context("writing host.sh")?;
-        let netns = Netns::unique("node")?;
         let cgroup = format!(
             "{}/hsn-node-{id}",
             own_cgroup("memory")?.trim_end_matches('/')
         );
+        // Removed on an early return, until the watchdog and Drop own it.
+        let tmp = tempfile::Builder::new()
+            .prefix("hsn-node-")
+            .tempdir()
+            .context("creating the node's directory")?;
+        let host_if = format!("hn{pid}-{seq}");
+        let host_sh = tmp.path().join("host.sh");
+        std::fs::write(&host_sh, HOST_SH).context("writing host.sh")?;
+        let netns = Netns::unique("node")?;
         // From here on, a hard death of the test runs the same teardown as Drop.
         let watchdog = Watchdog::spawn(
             r#"sh "$1" teardown "$2" "$3" "$4" "$5" "$6""#,
@@ -231,10 +231,11 @@ impl RealNode {
                 id.as_ref(),
                 cgroup.as_ref(),
                 netns.name().as_ref(),
-                dir.as_os_str(),
+                tmp.path().as_os_str(),
                 host_if.as_ref(),
             ],
         )?;
+        let dir = tmp.keep();
         let mut node = Self {
             name: spec.name.clone(),
             ip: Ipv4Addr::UNSPECIFIED,
