@@ -1,5 +1,6 @@
 //! The operator's own pods on real nodes (containerd + kubelet, `hsn_testkit::node`): the
-//! chart installed in the hub, a member cluster registered through the chart's member
+//! chart installed in a hub with a real node, where its operator Deployment runs from the
+//! image built from this tree; a member cluster registered through the chart's member
 //! identity, an HsnNetwork applied; the agent containers start from the image built from
 //! this tree with exactly the capabilities the README documents, attach XDP to their node's
 //! interface, hold their Leases, and their HsnNodes turn Ready. A deleted edge pod comes
@@ -17,10 +18,9 @@ use hsn_operator::member::EDGE_CAPABLE_LABEL;
 use hsn_operator::plan::{REGION_LABEL, ZONE_LABEL};
 use hsn_testkit::node::{NodeImages, NodeNetwork, NodeSpec, RealNode, missing};
 use hsn_testkit::operator::{
-    AGENTS_TAINT, DEADLINE, OPERATOR_NS, Operator, as_service_account, kubeconfig_secret,
-    mec_cluster, member_access,
+    AGENTS_TAINT, DEADLINE, OPERATOR_NS, kubeconfig_secret, mec_cluster, member_access,
 };
-use hsn_testkit::{ControlPlane, KwokCluster, wait_for, wait_for_ok};
+use hsn_testkit::{KwokCluster, wait_for, wait_for_ok};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -29,13 +29,15 @@ use serde_json::json;
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/hsn");
 const RELEASE: &str = "hsn";
+/// The chart's operator pods (`hsn.selector`).
+const OPERATOR_SELECTOR: &str = "app.kubernetes.io/instance=hsn";
 const NETWORK: &str = "metro";
 /// The network's namespace in a member.
 const MEMBER_NS: &str = "hsn-metro";
 /// CapEff of BPF (39), PERFMON (38) and NET_ADMIN (12): what the README documents.
 const AGENT_CAPS: &str = "000000c000001000";
 
-fn helm(hub: &ControlPlane, home: &Path, args: &[&str]) -> Result<()> {
+fn helm(kubeconfig: &Path, home: &Path, args: &[&str]) -> Result<()> {
     let mut cmd = Command::new(hsn_testkit::bin("helm"));
     for var in ["HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"] {
         cmd.env(var, home.join(var));
@@ -43,7 +45,7 @@ fn helm(hub: &ControlPlane, home: &Path, args: &[&str]) -> Result<()> {
     let out = cmd
         .args(args)
         .arg("--kubeconfig")
-        .arg(hub.kubeconfig())
+        .arg(kubeconfig)
         .output()?;
     ensure!(
         out.status.success(),
@@ -52,6 +54,82 @@ fn helm(hub: &ControlPlane, home: &Path, args: &[&str]) -> Result<()> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(())
+}
+
+/// `kubeconfig` (JSON, as `member_access` writes it) with every cluster's server set to
+/// `server`.
+fn with_server(kubeconfig: &[u8], server: &str) -> Result<Vec<u8>> {
+    let mut value: serde_json::Value = serde_json::from_slice(kubeconfig)?;
+    for cluster in value["clusters"].as_array_mut().into_iter().flatten() {
+        cluster["cluster"]["server"] = server.into();
+    }
+    Ok(serde_json::to_vec(&value)?)
+}
+
+/// The chart's operator pods Running and ready in the hub; the name of the leader (the
+/// holder of the leader Lease).
+async fn operator_running(hub: &Client) -> Result<String> {
+    let pods: Api<Pod> = Api::namespaced(hub.clone(), OPERATOR_NS);
+    let leases: Api<Lease> = Api::namespaced(hub.clone(), OPERATOR_NS);
+    let (pods, leases) = (&pods, &leases);
+    Ok(wait_for_ok(
+        "the chart's operator pods ready, one leading",
+        DEADLINE,
+        || async move {
+            let list = pods
+                .list(&ListParams::default().labels(OPERATOR_SELECTOR))
+                .await
+                .map_err(|e| e.to_string())?;
+            let ready = list
+                .items
+                .iter()
+                .filter(|p| {
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.container_statuses.as_ref())
+                        .is_some_and(|cs| cs.iter().all(|c| c.ready))
+                })
+                .count();
+            if ready < 2 {
+                return Err(format!(
+                    "{ready} of {} operator pods ready",
+                    list.items.len()
+                ));
+            }
+            let all = leases
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            all.items
+                .iter()
+                .filter_map(|l| l.spec.as_ref()?.holder_identity.clone())
+                .find(|h| list.items.iter().any(|p| p.name_any() == *h))
+                .ok_or_else(|| "no operator pod holds the leader Lease yet".to_owned())
+        },
+    )
+    .await?)
+}
+
+/// The chart's operator pods' last log lines.
+fn operator_logs(hub: &KwokCluster) -> Result<String> {
+    let out = hub
+        .kubectl()
+        .args([
+            "-n",
+            OPERATOR_NS,
+            "logs",
+            "-l",
+            OPERATOR_SELECTOR,
+            "--tail",
+            "40",
+            "--prefix",
+        ])
+        .output()?;
+    Ok(format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
 }
 
 /// The agent pods of `role` in the member, Running with their container ready.
@@ -139,15 +217,19 @@ async fn the_operators_agents_run_on_real_nodes() -> Result<()> {
         return Ok(());
     }
     hsn_testkit::require_binaries(&["helm"])?;
-    let agent = hsn_testkit::cargo_bin("hsn-agent")?;
-    let images = NodeImages::build(&["hsn-agent"], agent.parent().context("agent dir")?)?;
+    let operator_bin = hsn_testkit::cargo_bin("hsn-operator")?;
+    let bins = operator_bin.parent().context("binary dir")?;
+    hsn_testkit::cargo_bin("hsn-agent")?;
+    let images = NodeImages::build(&["hsn-agent", "hsn-operator"], bins)?;
+    let network = NodeNetwork::create()?;
 
-    // The hub: the chart (CRDs, RBAC, its ServiceAccount); the operator runs as that account
-    // (a process here: the hub has no nodes, so the chart's Deployment stays without pods).
-    let hub = ControlPlane::start().await?;
+    // The hub with a real node: `helm install` and the chart's operator Deployment runs
+    // there, from the image built from this tree, as the chart's ServiceAccount.
+    let hub = KwokCluster::create_for_nodes("hub", network.gateway()).await?;
+    let _hub_node = RealNode::start(&hub, &network, NodeSpec::new("hub-1").images(&images)).await?;
     let home = tempfile::tempdir()?;
     helm(
-        &hub,
+        hub.kubeconfig(),
         home.path(),
         &[
             "install",
@@ -161,7 +243,6 @@ async fn the_operators_agents_run_on_real_nodes() -> Result<()> {
 
     // A member with two real nodes: one for edges (tainted, as kind/ sets edge nodes
     // aside), one where the super node lands.
-    let network = NodeNetwork::create()?;
     let mec = KwokCluster::create_for_nodes("mec-a", network.gateway()).await?;
     let edge_node = RealNode::start(
         &mec,
@@ -184,19 +265,24 @@ async fn the_operators_agents_run_on_real_nodes() -> Result<()> {
             .images(&images),
     )
     .await?;
+    // The chart's member identity, at the address the operator's pod reaches the member by.
     let member_kubeconfig = member_access(&mec.client(), &mec.self_contained_kubeconfig()?).await?;
+    let server = mec
+        .node_server_url()
+        .context("member made for real nodes")?;
+    let member_kubeconfig = with_server(&member_kubeconfig, server)?;
     let admin = hub.client();
     kubeconfig_secret(&admin, "mec-a", &member_kubeconfig).await?;
     mec_cluster(&admin, "mec-a", "mec-a", "mec-a").await?;
-
-    let as_operator = home.path().join("as-operator.kubeconfig");
-    as_service_account(
-        hub.kubeconfig(),
-        OPERATOR_NS,
-        &format!("{RELEASE}-operator"),
-        &as_operator,
-    )?;
-    let operator = Operator::start(&as_operator, home.path(), &[], &[]).await?;
+    let leader = operator_running(&admin).await;
+    let leader = match leader {
+        Ok(pod) => pod,
+        Err(e) => {
+            eprintln!("operator pods:\n{}", operator_logs(&hub)?);
+            return Err(e);
+        }
+    };
+    println!("the chart's operator runs on a real node: {leader}");
 
     let spec: HsnNetwork = serde_json::from_value(json!({
         "apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork",
@@ -218,7 +304,7 @@ async fn the_operators_agents_run_on_real_nodes() -> Result<()> {
 
     let result = check(&mec, &admin, &edge_node, &super_node).await;
     if result.is_err() {
-        eprintln!("operator log:\n{}", operator.log_tail());
+        eprintln!("operator log:\n{}", operator_logs(&hub)?);
         for node in [&edge_node, &super_node] {
             let log = node.dir().join("kubelet.log");
             let text = std::fs::read_to_string(&log).unwrap_or_default();

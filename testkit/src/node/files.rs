@@ -68,7 +68,9 @@ disabled_plugins = [
     }
 
     /// The bridge plugin with host-local addresses, for pods that are not hostNetwork; the
-    /// node needs a CNI config to turn Ready even when every pod is hostNetwork.
+    /// node needs a CNI config to turn Ready even when every pod is hostNetwork. Their
+    /// traffic leaving the node is masqueraded to the node's address (the node network
+    /// knows no route to pod subnets).
     fn cni(&self) -> String {
         serde_json::json!({
             "cniVersion": "0.4.0",
@@ -77,7 +79,7 @@ disabled_plugins = [
                 "type": "bridge",
                 "bridge": "cni0",
                 "isGateway": true,
-                "ipMasq": false,
+                "ipMasq": true,
                 "ipam": {
                     "type": "host-local",
                     "ranges": [[{"subnet": self.pod_subnet}]],

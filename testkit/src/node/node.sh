@@ -33,11 +33,14 @@ for d in /run /var/lib /var/log; do
 done
 
 # What kube-proxy would do for the one Service pods need, `kubernetes`: its address leads
-# to the API server's address on the node network.
+# to the API server's address on the node network, from hostNetwork pods (OUTPUT) and from
+# pods on the node's pod network (PREROUTING; the CNI config masquerades them).
 if [ -n "${SERVICE_DNAT:-}" ]; then
-  iptables -t nat -A OUTPUT -d "${SERVICE_DNAT%%:*}" -p tcp \
-    --dport "$(echo "$SERVICE_DNAT" | cut -d: -f2 | cut -d= -f1)" \
-    -j DNAT --to-destination "${SERVICE_DNAT#*=}"
+  for chain in OUTPUT PREROUTING; do
+    iptables -t nat -A "$chain" -d "${SERVICE_DNAT%%:*}" -p tcp \
+      --dport "$(echo "$SERVICE_DNAT" | cut -d: -f2 | cut -d= -f1)" \
+      -j DNAT --to-destination "${SERVICE_DNAT#*=}"
+  done
 fi
 
 containerd --config "$NODE_DIR/containerd.toml" >"$NODE_DIR/containerd.log" 2>&1 &
