@@ -66,6 +66,14 @@ fn with_server(kubeconfig: &[u8], server: &str) -> Result<Vec<u8>> {
     Ok(serde_json::to_vec(&value)?)
 }
 
+/// Whether every container of the pod is ready.
+fn all_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .is_some_and(|cs| cs.iter().all(|c| c.ready))
+}
+
 /// The chart's operator pods Running and ready in the hub; the name of the leader (the
 /// holder of the leader Lease).
 async fn operator_running(hub: &Client) -> Result<String> {
@@ -80,16 +88,7 @@ async fn operator_running(hub: &Client) -> Result<String> {
                 .list(&ListParams::default().labels(OPERATOR_SELECTOR))
                 .await
                 .map_err(|e| e.to_string())?;
-            let ready = list
-                .items
-                .iter()
-                .filter(|p| {
-                    p.status
-                        .as_ref()
-                        .and_then(|s| s.container_statuses.as_ref())
-                        .is_some_and(|cs| cs.iter().all(|c| c.ready))
-                })
-                .count();
+            let ready = list.items.iter().filter(|p| all_ready(p)).count();
             if ready < 2 {
                 return Err(format!(
                     "{ready} of {} operator pods ready",
@@ -147,12 +146,7 @@ async fn running_agents(member: &Client, role: &str, count: usize) -> Result<Vec
             .items
             .into_iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .filter(|p| {
-                p.status
-                    .as_ref()
-                    .and_then(|s| s.container_statuses.as_ref())
-                    .is_some_and(|cs| cs.iter().all(|c| c.ready))
-            })
+            .filter(all_ready)
             .collect();
         if ready.len() == count {
             Ok(ready)
@@ -438,13 +432,10 @@ async fn check(
         let list = pods
             .list(&ListParams::default().labels("hsn.io/role=edge"))
             .await?;
-        let new = list.items.into_iter().find(|p| {
-            p.name_any() != old
-                && p.status
-                    .as_ref()
-                    .and_then(|s| s.container_statuses.as_ref())
-                    .is_some_and(|cs| cs.iter().all(|c| c.ready))
-        });
+        let new = list
+            .items
+            .into_iter()
+            .find(|p| p.name_any() != old && all_ready(p));
         if let Some(new) = new {
             break new;
         }
