@@ -72,7 +72,7 @@ show_real_nodes() {
 up() {
   mkdir -p "$demo"
   step "building the operator, the agent and the demo's environment (first build: about 3 min)"
-  (cd "$root" && cargo build -q -p hsn-operator -p hsn-agent -p hsn-testkit --bin hsn-operator --bin hsn-agent --bin hsn-demo-env)
+  (cd "$root" && cargo build -q -p hsn-operator -p hsn-agent -p hsn-testkit --features hsn-testkit/operator --bin hsn-operator --bin hsn-agent --bin hsn-demo-env)
   start_env
   for m in "${!members[@]}"; do
     step "$m: $(k "$m" get nodes --no-headers | grep -c ' Ready') nodes Ready in region ${members[$m]} ($(grep -c "^$m " "$demo/real-nodes" || true) real)"

@@ -21,8 +21,10 @@ use anyhow::{Context as _, Result, bail};
 use hsn_testkit::node::{NodeImages, NodeNetwork, NodeSpec, RealNode};
 use hsn_testkit::{FakeNode, KwokCluster};
 
-/// What a node offers, as the demo's example network selects nodes.
-const EDGE: &str = "hsn.io/edge";
+/// What a node offers, as the demo's example network selects nodes (kwok's nodes get the
+/// same labels from `hsn_testkit::operator::nodes`: the first four of each zone edge-capable,
+/// alternating broadband and IoT slices).
+const EDGE: &str = hsn_operator::member::EDGE_CAPABLE_LABEL;
 const SLICE: &str = "hsn.io/slice";
 /// The taint only the example's IoT edge pool tolerates: real nodes run edges, never a super
 /// node (whose ledger the demo still starts by hand, hack/demo-datapath.sh).
@@ -69,23 +71,6 @@ fn options() -> Result<Options> {
     Ok(o)
 }
 
-/// kwok's nodes of one member: zones `<region>-1a/1b`, the first four of each zone
-/// edge-capable, alternating broadband and IoT slices.
-fn fake_nodes(region: &str, per_zone: usize) -> Vec<FakeNode> {
-    let mut nodes = Vec::new();
-    for zone in [format!("{region}-1a"), format!("{region}-1b")] {
-        for i in 1..=per_zone {
-            let mut node = FakeNode::new(&format!("{zone}-node-{i}"), region, &zone);
-            if i <= 4 {
-                let slice = if i % 2 == 1 { "embb" } else { "mmtc" };
-                node = node.label(EDGE, "true").label(SLICE, slice);
-            }
-            nodes.push(node);
-        }
-    }
-    nodes
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let o = options()?;
@@ -127,7 +112,7 @@ async fn main() -> Result<()> {
             None => KwokCluster::create(name).await?,
         };
         cluster
-            .add_nodes(&fake_nodes(region, o.nodes_per_zone))
+            .add_nodes(&hsn_testkit::operator::nodes(region, o.nodes_per_zone, 4))
             .await?;
         if let (Some(net), Some(images)) = (&network, &images) {
             for i in 1..=o.real_nodes {
