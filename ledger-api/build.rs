@@ -4,6 +4,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/hsn/ledger/v1/records.proto",
         "proto/hsn/ledger/v1/service.proto",
+        "proto/hsn/ledger/v1/replication.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

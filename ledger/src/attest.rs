@@ -5,6 +5,7 @@
 use ed25519_dalek::{Signature, Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 
+use crate::endorsing::Endorsing;
 use hsn_ledger_api::canonical::Canonical;
 use hsn_ledger_api::keys::NodeKey;
 use hsn_ledger_api::pb;
@@ -147,10 +148,16 @@ pub fn attestation_bytes(
         .finish()
 }
 
-/// The super node's judging identity: its signing key and configured tolerance.
+/// The attester key of judgements made by a replicated ledger: every validator judged the
+/// same numbers under the network's tolerance, nobody co-signs, and the validator set
+/// endorses the block instead.
+pub const VALIDATOR_SET: NodeKey = NodeKey([0; 32]);
+
+/// Who judges: a super node with its signing key (co-signs what it attests), or the
+/// validator set of a replicated ledger (co-signs nothing), under a tolerance.
 #[derive(Debug)]
 pub struct Attester {
-    key: SigningKey,
+    key: Option<SigningKey>,
     public: NodeKey,
     tolerance: Tolerance,
 }
@@ -160,8 +167,17 @@ impl Attester {
     pub fn new(key: SigningKey, tolerance: Tolerance) -> Self {
         let public = NodeKey::of(&key);
         Self {
-            key,
+            key: Some(key),
             public,
+            tolerance,
+        }
+    }
+
+    /// The judge of a replicated ledger: [`VALIDATOR_SET`], no co-signature.
+    pub fn replicated(tolerance: Tolerance) -> Self {
+        Self {
+            key: None,
+            public: VALIDATOR_SET,
             tolerance,
         }
     }
@@ -177,15 +193,24 @@ impl Attester {
     }
 
     /// Signs arbitrary canonical bytes (block headers) with the attester's key.
+    ///
+    /// # Panics
+    /// For the replicated judge, which has no key (it never seals signed blocks).
     pub fn sign(&self, message: &[u8]) -> Signature {
-        self.key.sign(message)
+        let key = self
+            .key
+            .as_ref()
+            .expect("only a super node's attester signs");
+        key.sign(message)
     }
 
-    /// Judges a record against an observation of the same key; co-signs when attested.
+    /// Judges a record against an observation of the same key; a super node co-signs when
+    /// attested.
     pub fn judge(&self, record: &SignedRecord, observation: &SignedObservation) -> Judgement {
         let verdict = judge(record.body.bytes, observation.body.bytes, self.tolerance);
-        let cosignature = (verdict == Verdict::Attested).then(|| {
-            self.key.sign(&attestation_bytes(
+        let key = self.key.as_ref().filter(|_| verdict == Verdict::Attested);
+        let cosignature = key.map(|key| {
+            key.sign(&attestation_bytes(
                 record,
                 observation,
                 verdict,
@@ -216,17 +241,22 @@ pub enum AttestError {
     /// Attested without a co-signature.
     #[error("attested without a co-signature")]
     MissingCosignature,
-    /// Disputed with a co-signature.
-    #[error("disputed but co-signed")]
+    /// Disputed with a co-signature, or co-signed in a replicated chain.
+    #[error("co-signed where no co-signature belongs")]
     UnexpectedCosignature,
+    /// In a replicated chain, judged by someone other than the validator set.
+    #[error("judged by {0}, but in a replicated chain the validator set judges")]
+    NotTheValidatorSet(NodeKey),
 }
 
 /// Re-judges a stored judgement; returns the co-signature and the bytes it must verify
-/// over, so callers can verify many in one batch.
+/// over, so callers can verify many in one batch. In a block endorsed by a validator
+/// quorum the judge is [`VALIDATOR_SET`] and there is no co-signature.
 pub fn recheck(
     judgement: &Judgement,
     record: &SignedRecord,
     observation: &SignedObservation,
+    endorsing: Endorsing,
 ) -> Result<Option<(Vec<u8>, Signature)>, AttestError> {
     let expected = judge(
         record.body.bytes,
@@ -238,6 +268,13 @@ pub fn recheck(
             stated: judgement.verdict,
             expected,
         });
+    }
+    if endorsing == Endorsing::Quorum {
+        return match (judgement.attester, judgement.cosignature) {
+            (VALIDATOR_SET, None) => Ok(None),
+            (VALIDATOR_SET, Some(_)) => Err(AttestError::UnexpectedCosignature),
+            (other, _) => Err(AttestError::NotTheValidatorSet(other)),
+        };
     }
     match (judgement.verdict, judgement.cosignature) {
         (Verdict::Attested, None) => Err(AttestError::MissingCosignature),
@@ -312,7 +349,9 @@ mod tests {
         let attester = Attester::new(sup.clone(), tol(100, 0));
         let j = attester.judge(&record, &observation);
         assert_eq!(j.verdict, Verdict::Attested);
-        let (bytes, sig) = recheck(&j, &record, &observation).unwrap().unwrap();
+        let (bytes, sig) = recheck(&j, &record, &observation, Endorsing::Signers)
+            .unwrap()
+            .unwrap();
         assert!(sup.verifying_key().verify(&bytes, &sig).is_ok());
     }
 
@@ -322,11 +361,34 @@ mod tests {
         let attester = Attester::new(sup, tol(100, 100));
         let mut j = attester.judge(&record, &observation);
         assert_eq!(j.verdict, Verdict::Disputed);
-        assert_eq!(recheck(&j, &record, &observation), Ok(None));
+        assert_eq!(
+            recheck(&j, &record, &observation, Endorsing::Signers),
+            Ok(None)
+        );
         j.verdict = Verdict::Attested;
         assert!(matches!(
-            recheck(&j, &record, &observation),
+            recheck(&j, &record, &observation, Endorsing::Signers),
             Err(AttestError::VerdictMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn the_validator_set_judges_without_cosigning() {
+        let (record, observation, sup) = pair(10_000, 10_050);
+        let j = Attester::replicated(tol(100, 0)).judge(&record, &observation);
+        assert_eq!(
+            (j.verdict, j.attester, j.cosignature),
+            (Verdict::Attested, VALIDATOR_SET, None)
+        );
+        assert_eq!(
+            recheck(&j, &record, &observation, Endorsing::Quorum),
+            Ok(None)
+        );
+        assert_eq!(
+            recheck(&j, &record, &observation, Endorsing::Signers),
+            Err(AttestError::MissingCosignature)
+        );
+        let signed = Attester::new(sup, tol(100, 0)).judge(&record, &observation);
+        assert!(recheck(&signed, &record, &observation, Endorsing::Quorum).is_err());
     }
 }

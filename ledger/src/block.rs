@@ -4,14 +4,13 @@
 use ed25519_dalek::Signature;
 
 use crate::attest::Attester;
+pub use crate::endorsing::Endorsing;
 use crate::entry::Entry;
 use crate::merkle::{self, Hash};
 use hsn_ledger_api::canonical::Canonical;
 use hsn_ledger_api::keys::NodeKey;
 use hsn_ledger_api::pb;
 
-/// Block format version.
-pub const BLOCK_VERSION: u32 = 1;
 /// Domain tag of a header's hashed bytes.
 pub const BLOCK_DOMAIN: &str = "HSN-LEDGER/BLOCK/V1";
 /// Domain tag of the bytes block signers sign.
@@ -22,6 +21,8 @@ pub const GENESIS_PREV_HASH: Hash = [0; 32];
 /// A block header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockHeader {
+    /// How the block is endorsed (the header version).
+    pub endorsing: Endorsing,
     /// The network.
     pub network: String,
     /// Position in the chain, from 0.
@@ -44,7 +45,7 @@ impl BlockHeader {
     /// The header's hash: BLAKE3 over its canonical bytes.
     pub fn hash(&self) -> Hash {
         let mut c = Canonical::new(BLOCK_DOMAIN)
-            .u32(BLOCK_VERSION)
+            .u32(self.endorsing.version())
             .str(&self.network)
             .u64(self.height)
             .u64(self.epoch)
@@ -69,7 +70,7 @@ impl BlockHeader {
     /// The wire form.
     pub fn to_pb(&self) -> pb::BlockHeader {
         pb::BlockHeader {
-            version: BLOCK_VERSION,
+            version: self.endorsing.version(),
             network: self.network.clone(),
             height: self.height,
             epoch: self.epoch,
@@ -83,14 +84,13 @@ impl BlockHeader {
 
     /// Reads a header from the wire.
     pub fn from_pb(m: &pb::BlockHeader) -> Result<Self, BlockError> {
-        if m.version != BLOCK_VERSION {
-            return Err(BlockError::Version(m.version));
-        }
+        let endorsing = Endorsing::from_version(m.version).ok_or(BlockError::Version(m.version))?;
         let hash = |v: &[u8], field| -> Result<Hash, BlockError> {
             v.try_into().map_err(|_| BlockError::HashLength(field))
         };
         let signers = m.signers.iter().map(|s| NodeKey::from_slice(s));
         Ok(Self {
+            endorsing,
             network: m.network.clone(),
             height: m.height,
             epoch: m.epoch,
@@ -105,13 +105,14 @@ impl BlockHeader {
     }
 }
 
-/// A header and its signatures, one per signer in order.
+/// A header and its signatures, one place per signer in order (on the wire an empty byte
+/// string where a signer has not signed).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedHeader {
     /// The header.
     pub header: BlockHeader,
-    /// Signatures over `header.signing_bytes()`.
-    pub signatures: Vec<Signature>,
+    /// Signatures over `header.signing_bytes()`; `None` where the signer has not signed.
+    pub signatures: Vec<Option<Signature>>,
 }
 
 impl SignedHeader {
@@ -122,7 +123,7 @@ impl SignedHeader {
             signatures: self
                 .signatures
                 .iter()
-                .map(|s| s.to_bytes().to_vec())
+                .map(|s| s.map(|s| s.to_bytes().to_vec()).unwrap_or_default())
                 .collect(),
         }
     }
@@ -130,7 +131,11 @@ impl SignedHeader {
     /// Reads a signed header from the wire.
     pub fn from_pb(m: &pb::SignedHeader) -> Result<Self, BlockError> {
         let header = BlockHeader::from_pb(m.header.as_ref().ok_or(BlockError::MissingHeader)?)?;
-        let signatures = m.signatures.iter().map(|s| Signature::from_slice(s));
+        let signatures = m.signatures.iter().map(|s| {
+            (!s.is_empty())
+                .then(|| Signature::from_slice(s))
+                .transpose()
+        });
         let signatures = signatures
             .collect::<Result<_, _>>()
             .map_err(|_| BlockError::SignatureLength)?;
@@ -164,7 +169,7 @@ pub enum BlockError {
     #[error("block has no header")]
     MissingHeader,
     /// Unknown block version.
-    #[error("unsupported block version {0} (this ledger reads {BLOCK_VERSION})")]
+    #[error("unsupported block version {0} (this ledger reads 1 and 2)")]
     Version(u32),
     /// A hash field that is not 32 bytes.
     #[error("{0} is not 32 bytes")]
@@ -207,18 +212,33 @@ impl Tip {
     }
 }
 
-/// Seals entries (already in key order, all of one epoch) into the block after `tip`,
-/// signed by the attester.
+/// Who endorses the blocks a ledger seals.
+#[derive(Clone, Copy, Debug)]
+pub enum Sealer<'a> {
+    /// The ledger's own super node signs at once (version 1).
+    Attester(&'a Attester),
+    /// The validator set endorses later, through vote extensions (version 2); the keys are
+    /// the set at sealing, in key order.
+    Validators(&'a [NodeKey]),
+}
+
+/// Seals entries (already in key order, all of one epoch) into the block after `tip`:
+/// signed by the attester, or listing the validators that will endorse it.
 pub fn seal(
     tip: &Tip,
     network: &str,
     epoch: u64,
     entries: Vec<Entry>,
     time: u64,
-    attester: &Attester,
+    sealer: Sealer<'_>,
 ) -> Block {
     let leaves: Vec<Hash> = entries.iter().map(Entry::leaf_hash).collect();
+    let (endorsing, signers) = match sealer {
+        Sealer::Attester(a) => (Endorsing::Signers, vec![a.public()]),
+        Sealer::Validators(v) => (Endorsing::Quorum, v.to_vec()),
+    };
     let header = BlockHeader {
+        endorsing,
         network: network.to_owned(),
         height: tip.next_height,
         epoch,
@@ -226,14 +246,14 @@ pub fn seal(
         merkle_root: merkle::root(&leaves),
         entry_count: u32::try_from(entries.len()).expect("blocks are bounded well below u32::MAX"),
         time: time.max(tip.prev_time),
-        signers: vec![attester.public()],
+        signers,
     };
-    let signature = attester.sign(&header.signing_bytes());
+    let signatures = match sealer {
+        Sealer::Attester(a) => vec![Some(a.sign(&header.signing_bytes()))],
+        Sealer::Validators(v) => vec![None; v.len()],
+    };
     Block {
-        header: SignedHeader {
-            header,
-            signatures: vec![signature],
-        },
+        header: SignedHeader { header, signatures },
         entries,
     }
 }
@@ -247,6 +267,7 @@ mod tests {
 
     fn header() -> BlockHeader {
         BlockHeader {
+            endorsing: Endorsing::Signers,
             network: "n".into(),
             height: 3,
             epoch: 9,
@@ -294,6 +315,10 @@ mod tests {
                 signers: vec![],
                 ..base.clone()
             },
+            BlockHeader {
+                endorsing: Endorsing::Quorum,
+                ..base.clone()
+            },
         ];
         for v in variants {
             assert_ne!(v.hash(), base.hash(), "{v:?}");
@@ -315,11 +340,31 @@ mod tests {
     #[test]
     fn sealed_time_never_goes_back() {
         let attester = Attester::new(SigningKey::from_bytes(&[5; 32]), Tolerance::default());
-        let first = seal(&Tip::GENESIS, "n", 1, vec![], 500, &attester);
+        let first = seal(
+            &Tip::GENESIS,
+            "n",
+            1,
+            vec![],
+            500,
+            Sealer::Attester(&attester),
+        );
         let tip = Tip::after(&first.header.header);
-        let second = seal(&tip, "n", 2, vec![], 400, &attester);
+        let second = seal(&tip, "n", 2, vec![], 400, Sealer::Attester(&attester));
         assert_eq!(second.header.header.time, 500);
         assert_eq!(second.header.header.prev_hash, first.header.header.hash());
         assert_eq!(second.header.header.height, 1);
+    }
+
+    #[test]
+    fn quorum_is_more_than_two_thirds() {
+        let needed: Vec<usize> = (1..=7).map(|n| Endorsing::Quorum.needed(n)).collect();
+        assert_eq!(needed, [1, 2, 3, 3, 4, 5, 5]);
+        assert_eq!(Endorsing::Signers.needed(4), 4);
+        let keys = [NodeKey([1; 32]), NodeKey([2; 32])];
+        let block = seal(&Tip::GENESIS, "n", 1, vec![], 5, Sealer::Validators(&keys));
+        assert_eq!(block.header.header.endorsing, Endorsing::Quorum);
+        assert_eq!(block.header.signatures, [None, None]);
+        let back = SignedHeader::from_pb(&block.header.to_pb()).unwrap();
+        assert_eq!(back, block.header);
     }
 }

@@ -123,7 +123,7 @@ impl Metrics {
     }
 
     /// Counts what a submission did.
-    pub fn submitted(&self, result: &Result<Submitted, SubmitError>) {
+    pub fn submitted(&self, result: Result<&Submitted, &SubmitError>) {
         match result {
             Ok(s) => {
                 let counts = [s.stored, s.duplicates, s.attested, s.disputed];

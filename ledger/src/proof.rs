@@ -50,10 +50,22 @@ pub fn verify_inclusion(
 ) -> Result<Included, InclusionError> {
     let signed = SignedHeader::from_pb(header)?;
     let mut points = |k: &_, r| verify::resolve(registry, k, r);
-    verify::check_block_signatures(&signed, &mut points)?;
+    if !verify::check_block_signatures(&signed, &mut points)? {
+        let (signers, present) = (
+            signed.header.signers.len(),
+            signed.signatures.iter().flatten().count(),
+        );
+        let needed = signed.header.endorsing.needed(signers);
+        return Err(VerifyErrorKind::Quorum {
+            signed: present,
+            needed,
+            signers,
+        }
+        .into());
+    }
     let entry = Entry::from_pb(entry).map_err(VerifyErrorKind::from)?;
     let mut batch = Batch::with_capacity(3);
-    verify::push_entry_signatures(&entry, 0, &mut batch, &mut points)?;
+    verify::push_entry_signatures(&entry, signed.header.endorsing, 0, &mut batch, &mut points)?;
     if let Err(culprit) = batch.verify() {
         let kind = match culprit {
             Some((_, what)) => VerifyErrorKind::Signature(what),

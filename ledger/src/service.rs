@@ -13,6 +13,8 @@ use tonic::{Code, Request, Response, Status};
 
 use crate::ledger::{Ledger, ProofError, Refusal, SealError, SubmitError};
 use crate::metrics::Metrics;
+use crate::replica::Outcome;
+use crate::replica::forward::Forwarder;
 use crate::store::{Location, StoreError};
 use hsn_ledger_api::pb;
 use hsn_ledger_api::record::{RecordError, RecordKey};
@@ -27,6 +29,8 @@ pub struct LedgerService {
     ledger: Arc<Ledger>,
     metrics: Metrics,
     shutdown: watch::Receiver<bool>,
+    /// A replica's submissions go through CometBFT; sealing follows block time.
+    forwarder: Option<Forwarder>,
 }
 
 impl LedgerService {
@@ -36,6 +40,34 @@ impl LedgerService {
             ledger,
             metrics,
             shutdown,
+            forwarder: None,
+        }
+    }
+
+    /// Serves a replica of a replicated ledger: reads from its store, submissions through
+    /// `forwarder`.
+    pub fn replicated(
+        ledger: Arc<Ledger>,
+        forwarder: Forwarder,
+        metrics: Metrics,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            forwarder: Some(forwarder),
+            ..Self::new(ledger, metrics, shutdown)
+        }
+    }
+
+    async fn submit(&self, body: pb::SubmitRecordsRequest) -> Result<Outcome, Status> {
+        match &self.forwarder {
+            None => {
+                self.blocking(move |l| l.submit(&body).map_err(Arc::new))
+                    .await
+            }
+            Some(f) => f
+                .submit(body)
+                .await
+                .map_err(|e| Status::unavailable(e.to_string())),
         }
     }
 
@@ -132,8 +164,11 @@ impl pb::ledger_server::Ledger for LedgerService {
     ) -> Result<Response<pb::SubmitRecordsResponse>, Status> {
         let started = Instant::now();
         let body = request.into_inner();
-        let result = self.blocking(move |l| l.submit(&body)).await?;
-        self.metrics.submitted(&result);
+        let result = match self.submit(body).await {
+            Ok(result) => result,
+            Err(status) => return self.counted("SubmitRecords", Err(status)),
+        };
+        self.metrics.submitted(result.as_ref().map_err(|e| &**e));
         self.metrics
             .submit_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -260,6 +295,12 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::SealEpochsRequest>,
     ) -> Result<Response<pb::SealEpochsResponse>, Status> {
+        if self.forwarder.is_some() {
+            let refused = Status::failed_precondition(
+                "a replicated ledger seals an epoch when its late window ends, by block time",
+            );
+            return self.counted("SealEpochs", Err(refused));
+        }
         let through = request.into_inner().through_epoch;
         let sealed = self.blocking(move |l| l.seal_through(through)).await?;
         let reply = match sealed {

@@ -49,6 +49,7 @@ pub mod traffic;
 mod wait;
 
 pub use cluster::error::Error;
+pub use cluster::ports::free_ports;
 pub use cluster::{
     ALL_BINARIES, ControlPlane, FakeNode, KWOK_NODE_ANNOTATION, KwokCluster, NODE_BINARIES, bin,
     bin_dir, install_crds, process_alive, require_binaries,

@@ -192,13 +192,20 @@ struct VerifyFailure {
 }
 
 fn summary_table(s: &ChainSummary) -> String {
-    format!(
+    let mut out = format!(
         "chain verified: network {}, {} blocks, {} entries, head {}\n",
         s.network.as_deref().unwrap_or("-"),
         s.blocks,
         s.entries,
         s.head_hash.as_deref().unwrap_or("-"),
-    )
+    );
+    if s.awaiting_endorsement > 0 {
+        out.push_str(&format!(
+            "the newest {} blocks await their validator quorum's endorsement\n",
+            s.awaiting_endorsement
+        ));
+    }
+    out
 }
 
 async fn connect(args: &LedgerArgs) -> Result<LedgerClient<Channel>, CliError> {

@@ -12,11 +12,11 @@ use tokio::sync::watch;
 pub use submit::{Item, ItemRefusal, Refusal, SubmitError, Submitted};
 
 use crate::attest::{Attester, Tolerance};
-use crate::block::{self, SignedHeader};
+use crate::block::{self, Sealer, SignedHeader};
 use crate::clock::Clock;
 use crate::entry::Entry;
 use crate::merkle::{self, Hash};
-use crate::store::{At, Location, Store, StoreError};
+use crate::store::{At, Location, Store, StoreError, WriteTables};
 use hsn_core::EpochClock;
 use hsn_ledger_api::keys::{KeyRegistry, NodeKey};
 use hsn_ledger_api::pb;
@@ -160,6 +160,29 @@ impl Ledger {
         registry: KeyRegistry,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, OpenError> {
+        let attester = Attester::new(key, config.tolerance);
+        Self::open_with(config, store, attester, registry, clock)
+    }
+
+    /// The ledger of one replica of a replicated chain: judged by the validator set (no
+    /// co-signatures), sealed into blocks the validators endorse, on `clock` = block time.
+    pub fn open_replicated(
+        config: LedgerConfig,
+        store: Store,
+        registry: KeyRegistry,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, OpenError> {
+        let attester = Attester::replicated(config.tolerance);
+        Self::open_with(config, store, attester, registry, clock)
+    }
+
+    fn open_with(
+        config: LedgerConfig,
+        store: Store,
+        attester: Attester,
+        registry: KeyRegistry,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, OpenError> {
         if config.max_block_entries == 0 || config.max_batch_items == 0 {
             return Err(OpenError::Limits);
         }
@@ -174,7 +197,7 @@ impl Ledger {
         drop(read);
         Ok(Self {
             epochs: EpochClock::new(config.epoch_seconds),
-            attester: Attester::new(key, config.tolerance),
+            attester,
             registry: RwLock::new(registry),
             blocks: watch::Sender::new(blocks),
             config,
@@ -240,27 +263,62 @@ impl Ledger {
         {
             return Ok(Vec::new());
         }
-        let sealed = self.store.write(|t| -> Result<_, StoreError> {
-            if t.sealed_through()?.is_some_and(|s| s >= epoch) {
-                return Ok(Vec::new());
-            }
-            let mut tip = t.tip()?;
-            let mut headers = Vec::new();
-            while let Some(e) = t.first_pending_epoch()?.filter(|&e| e <= epoch) {
-                let entries = t.pending_of_epoch(e, self.config.max_block_entries)?;
-                let network = &self.config.network;
-                let block = block::seal(&tip, network, e, entries, now, &self.attester);
-                t.put_block(&block)?;
-                tip = block::Tip::after(&block.header.header);
-                headers.push(block.header);
-            }
-            t.set_sealed_through(epoch)?;
-            Ok(headers)
-        })?;
+        let sealer = Sealer::Attester(&self.attester);
+        let sealed = self
+            .store
+            .write(|t| self.seal_epochs(t, epoch, now, sealer))?;
         if let Some(last) = sealed.last() {
             self.blocks.send_replace(last.header.height + 1);
         }
         Ok(sealed)
+    }
+
+    /// Inside a replicated block's transaction, seals every epoch whose late window is over
+    /// at the ledger clock's time (the block's), into blocks listing `validators` as their
+    /// signers (they endorse them later, through vote extensions).
+    pub fn seal_due_in(
+        &self,
+        t: &mut WriteTables<'_>,
+        validators: &[NodeKey],
+    ) -> Result<Vec<SignedHeader>, StoreError> {
+        let now = self.clock.now();
+        match self.epochs.ended_by(now, self.config.grace_seconds) {
+            Some(epoch) => self.seal_epochs(t, epoch, now, Sealer::Validators(validators)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn seal_epochs(
+        &self,
+        t: &mut WriteTables<'_>,
+        epoch: u64,
+        now: u64,
+        sealer: Sealer<'_>,
+    ) -> Result<Vec<SignedHeader>, StoreError> {
+        if t.sealed_through()?.is_some_and(|s| s >= epoch) {
+            return Ok(Vec::new());
+        }
+        let mut tip = t.tip()?;
+        let mut headers = Vec::new();
+        while let Some(e) = t.first_pending_epoch()?.filter(|&e| e <= epoch) {
+            let entries = t.pending_of_epoch(e, self.config.max_block_entries)?;
+            let network = &self.config.network;
+            let block = block::seal(&tip, network, e, entries, now, sealer);
+            t.put_block(&block)?;
+            tip = block::Tip::after(&block.header.header);
+            headers.push(block.header);
+        }
+        t.set_sealed_through(epoch)?;
+        Ok(headers)
+    }
+
+    /// Tells block watchers about blocks another writer committed (a replicated ledger's
+    /// blocks become visible at ABCI `Commit`).
+    pub fn blocks_committed(&self) -> Result<(), StoreError> {
+        let blocks = self.store.read()?.status()?.blocks;
+        self.blocks
+            .send_if_modified(|b| std::mem::replace(b, blocks) != blocks);
+        Ok(())
     }
 
     /// Head, epochs and counts.

@@ -3,6 +3,7 @@
 //! refused item refuses the request and nothing of it is stored, except the evidence of a
 //! conflict.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use ed25519_dalek::VerifyingKey;
@@ -11,7 +12,7 @@ use super::Ledger;
 use crate::attest::{Attester, Verdict};
 use crate::entry::{Entry, Merge, Part, merge};
 use crate::sigs::Batch;
-use crate::store::{StoreError, WriteTables};
+use crate::store::{Location, StoreError, WriteTables};
 use hsn_core::Role;
 use hsn_ledger_api::keys::{KeyRegistry, NodeKey};
 use hsn_ledger_api::pb;
@@ -204,6 +205,48 @@ impl Ledger {
         let (parts, items) = self.validate(request)?;
         let now = self.clock.now();
         let applied = self.store.write(|t| apply(t, &parts, &self.attester, now));
+        self.settle(applied, &items, |evidence| {
+            self.store.write(|t| t.add_evidence(evidence)).map(drop)
+        })
+    }
+
+    /// Validates and applies a request inside the write transaction of a replicated block,
+    /// at the ledger clock's time (the block's); a refusal writes only its evidence.
+    pub fn submit_in(
+        &self,
+        t: &mut WriteTables<'_>,
+        request: &pb::SubmitRecordsRequest,
+    ) -> Result<Submitted, SubmitError> {
+        let (parts, items) = self.validate(request)?;
+        let applied = apply(t, &parts, &self.attester, self.clock.now());
+        self.settle(applied, &items, |evidence| {
+            t.add_evidence(evidence).map(drop)
+        })
+    }
+
+    /// What a request would do against the last committed state, writing nothing: the
+    /// validation of `submit` plus the exactly-once rule on a read snapshot (CheckTx).
+    pub fn check(&self, request: &pb::SubmitRecordsRequest) -> Result<Submitted, SubmitError> {
+        let (parts, items) = self.validate(request)?;
+        let read = self.store.read()?;
+        let sealed = read.sealed_through()?;
+        let lookup = |key: &RecordKey, _sealed: bool| {
+            Ok(match read.locate(key)? {
+                Location::Absent => None,
+                Location::Pending(entry) | Location::Sealed { entry, .. } => Some(entry),
+            })
+        };
+        let staged = stage(&parts, &self.attester, self.clock.now(), sealed, lookup);
+        self.settle(staged.map(|(done, _)| done), &items, |_| Ok(()))
+    }
+
+    /// The outcome of applying: a refusal names its item; its evidence goes to `keep`.
+    fn settle(
+        &self,
+        applied: Result<Submitted, ApplyError>,
+        items: &[Item],
+        keep: impl FnOnce(&pb::Evidence) -> Result<(), StoreError>,
+    ) -> Result<Submitted, SubmitError> {
         match applied {
             Ok(done) => Ok(done),
             Err(ApplyError::Store(e)) => Err(e.into()),
@@ -214,7 +257,7 @@ impl Ledger {
                     evidence,
                 } = *refused_in_txn;
                 if let Some(evidence) = evidence {
-                    self.store.write(|t| t.add_evidence(&evidence))?;
+                    keep(&evidence)?;
                 }
                 Err(refused(items[position], refusal))
             }
@@ -332,7 +375,9 @@ impl Ledger {
     }
 }
 
-/// The exactly-once rule against stored state, inside one write transaction.
+/// The exactly-once rule against stored state: every part is merged in memory first (a
+/// request may fill both halves of one entry), and only when none is refused are the
+/// changed entries written, so a refusal writes nothing.
 fn apply(
     t: &mut WriteTables<'_>,
     parts: &[Part],
@@ -340,13 +385,34 @@ fn apply(
     now: u64,
 ) -> Result<Submitted, ApplyError> {
     let sealed = t.sealed_through()?;
+    let (done, staged) = stage(parts, attester, now, sealed, |key, sealed| match sealed {
+        true => t.sealed(key),
+        false => t.pending(key),
+    })?;
+    for entry in staged.values() {
+        t.put_pending(entry)?;
+    }
+    Ok(done)
+}
+
+/// The entries a request changes, keyed by entry key bytes (so written in key order), with
+/// what it did; `lookup(key, sealed)` reads the stored entry.
+fn stage(
+    parts: &[Part],
+    attester: &Attester,
+    now: u64,
+    sealed: Option<u64>,
+    mut lookup: impl FnMut(&RecordKey, bool) -> Result<Option<Entry>, StoreError>,
+) -> Result<(Submitted, BTreeMap<Vec<u8>, Entry>), ApplyError> {
     let mut done = Submitted::default();
+    let mut staged = BTreeMap::new();
     for (position, part) in parts.iter().enumerate() {
         let key = part.key();
         let through = sealed.filter(|&s| key.epoch <= s);
-        let existing = match through {
-            Some(_) => t.sealed(&key)?,
-            None => t.pending(&key)?,
+        let bytes = key.to_bytes();
+        let existing = match staged.get(&bytes) {
+            Some(entry) => Some(Entry::clone(entry)),
+            None => lookup(&key, through.is_some())?,
         };
         match (merge(existing.as_ref(), part, attester), through) {
             (Merge::Duplicate, _) => done.duplicates += 1,
@@ -374,7 +440,7 @@ fn apply(
                 })));
             }
             (Merge::Stored { entry, verdict }, None) => {
-                t.put_pending(&entry)?;
+                staged.insert(bytes, *entry);
                 done.stored += 1;
                 match verdict {
                     Some(Verdict::Attested) => done.attested += 1,
@@ -384,7 +450,7 @@ fn apply(
             }
         }
     }
-    Ok(done)
+    Ok((done, staged))
 }
 
 fn evidence(stored: Option<&Entry>, part: &Part, now: u64) -> pb::Evidence {

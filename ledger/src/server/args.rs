@@ -27,8 +27,21 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the ledger over gRPC.
+    /// Serve the ledger of one super node over gRPC.
     Serve(Box<ServeArgs>),
+    /// Serve one replica of a network's replicated ledger: the ABCI application of the
+    /// CometBFT node beside it, and the ledger's gRPC API.
+    Replica(Box<super::ReplicaArgs>),
+    /// Write CometBFT's priv_validator_key.json from a super node's key file, so the super
+    /// node's key is its validator key.
+    ValidatorKey {
+        /// The super node's key file.
+        #[arg(long)]
+        key_file: PathBuf,
+        /// Where to write the CometBFT key (refuses to overwrite).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write a new signing key file and print its public key.
     Keygen {
         /// Where to write the key (refuses to overwrite).
@@ -101,19 +114,22 @@ pub struct TlsArgs {
     pub tls_client_ca: Option<PathBuf>,
 }
 
+impl TlsArgs {
+    /// The files, when TLS is on.
+    pub fn files(&self) -> Option<TlsFiles> {
+        let (cert, key) = self.tls_cert.clone().zip(self.tls_key.clone())?;
+        Some(TlsFiles {
+            cert,
+            key,
+            client_ca: self.tls_client_ca.clone(),
+        })
+    }
+}
+
 impl ServeArgs {
     /// The server configuration these flags describe.
     pub fn config(&self) -> ServerConfig {
-        let tls = self
-            .tls
-            .tls_cert
-            .clone()
-            .zip(self.tls.tls_key.clone())
-            .map(|(cert, key)| TlsFiles {
-                cert,
-                key,
-                client_ca: self.tls.tls_client_ca.clone(),
-            });
+        let tls = self.tls.files();
         ServerConfig {
             listen: self.listen,
             db: self.db.clone(),
@@ -149,8 +165,29 @@ impl Cli {
                 Ok(())
             }
             Command::Serve(args) => super::run(args.config(), terminated()).await,
+            Command::Replica(args) => super::run_replica(args.config(), terminated()).await,
+            Command::ValidatorKey { key_file, out } => {
+                let key = keys::read_signing_key(&key_file)?;
+                let json = crate::replica::validator_key_json(&key);
+                write_new(&out, json.as_bytes())
+            }
         }
     }
+}
+
+/// Writes a new file readable by its owner only; refuses to overwrite one.
+fn write_new(path: &std::path::Path, bytes: &[u8]) -> Result<(), ServerError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let what = || format!("write {}", path.display());
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| super::io(&what(), source))?;
+    file.write_all(bytes)
+        .map_err(|source| super::io(&what(), source))
 }
 
 /// Completes on SIGTERM or Ctrl-C.

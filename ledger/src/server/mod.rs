@@ -3,8 +3,10 @@
 //! exposes `/metrics`.
 
 mod args;
+mod replica;
 
 pub use args::{Cli, Command, ServeArgs, TlsArgs};
+pub use replica::{ReplicaArgs, ReplicaConfig, run_replica};
 
 use hsn_runtime::admin::{self, Readiness};
 use hsn_runtime::signals::Hangups;
@@ -81,6 +83,9 @@ pub enum ServerError {
         /// What failed.
         source: std::io::Error,
     },
+    /// A replica's genesis or replicated state.
+    #[error("replica: {0}")]
+    Replica(String),
     /// gRPC transport (TLS setup, serving).
     #[error("grpc: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -115,19 +120,7 @@ pub async fn run(
         .local_addr()
         .map_err(|source| io("gRPC address", source))?;
     if let Some(at) = config.metrics_listen {
-        let mut stop = stop_rx.clone();
-        let stopped = async move {
-            let _ = stop.wait_for(|&s| s).await;
-        };
-        let (bound, server) = admin::serve(at, Arc::new(prometheus), Readiness::always(), stopped)
-            .await
-            .map_err(|source| io(&format!("bind metrics {at}"), source))?;
-        println!("hsn-ledger metrics on {bound}");
-        tokio::spawn(async move {
-            if let Err(error) = server.await {
-                tracing::error!(%error, "metrics server failed");
-            }
-        });
+        start_metrics(at, prometheus, stop_rx.clone()).await?;
     }
     tokio::spawn(seal_loop(
         ledger.clone(),
@@ -141,28 +134,77 @@ pub async fn run(
         stop_rx.clone(),
     ));
 
-    let service = LedgerServer::new(LedgerService::new(ledger.clone(), metrics.clone(), stop_rx))
-        .max_decoding_message_size(config.max_request_bytes)
+    let service = LedgerService::new(ledger.clone(), metrics.clone(), stop_rx);
+    tracing::info!(%addr, network = %config.ledger.network, signer = %ledger.public_key(), "serving");
+    let grpc = Grpc {
+        listener,
+        tls: config.tls.as_ref(),
+        max_request_bytes: config.max_request_bytes,
+    };
+    serve_grpc(grpc, service, metrics, shutdown, stop_tx).await
+}
+
+/// Where and how the gRPC service listens.
+struct Grpc<'a> {
+    listener: TcpListener,
+    tls: Option<&'a TlsFiles>,
+    max_request_bytes: usize,
+}
+
+/// Serves `service` until `shutdown`, then tells the server's tasks through `stop`.
+async fn serve_grpc(
+    grpc: Grpc<'_>,
+    service: LedgerService,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()>,
+    stop: watch::Sender<bool>,
+) -> Result<(), ServerError> {
+    let addr = grpc
+        .listener
+        .local_addr()
+        .map_err(|source| io("gRPC address", source))?;
+    let service = LedgerServer::new(service)
+        .max_decoding_message_size(grpc.max_request_bytes)
         .max_encoding_message_size(usize::MAX);
     let mut builder = Server::builder();
-    if let Some(tls) = &config.tls {
+    if let Some(tls) = grpc.tls {
         builder = builder.tls_config(tls_config(tls)?)?;
     }
-    let too_large = metrics.clone();
     let router = builder
         .layer(tower::util::MapResponseLayer::new(move |r| {
-            count_too_large(&too_large, r)
+            count_too_large(&metrics, r)
         }))
         .add_service(service);
-    tracing::info!(%addr, network = %config.ledger.network, signer = %ledger.public_key(), "serving");
     println!("hsn-ledger listening on {addr}");
     let stopping = async move {
         shutdown.await;
-        let _ = stop_tx.send(true);
+        let _ = stop.send(true);
     };
+    let incoming = TcpIncoming::from(grpc.listener).with_nodelay(Some(true));
     router
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), stopping)
+        .serve_with_incoming_shutdown(incoming, stopping)
         .await?;
+    Ok(())
+}
+
+/// Serves `/metrics` on `at` until `stop`; prints `hsn-ledger metrics on <addr>`.
+async fn start_metrics(
+    at: SocketAddr,
+    prometheus: Registry,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ServerError> {
+    let stopped = async move {
+        let _ = stop.wait_for(|&s| s).await;
+    };
+    let (bound, server) = admin::serve(at, Arc::new(prometheus), Readiness::always(), stopped)
+        .await
+        .map_err(|source| io(&format!("bind metrics {at}"), source))?;
+    println!("hsn-ledger metrics on {bound}");
+    tokio::spawn(async move {
+        if let Err(error) = server.await {
+            tracing::error!(%error, "metrics server failed");
+        }
+    });
     Ok(())
 }
 

@@ -4,7 +4,16 @@
 //! Tables: `pending_entries` (entry key → entry) for epochs not sealed yet;
 //! `block_headers` (height → signed header), `block_entries` ((height, index) → entry) and
 //! `entry_index` (entry key → (height, index)) for sealed ones; `evidence` (id → refused
-//! conflicting submission); `meta` (`sealed_through`). Values are protobuf.
+//! conflicting submission); `meta` (`sealed_through`). Values are protobuf. A replicated
+//! ledger adds its own tables ([`replica`]) and writes each CometBFT block in one
+//! transaction committed without fsync, made durable by the empty commit of ABCI `Commit`.
+
+mod error;
+mod replica;
+
+pub use error::{At, StoreError};
+
+pub use replica::{ReplicaState, SealedAt};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -15,8 +24,8 @@ use redb::{
     ReadableTableMetadata, Table, TableDefinition,
 };
 
-use crate::block::{Block, BlockError, SignedHeader, Tip};
-use crate::entry::{Entry, EntryError};
+use crate::block::{Block, SignedHeader, Tip};
+use crate::entry::Entry;
 use hsn_ledger_api::pb;
 use hsn_ledger_api::record::RecordKey;
 
@@ -27,110 +36,6 @@ const INDEX: TableDefinition<&[u8], (u64, u32)> = TableDefinition::new("entry_in
 const EVIDENCE: TableDefinition<u64, &[u8]> = TableDefinition::new("evidence");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SEALED_THROUGH: &str = "sealed_through";
-
-/// Where in the store something is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum At {
-    /// A pending entry.
-    Pending(String),
-    /// A block header.
-    Header(u64),
-    /// An entry of a block.
-    Entry(u64, u32),
-    /// An evidence item.
-    Evidence(u64),
-}
-
-impl fmt::Display for At {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Pending(key) => write!(f, "pending entry {key}"),
-            Self::Header(h) => write!(f, "header of block {h}"),
-            Self::Entry(h, i) => write!(f, "block {h}, entry {i}"),
-            Self::Evidence(id) => write!(f, "evidence {id}"),
-        }
-    }
-}
-
-/// Why the store failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The file could not be opened or created.
-    #[error("{path}: {source}")]
-    Open {
-        /// The file.
-        path: PathBuf,
-        /// What failed.
-        source: redb::DatabaseError,
-    },
-    /// A read, write or commit failed.
-    #[error("storage: {0}")]
-    Redb(#[from] redb::Error),
-    /// Stored bytes are not protobuf.
-    #[error("{at}: stored bytes do not decode: {source}")]
-    Decode {
-        /// Where.
-        at: At,
-        /// What failed.
-        source: prost::DecodeError,
-    },
-    /// Stored bytes decode to an invalid entry.
-    #[error("{at}: {source}")]
-    Entry {
-        /// Where.
-        at: At,
-        /// What is wrong.
-        source: EntryError,
-    },
-    /// Stored bytes decode to an invalid header.
-    #[error("{at}: {source}")]
-    Header {
-        /// Where.
-        at: At,
-        /// What is wrong.
-        source: BlockError,
-    },
-    /// A write on a store opened read-only.
-    #[error("the store is open read-only")]
-    ReadOnly,
-}
-
-impl StoreError {
-    /// Short label for metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::Open { .. } => "open",
-            Self::Redb(_) => "storage",
-            Self::Decode { .. } | Self::Entry { .. } | Self::Header { .. } => "corrupt",
-            Self::ReadOnly => "read_only",
-        }
-    }
-
-    /// Where in the chain the fault is, when it is in a block.
-    pub fn location(&self) -> Option<&At> {
-        match self {
-            Self::Decode { at, .. } | Self::Entry { at, .. } | Self::Header { at, .. } => Some(at),
-            _ => None,
-        }
-    }
-}
-
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                Self::Redb(e.into())
-            }
-        }
-    )*};
-}
-from_redb!(
-    redb::StorageError,
-    redb::TableError,
-    redb::TransactionError,
-    redb::CommitError,
-    redb::CompactionError
-);
 
 /// Space the store uses, as redb counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,12 +106,27 @@ impl Store {
         &self,
         f: impl FnOnce(&mut WriteTables<'_>) -> Result<R, E>,
     ) -> Result<R, E> {
+        self.transact(false, f)
+    }
+
+    /// One write transaction; a replicated block's (`block`) is committed without fsync
+    /// and journals its writes.
+    fn transact<R, E: From<StoreError>>(
+        &self,
+        block: bool,
+        f: impl FnOnce(&mut WriteTables<'_>) -> Result<R, E>,
+    ) -> Result<R, E> {
         let Db::ReadWrite(db) = &self.db else {
             return Err(StoreError::ReadOnly.into());
         };
-        let txn = db.begin_write().map_err(StoreError::from)?;
+        let mut txn = db.begin_write().map_err(StoreError::from)?;
+        if block {
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| StoreError::Redb(e.into()))?;
+        }
         let result = {
             let mut tables = WriteTables::open(&txn)?;
+            tables.journal = block.then(blake3::Hasher::new);
             f(&mut tables)
         };
         match result {
@@ -259,6 +179,7 @@ impl Store {
             index: txn.open_table(INDEX)?,
             evidence: txn.open_table(EVIDENCE)?,
             meta: txn.open_table(META)?,
+            replica: replica::ReadTables::open(&txn)?,
         })
     }
 }
@@ -271,6 +192,9 @@ pub struct WriteTables<'t> {
     index: Table<'t, &'static [u8], (u64, u32)>,
     evidence: Table<'t, u64, &'static [u8]>,
     meta: Table<'t, &'static str, u64>,
+    replica: replica::WriteTables<'t>,
+    /// Every write of a replicated block, hashed into its app hash.
+    journal: Option<blake3::Hasher>,
 }
 
 impl fmt::Debug for WriteTables<'_> {
@@ -288,7 +212,19 @@ impl<'t> WriteTables<'t> {
             index: txn.open_table(INDEX)?,
             evidence: txn.open_table(EVIDENCE)?,
             meta: txn.open_table(META)?,
+            replica: replica::WriteTables::open(txn)?,
+            journal: None,
         })
+    }
+
+    /// Adds a write to the journal of a replicated block.
+    fn note(&mut self, table: &str, key: &[u8], value: &[u8]) {
+        if let Some(j) = &mut self.journal {
+            for part in [table.as_bytes(), key, value] {
+                j.update(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+                j.update(part);
+            }
+        }
     }
 
     /// Every epoch up to this one is sealed.
@@ -299,6 +235,7 @@ impl<'t> WriteTables<'t> {
     /// Records that every epoch up to `epoch` is sealed.
     pub fn set_sealed_through(&mut self, epoch: u64) -> Result<(), StoreError> {
         self.meta.insert(SEALED_THROUGH, epoch)?;
+        self.note("meta", SEALED_THROUGH.as_bytes(), &epoch.to_be_bytes());
         Ok(())
     }
 
@@ -310,8 +247,9 @@ impl<'t> WriteTables<'t> {
     /// Stores a pending entry under its key.
     pub fn put_pending(&mut self, entry: &Entry) -> Result<(), StoreError> {
         let bytes = entry.to_pb().encode_to_vec();
-        self.pending
-            .insert(entry.key().to_bytes().as_slice(), bytes.as_slice())?;
+        let key = entry.key().to_bytes();
+        self.pending.insert(key.as_slice(), bytes.as_slice())?;
+        self.note("pending", &key, &bytes);
         Ok(())
     }
 
@@ -323,8 +261,9 @@ impl<'t> WriteTables<'t> {
     /// Keeps a refused submission as evidence; returns its id.
     pub fn add_evidence(&mut self, evidence: &pb::Evidence) -> Result<u64, StoreError> {
         let id = self.evidence.last()?.map_or(0, |(k, _)| k.value() + 1);
-        self.evidence
-            .insert(id, evidence.encode_to_vec().as_slice())?;
+        let bytes = evidence.encode_to_vec();
+        self.evidence.insert(id, bytes.as_slice())?;
+        self.note("evidence", &id.to_be_bytes(), &bytes);
         Ok(id)
     }
 
@@ -360,12 +299,14 @@ impl<'t> WriteTables<'t> {
         let height = block.header.header.height;
         let header = block.header.to_pb().encode_to_vec();
         self.headers.insert(height, header.as_slice())?;
+        self.note("header", &height.to_be_bytes(), &header);
         for (i, entry) in block.entries.iter().enumerate() {
             let i = u32::try_from(i).expect("blocks hold fewer than u32::MAX entries");
             let key = entry.key().to_bytes();
-            self.entries
-                .insert((height, i), entry.to_pb().encode_to_vec().as_slice())?;
+            let bytes = entry.to_pb().encode_to_vec();
+            self.entries.insert((height, i), bytes.as_slice())?;
             self.index.insert(key.as_slice(), (height, i))?;
+            self.note("entry", &key, &bytes);
             self.pending.remove(key.as_slice())?;
         }
         Ok(())
@@ -413,6 +354,7 @@ pub struct ReadTables {
     index: ReadOnlyTable<&'static [u8], (u64, u32)>,
     evidence: ReadOnlyTable<u64, &'static [u8]>,
     meta: ReadOnlyTable<&'static str, u64>,
+    replica: replica::ReadTables,
 }
 
 impl fmt::Debug for ReadTables {

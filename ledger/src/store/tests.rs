@@ -1,6 +1,6 @@
 use super::*;
 use crate::attest::{Attester, Tolerance};
-use crate::block::{self, Tip};
+use crate::block::{self, Sealer, Tip};
 use crate::entry::{Merge, Part, merge};
 use hsn_core::Direction;
 use hsn_testkit::ledger_fixtures::{Slot, signing_key};
@@ -55,7 +55,7 @@ fn pending_epochs_are_ranges_and_blocks_move_entries() {
             let two = t.pending_of_epoch(2, 2)?;
             assert_eq!(two, entries[..2].to_vec());
             assert_eq!(t.pending_of_epoch(2, 10)?.len(), 3);
-            let b = block::seal(&t.tip()?, "n", 2, two, 9, &attester);
+            let b = block::seal(&t.tip()?, "n", 2, two, 9, Sealer::Attester(&attester));
             t.put_block(&b)?;
             assert_eq!(t.tip()?, Tip::after(&b.header.header));
             Ok(())
@@ -103,7 +103,14 @@ fn evidence_is_numbered_in_order() {
 fn undecodable_bytes_are_reported_with_their_place() {
     let (_dir, store) = store();
     let attester = Attester::new(signing_key(2), Tolerance::default());
-    let b = block::seal(&Tip::GENESIS, "n", 1, vec![entry(1, "a")], 1, &attester);
+    let b = block::seal(
+        &Tip::GENESIS,
+        "n",
+        1,
+        vec![entry(1, "a")],
+        1,
+        Sealer::Attester(&attester),
+    );
     store.write(|t| t.put_block(&b)).unwrap();
     store
         .write(|t| -> Result<(), StoreError> {

@@ -95,6 +95,19 @@ pub enum VerifyErrorKind {
         /// Signatures present.
         signatures: usize,
     },
+    /// A signer listed twice.
+    #[error("a signer is listed twice")]
+    DuplicateSigner,
+    /// Too few signers signed.
+    #[error("{signed} of {signers} signers signed, {needed} needed")]
+    Quorum {
+        /// Valid places filled.
+        signed: usize,
+        /// Needed.
+        needed: usize,
+        /// Listed.
+        signers: usize,
+    },
     /// A block signature fails.
     #[error("signature of {0} does not verify")]
     BlockSignature(NodeKey),

@@ -11,7 +11,7 @@ use ed25519_dalek::VerifyingKey;
 pub use error::{VerifyError, VerifyErrorKind};
 
 use crate::attest;
-use crate::block::{BlockError, BlockHeader, SignedHeader, Tip};
+use crate::block::{BlockError, BlockHeader, Endorsing, SignedHeader, Tip};
 use crate::entry::Entry;
 use crate::merkle::{self, Hash};
 use crate::sigs::Batch;
@@ -40,6 +40,10 @@ pub struct ChainSummary {
     pub entries: u64,
     /// Hash of the last header, hex.
     pub head_hash: Option<String>,
+    /// The newest blocks of a replicated chain that no validator quorum has endorsed yet
+    /// (themselves or through a later block, whose hash chain covers them): sealed
+    /// moments ago, endorsed at the next heights.
+    pub awaiting_endorsement: u64,
 }
 
 /// Verifies a chain one block at a time, from height 0.
@@ -50,6 +54,7 @@ pub struct ChainVerifier {
     prev_epoch: Option<u64>,
     last_key: Option<RecordKey>,
     entries: u64,
+    awaiting: u64,
     points: HashMap<NodeKey, VerifyingKey>,
 }
 
@@ -95,6 +100,7 @@ impl ChainVerifier {
             blocks: self.tip.map_or(0, |t| t.next_height),
             entries: self.entries,
             head_hash: self.tip.map(|t| hex::encode(t.prev_hash)),
+            awaiting_endorsement: self.awaiting,
         }
     }
 
@@ -105,7 +111,8 @@ impl ChainVerifier {
             .map_err(|e| (None, e.into()))?;
         let header = &signed.header;
         self.check_header(header).map_err(|k| (None, k))?;
-        self.check_block_signatures(&signed)
+        let endorsed = self
+            .check_block_signatures(&signed)
             .map_err(|k| (None, k))?;
         let entries = self.check_entries(header, &block.entries)?;
         let leaves: Vec<Hash> = entries.iter().map(Entry::leaf_hash).collect();
@@ -120,6 +127,7 @@ impl ChainVerifier {
             ));
         }
         self.advance(header, &entries);
+        self.awaiting = if endorsed { 0 } else { self.awaiting + 1 };
         Ok(entries)
     }
 
@@ -151,7 +159,7 @@ impl ChainVerifier {
         Ok(())
     }
 
-    fn check_block_signatures(&mut self, signed: &SignedHeader) -> Result<(), VerifyErrorKind> {
+    fn check_block_signatures(&mut self, signed: &SignedHeader) -> Result<bool, VerifyErrorKind> {
         check_block_signatures(signed, &mut |k, r| self.point(k, r))
     }
 
@@ -202,7 +210,7 @@ impl ChainVerifier {
         if last.is_some_and(|l| *l >= key) {
             return Err(VerifyErrorKind::EntryOrder(key));
         }
-        push_entry_signatures(entry, i, batch, &mut |k, r| self.point(k, r))
+        push_entry_signatures(entry, h.endorsing, i, batch, &mut |k, r| self.point(k, r))
     }
 
     /// The curve point of a key, checked against the registry when there is one.
@@ -229,11 +237,15 @@ impl ChainVerifier {
 pub(crate) type Points<'a> =
     dyn FnMut(&NodeKey, Role) -> Result<VerifyingKey, VerifyErrorKind> + 'a;
 
-/// Checks a header's signatures (at least one, one per signer, all valid).
+/// Checks a header's signatures: at least one signer, no signer twice, one place per
+/// signer, every signature present valid. Whether they are enough: every signer for a
+/// single ledger's block (an error otherwise); more than two thirds for a validator
+/// quorum's, which is `Ok(false)` when not yet (its endorsement may still come, or come
+/// through a later block).
 pub(crate) fn check_block_signatures(
     signed: &SignedHeader,
     points: &mut Points<'_>,
-) -> Result<(), VerifyErrorKind> {
+) -> Result<bool, VerifyErrorKind> {
     let signers = &signed.header.signers;
     if signers.is_empty() || signers.len() != signed.signatures.len() {
         let (signers, signatures) = (signers.len(), signed.signatures.len());
@@ -242,13 +254,31 @@ pub(crate) fn check_block_signatures(
             signatures,
         });
     }
+    let mut distinct = signers.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() != signers.len() {
+        return Err(VerifyErrorKind::DuplicateSigner);
+    }
+    let present = signed.signatures.iter().flatten().count();
+    let needed = signed.header.endorsing.needed(signers.len());
+    let quorum = VerifyErrorKind::Quorum {
+        signed: present,
+        needed,
+        signers: signers.len(),
+    };
+    if present < needed && signed.header.endorsing == Endorsing::Signers {
+        return Err(quorum);
+    }
     let message = signed.header.signing_bytes();
     let mut batch = Batch::with_capacity(signers.len());
     for (signer, sig) in signers.iter().zip(&signed.signatures) {
-        batch.push(points(signer, Role::Super)?, message.clone(), *sig, *signer);
+        if let Some(sig) = sig {
+            batch.push(points(signer, Role::Super)?, message.clone(), *sig, *signer);
+        }
     }
     match batch.verify() {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(present >= needed),
         Err(Some(key)) => Err(VerifyErrorKind::BlockSignature(*key)),
         Err(None) => Err(VerifyErrorKind::SignatureBatch),
     }
@@ -257,6 +287,7 @@ pub(crate) fn check_block_signatures(
 /// Re-judges an entry and queues its signatures (record, observation, co-signature).
 pub(crate) fn push_entry_signatures(
     entry: &Entry,
+    endorsing: Endorsing,
     i: usize,
     batch: &mut Batch<(usize, &'static str)>,
     points: &mut Points<'_>,
@@ -279,11 +310,11 @@ pub(crate) fn push_entry_signatures(
             (i, "observation signature"),
         );
     }
-    if let (Some(r), Some(o), Some(j)) = (&entry.record, &entry.observation, &entry.judgement) {
+    if let (Some(r), Some(o), Some(j)) = (&entry.record, &entry.observation, &entry.judgement)
+        && let Some((bytes, sig)) = attest::recheck(j, r, o, endorsing)?
+    {
         let point = points(&j.attester, Role::Super)?;
-        if let Some((bytes, sig)) = attest::recheck(j, r, o)? {
-            batch.push(point, bytes, sig, (i, "co-signature"));
-        }
+        batch.push(point, bytes, sig, (i, "co-signature"));
     }
     Ok(())
 }

@@ -2,7 +2,7 @@ use ed25519_dalek::SigningKey;
 
 use super::*;
 use crate::attest::{Attester, Tolerance};
-use crate::block::{self, Block};
+use crate::block::{self, Block, Sealer};
 use crate::entry::{Merge, Part, merge};
 use hsn_core::Direction;
 use hsn_testkit::ledger_fixtures::{Slot, signing_key};
@@ -58,7 +58,7 @@ impl World {
                 epoch,
                 self.entries(epoch),
                 1000 + epoch,
-                &self.attester,
+                Sealer::Attester(&self.attester),
             );
             tip = Tip::after(&b.header.header);
             out.push(b.to_pb());
@@ -182,9 +182,16 @@ fn a_signer_who_lies_about_the_root_is_caught() {
     let Block {
         header: mut signed,
         entries,
-    } = block::seal(&Tip::GENESIS, "net", 1, entries, 5, &w.attester);
+    } = block::seal(
+        &Tip::GENESIS,
+        "net",
+        1,
+        entries,
+        5,
+        Sealer::Attester(&w.attester),
+    );
     signed.header.merkle_root = [7; 32];
-    signed.signatures = vec![w.attester.sign(&signed.header.signing_bytes())];
+    signed.signatures = vec![Some(w.attester.sign(&signed.header.signing_bytes()))];
     let chain = [Block {
         header: signed,
         entries,

@@ -2,6 +2,8 @@
 //! binary as a child process, and `hsnctl` in this process.
 #![allow(dead_code)]
 
+pub mod replicated;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;

@@ -11,7 +11,7 @@ use crate::Error;
 static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
 /// `n` distinct ports that were free on 127.0.0.1 a moment ago, never repeated in-process.
-pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>, Error> {
+pub fn free_ports(n: usize) -> Result<Vec<u16>, Error> {
     let mut guard = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
     let handed_out = guard.get_or_insert_with(HashSet::new);
     // Keep every probe listener open until all are chosen so the OS gives distinct ports.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use toml_edit::{DocumentMut, value};
 
-use super::App;
+use super::{App, Genesis};
 
 /// Consensus timeouts for loopback: ~10 blocks/s instead of ~1 (cometbft.md, "tuned").
 const TIMEOUTS: &[(&str, &str)] = &[
@@ -16,6 +16,9 @@ const TIMEOUTS: &[(&str, &str)] = &[
     ("timeout_commit", "50ms"),
     ("peer_gossip_sleep_duration", "10ms"),
 ];
+
+/// Largest transaction a validator's mempool takes.
+pub(super) const MAX_TX_BYTES: u32 = 5 << 20;
 
 /// One validator's `config.toml`: its application, its RPC and P2P listeners on loopback,
 /// its peers (`id@host:port`, comma-separated) and nothing else (no peer exchange, no
@@ -48,19 +51,39 @@ pub(super) fn node(home: &Path, app: &App, rpc: SocketAddr, p2p: u16, peers: &st
     for (key, v) in TIMEOUTS {
         doc["consensus"][key] = value(*v);
     }
+    // A transaction is one SubmitRecords request: up to the ledger's 4 MiB request limit.
+    doc["mempool"]["max_tx_bytes"] = value(i64::from(MAX_TX_BYTES));
     std::fs::write(&path, doc.to_string()).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Every validator's genesis: vote extensions from height 1 (testnet writes 0, off).
 /// Returns the chain id.
-pub(super) fn genesis(homes: &[PathBuf]) -> Result<String> {
+pub(super) fn genesis(homes: &[PathBuf], custom: Option<&Genesis>) -> Result<String> {
     let mut chain_id = String::new();
-    for home in homes {
+    for (i, home) in homes.iter().enumerate() {
         let path = home.join("config/genesis.json");
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         let mut genesis: serde_json::Value = serde_json::from_str(&text)?;
         genesis["consensus_params"]["abci"]["vote_extensions_enable_height"] = "1".into();
+        if let Some(custom) = custom {
+            let key_path = home.join("config/priv_validator_key.json");
+            std::fs::write(&key_path, &custom.validator_keys[i])
+                .with_context(|| format!("writing {}", key_path.display()))?;
+            let mut validators = Vec::new();
+            for (j, key) in custom.validator_keys.iter().enumerate() {
+                let key: serde_json::Value = serde_json::from_str(key)
+                    .with_context(|| format!("validator key {j} is not JSON"))?;
+                validators.push(serde_json::json!({
+                    "address": key["address"],
+                    "pub_key": key["pub_key"],
+                    "power": "10",
+                    "name": format!("node{j}"),
+                }));
+            }
+            genesis["validators"] = validators.into();
+            genesis["app_state"] = custom.app_state.clone();
+        }
         chain_id = genesis["chain_id"].as_str().unwrap_or_default().to_owned();
         std::fs::write(&path, serde_json::to_vec_pretty(&genesis)?)?;
     }

@@ -45,6 +45,17 @@ pub enum App {
     Grpc(SocketAddr),
 }
 
+/// A genesis of the caller's: the application state, and each validator's CometBFT key
+/// (`priv_validator_key.json`, e.g. `hsn-ledger validator-key`'s), which also make the
+/// genesis validator set (equal power).
+#[derive(Clone, Debug)]
+pub struct Genesis {
+    /// `app_state`.
+    pub app_state: serde_json::Value,
+    /// One `priv_validator_key.json` per validator.
+    pub validator_keys: Vec<String>,
+}
+
 /// One validator's process and addresses.
 #[derive(Debug)]
 struct Validator {
@@ -66,9 +77,23 @@ impl CometNet {
     /// Writes the homes of one validator per entry of `apps` (`cometbft testnet`, then each
     /// `config.toml` and the genesis adjusted); starts nothing.
     pub fn init(apps: &[App]) -> Result<Self> {
+        Self::init_with(apps, None)
+    }
+
+    /// [`Self::init`] with the caller's genesis (application state, validator keys).
+    pub fn init_with(apps: &[App], genesis: Option<&Genesis>) -> Result<Self> {
         require_binaries(&["cometbft"])?;
         if apps.is_empty() {
             bail!("a network needs at least one validator");
+        }
+        if let Some(g) = genesis
+            && g.validator_keys.len() != apps.len()
+        {
+            bail!(
+                "{} validator keys for {} validators",
+                g.validator_keys.len(),
+                apps.len()
+            );
         }
         let dir = crate::cluster::temp_dir("hsn-comet-")?;
         let watchdog = Watchdog::spawn(r#"sleep 1; rm -rf -- "$1""#, [dir.path()])?;
@@ -93,7 +118,7 @@ impl CometNet {
                 .arg(home))?;
             peers.push(format!("{}@127.0.0.1:{}", id.trim(), ports[2 * i + 1]));
         }
-        let chain_id = config::genesis(&homes)?;
+        let chain_id = config::genesis(&homes, genesis)?;
         let mut validators = Vec::new();
         for (i, (home, app)) in homes.iter().zip(apps).enumerate() {
             let rpc = SocketAddr::from(([127, 0, 0, 1], ports[2 * i]));
@@ -177,6 +202,11 @@ impl CometNet {
     /// Validator `i`'s home (config, data, `cometbft.log`).
     pub fn home(&self, i: usize) -> &Path {
         &self.validators[i].home
+    }
+
+    /// Validator `i`'s genesis file.
+    pub fn genesis_file(&self, i: usize) -> PathBuf {
+        self.validators[i].home.join("config/genesis.json")
     }
 
     /// Validator `i`'s RPC address (`http://<addr>`).

@@ -1,0 +1,105 @@
+//! `SubmitRecords` on a replica: checked against the committed state (refusals answer at
+//! once, with the usual codes; a request already stored entirely is acknowledged at once),
+//! then handed to the super node's CometBFT node (`broadcast_tx_sync`) and acknowledged
+//! when `Commit` of the block holding it has made it durable.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message;
+
+use super::{Outcome, Replica, tx_hash};
+use crate::ledger::{Refusal, SubmitError, Submitted};
+use hsn_ledger_api::cometbft::{self, RpcError};
+use hsn_ledger_api::pb;
+
+/// How long a submission waits for its commit by default.
+pub const DEFAULT_COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a submission got no answer (the client retries; submissions are idempotent).
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    /// CometBFT could not be reached.
+    #[error("the super node's CometBFT node: {0}")]
+    Rpc(#[from] RpcError),
+    /// CometBFT refused the transaction for a reason the committed state does not show.
+    #[error("CometBFT refused the transaction: {0}")]
+    Refused(String),
+    /// Not committed in time (no quorum of validators, or a slow chain).
+    #[error("not committed within {0:?}; resubmit (identical submissions are idempotent)")]
+    NotCommitted(Duration),
+    /// The block's time (BFT time, which lags after a stall) had not reached the epoch:
+    /// the same request succeeds once it has.
+    #[error("the chain's time has not reached the epoch yet ({0}); resubmit")]
+    ChainBehind(String),
+    /// A blocking task failed.
+    #[error("{0}")]
+    Task(String),
+}
+
+/// Submits through a replica's CometBFT node.
+#[derive(Debug, Clone)]
+pub struct Forwarder {
+    replica: Arc<Replica>,
+    rpc: SocketAddr,
+    commit_timeout: Duration,
+}
+
+impl Forwarder {
+    /// Submits through the CometBFT node whose RPC listens on `rpc`.
+    pub fn new(replica: Arc<Replica>, rpc: SocketAddr, commit_timeout: Duration) -> Self {
+        Self {
+            replica,
+            rpc,
+            commit_timeout,
+        }
+    }
+
+    /// The outcome once committed, or why there is none yet.
+    pub async fn submit(&self, request: pb::SubmitRecordsRequest) -> Result<Outcome, Unavailable> {
+        let checked = self.check(request.clone()).await?;
+        match checked {
+            Err(e) => return Ok(Err(e)),
+            Ok(done) if done.stored == 0 => return Ok(Ok(done)),
+            Ok(_) => {}
+        }
+        let tx = pb::LedgerTx {
+            kind: Some(pb::ledger_tx::Kind::Submit(request.clone())),
+        }
+        .encode_to_vec();
+        let committed = self.replica.committed(tx_hash(&tx));
+        match cometbft::broadcast_tx_sync(self.rpc, &tx).await {
+            Ok(r) if r.code == 0 => {}
+            Ok(r) => {
+                // The state moved since the check: name the refusal as SubmitRecords does.
+                return match self.check(request).await? {
+                    Err(e) => Ok(Err(e)),
+                    Ok(_) => Err(Unavailable::Refused(format!("{} ({})", r.log, r.info))),
+                };
+            }
+            // Already in the mempool (a retry, or another client with the same batch).
+            Err(RpcError::Rpc { error, .. }) if error.contains("already exists in cache") => {}
+            Err(e) => return Err(e.into()),
+        }
+        match tokio::time::timeout(self.commit_timeout, committed).await {
+            Ok(Ok(Err(e))) if is_future(&e) => Err(Unavailable::ChainBehind(e.to_string())),
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(_)) | Err(_) => Err(Unavailable::NotCommitted(self.commit_timeout)),
+        }
+    }
+
+    async fn check(
+        &self,
+        request: pb::SubmitRecordsRequest,
+    ) -> Result<Result<Submitted, Arc<SubmitError>>, Unavailable> {
+        let replica = self.replica.clone();
+        tokio::task::spawn_blocking(move || replica.ledger().check(&request).map_err(Arc::new))
+            .await
+            .map_err(|e| Unavailable::Task(e.to_string()))
+    }
+}
+
+fn is_future(e: &SubmitError) -> bool {
+    matches!(e, SubmitError::Refused { first, .. } if matches!(first.refusal, Refusal::FutureEpoch { .. }))
+}

@@ -1,0 +1,267 @@
+//! The key registry as replicated state: which keys may sign records (edges) and
+//! observations (supers), with names for people. The supers are the validators (equal
+//! power). It changes only through `RegistryChange` transactions signed by an
+//! administrator key of the genesis, each with the next nonce, so a change applies once.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
+use serde::{Deserialize, Serialize};
+
+use super::genesis::AppState;
+use hsn_core::Role;
+use hsn_ledger_api::canonical::Canonical;
+use hsn_ledger_api::keys::{KeyError, KeyRegistry, NodeKey, RegisteredKey};
+use hsn_ledger_api::pb;
+
+/// Domain tag of the bytes an administrator signs.
+pub const REGISTRY_CHANGE_DOMAIN: &str = "HSN-LEDGER/REGISTRY-CHANGE/V1";
+
+/// Voting power of every validator.
+pub const VALIDATOR_POWER: i64 = 10;
+
+/// The registry at one height.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registry {
+    /// The nonce the next change must carry.
+    pub nonce: u64,
+    /// Keys that sign changes.
+    pub admins: Vec<NodeKey>,
+    /// Registered keys, in key order.
+    pub nodes: Vec<RegisteredKey>,
+}
+
+/// Why a registry change is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ChangeRefusal {
+    /// Not the next nonce.
+    #[error("nonce {got}, the registry expects {want}")]
+    Nonce {
+        /// Expected.
+        want: u64,
+        /// Sent.
+        got: u64,
+    },
+    /// Not signed by an administrator of the genesis.
+    #[error("{0} is not an administrator key")]
+    NotAdmin(String),
+    /// The signature does not verify.
+    #[error("the administrator signature does not verify")]
+    BadSignature,
+    /// A key or role that is not one.
+    #[error("{0}")]
+    Malformed(String),
+    /// The change would leave no validator.
+    #[error("the change leaves no super node; a chain needs at least one validator")]
+    NoValidator,
+}
+
+impl Registry {
+    /// The registry of a genesis.
+    pub fn genesis(state: &AppState) -> Self {
+        let mut nodes = state.nodes.clone();
+        nodes.sort_by_key(|n| n.key);
+        nodes.dedup_by_key(|n| n.key);
+        Self {
+            nonce: 0,
+            admins: state.admins.clone(),
+            nodes,
+        }
+    }
+
+    /// The registry the ledger checks items against.
+    pub fn keys(&self) -> Result<KeyRegistry, KeyError> {
+        let mut registry = KeyRegistry::default();
+        for node in &self.nodes {
+            registry.insert(node.key, node.role)?;
+        }
+        Ok(registry)
+    }
+
+    /// The validators: every super key, in key order.
+    pub fn validators(&self) -> Vec<NodeKey> {
+        let supers = self.nodes.iter().filter(|n| n.role == Role::Super);
+        supers.map(|n| n.key).collect()
+    }
+
+    /// A registered key's name, when it has one.
+    pub fn name_of(&self, key: &NodeKey) -> Option<&str> {
+        let i = self.nodes.binary_search_by_key(key, |n| n.key).ok()?;
+        Some(self.nodes[i].name.as_str()).filter(|n| !n.is_empty())
+    }
+
+    /// The registry after `change`, or why it is refused.
+    pub fn apply(&self, network: &str, change: &pb::RegistryChange) -> Result<Self, ChangeRefusal> {
+        if change.nonce != self.nonce {
+            let (want, got) = (self.nonce, change.nonce);
+            return Err(ChangeRefusal::Nonce { want, got });
+        }
+        let admin = NodeKey::from_slice(&change.admin_key)
+            .map_err(|e| ChangeRefusal::Malformed(format!("admin key: {e}")))?;
+        if !self.admins.contains(&admin) {
+            return Err(ChangeRefusal::NotAdmin(admin.to_string()));
+        }
+        let signature =
+            Signature::from_slice(&change.signature).map_err(|_| ChangeRefusal::BadSignature)?;
+        let point = admin
+            .verifying_key()
+            .map_err(|e| ChangeRefusal::Malformed(format!("admin key: {e}")))?;
+        let (put, remove) = parse(change)?;
+        point
+            .verify(
+                &signing_bytes(network, change.nonce, &put, &remove),
+                &signature,
+            )
+            .map_err(|_| ChangeRefusal::BadSignature)?;
+        let mut nodes: Vec<RegisteredKey> = self
+            .nodes
+            .iter()
+            .filter(|n| !remove.contains(&n.key) && !put.iter().any(|p| p.key == n.key))
+            .cloned()
+            .collect();
+        nodes.extend(put);
+        nodes.sort_by_key(|n| n.key);
+        let next = Self {
+            nonce: self.nonce + 1,
+            admins: self.admins.clone(),
+            nodes,
+        };
+        if next.validators().is_empty() {
+            return Err(ChangeRefusal::NoValidator);
+        }
+        next.keys()
+            .map_err(|e| ChangeRefusal::Malformed(e.to_string()))?;
+        Ok(next)
+    }
+
+    /// CometBFT validator updates from this registry to `next`: power 0 for supers that
+    /// left, [`VALIDATOR_POWER`] for supers that joined.
+    pub fn validator_updates(&self, next: &Self) -> Vec<(NodeKey, i64)> {
+        let (before, after) = (self.validators(), next.validators());
+        let left = before
+            .iter()
+            .filter(|k| !after.contains(k))
+            .map(|k| (*k, 0));
+        let joined = after.iter().filter(|k| !before.contains(k));
+        left.chain(joined.map(|k| (*k, VALIDATOR_POWER))).collect()
+    }
+}
+
+fn parse(change: &pb::RegistryChange) -> Result<(Vec<RegisteredKey>, Vec<NodeKey>), ChangeRefusal> {
+    let malformed =
+        |what: &str, e: &dyn std::fmt::Display| ChangeRefusal::Malformed(format!("{what}: {e}"));
+    let mut put = Vec::with_capacity(change.put.len());
+    for node in &change.put {
+        let key = NodeKey::from_slice(&node.key).map_err(|e| malformed("key", &e))?;
+        key.verifying_key().map_err(|e| malformed("key", &e))?;
+        let role: Role = node.role.parse().map_err(|e| malformed("role", &e))?;
+        put.push(RegisteredKey {
+            role,
+            key,
+            name: node.name.clone(),
+        });
+    }
+    let remove = change.remove.iter().map(|k| NodeKey::from_slice(k));
+    let remove = remove
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| malformed("removed key", &e))?;
+    Ok((put, remove))
+}
+
+/// The bytes an administrator signs: network, nonce, the keys put (role, key, name) and
+/// removed, in the order given.
+pub fn signing_bytes(
+    network: &str,
+    nonce: u64,
+    put: &[RegisteredKey],
+    remove: &[NodeKey],
+) -> Vec<u8> {
+    let mut c = Canonical::new(REGISTRY_CHANGE_DOMAIN)
+        .str(network)
+        .u64(nonce)
+        .u32(u32::try_from(put.len()).unwrap_or(u32::MAX));
+    for node in put {
+        let role = match node.role {
+            Role::Edge => 1,
+            Role::Super => 2,
+        };
+        c = c.u8(role).fixed(&node.key.0).str(&node.name);
+    }
+    c = c.u32(u32::try_from(remove.len()).unwrap_or(u32::MAX));
+    for key in remove {
+        c = c.fixed(&key.0);
+    }
+    c.finish()
+}
+
+/// A change signed by `admin`.
+pub fn sign_change(
+    network: &str,
+    nonce: u64,
+    put: &[RegisteredKey],
+    remove: &[NodeKey],
+    admin: &SigningKey,
+) -> pb::RegistryChange {
+    let signature = admin.sign(&signing_bytes(network, nonce, put, remove));
+    pb::RegistryChange {
+        nonce,
+        put: put
+            .iter()
+            .map(|n| pb::RegistryNode {
+                role: n.role.to_string(),
+                key: n.key.0.to_vec(),
+                name: n.name.clone(),
+            })
+            .collect(),
+        remove: remove.iter().map(|k| k.0.to_vec()).collect(),
+        admin_key: NodeKey::of(admin).0.to_vec(),
+        signature: signature.to_bytes().to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(seed: u8, role: Role) -> (SigningKey, RegisteredKey) {
+        let sk = SigningKey::from_bytes(&[seed; 32]);
+        let key = NodeKey::of(&sk);
+        let name = format!("{role}-{seed}");
+        (sk, RegisteredKey { role, key, name })
+    }
+
+    #[test]
+    fn changes_apply_once_signed_by_an_admin_and_move_validators() {
+        let admin = SigningKey::from_bytes(&[9; 32]);
+        let (_, s1) = node(1, Role::Super);
+        let (_, s2) = node(2, Role::Super);
+        let (_, e1) = node(3, Role::Edge);
+        let state = AppState::new("n", vec![NodeKey::of(&admin)], vec![s1.clone()]);
+        let r0 = Registry::genesis(&state);
+        let change = sign_change("n", 0, &[s2.clone(), e1.clone()], &[], &admin);
+        let r1 = r0.apply("n", &change).unwrap();
+        assert_eq!(r1.nonce, 1);
+        assert_eq!(r1.name_of(&e1.key), Some("edge-3"));
+        assert_eq!(r0.validator_updates(&r1), [(s2.key, VALIDATOR_POWER)]);
+        assert_eq!(r0.apply("n", &change), Ok(r1.clone()), "deterministic");
+        assert!(matches!(
+            r1.apply("n", &change),
+            Err(ChangeRefusal::Nonce { want: 1, got: 0 })
+        ));
+        assert_eq!(
+            r0.apply("m", &change),
+            Err(ChangeRefusal::BadSignature),
+            "another network's"
+        );
+        let stranger = SigningKey::from_bytes(&[8; 32]);
+        let forged = sign_change("n", 1, &[], &[s1.key], &stranger);
+        assert!(matches!(
+            r1.apply("n", &forged),
+            Err(ChangeRefusal::NotAdmin(_))
+        ));
+        let r2 = r1
+            .apply("n", &sign_change("n", 1, &[], &[s1.key], &admin))
+            .unwrap();
+        assert_eq!(r1.validator_updates(&r2), [(s1.key, 0)]);
+        let last = sign_change("n", 2, &[], &[s2.key], &admin);
+        assert_eq!(r2.apply("n", &last), Err(ChangeRefusal::NoValidator));
+    }
+}

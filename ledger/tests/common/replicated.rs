@@ -1,0 +1,153 @@
+//! A replicated ledger on loopback: `n` super nodes, each a real `hsn-ledger replica`
+//! process beside a real CometBFT validator (`hsn_testkit::comet`), their keys the
+//! validator keys, one genesis.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use ed25519_dalek::SigningKey;
+use hsn_core::Role;
+use hsn_ledger::replica::{AppState, validator_key_json};
+use hsn_ledger_api::keys::{NodeKey, RegisteredKey, write_signing_key};
+use hsn_testkit::comet::{App, CometNet, Genesis};
+use hsn_testkit::ledger_fixtures::signing_key;
+
+use super::Server;
+
+/// The network of a replicated test.
+pub const NETWORK: &str = "net-r";
+
+/// Super nodes (validators + replicas) and edge keys.
+pub struct Replicated {
+    pub dir: tempfile::TempDir,
+    pub supers: Vec<SigningKey>,
+    pub edges: Vec<SigningKey>,
+    pub admin: SigningKey,
+    pub app_state: AppState,
+    pub net: CometNet,
+    abci: Vec<SocketAddr>,
+    replicas: Vec<Option<Server>>,
+    commit_timeout: Duration,
+}
+
+impl Replicated {
+    /// Writes keys, genesis and homes for `validators` supers and `edges` edges; `adjust`
+    /// changes the genesis settings. Starts nothing.
+    pub fn init(
+        validators: usize,
+        edges: usize,
+        commit_timeout: Duration,
+        adjust: impl FnOnce(&mut AppState),
+    ) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let supers: Vec<SigningKey> = (0..validators as u64)
+            .map(|i| signing_key(20_000 + i))
+            .collect();
+        let edges: Vec<SigningKey> = (0..edges as u64).map(signing_key).collect();
+        let admin = signing_key(30_000);
+        let mut nodes = Vec::new();
+        for (i, k) in supers.iter().enumerate() {
+            nodes.push(RegisteredKey {
+                role: Role::Super,
+                key: NodeKey::of(k),
+                name: format!("super-{i}"),
+            });
+            write_signing_key(&dir.path().join(format!("super-{i}.key")), k)?;
+        }
+        for (i, k) in edges.iter().enumerate() {
+            nodes.push(RegisteredKey {
+                role: Role::Edge,
+                key: NodeKey::of(k),
+                name: format!("edge-{i}"),
+            });
+        }
+        let mut app_state = AppState::new(NETWORK, vec![NodeKey::of(&admin)], nodes);
+        adjust(&mut app_state);
+        let abci: Vec<SocketAddr> = hsn_testkit::free_ports(validators)?
+            .into_iter()
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .collect();
+        let genesis = Genesis {
+            app_state: serde_json::to_value(&app_state)?,
+            validator_keys: supers.iter().map(validator_key_json).collect(),
+        };
+        let apps: Vec<App> = abci.iter().map(|a| App::Grpc(*a)).collect();
+        let net = CometNet::init_with(&apps, Some(&genesis))?;
+        Ok(Self {
+            dir,
+            supers,
+            edges,
+            admin,
+            app_state,
+            net,
+            replicas: (0..validators).map(|_| None).collect(),
+            abci,
+            commit_timeout,
+        })
+    }
+
+    /// Super node `i`'s store file.
+    pub fn db(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("super-{i}.redb"))
+    }
+
+    /// Starts super node `i`: its replica, then its CometBFT node (CometBFT connects to the
+    /// application, so the application comes first).
+    pub fn start(&mut self, i: usize) -> Result<()> {
+        if self.replicas[i].is_none() {
+            let args: Vec<String> = [
+                "replica".to_owned(),
+                "--db".to_owned(),
+                self.db(i).display().to_string(),
+                "--key-file".to_owned(),
+                self.dir
+                    .path()
+                    .join(format!("super-{i}.key"))
+                    .display()
+                    .to_string(),
+                "--genesis".to_owned(),
+                self.net.genesis_file(i).display().to_string(),
+                "--abci-listen".to_owned(),
+                self.abci[i].to_string(),
+                "--cometbft-rpc".to_owned(),
+                self.net.rpc(i).to_string(),
+                "--listen".to_owned(),
+                "127.0.0.1:0".to_owned(),
+                "--commit-timeout-ms".to_owned(),
+                self.commit_timeout.as_millis().to_string(),
+            ]
+            .into();
+            let log = self.dir.path().join(format!("replica-{i}.log"));
+            let server = Server::start(&args, &log).with_context(|| format!("replica {i}"))?;
+            self.replicas[i] = Some(server);
+        }
+        self.net.start(i)
+    }
+
+    /// Starts every super node.
+    pub fn start_all(&mut self) -> Result<()> {
+        (0..self.supers.len()).try_for_each(|i| self.start(i))
+    }
+
+    /// Kills super node `i` (SIGKILL: CometBFT, then the replica), as a crash.
+    pub fn kill(&mut self, i: usize) -> Result<()> {
+        self.net.kill(i);
+        if let Some(mut replica) = self.replicas[i].take() {
+            replica.kill()?;
+        }
+        Ok(())
+    }
+
+    /// Super node `i`'s replica; panics when it is not running.
+    pub fn replica(&self, i: usize) -> &Server {
+        self.replicas[i].as_ref().expect("replica running")
+    }
+
+    /// The replica's log.
+    pub fn replica_log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("replica-{i}.log")))
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,224 @@
+//! The ledger replicated over four super nodes on real CometBFT validators (loopback):
+//! submissions through any super commit once on every replica, ledger blocks are endorsed
+//! by a validator quorum through vote extensions and verify on every replica; a validator
+//! down leaves the others committing and catches up; two down stop commits and
+//! acknowledgements until one is back.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail, ensure};
+use common::hsnctl_json;
+use common::replicated::{NETWORK, Replicated};
+use hsn_core::Direction;
+use hsn_ledger_api::keys::NodeKey;
+use hsn_ledger_api::pb;
+use hsn_testkit::ledger_fixtures::Slot;
+use tonic::Code;
+
+const EPOCH: u64 = 2;
+
+fn now() -> u64 {
+    common::now()
+}
+
+/// Edge `e`'s record and super `s`'s observation of it, for `epoch` and tenant `tenant`.
+fn pair(
+    r: &Replicated,
+    e: usize,
+    s: usize,
+    epoch: u64,
+    tenant: &str,
+    bytes: u64,
+) -> pb::SubmitRecordsRequest {
+    let slot = Slot::new(NETWORK, epoch, tenant, Direction::Uplink);
+    let edge = &r.edges[e];
+    pb::SubmitRecordsRequest {
+        records: vec![slot.record(edge, bytes, 1).to_pb()],
+        observations: vec![
+            slot.observation(&r.supers[s], NodeKey::of(edge), bytes)
+                .to_pb(),
+        ],
+    }
+}
+
+async fn submit_once(
+    r: &Replicated,
+    via: usize,
+    request: pb::SubmitRecordsRequest,
+) -> Result<pb::SubmitRecordsResponse, tonic::Status> {
+    let mut client = r
+        .replica(via)
+        .client()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    client
+        .submit_records(request)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Submits as an agent does: UNAVAILABLE (not committed in time, or the chain's time
+/// behind the epoch) is retried, for at most 60 s.
+async fn submit(
+    r: &Replicated,
+    via: usize,
+    request: pb::SubmitRecordsRequest,
+) -> Result<pb::SubmitRecordsResponse, tonic::Status> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match submit_once(r, via, request.clone()).await {
+            Err(e) if e.code() == Code::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+async fn status(r: &Replicated, i: usize) -> Result<pb::StatusResponse> {
+    let mut client = r.replica(i).client().await?;
+    Ok(client.status(pb::StatusRequest {}).await?.into_inner())
+}
+
+/// `hsnctl ledger verify` against replica `i`: the summary.
+fn verify(r: &Replicated, i: usize) -> Result<serde_json::Value> {
+    let url = r.replica(i).url();
+    hsnctl_json(&["ledger", "--addr", &url, "verify", "-o", "json"])
+}
+
+/// Waits until replica `i` has at least `blocks` ledger blocks, they verify and a validator
+/// quorum endorsed every one.
+async fn wait_verified(
+    r: &Replicated,
+    i: usize,
+    blocks: u64,
+    within: Duration,
+) -> Result<serde_json::Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let last = match verify(r, i) {
+            Ok(v)
+                if v["blocks"].as_u64().unwrap_or(0) >= blocks
+                    && v["awaiting_endorsement"].as_u64() == Some(0) =>
+            {
+                return Ok(v);
+            }
+            Ok(v) => format!("{v}"),
+            Err(e) => format!("{e:#}"),
+        };
+        if Instant::now() > deadline {
+            bail!(
+                "replica {i}: {blocks} verified blocks not reached within {within:?}; last: {last}\nlog:\n{}",
+                r.replica_log(i)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_validators_commit_once_endorse_and_survive_faults() -> Result<()> {
+    if let Err(skip) = hsn_testkit::require_binaries(&["cometbft"]) {
+        eprintln!("skipped: {skip}");
+        return Ok(());
+    }
+    // The late window outlasts the two-validator outage below (the commit timeout, then a
+    // restart), so the record held up in it is still on time.
+    let mut r = Replicated::init(4, 3, Duration::from_secs(3), |s| {
+        s.epoch_seconds = EPOCH;
+        s.late_window_seconds = 12;
+    })?;
+    r.start_all()?;
+    for i in 0..4 {
+        r.net.wait_height(i, 2, Duration::from_secs(60)).await?;
+    }
+
+    // Through any replica, once: the same batch through another is a duplicate.
+    let epoch = now() / EPOCH;
+    let done = submit(&r, 1, pair(&r, 0, 0, epoch, "video", 1_000_000)).await?;
+    assert_eq!((done.stored, done.attested), (2, 1), "{done:?}");
+    // Through another replica: acknowledged with the outcome of the one commit (when that
+    // replica had not applied it yet) or as duplicates; either way stored once (below).
+    let again = submit(&r, 2, pair(&r, 0, 0, epoch, "video", 1_000_000)).await?;
+    assert_eq!(again.stored + again.duplicates, 2, "{again:?}");
+    // A refusal answers with the usual code, through the replica's check.
+    let stranger = hsn_testkit::ledger_fixtures::signing_key(99);
+    let slot = Slot::new(NETWORK, epoch, "video", Direction::Uplink);
+    let unknown = pb::SubmitRecordsRequest {
+        records: vec![slot.record(&stranger, 5, 1).to_pb()],
+        observations: vec![],
+    };
+    let refused = submit(&r, 3, unknown).await.expect_err("unknown key");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+
+    // The epoch seals by block time on every replica, and a validator quorum endorses it.
+    let mut heads = Vec::new();
+    for i in 0..4 {
+        let v = wait_verified(&r, i, 1, Duration::from_secs(60)).await?;
+        heads.push(status(&r, i).await?.head_hash);
+        assert_eq!(
+            v["entries"].as_u64(),
+            Some(1),
+            "one entry, committed once: {v}"
+        );
+    }
+    ensure!(
+        heads.windows(2).all(|w| w[0] == w[1]) || heads.iter().any(Vec::is_empty),
+        "heads differ: {heads:?}"
+    );
+
+    // One validator down: the others go on; everything acknowledged is on every replica.
+    r.kill(3)?;
+    let mut acked = Vec::new();
+    for k in 0..6u64 {
+        let epoch = now() / EPOCH;
+        let request = pair(
+            &r,
+            (k % 3) as usize,
+            (k % 3) as usize,
+            epoch,
+            &format!("t{k}"),
+            10_000 + k,
+        );
+        let done = match submit(&r, (k % 3) as usize, request.clone()).await {
+            Ok(done) => done,
+            Err(e) => bail!("submission {k} with one validator down: {e:?}"),
+        };
+        assert!(done.stored + done.duplicates == 2, "{done:?}");
+        acked.push(request);
+    }
+    r.start(3)?;
+    r.net
+        .wait_height(3, r.net.status(0).await?.height, Duration::from_secs(120))
+        .await?;
+    let blocks = verify(&r, 0)?["blocks"].as_u64().unwrap_or(0);
+    wait_verified(&r, 3, blocks, Duration::from_secs(60)).await?;
+    for request in &acked {
+        let again = submit(&r, 3, request.clone()).await?;
+        assert_eq!(
+            again.stored, 0,
+            "acknowledged before the restart, stored on the restarted replica: {again:?}"
+        );
+    }
+
+    // Two down: no commit, no acknowledgement; one back: it resumes.
+    r.kill(2)?;
+    r.kill(3)?;
+    let epoch = now() / EPOCH;
+    let stuck = pair(&r, 0, 0, epoch, "stuck", 777);
+    let refused = submit_once(&r, 0, stuck.clone())
+        .await
+        .expect_err("no quorum, no acknowledgement");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    r.start(2)?;
+    let done = submit(&r, 0, stuck).await;
+    let done = done.map_err(|e| anyhow::anyhow!("after a validator came back: {e:?}"))?;
+    assert_eq!(done.stored + done.duplicates, 2, "{done:?}");
+    let blocks = verify(&r, 0)?["blocks"].as_u64().unwrap_or(0);
+    for i in 0..3 {
+        wait_verified(&r, i, blocks, Duration::from_secs(60)).await?;
+    }
+    Ok(())
+}
