@@ -220,6 +220,13 @@ impl KeyRegistry {
         self.get(key).is_some_and(|(r, _)| r == role)
     }
 
+    /// Every key and its role, in key order.
+    pub fn entries(&self) -> Vec<(NodeKey, Role)> {
+        let mut all: Vec<_> = self.keys.iter().map(|(k, (r, _))| (*k, *r)).collect();
+        all.sort_unstable_by_key(|(k, _)| *k);
+        all
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.keys.len()

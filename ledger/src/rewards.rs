@@ -14,6 +14,9 @@ use hsn_ledger_api::keys::NodeKey;
 pub struct NodeReward {
     /// The edge node.
     pub node: NodeKey,
+    /// Its name in the registry (the HsnNode), where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Sum over attested entries of min(claimed, observed) bytes.
     pub attested_bytes: u128,
     /// Attested entries counted.
@@ -45,6 +48,29 @@ pub struct Rewards {
     pub unobserved: u64,
     /// Observations never claimed by an edge.
     pub unclaimed: u64,
+    /// Every epoch up to this one is final (sealed: its late window is over); the epochs
+    /// of the range after it may still gain records. Unknown when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub final_through: Option<u64>,
+}
+
+impl Rewards {
+    /// Names the nodes `name_of` knows, and records which epochs are final.
+    pub fn annotate(
+        &mut self,
+        name_of: impl Fn(&NodeKey) -> Option<String>,
+        final_through: Option<u64>,
+    ) {
+        for n in &mut self.nodes {
+            n.name = name_of(&n.node);
+        }
+        self.final_through = final_through;
+    }
+
+    /// Whether every epoch of the range is final.
+    pub fn is_final(&self) -> bool {
+        self.final_through.is_some_and(|f| f >= self.to_epoch)
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -120,6 +146,7 @@ impl RewardsBuilder {
             remainders.push((rem, nodes.len()));
             nodes.push(NodeReward {
                 node: *node,
+                name: None,
                 attested_bytes: t.bytes,
                 attested_entries: t.attested,
                 excluded_entries: t.excluded,
@@ -146,6 +173,7 @@ impl RewardsBuilder {
             disputed: self.disputed,
             unobserved: self.unobserved,
             unclaimed: self.unclaimed,
+            final_through: None,
         }
     }
 }

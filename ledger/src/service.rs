@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::replica::Outcome;
 use crate::replica::forward::Forwarder;
 use crate::store::{Location, StoreError};
+use hsn_ledger_api::keys::NodeKey;
 use hsn_ledger_api::pb;
 use hsn_ledger_api::record::{RecordError, RecordKey};
 use hsn_ledger_api::refusal::{ITEM_METADATA, REASON_METADATA};
@@ -272,23 +273,74 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
+        let replica = self.forwarder.as_ref().map(|f| f.replica().clone());
         let reply = self
-            .blocking(|l| l.status())
+            .blocking(move |l| {
+                let s = l.status()?;
+                let mut reply = pb::StatusResponse {
+                    network: s.network,
+                    height: s.blocks,
+                    head_hash: s.head_hash.map(|h| h.to_vec()).unwrap_or_default(),
+                    current_epoch: s.current_epoch,
+                    sealed_through: s.sealed_through,
+                    pending_entries: s.pending,
+                    evidence_count: s.evidence,
+                    signer_key: s.signer.0.to_vec(),
+                    epoch_seconds: s.epoch_seconds,
+                    time: s.time,
+                    late_window_seconds: l.config().grace_seconds,
+                    ..Default::default()
+                };
+                if let Some(replica) = replica {
+                    let r = replica.status()?;
+                    reply.replicated = true;
+                    reply.signer_key = replica.public_key().0.to_vec();
+                    reply.app_height = r.app_height;
+                    reply.endorsed_blocks = r.endorsed_blocks;
+                    reply.validators = r
+                        .validators
+                        .into_iter()
+                        .map(|v| pb::ValidatorStatus {
+                            key: v.key.0.to_vec(),
+                            name: v.name,
+                            power: v.power,
+                            last_signed_block: v.last_signed_block,
+                        })
+                        .collect();
+                }
+                Ok::<_, StoreError>(reply)
+            })
             .await?
             .map_err(|e| store_status(&e));
-        let reply = reply.map(|s| pb::StatusResponse {
-            network: s.network,
-            height: s.blocks,
-            head_hash: s.head_hash.map(|h| h.to_vec()).unwrap_or_default(),
-            current_epoch: s.current_epoch,
-            sealed_through: s.sealed_through,
-            pending_entries: s.pending,
-            evidence_count: s.evidence,
-            signer_key: s.signer.0.to_vec(),
-            epoch_seconds: s.epoch_seconds,
-            time: s.time,
-        });
         self.counted("Status", reply)
+    }
+
+    async fn get_registry(
+        &self,
+        _request: Request<pb::GetRegistryRequest>,
+    ) -> Result<Response<pb::GetRegistryResponse>, Status> {
+        let node = |role: hsn_core::Role, key: NodeKey, name: String| pb::RegistryNode {
+            role: role.to_string(),
+            key: key.0.to_vec(),
+            name,
+        };
+        let nodes = match &self.forwarder {
+            Some(f) => f
+                .replica()
+                .registry()
+                .nodes
+                .into_iter()
+                .map(|n| node(n.role, n.key, n.name))
+                .collect(),
+            None => self
+                .ledger
+                .registry()
+                .entries()
+                .into_iter()
+                .map(|(key, role)| node(role, key, String::new()))
+                .collect(),
+        };
+        self.counted("GetRegistry", Ok(pb::GetRegistryResponse { nodes }))
     }
 
     async fn seal_epochs(

@@ -315,10 +315,12 @@ async fn agents_submit_attest_seal_verify_and_reward() -> Result<()> {
     );
     let status = hsnctl(&[&addr[..], &["status"]].concat())?;
     let status = String::from_utf8(status.stdout)?;
-    assert!(
-        status.contains("blocks:          2") && status.contains("evidence:        2"),
-        "{status}"
-    );
+    let field = |name: &str, value: &str| {
+        status
+            .lines()
+            .any(|l| l.split_whitespace().eq([name, value]))
+    };
+    assert!(field("blocks:", "2") && field("evidence:", "2"), "{status}");
     let show = String::from_utf8(hsnctl(&[&addr[..], &["show", "0"]].concat())?.stdout)?;
     assert!(
         show.contains("disputed") && show.contains("unobserved") && show.contains(&key.to_string()),

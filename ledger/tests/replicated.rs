@@ -222,3 +222,83 @@ async fn four_validators_commit_once_endorse_and_survive_faults() -> Result<()> 
     }
     Ok(())
 }
+
+/// The single-machine mode is a one-validator chain through the same code. Records for an
+/// epoch are accepted within its late window (here an hour and 20 s: one submitted an hour
+/// after its epoch is stored, sealed when the window ends and rewarded); after the window
+/// they are refused with their own reason. Rewards and status name nodes from the
+/// replicated registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_records_within_the_window_are_paid_and_after_it_refused() -> Result<()> {
+    if let Err(skip) = hsn_testkit::require_binaries(&["cometbft"]) {
+        eprintln!("skipped: {skip}");
+        return Ok(());
+    }
+    const EPOCH: u64 = 10;
+    let mut r = Replicated::init(1, 2, Duration::from_secs(10), |s| {
+        s.epoch_seconds = EPOCH;
+        s.late_window_seconds = 3620;
+    })?;
+    r.start_all()?;
+    r.net.wait_height(0, 2, Duration::from_secs(60)).await?;
+
+    // Ended at least an hour ago, at most 3610 s ago: inside the window.
+    let late = (now() - 3600) / EPOCH - 1;
+    let done = submit(&r, 0, pair(&r, 0, 0, late, "video", 5_000_000)).await?;
+    assert_eq!((done.stored, done.attested), (2, 1), "{done:?}");
+    // Ended more than 3630 s ago: outside.
+    let too_late = late - 3;
+    let refused = submit(&r, 0, pair(&r, 1, 0, too_late, "video", 7))
+        .await
+        .expect_err("after the window");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    let reason = refused
+        .metadata()
+        .get(hsn_ledger_api::refusal::REASON_METADATA);
+    assert_eq!(
+        reason.and_then(|v| v.to_str().ok()),
+        Some("epoch_sealed"),
+        "{refused:?}"
+    );
+
+    // Not final until the window ends; then sealed, endorsed and paid, by name.
+    let url = r.replica(0).url();
+    let rewards = |url: &str| {
+        let (from, to) = (late.to_string(), late.to_string());
+        hsnctl_json(&[
+            "ledger", "--addr", url, "rewards", "--from", &from, "--to", &to, "-o", "json",
+        ])
+    };
+    let early = rewards(&url)?;
+    assert!(
+        early["final_through"].as_u64().is_none_or(|f| f < late),
+        "{early}"
+    );
+    wait_verified(&r, 0, 1, Duration::from_secs(60)).await?;
+    let paid = rewards(&url)?;
+    assert!(
+        paid["final_through"].as_u64().is_some_and(|f| f >= late),
+        "{paid}"
+    );
+    let node = &paid["nodes"][0];
+    assert_eq!(node["name"], "edge-0", "{paid}");
+    assert_eq!(node["node"], NodeKey::of(&r.edges[0]).to_string(), "{paid}");
+    assert_eq!(node["attested_bytes"].as_u64(), Some(5_000_000), "{paid}");
+    assert_eq!(node["reward"].as_u64(), Some(1_000_000), "{paid}");
+
+    let status = hsnctl_json(&["ledger", "--addr", &url, "status", "-o", "json"])?;
+    assert_eq!(status["replicated"], true, "{status}");
+    assert_eq!(
+        status["late_window_seconds"].as_u64(),
+        Some(3620),
+        "{status}"
+    );
+    assert_eq!(status["validators"][0]["name"], "super-0", "{status}");
+    assert!(
+        status["validators"][0]["last_signed_block"]
+            .as_u64()
+            .is_some(),
+        "{status}"
+    );
+    Ok(())
+}

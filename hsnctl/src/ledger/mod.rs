@@ -5,6 +5,7 @@
 
 mod views;
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -23,7 +24,7 @@ use hsn_ledger::rewards::RewardsBuilder;
 use hsn_ledger::store::Store;
 use hsn_ledger::verify::{ChainSummary, VerifyOptions};
 use hsn_ledger_api::client::{self, ClientTls};
-use hsn_ledger_api::keys::KeyRegistry;
+use hsn_ledger_api::keys::{KeyRegistry, NodeKey};
 use hsn_ledger_api::pb::{self, ledger_client::LedgerClient};
 use hsn_ledger_api::record::RecordKey;
 
@@ -177,7 +178,9 @@ pub async fn run(args: &LedgerArgs, out: &mut dyn Write) -> Result<(), CliError>
                 entries.iter().for_each(|e| builder.add(e))
             })
             .await?;
-            let rewards = builder.finish(*pool);
+            let mut rewards = builder.finish(*pool);
+            let (names, final_through) = registry_and_finality(args, source).await?;
+            rewards.annotate(|k| names.get(k).cloned(), final_through);
             emit(out, args.output, &rewards, views::rewards_table)
         }
     }
@@ -234,6 +237,44 @@ async fn walk(
             Ok(chain::walk_store(&store, options, visit)?)
         }
         None => Ok(chain::walk_remote(&mut connect(args).await?, options, visit).await?),
+    }
+}
+
+/// The registry's names (empty when the ledger keeps none) and the last final epoch.
+async fn registry_and_finality(
+    args: &LedgerArgs,
+    source: &Source,
+) -> Result<(HashMap<NodeKey, String>, Option<u64>), CliError> {
+    let named = |key: NodeKey, name: String| (!name.is_empty()).then_some((key, name));
+    match &source.db {
+        Some(path) => {
+            let store = Store::open_read_only(path)?;
+            let read = store.read()?;
+            let names = hsn_ledger::replica::stored_registry(&read)?
+                .map(|r| {
+                    r.nodes
+                        .into_iter()
+                        .filter_map(|n| named(n.key, n.name))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok((names, read.sealed_through()?))
+        }
+        None => {
+            let mut ledger = connect(args).await?;
+            let status = ledger.status(pb::StatusRequest {}).await?.into_inner();
+            let nodes = match ledger.get_registry(pb::GetRegistryRequest {}).await {
+                Ok(r) => r.into_inner().nodes,
+                // A ledger from before GetRegistry: keys only.
+                Err(s) if s.code() == tonic::Code::Unimplemented => Vec::new(),
+                Err(s) => return Err(s.into()),
+            };
+            let names = nodes
+                .into_iter()
+                .filter_map(|n| named(NodeKey::from_slice(&n.key).ok()?, n.name))
+                .collect();
+            Ok((names, status.sealed_through))
+        }
     }
 }
 

@@ -32,6 +32,33 @@ pub struct StatusView {
     pub epoch_seconds: u64,
     /// Ledger time.
     pub time: u64,
+    /// Records of an epoch are accepted this long after it ends; epochs through
+    /// `sealed_through` are final.
+    pub late_window_seconds: u64,
+    /// Replicated over a validator set (CometBFT).
+    pub replicated: bool,
+    /// Replicated: the last CometBFT block applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_height: Option<u64>,
+    /// Replicated: ledger blocks below this height are endorsed by their quorum.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endorsed_blocks: Option<u64>,
+    /// Replicated: the validators.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub validators: Vec<ValidatorView>,
+}
+
+/// A validator of a replicated ledger.
+#[derive(Debug, Serialize)]
+pub struct ValidatorView {
+    /// Key, hex.
+    pub key: String,
+    /// Registry name.
+    pub name: String,
+    /// Voting power.
+    pub power: i64,
+    /// The newest ledger block it signed (of the recent ones).
+    pub last_signed_block: Option<u64>,
 }
 
 impl From<pb::StatusResponse> for StatusView {
@@ -47,6 +74,20 @@ impl From<pb::StatusResponse> for StatusView {
             signer: hex::encode(&s.signer_key),
             epoch_seconds: s.epoch_seconds,
             time: s.time,
+            late_window_seconds: s.late_window_seconds,
+            replicated: s.replicated,
+            app_height: s.replicated.then_some(s.app_height),
+            endorsed_blocks: s.replicated.then_some(s.endorsed_blocks),
+            validators: s
+                .validators
+                .into_iter()
+                .map(|v| ValidatorView {
+                    key: hex::encode(&v.key),
+                    name: v.name,
+                    power: v.power,
+                    last_signed_block: v.last_signed_block,
+                })
+                .collect(),
         }
     }
 }
@@ -54,7 +95,7 @@ impl From<pb::StatusResponse> for StatusView {
 impl StatusView {
     /// As `name: value` lines.
     pub fn table(&self) -> String {
-        table::fields(&[
+        let mut out = table::fields(&[
             ("network", self.network.clone()),
             ("blocks", self.blocks.to_string()),
             ("head", table::or_dash(self.head_hash.as_ref())),
@@ -64,7 +105,27 @@ impl StatusView {
             ("evidence", self.evidence.to_string()),
             ("signer", self.signer.clone()),
             ("epoch seconds", self.epoch_seconds.to_string()),
-        ])
+            ("late window seconds", self.late_window_seconds.to_string()),
+            ("final through", table::or_dash(self.sealed_through)),
+            ("replicated", self.replicated.to_string()),
+        ]);
+        if let (Some(app), Some(endorsed)) = (self.app_height, self.endorsed_blocks) {
+            out.push_str(&table::fields(&[
+                ("consensus height", app.to_string()),
+                ("endorsed blocks", endorsed.to_string()),
+            ]));
+            out.push('\n');
+            let headers = ["VALIDATOR", "NAME", "POWER", "LAST_SIGNED_BLOCK"];
+            out.push_str(&table::render_each(&headers, &self.validators, |v| {
+                vec![
+                    v.key.clone(),
+                    table::or_dash(Some(&v.name).filter(|n| !n.is_empty())),
+                    v.power.to_string(),
+                    table::or_dash(v.last_signed_block),
+                ]
+            }));
+        }
+        out
     }
 }
 
@@ -244,8 +305,16 @@ pub fn rewards_table(r: &Rewards) -> String {
         r.unobserved,
         r.unclaimed
     );
+    match (r.final_through, r.is_final()) {
+        (_, true) => {}
+        (Some(f), false) => out.push_str(&format!(
+            "not final: epochs after {f} are within their late window and may still change\n\n"
+        )),
+        (None, false) => out.push_str("not final: no epoch is final yet\n\n"),
+    }
     let headers = [
         "NODE",
+        "KEY",
         "ATTESTED_BYTES",
         "ENTRIES",
         "EXCLUDED",
@@ -254,6 +323,7 @@ pub fn rewards_table(r: &Rewards) -> String {
     ];
     out.push_str(&table::render_each(&headers, &r.nodes, |n| {
         vec![
+            table::or_dash(n.name.as_ref()),
             n.node.to_hex(),
             n.attested_bytes.to_string(),
             n.attested_entries.to_string(),

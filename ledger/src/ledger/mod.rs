@@ -231,6 +231,14 @@ impl Ledger {
         *self.registry.write().unwrap_or_else(|p| p.into_inner()) = registry;
     }
 
+    /// The key registry in force.
+    pub fn registry(&self) -> KeyRegistry {
+        self.registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Follows the number of blocks; changes after every seal that made blocks.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.blocks.subscribe()

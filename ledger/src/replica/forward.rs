@@ -56,6 +56,11 @@ impl Forwarder {
         }
     }
 
+    /// The replica it submits for.
+    pub fn replica(&self) -> &Arc<Replica> {
+        &self.replica
+    }
+
     /// The outcome once committed, or why there is none yet.
     pub async fn submit(&self, request: pb::SubmitRecordsRequest) -> Result<Outcome, Unavailable> {
         let checked = self.check(request.clone()).await?;

@@ -97,6 +97,30 @@ pub struct FinalizedBlock {
     pub app_hash: Hash,
 }
 
+/// A validator as a replica sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidatorState {
+    /// Its key (the super node's).
+    pub key: NodeKey,
+    /// Its name in the registry.
+    pub name: String,
+    /// Its voting power.
+    pub power: i64,
+    /// The newest of the last [`endorse::MAX_PER_VOTE`] ledger blocks it signed.
+    pub last_signed_block: Option<u64>,
+}
+
+/// A replica's replication state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    /// The last CometBFT block applied.
+    pub app_height: u64,
+    /// Every ledger block below this height has its quorum.
+    pub endorsed_blocks: u64,
+    /// The validators.
+    pub validators: Vec<ValidatorState>,
+}
+
 /// One super node's replica of its network's ledger.
 #[derive(Debug)]
 pub struct Replica {
@@ -161,6 +185,46 @@ impl Replica {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Height, endorsement and validators as of the last committed block.
+    pub fn status(&self) -> Result<ReplicaStatus, StoreError> {
+        let read = self.ledger.store().read()?;
+        let app_height = read.replica_state()?.height;
+        let endorsed_blocks = endorse::endorsed_below(&read)?;
+        let blocks = read.status()?.blocks;
+        let registry = self.registry();
+        let mut validators: Vec<ValidatorState> = registry
+            .validators()
+            .into_iter()
+            .map(|key| ValidatorState {
+                key,
+                name: registry.name_of(&key).unwrap_or_default().to_owned(),
+                power: registry::VALIDATOR_POWER,
+                last_signed_block: None,
+            })
+            .collect();
+        for height in (blocks.saturating_sub(endorse::MAX_PER_VOTE)..blocks).rev() {
+            let Some(m) = read.header(height)? else {
+                continue;
+            };
+            let Ok(signed) = crate::block::SignedHeader::from_pb(&m) else {
+                continue;
+            };
+            let pairs = signed.header.signers.iter().zip(&signed.signatures);
+            for (signer, signature) in pairs {
+                let v = validators.iter_mut().find(|v| v.key == *signer);
+                if let Some(v) = v.filter(|v| v.last_signed_block.is_none() && signature.is_some())
+                {
+                    v.last_signed_block = Some(height);
+                }
+            }
+        }
+        Ok(ReplicaStatus {
+            app_height,
+            endorsed_blocks,
+            validators,
+        })
     }
 
     /// This super node's key.
@@ -416,6 +480,13 @@ impl Replica {
     pub fn committed(&self, hash: Hash) -> tokio::sync::oneshot::Receiver<Outcome> {
         self.acks.wait(hash)
     }
+}
+
+/// The registry a replicated ledger's store holds (for reading a copied store file).
+pub fn stored_registry(read: &crate::store::ReadTables) -> Result<Option<Registry>, StoreError> {
+    Ok(read
+        .replica_value(REGISTRY)?
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
 }
 
 /// `BLAKE3("HSN-LEDGER/APP/V1" ‖ previous app hash ‖ height ‖ hash of every store write of
