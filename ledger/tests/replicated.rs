@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Context as _, Result, bail, ensure};
 use common::hsnctl_json;
 use common::replicated::{NETWORK, Replicated};
 use hsn_core::Direction;
@@ -299,6 +299,125 @@ async fn late_records_within_the_window_are_paid_and_after_it_refused() -> Resul
             .as_u64()
             .is_some(),
         "{status}"
+    );
+    Ok(())
+}
+
+/// Replaces the first byte of every occurrence of `needle` in the file; fails when absent.
+fn flip_every(path: &std::path::Path, needle: &[u8], to: u8) -> Result<()> {
+    let mut bytes = std::fs::read(path)?;
+    let positions: Vec<usize> = bytes
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect();
+    ensure!(
+        !positions.is_empty(),
+        "{needle:?} not in {}",
+        path.display()
+    );
+    for p in positions {
+        bytes[p] = to;
+    }
+    std::fs::write(path, bytes)?;
+    Ok(())
+}
+
+/// A replica whose store was changed behind its back computes another app hash at the
+/// first block that touches the change: it stops (CometBFT refuses to go on with an app
+/// hash the others did not commit) while the others go on. A copied store file verifies
+/// offline, also right after a crash, and a flipped byte in it is named by block and
+/// entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_replica_diverges_alone_and_verify_names_the_place() -> Result<()> {
+    if let Err(skip) = hsn_testkit::require_binaries(&["cometbft"]) {
+        eprintln!("skipped: {skip}");
+        return Ok(());
+    }
+    let mut r = Replicated::init(4, 1, Duration::from_secs(5), |s| {
+        s.epoch_seconds = EPOCH;
+        s.late_window_seconds = 20;
+    })?;
+    r.start_all()?;
+    for i in 0..4 {
+        r.net.wait_height(i, 2, Duration::from_secs(60)).await?;
+    }
+    // A sealed entry to flip in a copy, a pending one to flip in replica 3's own store.
+    let epoch = now() / EPOCH;
+    submit(&r, 0, pair(&r, 0, 0, epoch, "sealme", 1_000)).await?;
+    let slot = Slot::new(NETWORK, epoch, "flipme", Direction::Uplink);
+    let record = pb::SubmitRecordsRequest {
+        records: vec![slot.record(&r.edges[0], 2_000, 2).to_pb()],
+        observations: vec![],
+    };
+    submit(&r, 0, record).await?;
+    let height = r.net.status(0).await?.height;
+    // CometBFT stores a block before its application commits it: one more.
+    r.net
+        .wait_height(3, height + 1, Duration::from_secs(30))
+        .await?;
+    r.kill(3)?;
+    // Changed through the store's own API (a flipped byte in the file is caught by redb's
+    // page checksums, which roll the file back to its previous commit; CometBFT then
+    // replays the blocks after it and the replica heals): the claim grows by one byte.
+    {
+        let store = hsn_ledger::store::Store::open(&r.db(3))?;
+        let key = slot.record(&r.edges[0], 2_000, 2).body.key();
+        store.write(|t| -> Result<()> {
+            let mut entry = t.pending(&key)?.context("replica 3 holds the record")?;
+            entry.record.as_mut().context("a record")?.body.bytes += 1;
+            t.put_pending(&entry)?;
+            Ok(())
+        })?;
+    }
+    r.start(3)?;
+    // The observation completes the entry: replica 3 no longer has its record.
+    let observation = pb::SubmitRecordsRequest {
+        records: vec![],
+        observations: vec![
+            slot.observation(&r.supers[1], NodeKey::of(&r.edges[0]), 2_000)
+                .to_pb(),
+        ],
+    };
+    let done = submit(&r, 1, observation).await?;
+    assert_eq!(done.attested, 1, "{done:?}");
+    let diverged_at = r.net.status(0).await?.height;
+    r.net
+        .wait_height(0, diverged_at + 5, Duration::from_secs(60))
+        .await?;
+    // CometBFT on replica 3 halts its consensus: "+2/3 committed an invalid block: wrong
+    // Block.Header.AppHash" (and stays behind), while the others went on.
+    let log = std::fs::read_to_string(r.net.home(3).join("cometbft.log"))?;
+    ensure!(
+        log.contains("wrong Block.Header.AppHash"),
+        "replica 3 did not stop on its changed store:\n{}",
+        r.net.log_tail(3, 20)
+    );
+    let three = r.net.status(3).await.map(|s| s.height).unwrap_or(0);
+    ensure!(three < diverged_at + 5, "replica 3 went on to {three}");
+
+    // Offline: a copy taken right after a crash verifies; a flipped byte is named.
+    wait_verified(&r, 2, 1, Duration::from_secs(60)).await?;
+    r.kill(2)?;
+    let copy = r.dir.path().join("copy.redb");
+    std::fs::copy(r.db(2), &copy)?;
+    let copy_s = copy.display().to_string();
+    let clean = hsnctl_json(&["ledger", "verify", "--db", &copy_s, "-o", "json"])?;
+    assert!(clean["blocks"].as_u64().unwrap_or(0) >= 1, "{clean}");
+    // Repaired in place (it is our copy) and closed cleanly, so redb reads the pages as
+    // they are; a byte flipped in a file that still needs repair fails redb's checksums,
+    // which hsnctl reports as a corrupt store.
+    drop(hsn_ledger::store::Store::open(&copy)?);
+    // Entries are in key order: "flipme" is entry 0, "sealme" entry 1.
+    flip_every(&copy, b"sealme", b't')?;
+    let tampered = common::hsnctl(&["ledger", "verify", "--db", &copy_s])?;
+    let stderr = String::from_utf8(tampered.stderr)?;
+    assert_eq!(tampered.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr
+            .contains("verification failed at block 0, entry 1: record signature does not verify"),
+        "{stderr}"
     );
     Ok(())
 }

@@ -59,6 +59,8 @@ enum Db {
 pub struct Store {
     db: Db,
     path: PathBuf,
+    /// Where a crashed file opened read-only was copied and repaired.
+    _scratch: Option<tempfile::TempDir>,
 }
 
 impl fmt::Debug for Store {
@@ -80,19 +82,38 @@ impl Store {
         Ok(Self {
             db: Db::ReadWrite(db),
             path: path.to_owned(),
+            _scratch: None,
         })
     }
 
-    /// Opens an existing file read-only (fails while a ledger process has it open).
+    /// Opens an existing file read-only (fails while a ledger process has it open). A file
+    /// left by a crash, which redb must repair before reading, is copied and the copy
+    /// repaired and read: the file itself is never written.
     pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
-        let db = ReadOnlyDatabase::open(path).map_err(|source| StoreError::Open {
+        let open_error = |source| StoreError::Open {
             path: path.to_owned(),
             source,
-        })?;
-        Ok(Self {
-            db: Db::ReadOnly(db),
-            path: path.to_owned(),
-        })
+        };
+        match ReadOnlyDatabase::open(path) {
+            Ok(db) => Ok(Self {
+                db: Db::ReadOnly(db),
+                path: path.to_owned(),
+                _scratch: None,
+            }),
+            Err(redb::DatabaseError::RepairAborted) => {
+                let io = |e: std::io::Error| open_error(redb::DatabaseError::Storage(e.into()));
+                let scratch = tempfile::tempdir().map_err(io)?;
+                let copy = scratch.path().join("repaired.redb");
+                std::fs::copy(path, &copy).map_err(io)?;
+                let db = Database::create(&copy).map_err(open_error)?;
+                Ok(Self {
+                    db: Db::ReadWrite(db),
+                    path: path.to_owned(),
+                    _scratch: Some(scratch),
+                })
+            }
+            Err(source) => Err(open_error(source)),
+        }
     }
 
     /// The file's path.
