@@ -140,6 +140,26 @@ impl Replicated {
         Ok(())
     }
 
+    /// Kills only super node `i`'s CometBFT node (SIGKILL); its replica keeps running and
+    /// CometBFT reconnects to it when started again.
+    pub fn kill_cometbft(&mut self, i: usize) {
+        self.net.kill(i);
+    }
+
+    /// Kills only super node `i`'s replica (SIGKILL). Its CometBFT node exits when it loses
+    /// the application; it is reaped here so `start` runs it again.
+    pub fn kill_replica(&mut self, i: usize) -> Result<()> {
+        if let Some(mut replica) = self.replicas[i].take() {
+            replica.kill()?;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while self.net.running(i) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.net.kill(i);
+        Ok(())
+    }
+
     /// Super node `i`'s replica; panics when it is not running.
     pub fn replica(&self, i: usize) -> &Server {
         self.replicas[i].as_ref().expect("replica running")
