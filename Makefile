@@ -42,8 +42,9 @@ bench-operator: tools ## Operator: plan() at 10,000 edges x 100 supers; 5 kwok c
 	$(CARGO) bench -p hsn-operator --bench operator -- --clusters 5 --nodes 200
 
 .PHONY: bench-ledger
-bench-ledger: deps ## Ledger ingest vs the ed25519 batch-verify ceiling, Merkle, proofs, storage
+bench-ledger: deps tools ## Ledger ingest vs the ed25519 batch-verify ceiling, Merkle, proofs, storage; 4 validators vs one ledger
 	$(CARGO) bench -p hsn-ledger --bench ledger
+	$(CARGO) bench -p hsn-ledger --bench replicated
 
 .PHONY: bench-datapath
 bench-datapath: deps ## Datapath (root): edge XDP ns/packet vs XDP_PASS, 10 vs 100k prefixes, XDP redirect vs Linux forwarding in netns

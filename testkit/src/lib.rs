@@ -21,7 +21,8 @@
 //!   the operator as a process, a member's objects as the operator writes them.
 //! * Ledger test data (`ledger_fixtures`, feature `ledger-fixtures`): deterministic keys,
 //!   signed records and observations, a ledger's key files; and a ledger server in the test
-//!   process (`ledger`, feature `ledger`).
+//!   process (`ledger`, feature `ledger`), the `hsn-ledger` binary as processes, alone or
+//!   replicated beside CometBFT validators (`ledger_net`, feature `ledger`).
 //!
 //! Everything a test starts is cleaned up when dropped, also when the test panics, and the
 //! control planes also when the test process is killed outright (`PR_SET_PDEATHSIG` plus a
@@ -37,6 +38,8 @@ pub mod images;
 pub mod ledger;
 #[cfg(feature = "ledger-fixtures")]
 pub mod ledger_fixtures;
+#[cfg(feature = "ledger")]
+pub mod ledger_net;
 pub mod netns;
 pub mod node;
 #[cfg(feature = "operator")]

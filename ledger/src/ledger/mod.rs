@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use ed25519_dalek::SigningKey;
 use tokio::sync::watch;
 
-pub use submit::{Item, ItemRefusal, Refusal, SubmitError, Submitted};
+pub use submit::{Item, ItemRefusal, Refusal, Signatures, SubmitError, Submitted};
 
 use crate::attest::{Attester, Tolerance};
 use crate::block::{self, Sealer, SignedHeader};

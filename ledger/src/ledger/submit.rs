@@ -19,6 +19,17 @@ use hsn_ledger_api::pb;
 use hsn_ledger_api::record::{RecordError, RecordKey, SignedObservation, SignedRecord};
 use hsn_ledger_api::refusal::Reason;
 
+/// Whether to verify the signatures of a request. A replica skips them for the exact
+/// bytes it verified before (their validity depends on nothing else); everything else —
+/// shape, network, registry and roles, epochs, the exactly-once rule — is checked always.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signatures {
+    /// Verify them.
+    Verify,
+    /// Already verified for these exact bytes.
+    AlreadyVerified,
+}
+
 /// What an accepted submission did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Submitted {
@@ -202,7 +213,7 @@ impl Ledger {
     /// Validates and stores a request; returns after the commit, so `Ok` is an
     /// acknowledgement that survives a crash.
     pub fn submit(&self, request: &pb::SubmitRecordsRequest) -> Result<Submitted, SubmitError> {
-        let (parts, items) = self.validate(request)?;
+        let (parts, items) = self.validate(request, Signatures::Verify)?;
         let now = self.clock.now();
         let applied = self.store.write(|t| apply(t, &parts, &self.attester, now));
         self.settle(applied, &items, |evidence| {
@@ -216,8 +227,9 @@ impl Ledger {
         &self,
         t: &mut WriteTables<'_>,
         request: &pb::SubmitRecordsRequest,
+        signatures: Signatures,
     ) -> Result<Submitted, SubmitError> {
-        let (parts, items) = self.validate(request)?;
+        let (parts, items) = self.validate(request, signatures)?;
         let applied = apply(t, &parts, &self.attester, self.clock.now());
         self.settle(applied, &items, |evidence| {
             t.add_evidence(evidence).map(drop)
@@ -226,8 +238,12 @@ impl Ledger {
 
     /// What a request would do against the last committed state, writing nothing: the
     /// validation of `submit` plus the exactly-once rule on a read snapshot (CheckTx).
-    pub fn check(&self, request: &pb::SubmitRecordsRequest) -> Result<Submitted, SubmitError> {
-        let (parts, items) = self.validate(request)?;
+    pub fn check(
+        &self,
+        request: &pb::SubmitRecordsRequest,
+        signatures: Signatures,
+    ) -> Result<Submitted, SubmitError> {
+        let (parts, items) = self.validate(request, signatures)?;
         let read = self.store.read()?;
         let sealed = read.sealed_through()?;
         let lookup = |key: &RecordKey, _sealed: bool| {
@@ -267,6 +283,7 @@ impl Ledger {
     fn validate(
         &self,
         request: &pb::SubmitRecordsRequest,
+        signatures: Signatures,
     ) -> Result<(Vec<Part>, Vec<Item>), SubmitError> {
         let count = request.records.len() + request.observations.len();
         if count == 0 {
@@ -311,6 +328,7 @@ impl Ledger {
             }
         }
         if refusals.is_empty()
+            && signatures == Signatures::Verify
             && let Err(culprit) = batch.verify()
         {
             let item = culprit.copied().unwrap_or(Item::Request);

@@ -63,22 +63,23 @@ impl Forwarder {
 
     /// The outcome once committed, or why there is none yet.
     pub async fn submit(&self, request: pb::SubmitRecordsRequest) -> Result<Outcome, Unavailable> {
-        let checked = self.check(request.clone()).await?;
+        let tx = pb::LedgerTx {
+            kind: Some(pb::ledger_tx::Kind::Submit(request.clone())),
+        }
+        .encode_to_vec();
+        let hash = tx_hash(&tx);
+        let checked = self.check(hash, request.clone()).await?;
         match checked {
             Err(e) => return Ok(Err(e)),
             Ok(done) if done.stored == 0 => return Ok(Ok(done)),
             Ok(_) => {}
         }
-        let tx = pb::LedgerTx {
-            kind: Some(pb::ledger_tx::Kind::Submit(request.clone())),
-        }
-        .encode_to_vec();
-        let committed = self.replica.committed(tx_hash(&tx));
+        let committed = self.replica.committed(hash);
         match cometbft::broadcast_tx_sync(self.rpc, &tx).await {
             Ok(r) if r.code == 0 => {}
             Ok(r) => {
                 // The state moved since the check: name the refusal as SubmitRecords does.
-                return match self.check(request).await? {
+                return match self.check(hash, request).await? {
                     Err(e) => Ok(Err(e)),
                     Ok(_) => Err(Unavailable::Refused(format!("{} ({})", r.log, r.info))),
                 };
@@ -96,10 +97,12 @@ impl Forwarder {
 
     async fn check(
         &self,
+        hash: crate::merkle::Hash,
         request: pb::SubmitRecordsRequest,
     ) -> Result<Result<Submitted, Arc<SubmitError>>, Unavailable> {
         let replica = self.replica.clone();
-        tokio::task::spawn_blocking(move || replica.ledger().check(&request).map_err(Arc::new))
+        let check = move || replica.check_submission(hash, &request).map_err(Arc::new);
+        tokio::task::spawn_blocking(check)
             .await
             .map_err(|e| Unavailable::Task(e.to_string()))
     }

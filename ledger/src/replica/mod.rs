@@ -13,6 +13,7 @@ pub mod forward;
 pub mod genesis;
 pub mod registry;
 mod tx;
+mod verified;
 
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -27,7 +28,7 @@ pub use tx::{TxCode, tx_hash, validator_address};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::clock::{Clock, SystemClock};
-use crate::ledger::{Ledger, OpenError, SubmitError};
+use crate::ledger::{Ledger, OpenError, Signatures, SubmitError};
 use crate::merkle::Hash;
 use crate::store::{ReplicaState, Store, StoreError, WriteTables};
 use hsn_ledger_api::canonical::Canonical;
@@ -131,6 +132,7 @@ pub struct Replica {
     registry: RwLock<Registry>,
     finalized: Mutex<Option<Finalized>>,
     acks: acks::Acks,
+    verified: verified::Verified,
 }
 
 impl Replica {
@@ -166,6 +168,7 @@ impl Replica {
             registry: RwLock::new(registry),
             finalized: Mutex::new(None),
             acks: acks::Acks::default(),
+            verified: verified::Verified::default(),
         })
     }
 
@@ -278,12 +281,36 @@ impl Replica {
         };
         match tx {
             pb::ledger_tx::Kind::Submit(_) if recheck => TxCode::ok(Vec::new()),
-            pb::ledger_tx::Kind::Submit(request) => tx::submitted(&self.ledger.check(&request)),
+            pb::ledger_tx::Kind::Submit(request) => {
+                tx::submitted(&self.check_submission(tx_hash(bytes), &request))
+            }
             pb::ledger_tx::Kind::Endorse(_) => TxCode::endorsement_in_mempool(),
             pb::ledger_tx::Kind::Registry(change) => {
                 let registry = self.registry();
                 tx::registry(registry.apply(&self.genesis.network, &change).map(drop))
             }
+        }
+    }
+
+    /// A submission against the last committed state, writing nothing; its signatures are
+    /// verified unless these exact bytes (`hash`) were verified before.
+    pub fn check_submission(
+        &self,
+        hash: Hash,
+        request: &pb::SubmitRecordsRequest,
+    ) -> Result<crate::ledger::Submitted, SubmitError> {
+        let checked = self.ledger.check(request, self.signatures(&hash));
+        if checked.is_ok() {
+            self.verified.insert(hash);
+        }
+        checked
+    }
+
+    fn signatures(&self, hash: &Hash) -> Signatures {
+        if self.verified.contains(hash) {
+            Signatures::AlreadyVerified
+        } else {
+            Signatures::Verify
         }
     }
 
@@ -430,12 +457,13 @@ impl Replica {
         };
         match tx {
             pb::ledger_tx::Kind::Submit(request) => {
-                let result = self.ledger.submit_in(t, &request);
+                let hash = tx_hash(bytes);
+                let result = self.ledger.submit_in(t, &request, self.signatures(&hash));
                 if let Err(SubmitError::Store(e)) = result {
                     return Err(e);
                 }
                 let code = tx::submitted(&result);
-                outcomes.push((tx_hash(bytes), result.map_err(Arc::new)));
+                outcomes.push((hash, result.map_err(Arc::new)));
                 Ok(code)
             }
             pb::ledger_tx::Kind::Endorse(e) => {

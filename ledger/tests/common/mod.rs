@@ -2,21 +2,16 @@
 //! binary as a child process, and `hsnctl` in this process.
 #![allow(dead_code)]
 
-pub mod replicated;
+pub use hsn_testkit::ledger_net::LedgerProcess as Server;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use ed25519_dalek::SigningKey;
 use hsn_core::Role;
-use hsn_ledger_api::pb::ledger_client::LedgerClient;
 use hsn_testkit::ledger_fixtures::{LedgerFiles, signing_key};
-use tonic::transport::Channel;
 
 /// Keys of one super node and its edges, written where the server reads them.
 pub struct Network {
@@ -62,110 +57,6 @@ impl Network {
         let mut args = self.serve_args();
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         Server::start(&args, &self.dir.path().join("server.log"))
-    }
-}
-
-/// A running `hsn-ledger` process; killed when dropped.
-pub struct Server {
-    child: Child,
-    pub addr: SocketAddr,
-    pub metrics: Option<SocketAddr>,
-}
-
-const START_DEADLINE: Duration = Duration::from_secs(30);
-
-impl Server {
-    /// Spawns the binary and waits (bounded) for the line announcing its address.
-    pub fn start(args: &[String], log: &Path) -> Result<Self> {
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hsn-ledger"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr))
-            .spawn()
-            .context("spawn hsn-ledger")?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let (tx, rx) = mpsc::channel();
-        // Drains stdout for the life of the process so the server never blocks on it.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + START_DEADLINE;
-        let mut metrics = None;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match rx.recv_timeout(left) {
-                Ok(line) => line,
-                Err(_) => {
-                    let _ = child.kill();
-                    let log = std::fs::read_to_string(log).unwrap_or_default();
-                    bail!("hsn-ledger did not announce its address; log:\n{log}");
-                }
-            };
-            if let Some(a) = line.strip_prefix("hsn-ledger metrics on ") {
-                metrics = Some(a.parse()?);
-            }
-            if let Some(a) = line.strip_prefix("hsn-ledger listening on ") {
-                return Ok(Self {
-                    child,
-                    addr: a.parse()?,
-                    metrics,
-                });
-            }
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub async fn client(&self) -> Result<LedgerClient<Channel>> {
-        Ok(hsn_ledger_api::client::connect(&self.url(), None).await?)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGKILL, then reap.
-    pub fn kill(&mut self) -> Result<()> {
-        self.child.kill()?;
-        self.child.wait()?;
-        Ok(())
-    }
-
-    /// SIGTERM, then wait (bounded) for a clean exit.
-    pub fn terminate(&mut self) -> Result<()> {
-        use nix::sys::signal::{Signal, kill};
-        use nix::unistd::Pid;
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM)?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                if !status.success() {
-                    bail!("hsn-ledger exited with {status}");
-                }
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("hsn-ledger did not exit within 20 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 

@@ -1,33 +1,41 @@
 //! A replicated ledger on loopback: `n` super nodes, each a real `hsn-ledger replica`
-//! process beside a real CometBFT validator (`hsn_testkit::comet`), their keys the
-//! validator keys, one genesis.
+//! process beside a real CometBFT validator ([`crate::comet`]), their keys the validator
+//! keys, one genesis.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::comet::{App, CometNet, Genesis};
+use crate::ledger_fixtures::signing_key;
 use anyhow::{Context as _, Result};
 use ed25519_dalek::SigningKey;
 use hsn_core::Role;
 use hsn_ledger::replica::{AppState, validator_key_json};
 use hsn_ledger_api::keys::{NodeKey, RegisteredKey, write_signing_key};
-use hsn_testkit::comet::{App, CometNet, Genesis};
-use hsn_testkit::ledger_fixtures::signing_key;
 
-use super::Server;
+use super::LedgerProcess as Server;
 
 /// The network of a replicated test.
 pub const NETWORK: &str = "net-r";
 
 /// Super nodes (validators + replicas) and edge keys.
+#[derive(Debug)]
 pub struct Replicated {
+    /// Keys, stores and logs.
     pub dir: tempfile::TempDir,
+    /// The super nodes' keys (also their validator keys).
     pub supers: Vec<SigningKey>,
+    /// The edges' keys.
     pub edges: Vec<SigningKey>,
+    /// The registry's administrator key.
     pub admin: SigningKey,
+    /// The genesis settings.
     pub app_state: AppState,
+    /// The CometBFT validators.
     pub net: CometNet,
     abci: Vec<SocketAddr>,
+    grpc: Vec<SocketAddr>,
     replicas: Vec<Option<Server>>,
     commit_timeout: Duration,
 }
@@ -65,10 +73,14 @@ impl Replicated {
         }
         let mut app_state = AppState::new(NETWORK, vec![NodeKey::of(&admin)], nodes);
         adjust(&mut app_state);
-        let abci: Vec<SocketAddr> = hsn_testkit::free_ports(validators)?
+        // Every port chosen before anything binds (the replicas' gRPC ports too: an ephemeral
+        // port of theirs could take a CometBFT port chosen but not bound yet).
+        let ports: Vec<SocketAddr> = crate::free_ports(2 * validators)?
             .into_iter()
             .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
             .collect();
+        let (abci, grpc) = ports.split_at(validators);
+        let (abci, grpc) = (abci.to_vec(), grpc.to_vec());
         let genesis = Genesis {
             app_state: serde_json::to_value(&app_state)?,
             validator_keys: supers.iter().map(validator_key_json).collect(),
@@ -84,6 +96,7 @@ impl Replicated {
             net,
             replicas: (0..validators).map(|_| None).collect(),
             abci,
+            grpc,
             commit_timeout,
         })
     }
@@ -114,7 +127,7 @@ impl Replicated {
                 "--cometbft-rpc".to_owned(),
                 self.net.rpc(i).to_string(),
                 "--listen".to_owned(),
-                "127.0.0.1:0".to_owned(),
+                self.grpc[i].to_string(),
                 "--commit-timeout-ms".to_owned(),
                 self.commit_timeout.as_millis().to_string(),
             ]
