@@ -32,6 +32,8 @@ pub struct LedgerService {
     shutdown: watch::Receiver<bool>,
     /// A replica's submissions go through CometBFT; sealing follows block time.
     forwarder: Option<Forwarder>,
+    /// Whether SealEpochs may cut an epoch's grace period short.
+    early_seal: bool,
 }
 
 impl LedgerService {
@@ -42,7 +44,14 @@ impl LedgerService {
             metrics,
             shutdown,
             forwarder: None,
+            early_seal: false,
         }
+    }
+
+    /// Lets `SealEpochs` seal ended epochs before their grace period is over.
+    pub fn allow_early_seal(mut self, allow: bool) -> Self {
+        self.early_seal = allow;
+        self
     }
 
     /// Serves a replica of a replicated ledger: reads from its store, submissions through
@@ -354,7 +363,13 @@ impl pb::ledger_server::Ledger for LedgerService {
             return self.counted("SealEpochs", Err(refused));
         }
         let through = request.into_inner().through_epoch;
-        let sealed = self.blocking(move |l| l.seal_through(through)).await?;
+        let early = self.early_seal;
+        let sealed = self
+            .blocking(move |l| match early {
+                true => l.seal_through(through),
+                false => l.seal_due_through(through),
+            })
+            .await?;
         let reply = match sealed {
             Ok(headers) => {
                 self.metrics.sealed(&headers);
@@ -362,7 +377,9 @@ impl pb::ledger_server::Ledger for LedgerService {
                     blocks: headers.iter().map(|h| h.to_pb()).collect(),
                 })
             }
-            Err(e @ SealError::NotClosed { .. }) => Err(Status::failed_precondition(e.to_string())),
+            Err(e @ (SealError::NotClosed { .. } | SealError::InGrace { .. })) => {
+                Err(Status::failed_precondition(e.to_string()))
+            }
             Err(SealError::Store(e)) => Err(store_status(&e)),
         };
         self.counted("SealEpochs", reply)

@@ -73,6 +73,7 @@ async fn agents_submit_attest_seal_verify_and_reward() -> Result<()> {
         "2",
         "--grace-seconds",
         "3600",
+        "--allow-early-seal",
         "--metrics-listen",
         "127.0.0.1:0",
     ];
@@ -210,13 +211,40 @@ async fn agents_submit_attest_seal_verify_and_reward() -> Result<()> {
             "{reason}"
         );
     }
+    // A request that is not a SubmitRecordsRequest at all (a GetBlockRequest's varint where
+    // a message belongs): INVALID_ARGUMENT and counted as malformed, not INTERNAL.
+    let channel = tonic::transport::Endpoint::from_shared(server.url())?
+        .connect()
+        .await?;
+    let mut raw = tonic::client::Grpc::new(channel);
+    raw.ready().await?;
+    let path = http::uri::PathAndQuery::from_static("/hsn.ledger.v1.Ledger/SubmitRecords");
+    let codec =
+        tonic_prost::ProstCodec::<pb::GetBlockRequest, pb::SubmitRecordsResponse>::default();
+    let garbage = tonic::Request::new(pb::GetBlockRequest {
+        height: 5,
+        include_entries: true,
+    });
+    let status = raw
+        .unary(garbage, path, codec)
+        .await
+        .expect_err("undecodable");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let reason = status
+        .metadata()
+        .get(REASON_METADATA)
+        .and_then(|v| v.to_str().ok());
+    assert_eq!(reason, Some("malformed"), "{status:?}");
     let metrics = scrape(server.metrics.context("metrics address")?)?;
+    assert!(
+        metrics.contains("hsn_ledger_items_refused_total{reason=\"malformed\"} 2"),
+        "an undecodable request counts as malformed: {metrics}"
+    );
     for reason in [
         "conflict",
         "unknown_key",
         "unsigned",
         "bad_signature",
-        "malformed",
         "future_epoch",
         "too_many",
         "too_large",

@@ -84,6 +84,16 @@ pub enum SealError {
         /// Now.
         current: u64,
     },
+    /// The epoch has ended but its grace period has not (and early sealing is off).
+    #[error(
+        "epoch {epoch} is in its grace period until {until} (unix seconds); only due epochs are sealed on request"
+    )]
+    InGrace {
+        /// Asked for.
+        epoch: u64,
+        /// When its grace period ends.
+        until: u64,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -251,6 +261,20 @@ impl Ledger {
             Some(epoch) => self.seal_through(epoch),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// [`Self::seal_through`] for an epoch whose grace period is over: what the seal loop
+    /// does anyway, so anyone may ask for it.
+    pub fn seal_due_through(&self, epoch: u64) -> Result<Vec<SignedHeader>, SealError> {
+        let now = self.clock.now();
+        let due = self.epochs.ended_by(now, self.config.grace_seconds);
+        if due.is_none_or(|d| epoch > d) {
+            let until = (epoch + 1) * self.epochs.seconds() + self.config.grace_seconds;
+            if epoch < self.epochs.at(now) {
+                return Err(SealError::InGrace { epoch, until });
+            }
+        }
+        self.seal_through(epoch)
     }
 
     /// Seals every epoch up to `epoch`, which must have ended, into blocks of at most

@@ -284,6 +284,23 @@ fn sealed_epochs_refuse_new_information() {
 }
 
 #[test]
+fn sealing_on_request_waits_for_the_grace_period() {
+    // The clock is 1 s into epoch 10 with 5 s of grace: epoch 9 is in its grace period.
+    let f = fixture();
+    f.submit_records(vec![f.record(0, 9, 100)]);
+    assert!(matches!(
+        f.ledger.seal_due_through(9),
+        Err(SealError::InGrace { epoch: 9, .. })
+    ));
+    assert!(matches!(
+        f.ledger.seal_due_through(10),
+        Err(SealError::NotClosed { .. })
+    ));
+    f.clock.advance(5);
+    assert_eq!(f.ledger.seal_due_through(9).unwrap().len(), 1);
+}
+
+#[test]
 fn large_epochs_span_bounded_blocks_and_verify() {
     let f = fixture_with(|c| c.max_block_entries = 3);
     let records: Vec<SignedRecord> = (0..8)

@@ -92,6 +92,11 @@ pub struct ServeArgs {
     /// How often to look for epochs to seal, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub seal_interval_ms: u64,
+    /// Let the SealEpochs RPC seal ended epochs before their grace period is over. Anyone
+    /// who can reach the service can then do so; without it SealEpochs seals only what is
+    /// due.
+    #[arg(long)]
+    pub allow_early_seal: bool,
     /// Serve Prometheus metrics on this address at /metrics.
     #[arg(long, env = "HSN_LEDGER_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -150,6 +155,7 @@ impl ServeArgs {
             tls,
             metrics_listen: self.metrics_listen,
             seal_interval: Duration::from_millis(self.seal_interval_ms.max(10)),
+            allow_early_seal: self.allow_early_seal,
         }
     }
 }

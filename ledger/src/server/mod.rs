@@ -64,6 +64,10 @@ pub struct ServerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// How often to look for epochs to seal.
     pub seal_interval: Duration,
+    /// Whether `SealEpochs` may seal an ended epoch before its grace period is over (anyone
+    /// who reaches the service can then cut the grace short); otherwise it seals only what
+    /// is due.
+    pub allow_early_seal: bool,
 }
 
 /// Why the server could not start or stopped.
@@ -134,7 +138,8 @@ pub async fn run(
         stop_rx.clone(),
     ));
 
-    let service = LedgerService::new(ledger.clone(), metrics.clone(), stop_rx);
+    let service = LedgerService::new(ledger.clone(), metrics.clone(), stop_rx)
+        .allow_early_seal(config.allow_early_seal);
     tracing::info!(%addr, network = %config.ledger.network, signer = %ledger.public_key(), "serving");
     let grpc = Grpc {
         listener,
@@ -172,7 +177,7 @@ async fn serve_grpc(
     }
     let router = builder
         .layer(tower::util::MapResponseLayer::new(move |r| {
-            count_too_large(&metrics, r)
+            count_transport_refusals(&metrics, r)
         }))
         .add_service(service);
     println!("hsn-ledger listening on {addr}");
@@ -231,22 +236,42 @@ fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServerError> {
     Ok(tls)
 }
 
-/// Requests over the size limit are refused by the transport (OUT_OF_RANGE) before any
-/// handler runs; count them with the other refusals.
-fn count_too_large<B>(metrics: &Metrics, response: http::Response<B>) -> http::Response<B> {
-    let out_of_range = (tonic::Code::OutOfRange as i32).to_string();
-    if response
-        .headers()
-        .get("grpc-status")
-        .is_some_and(|v| v.as_bytes() == out_of_range.as_bytes())
-    {
-        metrics
-            .refused
-            .get_or_create(&ReasonLabels {
-                reason: Reason::TooLarge.label(),
-            })
-            .inc();
-    }
+/// What the transport refuses before any handler runs, counted with the other refusals:
+/// requests over the size limit (`OUT_OF_RANGE`, `too_large`), and requests that do not
+/// decode, which tonic answers `INTERNAL` and which are the client's fault: answered
+/// `INVALID_ARGUMENT` with the reason `malformed`, as a malformed item is.
+fn count_transport_refusals<B>(
+    metrics: &Metrics,
+    mut response: http::Response<B>,
+) -> http::Response<B> {
+    let status = |code: tonic::Code| (code as i32).to_string();
+    let headers = response.headers_mut();
+    let code = headers.get("grpc-status").map(|v| v.as_bytes().to_vec());
+    let undecodable = headers.get("grpc-message").is_some_and(|m| {
+        m.as_bytes()
+            .starts_with(b"failed%20to%20decode%20Protobuf%20message")
+    });
+    let reason = match code {
+        Some(c) if c == status(tonic::Code::OutOfRange).as_bytes() => Reason::TooLarge,
+        Some(c) if c == status(tonic::Code::Internal).as_bytes() && undecodable => {
+            let invalid = status(tonic::Code::InvalidArgument);
+            if let Ok(v) = http::HeaderValue::from_str(&invalid) {
+                headers.insert("grpc-status", v);
+            }
+            headers.insert(
+                hsn_ledger_api::refusal::REASON_METADATA,
+                http::HeaderValue::from_static("malformed"),
+            );
+            Reason::Malformed
+        }
+        _ => return response,
+    };
+    metrics
+        .refused
+        .get_or_create(&ReasonLabels {
+            reason: reason.label(),
+        })
+        .inc();
     response
 }
 

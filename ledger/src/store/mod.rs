@@ -34,6 +34,8 @@ const HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("block_headers
 const ENTRIES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("block_entries");
 const INDEX: TableDefinition<&[u8], (u64, u32)> = TableDefinition::new("entry_index");
 const EVIDENCE: TableDefinition<u64, &[u8]> = TableDefinition::new("evidence");
+/// BLAKE3 of a refused statement → its evidence id, so a replayed conflict is kept once.
+const EVIDENCE_SEEN: TableDefinition<&[u8], u64> = TableDefinition::new("evidence_seen");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SEALED_THROUGH: &str = "sealed_through";
 
@@ -212,6 +214,7 @@ pub struct WriteTables<'t> {
     entries: Table<'t, (u64, u32), &'static [u8]>,
     index: Table<'t, &'static [u8], (u64, u32)>,
     evidence: Table<'t, u64, &'static [u8]>,
+    evidence_seen: Table<'t, &'static [u8], u64>,
     meta: Table<'t, &'static str, u64>,
     replica: replica::WriteTables<'t>,
     /// Every write of a replicated block, hashed into its app hash.
@@ -232,6 +235,7 @@ impl<'t> WriteTables<'t> {
             entries: txn.open_table(ENTRIES)?,
             index: txn.open_table(INDEX)?,
             evidence: txn.open_table(EVIDENCE)?,
+            evidence_seen: txn.open_table(EVIDENCE_SEEN)?,
             meta: txn.open_table(META)?,
             replica: replica::WriteTables::open(txn)?,
             journal: None,
@@ -279,11 +283,22 @@ impl<'t> WriteTables<'t> {
         sealed_entry(&self.index, &self.entries, key)
     }
 
-    /// Keeps a refused submission as evidence; returns its id.
+    /// Keeps a refused submission as evidence; returns its id. The same refused statement
+    /// again (a replayed conflict) is kept once: its first id is returned.
     pub fn add_evidence(&mut self, evidence: &pb::Evidence) -> Result<u64, StoreError> {
+        let statement = pb::Evidence {
+            record: evidence.record.clone(),
+            observation: evidence.observation.clone(),
+            ..Default::default()
+        };
+        let seen = blake3::hash(&statement.encode_to_vec());
+        if let Some(id) = self.evidence_seen.get(seen.as_bytes().as_slice())? {
+            return Ok(id.value());
+        }
         let id = self.evidence.last()?.map_or(0, |(k, _)| k.value() + 1);
         let bytes = evidence.encode_to_vec();
         self.evidence.insert(id, bytes.as_slice())?;
+        self.evidence_seen.insert(seen.as_bytes().as_slice(), id)?;
         self.note("evidence", &id.to_be_bytes(), &bytes);
         Ok(id)
     }

@@ -79,14 +79,26 @@ fn pending_epochs_are_ranges_and_blocks_move_entries() {
 }
 
 #[test]
-fn evidence_is_numbered_in_order() {
+fn evidence_is_numbered_in_order_and_kept_once() {
     let (_dir, store) = store();
-    for time in [5, 6] {
+    let statement = |seq| {
+        let edge = signing_key(1);
+        Slot::new("n", 1, "t", Direction::Uplink)
+            .record(&edge, 10, seq)
+            .to_pb()
+    };
+    for (time, seq) in [(5, 1), (6, 2), (7, 1)] {
         let ev = pb::Evidence {
             time,
+            record: Some(statement(seq)),
             ..Default::default()
         };
-        store.write(|t| t.add_evidence(&ev)).unwrap();
+        let id = store.write(|t| t.add_evidence(&ev)).unwrap();
+        assert_eq!(
+            id,
+            if time == 7 { 0 } else { time - 5 },
+            "a replay keeps its first id"
+        );
     }
     let times: Vec<u64> = store
         .read()
