@@ -3,8 +3,10 @@
 
 use tonic::transport::Channel;
 
+use crate::endorsing::Endorsing;
 use crate::entry::Entry;
-use crate::store::{At, Store, StoreError};
+use crate::store::{At, ReadTables, Store, StoreError};
+use crate::verify::VerifyErrorKind;
 use crate::verify::{ChainSummary, ChainVerifier, VerifyError, VerifyOptions};
 use hsn_ledger_api::client;
 use hsn_ledger_api::pb::ledger_client::LedgerClient;
@@ -34,15 +36,77 @@ pub fn walk_store(
         .status()
         .map_err(|e| verifier.unreadable(None, Box::new(e)))?
         .blocks;
+    let mut entries_total = 0u64;
     for height in 0..blocks {
         let block = read
             .block(height, true)
             .map_err(|e| unreadable(&verifier, e))?
             .ok_or_else(|| verifier.unreadable(None, "block missing from the store".into()))?;
         let entries = verifier.push(&block)?;
+        check_indexed(&read, height, &entries)?;
+        entries_total += entries.len() as u64;
         visit(height, &entries);
     }
+    check_outside_blocks(&read, blocks, entries_total)?;
     Ok(verifier.finish())
+}
+
+/// Every entry of the block is indexed at its place (proofs and lookups go through the
+/// index).
+fn check_indexed(read: &ReadTables, height: u64, entries: &[Entry]) -> Result<(), VerifyError> {
+    for (i, entry) in entries.iter().enumerate() {
+        let place = (height, u32::try_from(i).unwrap_or(u32::MAX));
+        let indexed = read
+            .indexed(&entry.key())
+            .map_err(|e| store_fault(height, e.to_string()))?;
+        if indexed != Some(place) {
+            let what = match indexed {
+                None => "lacks it".to_owned(),
+                Some((h, j)) => format!("places it at block {h}, entry {j}"),
+            };
+            return Err(VerifyError {
+                height,
+                entry: Some(i),
+                kind: VerifyErrorKind::Index(what),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What a store serves or will sign beyond its blocks: the entry index holds the blocks'
+/// entries and nothing else; pending entries are stored under their own keys and their
+/// signatures and judgements hold (they will be sealed and signed); evidence decodes.
+fn check_outside_blocks(read: &ReadTables, blocks: u64, entries: u64) -> Result<(), VerifyError> {
+    let fault = |what: String| store_fault(blocks, what);
+    let indexed = read.indexed_count().map_err(|e| fault(e.to_string()))?;
+    if indexed != entries {
+        return Err(fault(format!(
+            "the entry index holds {indexed} keys, the blocks {entries} entries"
+        )));
+    }
+    let pending = read.pending_entries().map_err(|e| fault(e.to_string()))?;
+    let replicated = crate::replica::stored_registry(read)
+        .map_err(|e| fault(e.to_string()))?
+        .is_some();
+    let endorsing = if replicated {
+        Endorsing::Quorum
+    } else {
+        Endorsing::Signers
+    };
+    if let Err((i, what)) = crate::verify::check_unsealed(&pending, endorsing) {
+        return Err(fault(format!("pending entry {}: {what}", pending[i].key())));
+    }
+    read.evidence().map_err(|e| fault(e.to_string()))?;
+    Ok(())
+}
+
+fn store_fault(height: u64, what: String) -> VerifyError {
+    VerifyError {
+        height,
+        entry: None,
+        kind: VerifyErrorKind::Store(what),
+    }
 }
 
 fn unreadable(verifier: &ChainVerifier, e: StoreError) -> VerifyError {

@@ -332,8 +332,20 @@ impl Ledger {
         }
         let mut tip = t.tip()?;
         let mut headers = Vec::new();
+        let endorsing = match sealer {
+            Sealer::Attester(_) => crate::endorsing::Endorsing::Signers,
+            Sealer::Validators(_) => crate::endorsing::Endorsing::Quorum,
+        };
         while let Some(e) = t.first_pending_epoch()?.filter(|&e| e <= epoch) {
             let entries = t.pending_of_epoch(e, self.config.max_block_entries)?;
+            // What is sealed gets signed: a pending entry damaged since it was checked
+            // stops the seal instead.
+            if let Err((i, what)) = crate::verify::check_unsealed(&entries, endorsing) {
+                return Err(StoreError::Damaged {
+                    at: At::Pending(entries[i].key().to_string()),
+                    what: format!("does not verify: {what}"),
+                });
+            }
             let network = &self.config.network;
             let block = block::seal(&tip, network, e, entries, now, sealer);
             t.put_block(&block)?;

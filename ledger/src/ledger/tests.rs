@@ -359,3 +359,24 @@ fn reopening_keeps_everything_and_checks_the_network() {
     drop(ledger);
     assert!(matches!(open("other"), Err(OpenError::Network { .. })));
 }
+
+#[test]
+fn a_pending_entry_damaged_after_its_check_is_not_sealed() {
+    let f = fixture();
+    f.submit_records(vec![f.record(0, 8, 100)]);
+    let key = f.record(0, 8, 100).body.key();
+    f.ledger
+        .store()
+        .write(|t| -> Result<(), StoreError> {
+            let mut entry = t.pending(&key)?.expect("pending");
+            entry.record.as_mut().expect("record").body.bytes += 1;
+            t.put_pending(&entry)
+        })
+        .unwrap();
+    let sealed = f.ledger.seal_through(8);
+    assert!(
+        matches!(sealed, Err(SealError::Store(StoreError::Damaged { .. }))),
+        "{sealed:?}"
+    );
+    assert_eq!(f.ledger.status().unwrap().blocks, 0, "nothing signed");
+}

@@ -68,6 +68,15 @@ pub enum StoreError {
         /// What is wrong.
         source: BlockError,
     },
+    /// Stored data that is not what it must be: an entry where another belongs (a damaged
+    /// key or entry index), a pending entry whose signatures no longer verify.
+    #[error("{at}: {what}")]
+    Damaged {
+        /// Where.
+        at: At,
+        /// What is wrong.
+        what: String,
+    },
     /// A write on a store opened read-only.
     #[error("the store is open read-only")]
     ReadOnly,
@@ -79,7 +88,10 @@ impl StoreError {
         match self {
             Self::Open { .. } => "open",
             Self::Redb(_) => "storage",
-            Self::Decode { .. } | Self::Entry { .. } | Self::Header { .. } => "corrupt",
+            Self::Decode { .. }
+            | Self::Entry { .. }
+            | Self::Header { .. }
+            | Self::Damaged { .. } => "corrupt",
             Self::ReadOnly => "read_only",
         }
     }
@@ -87,7 +99,10 @@ impl StoreError {
     /// Where in the chain the fault is, when it is in a block.
     pub fn location(&self) -> Option<&At> {
         match self {
-            Self::Decode { at, .. } | Self::Entry { at, .. } | Self::Header { at, .. } => Some(at),
+            Self::Decode { at, .. }
+            | Self::Entry { at, .. }
+            | Self::Header { at, .. }
+            | Self::Damaged { at, .. } => Some(at),
             _ => None,
         }
     }

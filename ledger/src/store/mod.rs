@@ -325,7 +325,7 @@ impl<'t> WriteTables<'t> {
                 break;
             }
             let at = At::Pending(hex::encode(k.value()));
-            out.push(entry_from(v.value(), at)?);
+            out.push(entry_at(v.value(), k.value(), at)?);
         }
         Ok(out)
     }
@@ -478,6 +478,33 @@ impl ReadTables {
         }
     }
 
+    /// Where the entry index says the entry under `key` is.
+    pub fn indexed(&self, key: &RecordKey) -> Result<Option<(u64, u32)>, StoreError> {
+        Ok(self
+            .index
+            .get(key.to_bytes().as_slice())?
+            .map(|v| v.value()))
+    }
+
+    /// Number of keys in the entry index.
+    pub fn indexed_count(&self) -> Result<u64, StoreError> {
+        Ok(self.index.len()?)
+    }
+
+    /// Every pending entry, in key order, each checked to be stored under its own key.
+    pub fn pending_entries(&self) -> Result<Vec<Entry>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.pending.iter()? {
+            let (k, v) = item?;
+            out.push(entry_at(
+                v.value(),
+                k.value(),
+                At::Pending(hex::encode(k.value())),
+            )?);
+        }
+        Ok(out)
+    }
+
     /// Every evidence item, oldest first.
     pub fn evidence(&self) -> Result<Vec<pb::Evidence>, StoreError> {
         let mut out = Vec::new();
@@ -499,10 +526,11 @@ fn pending_entry(
     pending: &impl ReadableTable<&'static [u8], &'static [u8]>,
     key: &RecordKey,
 ) -> Result<Option<Entry>, StoreError> {
-    let Some(bytes) = pending.get(key.to_bytes().as_slice())? else {
+    let key = key.to_bytes();
+    let Some(bytes) = pending.get(key.as_slice())? else {
         return Ok(None);
     };
-    entry_from(bytes.value(), At::Pending(key.to_string())).map(Some)
+    entry_at(bytes.value(), &key, At::Pending(hex::encode(&key))).map(Some)
 }
 
 fn sealed_entry(
@@ -510,14 +538,29 @@ fn sealed_entry(
     entries: &impl ReadableTable<(u64, u32), &'static [u8]>,
     key: &RecordKey,
 ) -> Result<Option<Entry>, StoreError> {
-    let Some(pos) = index.get(key.to_bytes().as_slice())? else {
+    let key = key.to_bytes();
+    let Some(pos) = index.get(key.as_slice())? else {
         return Ok(None);
     };
     let (h, i) = pos.value();
     let Some(bytes) = entries.get((h, i))? else {
-        return Ok(None);
+        return Err(StoreError::Damaged {
+            at: At::Entry(h, i),
+            what: "the entry index points at no entry".into(),
+        });
     };
-    entry_from(bytes.value(), At::Entry(h, i)).map(Some)
+    entry_at(bytes.value(), &key, At::Entry(h, i)).map(Some)
+}
+
+/// The entry in `bytes`, which must be the one stored under `key`: a damaged key or index
+/// must not serve another entry.
+fn entry_at(bytes: &[u8], key: &[u8], at: At) -> Result<Entry, StoreError> {
+    let entry = entry_from(bytes, at.clone())?;
+    if entry.key().to_bytes() != key {
+        let what = format!("stored under {}, holds {}", hex::encode(key), entry.key());
+        return Err(StoreError::Damaged { at, what });
+    }
+    Ok(entry)
 }
 
 fn last_header(

@@ -147,3 +147,90 @@ fn read_only_refuses_writes() {
     ));
     assert_eq!(ro.read().unwrap().status().unwrap().blocks, 0);
 }
+
+/// Everything a store serves or will sign is verified, not only its blocks: a damaged
+/// entry index is named and never serves another entry; a pending entry that no longer
+/// verifies is named (and stops the seal: `ledger::tests`); a pending entry under another
+/// key is refused when read.
+#[test]
+fn verification_covers_the_index_and_pending_entries() {
+    use crate::chain::walk_store;
+    use crate::verify::VerifyOptions;
+    let (_dir, store) = store();
+    let attester = Attester::new(signing_key(2), Tolerance::default());
+    let sealed = [entry(2, "a"), entry(2, "b")];
+    let pending = entry(3, "c");
+    store
+        .write(|t| -> Result<(), StoreError> {
+            let b = block::seal(
+                &t.tip()?,
+                "n",
+                2,
+                sealed.to_vec(),
+                9,
+                Sealer::Attester(&attester),
+            );
+            t.put_block(&b)?;
+            t.put_pending(&pending)
+        })
+        .unwrap();
+    let walk = |store: &Store| walk_store(store, VerifyOptions::default(), |_, _| {});
+    walk(&store).unwrap();
+
+    // The index sends "a" to "b"'s place: named, and "a" is not served as "b".
+    let a = sealed[0].key().to_bytes();
+    store
+        .write(|t| {
+            t.index
+                .insert(a.as_slice(), (0, 1))
+                .map(drop)
+                .map_err(StoreError::from)
+        })
+        .unwrap();
+    let e = walk(&store).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "block 0, entry 0: the entry index places it at block 0, entry 1"
+    );
+    let served = store.read().unwrap().locate(&sealed[0].key());
+    assert!(
+        matches!(served, Err(StoreError::Damaged { .. })),
+        "{served:?}"
+    );
+    store
+        .write(|t| {
+            t.index
+                .insert(a.as_slice(), (0, 0))
+                .map(drop)
+                .map_err(StoreError::from)
+        })
+        .unwrap();
+    walk(&store).unwrap();
+
+    // A pending record whose claim changed after it was checked.
+    let mut changed = pending.clone();
+    changed.record.as_mut().unwrap().body.bytes += 1;
+    store.write(|t| t.put_pending(&changed)).unwrap();
+    let e = walk(&store).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!("pending entry {}: ", pending.key())),
+        "{e}"
+    );
+
+    // A pending entry stored under another entry's key.
+    let other = entry(3, "d").key().to_bytes();
+    let bytes = pending.to_pb().encode_to_vec();
+    store
+        .write(|t| {
+            t.pending
+                .insert(other.as_slice(), bytes.as_slice())
+                .map(drop)
+                .map_err(StoreError::from)
+        })
+        .unwrap();
+    let read = store.read().unwrap();
+    assert!(matches!(
+        read.locate(&entry(3, "d").key()),
+        Err(StoreError::Damaged { .. })
+    ));
+}

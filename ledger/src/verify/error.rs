@@ -23,6 +23,9 @@ pub struct VerifyError {
 
 impl fmt::Display for VerifyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let VerifyErrorKind::Store(what) = &self.kind {
+            return f.write_str(what);
+        }
         match self.entry {
             Some(i) => write!(f, "block {}, entry {}: {}", self.height, i, self.kind),
             None => write!(f, "block {}: {}", self.height, self.kind),
@@ -33,6 +36,13 @@ impl fmt::Display for VerifyError {
 /// What can be wrong with a block.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyErrorKind {
+    /// A fault of a store file outside its blocks (entry index, pending entries, evidence),
+    /// described with its place.
+    #[error("{0}")]
+    Store(String),
+    /// A block's entry is missing from the entry index, or indexed elsewhere.
+    #[error("the entry index {0}")]
+    Index(String),
     /// The block could not be read at all.
     #[error("unreadable: {0}")]
     Unreadable(Box<dyn std::error::Error + Send + Sync>),

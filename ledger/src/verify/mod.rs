@@ -319,6 +319,24 @@ pub(crate) fn push_entry_signatures(
     Ok(())
 }
 
+/// Checks entries before they are sealed (and signed): every signature and judgement holds
+/// for a block endorsed as `endorsing`. Returns the position of the first that does not.
+pub fn check_unsealed(
+    entries: &[Entry],
+    endorsing: Endorsing,
+) -> Result<(), (usize, VerifyErrorKind)> {
+    let mut batch = Batch::with_capacity(entries.len() * 3);
+    let mut points = |k: &NodeKey, r| resolve(None, k, r);
+    for (i, entry) in entries.iter().enumerate() {
+        push_entry_signatures(entry, endorsing, i, &mut batch, &mut points).map_err(|k| (i, k))?;
+    }
+    match batch.verify() {
+        Ok(()) => Ok(()),
+        Err(Some((i, what))) => Err((*i, VerifyErrorKind::Signature(what))),
+        Err(None) => Err((0, VerifyErrorKind::SignatureBatch)),
+    }
+}
+
 /// A key's curve point, refused when not registered in `role` (if a registry is given).
 pub(crate) fn resolve(
     registry: Option<&KeyRegistry>,

@@ -2,6 +2,8 @@
 //! binary as a child process, and `hsnctl` in this process.
 #![allow(dead_code)]
 
+pub mod replica;
+
 pub use hsn_testkit::ledger_net::LedgerProcess as Server;
 
 use std::net::SocketAddr;
