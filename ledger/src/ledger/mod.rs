@@ -2,7 +2,10 @@
 //! registry and the epoch clock put together. Synchronous; the service calls it from
 //! blocking threads.
 
+mod items;
 mod submit;
+
+pub use items::{encoded_items, encoded_tx_items};
 
 use std::sync::{Arc, RwLock};
 

@@ -275,7 +275,7 @@ impl Replica {
     /// ABCI `CheckTx`: would the transaction apply on the last committed state? Writes
     /// nothing. Re-checks after a block skip the signatures (`FinalizeBlock` validates again).
     pub fn check_tx(&self, bytes: &[u8], recheck: bool) -> TxCode {
-        let tx = match tx::decode(bytes) {
+        let tx = match tx::decode(bytes, self.genesis.max_batch_items) {
             Ok(tx) => tx,
             Err(code) => return code,
         };
@@ -335,7 +335,10 @@ impl Replica {
             }
         }
         for tx in txs {
-            let endorse = matches!(tx::decode(&tx), Ok(pb::ledger_tx::Kind::Endorse(_)));
+            let endorse = matches!(
+                tx::decode(&tx, self.genesis.max_batch_items),
+                Ok(pb::ledger_tx::Kind::Endorse(_))
+            );
             if endorse || size + tx.len() > max_bytes {
                 continue;
             }
@@ -363,11 +366,13 @@ impl Replica {
         let Ok(read) = self.ledger.store().read() else {
             return false;
         };
-        txs.iter().enumerate().all(|(i, tx)| match tx::decode(tx) {
-            Ok(pb::ledger_tx::Kind::Endorse(e)) => i == 0 && endorse::check(&read, &e).is_ok(),
-            Ok(_) => true,
-            Err(_) => false,
-        })
+        txs.iter().enumerate().all(
+            |(i, tx)| match tx::decode(tx, self.genesis.max_batch_items) {
+                Ok(pb::ledger_tx::Kind::Endorse(e)) => i == 0 && endorse::check(&read, &e).is_ok(),
+                Ok(_) => true,
+                Err(_) => false,
+            },
+        )
     }
 
     /// ABCI `ExtendVote`: this validator's signatures over the blocks it still has to sign.
@@ -451,7 +456,7 @@ impl Replica {
         next_registry: &mut Option<Registry>,
         outcomes: &mut Vec<(Hash, Outcome)>,
     ) -> Result<TxCode, StoreError> {
-        let tx = match tx::decode(bytes) {
+        let tx = match tx::decode(bytes, self.genesis.max_batch_items) {
             Ok(tx) => tx,
             Err(code) => return Ok(code),
         };

@@ -75,8 +75,14 @@ pub fn validator_address(key: &NodeKey) -> Vec<u8> {
     Sha256::digest(key.0)[..20].to_vec()
 }
 
-pub(super) fn decode(bytes: &[u8]) -> Result<pb::ledger_tx::Kind, TxCode> {
+/// Decodes a transaction; one carrying more than `max_items` records and observations is
+/// refused before it is decoded.
+pub(super) fn decode(bytes: &[u8], max_items: usize) -> Result<pb::ledger_tx::Kind, TxCode> {
     let malformed = |m: String| TxCode::refused(Reason::Malformed, m);
+    if let Some(items) = crate::ledger::encoded_tx_items(bytes).filter(|&n| n > max_items) {
+        let log = format!("request: {items} items in one request, at most {max_items} allowed");
+        return Err(TxCode::refused(Reason::TooMany, log));
+    }
     let tx = pb::LedgerTx::decode(bytes).map_err(|e| malformed(format!("not a LedgerTx: {e}")))?;
     tx.kind
         .ok_or_else(|| malformed("a LedgerTx without content".to_owned()))
@@ -126,8 +132,16 @@ mod tests {
         }
         assert_eq!(TxCode::ok(vec![]).reason(), None);
         assert_eq!(
-            decode(b"\xff\xff").unwrap_err().reason(),
+            decode(b"\xff\xff", 10).unwrap_err().reason(),
             Some(Reason::Malformed)
         );
+        let many = pb::LedgerTx {
+            kind: Some(pb::ledger_tx::Kind::Submit(pb::SubmitRecordsRequest {
+                records: vec![pb::SignedRecord::default(); 11],
+                observations: vec![],
+            })),
+        };
+        let refused = decode(&many.encode_to_vec(), 10).unwrap_err();
+        assert_eq!(refused.reason(), Some(Reason::TooMany));
     }
 }

@@ -3,6 +3,7 @@
 //! exposes `/metrics`.
 
 mod args;
+mod limit;
 mod replica;
 
 pub use args::{Cli, Command, ServeArgs, TlsArgs};
@@ -145,6 +146,7 @@ pub async fn run(
         listener,
         tls: config.tls.as_ref(),
         max_request_bytes: config.max_request_bytes,
+        max_items: config.ledger.max_batch_items,
     };
     serve_grpc(grpc, service, metrics, shutdown, stop_tx).await
 }
@@ -154,6 +156,8 @@ struct Grpc<'a> {
     listener: TcpListener,
     tls: Option<&'a TlsFiles>,
     max_request_bytes: usize,
+    /// Most records plus observations in one `SubmitRecords`.
+    max_items: usize,
 }
 
 /// Serves `service` until `shutdown`, then tells the server's tasks through `stop`.
@@ -175,10 +179,16 @@ async fn serve_grpc(
     if let Some(tls) = grpc.tls {
         builder = builder.tls_config(tls_config(tls)?)?;
     }
+    let limit = limit::ItemLimitLayer {
+        max_items: grpc.max_items,
+        max_request_bytes: grpc.max_request_bytes,
+        metrics: metrics.clone(),
+    };
     let router = builder
         .layer(tower::util::MapResponseLayer::new(move |r| {
             count_transport_refusals(&metrics, r)
         }))
+        .layer(limit)
         .add_service(service);
     println!("hsn-ledger listening on {addr}");
     let stopping = async move {

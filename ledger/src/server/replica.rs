@@ -153,6 +153,7 @@ pub async fn run_replica(
         listener,
         tls: config.tls.as_ref(),
         max_request_bytes: config.max_request_bytes,
+        max_items: replica.genesis().max_batch_items,
     };
     let abci_failed = async {
         match abci.await {
