@@ -86,10 +86,24 @@ impl LedgerService {
         &self,
         f: impl FnOnce(&Ledger) -> T + Send + 'static,
     ) -> Result<T, Status> {
+        if let Some(why) = self.ledger.damaged() {
+            return Err(damaged_status(why));
+        }
         let ledger = self.ledger.clone();
-        tokio::task::spawn_blocking(move || f(&ledger))
-            .await
-            .map_err(|e| Status::internal(format!("ledger task failed: {e}")))
+        match tokio::task::spawn_blocking(move || f(&ledger)).await {
+            Ok(value) => Ok(value),
+            // redb panics on some damaged pages: the store is not to be trusted any more.
+            Err(e) if e.is_panic() => {
+                self.ledger
+                    .mark_damaged(format!("reading it panicked: {e}"));
+                Err(damaged_status(self.ledger.damaged().unwrap_or_default()))
+            }
+            Err(e) => Err(Status::internal(format!("ledger task failed: {e}"))),
+        }
+    }
+
+    fn store_status(&self, e: &StoreError) -> Status {
+        store_status(&self.ledger, e)
     }
 
     fn counted<T>(&self, rpc: &'static str, r: Result<T, Status>) -> Result<Response<T>, Status> {
@@ -112,7 +126,7 @@ pub fn refusal_code(refusal: &Refusal) -> Code {
     }
 }
 
-fn submit_status(e: &SubmitError) -> Status {
+fn submit_status(ledger: &Ledger, e: &SubmitError) -> Status {
     match e {
         SubmitError::Refused { first, .. } => {
             let mut meta = MetadataMap::new();
@@ -125,12 +139,23 @@ fn submit_status(e: &SubmitError) -> Status {
             }
             Status::with_metadata(refusal_code(&first.refusal), first.to_string(), meta)
         }
-        SubmitError::Store(s) => store_status(s),
+        SubmitError::Store(s) => store_status(ledger, s),
     }
 }
 
-fn store_status(e: &StoreError) -> Status {
+/// The status of a store failure; a corrupt store is marked damaged.
+fn store_status(ledger: &Ledger, e: &StoreError) -> Status {
+    if e.label() == "corrupt" {
+        ledger.mark_damaged(e.to_string());
+        return damaged_status(&e.to_string());
+    }
     Status::internal(e.to_string())
+}
+
+fn damaged_status(why: &str) -> Status {
+    Status::internal(format!(
+        "the ledger's store is damaged ({why}); it no longer serves from it: restore the store from a replica or a backup"
+    ))
 }
 
 fn key_from(m: Option<&pb::RecordKey>) -> Result<RecordKey, Status> {
@@ -189,7 +214,7 @@ impl pb::ledger_server::Ledger for LedgerService {
                 attested: s.attested,
                 disputed: s.disputed,
             })
-            .map_err(|e| submit_status(&e));
+            .map_err(|e| submit_status(&self.ledger, &e));
         self.counted("SubmitRecords", reply)
     }
 
@@ -207,7 +232,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         let reply = match found {
             Ok(Some(block)) => Ok(pb::GetBlockResponse { block: Some(block) }),
             Ok(None) => Err(Status::not_found(format!("no block {height}"))),
-            Err(e) => Err(store_status(&e)),
+            Err(e) => Err(self.store_status(&e)),
         };
         self.counted("GetBlock", reply)
     }
@@ -228,7 +253,7 @@ impl pb::ledger_server::Ledger for LedgerService {
                 }),
                 Err(e @ ProofError::Absent(_)) => Err(Status::not_found(e.to_string())),
                 Err(e @ ProofError::Pending(_)) => Err(Status::failed_precondition(e.to_string())),
-                Err(ProofError::Store(e)) => Err(store_status(&e)),
+                Err(ProofError::Store(e)) => Err(self.store_status(&e)),
             },
         };
         self.counted("GetProof", reply)
@@ -258,7 +283,7 @@ impl pb::ledger_server::Ledger for LedgerService {
                         .map(|(k, l)| location_pb(k, l))
                         .collect(),
                 }),
-                (Err(e), _) => Err(store_status(&e)),
+                (Err(e), _) => Err(self.store_status(&e)),
             },
         };
         self.counted("LookupRecords", reply)
@@ -320,7 +345,7 @@ impl pb::ledger_server::Ledger for LedgerService {
                 Ok::<_, StoreError>(reply)
             })
             .await?
-            .map_err(|e| store_status(&e));
+            .map_err(|e| self.store_status(&e));
         self.counted("Status", reply)
     }
 
@@ -380,7 +405,7 @@ impl pb::ledger_server::Ledger for LedgerService {
             Err(e @ (SealError::NotClosed { .. } | SealError::InGrace { .. })) => {
                 Err(Status::failed_precondition(e.to_string()))
             }
-            Err(SealError::Store(e)) => Err(store_status(&e)),
+            Err(SealError::Store(e)) => Err(self.store_status(&e)),
         };
         self.counted("SealEpochs", reply)
     }
@@ -404,7 +429,7 @@ async fn stream_headers(
             let headers = match read {
                 Ok(Ok(h)) if !h.is_empty() => h,
                 Ok(Ok(_)) => break,
-                Ok(Err(e)) => return drop(tx.send(Err(store_status(&e))).await),
+                Ok(Err(e)) => return drop(tx.send(Err(store_status(&ledger, &e))).await),
                 Err(e) => return drop(tx.send(Err(Status::internal(e.to_string()))).await),
             };
             for header in headers {

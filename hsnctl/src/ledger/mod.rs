@@ -21,7 +21,7 @@ use hsn_ledger::entry::Entry;
 use hsn_ledger::merkle::{self, Hash};
 use hsn_ledger::proof;
 use hsn_ledger::rewards::RewardsBuilder;
-use hsn_ledger::store::Store;
+use hsn_ledger::store::{Store, StoreError};
 use hsn_ledger::verify::{ChainSummary, VerifyOptions};
 use hsn_ledger_api::client::{self, ClientTls};
 use hsn_ledger_api::keys::{KeyRegistry, NodeKey};
@@ -232,11 +232,53 @@ async fn walk(
         registry,
     };
     match &source.db {
-        Some(path) => {
+        Some(path) => unpanicked(path, || {
             let store = Store::open_read_only(path)?;
             Ok(chain::walk_store(&store, options, visit)?)
-        }
+        }),
         None => Ok(chain::walk_remote(&mut connect(args).await?, options, visit).await?),
+    }
+}
+
+/// Runs a read of the store file at `path`; redb panics on some damaged pages, which is
+/// reported as the file failing verification, not as a crash of hsnctl.
+/// A store that redb finds corrupt is one that does not verify (exit 1), like a flipped
+/// byte inside a record.
+fn unpanicked<T>(
+    path: &std::path::Path,
+    read: impl FnOnce() -> Result<T, CliError>,
+) -> Result<T, CliError> {
+    let damaged = |what: &dyn std::fmt::Display| {
+        let why = format!("{}: the store file is damaged: {what}", path.display());
+        CliError::Verify(hsn_ledger::verify::VerifyError {
+            height: 0,
+            entry: None,
+            kind: hsn_ledger::verify::VerifyErrorKind::Store(why),
+        })
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)) {
+        Ok(Err(CliError::Store(e))) if is_damage(&e) => Err(damaged(&e)),
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            Err(damaged(&format!("reading it panicked: {what}")))
+        }
+    }
+}
+
+/// Whether a store error says the file is damaged (rather than missing or unreadable).
+fn is_damage(e: &StoreError) -> bool {
+    match e {
+        StoreError::Open { source, .. } => matches!(
+            source,
+            redb::DatabaseError::Storage(redb::StorageError::Corrupted(_))
+        ),
+        StoreError::Redb(redb::Error::Corrupted(_)) => true,
+        other => other.label() == "corrupt",
     }
 }
 

@@ -162,9 +162,23 @@ pub struct Ledger {
     registry: RwLock<KeyRegistry>,
     clock: Arc<dyn Clock>,
     blocks: watch::Sender<u64>,
+    damaged: std::sync::OnceLock<String>,
 }
 
 impl Ledger {
+    /// Why the store is known to be damaged, if it is: the service then stops serving from
+    /// it and nothing more is sealed on top of it.
+    pub fn damaged(&self) -> Option<&str> {
+        self.damaged.get().map(String::as_str)
+    }
+
+    /// Records that the store is damaged (the first reason stays).
+    pub fn mark_damaged(&self, why: String) {
+        if self.damaged.set(why.clone()).is_ok() {
+            tracing::error!(%why, "the ledger's store is damaged; no longer serving from it");
+        }
+    }
+
     /// A ledger over `store`, signing with the super node's `key`.
     pub fn open(
         config: LedgerConfig,
@@ -213,6 +227,7 @@ impl Ledger {
             attester,
             registry: RwLock::new(registry),
             blocks: watch::Sender::new(blocks),
+            damaged: std::sync::OnceLock::new(),
             config,
             store,
             clock,
@@ -259,6 +274,12 @@ impl Ledger {
 
     /// Seals every epoch whose grace period is over.
     pub fn seal_due(&self) -> Result<Vec<SignedHeader>, SealError> {
+        if let Some(why) = self.damaged() {
+            return Err(SealError::Store(StoreError::Damaged {
+                at: At::Header(0),
+                what: format!("not sealing on a damaged store ({why})"),
+            }));
+        }
         let now = self.clock.now();
         match self.epochs.ended_by(now, self.config.grace_seconds) {
             Some(epoch) => self.seal_through(epoch),
