@@ -501,3 +501,63 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod damaged {
+    use ed25519_dalek::SigningKey;
+    use hsn_core::{Direction, Role};
+    use hsn_ledger_api::keys::KeyRegistry;
+    use hsn_ledger_api::pb::ledger_server::Ledger as _;
+    use hsn_testkit::ledger_fixtures::{Slot, signing_key};
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::ledger::LedgerConfig;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn a_damaged_store_is_no_longer_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sup, edge): (SigningKey, SigningKey) = (signing_key(1), signing_key(2));
+        let mut registry = KeyRegistry::default();
+        registry.insert(NodeKey::of(&sup), Role::Super).unwrap();
+        registry.insert(NodeKey::of(&edge), Role::Edge).unwrap();
+        let clock = Arc::new(ManualClock::new(10 * 60 + 1));
+        let store = Store::open(&dir.path().join("l.redb")).unwrap();
+        let ledger = Ledger::open(LedgerConfig::new("n"), store, sup, registry, clock).unwrap();
+        let records: Vec<_> = ["a", "b"]
+            .iter()
+            .map(|t| Slot::new("n", 8, t, Direction::Uplink).record(&edge, 10, 1))
+            .collect();
+        let request = pb::SubmitRecordsRequest {
+            records: records.iter().map(|r| r.to_pb()).collect(),
+            observations: vec![],
+        };
+        ledger.submit(&request).unwrap();
+        ledger.seal_through(8).unwrap();
+        let ledger = Arc::new(ledger);
+        let mut prometheus = prometheus_client::registry::Registry::default();
+        let metrics = Metrics::register(&mut prometheus);
+        let (_stop, stopped) = watch::channel(false);
+        let service = LedgerService::new(ledger.clone(), metrics, stopped);
+        let lookup = |key: &RecordKey| {
+            Request::new(pb::LookupRecordsRequest {
+                keys: vec![key.to_pb()],
+            })
+        };
+        let a = records[0].body.key();
+        service.lookup_records(lookup(&a)).await.unwrap();
+
+        ledger.store().damage_index(&a, (0, 1));
+        let status = service.lookup_records(lookup(&a)).await.unwrap_err();
+        assert!(status.message().contains("damaged"), "{status:?}");
+        assert!(ledger.damaged().is_some());
+        // Nothing is served from it any more, and nothing is sealed on it.
+        let status = service
+            .status(Request::new(pb::StatusRequest {}))
+            .await
+            .unwrap_err();
+        assert!(status.message().contains("no longer serves"), "{status:?}");
+        assert!(ledger.seal_due().is_err());
+    }
+}

@@ -189,6 +189,16 @@ impl Store {
         Ok(())
     }
 
+    /// Points the entry index of `key` at `place`: damage, for tests of what follows.
+    #[cfg(test)]
+    pub(crate) fn damage_index(&self, key: &RecordKey, place: (u64, u32)) {
+        self.write(|t| -> Result<(), StoreError> {
+            t.index.insert(key.to_bytes().as_slice(), place)?;
+            Ok(())
+        })
+        .expect("write");
+    }
+
     /// A consistent snapshot for reading.
     pub fn read(&self) -> Result<ReadTables, StoreError> {
         let txn = match &self.db {
