@@ -20,12 +20,17 @@ use hsn_ledger_api::keys::NodeKey;
 #[derive(Debug, Clone)]
 pub struct AbciService {
     replica: Arc<Replica>,
+    /// Set when a call failed in a way the replica cannot go on from.
+    failed: Arc<tokio::sync::Notify>,
 }
 
 impl AbciService {
     /// Serves `replica`.
     pub fn new(replica: Arc<Replica>) -> Self {
-        Self { replica }
+        Self {
+            replica,
+            failed: Arc::new(tokio::sync::Notify::new()),
+        }
     }
 
     async fn run<T: Send + 'static>(
@@ -39,6 +44,8 @@ impl AbciService {
             Ok(Ok(value)) => Ok(Response::new(value)),
             Ok(Err(e)) => {
                 tracing::error!(call, error = %e, "the replica cannot go on");
+                // CometBFT stops on this error; the replica stops too rather than linger.
+                self.failed.notify_one();
                 Err(Status::internal(format!("{call}: {e}")))
             }
             Err(e) => Err(Status::internal(format!("{call}: {e}"))),
@@ -46,16 +53,25 @@ impl AbciService {
     }
 }
 
-/// Serves ABCI on `listen` until `shutdown` resolves or the service fails.
+/// Serves ABCI on `listener` until `shutdown` resolves or a call fails in a way the replica
+/// cannot go on from (then CometBFT stops too).
 pub async fn serve(
     replica: Arc<Replica>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let service = AbciService::new(replica);
+    let failed = service.failed.clone();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => {}
+            () = failed.notified() => {}
+        }
+    };
     tonic::transport::Server::builder()
-        .add_service(AbciServer::new(AbciService::new(replica)))
-        .serve_with_incoming_shutdown(incoming, shutdown)
+        .add_service(AbciServer::new(service))
+        .serve_with_incoming_shutdown(incoming, stop)
         .await
 }
 

@@ -155,12 +155,15 @@ pub async fn run_replica(
         max_request_bytes: config.max_request_bytes,
         max_items: replica.genesis().max_batch_items,
     };
+    let failed = std::sync::OnceLock::new();
     let abci_failed = async {
-        match abci.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "ABCI service failed"),
-            Err(e) => tracing::error!(error = %e, "ABCI task failed"),
-        }
+        let why = match abci.await {
+            Ok(Ok(())) => "a call failed that the replica cannot go on from".to_owned(),
+            Ok(Err(e)) => format!("ABCI service failed: {e}"),
+            Err(e) => format!("ABCI task failed: {e}"),
+        };
+        tracing::error!(%why, "stopping");
+        let _ = failed.set(why);
     };
     let stopping = async {
         tokio::select! {
@@ -168,7 +171,11 @@ pub async fn run_replica(
             () = abci_failed => {}
         }
     };
-    serve_grpc(grpc, service, metrics, stopping, stop_tx).await
+    serve_grpc(grpc, service, metrics, stopping, stop_tx).await?;
+    match failed.into_inner() {
+        Some(why) => Err(ServerError::Replica(why)),
+        None => Ok(()),
+    }
 }
 
 /// Keeps the height gauge at the chain's height as blocks commit.
