@@ -25,6 +25,10 @@ use hsn_ledger_api::keys::{KeyRegistry, NodeKey};
 use hsn_ledger_api::pb;
 use hsn_ledger_api::record::RecordKey;
 
+/// How long after an epoch ends its records are accepted by default: six hours, so an
+/// edge cut off for hours is still paid. The epoch is sealed (final) when it is over.
+pub const DEFAULT_LATE_WINDOW_SECONDS: u64 = 6 * 3600;
+
 /// How a ledger runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LedgerConfig {
@@ -32,7 +36,7 @@ pub struct LedgerConfig {
     pub network: String,
     /// Epoch length.
     pub epoch_seconds: u64,
-    /// How long after an epoch ends it is sealed, to let late records in.
+    /// How long after an epoch ends it is sealed, to let late records in (the late window).
     pub grace_seconds: u64,
     /// Attestation tolerance.
     pub tolerance: Tolerance,
@@ -43,13 +47,13 @@ pub struct LedgerConfig {
 }
 
 impl LedgerConfig {
-    /// The `HsnNetwork` defaults for `network`: 60 s epochs, 10 s grace, 4096 B or 1 %,
+    /// The defaults for `network`: 60 s epochs, a six-hour late window, 4096 B or 1 %,
     /// 10000 entries per block, 10000 items per request.
     pub fn new(network: &str) -> Self {
         Self {
             network: network.to_owned(),
             epoch_seconds: 60,
-            grace_seconds: 10,
+            grace_seconds: DEFAULT_LATE_WINDOW_SECONDS,
             tolerance: Tolerance::default(),
             max_block_entries: 10_000,
             max_batch_items: 10_000,

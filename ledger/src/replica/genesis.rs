@@ -12,8 +12,7 @@ use crate::ledger::LedgerConfig;
 use hsn_core::Role;
 use hsn_ledger_api::keys::{KeyRegistry, NodeKey, RegisteredKey};
 
-/// The default late window: records of an epoch are accepted for six hours after it ends.
-pub const DEFAULT_LATE_WINDOW_SECONDS: u64 = 6 * 3600;
+pub use crate::ledger::DEFAULT_LATE_WINDOW_SECONDS;
 
 /// `app_state` of the genesis.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -71,8 +71,9 @@ pub struct ServeArgs {
     /// Epoch length in seconds.
     #[arg(long, default_value_t = 60)]
     pub epoch_seconds: u64,
-    /// Seconds after an epoch ends before it is sealed.
-    #[arg(long, default_value_t = 10)]
+    /// Seconds after an epoch ends before it is sealed: its late window, during which late
+    /// records are still accepted; the epoch is final after it.
+    #[arg(long, default_value_t = crate::ledger::DEFAULT_LATE_WINDOW_SECONDS)]
     pub grace_seconds: u64,
     /// Attestation tolerance in bytes.
     #[arg(long, default_value_t = 4096)]
