@@ -200,6 +200,8 @@ pub struct RegistryFile {
 #[derive(Clone, Debug, Default)]
 pub struct KeyRegistry {
     keys: HashMap<NodeKey, (Role, VerifyingKey)>,
+    /// Names for people (the HsnNode), where the registry file gives them.
+    names: HashMap<NodeKey, String>,
 }
 
 impl KeyRegistry {
@@ -220,10 +222,15 @@ impl KeyRegistry {
         self.get(key).is_some_and(|(r, _)| r == role)
     }
 
-    /// Every key and its role, in key order.
-    pub fn entries(&self) -> Vec<(NodeKey, Role)> {
-        let mut all: Vec<_> = self.keys.iter().map(|(k, (r, _))| (*k, *r)).collect();
-        all.sort_unstable_by_key(|(k, _)| *k);
+    /// Every key with its role and name (empty when unnamed), in key order.
+    pub fn entries(&self) -> Vec<(NodeKey, Role, String)> {
+        let name = |k: &NodeKey| self.names.get(k).cloned().unwrap_or_default();
+        let mut all: Vec<_> = self
+            .keys
+            .iter()
+            .map(|(k, (r, _))| (*k, *r, name(k)))
+            .collect();
+        all.sort_unstable_by_key(|(k, _, _)| *k);
         all
     }
 
@@ -242,6 +249,9 @@ impl KeyRegistry {
         let mut registry = Self::default();
         for node in &file.nodes {
             registry.insert(node.key, node.role)?;
+            if !node.name.is_empty() {
+                registry.names.insert(node.key, node.name.clone());
+            }
         }
         Ok(registry)
     }

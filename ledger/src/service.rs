@@ -371,7 +371,7 @@ impl pb::ledger_server::Ledger for LedgerService {
                 .registry()
                 .entries()
                 .into_iter()
-                .map(|(key, role)| node(role, key, String::new()))
+                .map(|(key, role, name)| node(role, key, name))
                 .collect(),
         };
         self.counted("GetRegistry", Ok(pb::GetRegistryResponse { nodes }))

@@ -341,6 +341,17 @@ async fn agents_submit_attest_seal_verify_and_reward() -> Result<()> {
         (rewards["disputed"].as_u64(), rewards["unobserved"].as_u64()),
         (Some(4), Some(1))
     );
+    // Named from the registry file (keys.json); both epochs are sealed, so final.
+    let names: Vec<&str> = rewards["nodes"]
+        .as_array()
+        .map(|n| n.iter().filter_map(|n| n["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names.len(), 4, "{rewards}");
+    assert!(names.iter().all(|n| n.starts_with("edge-")), "{rewards}");
+    assert!(
+        rewards["final_through"].as_u64() >= Some(epochs[1]),
+        "{rewards}"
+    );
     let status = hsnctl(&[&addr[..], &["status"]].concat())?;
     let status = String::from_utf8(status.stdout)?;
     let field = |name: &str, value: &str| {
