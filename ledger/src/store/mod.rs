@@ -8,6 +8,7 @@
 //! ledger adds its own tables ([`replica`]) and writes each CometBFT block in one
 //! transaction committed without fsync, made durable by the empty commit of ABCI `Commit`.
 
+mod audit;
 mod error;
 mod replica;
 
@@ -187,16 +188,6 @@ impl Store {
         };
         while db.compact().map_err(StoreError::from)? {}
         Ok(())
-    }
-
-    /// Points the entry index of `key` at `place`: damage, for tests of what follows.
-    #[cfg(test)]
-    pub(crate) fn damage_index(&self, key: &RecordKey, place: (u64, u32)) {
-        self.write(|t| -> Result<(), StoreError> {
-            t.index.insert(key.to_bytes().as_slice(), place)?;
-            Ok(())
-        })
-        .expect("write");
     }
 
     /// A consistent snapshot for reading.
@@ -488,33 +479,6 @@ impl ReadTables {
         }
     }
 
-    /// Where the entry index says the entry under `key` is.
-    pub fn indexed(&self, key: &RecordKey) -> Result<Option<(u64, u32)>, StoreError> {
-        Ok(self
-            .index
-            .get(key.to_bytes().as_slice())?
-            .map(|v| v.value()))
-    }
-
-    /// Number of keys in the entry index.
-    pub fn indexed_count(&self) -> Result<u64, StoreError> {
-        Ok(self.index.len()?)
-    }
-
-    /// Every pending entry, in key order, each checked to be stored under its own key.
-    pub fn pending_entries(&self) -> Result<Vec<Entry>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.pending.iter()? {
-            let (k, v) = item?;
-            out.push(entry_at(
-                v.value(),
-                k.value(),
-                At::Pending(hex::encode(k.value())),
-            )?);
-        }
-        Ok(out)
-    }
-
     /// Every evidence item, oldest first.
     pub fn evidence(&self) -> Result<Vec<pb::Evidence>, StoreError> {
         let mut out = Vec::new();
@@ -564,7 +528,7 @@ fn sealed_entry(
 
 /// The entry in `bytes`, which must be the one stored under `key`: a damaged key or index
 /// must not serve another entry.
-fn entry_at(bytes: &[u8], key: &[u8], at: At) -> Result<Entry, StoreError> {
+pub(super) fn entry_at(bytes: &[u8], key: &[u8], at: At) -> Result<Entry, StoreError> {
     let entry = entry_from(bytes, at.clone())?;
     if entry.key().to_bytes() != key {
         let what = format!("stored under {}, holds {}", hex::encode(key), entry.key());
