@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use common::{Network, hsnctl, hsnctl_json, scrape};
+use common::{Network, flip_every, hsnctl, hsnctl_json, scrape};
 use ed25519_dalek::SigningKey;
 use hsn_core::Direction;
 use hsn_ledger::chain::walk_remote;
@@ -441,22 +441,5 @@ async fn agents_submit_attest_seal_verify_and_reward() -> Result<()> {
     eprintln!(
         "flipped bytes: {failed} refused, {passed} in unused space or caught by redb and rolled back"
     );
-    Ok(())
-}
-
-/// Replaces the first byte of every occurrence of `needle` in the file.
-fn flip_every(path: &std::path::Path, needle: &[u8], to: u8) -> Result<()> {
-    let mut bytes = std::fs::read(path)?;
-    let positions: Vec<usize> = bytes
-        .windows(needle.len())
-        .enumerate()
-        .filter(|(_, w)| *w == needle)
-        .map(|(i, _)| i)
-        .collect();
-    anyhow::ensure!(!positions.is_empty(), "{needle:?} not in the store");
-    for p in positions {
-        bytes[p] = to;
-    }
-    std::fs::write(path, bytes)?;
     Ok(())
 }

@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
+use common::flip_every;
 use common::hsnctl_json;
 use common::replica::*;
 use hsn_core::Direction;

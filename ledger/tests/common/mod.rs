@@ -114,3 +114,24 @@ pub fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+/// Replaces the first byte of every occurrence of `needle` in the file; fails when absent.
+pub fn flip_every(path: &std::path::Path, needle: &[u8], to: u8) -> Result<()> {
+    let mut bytes = std::fs::read(path)?;
+    let positions: Vec<usize> = bytes
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect();
+    anyhow::ensure!(
+        !positions.is_empty(),
+        "{needle:?} not in {}",
+        path.display()
+    );
+    for p in positions {
+        bytes[p] = to;
+    }
+    std::fs::write(path, bytes)?;
+    Ok(())
+}

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::hsnctl_json;
-use anyhow::{Result, bail, ensure};
+use anyhow::{Result, bail};
 use hsn_core::Direction;
 use hsn_ledger_api::keys::NodeKey;
 use hsn_ledger_api::pb;
@@ -114,25 +114,4 @@ pub async fn wait_verified(
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-}
-
-/// Replaces the first byte of every occurrence of `needle` in the file; fails when absent.
-pub fn flip_every(path: &std::path::Path, needle: &[u8], to: u8) -> Result<()> {
-    let mut bytes = std::fs::read(path)?;
-    let positions: Vec<usize> = bytes
-        .windows(needle.len())
-        .enumerate()
-        .filter(|(_, w)| *w == needle)
-        .map(|(i, _)| i)
-        .collect();
-    ensure!(
-        !positions.is_empty(),
-        "{needle:?} not in {}",
-        path.display()
-    );
-    for p in positions {
-        bytes[p] = to;
-    }
-    std::fs::write(path, bytes)?;
-    Ok(())
 }
