@@ -493,7 +493,7 @@ impl Replica {
 
     /// ABCI `Commit`: makes the finalized block durable, then acknowledges its submissions.
     pub fn commit(&self) -> Result<(), StoreError> {
-        self.ledger.store().persist()?;
+        self.ledger.store().commit_block()?;
         let finalized = self
             .finalized
             .lock()

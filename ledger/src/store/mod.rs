@@ -14,7 +14,7 @@ mod replica;
 
 pub use error::{At, StoreError};
 
-pub use replica::{ReplicaState, SealedAt};
+pub use replica::ReplicaState;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -64,6 +64,8 @@ pub struct Store {
     path: PathBuf,
     /// Where a crashed file opened read-only was copied and repaired.
     _scratch: Option<tempfile::TempDir>,
+    /// A replicated block's write transaction, open from `FinalizeBlock` to `Commit`.
+    block: std::sync::Mutex<Option<redb::WriteTransaction>>,
 }
 
 impl fmt::Debug for Store {
@@ -86,6 +88,7 @@ impl Store {
             db: Db::ReadWrite(db),
             path: path.to_owned(),
             _scratch: None,
+            block: std::sync::Mutex::new(None),
         })
     }
 
@@ -102,6 +105,7 @@ impl Store {
                 db: Db::ReadOnly(db),
                 path: path.to_owned(),
                 _scratch: None,
+                block: std::sync::Mutex::new(None),
             }),
             Err(redb::DatabaseError::RepairAborted) => {
                 let io = |e: std::io::Error| open_error(redb::DatabaseError::Storage(e.into()));
@@ -113,6 +117,7 @@ impl Store {
                     db: Db::ReadWrite(db),
                     path: path.to_owned(),
                     _scratch: Some(scratch),
+                    block: std::sync::Mutex::new(None),
                 })
             }
             Err(source) => Err(open_error(source)),
@@ -143,17 +148,23 @@ impl Store {
         let Db::ReadWrite(db) = &self.db else {
             return Err(StoreError::ReadOnly.into());
         };
-        let mut txn = db.begin_write().map_err(StoreError::from)?;
-        if block {
-            txn.set_durability(redb::Durability::None)
-                .map_err(|e| StoreError::Redb(e.into()))?;
+        let mut held = self.block.lock().unwrap_or_else(|p| p.into_inner());
+        // A block finalized but never committed (its CometBFT node restarted): dropped,
+        // CometBFT applies it again.
+        if let Some(txn) = held.take() {
+            txn.abort().map_err(StoreError::from)?;
         }
+        let txn = db.begin_write().map_err(StoreError::from)?;
         let result = {
             let mut tables = WriteTables::open(&txn)?;
             tables.journal = block.then(blake3::Hasher::new);
             f(&mut tables)
         };
         match result {
+            Ok(value) if block => {
+                *held = Some(txn);
+                Ok(value)
+            }
             Ok(value) => {
                 txn.commit().map_err(StoreError::from)?;
                 Ok(value)

@@ -1,19 +1,19 @@
 //! The tables of a replicated ledger: the replica's state (CometBFT height and app hash of
-//! the last block applied), named values (the genesis, the key registry) and which ledger
-//! blocks each CometBFT block sealed (what the validators endorse next). A CometBFT block is
-//! applied in one transaction committed without fsync ([`Store::write_block`]) and made
-//! durable by [`Store::persist`] at ABCI `Commit`: a crash in between loses the block, which
-//! CometBFT then replays.
+//! the last block applied) and named values (the registry, the block time, the endorsed
+//! mark). A CometBFT block is
+//! applied in one write transaction left open from `FinalizeBlock` ([`Store::write_block`])
+//! to `Commit` ([`Store::commit_block`]): until then readers (CheckTx, `Info`, queries) see
+//! the last committed block, and a crash or a restart of CometBFT in between loses the
+//! block, which CometBFT then applies again.
 
 use prost::Message;
 use redb::{ReadOnlyTable, ReadableTable, Table, TableDefinition, TableError};
 
-use super::{Db, Store, StoreError, header_from};
+use super::{Store, StoreError, header_from};
 use crate::block::SignedHeader;
 use crate::merkle::Hash;
 
 const VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("replica");
-const SEALED_AT: TableDefinition<u64, (u64, u64)> = TableDefinition::new("replica_sealed_at");
 const STATE: &str = "state";
 
 /// The last CometBFT block a replica applied.
@@ -40,25 +40,14 @@ impl ReplicaState {
     }
 }
 
-/// The ledger blocks one CometBFT block sealed: heights `first .. first + count`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SealedAt {
-    /// The first ledger height.
-    pub first: u64,
-    /// How many.
-    pub count: u64,
-}
-
 pub(super) struct WriteTables<'t> {
     values: Table<'t, &'static str, &'static [u8]>,
-    sealed_at: Table<'t, u64, (u64, u64)>,
 }
 
 impl<'t> WriteTables<'t> {
     pub(super) fn open(txn: &'t redb::WriteTransaction) -> Result<Self, StoreError> {
         Ok(Self {
             values: txn.open_table(VALUES)?,
-            sealed_at: txn.open_table(SEALED_AT)?,
         })
     }
 }
@@ -66,7 +55,6 @@ impl<'t> WriteTables<'t> {
 /// Absent in files written before replication existed, opened read-only.
 pub(super) struct ReadTables {
     values: Option<ReadOnlyTable<&'static str, &'static [u8]>>,
-    sealed_at: Option<ReadOnlyTable<u64, (u64, u64)>>,
 }
 
 impl ReadTables {
@@ -80,7 +68,6 @@ impl ReadTables {
         }
         Ok(Self {
             values: optional(txn.open_table(VALUES))?,
-            sealed_at: optional(txn.open_table(SEALED_AT))?,
         })
     }
 }
@@ -123,21 +110,6 @@ impl super::WriteTables<'_> {
         Ok(())
     }
 
-    /// Records the ledger blocks CometBFT block `height` sealed.
-    pub fn set_sealed_at(&mut self, height: u64, sealed: SealedAt) -> Result<(), StoreError> {
-        self.replica
-            .sealed_at
-            .insert(height, (sealed.first, sealed.count))?;
-        let value = [sealed.first.to_be_bytes(), sealed.count.to_be_bytes()].concat();
-        self.note("sealed_at", &height.to_be_bytes(), &value);
-        Ok(())
-    }
-
-    /// The ledger blocks CometBFT block `height` sealed.
-    pub fn sealed_at(&self, height: u64) -> Result<SealedAt, StoreError> {
-        sealed_at(&self.replica.sealed_at, height)
-    }
-
     /// The signed header of ledger block `height`.
     pub fn header(&self, height: u64) -> Result<Option<SignedHeader>, StoreError> {
         match self.headers.get(height)? {
@@ -176,21 +148,13 @@ impl super::ReadTables {
             None => Ok(None),
         }
     }
-
-    /// The ledger blocks CometBFT block `height` sealed.
-    pub fn sealed_at(&self, height: u64) -> Result<SealedAt, StoreError> {
-        match &self.replica.sealed_at {
-            Some(t) => sealed_at(t, height),
-            None => Ok(SealedAt::default()),
-        }
-    }
 }
 
 impl Store {
-    /// Runs `f` in one write transaction that applies a CometBFT block: committed without
-    /// fsync when `f` returns `Ok` (durable only after [`Store::persist`]), rolled back
-    /// otherwise. Inside, [`WriteTables::journal`](super::WriteTables::journal) hashes
-    /// every write made so far.
+    /// Runs `f` in the write transaction of a CometBFT block, left open (uncommitted,
+    /// invisible to readers) until [`Store::commit_block`]; rolled back when `f` fails. A
+    /// block still open from before is dropped first. Inside,
+    /// [`WriteTables::journal`](super::WriteTables::journal) hashes every write so far.
     pub fn write_block<R, E: From<StoreError>>(
         &self,
         f: impl FnOnce(&mut super::WriteTables<'_>) -> Result<R, E>,
@@ -198,14 +162,16 @@ impl Store {
         self.transact(true, f)
     }
 
-    /// Makes every block applied so far durable (an empty commit with fsync).
-    pub fn persist(&self) -> Result<(), StoreError> {
-        let Db::ReadWrite(db) = &self.db else {
-            return Err(StoreError::ReadOnly);
-        };
-        let txn = db.begin_write()?;
-        txn.commit()?;
-        Ok(())
+    /// Commits the open block durably; `false` when none is open.
+    pub fn commit_block(&self) -> Result<bool, StoreError> {
+        let txn = self.block.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match txn {
+            Some(txn) => {
+                txn.commit()?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 }
 
@@ -214,15 +180,6 @@ fn value(
     name: &str,
 ) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(t.get(name)?.map(|v| v.value().to_vec()))
-}
-
-fn sealed_at(t: &impl ReadableTable<u64, (u64, u64)>, height: u64) -> Result<SealedAt, StoreError> {
-    Ok(t.get(height)?
-        .map(|v| {
-            let (first, count) = v.value();
-            SealedAt { first, count }
-        })
-        .unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -247,10 +204,16 @@ mod tests {
                 .unwrap()
         };
         let a = write("a");
-        assert_ne!(a, write("b"), "the journal hashes what was written");
         let state = store.read().unwrap().replica_state().unwrap();
-        assert_eq!(state.height, 1, "visible before it is durable");
-        store.persist().unwrap();
+        assert_eq!(state.height, 0, "invisible until committed");
+        assert_ne!(a, write("b"), "the journal hashes what was written");
+        assert!(store.commit_block().unwrap());
+        assert_eq!(store.read().unwrap().replica_state().unwrap().height, 1);
+        assert_eq!(
+            store.read().unwrap().replica_value("a").unwrap(),
+            None,
+            "block a was dropped"
+        );
         drop(store);
         let store = Store::open(&path).unwrap();
         assert_eq!(
