@@ -6,7 +6,7 @@
 //! `entry_index` (entry key → (height, index)) for sealed ones; `evidence` (id → refused
 //! conflicting submission); `meta` (`sealed_through`). Values are protobuf. A replicated
 //! ledger adds its own tables ([`replica`]) and writes each CometBFT block in one
-//! transaction committed without fsync, made durable by the empty commit of ABCI `Commit`.
+//! transaction left open from ABCI `FinalizeBlock` to `Commit`.
 
 mod audit;
 mod error;
@@ -138,8 +138,8 @@ impl Store {
         self.transact(false, f)
     }
 
-    /// One write transaction; a replicated block's (`block`) is committed without fsync
-    /// and journals its writes.
+    /// One write transaction, committed when `f` succeeds; a replicated block's (`block`)
+    /// journals its writes and stays open until [`Store::commit_block`].
     fn transact<R, E: From<StoreError>>(
         &self,
         block: bool,

@@ -187,7 +187,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_persisted_block_survives_reopening_and_its_journal_covers_its_writes() {
+    fn a_block_is_seen_once_committed_survives_reopening_and_its_journal_covers_its_writes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.redb");
         let store = Store::open(&path).unwrap();
