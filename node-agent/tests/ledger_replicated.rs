@@ -92,7 +92,9 @@ async fn spools_ship_to_the_replicated_ledger() {
         .ship_once(&url)
         .await;
     assert!(round.errors.is_empty(), "{:?}", round.errors);
-    assert_eq!((round.stored, round.duplicates), (0, 2), "identical replay");
+    // A duplicate, or, when replica 3 had not applied the first commit yet, the outcome of
+    // that one commit (the same bytes are one transaction); stored once either way (below).
+    assert_eq!(round.stored + round.duplicates, 2, "identical replay");
 
     // On every replica: the four entries, each attested.
     let height = r.net.status(2).await.unwrap().height;
