@@ -8,7 +8,8 @@
 #   hack/images.sh names                        # the image references, one a line
 #
 # Environment: IMAGE_TAG (default 0.1.0, as the Makefile), CARGO_PROFILE (debug or release,
-# default release), BIN_DIR (default $CARGO_TARGET_DIR or target, then /$CARGO_PROFILE).
+# default release), BIN_DIR (default $CARGO_TARGET_DIR or target, then /$CARGO_PROFILE),
+# TOOLS_DIR (default bin: the Go tools make tools builds, for COPY --from=tools).
 #
 # What an image holds comes from one place: its Dockerfile's final stage (COPY of the
 # cargo-built binary and its destination, USER, ENTRYPOINT, ENV, LABEL, WORKDIR). Anything
@@ -26,6 +27,7 @@ source hack/lib.sh
 IMAGE_TAG=${IMAGE_TAG:-0.1.0}
 CARGO_PROFILE=${CARGO_PROFILE:-release}
 BIN_DIR=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/$CARGO_PROFILE}
+TOOLS_DIR=${TOOLS_DIR:-bin}
 BASE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 all_images() {
@@ -87,10 +89,16 @@ apply_dockerfile() {
     case $word in
       FROM) ;;
       COPY)
-        [[ $rest =~ ^--from=build\ /src/target/release/([A-Za-z0-9_-]+)\ (/[^ ]+)$ ]] \
-          || die "$dockerfile: only 'COPY --from=build /src/target/release/<bin> <dest>' is built locally, not: $line"
-        bin=${BASH_REMATCH[1]} dest=${BASH_REMATCH[2]} src=$BIN_DIR/${BASH_REMATCH[1]}
-        [ -x "$src" ] || die "$src is missing: cargo build$([ "$CARGO_PROFILE" = release ] && echo ' --release') --bin $bin"
+        if [[ $rest =~ ^--from=build\ /src/target/release/([A-Za-z0-9_-]+)\ (/[^ ]+)$ ]]; then
+          bin=${BASH_REMATCH[1]} dest=${BASH_REMATCH[2]} src=$BIN_DIR/${BASH_REMATCH[1]}
+          [ -x "$src" ] || die "$src is missing: cargo build$([ "$CARGO_PROFILE" = release ] && echo ' --release') --bin $bin"
+        elif [[ $rest =~ ^--from=tools\ /out/([A-Za-z0-9_-]+)\ (/[^ ]+)$ ]]; then
+          # A Go tool the Dockerfile builds from hack/tools/<tool>: the one make tools built.
+          bin=${BASH_REMATCH[1]} dest=${BASH_REMATCH[2]} src=$TOOLS_DIR/${BASH_REMATCH[1]}
+          [ -x "$src" ] || die "$src is missing: make tools"
+        else
+          die "$dockerfile: only 'COPY --from=build /src/target/release/<bin> <dest>' and 'COPY --from=tools /out/<tool> <dest>' are built locally, not: $line"
+        fi
         add_host_file "$rootfs" "$src" "$dest"
         chmod 0755 "$rootfs$dest"
         ;;

@@ -1,5 +1,9 @@
 //! Metering epochs: fixed windows of unix time, numbered from the unix epoch.
 
+/// How long after an epoch ends its records are accepted by default: six hours, so an edge
+/// cut off for hours is still paid. The epoch is sealed, its rewards final, when it is over.
+pub const DEFAULT_LATE_WINDOW_SECONDS: u64 = 6 * 3600;
+
 use std::time::Duration;
 
 /// The epoch clock: epoch `e` covers unix seconds `[e * seconds, (e + 1) * seconds)`.

@@ -7,7 +7,7 @@
 //! `Display`/`FromStr` (and serde where it sits in a file or a message).
 
 mod direction;
-mod epoch;
+pub mod epoch;
 mod ids;
 mod mac;
 pub mod ports;

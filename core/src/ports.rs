@@ -10,3 +10,13 @@ pub const EDGE_METRICS: u16 = 9100;
 pub const SUPER_METRICS: u16 = 9101;
 /// The operator's `/metrics`, `/healthz` and `/readyz`.
 pub const OPERATOR_METRICS: u16 = 8080;
+/// A super node's ledger `/metrics` (`hsn-ledger node`).
+pub const LEDGER_METRICS: u16 = 9102;
+/// A super node's CometBFT peer-to-peer listener: the other validators connect here.
+pub const COMETBFT_P2P: u16 = 26656;
+/// A super node's CometBFT RPC, on loopback: the ledger submits transactions there.
+pub const COMETBFT_RPC: u16 = 26657;
+/// The ledger's ABCI (gRPC) listener, on loopback: its CometBFT node connects here.
+pub const ABCI: u16 = 26658;
+/// A super node's CometBFT `/metrics`.
+pub const COMETBFT_METRICS: u16 = 26660;

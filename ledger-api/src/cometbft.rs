@@ -11,6 +11,22 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 /// How long one call may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Consensus settings of every HSN validator (`config.toml`, section `consensus`): about
+/// ten blocks a second where the network allows instead of CometBFT's one, so a submission
+/// is acknowledged in a fraction of a second (measured: `../shared/design/cometbft.md`);
+/// CometBFT lengthens each round's timeouts by its `*_delta` when the network is slower.
+pub const CONSENSUS_TIMEOUTS: &[(&str, &str)] = &[
+    ("timeout_propose", "500ms"),
+    ("timeout_prevote", "200ms"),
+    ("timeout_precommit", "200ms"),
+    ("timeout_commit", "50ms"),
+    ("peer_gossip_sleep_duration", "10ms"),
+];
+
+/// Largest transaction a validator's mempool takes: one `SubmitRecords` request, up to the
+/// ledger's 4 MiB request limit, with room for its envelope.
+pub const MAX_TX_BYTES: i64 = 5 << 20;
+
 /// What `/status` says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {

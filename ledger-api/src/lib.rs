@@ -10,6 +10,7 @@
 pub mod canonical;
 pub mod client;
 pub mod cometbft;
+pub mod genesis;
 pub mod keys;
 pub mod pb;
 pub mod record;

@@ -14,35 +14,7 @@ use hsn_ledger_api::record::{SignedObservation, SignedRecord};
 /// Domain tag of the co-signed attestation bytes.
 pub const ATTESTATION_DOMAIN: &str = "HSN-LEDGER/ATTESTATION/V1";
 
-/// How far a claim may be from the observation and still be attested: within either the
-/// absolute or the relative bound. Same meaning as `HsnNetwork.spec.metering.ledger`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tolerance {
-    /// Largest absolute difference in bytes.
-    pub bytes: u64,
-    /// Largest difference in basis points (1/10000) of the observed bytes.
-    pub basis_points: u32,
-}
-
-impl Default for Tolerance {
-    /// The `HsnNetwork` defaults: 4096 bytes or 1 %.
-    fn default() -> Self {
-        Self {
-            bytes: 4096,
-            basis_points: 100,
-        }
-    }
-}
-
-impl Tolerance {
-    /// Whether a claim is close enough to the observation. The observation is the reference
-    /// for the relative bound because it is the independent measurement.
-    pub fn admits(&self, claimed: u64, observed: u64) -> bool {
-        let diff = claimed.abs_diff(observed);
-        diff <= self.bytes
-            || u128::from(diff) * 10_000 <= u128::from(self.basis_points) * u128::from(observed)
-    }
-}
+pub use hsn_ledger_api::genesis::Tolerance;
 
 /// Outcome of a comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -25,9 +25,7 @@ use hsn_ledger_api::keys::{KeyRegistry, NodeKey};
 use hsn_ledger_api::pb;
 use hsn_ledger_api::record::RecordKey;
 
-/// How long after an epoch ends its records are accepted by default: six hours, so an
-/// edge cut off for hours is still paid. The epoch is sealed (final) when it is over.
-pub const DEFAULT_LATE_WINDOW_SECONDS: u64 = 6 * 3600;
+pub use hsn_ledger_api::genesis::DEFAULT_LATE_WINDOW_SECONDS;
 
 /// How a ledger runs.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -76,8 +76,10 @@ pub async fn serve(
 }
 
 /// The address ABCI listens on by default (CometBFT's `proxy_app`).
-pub const DEFAULT_ABCI_LISTEN: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 26658);
+pub const DEFAULT_ABCI_LISTEN: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+    hsn_core::ports::ABCI,
+);
 
 fn seconds(time: Option<&tendermint_proto::google::protobuf::Timestamp>) -> u64 {
     time.map_or(0, |t| u64::try_from(t.seconds).unwrap_or(0))

@@ -22,8 +22,9 @@ use prost::Message;
 
 pub use acks::Outcome;
 pub use genesis::AppState;
+pub use hsn_ledger_api::genesis::{validator_address, validator_key_json};
 pub use registry::Registry;
-pub use tx::{TxCode, tx_hash, validator_address};
+pub use tx::{TxCode, tx_hash};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -158,7 +159,8 @@ impl Replica {
             block: AtomicU64::new(time),
             in_block: AtomicBool::new(false),
         });
-        let ledger = Ledger::open_replicated(genesis.ledger_config(), store, keys, clock.clone())?;
+        let ledger =
+            Ledger::open_replicated(genesis::ledger_config(&genesis), store, keys, clock.clone())?;
         let ledger = Arc::new(ledger);
         Ok(Self {
             ledger,
@@ -388,7 +390,7 @@ impl Replica {
             return false;
         };
         match endorse::check_extension(&read, extension) {
-            Ok(signer) => tx::validator_address(&signer) == address,
+            Ok(signer) => validator_address(&signer)[..] == address[..],
             Err(_) => false,
         }
     }
@@ -543,20 +545,4 @@ fn app_hash(previous: &Hash, height: u64, journal: &Hash, results: &[TxCode]) ->
         .fixed(r.finalize().as_bytes())
         .finish();
     *blake3::hash(&bytes).as_bytes()
-}
-
-/// CometBFT's `priv_validator_key.json` for a super node's key: the super node's key is
-/// its validator key, so the validator set and the registry's supers are the same keys.
-pub fn validator_key_json(key: &SigningKey) -> String {
-    use base64::Engine as _;
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let public = key.verifying_key().to_bytes();
-    let private = [key.to_bytes(), public].concat();
-    let address = tx::validator_address(&NodeKey(public));
-    let json = serde_json::json!({
-        "address": hex::encode_upper(address),
-        "pub_key": {"type": "tendermint/PubKeyEd25519", "value": b64(&public)},
-        "priv_key": {"type": "tendermint/PrivKeyEd25519", "value": b64(&private)},
-    });
-    serde_json::to_string_pretty(&json).expect("JSON serialises")
 }

@@ -15,8 +15,7 @@ use hsn_ledger_api::pb;
 /// Domain tag of the bytes an administrator signs.
 pub const REGISTRY_CHANGE_DOMAIN: &str = "HSN-LEDGER/REGISTRY-CHANGE/V1";
 
-/// Voting power of every validator.
-pub const VALIDATOR_POWER: i64 = 10;
+pub use hsn_ledger_api::genesis::VALIDATOR_POWER;
 
 /// The registry at one height.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

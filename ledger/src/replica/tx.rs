@@ -8,7 +8,6 @@ use sha2::{Digest, Sha256};
 use super::registry::ChangeRefusal;
 use crate::ledger::{SubmitError, Submitted};
 use crate::merkle::Hash;
-use hsn_ledger_api::keys::NodeKey;
 use hsn_ledger_api::pb;
 use hsn_ledger_api::refusal::Reason;
 
@@ -68,11 +67,6 @@ impl TxCode {
 /// CometBFT's hash of a transaction (SHA-256), which its RPC reports.
 pub fn tx_hash(tx: &[u8]) -> Hash {
     Sha256::digest(tx).into()
-}
-
-/// CometBFT's address of a validator key: the first 20 bytes of its SHA-256.
-pub fn validator_address(key: &NodeKey) -> Vec<u8> {
-    Sha256::digest(key.0)[..20].to_vec()
 }
 
 /// Decodes a transaction; one carrying more than `max_items` records and observations is

@@ -32,6 +32,10 @@ pub enum Command {
     /// Serve one replica of a network's replicated ledger: the ABCI application of the
     /// CometBFT node beside it, and the ledger's gRPC API.
     Replica(Box<super::ReplicaArgs>),
+    /// Run a super node's whole part of its network's chain: the replica and its CometBFT
+    /// node as a child process, with CometBFT's home written from the network's genesis,
+    /// the super node's key and a peers file (what the operator's super-node pods run).
+    Node(Box<super::NodeArgs>),
     /// Write CometBFT's priv_validator_key.json from a super node's key file, so the super
     /// node's key is its validator key.
     ValidatorKey {
@@ -173,6 +177,7 @@ impl Cli {
             }
             Command::Serve(args) => super::run(args.config(), terminated()).await,
             Command::Replica(args) => super::run_replica(args.config(), terminated()).await,
+            Command::Node(args) => super::run_node(*args, terminated()).await,
             Command::ValidatorKey { key_file, out } => {
                 let key = keys::read_signing_key(&key_file)?;
                 let json = crate::replica::validator_key_json(&key);

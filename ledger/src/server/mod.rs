@@ -4,9 +4,11 @@
 
 mod args;
 mod limit;
+mod node;
 mod replica;
 
 pub use args::{Cli, Command, ServeArgs, TlsArgs};
+pub use node::{NodeArgs, Peer, run_node};
 pub use replica::{ReplicaArgs, ReplicaConfig, run_replica};
 
 use hsn_runtime::admin::{self, Readiness};

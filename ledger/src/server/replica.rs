@@ -41,7 +41,7 @@ pub struct ReplicaArgs {
     #[arg(long, env = "HSN_LEDGER_ABCI_LISTEN", default_value_t = DEFAULT_ABCI_LISTEN)]
     pub abci_listen: SocketAddr,
     /// The RPC address of this super node's CometBFT node.
-    #[arg(long, env = "HSN_LEDGER_COMETBFT_RPC", default_value_t = SocketAddr::from(([127, 0, 0, 1], 26657)))]
+    #[arg(long, env = "HSN_LEDGER_COMETBFT_RPC", default_value_t = SocketAddr::from(([127, 0, 0, 1], hsn_core::ports::COMETBFT_RPC)))]
     pub cometbft_rpc: SocketAddr,
     /// The ledger's gRPC address; keep it on loopback unless TLS is on.
     #[arg(long, env = "HSN_LEDGER_LISTEN", default_value_t = SocketAddr::from(([127, 0, 0, 1], hsn_core::ports::LEDGER)))]
@@ -109,6 +109,15 @@ pub async fn run_replica(
     config: ReplicaConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    serve_replica(config, shutdown, None).await
+}
+
+/// [`run_replica`], telling `bound` once its ports are bound.
+pub(super) async fn serve_replica(
+    config: ReplicaConfig,
+    shutdown: impl Future<Output = ()>,
+    bound: Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<(), ServerError> {
     let key = keys::read_signing_key(&config.key_file)?;
     let genesis = AppState::from_genesis_file(&config.genesis)
         .map_err(|e| ServerError::Replica(e.to_string()))?;
@@ -140,6 +149,9 @@ pub async fn run_replica(
         let _ = abci_stop.wait_for(|&s| s).await;
     }));
     println!("hsn-ledger abci on {abci_addr}");
+    if let Some(bound) = bound {
+        let _ = bound.send(());
+    }
     tracing::info!(
         network = %replica.genesis().network,
         key = %replica.public_key(),

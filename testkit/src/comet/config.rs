@@ -7,22 +7,11 @@ use anyhow::{Context as _, Result};
 use toml_edit::{DocumentMut, value};
 
 use super::{App, Genesis};
-
-/// Consensus timeouts for loopback: ~10 blocks/s instead of ~1 (cometbft.md, "tuned").
-const TIMEOUTS: &[(&str, &str)] = &[
-    ("timeout_propose", "500ms"),
-    ("timeout_prevote", "200ms"),
-    ("timeout_precommit", "200ms"),
-    ("timeout_commit", "50ms"),
-    ("peer_gossip_sleep_duration", "10ms"),
-];
-
-/// Largest transaction a validator's mempool takes.
-pub(super) const MAX_TX_BYTES: u32 = 5 << 20;
+use hsn_ledger_api::cometbft::{CONSENSUS_TIMEOUTS, MAX_TX_BYTES};
 
 /// One validator's `config.toml`: its application, its RPC and P2P listeners on loopback,
 /// its peers (`id@host:port`, comma-separated) and nothing else (no peer exchange, no
-/// strict address book on loopback), the tuned timeouts.
+/// strict address book on loopback), the consensus timeouts every HSN validator uses.
 pub(super) fn node(home: &Path, app: &App, rpc: SocketAddr, p2p: u16, peers: &str) -> Result<()> {
     let path = home.join("config/config.toml");
     let text =
@@ -48,11 +37,11 @@ pub(super) fn node(home: &Path, app: &App, rpc: SocketAddr, p2p: u16, peers: &st
     doc["p2p"]["addr_book_strict"] = value(false);
     doc["p2p"]["allow_duplicate_ip"] = value(true);
     doc["p2p"]["flush_throttle_timeout"] = value("10ms");
-    for (key, v) in TIMEOUTS {
+    for (key, v) in CONSENSUS_TIMEOUTS {
         doc["consensus"][key] = value(*v);
     }
     // A transaction is one SubmitRecords request: up to the ledger's 4 MiB request limit.
-    doc["mempool"]["max_tx_bytes"] = value(i64::from(MAX_TX_BYTES));
+    doc["mempool"]["max_tx_bytes"] = value(MAX_TX_BYTES);
     std::fs::write(&path, doc.to_string()).with_context(|| format!("writing {}", path.display()))
 }
 

@@ -117,6 +117,22 @@ impl LedgerProcess {
     }
 }
 
+impl LedgerProcess {
+    /// Waits (bounded) for the process to exit on its own; its status.
+    pub fn wait_exit(&mut self, within: Duration) -> Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("hsn-ledger still running after {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for LedgerProcess {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
