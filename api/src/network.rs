@@ -11,6 +11,9 @@ use crate::selector::Selector;
 
 /// Agent image used when a network does not name one.
 pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/hsn-io/hsn-agent:0.1.0";
+/// The ledger image super nodes run unless `superNodes.ledgerImage` says otherwise
+/// (`hsn-ledger node`: the ledger replica and its CometBFT node).
+pub const DEFAULT_LEDGER_IMAGE: &str = "ghcr.io/hsn-io/hsn-ledger:0.1.0";
 
 /// The desired shape of one HSN network.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -71,6 +74,12 @@ pub struct SuperNodes {
     #[schemars(length(min = 1, max = 512))]
     #[x_kube(validation = Rule::new(IMAGE_RULE).message(IMAGE_MESSAGE))]
     pub image: String,
+    /// Container image of the super nodes' ledger (`hsn-ledger` with `cometbft` beside it):
+    /// each super node runs its network's chain as a validator.
+    #[serde(default = "default_ledger_image")]
+    #[schemars(length(min = 1, max = 512))]
+    #[x_kube(validation = Rule::new(IMAGE_RULE).message(IMAGE_MESSAGE))]
+    pub ledger_image: String,
     /// Compute resources of each super-node pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "resources_schema")]
@@ -82,6 +91,10 @@ pub struct SuperNodes {
 
 fn default_image() -> String {
     DEFAULT_AGENT_IMAGE.into()
+}
+
+fn default_ledger_image() -> String {
+    DEFAULT_LEDGER_IMAGE.into()
 }
 
 /// An image reference as the container runtimes parse it: `[host[:port]/]path[:tag][@digest]`,
@@ -294,8 +307,10 @@ pub struct Metering {
     #[serde(default)]
     #[schemars(length(max = 64))]
     pub tenants: Vec<Tenant>,
-    /// How the ledger cross-checks and blocks records.
+    /// How the ledger cross-checks and blocks records. Immutable: the network's chain
+    /// starts from these settings (its genesis), which every validator shares for good.
     #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("metering.ledger is immutable: the network's chain started from these settings (its genesis); create a new network instead"))]
     pub ledger: LedgerSettings,
 }
 
@@ -374,6 +389,11 @@ pub struct LedgerSettings {
     #[serde(default = "default_max_records_per_block")]
     #[schemars(range(min = 1, max = 100000))]
     pub max_records_per_block: i32,
+    /// How long after an epoch ends its records are still accepted (an edge cut off for
+    /// that long is still paid); the epoch's rewards are final after it.
+    #[serde(default = "default_late_window_seconds")]
+    #[schemars(range(min = 0, max = 2_592_000))]
+    pub late_window_seconds: i64,
 }
 
 impl Default for LedgerSettings {
@@ -382,8 +402,13 @@ impl Default for LedgerSettings {
             tolerance_bytes: default_tolerance_bytes(),
             tolerance_basis_points: default_tolerance_basis_points(),
             max_records_per_block: default_max_records_per_block(),
+            late_window_seconds: default_late_window_seconds(),
         }
     }
+}
+
+fn default_late_window_seconds() -> i64 {
+    hsn_core::epoch::DEFAULT_LATE_WINDOW_SECONDS as i64
 }
 
 fn default_tolerance_bytes() -> i64 {

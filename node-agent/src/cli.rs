@@ -64,6 +64,11 @@ pub struct Args {
     /// Identity key, epoch snapshot and spool; default `/var/lib/hsn/<network>`.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// The node's key (hex seed) kept elsewhere, e.g. a super node's from the identity
+    /// Secret the operator mounts (mode 0440): read, never created or changed. Without it the
+    /// key is `<state-dir>/identity.key`, generated on first start.
+    #[arg(long, env = "HSN_IDENTITY_FILE")]
+    pub identity_file: Option<PathBuf>,
     /// bpffs mount under which counters, state maps and XDP links are pinned
     /// (`<bpffs>/hsn/<network>`).
     #[arg(long, default_value = hsn_ebpf::DEFAULT_BPFFS)]

@@ -82,8 +82,11 @@ pub struct Config {
     pub name: String,
     /// Edge pool (informational).
     pub pool: Option<String>,
-    /// Identity key, epoch snapshot and spool.
+    /// Identity key (unless `identity_file`), epoch snapshot and spool.
     pub state_dir: PathBuf,
+    /// A key file kept elsewhere (a super node's identity Secret), read instead of the
+    /// state directory's.
+    pub identity_file: Option<PathBuf>,
     /// The datapath.
     pub datapath: DatapathSettings,
     /// Where routes tables come from.
@@ -188,6 +191,7 @@ impl Config {
                 .state_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("/var/lib/hsn").join(&args.network)),
+            identity_file: args.identity_file.clone(),
             datapath: DatapathSettings {
                 interfaces: interfaces(args, &routes)?,
                 bpffs: args.bpffs.clone(),

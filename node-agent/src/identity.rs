@@ -1,4 +1,5 @@
-//! The node's ed25519 identity: generated once, kept in the state directory (0600).
+//! The node's ed25519 identity: generated once, kept in the state directory (0600), or
+//! read from a file the operator provides (a super node's, from its identity Secret).
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write as _};
@@ -28,8 +29,8 @@ pub enum IdentityError {
         /// The key file.
         path: PathBuf,
     },
-    /// The file is readable by others than its owner.
-    #[error("key file {path} has mode {mode:o}; want 600")]
+    /// The file is readable by others than its owner (or, for a mounted key, its group).
+    #[error("key file {path} has mode {mode:o}; want 600 (or 440 for a mounted key)")]
     Permissions {
         /// The key file.
         path: PathBuf,
@@ -68,22 +69,45 @@ impl Identity {
             source,
         };
         match fs::read_to_string(&path) {
-            Ok(text) => {
-                let mode = fs::metadata(&path).map_err(io_err)?.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    return Err(IdentityError::Permissions { path, mode });
-                }
-                let seed: [u8; 32] = hex::decode(text.trim())
-                    .ok()
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| IdentityError::Corrupt { path: path.clone() })?;
-                Ok(Self {
-                    key: SigningKey::from_bytes(&seed),
-                })
-            }
+            Ok(text) => Self::parse(&path, &text, 0o077),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Self::create(dir, &path),
             Err(e) => Err(io_err(e)),
         }
+    }
+
+    /// Loads a key someone else keeps, e.g. a super node's from the identity Secret the
+    /// operator mounts (readable by the pod's group: mode 0440); never creates or changes it.
+    /// Refused when others may read it.
+    pub fn load_file(path: &Path) -> Result<Self, IdentityError> {
+        let text = fs::read_to_string(path).map_err(|source| IdentityError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text, 0o007)
+    }
+
+    /// A hex seed from `path`, refused when its mode has any bit of `forbidden`.
+    fn parse(path: &Path, text: &str, forbidden: u32) -> Result<Self, IdentityError> {
+        let meta = fs::metadata(path).map_err(|source| IdentityError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & forbidden != 0 {
+            return Err(IdentityError::Permissions {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+        let seed: [u8; 32] = hex::decode(text.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| IdentityError::Corrupt {
+                path: path.to_owned(),
+            })?;
+        Ok(Self {
+            key: SigningKey::from_bytes(&seed),
+        })
     }
 
     fn create(dir: &Path, path: &Path) -> Result<Self, IdentityError> {
@@ -167,5 +191,26 @@ mod tests {
             matches!(err, IdentityError::Permissions { mode: 0o644, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_mounted_key_is_read_as_it_is_and_never_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hsn-super-node-0");
+        assert!(matches!(
+            Identity::load_file(&path).unwrap_err(),
+            IdentityError::Io { .. }
+        ));
+        assert!(!path.exists(), "not created");
+        fs::write(&path, format!("{}\n", hex::encode([7u8; 32]))).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o440)).unwrap();
+        let id = Identity::load_file(&path).unwrap();
+        let expected = SigningKey::from_bytes(&[7; 32]).verifying_key();
+        assert_eq!(id.public_key(), expected);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o444)).unwrap();
+        assert!(matches!(
+            Identity::load_file(&path).unwrap_err(),
+            IdentityError::Permissions { mode: 0o444, .. }
+        ));
     }
 }

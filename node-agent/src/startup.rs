@@ -24,7 +24,10 @@ use hsn_core::Role;
 
 /// Runs the agent until `shutdown` resolves, then applies the shutdown policy.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let identity = Identity::load_or_create(&config.state_dir)?;
+    let identity = match &config.identity_file {
+        Some(path) => Identity::load_file(path)?,
+        None => Identity::load_or_create(&config.state_dir)?,
+    };
     tracing::info!(role = config.role.as_str(), network = config.network, pool = ?config.pool,
         public_key = identity.public_key_hex(), state_dir = %config.state_dir.display(),
         "hsn-agent starting");

@@ -27,6 +27,9 @@ pub struct Settings {
     pub member_timeout: Duration,
     /// How often a network is reconciled when nothing changes (Lease expiry, drift).
     pub resync: Duration,
+    /// The operator's own namespace: its leader Lease, and each network's chain Secret
+    /// (genesis and registry administrator key).
+    pub operator_namespace: String,
 }
 
 /// Shared state of the controllers.

@@ -136,6 +136,7 @@ pub async fn run(
             cluster_grace: Duration::from_secs(args.cluster_grace_seconds),
             member_timeout: Duration::from_secs(args.member_timeout_seconds),
             resync: Duration::from_secs(args.resync_seconds),
+            operator_namespace: args.operator_namespace.clone(),
         },
         hub_identity,
     });

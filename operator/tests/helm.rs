@@ -209,6 +209,9 @@ async fn the_operators_rbac_is_least_privilege() -> Result<()> {
         ("watch", ("hsn.io", "hsnnetworks"), Some("any")),
         ("create", ("hsn.io", "hsnnodes"), Some("any")),
         ("get", ("", "secrets"), Some(NS)),
+        // Each network's chain Secret (genesis, administrator key) in its own namespace.
+        ("create", ("", "secrets"), Some(NS)),
+        ("delete", ("", "secrets"), Some(NS)),
         ("create", ("events.k8s.io", "events"), Some("default")),
         (
             "update",

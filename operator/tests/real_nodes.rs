@@ -5,7 +5,8 @@
 //! this tree with exactly the capabilities the README documents, attach XDP to their node's
 //! interface, hold their Leases, and their HsnNodes turn Ready. A deleted edge pod comes
 //! back and its agent takes the pinned program over: the program never leaves the
-//! interface. Root only (skipped, saying why, elsewhere); CI runs as root.
+//! interface. The super pod's ledger container runs the network's chain (one validator
+//! here) from the operator's genesis and the pod's identity. Root only (skipped, saying why, elsewhere); CI runs as root.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -214,7 +215,9 @@ async fn the_operators_agents_run_on_real_nodes() -> Result<()> {
     let operator_bin = hsn_testkit::cargo_bin("hsn-operator")?;
     let bins = operator_bin.parent().context("binary dir")?;
     hsn_testkit::cargo_bin("hsn-agent")?;
-    let images = NodeImages::build(&["hsn-agent", "hsn-operator"], bins)?;
+    hsn_testkit::cargo_bin("hsn-ledger")?;
+    hsn_testkit::require_binaries(&["cometbft"])?;
+    let images = NodeImages::build(&["hsn-agent", "hsn-ledger", "hsn-operator"], bins)?;
     let network = NodeNetwork::create()?;
 
     // The hub with a real node: `helm install` and the chart's operator Deployment runs
@@ -410,6 +413,7 @@ async fn check(
     })
     .await?;
     println!("HsnNodes Ready: {ready_nodes:?}");
+    super_ledger(&supers[0], super_node).await?;
 
     // Delete the edge pod: the DaemonSet brings it back, the new agent takes the pinned
     // link over. A program stays on the interface throughout (sampled while the pod is
@@ -474,6 +478,47 @@ async fn check(
         "edge pod replaced by {held} ({samples} samples with a program on eth0); program {edge_prog} → {taken_over}, counters map {counters} kept"
     );
     kubelet_dies(mec, hub, edge_node, taken_over).await
+}
+
+/// The super pod's ledger container (`hsn-ledger node` from the ledger image, CometBFT
+/// beside it) runs its network's chain: one super node, one validator, committing; the
+/// operator's genesis and the pod's identity make it the validator.
+async fn super_ledger(pod: &Pod, node: &RealNode) -> Result<()> {
+    let ledger = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == "ledger"))
+        .context("a ledger container in the super pod")?;
+    ensure!(ledger.ready, "ledger container not ready: {ledger:?}");
+    let url = format!("http://{}:{}", node.ip(), hsn_core::ports::LEDGER);
+    let status = wait_for_ok("the super node's chain committing", DEADLINE, || async {
+        let mut client = hsn_ledger_api::client::connect(&url, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = client
+            .status(hsn_ledger_api::pb::StatusRequest {})
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner();
+        if status.replicated && status.app_height >= 3 {
+            Ok(status)
+        } else {
+            Err(format!("{status:?}"))
+        }
+    })
+    .await?;
+    ensure!(
+        status.validators.len() == 1,
+        "one validator: {:?}",
+        status.validators
+    );
+    println!(
+        "the super pod's ledger: replicated, app height {}, {} validator",
+        status.app_height,
+        status.validators.len()
+    );
+    Ok(())
 }
 
 /// The edge node's kubelet dies: the node goes NotReady and the operator drops its edge as

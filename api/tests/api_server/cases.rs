@@ -180,6 +180,12 @@ pub(crate) fn cases() -> Vec<Case> {
             vec![("/spec/metering/epochSeconds", json!(120))],
             "epochSeconds is immutable",
         ),
+        update_case(
+            "net-ledger-immutable",
+            "HsnNetwork",
+            vec![("/spec/metering/ledger/toleranceBytes", json!(1))],
+            "metering.ledger is immutable",
+        ),
         // HsnNetwork: enums and bounds
         case(
             "net-slice-enum",

@@ -34,6 +34,8 @@ const NET: &str = "metro";
 const MEMBER_NS: &str = "hsn-metro";
 /// Resync of a converged network: how often steady-state reconciles come.
 const RESYNC_SECONDS: u64 = 5;
+/// Duration of the lost super node's last Lease renewal in the failover step.
+const LAPSE_SECONDS: i32 = RESYNC_SECONDS as i32 + 2;
 /// Deadline of each wait: rollouts on 2 shared cores are slow.
 const DEADLINE: Duration = Duration::from_secs(900);
 
@@ -368,10 +370,12 @@ async fn measure(
     };
     let lost_name = super_node_name(&lost);
     let m4 = scrape(op).await?;
-    // Its Lease expires now, as when the agent stops renewing it. The operator reads Leases
-    // on each reconcile (not watched).
+    // Its agent renews once more, then stops: the Lease lapses on its own, LAPSE_SECONDS
+    // later (longer than a resync, so the operator reads this last renewal first, as it
+    // reads every renewal of a real agent). Nothing announces the lapse: the operator looks
+    // again when the Lease it read ends.
     let member = members[0].cluster.client();
-    operator::put_super_lease(&member, MEMBER_NS, lost.ordinal, 10, 10).await?;
+    operator::put_super_lease(&member, MEMBER_NS, lost.ordinal, 0, LAPSE_SECONDS).await?;
     let edges = before.len();
     fig.rehome = poll_until("the lost super's edges re-homed", || async {
         assignments(hub)

@@ -106,7 +106,7 @@ pub(crate) fn print(args: &Args, f: &Figures) {
         f.moved_pure, f.ideal_pure, f.pure_matches_live
     );
     println!(
-        "| failover: Lease expiry -> routes updated | {:.1} s (hub HsnNodes re-homed after {:.1} s; includes up to {RESYNC_SECONDS} s resync) | - |",
+        "| failover: Lease expiry -> routes updated | {:.1} s (hub HsnNodes re-homed {:.1} s after the last renewal, a {LAPSE_SECONDS} s Lease) | ≤ 1 s |",
         f.failover.mean(),
         f.rehome.as_secs_f64()
     );

@@ -14,8 +14,8 @@ use crate::context::Context;
 use crate::member::delete_owned_namespaces;
 use crate::plan::Plan;
 use crate::resources::{
-    APPLIED_HASH_ANNOTATION, MemberObject, NETWORK_UID_LABEL, Owner, Ownership, member_namespace,
-    member_objects,
+    APPLIED_HASH_ANNOTATION, Chain, MemberObject, NETWORK_UID_LABEL, Owner, Ownership,
+    member_namespace, member_objects,
 };
 
 use super::fetch::{Fetched, MemberRead};
@@ -93,6 +93,7 @@ pub async fn apply_all(
     ctx: &Context,
     plan: &Plan,
     fetched: &Fetched,
+    chain: &Chain,
     paused: bool,
 ) -> BTreeMap<String, MemberOutcome> {
     let peers = &fetched.peers();
@@ -102,7 +103,7 @@ pub async fn apply_all(
             return (name, MemberOutcome::Skipped);
         }
         let owner = ctx.owner(&name);
-        let objects = member_objects(network, &owner, plan, peers);
+        let objects = member_objects(network, &owner, plan, peers, chain);
         // One slow member must not hold up the others: each gets its own deadline.
         let deadline = ctx.settings.member_timeout * 3;
         let read = fetched.reads.get(&name);

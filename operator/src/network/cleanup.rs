@@ -63,6 +63,8 @@ pub async fn cleanup(network: &HsnNetwork, ctx: &Context) -> Result<Action, Erro
         )
         .await
         .map_err(Error::Hub)?;
+    // The chain goes with the network: its members' replicas went with their namespaces.
+    super::chain::forget(network, ctx).await?;
     ctx.metrics.forget_network(
         &network.namespace().unwrap_or_default(),
         &network.name_any(),

@@ -339,6 +339,23 @@ impl Fetched {
         lost
     }
 
+    /// The next instant a super node's Lease, trusted and fresh now, lapses unless renewed:
+    /// when the operator must look again to fail it over without delay. A Lease expiring
+    /// changes nothing in the object, so no watch event announces it; the renewal the
+    /// operator last read says when.
+    pub fn next_super_expiry(&self, now: Timestamp) -> Option<Timestamp> {
+        self.leases
+            .values()
+            .flat_map(|leases| leases.iter())
+            .filter(|(name, info)| {
+                SuperId::ordinal_of(name).is_some()
+                    && matches!(info.verdict, Verdict::Trusted(_))
+                    && info.fresh(now)
+            })
+            .filter_map(|(_, info)| info.expires)
+            .min()
+    }
+
     /// When each lost super's Lease lapsed.
     pub fn lease_expiry(&self, s: &SuperId) -> Option<Timestamp> {
         self.leases

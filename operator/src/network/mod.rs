@@ -2,6 +2,7 @@
 //! finalizer that removes the network from every member.
 
 mod apply;
+mod chain;
 mod cleanup;
 mod failover;
 mod fetch;
@@ -51,12 +52,20 @@ pub enum Error {
     /// A member could not be cleaned and its MecCluster could not be marked for later.
     #[error("recording pending cleanup on MecCluster {0}: {1}")]
     PendingCleanup(String, #[source] kube::Error),
+    /// The chain's keys or genesis could not be made.
+    #[error("chain: {0}")]
+    Chain(String),
 }
 
 impl Error {
     /// Every label [`Error::metric_label`] gives.
-    pub const CATEGORIES: &[&'static str] =
-        &["hub-api", "finalizer", "pending-cleanup", "cache-stopped"];
+    pub const CATEGORIES: &[&'static str] = &[
+        "hub-api",
+        "finalizer",
+        "pending-cleanup",
+        "cache-stopped",
+        "chain",
+    ];
 
     /// Short label for metrics: the failing step's, also through the finalizer wrapper,
     /// which is only `finalizer` when adding or removing the finalizer itself failed.
@@ -72,6 +81,7 @@ impl Error {
             },
             Self::PendingCleanup(..) => "pending-cleanup",
             Self::CacheStopped => "cache-stopped",
+            Self::Chain(_) => "chain",
         }
     }
 }
@@ -196,7 +206,8 @@ async fn reconcile_apply(
     let plan = plan::plan(&network.spec, &inputs);
     let paused = network.spec.paused;
 
-    let outcomes = apply::apply_all(network, ctx, &plan, &fetched, paused).await;
+    let chain = chain::prepare(network, ctx, &plan, &fetched).await?;
+    let outcomes = apply::apply_all(network, ctx, &plan, &fetched, &chain, paused).await;
     if !paused {
         nodes::remove_forged(network, ctx, &fetched.forged).await?;
         failovers.observe(network, &previous, &plan, &fetched, &outcomes, &ctx.metrics);
@@ -222,18 +233,57 @@ async fn reconcile_apply(
         !hsn_api::condition::is_true(&new_status.conditions, ConditionType::Progressing);
     status::write(network, ctx, new_status).await?;
     // Leases expire and pods become ready without any hub event: look again soon while
-    // rolling out, and on the resync interval once converged.
+    // rolling out, and on the resync interval once converged; and right after the next
+    // super node's Lease lapses (unless renewed by then), so a lost super node is failed
+    // over when its Lease ends, not at the next resync.
     let next = if converged {
         ctx.settings.resync
     } else {
         Duration::from_secs(2)
     };
-    Ok(Action::requeue(next))
+    Ok(Action::requeue(until_expiry(
+        next,
+        fetched.next_super_expiry(now),
+        Timestamp::now(),
+    )))
+}
+
+/// How long a Lease is checked after it should have lapsed: clocks of the operator and the
+/// API server differ a little, and a Lease is lapsed only after its end.
+const EXPIRY_MARGIN: Duration = Duration::from_millis(100);
+
+/// The requeue delay: `regular`, or sooner when a Lease lapses before it.
+fn until_expiry(regular: Duration, expiry: Option<Timestamp>, now: Timestamp) -> Duration {
+    let Some(expiry) = expiry else {
+        return regular;
+    };
+    let left = Duration::try_from(expiry.duration_since(now)).unwrap_or(Duration::ZERO);
+    regular.min(left + EXPIRY_MARGIN)
 }
 
 #[cfg(test)]
 mod tests {
     use super::Error;
+    use super::{Duration, Timestamp, until_expiry};
+
+    #[test]
+    fn the_next_lease_expiry_brings_the_reconcile_forward() {
+        let now: Timestamp = "2026-12-03T10:00:00Z".parse().unwrap();
+        let soon: Timestamp = "2026-12-03T10:00:03Z".parse().unwrap();
+        let late: Timestamp = "2026-12-03T10:01:00Z".parse().unwrap();
+        let past: Timestamp = "2026-12-03T09:59:00Z".parse().unwrap();
+        let resync = Duration::from_secs(10);
+        assert_eq!(until_expiry(resync, None, now), resync);
+        assert_eq!(
+            until_expiry(resync, Some(soon), now),
+            Duration::from_millis(3100)
+        );
+        assert_eq!(until_expiry(resync, Some(late), now), resync);
+        assert_eq!(
+            until_expiry(resync, Some(past), now),
+            Duration::from_millis(100)
+        );
+    }
     use kube::runtime::finalizer::Error as Finalizer;
 
     fn api() -> kube::Error {
@@ -246,6 +296,7 @@ mod tests {
             Error::Hub(api()),
             Error::CacheStopped,
             Error::PendingCleanup("a".into(), api()),
+            Error::Chain("x".into()),
             Error::Finalizer(Box::new(Finalizer::AddFinalizer(api()))),
             Error::Finalizer(Box::new(Finalizer::ApplyFailed(Error::Hub(api())))),
         ];
@@ -255,11 +306,12 @@ mod tests {
                 Error::Hub(_)
                 | Error::CacheStopped
                 | Error::PendingCleanup(..)
+                | Error::Chain(_)
                 | Error::Finalizer(_) => {}
             }
             assert!(Error::CATEGORIES.contains(&e.metric_label()), "{e}");
         }
-        assert_eq!(errors[4].metric_label(), "hub-api");
-        assert_eq!(errors[3].metric_label(), "finalizer");
+        assert_eq!(errors[5].metric_label(), "hub-api");
+        assert_eq!(errors[4].metric_label(), "finalizer");
     }
 }

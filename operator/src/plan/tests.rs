@@ -62,6 +62,7 @@ pub(super) fn spec(replicas: i32, spread: SpreadTopology, pools: Vec<EdgePool>) 
         super_nodes: SuperNodes {
             replicas,
             image: "agent".into(),
+            ledger_image: "ledger".into(),
             resources: None,
             placement: Placement {
                 spread_by: spread,

@@ -1,6 +1,7 @@
 //! The objects a network needs in one member cluster, built purely from the network and
 //! its plan. `apply` writes them; nothing here talks to an API server.
 
+mod ledger;
 mod owner;
 mod rbac;
 mod routes;
@@ -19,6 +20,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::plan::Plan;
 
+pub use ledger::{Chain, IDENTITY_SECRET, LEDGER_CONFIGMAP, peers_file, super_pod};
 pub use owner::{HUB_LABEL, MEC_CLUSTER_ANNOTATION, Owner, Ownership};
 pub use routes::{Peer, Peers, routes_table};
 
@@ -102,13 +104,15 @@ impl MemberObject {
 }
 
 /// Every object `network` needs on `owner.cluster` under `plan`; empty when the plan puts
-/// nothing there. `peers` fills the agents' addresses and keys into the routes table. The
-/// namespace, which takes everything with it when deleted, carries `owner`'s markings.
+/// nothing there. `peers` fills the agents' addresses and keys into the routes table and
+/// the validators' addresses; `chain` gives the super nodes' identities and the genesis.
+/// The namespace, which takes everything with it when deleted, carries `owner`'s markings.
 pub fn member_objects(
     network: &HsnNetwork,
     owner: &Owner,
     plan: &Plan,
     peers: &Peers,
+    chain: &Chain,
 ) -> Vec<MemberObject> {
     let cluster = owner.cluster.as_str();
     let Some(part) = plan.clusters.get(cluster) else {
@@ -127,6 +131,8 @@ pub fn member_objects(
     out.extend(rbac::objects(&render, part));
     out.push(render.object(&routes::config_map(&render, cluster, plan, peers)));
     if part.super_replicas > 0 {
+        out.extend(ledger::identity_secret(&render, chain, cluster).map(|s| render.object(&s)));
+        out.extend(ledger::config_map(&render, plan, chain, peers).map(|c| render.object(&c)));
         out.extend(workloads::super_nodes(&render, part.super_replicas));
     }
     for (pool, nodes) in part.edge_pools.iter().filter(|(_, n)| !n.is_empty()) {

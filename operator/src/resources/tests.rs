@@ -67,7 +67,13 @@ fn kinds(objs: &[MemberObject]) -> Vec<(String, String)> {
 
 #[test]
 fn a_cluster_gets_namespace_identity_routes_supers_and_one_daemonset_per_nonempty_pool() {
-    let objs = member_objects(&network(), &owner("a"), &plan(), &Peers::new());
+    let objs = member_objects(
+        &network(),
+        &owner("a"),
+        &plan(),
+        &Peers::new(),
+        &Chain::default(),
+    );
     let want: Vec<(String, String)> = [
         ("Namespace", "hsn-metro"),
         ("ServiceAccount", "hsn-super-agent"),
@@ -111,7 +117,13 @@ fn rules(objs: &[MemberObject], name: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn each_role_renews_only_its_own_leases_by_name_and_creates_none() {
-    let objs = member_objects(&network(), &owner("a"), &plan(), &Peers::new());
+    let objs = member_objects(
+        &network(),
+        &owner("a"),
+        &plan(),
+        &Peers::new(),
+        &Chain::default(),
+    );
     let leases = |name: &str| {
         let rules = rules(&objs, name);
         let lease_rules: Vec<_> = rules
@@ -148,11 +160,23 @@ fn each_role_renews_only_its_own_leases_by_name_and_creates_none() {
 
 #[test]
 fn a_cluster_without_edges_gets_no_edge_identity() {
-    let objs = member_objects(&network(), &owner("b"), &plan(), &Peers::new());
+    let objs = member_objects(
+        &network(),
+        &owner("b"),
+        &plan(),
+        &Peers::new(),
+        &Chain::default(),
+    );
     assert!(objs.iter().any(|d| d.name == EDGE_AGENT_IDENTITY));
     let mut no_edges = plan();
     no_edges.clusters.get_mut("b").unwrap().edge_pools.clear();
-    let objs = member_objects(&network(), &owner("b"), &no_edges, &Peers::new());
+    let objs = member_objects(
+        &network(),
+        &owner("b"),
+        &no_edges,
+        &Peers::new(),
+        &Chain::default(),
+    );
     assert!(
         objs.iter()
             .all(|d| d.name != EDGE_AGENT_IDENTITY && !d.name.starts_with("edge-"))
@@ -162,7 +186,13 @@ fn a_cluster_without_edges_gets_no_edge_identity() {
 
 #[test]
 fn each_workload_runs_as_its_roles_account_and_knows_its_pod_uid() {
-    let objs = member_objects(&network(), &owner("a"), &plan(), &Peers::new());
+    let objs = member_objects(
+        &network(),
+        &owner("a"),
+        &plan(),
+        &Peers::new(),
+        &Chain::default(),
+    );
     for (kind, account) in [
         ("StatefulSet", SUPER_AGENT_IDENTITY),
         ("DaemonSet", EDGE_AGENT_IDENTITY),
@@ -178,7 +208,13 @@ fn each_workload_runs_as_its_roles_account_and_knows_its_pod_uid() {
 
 #[test]
 fn agents_get_ebpf_capabilities_but_never_privileged() {
-    for d in member_objects(&network(), &owner("a"), &plan(), &Peers::new()) {
+    for d in member_objects(
+        &network(),
+        &owner("a"),
+        &plan(),
+        &Peers::new(),
+        &Chain::default(),
+    ) {
         if !["StatefulSet", "DaemonSet"].contains(&d.resource.kind.as_str()) {
             continue;
         }
@@ -196,7 +232,13 @@ fn agents_get_ebpf_capabilities_but_never_privileged() {
 
 #[test]
 fn an_edge_and_a_super_node_on_one_node_do_not_share_state_pins_or_ports() {
-    let objs = member_objects(&network(), &owner("a"), &plan(), &Peers::new());
+    let objs = member_objects(
+        &network(),
+        &owner("a"),
+        &plan(),
+        &Peers::new(),
+        &Chain::default(),
+    );
     let agent = |kind: &str| {
         let d = objs.iter().find(|d| d.resource.kind == kind).unwrap();
         d.body["spec"]["template"]["spec"]["containers"][0].clone()
@@ -209,8 +251,11 @@ fn an_edge_and_a_super_node_on_one_node_do_not_share_state_pins_or_ports() {
     };
     assert_eq!(metrics(&sup), "0.0.0.0:9101");
     assert_eq!(metrics(&edge), "0.0.0.0:9100");
+    // What lives on the node (pins, state) is the pod's own; the key comes from a Secret.
     for mount in sup["volumeMounts"].as_array().unwrap() {
-        assert_eq!(mount["subPathExpr"], "$(POD_NAME)", "{mount}");
+        if mount["name"] != "identity" {
+            assert_eq!(mount["subPathExpr"], "$(POD_NAME)", "{mount}");
+        }
     }
     for mount in edge["volumeMounts"].as_array().unwrap() {
         assert_eq!(mount["subPath"], "edge", "{mount}");
@@ -219,7 +264,13 @@ fn an_edge_and_a_super_node_on_one_node_do_not_share_state_pins_or_ports() {
 
 #[test]
 fn the_edge_daemonset_is_pinned_to_the_planned_nodes() {
-    let objs = member_objects(&network(), &owner("a"), &plan(), &Peers::new());
+    let objs = member_objects(
+        &network(),
+        &owner("a"),
+        &plan(),
+        &Peers::new(),
+        &Chain::default(),
+    );
     let ds = objs.iter().find(|d| d.name == "hsn-edge-bb").unwrap();
     let terms = ds.body["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
         ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
@@ -236,7 +287,13 @@ fn the_edge_daemonset_is_pinned_to_the_planned_nodes() {
 
 #[test]
 fn agent_pods_refuse_nodes_where_another_networks_agent_runs() {
-    let objs = member_objects(&network(), &owner("a"), &plan(), &Peers::new());
+    let objs = member_objects(
+        &network(),
+        &owner("a"),
+        &plan(),
+        &Peers::new(),
+        &Chain::default(),
+    );
     for name in ["hsn-super-node", "hsn-edge-bb"] {
         let workload = objs
             .iter()
@@ -275,7 +332,13 @@ fn routes_list_this_clusters_edges_and_every_live_super() {
 }
 
 fn routes_of(cluster: &str, peers: &Peers) -> RoutesTable {
-    let objs = member_objects(&network(), &owner(cluster), &plan(), peers);
+    let objs = member_objects(
+        &network(),
+        &owner(cluster),
+        &plan(),
+        peers,
+        &Chain::default(),
+    );
     let cm = objs
         .iter()
         .find(|d| d.resource.kind == "ConfigMap")
@@ -334,12 +397,30 @@ fn routes_carry_what_agents_advertise_and_a_supers_edges_from_other_clusters() {
 
 #[test]
 fn hashes_are_stable_and_follow_content() {
-    let first = member_objects(&network(), &owner("b"), &plan(), &Peers::new());
-    let again = member_objects(&network(), &owner("b"), &plan(), &Peers::new());
+    let first = member_objects(
+        &network(),
+        &owner("b"),
+        &plan(),
+        &Peers::new(),
+        &Chain::default(),
+    );
+    let again = member_objects(
+        &network(),
+        &owner("b"),
+        &plan(),
+        &Peers::new(),
+        &Chain::default(),
+    );
     assert_eq!(first, again);
     let mut changed = plan();
     changed.clusters.get_mut("b").unwrap().super_replicas = 2;
-    let after = member_objects(&network(), &owner("b"), &changed, &Peers::new());
+    let after = member_objects(
+        &network(),
+        &owner("b"),
+        &changed,
+        &Peers::new(),
+        &Chain::default(),
+    );
     let hash = |objs: &[MemberObject], kind: &str, name: &str| {
         objs.iter()
             .find(|d| d.resource.kind == kind && d.name == name)
@@ -363,12 +444,27 @@ fn hashes_are_stable_and_follow_content() {
 
 #[test]
 fn a_cluster_the_plan_leaves_out_gets_nothing() {
-    assert!(member_objects(&network(), &owner("c"), &plan(), &Peers::new()).is_empty());
+    assert!(
+        member_objects(
+            &network(),
+            &owner("c"),
+            &plan(),
+            &Peers::new(),
+            &Chain::default()
+        )
+        .is_empty()
+    );
 }
 
 #[test]
 fn the_namespace_names_its_network_hub_and_meccluster() {
-    let objs = member_objects(&network(), &owner("a"), &plan(), &Peers::new());
+    let objs = member_objects(
+        &network(),
+        &owner("a"),
+        &plan(),
+        &Peers::new(),
+        &Chain::default(),
+    );
     let ns = &objs[0];
     assert_eq!(ns.resource.kind, "Namespace");
     let meta: ObjectMeta = serde_json::from_value(ns.body["metadata"].clone()).unwrap();
@@ -384,4 +480,111 @@ fn the_namespace_names_its_network_hub_and_meccluster() {
             .iter()
             .all(|d| d.body["metadata"]["labels"][HUB_LABEL].is_null())
     );
+}
+
+#[test]
+fn super_pods_run_the_ledger_with_their_identity_genesis_and_peers() {
+    let mut chain = Chain::default();
+    let keys: BTreeMap<u32, ed25519_dalek::SigningKey> = (0..2)
+        .map(|i| (i, ed25519_dalek::SigningKey::from_bytes(&[i as u8 + 1; 32])))
+        .collect();
+    chain.seeds.insert("a".into(), keys.clone());
+    // Without a genesis: the identities, no ledger ConfigMap yet (the pods wait for it).
+    let objs = member_objects(&network(), &owner("a"), &plan(), &Peers::new(), &chain);
+    let secret = objs
+        .iter()
+        .find(|d| d.name == IDENTITY_SECRET)
+        .expect("identities");
+    let seed = &secret.body["data"]["hsn-super-node-1"];
+    assert!(seed.is_string(), "{secret:?}");
+    assert!(!objs.iter().any(|d| d.name == LEDGER_CONFIGMAP));
+    // Another cluster's identities are not this one's business.
+    let b = member_objects(&network(), &owner("b"), &plan(), &Peers::new(), &chain);
+    assert!(!b.iter().any(|d| d.name == IDENTITY_SECRET));
+
+    chain.genesis = Some("{}".into());
+    let address: std::net::IpAddr = "10.0.0.7".parse().unwrap();
+    let peers = Peers::from([(
+        "a".to_string(),
+        BTreeMap::from([(
+            "super-0".to_string(),
+            Peer {
+                address: Some(address),
+                ..Default::default()
+            },
+        )]),
+    )]);
+    let objs = member_objects(&network(), &owner("a"), &plan(), &peers, &chain);
+    let cm = objs
+        .iter()
+        .find(|d| d.name == LEDGER_CONFIGMAP)
+        .expect("ledger ConfigMap");
+    assert_eq!(cm.body["data"]["genesis.json"], "{}");
+    let id = hsn_ledger_api::genesis::node_id(&hsn_ledger_api::keys::NodeKey::of(&keys[&0]));
+    assert_eq!(
+        cm.body["data"]["peers"],
+        format!("{id}@10.0.0.7:26656\n"),
+        "live supers with a known address: a/super-0 (a/super-1 is not live, b's key unknown)"
+    );
+    let sts = objs
+        .iter()
+        .find(|d| d.resource.kind == "StatefulSet")
+        .unwrap();
+    let pod = &sts.body["spec"]["template"]["spec"];
+    let names: Vec<&str> = pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["agent", "ledger"]);
+    let args = |i: usize| -> Vec<String> {
+        serde_json::from_value(pod["containers"][i]["args"].clone()).unwrap()
+    };
+    let after = |args: &[String], flag: &str| {
+        let i = args
+            .iter()
+            .position(|a| a == flag)
+            .unwrap_or_else(|| panic!("{flag}"));
+        args[i + 1].clone()
+    };
+    let agent = args(0);
+    assert_eq!(
+        after(&agent, "--identity-file"),
+        "/etc/hsn/identity/$(POD_NAME)"
+    );
+    assert_eq!(after(&agent, "--ledger-endpoint"), "http://127.0.0.1:7443");
+    let ledger = args(1);
+    assert_eq!(ledger[0], "node");
+    assert_eq!(
+        after(&ledger, "--key-file"),
+        "/etc/hsn/identity/$(POD_NAME)"
+    );
+    assert_eq!(after(&ledger, "--peers-file"), "/etc/hsn/ledger/peers");
+    assert_eq!(
+        pod["containers"][1]["image"],
+        "ghcr.io/hsn-io/hsn-ledger:0.1.0"
+    );
+    let ledger_sc = &pod["containers"][1]["securityContext"];
+    assert_eq!(ledger_sc["capabilities"]["drop"][0], "ALL");
+    assert!(ledger_sc["capabilities"]["add"].is_null(), "no capability");
+}
+
+#[test]
+fn failover_settings_reach_every_agent() {
+    let mut net = network();
+    net.spec.routing.failover.heartbeat_seconds = 3;
+    net.spec.routing.failover.lease_duration_seconds = 11;
+    for d in member_objects(&net, &owner("a"), &plan(), &Peers::new(), &Chain::default()) {
+        if !matches!(d.resource.kind.as_str(), "StatefulSet" | "DaemonSet") {
+            continue;
+        }
+        let args: Vec<String> = serde_json::from_value(
+            d.body["spec"]["template"]["spec"]["containers"][0]["args"].clone(),
+        )
+        .unwrap();
+        let joined = args.join(" ");
+        assert!(joined.contains("--heartbeat-seconds 3"), "{joined}");
+        assert!(joined.contains("--lease-seconds 11"), "{joined}");
+    }
 }

@@ -7,33 +7,47 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HostPathVolumeSource,
-    NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
-    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, SecurityContext, Service,
-    ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
+    Affinity, Capabilities, Container, EnvVar, EnvVarSource, HostPathVolumeSource, NodeAffinity,
+    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector, PodAffinityTerm,
+    PodAntiAffinity, PodSpec, PodTemplateSpec, SecurityContext, Service, ServicePort, ServiceSpec,
+    Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
     MemberObject, POOL_LABEL, ROLE_LABEL, ROUTES_CONFIGMAP, Renderer, SUPER_GRPC_PORT, SUPER_NODE,
-    agent_identity, edge_daemonset,
+    agent_identity, edge_daemonset, ledger,
 };
 use hsn_core::Role;
 
 use hsn_core::ports::{EDGE_METRICS as EDGE_METRICS_PORT, SUPER_METRICS as SUPER_METRICS_PORT};
 
-/// The super-node StatefulSet and the Service in front of its gRPC port.
+/// The super-node StatefulSet and the Service in front of its gRPC port. Each pod runs the
+/// agent and the ledger (`hsn-ledger node`), both with the super node's key from the
+/// identity Secret; the agent ships its observations to the ledger beside it.
 pub(super) fn super_nodes(render: &Renderer<'_>, replicas: u32) -> Vec<MemberObject> {
     let selector = selector_labels(render, "super", None);
     let spec = &render.network.spec.super_nodes;
     let mut container = agent_container(render, &spec.image, "super");
     container.resources = spec.resources.clone();
-    container.ports = Some(vec![ContainerPort {
-        name: Some("grpc".into()),
-        container_port: SUPER_GRPC_PORT,
-        ..Default::default()
-    }]);
+    container.args.get_or_insert_with(Vec::new).extend([
+        "--identity-file".into(),
+        format!("{}/$(POD_NAME)", ledger::IDENTITY_DIR),
+        "--ledger-endpoint".into(),
+        format!("http://127.0.0.1:{}", hsn_core::ports::LEDGER),
+    ]);
+    container
+        .volume_mounts
+        .get_or_insert_with(Vec::new)
+        .push(ledger::identity_mount());
+    let ledger_container = ledger::container(
+        &spec.ledger_image,
+        vec![
+            field_env("POD_NAME", "metadata.name"),
+            field_env("POD_IP", "status.podIP"),
+        ],
+    );
     let statefulset = StatefulSet {
         metadata: render.meta(SUPER_NODE),
         spec: Some(StatefulSetSpec {
@@ -49,7 +63,8 @@ pub(super) fn super_nodes(render: &Renderer<'_>, replicas: u32) -> Vec<MemberObj
                 render,
                 Role::Super,
                 &selector,
-                container,
+                vec![container, ledger_container],
+                ledger::volumes(),
                 Affinity::default(),
                 Vec::new(),
             ),
@@ -122,7 +137,8 @@ pub(super) fn edge_pool(render: &Renderer<'_>, pool: &str, nodes: &[String]) -> 
                 render,
                 Role::Edge,
                 &selector,
-                container,
+                vec![container],
+                Vec::new(),
                 affinity,
                 tolerations,
             ),
@@ -195,7 +211,8 @@ fn pod_template(
     render: &Renderer<'_>,
     role: Role,
     selector: &BTreeMap<String, String>,
-    container: Container,
+    containers: Vec<Container>,
+    extra_volumes: Vec<Volume>,
     mut affinity: Affinity,
     tolerations: Vec<Toleration>,
 ) -> PodTemplateSpec {
@@ -215,15 +232,20 @@ fn pod_template(
             dns_policy: Some("ClusterFirstWithHostNet".into()),
             affinity: Some(affinity),
             tolerations: (!tolerations.is_empty()).then_some(tolerations),
-            containers: vec![container],
-            volumes: Some(vec![
-                host_path("bpffs", "/sys/fs/bpf", "DirectoryOrCreate"),
-                host_path(
-                    "state",
-                    &format!("/var/lib/hsn/{}", render.name),
-                    "DirectoryOrCreate",
-                ),
-            ]),
+            containers,
+            volumes: Some(
+                [
+                    host_path("bpffs", "/sys/fs/bpf", "DirectoryOrCreate"),
+                    host_path(
+                        "state",
+                        &format!("/var/lib/hsn/{}", render.name),
+                        "DirectoryOrCreate",
+                    ),
+                ]
+                .into_iter()
+                .chain(extra_volumes)
+                .collect(),
+            ),
             ..Default::default()
         }),
     }
@@ -240,8 +262,9 @@ fn host_path(name: &str, path: &str, type_: &str) -> Volume {
     }
 }
 
-fn agent_container(render: &Renderer<'_>, image: &str, role: &str) -> Container {
-    let field_env = |name: &str, path: &str| EnvVar {
+/// An environment variable from the pod's own fields (downward API).
+fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
             field_ref: Some(ObjectFieldSelector {
@@ -251,7 +274,11 @@ fn agent_container(render: &Renderer<'_>, image: &str, role: &str) -> Container 
             ..Default::default()
         }),
         ..Default::default()
-    };
+    }
+}
+
+fn agent_container(render: &Renderer<'_>, image: &str, role: &str) -> Container {
+    let failover = &render.network.spec.routing.failover;
     let mut args = vec![
         "--role".into(),
         role.into(),
@@ -261,6 +288,12 @@ fn agent_container(render: &Renderer<'_>, image: &str, role: &str) -> Container 
         ROUTES_CONFIGMAP.into(),
         "--datapath".into(),
         datapath_flag(render).into(),
+        // The failover settings: how often the agent renews its Lease, and how long the
+        // Lease stands for it (the operator re-homes edges of a super whose Lease lapsed).
+        "--heartbeat-seconds".into(),
+        failover.heartbeat_seconds.to_string(),
+        "--lease-seconds".into(),
+        failover.lease_duration_seconds.to_string(),
     ];
     // Both roles use the host network and may share a node: a super node serves its
     // metrics on the next port, and each agent gets its own state and pin directories

@@ -22,7 +22,8 @@ use crate::trust::trust;
 use crate::{NET, NS, Suite};
 
 /// Steps 3 to 7: pool changes, a lapsed Lease, a lost member, deletion, broken Secrets.
-pub(crate) async fn churn(s: &Suite, op: &OperatorUnderTest) -> Result<()> {
+/// `genesis` is the genesis Secret's resourceVersion: no step may rewrite it.
+pub(crate) async fn churn(s: &Suite, op: &OperatorUnderTest, genesis: &str) -> Result<()> {
     let hub = s.hub();
     let (a, b) = (&s.a, &s.b);
     let (ac, bc) = (a.client(), b.client());
@@ -112,6 +113,8 @@ pub(crate) async fn churn(s: &Suite, op: &OperatorUnderTest) -> Result<()> {
         (super_replicas(&bc).await? == 2).then_some(())
     })
     .await?;
+    // Failover, a lost member and its return: the chain's genesis stands as written.
+    crate::chain::unchanged(s, genesis).await?;
 
     // 6. Delete the network while B is away: A is cleaned now, B when it returns.
     b.go_away().await?;

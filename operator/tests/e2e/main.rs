@@ -5,10 +5,11 @@
 //! agents (kind/README.md); a step that must be done differently there says so when it runs.
 //! Every wait has a deadline; nothing sleeps.
 //!
-//! One module per concern: `rollout` (steps 1 and 2), `churn` (steps 3 to 7), `lease` (step
+//! One module per concern: `rollout` (steps 1 and 2), `chain` (1b, the chain's identities and genesis), `churn` (steps 3 to 7), `lease` (step
 //! 3b, a super node's Lease lapsing), `trust` (step 3c, whose Leases and HsnNodes count), `writes` (what counts as a write), `reads` (what the
 //! steps read from the hub and the members).
 
+mod chain;
 mod churn;
 mod lease;
 mod reads;
@@ -113,13 +114,15 @@ async fn operator_places_fails_over_and_cleans_up() -> Result<()> {
         tb,
     };
     with_log(&op, rollout::rollout(&s, &op)).await?;
+    let genesis = with_log(&op, chain::chain(&s)).await?;
     // A restarted operator plans from what is there (HsnNodes, members): it must move no
     // edge and write nothing, even before its first probes complete.
     let before = assignments(&s.hub()).await?;
     let objects = hub_objects(&s.hub()).await?;
     let op = op.restart(&s.hub, dir.path()).await?;
     with_log(&op, restarted(&s, &op, before, objects)).await?;
-    with_log(&op, churn::churn(&s, &op)).await?;
+    chain::unchanged(&s, &genesis).await?;
+    with_log(&op, churn::churn(&s, &op, &genesis)).await?;
     if !s.hub.is_local() {
         churn::tidy(&s).await?;
     }

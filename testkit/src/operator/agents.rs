@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use hsn_api::HsnNetwork;
 use hsn_operator::plan::{ClusterPlan, Plan};
-use hsn_operator::resources::{MemberObject, Owner, Peers, member_objects};
+use hsn_operator::resources::{Chain, MemberObject, Owner, Peers, member_objects};
 use kube::Client;
 
 /// Names of the agents' ServiceAccounts (and their Role and RoleBinding) in a member.
@@ -41,7 +41,7 @@ pub fn one_of_each(network: &HsnNetwork) -> Vec<MemberObject> {
         hub: HUB.into(),
         cluster: MEMBER.into(),
     };
-    member_objects(network, &owner, &plan, &Peers::new())
+    member_objects(network, &owner, &plan, &Peers::new(), &Chain::default())
 }
 
 /// Server-side applies, as the operator does, those of [`one_of_each`]'s objects whose

@@ -1,0 +1,249 @@
+//! The network's chain in a member cluster: the super nodes' identities (one Secret, an
+//! ed25519 seed per StatefulSet ordinal, so a super node keeps its key wherever it is
+//! rescheduled), the `hsn-ledger` ConfigMap (the network's genesis and the validators' P2P
+//! addresses) and the ledger container of each super-node pod (`hsn-ledger node`: the
+//! replica and its CometBFT node). A super node's seed is its agent's key, its ledger key,
+//! its CometBFT validator key and its P2P node key.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use ed25519_dalek::SigningKey;
+use hsn_api::node::lease;
+use hsn_core::SuperId;
+use hsn_core::ports;
+use hsn_ledger_api::genesis::node_id;
+use hsn_ledger_api::keys::NodeKey;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, Secret, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+};
+
+use super::routes::Peers;
+use super::{Renderer, SUPER_GRPC_PORT, SUPER_NODE};
+use crate::plan::Plan;
+
+/// The Secret of the super nodes' seeds in a member: key `<pod name>`, a hex seed.
+pub const IDENTITY_SECRET: &str = "hsn-super-identities";
+/// The ConfigMap every super node's ledger reads: [`GENESIS_KEY`] and [`PEERS_KEY`].
+pub const LEDGER_CONFIGMAP: &str = "hsn-ledger";
+/// The network's genesis.json.
+pub const GENESIS_KEY: &str = "genesis.json";
+/// The validators' P2P addresses, one `<node id>@<address>:<port>` a line.
+pub const PEERS_KEY: &str = "peers";
+/// Where the identities are mounted in both containers of a super-node pod.
+pub const IDENTITY_DIR: &str = "/etc/hsn/identity";
+/// Where the ledger ConfigMap is mounted.
+const LEDGER_CONFIG_DIR: &str = "/etc/hsn/ledger";
+
+/// The pod name of a super node: the StatefulSet's name and its ordinal.
+pub fn super_pod(ordinal: u32) -> String {
+    format!("{SUPER_NODE}-{ordinal}")
+}
+
+/// What the chain stage knows for rendering: every super node's seed (read from the
+/// members, or new for ordinals that had none) and the genesis once the hub holds one.
+#[derive(Clone, Debug, Default)]
+pub struct Chain {
+    /// Per member cluster, the seeds by ordinal. A cluster missing here is one whose
+    /// Secret could not be read: nothing of it is rendered, so nothing is overwritten.
+    pub seeds: BTreeMap<String, BTreeMap<u32, SigningKey>>,
+    /// The network's genesis.json, fixed once written.
+    pub genesis: Option<String>,
+}
+
+impl Chain {
+    /// The public key of a super node, when its seed is known.
+    pub fn key(&self, id: &SuperId) -> Option<NodeKey> {
+        self.seeds
+            .get(&id.cluster)?
+            .get(&id.ordinal)
+            .map(NodeKey::of)
+    }
+}
+
+/// The identity Secret of `cluster`'s super nodes, when its seeds are known.
+pub(super) fn identity_secret(
+    render: &Renderer<'_>,
+    chain: &Chain,
+    cluster: &str,
+) -> Option<Secret> {
+    let seeds = chain.seeds.get(cluster)?;
+    Some(Secret {
+        metadata: render.meta(IDENTITY_SECRET),
+        type_: Some("Opaque".into()),
+        data: Some(
+            seeds
+                .iter()
+                .map(|(ordinal, key)| {
+                    (
+                        super_pod(*ordinal),
+                        ByteString(format!("{}\n", hex::encode(key.to_bytes())).into_bytes()),
+                    )
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    })
+}
+
+/// The validators' P2P addresses: every live super node whose key is known and whose
+/// agent advertised its address.
+pub fn peers_file(plan: &Plan, chain: &Chain, peers: &Peers) -> String {
+    let mut out = String::new();
+    for id in &plan.live_supers {
+        let Some(key) = chain.key(id) else { continue };
+        let Some(address) = peers
+            .get(&id.cluster)
+            .and_then(|l| l.get(&lease::super_lease(id.ordinal)))
+            .and_then(|p| p.address)
+        else {
+            continue;
+        };
+        let at = SocketAddr::new(address, ports::COMETBFT_P2P);
+        out.push_str(&format!("{}@{at}\n", node_id(&key)));
+    }
+    out
+}
+
+/// The ledger ConfigMap, once the genesis exists.
+pub(super) fn config_map(
+    render: &Renderer<'_>,
+    plan: &Plan,
+    chain: &Chain,
+    peers: &Peers,
+) -> Option<ConfigMap> {
+    let genesis = chain.genesis.as_ref()?;
+    Some(ConfigMap {
+        metadata: render.meta(LEDGER_CONFIGMAP),
+        data: Some(BTreeMap::from([
+            (GENESIS_KEY.to_string(), genesis.clone()),
+            (PEERS_KEY.to_string(), peers_file(plan, chain, peers)),
+        ])),
+        ..Default::default()
+    })
+}
+
+/// The volumes the ledger container (and the agent, for its identity) mounts: the seeds
+/// readable by the pod's group only, the ledger ConfigMap.
+pub(super) fn volumes() -> Vec<Volume> {
+    vec![
+        Volume {
+            name: "identity".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(IDENTITY_SECRET.into()),
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "ledger-config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: LEDGER_CONFIGMAP.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+    ]
+}
+
+/// The identity mount of both containers.
+pub(super) fn identity_mount() -> VolumeMount {
+    VolumeMount {
+        name: "identity".into(),
+        mount_path: IDENTITY_DIR.into(),
+        read_only: Some(true),
+        ..Default::default()
+    }
+}
+
+/// `hsn-ledger node` in a super-node pod: its store and CometBFT home in the pod's state
+/// directory on the node, its key from the identity Secret, genesis and peers from the
+/// ledger ConfigMap; gRPC for the agents on the node's address, CometBFT's P2P for the
+/// other validators, `/metrics` of both.
+pub(super) fn container(image: &str, env: Vec<EnvVar>) -> Container {
+    let args: Vec<String> = vec![
+        "node".into(),
+        "--db".into(),
+        "/var/lib/hsn/ledger/ledger.redb".into(),
+        "--cometbft-home".into(),
+        "/var/lib/hsn/ledger/cometbft".into(),
+        "--key-file".into(),
+        format!("{IDENTITY_DIR}/$(POD_NAME)"),
+        "--genesis".into(),
+        format!("{LEDGER_CONFIG_DIR}/{GENESIS_KEY}"),
+        "--peers-file".into(),
+        format!("{LEDGER_CONFIG_DIR}/{PEERS_KEY}"),
+        "--p2p-external".into(),
+        format!("$(POD_IP):{}", ports::COMETBFT_P2P),
+        "--listen".into(),
+        SocketAddr::new(IpAddr::from([0, 0, 0, 0]), ports::LEDGER).to_string(),
+        "--metrics-listen".into(),
+        SocketAddr::new(IpAddr::from([0, 0, 0, 0]), ports::LEDGER_METRICS).to_string(),
+        "--cometbft-metrics".into(),
+        SocketAddr::new(IpAddr::from([0, 0, 0, 0]), ports::COMETBFT_METRICS).to_string(),
+    ];
+    let port = |name: &str, port: u16| ContainerPort {
+        name: Some(name.into()),
+        container_port: i32::from(port),
+        ..Default::default()
+    };
+    Container {
+        name: "ledger".into(),
+        image: Some(image.into()),
+        args: Some(args),
+        env: Some(env),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("grpc".into()),
+                container_port: SUPER_GRPC_PORT,
+                ..Default::default()
+            },
+            port("p2p", ports::COMETBFT_P2P),
+            port("ledger-metrics", ports::LEDGER_METRICS),
+            port("comet-metrics", ports::COMETBFT_METRICS),
+        ]),
+        // Root without any capability: it may write only what root owns, i.e. its state
+        // directory on the node (a hostPath, which no fsGroup reaches).
+        security_context: Some(SecurityContext {
+            privileged: Some(false),
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_user: Some(0),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "state".into(),
+                mount_path: "/var/lib/hsn".into(),
+                sub_path_expr: Some("$(POD_NAME)".into()),
+                ..Default::default()
+            },
+            identity_mount(),
+            VolumeMount {
+                name: "ledger-config".into(),
+                mount_path: LEDGER_CONFIG_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+            // CometBFT writes temporary files; the root filesystem is read-only.
+            VolumeMount {
+                name: "tmp".into(),
+                mount_path: "/tmp".into(),
+                ..Default::default()
+            },
+        ]),
+        ..Default::default()
+    }
+}
