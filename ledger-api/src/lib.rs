@@ -15,3 +15,4 @@ pub mod keys;
 pub mod pb;
 pub mod record;
 pub mod refusal;
+pub mod registry;

@@ -2,7 +2,8 @@
 //! a real CometBFT child, from one genesis written by `GenesisDoc` (as the operator writes
 //! it) and a peers file. They start knowing no peer (as pods do before their addresses are
 //! known); once the peers file lists them they dial each other and commit; a submission
-//! through one is on all; a node stopped with SIGTERM takes its CometBFT down with it
+//! through one is on all; an edge outside the genesis is refused until the administrator's
+//! registry change, published in a file every node reads, puts it in; a node stopped with SIGTERM takes its CometBFT down with it
 //! (CometBFT first) and, restarted, catches up; a node whose CometBFT dies exits non-zero.
 
 mod common;
@@ -18,6 +19,7 @@ use hsn_ledger_api::cometbft;
 use hsn_ledger_api::genesis::{AppState, GenesisDoc, node_id};
 use hsn_ledger_api::keys::{NodeKey, RegisteredKey, write_signing_key};
 use hsn_ledger_api::pb;
+use hsn_ledger_api::registry::{sign_replacement, transaction};
 use hsn_testkit::ledger_fixtures::{Slot, signing_key};
 use hsn_testkit::ledger_net::LedgerProcess;
 use tonic::Code;
@@ -37,6 +39,8 @@ struct Net {
     dir: tempfile::TempDir,
     nodes: Vec<Node>,
     edge: SigningKey,
+    admin: SigningKey,
+    registry: Vec<RegisteredKey>,
     procs: Vec<Option<LedgerProcess>>,
 }
 
@@ -69,7 +73,8 @@ impl Net {
             key: NodeKey::of(&edge),
             name: "edge-0".into(),
         });
-        let mut app_state = AppState::new(NETWORK, vec![], registry);
+        let admin = signing_key(42_000);
+        let mut app_state = AppState::new(NETWORK, vec![NodeKey::of(&admin)], registry.clone());
         app_state.epoch_seconds = 2;
         app_state.late_window_seconds = 3;
         let genesis = GenesisDoc {
@@ -87,6 +92,8 @@ impl Net {
             dir,
             nodes,
             edge,
+            admin,
+            registry,
             procs: (0..NODES).map(|_| None).collect(),
         })
     }
@@ -122,6 +129,8 @@ impl Net {
             n.p2p.to_string(),
             "--peers-file".into(),
             p(format!("peers-{i}")),
+            "--registry-file".into(),
+            p("registry".into()),
         ];
         let log = self.path(&format!("node-{i}.log"));
         self.procs[i] =
@@ -195,6 +204,13 @@ fn tail(log: &str) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
+/// A refusal while the change is on its way is expected; anything else is shown.
+fn tracing_wait(e: &anyhow::Error) {
+    if !format!("{e:#}").contains("is not registered") {
+        eprintln!("waiting for the registry change: {e:#}");
+    }
+}
+
 fn cometbft_running(home: &Path) -> bool {
     let Ok(out) = std::process::Command::new("pgrep")
         .args(["-f", &home.display().to_string()])
@@ -251,6 +267,49 @@ async fn nodes_meet_through_the_peers_file_commit_and_stop_cleanly() -> Result<(
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
+
+    // An edge outside the genesis is refused, until the administrator's change (a
+    // replacement naming the whole registry, nonce of the writer's choosing) is published.
+    let late = signing_key(41_001);
+    let slot = Slot::new(NETWORK, common::now() / 2, "video", Direction::Uplink);
+    let late_request = pb::SubmitRecordsRequest {
+        records: vec![slot.record(&late, 500, 1).to_pb()],
+        observations: vec![],
+    };
+    let refused = net.submit(0, late_request.clone()).await;
+    ensure!(
+        format!("{refused:?}").contains("is not registered"),
+        "an unknown key: {refused:?}"
+    );
+    let mut whole = net.registry.clone();
+    whole.push(RegisteredKey {
+        role: Role::Edge,
+        key: NodeKey::of(&late),
+        name: "edge-late".into(),
+    });
+    let change = sign_replacement(NETWORK, 7, &whole, &net.admin);
+    std::fs::write(net.path("registry"), hex::encode(transaction(change)))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let accepted = loop {
+        let slot = Slot::new(NETWORK, common::now() / 2, "video", Direction::Uplink);
+        let request = pb::SubmitRecordsRequest {
+            records: vec![slot.record(&late, 500, 1).to_pb()],
+            observations: vec![],
+        };
+        match net.submit(0, request).await {
+            Ok(done) => break done,
+            Err(e) if Instant::now() < deadline => {
+                tracing_wait(&e);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => bail!("the late edge is still refused: {e:#}"),
+        }
+    };
+    ensure!(accepted.stored == 1, "{accepted:?}");
+    ensure!(
+        (0..NODES).any(|i| net.log(i).contains("registry change submitted")),
+        "a node delivered the change"
+    );
 
     // SIGTERM: CometBFT stops first, then the replica; the process exits cleanly.
     let home0 = net.path("comet-0");

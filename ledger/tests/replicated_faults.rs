@@ -216,7 +216,6 @@ async fn validators_follow_registry_changes() -> Result<()> {
     use hsn_core::Role;
     use hsn_ledger::replica::registry::sign_change;
     use hsn_ledger_api::keys::RegisteredKey;
-    use prost::Message as _;
     if let Err(skip) = hsn_testkit::require_binaries(&["cometbft"]) {
         eprintln!("skipped: {skip}");
         return Ok(());
@@ -258,12 +257,7 @@ async fn validators_follow_registry_changes() -> Result<()> {
         key: NodeKey::of(&r.supers[3]),
         name: "super-3".into(),
     };
-    let broadcast = |change| {
-        pb::LedgerTx {
-            kind: Some(pb::ledger_tx::Kind::Registry(change)),
-        }
-        .encode_to_vec()
-    };
+    let broadcast = hsn_ledger_api::registry::transaction;
     let add = broadcast(sign_change(NETWORK, 0, &[super3], &[], &r.admin));
     let result = r.net.broadcast_tx_sync(0, &add).await?;
     assert_eq!(result.code, 0, "{result:?}");

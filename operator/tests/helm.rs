@@ -211,6 +211,7 @@ async fn the_operators_rbac_is_least_privilege() -> Result<()> {
         ("get", ("", "secrets"), Some(NS)),
         // Each network's chain Secret (genesis, administrator key) in its own namespace.
         ("create", ("", "secrets"), Some(NS)),
+        ("patch", ("", "secrets"), Some(NS)),
         ("delete", ("", "secrets"), Some(NS)),
         ("create", ("events.k8s.io", "events"), Some("default")),
         (

@@ -1,19 +1,21 @@
 //! The key registry as replicated state: which keys may sign records (edges) and
 //! observations (supers), with names for people. The supers are the validators (equal
 //! power). It changes only through `RegistryChange` transactions signed by an
-//! administrator key of the genesis, each with the next nonce, so a change applies once.
+//! administrator key of the genesis, each with a nonce at least the registry's next, so a
+//! change applies once; a change either edits (puts and removes keys) or replaces the
+//! whole registry.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
+use ed25519_dalek::{Signature, Verifier};
 use serde::{Deserialize, Serialize};
 
 use super::genesis::AppState;
 use hsn_core::Role;
-use hsn_ledger_api::canonical::Canonical;
 use hsn_ledger_api::keys::{KeyError, KeyRegistry, NodeKey, RegisteredKey};
 use hsn_ledger_api::pb;
 
-/// Domain tag of the bytes an administrator signs.
-pub const REGISTRY_CHANGE_DOMAIN: &str = "HSN-LEDGER/REGISTRY-CHANGE/V1";
+pub use hsn_ledger_api::registry::{
+    REGISTRY_CHANGE_DOMAIN, sign_change, sign_replacement, signing_bytes,
+};
 
 pub use hsn_ledger_api::genesis::VALIDATOR_POWER;
 
@@ -31,8 +33,8 @@ pub struct Registry {
 /// Why a registry change is refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ChangeRefusal {
-    /// Not the next nonce.
-    #[error("nonce {got}, the registry expects {want}")]
+    /// A nonce below the next one: the change, or a later one, already applied.
+    #[error("nonce {got} is stale: the registry expects {want} or later")]
     Nonce {
         /// Expected.
         want: u64,
@@ -89,7 +91,7 @@ impl Registry {
 
     /// The registry after `change`, or why it is refused.
     pub fn apply(&self, network: &str, change: &pb::RegistryChange) -> Result<Self, ChangeRefusal> {
-        if change.nonce != self.nonce {
+        if change.nonce < self.nonce {
             let (want, got) = (self.nonce, change.nonce);
             return Err(ChangeRefusal::Nonce { want, got });
         }
@@ -106,20 +108,26 @@ impl Registry {
         let (put, remove) = parse(change)?;
         point
             .verify(
-                &signing_bytes(network, change.nonce, &put, &remove),
+                &signing_bytes(network, change.nonce, change.replace, &put, &remove),
                 &signature,
             )
             .map_err(|_| ChangeRefusal::BadSignature)?;
-        let mut nodes: Vec<RegisteredKey> = self
-            .nodes
-            .iter()
-            .filter(|n| !remove.contains(&n.key) && !put.iter().any(|p| p.key == n.key))
-            .cloned()
-            .collect();
+        if change.replace && !remove.is_empty() {
+            return Err(ChangeRefusal::Malformed(
+                "a replacement removes nothing: it names the whole registry".into(),
+            ));
+        }
+        let kept = self.nodes.iter().filter(|n| {
+            !change.replace && !remove.contains(&n.key) && !put.iter().any(|p| p.key == n.key)
+        });
+        let mut nodes: Vec<RegisteredKey> = kept.cloned().collect();
         nodes.extend(put);
         nodes.sort_by_key(|n| n.key);
+        if nodes.windows(2).any(|w| w[0].key == w[1].key) {
+            return Err(ChangeRefusal::Malformed("a key put twice".into()));
+        }
         let next = Self {
-            nonce: self.nonce + 1,
+            nonce: change.nonce.saturating_add(1),
             admins: self.admins.clone(),
             nodes,
         };
@@ -165,60 +173,10 @@ fn parse(change: &pb::RegistryChange) -> Result<(Vec<RegisteredKey>, Vec<NodeKey
     Ok((put, remove))
 }
 
-/// The bytes an administrator signs: network, nonce, the keys put (role, key, name) and
-/// removed, in the order given.
-pub fn signing_bytes(
-    network: &str,
-    nonce: u64,
-    put: &[RegisteredKey],
-    remove: &[NodeKey],
-) -> Vec<u8> {
-    let mut c = Canonical::new(REGISTRY_CHANGE_DOMAIN)
-        .str(network)
-        .u64(nonce)
-        .u32(u32::try_from(put.len()).unwrap_or(u32::MAX));
-    for node in put {
-        let role = match node.role {
-            Role::Edge => 1,
-            Role::Super => 2,
-        };
-        c = c.u8(role).fixed(&node.key.0).str(&node.name);
-    }
-    c = c.u32(u32::try_from(remove.len()).unwrap_or(u32::MAX));
-    for key in remove {
-        c = c.fixed(&key.0);
-    }
-    c.finish()
-}
-
-/// A change signed by `admin`.
-pub fn sign_change(
-    network: &str,
-    nonce: u64,
-    put: &[RegisteredKey],
-    remove: &[NodeKey],
-    admin: &SigningKey,
-) -> pb::RegistryChange {
-    let signature = admin.sign(&signing_bytes(network, nonce, put, remove));
-    pb::RegistryChange {
-        nonce,
-        put: put
-            .iter()
-            .map(|n| pb::RegistryNode {
-                role: n.role.to_string(),
-                key: n.key.0.to_vec(),
-                name: n.name.clone(),
-            })
-            .collect(),
-        remove: remove.iter().map(|k| k.0.to_vec()).collect(),
-        admin_key: NodeKey::of(admin).0.to_vec(),
-        signature: signature.to_bytes().to_vec(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ed25519_dalek::SigningKey;
 
     fn node(seed: u8, role: Role) -> (SigningKey, RegisteredKey) {
         let sk = SigningKey::from_bytes(&[seed; 32]);
@@ -262,5 +220,48 @@ mod tests {
         assert_eq!(r1.validator_updates(&r2), [(s1.key, 0)]);
         let last = sign_change("n", 2, &[], &[s2.key], &admin);
         assert_eq!(r2.apply("n", &last), Err(ChangeRefusal::NoValidator));
+    }
+
+    #[test]
+    fn a_replacement_states_the_whole_registry_and_nonces_may_skip() {
+        let admin = SigningKey::from_bytes(&[9; 32]);
+        let (_, s1) = node(1, Role::Super);
+        let (_, s2) = node(2, Role::Super);
+        let (_, e1) = node(3, Role::Edge);
+        let state = AppState::new("n", vec![NodeKey::of(&admin)], vec![s1.clone(), e1.clone()]);
+        let r0 = Registry::genesis(&state);
+        // The writer numbers its own changes: nonce 5 on a registry expecting 0 applies.
+        let whole = sign_replacement("n", 5, &[s2.clone(), e1.clone()], &admin);
+        let r1 = r0.apply("n", &whole).unwrap();
+        assert_eq!(r1.nonce, 6);
+        assert_eq!(r1.nodes, {
+            let mut n = vec![s2.clone(), e1.clone()];
+            n.sort_by_key(|n| n.key);
+            n
+        });
+        assert_eq!(
+            r0.validator_updates(&r1),
+            [(s1.key, 0), (s2.key, VALIDATOR_POWER)]
+        );
+        // The same replacement again, or an older one, is stale.
+        assert!(matches!(
+            r1.apply("n", &whole),
+            Err(ChangeRefusal::Nonce { want: 6, got: 5 })
+        ));
+        // A replacement that removes, or names a key twice, is malformed; one without a
+        // super leaves no validator.
+        let mut removing = sign_replacement("n", 6, std::slice::from_ref(&s2), &admin);
+        removing.remove.push(e1.key.0.to_vec());
+        assert!(matches!(
+            r1.apply("n", &removing),
+            Err(ChangeRefusal::BadSignature | ChangeRefusal::Malformed(_))
+        ));
+        let twice = sign_replacement("n", 6, &[s2.clone(), s2.clone()], &admin);
+        assert!(matches!(
+            r1.apply("n", &twice),
+            Err(ChangeRefusal::Malformed(_))
+        ));
+        let edges_only = sign_replacement("n", 6, std::slice::from_ref(&e1), &admin);
+        assert_eq!(r1.apply("n", &edges_only), Err(ChangeRefusal::NoValidator));
     }
 }

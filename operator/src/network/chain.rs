@@ -8,15 +8,14 @@
 //! after it is written (every validator must start from the same document); the network's
 //! cleanup deletes it. Its validators are
 //! the super nodes planned then; edges and later super nodes join the registry through
-//! administrator-signed registry changes.
+//! administrator-signed registry changes ([`super::registry`]).
 
 use std::collections::BTreeMap;
 
 use ed25519_dalek::SigningKey;
 use hsn_api::HsnNetwork;
-use hsn_core::Role;
 use hsn_ledger_api::genesis::{AppState, GenesisDoc, Tolerance};
-use hsn_ledger_api::keys::{NodeKey, RegisteredKey, generate_signing_key};
+use hsn_ledger_api::keys::{NodeKey, generate_signing_key};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -114,7 +113,7 @@ pub async fn prepare(
     let name = genesis_secret(network);
     let existing = match api.get_opt(&name).await.map_err(Error::Hub)? {
         Some(secret) => Some(secret),
-        None if stored && plan.supers().next().is_some() => {
+        None if stored && !network.spec.paused && plan.supers().next().is_some() => {
             let secret = new_genesis(
                 network,
                 plan,
@@ -138,6 +137,17 @@ pub async fn prepare(
         None => None,
     };
     chain.genesis = existing.as_ref().and_then(|s| text(s, GENESIS_KEY));
+    if let Some(secret) = existing.as_ref().filter(|_| chain.genesis.is_some()) {
+        chain.registry = if network.spec.paused {
+            text(secret, super::registry::TRANSACTION_KEY)
+        } else {
+            let admin = text(secret, ADMIN_KEY)
+                .and_then(|t| hex::decode(t.trim()).ok())
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .map(|seed| SigningKey::from_bytes(&seed));
+            super::registry::follow(network, &api, secret, admin, plan, &chain, fetched).await?
+        };
+    }
     Ok(chain)
 }
 
@@ -165,8 +175,9 @@ fn text(secret: &Secret, key: &str) -> Option<String> {
     String::from_utf8(value.0.clone()).ok()
 }
 
-/// The genesis of `network` now: its ledger settings, a new administrator key, the planned
-/// super nodes (validators) and the edges whose agents already published a key.
+/// The genesis of `network` now: its ledger settings, a new administrator key, and the
+/// registry the plan wants ([`super::registry::desired`]): the planned super nodes
+/// (validators) and the edges whose agents already published a key.
 fn new_genesis(
     network: &HsnNetwork,
     plan: &Plan,
@@ -176,34 +187,7 @@ fn new_genesis(
     namespace: &str,
 ) -> Result<Secret, Error> {
     let admin = generate_signing_key().map_err(|e| Error::Chain(format!("admin key: {e}")))?;
-    let mut nodes: Vec<RegisteredKey> = plan
-        .supers()
-        .filter_map(|id| {
-            Some(RegisteredKey {
-                role: Role::Super,
-                key: chain.key(&id)?,
-                name: id.to_string(),
-            })
-        })
-        .collect();
-    for leases in fetched.peers().values() {
-        for (lease, peer) in leases {
-            let Some(node) = hsn_api::node::lease::edge_node_of(lease) else {
-                continue;
-            };
-            if let Some(key) = peer
-                .public_key
-                .as_deref()
-                .and_then(|k| k.parse::<NodeKey>().ok())
-            {
-                nodes.push(RegisteredKey {
-                    role: Role::Edge,
-                    key,
-                    name: node.to_owned(),
-                });
-            }
-        }
-    }
+    let nodes = super::registry::desired(network, plan, chain, fetched, &[]);
     let spec = &network.spec.metering;
     let mut app_state = AppState::new(&network.name_any(), vec![NodeKey::of(&admin)], nodes);
     app_state.epoch_seconds = u64::try_from(spec.epoch_seconds).unwrap_or(60).max(1);

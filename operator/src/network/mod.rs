@@ -8,6 +8,7 @@ mod failover;
 mod fetch;
 mod nodes;
 mod others;
+mod registry;
 mod status;
 mod stuck;
 mod trust;

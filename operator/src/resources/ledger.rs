@@ -1,7 +1,7 @@
 //! The network's chain in a member cluster: the super nodes' identities (one Secret, an
 //! ed25519 seed per StatefulSet ordinal, so a super node keeps its key wherever it is
 //! rescheduled), the `hsn-ledger` ConfigMap (the network's genesis and the validators' P2P
-//! addresses) and the ledger container of each super-node pod (`hsn-ledger node`: the
+//! addresses, the last registry change) and the ledger container of each super-node pod (`hsn-ledger node`: the
 //! replica and its CometBFT node). A super node's seed is its agent's key, its ledger key,
 //! its CometBFT validator key and its P2P node key.
 
@@ -32,6 +32,8 @@ pub const LEDGER_CONFIGMAP: &str = "hsn-ledger";
 pub const GENESIS_KEY: &str = "genesis.json";
 /// The validators' P2P addresses, one `<node id>@<address>:<port>` a line.
 pub const PEERS_KEY: &str = "peers";
+/// The last registry change the operator published (a signed transaction, hex).
+pub const REGISTRY_KEY: &str = "registry";
 /// Where the identities are mounted in both containers of a super-node pod.
 pub const IDENTITY_DIR: &str = "/etc/hsn/identity";
 /// Where the ledger ConfigMap is mounted.
@@ -51,6 +53,8 @@ pub struct Chain {
     pub seeds: BTreeMap<String, BTreeMap<u32, SigningKey>>,
     /// The network's genesis.json, fixed once written.
     pub genesis: Option<String>,
+    /// The last registry change published, once there is one.
+    pub registry: Option<String>,
 }
 
 impl Chain {
@@ -115,12 +119,16 @@ pub(super) fn config_map(
     peers: &Peers,
 ) -> Option<ConfigMap> {
     let genesis = chain.genesis.as_ref()?;
+    let mut data = BTreeMap::from([
+        (GENESIS_KEY.to_string(), genesis.clone()),
+        (PEERS_KEY.to_string(), peers_file(plan, chain, peers)),
+    ]);
+    if let Some(tx) = &chain.registry {
+        data.insert(REGISTRY_KEY.to_string(), format!("{tx}\n"));
+    }
     Some(ConfigMap {
         metadata: render.meta(LEDGER_CONFIGMAP),
-        data: Some(BTreeMap::from([
-            (GENESIS_KEY.to_string(), genesis.clone()),
-            (PEERS_KEY.to_string(), peers_file(plan, chain, peers)),
-        ])),
+        data: Some(data),
         ..Default::default()
     })
 }
@@ -181,6 +189,8 @@ pub(super) fn container(image: &str, env: Vec<EnvVar>) -> Container {
         format!("{LEDGER_CONFIG_DIR}/{GENESIS_KEY}"),
         "--peers-file".into(),
         format!("{LEDGER_CONFIG_DIR}/{PEERS_KEY}"),
+        "--registry-file".into(),
+        format!("{LEDGER_CONFIG_DIR}/{REGISTRY_KEY}"),
         "--p2p-external".into(),
         format!("$(POD_IP):{}", ports::COMETBFT_P2P),
         "--listen".into(),

@@ -2,20 +2,24 @@
 //! member (a Secret), writes the genesis once in the hub (a Secret in its own namespace)
 //! when every planned super node's key is stored, with exactly those keys as validators and
 //! the network's ledger settings, and gives every member the same genesis in the ledger
-//! ConfigMap.
+//! ConfigMap; a key an edge publishes reaches the registry through a signed change there.
 
 use std::collections::BTreeSet;
 
 use anyhow::{Context, Result, ensure};
 use hsn_ledger_api::genesis::{AppState, validator_key_json};
+use hsn_ledger_api::keys::{NodeKey, RegisteredKey};
+use hsn_ledger_api::pb;
+use hsn_ledger_api::registry::signing_bytes;
 use hsn_testkit::operator::{DEADLINE, OPERATOR_NS};
+use hsn_testkit::operator::{LeaseWrite, edge_pod, put_lease};
 use hsn_testkit::wait_for;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, ResourceExt};
 
 use crate::{MEMBER_NS, NET, Suite};
 
-/// Checks the chain objects; returns the genesis Secret's resourceVersion.
+/// Checks the chain objects; returns the genesis as written.
 pub(crate) async fn chain(s: &Suite) -> Result<String> {
     let net = s.nets().get(NET).await?;
     let secrets: Api<Secret> = Api::namespaced(s.hub(), OPERATOR_NS);
@@ -98,18 +102,112 @@ pub(crate) async fn chain(s: &Suite) -> Result<String> {
         validators == stored,
         "validators {validators:?} are the stored keys {stored:?}"
     );
-    Ok(hub_secret.resource_version().unwrap_or_default())
+    registry_follows_published_keys(s, &state).await?;
+    Ok(genesis)
 }
 
-/// The genesis never changes once written.
-pub(crate) async fn unchanged(s: &Suite, version: &str) -> Result<()> {
+/// An edge's agent publishes its key in its Lease: the operator signs a registry change
+/// with the network's administrator key (the whole registry: the four super nodes and that
+/// edge, named by their HsnNodes) and every member's ledger ConfigMap carries it.
+async fn registry_follows_published_keys(s: &Suite, genesis: &AppState) -> Result<()> {
+    if s.live_agents() {
+        // Real agents publish their own keys; the check below is for the suite's Leases.
+        return Ok(());
+    }
+    let member = s.a.client();
+    let table = crate::reads::routes(&member).await?;
+    // The last of A's own edges: step 3c works on the first two.
+    let mut own: Vec<&str> = table
+        .edges
+        .iter()
+        .filter(|e| e.cluster.is_empty())
+        .map(|e| e.node.as_str())
+        .collect();
+    own.sort_unstable();
+    let node = own.last().context("an edge of A")?.to_string();
+    let pod = edge_pod(&member, MEMBER_NS, &node, None).await?;
+    let key = NodeKey::of(&ed25519_dalek::SigningKey::from_bytes(&[77; 32]));
+    let write = LeaseWrite {
+        public_key: Some(key.to_string()),
+        ..LeaseWrite::by(pod)
+    };
+    put_lease(&member, MEMBER_NS, &format!("edge-{node}"), &write).await?;
+    for m in [&s.a, &s.b] {
+        let cms: Api<ConfigMap> = Api::namespaced(m.client(), MEMBER_NS);
+        let tx = wait_for(
+            "the registry change in the ledger ConfigMap",
+            DEADLINE,
+            || async {
+                let cm = cms.get_opt("hsn-ledger").await.ok()??;
+                let tx = cm.data?.get("registry")?.trim().to_owned();
+                let bytes = hex::decode(&tx).ok()?;
+                let ledger_tx = <pb::LedgerTx as prost::Message>::decode(bytes.as_slice()).ok()?;
+                match ledger_tx.kind? {
+                    pb::ledger_tx::Kind::Registry(change)
+                        if change.put.iter().any(|n| n.key == key.0) =>
+                    {
+                        Some(change)
+                    }
+                    _ => None,
+                }
+            },
+        )
+        .await?;
+        ensure!(
+            tx.replace && tx.nonce >= 1 && tx.remove.is_empty(),
+            "{tx:?}"
+        );
+        ensure!(
+            tx.put.iter().filter(|n| n.role == "super").count() == 4,
+            "the four super nodes stay: {tx:?}"
+        );
+        let edge = tx.put.iter().find(|n| n.key == key.0).context("the edge")?;
+        ensure!(
+            edge.role == "edge" && edge.name == format!("{NET}.{}.edge.{node}", s.a.name),
+            "{edge:?}"
+        );
+        // Signed by the genesis's administrator, over the bytes the ledger checks.
+        let put: Vec<RegisteredKey> = tx
+            .put
+            .iter()
+            .map(|n| RegisteredKey {
+                role: n.role.parse().expect("a role"),
+                key: NodeKey::from_slice(&n.key).expect("a key"),
+                name: n.name.clone(),
+            })
+            .collect();
+        let admin = genesis.admins[0].verifying_key()?;
+        let signature = ed25519_dalek::Signature::from_slice(&tx.signature)?;
+        ed25519_dalek::Verifier::verify(
+            &admin,
+            &signing_bytes(NET, tx.nonce, true, &put, &[]),
+            &signature,
+        )?;
+    }
+    // The reconcile that published it also mirrors the Lease into the edge's HsnNode: wait
+    // for that too, so the steps after this one start from a settled network.
+    let nodes: Api<hsn_api::HsnNode> = Api::namespaced(s.hub(), crate::NS);
+    let hsn_node = format!("{NET}.{}.edge.{node}", s.a.name);
+    let want = key.to_string();
+    wait_for("the edge's HsnNode showing its key", DEADLINE, || async {
+        let n = nodes.get_opt(&hsn_node).await.ok()??;
+        (n.status?.public_key? == want).then_some(())
+    })
+    .await?;
+    Ok(())
+}
+
+/// The genesis never changes once written (the Secret holding it does: each registry
+/// change published is kept there too).
+pub(crate) async fn unchanged(s: &Suite, genesis: &str) -> Result<()> {
     let net = s.nets().get(NET).await?;
     let secrets: Api<Secret> = Api::namespaced(s.hub(), OPERATOR_NS);
     let now = secrets
         .get(&format!("hsn-ledger-{}", net.uid().unwrap_or_default()))
         .await?;
+    let now = now.data.unwrap_or_default();
     ensure!(
-        now.resource_version().as_deref() == Some(version),
+        now.get("genesis.json").map(|g| g.0.as_slice()) == Some(genesis.as_bytes()),
         "the genesis was rewritten"
     );
     Ok(())

@@ -22,7 +22,7 @@ use crate::trust::trust;
 use crate::{NET, NS, Suite};
 
 /// Steps 3 to 7: pool changes, a lapsed Lease, a lost member, deletion, broken Secrets.
-/// `genesis` is the genesis Secret's resourceVersion: no step may rewrite it.
+/// `genesis` is the network's genesis as written: no step may rewrite it.
 pub(crate) async fn churn(s: &Suite, op: &OperatorUnderTest, genesis: &str) -> Result<()> {
     let hub = s.hub();
     let (a, b) = (&s.a, &s.b);

@@ -1,13 +1,15 @@
 //! `hsn-ledger node`: everything a super node runs for its network's chain, in one process
 //! (one container): the replica (ABCI application and the ledger's gRPC API) and the
 //! CometBFT node beside it as a child process, whose home it writes from the network's
-//! genesis, the super node's key and the peers file ([`home`]). The replica starts first
+//! genesis, the super node's key and the peers file ([`home`]); it also delivers the
+//! registry changes the administrator publishes ([`registry`]). The replica starts first
 //! and CometBFT stops first (CometBFT must not outlive its application, nor start without
 //! it); when either ends on its own the node stops the other and exits non-zero, so
 //! Kubernetes restarts both together.
 
 mod home;
 mod peers;
+mod registry;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +54,10 @@ pub struct NodeArgs {
     /// skipped); read at start and every 2 s, new or moved peers dialled.
     #[arg(long, env = "HSN_LEDGER_PEERS_FILE")]
     pub peers_file: Option<PathBuf>,
+    /// A signed registry change (one `LedgerTx`, hex) the administrator published; read
+    /// every 2 s, a new one submitted to the chain.
+    #[arg(long, env = "HSN_LEDGER_REGISTRY_FILE")]
+    pub registry_file: Option<PathBuf>,
     /// CometBFT's Prometheus metrics on this address.
     #[arg(long, env = "HSN_LEDGER_COMETBFT_METRICS")]
     pub cometbft_metrics: Option<SocketAddr>,
@@ -107,7 +113,10 @@ pub async fn run_node(
     tracing::info!(pid = cometbft.id(), "CometBFT started");
     let (stop_tx, stop_rx) = watch::channel(false);
     if let Some(path) = args.peers_file.clone() {
-        tokio::spawn(peers::follow(path, own_id, rpc, known, stop_rx));
+        tokio::spawn(peers::follow(path, own_id, rpc, known, stop_rx.clone()));
+    }
+    if let Some(path) = args.registry_file.clone() {
+        tokio::spawn(registry::follow(path, rpc, stop_rx));
     }
     let outcome = tokio::select! {
         () = shutdown => Ok(()),
