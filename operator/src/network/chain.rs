@@ -6,9 +6,9 @@
 //! uid>` (labelled with the network), with the registry's administrator key: the operator
 //! reads and writes Secrets there only, never in the networks' namespaces. It never changes
 //! after it is written (every validator must start from the same document); the network's
-//! cleanup deletes it. Its validators are
-//! the super nodes planned then; edges and later super nodes join the registry through
-//! administrator-signed registry changes ([`super::registry`]).
+//! cleanup deletes it. Its validators are the super nodes planned then; edges and later
+//! super nodes join the registry through administrator-signed registry changes
+//! ([`super::registry`]).
 
 use std::collections::BTreeMap;
 
