@@ -37,6 +37,8 @@ pub const DEFAULT_LEDGER_IMAGE: &str = "ghcr.io/hsn-io/hsn-ledger:0.1.0";
     printcolumn(name = "Edge-Desired", type_ = "integer", json_path = ".status.edgeNodes.desired"),
     printcolumn(name = "Edge-Ready", type_ = "integer", json_path = ".status.edgeNodes.ready"),
     printcolumn(name = "Clusters", type_ = "integer", json_path = ".status.clusterCount"),
+    printcolumn(name = "Ledger-Height", type_ = "integer", json_path = ".status.ledger.height"),
+    printcolumn(name = "Final-Epoch", type_ = "integer", json_path = ".status.ledger.lastFinalEpoch", priority = 1),
     printcolumn(name = "Paused", type_ = "boolean", json_path = ".spec.paused", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
@@ -512,13 +514,30 @@ pub struct ClusterPlacement {
     pub edge_nodes: ReplicaCounts,
 }
 
-/// The newest block of the network's ledger.
+/// The network's chain as its super nodes see it: each super agent reads its own ledger
+/// replica and reports it in its Lease (`hsn.io/ledger`); the status shows the most advanced
+/// report of a super node the operator trusts.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct LedgerHead {
-    /// Height of the newest block.
+    /// Ledger blocks (sealed batches of records); the next block's height.
     pub height: i64,
-    /// Hash of the newest block, hex.
+    /// Hash of the newest ledger block's header, hex; empty before the first block.
     #[schemars(length(max = 128))]
+    #[serde(default)]
     pub head_hash: String,
+    /// The last CometBFT block the replica applied.
+    #[serde(default)]
+    pub chain_height: i64,
+    /// Validators of the chain (the network's super nodes in its validator set).
+    #[serde(default)]
+    pub validators: i32,
+    /// Every epoch up to this one is final: its late window has passed, its rewards will not
+    /// change. Absent before the first epoch is final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_final_epoch: Option<i64>,
+    /// The HsnNode whose report this is (set by the operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub reported_by: Option<String>,
 }

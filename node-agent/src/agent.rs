@@ -11,6 +11,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::chain::ChainWatch;
 use crate::datapath::Datapath;
 use crate::epoch::EpochCloser;
 use crate::index::{Desired, Index, Me, RoutesInput};
@@ -22,6 +23,7 @@ use crate::spool::{Spool, SpoolError, SpoolHeader};
 use crate::status::AgentStatus;
 use crate::writer::SharedDatapath;
 use crate::{lease, source, writer};
+use hsn_core::Role;
 
 /// Where routes tables come from.
 #[derive(Debug)]
@@ -145,6 +147,20 @@ impl<D: Datapath> Agent<D> {
         );
         if config.epoch_loop {
             tasks.spawn(epochs.run(desired_rx.clone(), config.default_epoch_seconds));
+        }
+        if let (Some(c), Some(l)) = (&config.shipper, &config.lease)
+            && c.role == Role::Super
+            && let Some(endpoint) = &c.endpoint
+        {
+            tasks.spawn(crate::chain::run(
+                ChainWatch {
+                    network: c.network.clone(),
+                    endpoint: endpoint.clone(),
+                    tls: c.tls.clone(),
+                    every: l.heartbeat,
+                },
+                status_tx.clone(),
+            ));
         }
         if let Some(c) = config.shipper {
             let shipper = Shipper::new(c, metrics.clone());

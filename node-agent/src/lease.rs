@@ -70,6 +70,7 @@ pub fn patch(id: &LeaseIdentity, status: &AgentStatus, acquired: Timestamp) -> V
         last_epoch: status.last_epoch,
         routes_error: status.routes_error.clone(),
         pod_uid: Some(id.pod_uid.clone()),
+        ledger: status.ledger.clone(),
     };
     let mut written: Map<String, Value> = lease::KEYS
         .iter()
@@ -200,6 +201,7 @@ mod tests {
             datapath: "xdp-generic".into(),
             last_epoch: None,
             mac: None,
+            ledger: None,
         };
         let p = patch(&id, &status, Timestamp::now());
         let a = &p["metadata"]["annotations"];
@@ -222,5 +224,16 @@ mod tests {
         assert!(a[lease::ROUTES_ERROR_ANNOTATION].is_null());
         assert_eq!(a[lease::LAST_EPOCH_ANNOTATION], "9");
         assert_eq!(a[lease::MAC_ANNOTATION], "02:00:00:00:00:07");
+        assert!(a[lease::LEDGER_ANNOTATION].is_null());
+        status.ledger = Some(hsn_api::network::LedgerHead {
+            height: 3,
+            ..Default::default()
+        });
+        let p = patch(&id, &status, Timestamp::now());
+        let written = p["metadata"]["annotations"][lease::LEDGER_ANNOTATION]
+            .as_str()
+            .unwrap();
+        let read: hsn_api::network::LedgerHead = serde_json::from_str(written).unwrap();
+        assert_eq!(Some(read), status.ledger);
     }
 }

@@ -3,6 +3,7 @@
 //! a Lease heartbeat with the annotations the operator reads, `/metrics` and `/healthz`.
 
 pub mod agent;
+pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod datapath;

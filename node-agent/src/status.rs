@@ -13,6 +13,8 @@ pub struct AgentStatus {
     pub last_epoch: Option<u64>,
     /// Edge: the source MAC it redirects to its super node with.
     pub mac: Option<String>,
+    /// Super: the network's chain as its ledger replica last reported it ([`crate::chain`]).
+    pub ledger: Option<hsn_api::network::LedgerHead>,
 }
 
 /// The writing side, held by the index, the map writer and the epoch loop.

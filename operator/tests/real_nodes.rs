@@ -413,7 +413,7 @@ async fn check(
     })
     .await?;
     println!("HsnNodes Ready: {ready_nodes:?}");
-    super_ledger(&supers[0], super_node).await?;
+    super_ledger(hub, &supers[0], super_node).await?;
 
     // Delete the edge pod: the DaemonSet brings it back, the new agent takes the pinned
     // link over. A program stays on the interface throughout (sampled while the pod is
@@ -482,8 +482,9 @@ async fn check(
 
 /// The super pod's ledger container (`hsn-ledger node` from the ledger image, CometBFT
 /// beside it) runs its network's chain: one super node, one validator, committing; the
-/// operator's genesis and the pod's identity make it the validator.
-async fn super_ledger(pod: &Pod, node: &RealNode) -> Result<()> {
+/// operator's genesis and the pod's identity make it the validator. The super agent reports
+/// its replica's head in its Lease, and the HsnNetwork's `status.ledger` shows it.
+async fn super_ledger(hub: &Client, pod: &Pod, node: &RealNode) -> Result<()> {
     let ledger = pod
         .status
         .as_ref()
@@ -517,6 +518,27 @@ async fn super_ledger(pod: &Pod, node: &RealNode) -> Result<()> {
         "the super pod's ledger: replicated, app height {}, {} validator",
         status.app_height,
         status.validators.len()
+    );
+    let networks: Api<HsnNetwork> = Api::namespaced(hub.clone(), "default");
+    let head = wait_for("status.ledger from the super's Lease", DEADLINE, || async {
+        let network = networks.get(NETWORK).await.ok()?;
+        network
+            .status?
+            .ledger
+            .filter(|l| u64::try_from(l.chain_height).is_ok_and(|h| h >= status.app_height))
+    })
+    .await?;
+    ensure!(
+        head.validators == 1
+            && head.reported_by.as_deref() == Some(&format!("{NETWORK}.mec-a.super-0")[..]),
+        "status.ledger: {head:?}"
+    );
+    println!(
+        "status.ledger: chain height {}, {} ledger blocks, {} validator, reported by {}",
+        head.chain_height,
+        head.height,
+        head.validators,
+        head.reported_by.unwrap_or_default()
     );
     Ok(())
 }

@@ -8,6 +8,8 @@ use std::str::FromStr;
 
 use hsn_core::{Role, SuperId};
 
+use crate::network::LedgerHead;
+
 /// Annotation: the agent's ed25519 public key, hex.
 pub const PUBLIC_KEY_ANNOTATION: &str = "hsn.io/public-key";
 /// Annotation: the agent's role, `super` or `edge`.
@@ -27,9 +29,12 @@ pub const MAC_ANNOTATION: &str = "hsn.io/mac";
 /// Annotation: the UID of the agent's pod (the holder identity names the pod). The operator
 /// trusts a Lease only when that pod, this very one, is one it placed for the Lease.
 pub const POD_UID_ANNOTATION: &str = "hsn.io/pod-uid";
+/// Annotation (super nodes): the network's chain as the super node's own ledger replica
+/// reports it, a [`LedgerHead`] in JSON (without `reportedBy`).
+pub const LEDGER_ANNOTATION: &str = "hsn.io/ledger";
 
 /// Every annotation of [`Annotations`], so a writer can remove those it no longer sets.
-pub const KEYS: [&str; 8] = [
+pub const KEYS: [&str; 9] = [
     PUBLIC_KEY_ANNOTATION,
     ROLE_ANNOTATION,
     DATAPATH_ANNOTATION,
@@ -38,6 +43,7 @@ pub const KEYS: [&str; 8] = [
     LAST_EPOCH_ANNOTATION,
     ROUTES_ERROR_ANNOTATION,
     POD_UID_ANNOTATION,
+    LEDGER_ANNOTATION,
 ];
 
 /// Lease name of super node `ordinal` ([`SuperId::local_name`]).
@@ -77,6 +83,8 @@ pub struct Annotations {
     pub routes_error: Option<String>,
     /// The UID of the agent's pod.
     pub pod_uid: Option<String>,
+    /// Super nodes: their ledger replica's view of the chain.
+    pub ledger: Option<LedgerHead>,
 }
 
 impl Annotations {
@@ -94,6 +102,12 @@ impl Annotations {
             ),
             (ROUTES_ERROR_ANNOTATION, self.routes_error.clone()),
             (POD_UID_ANNOTATION, self.pod_uid.clone()),
+            (
+                LEDGER_ANNOTATION,
+                self.ledger
+                    .as_ref()
+                    .and_then(|l| serde_json::to_string(l).ok()),
+            ),
         ]
         .into_iter()
         .filter_map(|(key, value)| Some((key.to_owned(), value?)))
@@ -112,6 +126,9 @@ impl Annotations {
             last_epoch: parsed(annotations, LAST_EPOCH_ANNOTATION),
             routes_error: text(ROUTES_ERROR_ANNOTATION),
             pod_uid: text(POD_UID_ANNOTATION),
+            ledger: annotations
+                .get(LEDGER_ANNOTATION)
+                .and_then(|v| serde_json::from_str(v).ok()),
         }
     }
 }
@@ -135,6 +152,14 @@ mod tests {
             last_epoch: Some(9),
             routes_error: Some("bad".into()),
             pod_uid: Some("0c1d".into()),
+            ledger: Some(LedgerHead {
+                height: 4,
+                head_hash: "ab".repeat(32),
+                chain_height: 19,
+                validators: 3,
+                last_final_epoch: Some(7),
+                reported_by: None,
+            }),
         };
         let map = all.to_map();
         assert_eq!(map.len(), KEYS.len());
@@ -151,6 +176,10 @@ mod tests {
             (ADDRESS_ANNOTATION.to_owned(), "nowhere".to_owned()),
             (LAST_EPOCH_ANNOTATION.to_owned(), "-1".to_owned()),
             (ROLE_ANNOTATION.to_owned(), "relay".to_owned()),
+            (
+                LEDGER_ANNOTATION.to_owned(),
+                "{\"height\": \"tall\"}".to_owned(),
+            ),
         ]);
         assert_eq!(Annotations::from_map(&junk), Annotations::default());
     }

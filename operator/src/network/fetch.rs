@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hsn_api::condition::has_reason;
+use hsn_api::network::LedgerHead;
 use hsn_api::node::{HsnNodeStatus, lease};
 use hsn_api::{ConditionType, HsnNetwork, HsnNode, HsnNodeReason, MecCluster};
 use hsn_core::Role;
@@ -46,6 +47,8 @@ pub struct LeaseInfo {
     pub last_epoch: Option<i64>,
     /// What the agent advertises for the routes tables (and its public key for its HsnNode).
     pub peer: Peer,
+    /// Super nodes: the chain as their ledger replica reports it.
+    pub ledger: Option<LedgerHead>,
     /// Whether any of it is used.
     pub verdict: Verdict,
 }
@@ -286,6 +289,7 @@ fn lease_info(l: &Lease, seat: &Seat, pods: &Pods, pinned: Option<&HsnNodeStatus
             public_key: annotations.public_key,
         },
         last_epoch: annotations.last_epoch.and_then(|e| i64::try_from(e).ok()),
+        ledger: annotations.ledger,
         verdict,
     }
 }
@@ -354,6 +358,26 @@ impl Fetched {
             })
             .filter_map(|(_, info)| info.expires)
             .min()
+    }
+
+    /// The most advanced report of the network's chain (most ledger blocks, then most
+    /// CometBFT blocks) among super nodes whose Lease is trusted and fresh, named after the
+    /// super's HsnNode.
+    pub fn ledger_head(&self, network: &str, now: Timestamp) -> Option<LedgerHead> {
+        self.leases
+            .iter()
+            .flat_map(|(cluster, leases)| leases.iter().map(move |l| (cluster, l)))
+            .filter(|(_, (_, info))| matches!(info.verdict, Verdict::Trusted(_)) && info.fresh(now))
+            .filter_map(|(cluster, (name, info))| {
+                let ordinal = SuperId::ordinal_of(name)?;
+                let head = info.ledger.clone()?;
+                Some((head, SuperId::new(cluster, ordinal)))
+            })
+            .max_by_key(|(head, _)| (head.height, head.chain_height))
+            .map(|(head, id)| LedgerHead {
+                reported_by: Some(super::nodes::super_node_name(network, &id)),
+                ..head
+            })
     }
 
     /// When each lost super's Lease lapsed.
@@ -512,6 +536,69 @@ mod tests {
         let peers = fetched.peers();
         let advertised: Vec<&String> = peers["a"].keys().collect();
         assert_eq!(advertised, ["edge-n2", "super-0", "super-1"]);
+    }
+
+    #[test]
+    fn the_ledger_head_is_the_most_advanced_live_super_nodes_report() {
+        let now: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+        let placed = Verdict::Trusted(Placed {
+            pod: AgentPod {
+                name: "p".into(),
+                uid: "u".into(),
+            },
+            node: None,
+        });
+        let head = |height, chain_height| LedgerHead {
+            height,
+            chain_height,
+            head_hash: format!("{height:02}"),
+            validators: 3,
+            ..LedgerHead::default()
+        };
+        let lease = |verdict: &Verdict, expires: &str, ledger: LedgerHead| LeaseInfo {
+            expires: Some(expires.parse().unwrap()),
+            ledger: Some(ledger),
+            verdict: verdict.clone(),
+            ..LeaseInfo::default()
+        };
+        let fresh = "2026-11-26T10:00:10Z";
+        let refused = Verdict::Refused(Distrust::NoSuchPod("x".into()));
+        let fetched = |b: Leases| Fetched {
+            members: vec![],
+            leases: BTreeMap::from([
+                (
+                    "a".to_string(),
+                    Leases::from([
+                        ("super-0".into(), lease(&placed, fresh, head(5, 60))),
+                        // Lapsed, refused, or an edge's: not the chain's voice.
+                        (
+                            "super-1".into(),
+                            lease(&placed, "2026-11-26T09:59:00Z", head(9, 99)),
+                        ),
+                        ("super-2".into(), lease(&refused, fresh, head(9, 99))),
+                        ("edge-n1".into(), lease(&placed, fresh, head(9, 99))),
+                    ]),
+                ),
+                ("b".to_string(), b),
+            ]),
+            nodes: BTreeMap::new(),
+            forged: vec![],
+            reads: BTreeMap::new(),
+        };
+        let ahead = fetched(Leases::from([(
+            "super-0".into(),
+            lease(&placed, fresh, head(5, 61)),
+        )]));
+        let chosen = ahead.ledger_head("metro", now).unwrap();
+        assert_eq!((chosen.height, chosen.chain_height), (5, 61));
+        assert_eq!(chosen.reported_by.as_deref(), Some("metro.b.super-0"));
+        let behind = fetched(Leases::new());
+        assert_eq!(behind.ledger_head("metro", now).unwrap().chain_height, 60);
+        assert_eq!(
+            fetched(Leases::new()).ledger_head("metro", "2026-11-26T11:00:00Z".parse().unwrap()),
+            None,
+            "nobody live: no report"
+        );
     }
 
     #[test]

@@ -225,6 +225,7 @@ async fn reconcile_apply(
             .filter(|s| plan.supers().any(|p| p == **s))
             .count(),
         paused,
+        ledger: fetched.ledger_head(&network.name_any(), now),
     };
     let new_status = status::compute(network, &observed, now);
     if let Some((reason, message)) = status::newly_degraded(network.status.as_ref(), &new_status) {

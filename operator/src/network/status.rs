@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use hsn_api::condition::find;
-use hsn_api::network::{ClusterPlacement, HsnNetworkStatus, MAX_STATUS_CLUSTERS, ReplicaCounts};
+use hsn_api::network::{
+    ClusterPlacement, HsnNetworkStatus, LedgerHead, MAX_STATUS_CLUSTERS, ReplicaCounts,
+};
 use hsn_api::{ConditionType, HsnNetwork, HsnNetworkReason};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Api, Resource, ResourceExt};
@@ -27,6 +29,9 @@ pub struct Observed<'a> {
     pub lost_supers: usize,
     /// Whether the network is paused.
     pub paused: bool,
+    /// The chain as the most advanced live super node reports it; without one, the status
+    /// keeps the last report.
+    pub ledger: Option<LedgerHead>,
 }
 
 /// The status the network should have.
@@ -73,7 +78,7 @@ pub fn compute(network: &HsnNetwork, observed: &Observed<'_>, now: Timestamp) ->
         super_nodes: supers,
         edge_nodes: edges,
         clusters,
-        ledger: old.ledger,
+        ledger: observed.ledger.clone().or(old.ledger),
     }
 }
 

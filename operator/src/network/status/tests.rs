@@ -117,6 +117,7 @@ fn no_condition_contradicts_its_reason() {
                     outcomes: &outcomes,
                     lost_supers,
                     paused,
+                    ledger: None,
                 };
                 let conds = conditions(&observed, &supers, &edges);
                 for c in &conds {
@@ -153,6 +154,7 @@ fn all_agents_ready_with_too_few_super_nodes_is_not_reported_as_agents_not_ready
         outcomes: &outcomes,
         lost_supers: 0,
         paused: false,
+        ledger: None,
     };
     let conds = conditions(&observed, &counts(4, 4), &counts(16, 16));
     let ready = &conds[0];
@@ -180,6 +182,7 @@ fn pods_that_cannot_be_scheduled_are_never_healthy() {
         outcomes: &outcomes,
         lost_supers: 0,
         paused: false,
+        ledger: None,
     };
     let conds = conditions(&observed, &counts(3, 4), &counts(16, 16));
     assert_eq!((conds[2].status, conds[2].reason), (true, "Unschedulable"));
