@@ -350,7 +350,8 @@ async fn nodes_meet_through_the_peers_file_commit_and_stop_cleanly() -> Result<(
     let status = net.procs[2]
         .as_mut()
         .context("running")?
-        .wait_exit(Duration::from_secs(20))?;
+        .wait_exit(Duration::from_secs(20))
+        .with_context(|| format!("log:\n{}", tail(&net.log(2))))?;
     ensure!(!status.success(), "exit status {status}");
     ensure!(
         net.log(2).contains("CometBFT exited"),

@@ -29,6 +29,10 @@ pub use peers::Peer;
 /// How long CometBFT gets to stop after SIGTERM before it is killed.
 const COMETBFT_STOP: Duration = Duration::from_secs(10);
 
+/// How long the replica gets to drain its connections once told to stop; a node that must
+/// restart never waits on a client that does not hang up.
+const REPLICA_STOP: Duration = Duration::from_secs(8);
+
 /// `hsn-ledger node` flags: the replica's, and CometBFT's home, binary and P2P addresses.
 #[derive(Debug, Args)]
 pub struct NodeArgs {
@@ -132,10 +136,25 @@ pub async fn run_node(
             )));
         }
     };
+    if let Err(why) = &outcome {
+        tracing::error!(%why, "stopping the replica");
+    }
     let _ = stop_tx.send(true);
     stop_cometbft(&mut cometbft).await;
     let _ = stop_replica.send(());
-    let replica_outcome = finish_replica(replica.await);
+    let replica_outcome = match tokio::time::timeout(REPLICA_STOP, &mut replica).await {
+        Ok(done) => {
+            tracing::info!("replica stopped");
+            finish_replica(done)
+        }
+        Err(_) => {
+            tracing::warn!(wait = ?REPLICA_STOP, "the replica did not stop in time; leaving it");
+            replica.abort();
+            Err(ServerError::Replica(format!(
+                "the replica did not stop within {REPLICA_STOP:?}"
+            )))
+        }
+    };
     outcome.and(replica_outcome)
 }
 
