@@ -82,6 +82,13 @@ pub struct SuperNodes {
     #[schemars(length(min = 1, max = 512))]
     #[x_kube(validation = Rule::new(IMAGE_RULE).message(IMAGE_MESSAGE))]
     pub ledger_image: String,
+    /// TLS between the agents and their ledgers (default on): the operator keeps a CA for
+    /// the network and issues each super node's ledger a certificate, which the agents
+    /// verify. `false` ships records and observations in plain text, readable and
+    /// alterable in transit and to any impostor of a ledger: the network is then `Degraded`
+    /// with reason `PlaintextLedger`.
+    #[serde(default = "default_true")]
+    pub ledger_tls: bool,
     /// Compute resources of each super-node pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "resources_schema")]
@@ -93,6 +100,10 @@ pub struct SuperNodes {
 
 fn default_image() -> String {
     DEFAULT_AGENT_IMAGE.into()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_ledger_image() -> String {
@@ -485,6 +496,8 @@ hsn_core::words! {
         Unschedulable,
         /// Agent containers that cannot start (image, configuration, crash loop).
         AgentsFailing,
+        /// `superNodes.ledgerTls` is false: agents and ledgers speak plain text.
+        PlaintextLedger,
     }
 }
 

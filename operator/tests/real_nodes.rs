@@ -23,7 +23,7 @@ use hsn_testkit::operator::{
 };
 use hsn_testkit::{KwokCluster, wait_for, wait_for_ok};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -413,7 +413,7 @@ async fn check(
     })
     .await?;
     println!("HsnNodes Ready: {ready_nodes:?}");
-    super_ledger(hub, &supers[0], super_node).await?;
+    super_ledger(hub, &member, &supers[0], super_node).await?;
 
     // Delete the edge pod: the DaemonSet brings it back, the new agent takes the pinned
     // link over. A program stays on the interface throughout (sampled while the pod is
@@ -484,7 +484,7 @@ async fn check(
 /// beside it) runs its network's chain: one super node, one validator, committing; the
 /// operator's genesis and the pod's identity make it the validator. The super agent reports
 /// its replica's head in its Lease, and the HsnNetwork's `status.ledger` shows it.
-async fn super_ledger(hub: &Client, pod: &Pod, node: &RealNode) -> Result<()> {
+async fn super_ledger(hub: &Client, member: &Client, pod: &Pod, node: &RealNode) -> Result<()> {
     let ledger = pod
         .status
         .as_ref()
@@ -492,9 +492,35 @@ async fn super_ledger(hub: &Client, pod: &Pod, node: &RealNode) -> Result<()> {
         .and_then(|cs| cs.iter().find(|c| c.name == "ledger"))
         .context("a ledger container in the super pod")?;
     ensure!(ledger.ready, "ledger container not ready: {ledger:?}");
-    let url = format!("http://{}:{}", node.ip(), hsn_core::ports::LEDGER);
+    // TLS by default: the ledger proves the network's ledger name with a certificate from
+    // the network's CA, which every member carries.
+    let cms: Api<ConfigMap> = Api::namespaced(member.clone(), MEMBER_NS);
+    let ca = cms
+        .get("hsn-ledger-ca")
+        .await?
+        .data
+        .and_then(|mut d| d.remove("ca.crt"))
+        .context("the network's CA certificate")?;
+    let dir = tempfile::tempdir()?;
+    let ca_file = dir.path().join("ca.crt");
+    std::fs::write(&ca_file, ca)?;
+    let tls = hsn_ledger_api::client::ClientTls {
+        ca: ca_file,
+        identity: None,
+        domain: Some(format!("ledger.{NETWORK}.hsn.internal")),
+    };
+    let plain = format!("http://{}:{}", node.ip(), hsn_core::ports::LEDGER);
+    let refused = match hsn_ledger_api::client::connect(&plain, None).await {
+        Ok(mut c) => c
+            .status(hsn_ledger_api::pb::StatusRequest {})
+            .await
+            .is_err(),
+        Err(_) => true,
+    };
+    ensure!(refused, "the ledger answered in plain text");
+    let url = format!("https://{}:{}", node.ip(), hsn_core::ports::LEDGER);
     let status = wait_for_ok("the super node's chain committing", DEADLINE, || async {
-        let mut client = hsn_ledger_api::client::connect(&url, None)
+        let mut client = hsn_ledger_api::client::connect(&url, Some(&tls))
             .await
             .map_err(|e| e.to_string())?;
         let status = client

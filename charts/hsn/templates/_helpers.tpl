@@ -37,18 +37,19 @@ the namespaces it labels as a network's, and deletes only those it can prove it 
 - apiGroups: [""]
   resources: [serviceaccounts]
   verbs: [get, list, create, patch, delete]
-# ... the routes table and the ledger's genesis and peers ...
+# ... the routes table, the ledger's genesis and peers, the network's CA certificate ...
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch, create, patch]
-# ... the super nodes' identities (one Secret per network namespace, their keys): read and
-# changed by that name only, so no other Secret of the member is readable ...
+# ... the super nodes' identities and their ledgers' TLS certificates (two Secrets per
+# network namespace): read and changed by those names only, so no other Secret of the
+# member is readable ...
 - apiGroups: [""]
   resources: [secrets]
   verbs: [create]
 - apiGroups: [""]
   resources: [secrets]
-  resourceNames: [hsn-super-identities]
+  resourceNames: [hsn-super-identities, hsn-ledger-tls]
   verbs: [get, patch]
 # ... the super nodes' Service ...
 - apiGroups: [""]

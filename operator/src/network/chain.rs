@@ -27,7 +27,7 @@ use super::Error;
 use super::fetch::Fetched;
 use crate::context::Context;
 use crate::plan::Plan;
-use crate::resources::{Chain, IDENTITY_SECRET, member_namespace};
+use crate::resources::{Chain, IDENTITY_SECRET, LedgerTls, TLS_SECRET, member_namespace};
 
 /// Key of the genesis document in the hub Secret.
 pub const GENESIS_KEY: &str = "genesis.json";
@@ -47,13 +47,41 @@ const NETWORK_NAMESPACE_LABEL: &str = "hsn.io/network-namespace";
 /// Deletes the network's chain Secret (cleanup); one already gone is fine.
 pub async fn forget(network: &HsnNetwork, ctx: &Context) -> Result<(), Error> {
     let api: Api<Secret> = Api::namespaced(ctx.hub.clone(), &ctx.settings.operator_namespace);
-    match api
-        .delete(&genesis_secret(network), &Default::default())
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(Error::Hub(e)),
+    for name in [genesis_secret(network), super::tls::ca_secret(network)] {
+        match api.delete(&name, &Default::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(Error::Hub(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Metadata of a hub Secret of `network` in the operator's namespace: labelled with the
+/// network (namespace, name, UID), so it can be told whose it is.
+pub fn hub_meta(network: &HsnNetwork, name: &str, namespace: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(namespace.to_owned()),
+        labels: Some(BTreeMap::from([
+            (
+                "app.kubernetes.io/managed-by".to_owned(),
+                crate::resources::FIELD_MANAGER.to_owned(),
+            ),
+            (
+                crate::resources::NETWORK_LABEL.to_owned(),
+                network.name_any(),
+            ),
+            (
+                NETWORK_NAMESPACE_LABEL.to_owned(),
+                network.namespace().unwrap_or_default(),
+            ),
+            (
+                crate::resources::NETWORK_UID_LABEL.to_owned(),
+                network.uid().unwrap_or_default(),
+            ),
+        ])),
+        ..Default::default()
     }
 }
 
@@ -65,6 +93,16 @@ pub async fn prepare(
     fetched: &Fetched,
 ) -> Result<Chain, Error> {
     let mut chain = Chain::default();
+    let now = Timestamp::now();
+    let ca = if network.spec.super_nodes.ledger_tls {
+        super::tls::ca(network, ctx).await?
+    } else {
+        None
+    };
+    chain.tls = ca.as_ref().map(|ca| LedgerTls {
+        ca_pem: ca.cert_pem().to_owned(),
+        certs: BTreeMap::new(),
+    });
     // Whether every planned super node's seed is stored (not only generated just now).
     let mut stored = true;
     let namespace = member_namespace(&network.name_any());
@@ -74,9 +112,34 @@ pub async fn prepare(
         if replicas == 0 || !member.view.ready {
             continue;
         }
+        let client = match ctx.members.client(mec).await {
+            Ok(client) => client,
+            Err(error) => {
+                // Unknown is not empty: nothing is rendered for it, so nothing is replaced.
+                tracing::warn!(%cluster, %error, "super-node identities unreadable");
+                stored = false;
+                continue;
+            }
+        };
+        let secrets = Api::<Secret>::namespaced(client, &namespace);
+        if let (Some(ca), Some(tls)) = (&ca, chain.tls.as_mut()) {
+            match secrets.get_opt(TLS_SECRET).await {
+                Ok(existing) => {
+                    let name = network.name_any();
+                    let (certs, issued) =
+                        super::tls::certificates(ca, &name, existing.as_ref(), replicas, now)?;
+                    if issued > 0 {
+                        tracing::info!(%cluster, issued, "ledger certificates issued");
+                    }
+                    tls.certs.insert(cluster.clone(), certs);
+                }
+                Err(error) => {
+                    tracing::warn!(%cluster, %error, "ledger certificates unreadable; left alone");
+                }
+            }
+        }
         let read = async {
-            let client = ctx.members.client(mec).await.map_err(|e| e.to_string())?;
-            Api::<Secret>::namespaced(client, &namespace)
+            secrets
                 .get_opt(IDENTITY_SECRET)
                 .await
                 .map_err(|e| e.to_string())
@@ -208,29 +271,7 @@ fn new_genesis(
         .to_json()
         .map_err(|e| Error::Chain(format!("genesis: {e}")))?;
     Ok(Secret {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            namespace: Some(namespace.to_owned()),
-            labels: Some(BTreeMap::from([
-                (
-                    "app.kubernetes.io/managed-by".to_owned(),
-                    crate::resources::FIELD_MANAGER.to_owned(),
-                ),
-                (
-                    crate::resources::NETWORK_LABEL.to_owned(),
-                    network.name_any(),
-                ),
-                (
-                    NETWORK_NAMESPACE_LABEL.to_owned(),
-                    network.namespace().unwrap_or_default(),
-                ),
-                (
-                    crate::resources::NETWORK_UID_LABEL.to_owned(),
-                    network.uid().unwrap_or_default(),
-                ),
-            ])),
-            ..Default::default()
-        },
+        metadata: hub_meta(network, name, namespace),
         type_: Some("Opaque".into()),
         data: Some(BTreeMap::from([
             (GENESIS_KEY.to_owned(), ByteString(json.into_bytes())),

@@ -11,6 +11,7 @@ mod others;
 mod registry;
 mod status;
 mod stuck;
+mod tls;
 mod trust;
 mod validate;
 
@@ -226,6 +227,7 @@ async fn reconcile_apply(
             .count(),
         paused,
         ledger: fetched.ledger_head(&network.name_any(), now),
+        plaintext_ledger: !network.spec.super_nodes.ledger_tls,
     };
     let new_status = status::compute(network, &observed, now);
     if let Some((reason, message)) = status::newly_degraded(network.status.as_ref(), &new_status) {

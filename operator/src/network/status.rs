@@ -32,6 +32,8 @@ pub struct Observed<'a> {
     /// The chain as the most advanced live super node reports it; without one, the status
     /// keeps the last report.
     pub ledger: Option<LedgerHead>,
+    /// `superNodes.ledgerTls` is off.
+    pub plaintext_ledger: bool,
 }
 
 /// The status the network should have.
@@ -196,6 +198,15 @@ fn problems(observed: &Observed<'_>) -> Vec<(HsnNetworkReason, String)> {
             ));
         }
     }
+    if observed.plaintext_ledger {
+        problems.push((
+            HsnNetworkReason::PlaintextLedger,
+            "superNodes.ledgerTls is false: records and observations travel in plain text, \
+             readable and alterable on the way, and agents cannot tell their ledger from an \
+             impostor"
+                .to_owned(),
+        ));
+    }
     if observed.lost_supers > 0 {
         problems.push((
             HsnNetworkReason::SuperNodesLost,
@@ -262,14 +273,24 @@ fn conditions(observed: &Observed<'_>, supers: &ReplicaCounts, edges: &ReplicaCo
         ),
     };
     let paused = "spec.paused is true: members are not written";
-    let ready = match problems.first() {
+    // A warning (plain text by the user's choice) degrades the network but readies it.
+    let blocking: Vec<&(HsnNetworkReason, String)> = problems
+        .iter()
+        .filter(|(r, _)| *r != HsnNetworkReason::PlaintextLedger)
+        .collect();
+    let blocking_summary = blocking
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let ready = match blocking.first() {
         _ if observed.paused => Cond::no(ConditionType::Ready, HsnNetworkReason::Paused, paused),
         _ if !converged => Cond::no(
             ConditionType::Ready,
             HsnNetworkReason::AgentsNotReady,
             counts.clone(),
         ),
-        Some((reason, _)) => Cond::no(ConditionType::Ready, *reason, summary),
+        Some((reason, _)) => Cond::no(ConditionType::Ready, *reason, blocking_summary),
         None => Cond::yes(
             ConditionType::Ready,
             HsnNetworkReason::AllAgentsReady,

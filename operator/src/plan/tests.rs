@@ -63,6 +63,7 @@ pub(super) fn spec(replicas: i32, spread: SpreadTopology, pools: Vec<EdgePool>) 
             replicas,
             image: "agent".into(),
             ledger_image: "ledger".into(),
+            ledger_tls: true,
             resources: None,
             placement: Placement {
                 spread_by: spread,

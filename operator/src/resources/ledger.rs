@@ -38,6 +38,53 @@ pub const REGISTRY_KEY: &str = "registry";
 pub const IDENTITY_DIR: &str = "/etc/hsn/identity";
 /// Where the ledger ConfigMap is mounted.
 const LEDGER_CONFIG_DIR: &str = "/etc/hsn/ledger";
+/// The Secret of the super nodes' ledger certificates in a member: `<pod>.crt`, `<pod>.key`.
+pub const TLS_SECRET: &str = "hsn-ledger-tls";
+/// The ConfigMap of the network's CA certificate (`ca.crt`), in every member of the network.
+pub const CA_CONFIGMAP: &str = "hsn-ledger-ca";
+/// Key of the CA certificate (PEM) in [`CA_CONFIGMAP`] and the hub's CA Secret.
+pub const CA_CERT_KEY: &str = "ca.crt";
+/// Where the ledger certificates are mounted in the ledger container.
+const TLS_DIR: &str = "/etc/hsn/tls";
+/// Where the CA ConfigMap is mounted in every agent container.
+const CA_DIR: &str = "/etc/hsn/ledger-ca";
+
+/// The name every ledger of `network` carries in its certificate and agents check.
+pub fn ledger_server_name(network: &str) -> String {
+    format!("ledger.{network}.hsn.internal")
+}
+
+/// A ledger's server certificate and its key, PEM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerCert {
+    /// The certificate.
+    pub cert_pem: String,
+    /// Its private key.
+    pub key_pem: String,
+}
+
+/// TLS between agents and ledgers: the network's CA certificate, and per member cluster the
+/// certificates of its super nodes by ordinal (a cluster missing here is one whose Secret
+/// could not be read: nothing of it is rendered).
+#[derive(Clone, Debug, Default)]
+pub struct LedgerTls {
+    /// The CA certificate, PEM.
+    pub ca_pem: String,
+    /// Per member cluster, by ordinal.
+    pub certs: BTreeMap<String, BTreeMap<u32, ServerCert>>,
+}
+
+impl LedgerTls {
+    /// Key of a super node's certificate in [`TLS_SECRET`].
+    pub fn cert_key(pod: &str) -> String {
+        format!("{pod}.crt")
+    }
+
+    /// Key of a super node's private key in [`TLS_SECRET`].
+    pub fn key_key(pod: &str) -> String {
+        format!("{pod}.key")
+    }
+}
 
 /// The pod name of a super node: the StatefulSet's name and its ordinal.
 pub fn super_pod(ordinal: u32) -> String {
@@ -55,6 +102,8 @@ pub struct Chain {
     pub genesis: Option<String>,
     /// The last registry change published, once there is one.
     pub registry: Option<String>,
+    /// Certificates, when the network's ledgers speak TLS (`superNodes.ledgerTls`).
+    pub tls: Option<LedgerTls>,
 }
 
 impl Chain {
@@ -90,6 +139,81 @@ pub(super) fn identity_secret(
         ),
         ..Default::default()
     })
+}
+
+/// The Secret of `cluster`'s super nodes' ledger certificates, when they are known.
+pub(super) fn tls_secret(render: &Renderer<'_>, chain: &Chain, cluster: &str) -> Option<Secret> {
+    let certs = chain.tls.as_ref()?.certs.get(cluster)?;
+    let mut data = BTreeMap::new();
+    for (ordinal, cert) in certs {
+        let pod = super_pod(*ordinal);
+        data.insert(
+            LedgerTls::cert_key(&pod),
+            ByteString(cert.cert_pem.clone().into_bytes()),
+        );
+        data.insert(
+            LedgerTls::key_key(&pod),
+            ByteString(cert.key_pem.clone().into_bytes()),
+        );
+    }
+    Some(Secret {
+        metadata: render.meta(TLS_SECRET),
+        type_: Some("Opaque".into()),
+        data: Some(data),
+        ..Default::default()
+    })
+}
+
+/// The CA ConfigMap every agent of the network mounts, when the network has a CA.
+pub(super) fn ca_config_map(render: &Renderer<'_>, chain: &Chain) -> Option<ConfigMap> {
+    let tls = chain.tls.as_ref()?;
+    Some(ConfigMap {
+        metadata: render.meta(CA_CONFIGMAP),
+        data: Some(BTreeMap::from([(
+            CA_CERT_KEY.to_owned(),
+            tls.ca_pem.clone(),
+        )])),
+        ..Default::default()
+    })
+}
+
+/// The agent's ledger TLS: its volume, its mount and its flags (`--ledger-ca`, the name to
+/// check); empty when the network's ledgers speak plain text.
+pub(super) fn agent_tls(render: &Renderer<'_>) -> (Vec<Volume>, Vec<VolumeMount>, Vec<String>) {
+    if !render.network.spec.super_nodes.ledger_tls {
+        return (Vec::new(), Vec::new(), Vec::new());
+    }
+    let volume = Volume {
+        name: "ledger-ca".into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: CA_CONFIGMAP.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mount = VolumeMount {
+        name: "ledger-ca".into(),
+        mount_path: CA_DIR.into(),
+        read_only: Some(true),
+        ..Default::default()
+    };
+    let args = vec![
+        "--ledger-ca".into(),
+        format!("{CA_DIR}/{CA_CERT_KEY}"),
+        "--ledger-tls-domain".into(),
+        ledger_server_name(&render.name),
+    ];
+    (vec![volume], vec![mount], args)
+}
+
+/// The super agent's ledger: the one in its pod, over TLS unless the network turned it off.
+pub(super) fn local_endpoint(render: &Renderer<'_>) -> String {
+    let scheme = if render.network.spec.super_nodes.ledger_tls {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://127.0.0.1:{}", ports::LEDGER)
 }
 
 /// The validators' P2P addresses: every live super node whose key is known and whose
@@ -134,9 +258,9 @@ pub(super) fn config_map(
 }
 
 /// The volumes the ledger container (and the agent, for its identity) mounts: the seeds
-/// readable by the pod's group only, the ledger ConfigMap.
-pub(super) fn volumes() -> Vec<Volume> {
-    vec![
+/// readable by the pod's group only, the ledger ConfigMap, the certificates with TLS.
+pub(super) fn volumes(tls: bool) -> Vec<Volume> {
+    let mut volumes = vec![
         Volume {
             name: "identity".into(),
             secret: Some(SecretVolumeSource {
@@ -159,7 +283,19 @@ pub(super) fn volumes() -> Vec<Volume> {
             empty_dir: Some(EmptyDirVolumeSource::default()),
             ..Default::default()
         },
-    ]
+    ];
+    if tls {
+        volumes.push(Volume {
+            name: "ledger-tls".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(TLS_SECRET.into()),
+                default_mode: Some(0o400),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    volumes
 }
 
 /// The identity mount of both containers.
@@ -176,8 +312,8 @@ pub(super) fn identity_mount() -> VolumeMount {
 /// directory on the node, its key from the identity Secret, genesis and peers from the
 /// ledger ConfigMap; gRPC for the agents on the node's address, CometBFT's P2P for the
 /// other validators, `/metrics` of both.
-pub(super) fn container(image: &str, env: Vec<EnvVar>) -> Container {
-    let args: Vec<String> = vec![
+pub(super) fn container(image: &str, env: Vec<EnvVar>, tls: bool) -> Container {
+    let mut args: Vec<String> = vec![
         "node".into(),
         "--db".into(),
         "/var/lib/hsn/ledger/ledger.redb".into(),
@@ -200,6 +336,41 @@ pub(super) fn container(image: &str, env: Vec<EnvVar>) -> Container {
         "--cometbft-metrics".into(),
         SocketAddr::new(IpAddr::from([0, 0, 0, 0]), ports::COMETBFT_METRICS).to_string(),
     ];
+    let mut mounts = vec![
+        VolumeMount {
+            name: "state".into(),
+            mount_path: "/var/lib/hsn".into(),
+            sub_path_expr: Some("$(POD_NAME)".into()),
+            ..Default::default()
+        },
+        identity_mount(),
+        VolumeMount {
+            name: "ledger-config".into(),
+            mount_path: LEDGER_CONFIG_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        },
+        // CometBFT writes temporary files; the root filesystem is read-only.
+        VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        },
+    ];
+    if tls {
+        args.extend([
+            "--tls-cert".into(),
+            format!("{TLS_DIR}/$(POD_NAME).crt"),
+            "--tls-key".into(),
+            format!("{TLS_DIR}/$(POD_NAME).key"),
+        ]);
+        mounts.push(VolumeMount {
+            name: "ledger-tls".into(),
+            mount_path: TLS_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
     let port = |name: &str, port: u16| ContainerPort {
         name: Some(name.into()),
         container_port: i32::from(port),
@@ -233,27 +404,7 @@ pub(super) fn container(image: &str, env: Vec<EnvVar>) -> Container {
             }),
             ..Default::default()
         }),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "state".into(),
-                mount_path: "/var/lib/hsn".into(),
-                sub_path_expr: Some("$(POD_NAME)".into()),
-                ..Default::default()
-            },
-            identity_mount(),
-            VolumeMount {
-                name: "ledger-config".into(),
-                mount_path: LEDGER_CONFIG_DIR.into(),
-                read_only: Some(true),
-                ..Default::default()
-            },
-            // CometBFT writes temporary files; the root filesystem is read-only.
-            VolumeMount {
-                name: "tmp".into(),
-                mount_path: "/tmp".into(),
-                ..Default::default()
-            },
-        ]),
+        volume_mounts: Some(mounts),
         ..Default::default()
     }
 }

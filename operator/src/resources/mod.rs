@@ -20,7 +20,10 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::plan::Plan;
 
-pub use ledger::{Chain, IDENTITY_SECRET, LEDGER_CONFIGMAP, peers_file, super_pod};
+pub use ledger::{
+    CA_CERT_KEY, CA_CONFIGMAP, Chain, IDENTITY_SECRET, LEDGER_CONFIGMAP, LedgerTls, ServerCert,
+    TLS_SECRET, ledger_server_name, peers_file, super_pod,
+};
 pub use owner::{HUB_LABEL, MEC_CLUSTER_ANNOTATION, Owner, Ownership};
 pub use routes::{Peer, Peers, routes_table};
 
@@ -130,8 +133,10 @@ pub fn member_objects(
     })];
     out.extend(rbac::objects(&render, part));
     out.push(render.object(&routes::config_map(&render, cluster, plan, peers)));
+    out.extend(ledger::ca_config_map(&render, chain).map(|c| render.object(&c)));
     if part.super_replicas > 0 {
         out.extend(ledger::identity_secret(&render, chain, cluster).map(|s| render.object(&s)));
+        out.extend(ledger::tls_secret(&render, chain, cluster).map(|s| render.object(&s)));
         out.extend(ledger::config_map(&render, plan, chain, peers).map(|c| render.object(&c)));
         out.extend(workloads::super_nodes(&render, part.super_replicas));
     }

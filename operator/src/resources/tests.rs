@@ -253,12 +253,14 @@ fn an_edge_and_a_super_node_on_one_node_do_not_share_state_pins_or_ports() {
     assert_eq!(metrics(&edge), "0.0.0.0:9100");
     // What lives on the node (pins, state) is the pod's own; the key comes from a Secret.
     for mount in sup["volumeMounts"].as_array().unwrap() {
-        if mount["name"] != "identity" {
+        if mount["name"] != "identity" && mount["name"] != "ledger-ca" {
             assert_eq!(mount["subPathExpr"], "$(POD_NAME)", "{mount}");
         }
     }
     for mount in edge["volumeMounts"].as_array().unwrap() {
-        assert_eq!(mount["subPath"], "edge", "{mount}");
+        if mount["name"] != "ledger-ca" {
+            assert_eq!(mount["subPath"], "edge", "{mount}");
+        }
     }
 }
 
@@ -553,8 +555,16 @@ fn super_pods_run_the_ledger_with_their_identity_genesis_and_peers() {
         after(&agent, "--identity-file"),
         "/etc/hsn/identity/$(POD_NAME)"
     );
-    assert_eq!(after(&agent, "--ledger-endpoint"), "http://127.0.0.1:7443");
+    // TLS by default: the agent checks the network's ledger name against the CA.
+    assert_eq!(after(&agent, "--ledger-endpoint"), "https://127.0.0.1:7443");
+    assert_eq!(after(&agent, "--ledger-ca"), "/etc/hsn/ledger-ca/ca.crt");
+    assert_eq!(
+        after(&agent, "--ledger-tls-domain"),
+        "ledger.metro.hsn.internal"
+    );
     let ledger = args(1);
+    assert_eq!(after(&ledger, "--tls-cert"), "/etc/hsn/tls/$(POD_NAME).crt");
+    assert_eq!(after(&ledger, "--tls-key"), "/etc/hsn/tls/$(POD_NAME).key");
     assert_eq!(ledger[0], "node");
     assert_eq!(
         after(&ledger, "--key-file"),
@@ -568,6 +578,73 @@ fn super_pods_run_the_ledger_with_their_identity_genesis_and_peers() {
     let ledger_sc = &pod["containers"][1]["securityContext"];
     assert_eq!(ledger_sc["capabilities"]["drop"][0], "ALL");
     assert!(ledger_sc["capabilities"]["add"].is_null(), "no capability");
+    // No certificates known yet: no TLS Secret, no CA ConfigMap (the pods wait for them).
+    assert!(
+        !objs
+            .iter()
+            .any(|d| d.name == TLS_SECRET || d.name == CA_CONFIGMAP)
+    );
+
+    chain.tls = Some(LedgerTls {
+        ca_pem: "CA".into(),
+        certs: BTreeMap::from([(
+            "a".to_string(),
+            BTreeMap::from([(
+                0,
+                ServerCert {
+                    cert_pem: "C0".into(),
+                    key_pem: "K0".into(),
+                },
+            )]),
+        )]),
+    });
+    let objs = member_objects(&network(), &owner("a"), &plan(), &peers, &chain);
+    let secret = objs.iter().find(|d| d.name == TLS_SECRET).expect("certs");
+    let data = &secret.body["data"];
+    let decoded = |k: &str| {
+        use k8s_openapi::ByteString;
+        let b: ByteString = serde_json::from_value(data[k].clone()).unwrap();
+        String::from_utf8(b.0).unwrap()
+    };
+    assert_eq!(
+        (
+            decoded("hsn-super-node-0.crt"),
+            decoded("hsn-super-node-0.key")
+        ),
+        ("C0".into(), "K0".into())
+    );
+    let ca = objs.iter().find(|d| d.name == CA_CONFIGMAP).expect("CA");
+    assert_eq!(ca.body["data"]["ca.crt"], "CA");
+    // A cluster whose certificates are unknown gets the CA, and no certificate Secret.
+    let b = member_objects(&network(), &owner("b"), &plan(), &peers, &chain);
+    assert!(b.iter().any(|d| d.name == CA_CONFIGMAP));
+    assert!(!b.iter().any(|d| d.name == TLS_SECRET));
+    let edge = b.iter().find(|d| d.resource.kind == "DaemonSet").unwrap();
+    let edge_args: Vec<String> = serde_json::from_value(
+        edge.body["spec"]["template"]["spec"]["containers"][0]["args"].clone(),
+    )
+    .unwrap();
+    assert_eq!(
+        after(&edge_args, "--ledger-ca"),
+        "/etc/hsn/ledger-ca/ca.crt"
+    );
+
+    // Turned off: plain text everywhere, no certificate mounted.
+    let mut plain = network();
+    plain.spec.super_nodes.ledger_tls = false;
+    let objs = member_objects(&plain, &owner("a"), &plan(), &peers, &Chain::default());
+    let sts = objs
+        .iter()
+        .find(|d| d.resource.kind == "StatefulSet")
+        .unwrap();
+    let pod = &sts.body["spec"]["template"]["spec"];
+    let joined = pod.to_string();
+    assert!(
+        !joined.contains("--ledger-ca") && !joined.contains("--tls-cert"),
+        "{joined}"
+    );
+    let agent: Vec<String> = serde_json::from_value(pod["containers"][0]["args"].clone()).unwrap();
+    assert_eq!(after(&agent, "--ledger-endpoint"), "http://127.0.0.1:7443");
 }
 
 #[test]

@@ -35,7 +35,7 @@ pub(super) fn super_nodes(render: &Renderer<'_>, replicas: u32) -> Vec<MemberObj
         "--identity-file".into(),
         format!("{}/$(POD_NAME)", ledger::IDENTITY_DIR),
         "--ledger-endpoint".into(),
-        format!("http://127.0.0.1:{}", hsn_core::ports::LEDGER),
+        ledger::local_endpoint(render),
     ]);
     container
         .volume_mounts
@@ -47,6 +47,7 @@ pub(super) fn super_nodes(render: &Renderer<'_>, replicas: u32) -> Vec<MemberObj
             field_env("POD_NAME", "metadata.name"),
             field_env("POD_IP", "status.podIP"),
         ],
+        spec.ledger_tls,
     );
     let statefulset = StatefulSet {
         metadata: render.meta(SUPER_NODE),
@@ -64,7 +65,7 @@ pub(super) fn super_nodes(render: &Renderer<'_>, replicas: u32) -> Vec<MemberObj
                 Role::Super,
                 &selector,
                 vec![container, ledger_container],
-                ledger::volumes(),
+                ledger::volumes(spec.ledger_tls),
                 Affinity::default(),
                 Vec::new(),
             ),
@@ -244,6 +245,7 @@ fn pod_template(
                 ]
                 .into_iter()
                 .chain(extra_volumes)
+                .chain(ledger::agent_tls(render).0)
                 .collect(),
             ),
             ..Default::default()
@@ -304,6 +306,8 @@ fn agent_container(render: &Renderer<'_>, image: &str, role: &str) -> Container 
         _ => (EDGE_METRICS_PORT, Some("edge".to_string()), None),
     };
     args.extend(["--metrics-addr".into(), format!("0.0.0.0:{metrics_port}")]);
+    let (_, tls_mounts, tls_args) = ledger::agent_tls(render);
+    args.extend(tls_args);
     Container {
         name: "agent".into(),
         image: Some(image.into()),
@@ -329,22 +333,27 @@ fn agent_container(render: &Renderer<'_>, image: &str, role: &str) -> Container 
             }),
             ..Default::default()
         }),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "bpffs".into(),
-                mount_path: "/sys/fs/bpf".into(),
-                sub_path: sub_path.clone(),
-                sub_path_expr: sub_path_expr.clone(),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "state".into(),
-                mount_path: "/var/lib/hsn".into(),
-                sub_path,
-                sub_path_expr,
-                ..Default::default()
-            },
-        ]),
+        volume_mounts: Some(
+            vec![
+                VolumeMount {
+                    name: "bpffs".into(),
+                    mount_path: "/sys/fs/bpf".into(),
+                    sub_path: sub_path.clone(),
+                    sub_path_expr: sub_path_expr.clone(),
+                    ..Default::default()
+                },
+                VolumeMount {
+                    name: "state".into(),
+                    mount_path: "/var/lib/hsn".into(),
+                    sub_path,
+                    sub_path_expr,
+                    ..Default::default()
+                },
+            ]
+            .into_iter()
+            .chain(tls_mounts)
+            .collect(),
+        ),
         ..Default::default()
     }
 }

@@ -102,8 +102,83 @@ pub(crate) async fn chain(s: &Suite) -> Result<String> {
         validators == stored,
         "validators {validators:?} are the stored keys {stored:?}"
     );
+    ledger_certificates(s, &net.uid().unwrap_or_default()).await?;
     registry_follows_published_keys(s, &state).await?;
     Ok(genesis)
+}
+
+/// TLS by default: the network's CA in the hub, its certificate in every member, and one
+/// certificate per super node in its member, signed by that CA for the network's ledger
+/// name, with the key beside it.
+async fn ledger_certificates(s: &Suite, uid: &str) -> Result<()> {
+    use x509_parser::prelude::{FromDer as _, GeneralName, SubjectPublicKeyInfo};
+    let secrets: Api<Secret> = Api::namespaced(s.hub(), OPERATOR_NS);
+    let ca = secrets
+        .get(&format!("hsn-ledger-ca-{uid}"))
+        .await
+        .context("the network's CA in the hub")?;
+    let ca_data = ca.data.context("CA data")?;
+    ensure!(
+        ca_data.contains_key("ca.key"),
+        "the CA's key stays in the hub"
+    );
+    let ca_pem = String::from_utf8(ca_data["ca.crt"].0.clone())?;
+    let (_, ca_cert) = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes())?;
+    let ca_cert = ca_cert.parse_x509()?;
+    let (_, ca_key) = SubjectPublicKeyInfo::from_der(ca_cert.public_key().raw)?;
+    let name = format!("ledger.{NET}.hsn.internal");
+    let mut certificates = 0;
+    for member in [&s.a, &s.b] {
+        let cms: Api<ConfigMap> = Api::namespaced(member.client(), MEMBER_NS);
+        let cm = wait_for("the CA ConfigMap", DEADLINE, || async {
+            cms.get_opt("hsn-ledger-ca").await.ok().flatten()
+        })
+        .await?;
+        ensure!(
+            cm.data.as_ref().and_then(|d| d.get("ca.crt")) == Some(&ca_pem),
+            "{}: the hub's CA certificate",
+            member.name
+        );
+        let ids: Api<Secret> = Api::namespaced(member.client(), MEMBER_NS);
+        let pods: Vec<String> = ids
+            .get("hsn-super-identities")
+            .await?
+            .data
+            .unwrap_or_default()
+            .into_keys()
+            .collect();
+        let tls = ids.get("hsn-ledger-tls").await?.data.unwrap_or_default();
+        for pod in &pods {
+            let pem = &tls
+                .get(&format!("{pod}.crt"))
+                .with_context(|| format!("{}: {pod}'s certificate", member.name))?
+                .0;
+            ensure!(tls.contains_key(&format!("{pod}.key")), "{pod}'s key");
+            let (_, cert) = x509_parser::pem::parse_x509_pem(pem)?;
+            let cert = cert.parse_x509()?;
+            cert.verify_signature(Some(&ca_key))
+                .map_err(|e| anyhow::anyhow!("{pod}: not signed by the CA: {e}"))?;
+            let names = cert
+                .subject_alternative_name()?
+                .map(|san| san.value.general_names.clone())
+                .unwrap_or_default();
+            ensure!(
+                names
+                    .iter()
+                    .any(|n| matches!(n, GeneralName::DNSName(d) if *d == name)),
+                "{pod}: {names:?}"
+            );
+            certificates += 1;
+        }
+    }
+    ensure!(
+        certificates == 4,
+        "one certificate per super node: {certificates}"
+    );
+    println!(
+        "ledger TLS: the network's CA in the hub and every member, {certificates} super-node certificates for {name}"
+    );
+    Ok(())
 }
 
 /// An edge's agent publishes its key in its Lease: the operator signs a registry change

@@ -100,6 +100,22 @@ fn scenario(problem: usize) -> (Plan, BTreeMap<String, MemberOutcome>, usize) {
     (plan, outcomes, lost)
 }
 
+/// What is observed with no Lease lost, not paused, no ledger report.
+fn calm<'a>(
+    plan: &'a Plan,
+    outcomes: &'a BTreeMap<String, MemberOutcome>,
+    plaintext_ledger: bool,
+) -> Observed<'a> {
+    Observed {
+        plan,
+        outcomes,
+        lost_supers: 0,
+        paused: false,
+        ledger: None,
+        plaintext_ledger,
+    }
+}
+
 #[test]
 fn no_condition_contradicts_its_reason() {
     let mut seen = Vec::new();
@@ -118,6 +134,7 @@ fn no_condition_contradicts_its_reason() {
                     lost_supers,
                     paused,
                     ledger: None,
+                    plaintext_ledger: problem == 0,
                 };
                 let conds = conditions(&observed, &supers, &edges);
                 for c in &conds {
@@ -146,16 +163,27 @@ fn no_condition_contradicts_its_reason() {
 }
 
 #[test]
+fn plaintext_ledgers_degrade_a_ready_network() {
+    let (plan, outcomes, _) = scenario(0);
+    let observed = calm(&plan, &outcomes, true);
+    let conds = conditions(&observed, &counts(4, 4), &counts(16, 16));
+    assert_eq!((conds[0].status, conds[0].reason), (true, "AllAgentsReady"));
+    assert_eq!(
+        (conds[2].status, conds[2].reason),
+        (true, "PlaintextLedger")
+    );
+    assert!(
+        conds[2].message.contains("plain text"),
+        "{}",
+        conds[2].message
+    );
+}
+
+#[test]
 fn all_agents_ready_with_too_few_super_nodes_is_not_reported_as_agents_not_ready() {
     // What the issue saw: "AgentsNotReady: 4/4 super nodes and 16/16 edge nodes ready".
     let (plan, outcomes, _) = scenario(1);
-    let observed = Observed {
-        plan: &plan,
-        outcomes: &outcomes,
-        lost_supers: 0,
-        paused: false,
-        ledger: None,
-    };
+    let observed = calm(&plan, &outcomes, false);
     let conds = conditions(&observed, &counts(4, 4), &counts(16, 16));
     let ready = &conds[0];
     assert_eq!(
@@ -177,13 +205,7 @@ fn all_agents_ready_with_too_few_super_nodes_is_not_reported_as_agents_not_ready
 #[test]
 fn pods_that_cannot_be_scheduled_are_never_healthy() {
     let (plan, outcomes, _) = scenario(5);
-    let observed = Observed {
-        plan: &plan,
-        outcomes: &outcomes,
-        lost_supers: 0,
-        paused: false,
-        ledger: None,
-    };
+    let observed = calm(&plan, &outcomes, false);
     let conds = conditions(&observed, &counts(3, 4), &counts(16, 16));
     assert_eq!((conds[2].status, conds[2].reason), (true, "Unschedulable"));
     assert_eq!(
