@@ -23,7 +23,7 @@ use hsn_testkit::operator::{
 };
 use hsn_testkit::{KwokCluster, wait_for, wait_for_ok};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -494,21 +494,7 @@ async fn super_ledger(hub: &Client, member: &Client, pod: &Pod, node: &RealNode)
     ensure!(ledger.ready, "ledger container not ready: {ledger:?}");
     // TLS by default: the ledger proves the network's ledger name with a certificate from
     // the network's CA, which every member carries.
-    let cms: Api<ConfigMap> = Api::namespaced(member.clone(), MEMBER_NS);
-    let ca = cms
-        .get("hsn-ledger-ca")
-        .await?
-        .data
-        .and_then(|mut d| d.remove("ca.crt"))
-        .context("the network's CA certificate")?;
-    let dir = tempfile::tempdir()?;
-    let ca_file = dir.path().join("ca.crt");
-    std::fs::write(&ca_file, ca)?;
-    let tls = hsn_ledger_api::client::ClientTls {
-        ca: ca_file,
-        identity: None,
-        domain: Some(format!("ledger.{NETWORK}.hsn.internal")),
-    };
+    let (_ca, tls) = hsn_testkit::operator::ledger_tls(member, MEMBER_NS, NETWORK).await?;
     let plain = format!("http://{}:{}", node.ip(), hsn_core::ports::LEDGER);
     let refused = match hsn_ledger_api::client::connect(&plain, None).await {
         Ok(mut c) => c

@@ -59,7 +59,7 @@ pub async fn forget(network: &HsnNetwork, ctx: &Context) -> Result<(), Error> {
 
 /// Metadata of a hub Secret of `network` in the operator's namespace: labelled with the
 /// network (namespace, name, UID), so it can be told whose it is.
-pub fn hub_meta(network: &HsnNetwork, name: &str, namespace: &str) -> ObjectMeta {
+fn hub_meta(network: &HsnNetwork, name: &str, namespace: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_owned()),
         namespace: Some(namespace.to_owned()),
@@ -95,7 +95,9 @@ pub async fn prepare(
     let mut chain = Chain::default();
     let now = Timestamp::now();
     let ca = if network.spec.super_nodes.ledger_tls {
-        super::tls::ca(network, ctx).await?
+        let ns = &ctx.settings.operator_namespace;
+        let meta = hub_meta(network, &super::tls::ca_secret(network), ns);
+        super::tls::ca(network, ctx, meta).await?
     } else {
         None
     };

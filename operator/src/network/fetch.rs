@@ -360,26 +360,6 @@ impl Fetched {
             .min()
     }
 
-    /// The most advanced report of the network's chain (most ledger blocks, then most
-    /// CometBFT blocks) among super nodes whose Lease is trusted and fresh, named after the
-    /// super's HsnNode.
-    pub fn ledger_head(&self, network: &str, now: Timestamp) -> Option<LedgerHead> {
-        self.leases
-            .iter()
-            .flat_map(|(cluster, leases)| leases.iter().map(move |l| (cluster, l)))
-            .filter(|(_, (_, info))| matches!(info.verdict, Verdict::Trusted(_)) && info.fresh(now))
-            .filter_map(|(cluster, (name, info))| {
-                let ordinal = SuperId::ordinal_of(name)?;
-                let head = info.ledger.clone()?;
-                Some((head, SuperId::new(cluster, ordinal)))
-            })
-            .max_by_key(|(head, _)| (head.height, head.chain_height))
-            .map(|(head, id)| LedgerHead {
-                reported_by: Some(super::nodes::super_node_name(network, &id)),
-                ..head
-            })
-    }
-
     /// When each lost super's Lease lapsed.
     pub fn lease_expiry(&self, s: &SuperId) -> Option<Timestamp> {
         self.leases
@@ -432,7 +412,7 @@ impl Fetched {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::network::trust::Placed;
     use hsn_api::node::{AgentPod, HsnNodeSpec};
@@ -491,16 +471,21 @@ mod tests {
         assert_eq!(forged, ["by-label", "by-spec", "old-network"]);
     }
 
-    #[test]
-    fn only_placed_pods_leases_advertise_and_keep_a_super_node_live() {
-        let now: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
-        let placed = Verdict::Trusted(Placed {
+    /// The verdict on a Lease written by the pod placed for it.
+    pub(in crate::network) fn placed() -> Verdict {
+        Verdict::Trusted(Placed {
             pod: AgentPod {
                 name: "p".into(),
                 uid: "u".into(),
             },
             node: None,
-        });
+        })
+    }
+
+    #[test]
+    fn only_placed_pods_leases_advertise_and_keep_a_super_node_live() {
+        let now: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+        let placed = placed();
         let refused = Verdict::Refused(Distrust::NoSuchPod("x".into()));
         let lease = |verdict: &Verdict, expires: &str| LeaseInfo {
             expires: Some(expires.parse().unwrap()),
@@ -536,69 +521,6 @@ mod tests {
         let peers = fetched.peers();
         let advertised: Vec<&String> = peers["a"].keys().collect();
         assert_eq!(advertised, ["edge-n2", "super-0", "super-1"]);
-    }
-
-    #[test]
-    fn the_ledger_head_is_the_most_advanced_live_super_nodes_report() {
-        let now: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
-        let placed = Verdict::Trusted(Placed {
-            pod: AgentPod {
-                name: "p".into(),
-                uid: "u".into(),
-            },
-            node: None,
-        });
-        let head = |height, chain_height| LedgerHead {
-            height,
-            chain_height,
-            head_hash: format!("{height:02}"),
-            validators: 3,
-            ..LedgerHead::default()
-        };
-        let lease = |verdict: &Verdict, expires: &str, ledger: LedgerHead| LeaseInfo {
-            expires: Some(expires.parse().unwrap()),
-            ledger: Some(ledger),
-            verdict: verdict.clone(),
-            ..LeaseInfo::default()
-        };
-        let fresh = "2026-11-26T10:00:10Z";
-        let refused = Verdict::Refused(Distrust::NoSuchPod("x".into()));
-        let fetched = |b: Leases| Fetched {
-            members: vec![],
-            leases: BTreeMap::from([
-                (
-                    "a".to_string(),
-                    Leases::from([
-                        ("super-0".into(), lease(&placed, fresh, head(5, 60))),
-                        // Lapsed, refused, or an edge's: not the chain's voice.
-                        (
-                            "super-1".into(),
-                            lease(&placed, "2026-11-26T09:59:00Z", head(9, 99)),
-                        ),
-                        ("super-2".into(), lease(&refused, fresh, head(9, 99))),
-                        ("edge-n1".into(), lease(&placed, fresh, head(9, 99))),
-                    ]),
-                ),
-                ("b".to_string(), b),
-            ]),
-            nodes: BTreeMap::new(),
-            forged: vec![],
-            reads: BTreeMap::new(),
-        };
-        let ahead = fetched(Leases::from([(
-            "super-0".into(),
-            lease(&placed, fresh, head(5, 61)),
-        )]));
-        let chosen = ahead.ledger_head("metro", now).unwrap();
-        assert_eq!((chosen.height, chosen.chain_height), (5, 61));
-        assert_eq!(chosen.reported_by.as_deref(), Some("metro.b.super-0"));
-        let behind = fetched(Leases::new());
-        assert_eq!(behind.ledger_head("metro", now).unwrap().chain_height, 60);
-        assert_eq!(
-            fetched(Leases::new()).ledger_head("metro", "2026-11-26T11:00:00Z".parse().unwrap()),
-            None,
-            "nobody live: no report"
-        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod chain;
 mod cleanup;
 mod failover;
 mod fetch;
+mod head;
 mod nodes;
 mod others;
 mod registry;
@@ -226,7 +227,7 @@ async fn reconcile_apply(
             .filter(|s| plan.supers().any(|p| p == **s))
             .count(),
         paused,
-        ledger: fetched.ledger_head(&network.name_any(), now),
+        ledger: head::ledger_head(&fetched, &network.name_any(), now),
         plaintext_ledger: !network.spec.super_nodes.ledger_tls,
     };
     let new_status = status::compute(network, &observed, now);

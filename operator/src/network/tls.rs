@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use hsn_api::HsnNetwork;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
@@ -42,17 +43,22 @@ pub fn ca_secret(network: &HsnNetwork) -> String {
     format!("hsn-ledger-ca-{}", network.uid().unwrap_or_default())
 }
 
-/// The network's CA, read from the hub or made now (never while paused: `None` then).
-pub async fn ca(network: &HsnNetwork, ctx: &Context) -> Result<Option<Ca>, Error> {
+/// The network's CA, read from the hub Secret `meta` names or made now (never while
+/// paused: `None` then).
+pub async fn ca(
+    network: &HsnNetwork,
+    ctx: &Context,
+    meta: ObjectMeta,
+) -> Result<Option<Ca>, Error> {
     let api: Api<Secret> = Api::namespaced(ctx.hub.clone(), &ctx.settings.operator_namespace);
-    let name = ca_secret(network);
+    let name = meta.name.clone().unwrap_or_default();
     let secret = match api.get_opt(&name).await.map_err(Error::Hub)? {
         Some(secret) => secret,
         None if network.spec.paused => return Ok(None),
         None => {
             let made = Ca::generate(&network.name_any())?;
             let secret = Secret {
-                metadata: super::chain::hub_meta(network, &name, &ctx.settings.operator_namespace),
+                metadata: meta,
                 type_: Some("Opaque".into()),
                 data: Some(BTreeMap::from([
                     (

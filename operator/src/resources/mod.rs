@@ -224,3 +224,6 @@ impl<'a> Renderer<'a> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod ledger_tests;

@@ -6,7 +6,7 @@ use hsn_api::routes::{ROUTES_KEY, RoutesTable};
 use super::*;
 use crate::plan::{ClusterPlan, EdgeId, Plan, SuperId};
 
-fn network() -> HsnNetwork {
+pub(super) fn network() -> HsnNetwork {
     let mut n: HsnNetwork = serde_json::from_value(serde_json::json!({
         "apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork",
         "metadata": {"name": "metro", "namespace": "edge-net", "uid": "0000-1111"},
@@ -21,7 +21,7 @@ fn network() -> HsnNetwork {
     n
 }
 
-fn plan() -> Plan {
+pub(super) fn plan() -> Plan {
     Plan {
         clusters: BTreeMap::from([
             (
@@ -52,7 +52,7 @@ fn plan() -> Plan {
     }
 }
 
-fn owner(cluster: &str) -> Owner {
+pub(super) fn owner(cluster: &str) -> Owner {
     Owner {
         hub: "hub-uid".into(),
         cluster: cluster.into(),
@@ -482,169 +482,6 @@ fn the_namespace_names_its_network_hub_and_meccluster() {
             .iter()
             .all(|d| d.body["metadata"]["labels"][HUB_LABEL].is_null())
     );
-}
-
-#[test]
-fn super_pods_run_the_ledger_with_their_identity_genesis_and_peers() {
-    let mut chain = Chain::default();
-    let keys: BTreeMap<u32, ed25519_dalek::SigningKey> = (0..2)
-        .map(|i| (i, ed25519_dalek::SigningKey::from_bytes(&[i as u8 + 1; 32])))
-        .collect();
-    chain.seeds.insert("a".into(), keys.clone());
-    // Without a genesis: the identities, no ledger ConfigMap yet (the pods wait for it).
-    let objs = member_objects(&network(), &owner("a"), &plan(), &Peers::new(), &chain);
-    let secret = objs
-        .iter()
-        .find(|d| d.name == IDENTITY_SECRET)
-        .expect("identities");
-    let seed = &secret.body["data"]["hsn-super-node-1"];
-    assert!(seed.is_string(), "{secret:?}");
-    assert!(!objs.iter().any(|d| d.name == LEDGER_CONFIGMAP));
-    // Another cluster's identities are not this one's business.
-    let b = member_objects(&network(), &owner("b"), &plan(), &Peers::new(), &chain);
-    assert!(!b.iter().any(|d| d.name == IDENTITY_SECRET));
-
-    chain.genesis = Some("{}".into());
-    let address: std::net::IpAddr = "10.0.0.7".parse().unwrap();
-    let peers = Peers::from([(
-        "a".to_string(),
-        BTreeMap::from([(
-            "super-0".to_string(),
-            Peer {
-                address: Some(address),
-                ..Default::default()
-            },
-        )]),
-    )]);
-    let objs = member_objects(&network(), &owner("a"), &plan(), &peers, &chain);
-    let cm = objs
-        .iter()
-        .find(|d| d.name == LEDGER_CONFIGMAP)
-        .expect("ledger ConfigMap");
-    assert_eq!(cm.body["data"]["genesis.json"], "{}");
-    let id = hsn_ledger_api::genesis::node_id(&hsn_ledger_api::keys::NodeKey::of(&keys[&0]));
-    assert_eq!(
-        cm.body["data"]["peers"],
-        format!("{id}@10.0.0.7:26656\n"),
-        "live supers with a known address: a/super-0 (a/super-1 is not live, b's key unknown)"
-    );
-    let sts = objs
-        .iter()
-        .find(|d| d.resource.kind == "StatefulSet")
-        .unwrap();
-    let pod = &sts.body["spec"]["template"]["spec"];
-    let names: Vec<&str> = pod["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["agent", "ledger"]);
-    let args = |i: usize| -> Vec<String> {
-        serde_json::from_value(pod["containers"][i]["args"].clone()).unwrap()
-    };
-    let after = |args: &[String], flag: &str| {
-        let i = args
-            .iter()
-            .position(|a| a == flag)
-            .unwrap_or_else(|| panic!("{flag}"));
-        args[i + 1].clone()
-    };
-    let agent = args(0);
-    assert_eq!(
-        after(&agent, "--identity-file"),
-        "/etc/hsn/identity/$(POD_NAME)"
-    );
-    // TLS by default: the agent checks the network's ledger name against the CA.
-    assert_eq!(after(&agent, "--ledger-endpoint"), "https://127.0.0.1:7443");
-    assert_eq!(after(&agent, "--ledger-ca"), "/etc/hsn/ledger-ca/ca.crt");
-    assert_eq!(
-        after(&agent, "--ledger-tls-domain"),
-        "ledger.metro.hsn.internal"
-    );
-    let ledger = args(1);
-    assert_eq!(after(&ledger, "--tls-cert"), "/etc/hsn/tls/$(POD_NAME).crt");
-    assert_eq!(after(&ledger, "--tls-key"), "/etc/hsn/tls/$(POD_NAME).key");
-    assert_eq!(ledger[0], "node");
-    assert_eq!(
-        after(&ledger, "--key-file"),
-        "/etc/hsn/identity/$(POD_NAME)"
-    );
-    assert_eq!(after(&ledger, "--peers-file"), "/etc/hsn/ledger/peers");
-    assert_eq!(
-        pod["containers"][1]["image"],
-        "ghcr.io/hsn-io/hsn-ledger:0.1.0"
-    );
-    let ledger_sc = &pod["containers"][1]["securityContext"];
-    assert_eq!(ledger_sc["capabilities"]["drop"][0], "ALL");
-    assert!(ledger_sc["capabilities"]["add"].is_null(), "no capability");
-    // No certificates known yet: no TLS Secret, no CA ConfigMap (the pods wait for them).
-    assert!(
-        !objs
-            .iter()
-            .any(|d| d.name == TLS_SECRET || d.name == CA_CONFIGMAP)
-    );
-
-    chain.tls = Some(LedgerTls {
-        ca_pem: "CA".into(),
-        certs: BTreeMap::from([(
-            "a".to_string(),
-            BTreeMap::from([(
-                0,
-                ServerCert {
-                    cert_pem: "C0".into(),
-                    key_pem: "K0".into(),
-                },
-            )]),
-        )]),
-    });
-    let objs = member_objects(&network(), &owner("a"), &plan(), &peers, &chain);
-    let secret = objs.iter().find(|d| d.name == TLS_SECRET).expect("certs");
-    let data = &secret.body["data"];
-    let decoded = |k: &str| {
-        use k8s_openapi::ByteString;
-        let b: ByteString = serde_json::from_value(data[k].clone()).unwrap();
-        String::from_utf8(b.0).unwrap()
-    };
-    assert_eq!(
-        (
-            decoded("hsn-super-node-0.crt"),
-            decoded("hsn-super-node-0.key")
-        ),
-        ("C0".into(), "K0".into())
-    );
-    let ca = objs.iter().find(|d| d.name == CA_CONFIGMAP).expect("CA");
-    assert_eq!(ca.body["data"]["ca.crt"], "CA");
-    // A cluster whose certificates are unknown gets the CA, and no certificate Secret.
-    let b = member_objects(&network(), &owner("b"), &plan(), &peers, &chain);
-    assert!(b.iter().any(|d| d.name == CA_CONFIGMAP));
-    assert!(!b.iter().any(|d| d.name == TLS_SECRET));
-    let edge = b.iter().find(|d| d.resource.kind == "DaemonSet").unwrap();
-    let edge_args: Vec<String> = serde_json::from_value(
-        edge.body["spec"]["template"]["spec"]["containers"][0]["args"].clone(),
-    )
-    .unwrap();
-    assert_eq!(
-        after(&edge_args, "--ledger-ca"),
-        "/etc/hsn/ledger-ca/ca.crt"
-    );
-
-    // Turned off: plain text everywhere, no certificate mounted.
-    let mut plain = network();
-    plain.spec.super_nodes.ledger_tls = false;
-    let objs = member_objects(&plain, &owner("a"), &plan(), &peers, &Chain::default());
-    let sts = objs
-        .iter()
-        .find(|d| d.resource.kind == "StatefulSet")
-        .unwrap();
-    let pod = &sts.body["spec"]["template"]["spec"];
-    let joined = pod.to_string();
-    assert!(
-        !joined.contains("--ledger-ca") && !joined.contains("--tls-cert"),
-        "{joined}"
-    );
-    let agent: Vec<String> = serde_json::from_value(pod["containers"][0]["args"].clone()).unwrap();
-    assert_eq!(after(&agent, "--ledger-endpoint"), "http://127.0.0.1:7443");
 }
 
 #[test]

@@ -66,3 +66,29 @@ pub async fn apply_member_objects(
     }
     ns.context("no Namespace among the desired objects")
 }
+
+/// What an agent of `network` uses to reach its ledgers over TLS: the network's CA
+/// certificate as the operator put it in the member's `namespace` (in a file of the returned
+/// directory) and the ledger name agents check.
+pub async fn ledger_tls(
+    member: &Client,
+    namespace: &str,
+    network: &str,
+) -> Result<(tempfile::TempDir, hsn_ledger_api::client::ClientTls)> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let ca = kube::Api::<ConfigMap>::namespaced(member.clone(), namespace)
+        .get(hsn_operator::resources::CA_CONFIGMAP)
+        .await?
+        .data
+        .and_then(|mut d| d.remove(hsn_operator::resources::CA_CERT_KEY))
+        .context("the network's CA certificate")?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join(hsn_operator::resources::CA_CERT_KEY);
+    std::fs::write(&file, ca)?;
+    let tls = hsn_ledger_api::client::ClientTls {
+        ca: file,
+        identity: None,
+        domain: Some(hsn_operator::resources::ledger_server_name(network)),
+    };
+    Ok((dir, tls))
+}
