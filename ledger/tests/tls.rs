@@ -1,5 +1,6 @@
-//! mTLS: with a client CA configured, the ledger serves only clients with a certificate
-//! that CA signed.
+//! TLS: with a client CA configured, the ledger serves only clients with a certificate
+//! that CA signed; a certificate renewed on disk is served to new connections without a
+//! restart.
 
 mod common;
 
@@ -14,6 +15,8 @@ use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, 
 struct Pki {
     ca: String,
     server: (String, String),
+    /// The same CA's certificate for another name, as a renewal that shows.
+    renewed: (String, String),
     client: (String, String),
     stranger: (String, String),
 }
@@ -36,6 +39,11 @@ fn pki() -> Result<Pki> {
         ExtendedKeyUsagePurpose::ServerAuth,
         &issuer,
     )?;
+    let renewed = leaf(
+        vec!["renewed.example".into()],
+        ExtendedKeyUsagePurpose::ServerAuth,
+        &issuer,
+    )?;
     let client = leaf(vec![], ExtendedKeyUsagePurpose::ClientAuth, &issuer)?;
     // A client certificate from a CA the ledger does not trust.
     let other_key = KeyPair::generate()?;
@@ -46,6 +54,7 @@ fn pki() -> Result<Pki> {
     Ok(Pki {
         ca: ca.pem(),
         server,
+        renewed,
         client,
         stranger,
     })
@@ -57,16 +66,27 @@ fn write(dir: &Path, name: &str, pem: &str) -> Result<String> {
     Ok(path.display().to_string())
 }
 
+/// The CA's and the server's PEM files, written into `dir`.
+struct Files {
+    ca: String,
+    cert: String,
+    key: String,
+}
+
+fn files(dir: &Path, pki: &Pki) -> Result<Files> {
+    Ok(Files {
+        ca: write(dir, "ca.pem", &pki.ca)?,
+        cert: write(dir, "server.pem", &pki.server.0)?,
+        key: write(dir, "server.key", &pki.server.1)?,
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtls_requires_a_client_certificate_from_the_ca() -> Result<()> {
     let net = Network::new(1)?;
     let pki = pki()?;
     let dir = net.dir.path();
-    let ca = write(dir, "ca.pem", &pki.ca)?;
-    let (cert, key) = (
-        write(dir, "server.pem", &pki.server.0)?,
-        write(dir, "server.key", &pki.server.1)?,
-    );
+    let Files { ca, cert, key } = files(dir, &pki)?;
     let (ccert, ckey) = (
         write(dir, "client.pem", &pki.client.0)?,
         write(dir, "client.key", &pki.client.1)?,
@@ -114,5 +134,45 @@ async fn mtls_requires_a_client_certificate_from_the_ca() -> Result<()> {
         "ledger", "--addr", &url, "--ca", &ca, "--cert", &ccert, "--key", &ckey, "status", "-o",
         "json",
     ])?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_is_served_without_a_restart() -> Result<()> {
+    let net = Network::new(1)?;
+    let pki = pki()?;
+    let dir = net.dir.path();
+    let Files { ca, cert, key } = files(dir, &pki)?;
+    let server = net.start(&["--tls-cert", &cert, "--tls-key", &key])?;
+    let url = format!("https://localhost:{}", server.addr.port());
+    let tls = |domain: Option<&str>| ClientTls {
+        ca: ca.clone().into(),
+        identity: None,
+        domain: domain.map(str::to_owned),
+    };
+    let serves = |domain: Option<&'static str>| {
+        let (url, tls) = (url.clone(), tls(domain));
+        async move {
+            match connect(&url, Some(&tls)).await {
+                Ok(mut c) => c.status(pb::StatusRequest {}).await.is_ok(),
+                Err(_) => false,
+            }
+        }
+    };
+    assert!(serves(None).await, "the first certificate (localhost)");
+    assert!(!serves(Some("renewed.example")).await);
+
+    // Renewed in place, key first as a Secret volume would not (a moment of mismatch).
+    write(dir, "server.key", &pki.renewed.1)?;
+    write(dir, "server.pem", &pki.renewed.0)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !serves(Some("renewed.example")).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the renewed certificate was not served within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(!serves(None).await, "the old name is no longer served");
     Ok(())
 }

@@ -6,6 +6,7 @@ mod args;
 mod limit;
 mod node;
 mod replica;
+mod tls;
 
 pub use args::{Cli, Command, ServeArgs, TlsArgs};
 pub use node::{NodeArgs, Peer, run_node};
@@ -22,8 +23,8 @@ use std::time::Duration;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::clock::SystemClock;
 use crate::ledger::{Ledger, LedgerConfig, OpenError};
@@ -177,10 +178,7 @@ async fn serve_grpc(
     let service = LedgerServer::new(service)
         .max_decoding_message_size(grpc.max_request_bytes)
         .max_encoding_message_size(usize::MAX);
-    let mut builder = Server::builder();
-    if let Some(tls) = grpc.tls {
-        builder = builder.tls_config(tls_config(tls)?)?;
-    }
+    let builder = Server::builder();
     let limit = limit::ItemLimitLayer {
         max_items: grpc.max_items,
         max_request_bytes: grpc.max_request_bytes,
@@ -197,10 +195,20 @@ async fn serve_grpc(
         shutdown.await;
         let _ = stop.send(true);
     };
-    let incoming = TcpIncoming::from(grpc.listener).with_nodelay(Some(true));
-    router
-        .serve_with_incoming_shutdown(incoming, stopping)
-        .await?;
+    match grpc.tls {
+        Some(files) => {
+            let incoming = tls::incoming(grpc.listener, files)?;
+            router
+                .serve_with_incoming_shutdown(incoming, stopping)
+                .await?;
+        }
+        None => {
+            let incoming = TcpIncoming::from(grpc.listener).with_nodelay(Some(true));
+            router
+                .serve_with_incoming_shutdown(incoming, stopping)
+                .await?;
+        }
+    }
     Ok(())
 }
 
@@ -236,16 +244,6 @@ fn io(what: &str, source: std::io::Error) -> ServerError {
         what: what.to_owned(),
         source,
     }
-}
-
-fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServerError> {
-    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| io(&format!("read {}", p.display()), e));
-    let mut tls =
-        ServerTlsConfig::new().identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
-    if let Some(ca) = &files.client_ca {
-        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
-    }
-    Ok(tls)
 }
 
 /// What the transport refuses before any handler runs, counted with the other refusals:
