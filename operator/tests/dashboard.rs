@@ -209,3 +209,72 @@ async fn every_query_names_a_metric_a_component_exports() -> Result<()> {
     );
     Ok(())
 }
+
+/// The chart's PodMonitor (`metrics.podMonitor.enabled` in a member) scrapes ports by name:
+/// each is a container port of the pods the operator renders, and every metrics port those
+/// pods name is scraped.
+#[test]
+fn the_pod_monitor_scrapes_the_metrics_ports_the_operators_pods_name() -> Result<()> {
+    hsn_testkit::require_binaries(&["helm"])?;
+    let home = tempfile::tempdir()?;
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/hsn");
+    let mut helm = std::process::Command::new(hsn_testkit::bin("helm"));
+    for var in ["HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"] {
+        helm.env(var, home.path().join(var));
+    }
+    let out = helm
+        .args(["template", "hsn", chart, "--kube-version", "1.36.2"])
+        .args(["--set", "mode=member"])
+        .args(["--set", "metrics.podMonitor.enabled=true"])
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered = String::from_utf8(out.stdout)?;
+    let monitor = rendered
+        .split("\n---")
+        .filter_map(|doc| serde_yaml_ng::from_str::<serde_json::Value>(doc).ok())
+        .find(|d| d["kind"] == "PodMonitor")
+        .context("a PodMonitor in member mode")?;
+    let scraped: BTreeSet<String> = monitor["spec"]["podMetricsEndpoints"]
+        .as_array()
+        .context("endpoints")?
+        .iter()
+        .filter_map(|e| e["port"].as_str().map(str::to_owned))
+        .collect();
+    let network: hsn_api::HsnNetwork = serde_json::from_value(serde_json::json!({
+        "apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork",
+        "metadata": {"name": "metro", "namespace": "default", "uid": "u"},
+        "spec": {"superNodes": {"replicas": 1}, "edgePools": [{"name": "bb", "sliceType": "eMBB"}],
+                 "metering": {"tenants": [{"name": "acme", "id": 1, "prefixes": ["10.77.0.0/16"]}]}},
+    }))?;
+    let mut named = BTreeSet::new();
+    for object in hsn_testkit::operator::one_of_each(&network) {
+        let template = &object.body["spec"]["template"];
+        let selected = monitor["spec"]["selector"]["matchLabels"]
+            .as_object()
+            .context("selector")?
+            .iter()
+            .all(|(k, v)| template["metadata"]["labels"][k] == *v);
+        for container in template["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for port in container["ports"].as_array().into_iter().flatten() {
+                let name = port["name"].as_str().unwrap_or_default();
+                if name.contains("metrics") {
+                    ensure!(selected, "{name} of {} not selected", object.name);
+                    named.insert(name.to_owned());
+                }
+            }
+        }
+    }
+    ensure!(
+        scraped == named,
+        "the PodMonitor scrapes {scraped:?}, the pods name {named:?}"
+    );
+    Ok(())
+}

@@ -7,10 +7,10 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, EnvVar, EnvVarSource, HostPathVolumeSource, NodeAffinity,
-    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector, PodAffinityTerm,
-    PodAntiAffinity, PodSpec, PodTemplateSpec, SecurityContext, Service, ServicePort, ServiceSpec,
-    Toleration, Volume, VolumeMount,
+    Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HostPathVolumeSource,
+    NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
+    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, SecurityContext, Service,
+    ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -312,6 +312,12 @@ fn agent_container(render: &Renderer<'_>, image: &str, role: &str) -> Container 
         name: "agent".into(),
         image: Some(image.into()),
         args: Some(args),
+        // Named for the chart's PodMonitor (`metrics.podMonitor`).
+        ports: Some(vec![ContainerPort {
+            name: Some("metrics".into()),
+            container_port: i32::from(metrics_port),
+            ..Default::default()
+        }]),
         env: Some(vec![
             field_env("NODE_NAME", "spec.nodeName"),
             // The agent holds its Lease as this pod (name and UID), which the operator
