@@ -12,8 +12,8 @@ use hsn_testkit::operator::{
 };
 use hsn_testkit::wait_for;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret};
-use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use crate::lease::lease_lapse;
@@ -119,6 +119,7 @@ pub(crate) async fn churn(s: &Suite, op: &OperatorUnderTest, genesis: &str) -> R
     // 6. Delete the network while B is away: A is cleaned now, B when it returns.
     b.go_away().await?;
     not_ready(&mecs, &b.name).await?;
+    let uid = nets.get(NET).await?.uid().unwrap_or_default();
     nets.delete(NET, &DeleteParams::default()).await?;
     wait_for("network gone from the hub", DEADLINE, || async {
         nets.get_opt(NET).await.ok()?.is_none().then_some(())
@@ -136,6 +137,17 @@ pub(crate) async fn churn(s: &Suite, op: &OperatorUnderTest, genesis: &str) -> R
     ensure!(
         assignments(&hub).await?.is_empty(),
         "HsnNodes are removed with the network"
+    );
+    // Its chain's hub Secrets (genesis and administrator key, the ledger CA) go with it.
+    let hub_secrets: Api<Secret> = Api::namespaced(hub.clone(), hsn_testkit::operator::OPERATOR_NS);
+    let left = hub_secrets
+        .list(&ListParams::default().labels(&format!("hsn.io/network-uid={uid}")))
+        .await?
+        .items;
+    ensure!(
+        left.is_empty(),
+        "hub Secrets left: {:?}",
+        left.iter().map(name_of).collect::<Vec<_>>()
     );
     b.come_back().await?;
     wait_for("B's namespace gone after it came back", DEADLINE, || {

@@ -6,7 +6,13 @@
 //! interface, hold their Leases, and their HsnNodes turn Ready. A deleted edge pod comes
 //! back and its agent takes the pinned program over: the program never leaves the
 //! interface. The super pod's ledger container runs the network's chain (one validator
-//! here) from the operator's genesis and the pod's identity. Root only (skipped, saying why, elsewhere); CI runs as root.
+//! here) from the operator's genesis and the pod's identity, over TLS, and goes on when the
+//! super pod is replaced ([`chain`]). The edge node's kubelet dies, then the network is
+//! deleted: nothing of it is left on the node whose kubelet lives, nor in the hub ([`lost`]).
+//! Root only (skipped, saying why, elsewhere); CI runs as root.
+
+mod chain;
+mod lost;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -413,7 +419,7 @@ async fn check(
     })
     .await?;
     println!("HsnNodes Ready: {ready_nodes:?}");
-    super_ledger(hub, &member, &supers[0], super_node).await?;
+    chain::super_ledger(hub, &member, &supers[0], super_node).await?;
 
     // Delete the edge pod: the DaemonSet brings it back, the new agent takes the pinned
     // link over. A program stays on the interface throughout (sampled while the pod is
@@ -477,123 +483,6 @@ async fn check(
     println!(
         "edge pod replaced by {held} ({samples} samples with a program on eth0); program {edge_prog} → {taken_over}, counters map {counters} kept"
     );
-    kubelet_dies(mec, hub, edge_node, taken_over).await
-}
-
-/// The super pod's ledger container (`hsn-ledger node` from the ledger image, CometBFT
-/// beside it) runs its network's chain: one super node, one validator, committing; the
-/// operator's genesis and the pod's identity make it the validator. The super agent reports
-/// its replica's head in its Lease, and the HsnNetwork's `status.ledger` shows it.
-async fn super_ledger(hub: &Client, member: &Client, pod: &Pod, node: &RealNode) -> Result<()> {
-    let ledger = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.name == "ledger"))
-        .context("a ledger container in the super pod")?;
-    ensure!(ledger.ready, "ledger container not ready: {ledger:?}");
-    // TLS by default: the ledger proves the network's ledger name with a certificate from
-    // the network's CA, which every member carries.
-    let (_ca, tls) = hsn_testkit::operator::ledger_tls(member, MEMBER_NS, NETWORK).await?;
-    let plain = format!("http://{}:{}", node.ip(), hsn_core::ports::LEDGER);
-    let refused = match hsn_ledger_api::client::connect(&plain, None).await {
-        Ok(mut c) => c
-            .status(hsn_ledger_api::pb::StatusRequest {})
-            .await
-            .is_err(),
-        Err(_) => true,
-    };
-    ensure!(refused, "the ledger answered in plain text");
-    let url = format!("https://{}:{}", node.ip(), hsn_core::ports::LEDGER);
-    let status = wait_for_ok("the super node's chain committing", DEADLINE, || async {
-        let mut client = hsn_ledger_api::client::connect(&url, Some(&tls))
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = client
-            .status(hsn_ledger_api::pb::StatusRequest {})
-            .await
-            .map_err(|e| e.to_string())?
-            .into_inner();
-        if status.replicated && status.app_height >= 3 {
-            Ok(status)
-        } else {
-            Err(format!("{status:?}"))
-        }
-    })
-    .await?;
-    ensure!(
-        status.validators.len() == 1,
-        "one validator: {:?}",
-        status.validators
-    );
-    println!(
-        "the super pod's ledger: replicated, app height {}, {} validator",
-        status.app_height,
-        status.validators.len()
-    );
-    let networks: Api<HsnNetwork> = Api::namespaced(hub.clone(), "default");
-    let head = wait_for("status.ledger from the super's Lease", DEADLINE, || async {
-        let network = networks.get(NETWORK).await.ok()?;
-        network
-            .status?
-            .ledger
-            .filter(|l| u64::try_from(l.chain_height).is_ok_and(|h| h >= status.app_height))
-    })
-    .await?;
-    ensure!(
-        head.validators == 1
-            && head.reported_by.as_deref() == Some(&format!("{NETWORK}.mec-a.super-0")[..]),
-        "status.ledger: {head:?}"
-    );
-    println!(
-        "status.ledger: chain height {}, {} ledger blocks, {} validator, reported by {}",
-        head.chain_height,
-        head.height,
-        head.validators,
-        head.reported_by.unwrap_or_default()
-    );
-    Ok(())
-}
-
-/// The edge node's kubelet dies: the node goes NotReady and the operator drops its edge as
-/// for any lost node (its HsnNode goes), while the agent's program stays attached (pinned;
-/// containerd and the container run on without the kubelet).
-async fn kubelet_dies(mec: &KwokCluster, hub: &Client, node: &RealNode, prog: u64) -> Result<()> {
-    let mut node_pids = node.pids();
-    node_pids.retain(|&pid| {
-        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "hsn-agent")
-    });
-    ensure!(
-        node_pids.len() == 1,
-        "one agent process on the edge node: {node_pids:?}"
-    );
-    ensure!(node.kubelet_pid().is_some(), "kubelet running");
-    node.kill_kubelet();
-    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(mec.client());
-    wait_for("the edge node NotReady", DEADLINE, || async {
-        let n = nodes.get(node.name()).await.ok()?;
-        let ready = n
-            .status?
-            .conditions?
-            .into_iter()
-            .find(|c| c.type_ == "Ready")?;
-        (ready.status != "True").then_some(())
-    })
-    .await?;
-    let hsn_nodes: Api<HsnNode> = Api::namespaced(hub.clone(), "default");
-    let edge = format!("{NETWORK}.mec-a.edge.{}", node.name());
-    wait_for("the lost edge's HsnNode removed", DEADLINE, || async {
-        hsn_nodes.get_opt(&edge).await.ok()?.is_none().then_some(())
-    })
-    .await?;
-    ensure!(
-        xdp_prog(node)? == Some(prog),
-        "the program left eth0 with the kubelet"
-    );
-    ensure!(
-        hsn_testkit::process_alive(node_pids[0]),
-        "the agent died with the kubelet"
-    );
-    println!("kubelet killed: node NotReady, edge dropped, program {prog} still attached");
-    Ok(())
+    lost::kubelet_dies(mec, hub, edge_node, taken_over).await?;
+    lost::network_deleted(mec, hub, super_node).await
 }

@@ -1,0 +1,127 @@
+//! The super pod's ledger container (`hsn-ledger node` from the ledger image, CometBFT
+//! beside it) runs its network's chain: one super node, one validator, committing, over TLS
+//! only; the operator's genesis and the pod's identity make it the validator. The super
+//! agent reports its replica's head in its Lease, and the HsnNetwork's `status.ledger` shows
+//! it. A deleted super pod comes back on its node and its chain goes on from where it was.
+
+use anyhow::{Context as _, Result, ensure};
+use hsn_api::HsnNetwork;
+use hsn_ledger_api::client::{ClientTls, connect};
+use hsn_ledger_api::pb::{StatusRequest, StatusResponse};
+use hsn_testkit::node::RealNode;
+use hsn_testkit::operator::DEADLINE;
+use hsn_testkit::{wait_for, wait_for_ok};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ListParams};
+use kube::{Api, Client, ResourceExt};
+
+use crate::{MEMBER_NS, NETWORK, all_ready};
+
+/// The ledger's `Status` over TLS once it is replicated and at least at `app_height`.
+async fn status_at(url: &str, tls: &ClientTls, app_height: u64) -> Result<StatusResponse> {
+    let status = wait_for_ok("the super node's chain committing", DEADLINE, || async {
+        let mut client = connect(url, Some(tls)).await.map_err(|e| e.to_string())?;
+        let status = client
+            .status(StatusRequest {})
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner();
+        if status.replicated && status.app_height >= app_height {
+            Ok(status)
+        } else {
+            Err(format!("{status:?}"))
+        }
+    })
+    .await?;
+    Ok(status)
+}
+
+pub(crate) async fn super_ledger(
+    hub: &Client,
+    member: &Client,
+    pod: &Pod,
+    node: &RealNode,
+) -> Result<()> {
+    let ledger = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == "ledger"))
+        .context("a ledger container in the super pod")?;
+    ensure!(ledger.ready, "ledger container not ready: {ledger:?}");
+    // TLS by default: the ledger proves the network's ledger name with a certificate from
+    // the network's CA, which every member carries.
+    let (_ca, tls) = hsn_testkit::operator::ledger_tls(member, MEMBER_NS, NETWORK).await?;
+    let plain = format!("http://{}:{}", node.ip(), hsn_core::ports::LEDGER);
+    let refused = match connect(&plain, None).await {
+        Ok(mut c) => c.status(StatusRequest {}).await.is_err(),
+        Err(_) => true,
+    };
+    ensure!(refused, "the ledger answered in plain text");
+    let url = format!("https://{}:{}", node.ip(), hsn_core::ports::LEDGER);
+    let status = status_at(&url, &tls, 3).await?;
+    ensure!(
+        status.validators.len() == 1,
+        "one validator: {:?}",
+        status.validators
+    );
+    println!(
+        "the super pod's ledger: replicated, app height {}, {} validator",
+        status.app_height,
+        status.validators.len()
+    );
+    let networks: Api<HsnNetwork> = Api::namespaced(hub.clone(), "default");
+    let head = wait_for("status.ledger from the super's Lease", DEADLINE, || async {
+        let network = networks.get(NETWORK).await.ok()?;
+        network
+            .status?
+            .ledger
+            .filter(|l| u64::try_from(l.chain_height).is_ok_and(|h| h >= status.app_height))
+    })
+    .await?;
+    ensure!(
+        head.validators == 1
+            && head.reported_by.as_deref() == Some(&format!("{NETWORK}.mec-a.super-0")[..]),
+        "status.ledger: {head:?}"
+    );
+    println!(
+        "status.ledger: chain height {}, {} ledger blocks, {} validator, reported by {}",
+        head.chain_height,
+        head.height,
+        head.validators,
+        head.reported_by.unwrap_or_default()
+    );
+
+    // The super pod deleted: the StatefulSet brings it back under its name, on its node
+    // (its state there), and the chain goes on from its height, with the same validator.
+    let before = status_at(&url, &tls, 0).await?;
+    let pods: Api<Pod> = Api::namespaced(member.clone(), MEMBER_NS);
+    pods.delete(&pod.name_any(), &DeleteParams::default())
+        .await?;
+    let old_uid = pod.uid();
+    let replaced = wait_for("the super pod replaced", DEADLINE, || async {
+        let list = pods
+            .list(&ListParams::default().labels("hsn.io/role=super"))
+            .await
+            .ok()?;
+        list.items
+            .into_iter()
+            .find(|p| p.uid() != old_uid && p.metadata.deletion_timestamp.is_none() && all_ready(p))
+    })
+    .await?;
+    let after = status_at(&url, &tls, before.app_height + 3).await?;
+    ensure!(
+        after.network == before.network
+            && after.validators.first().map(|v| &v.key)
+                == before.validators.first().map(|v| &v.key),
+        "another chain after the replacement: {after:?}"
+    );
+    println!(
+        "super pod replaced by {} ({}): the chain went on from app height {} to {}",
+        replaced.name_any(),
+        replaced.uid().unwrap_or_default(),
+        before.app_height,
+        after.app_height
+    );
+    Ok(())
+}
