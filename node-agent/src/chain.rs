@@ -40,8 +40,9 @@ pub fn head_of(status: &pb::StatusResponse) -> LedgerHead {
     }
 }
 
-/// Reads the replica every `every` until the status channel closes. A replica that cannot
-/// be read leaves the last report in place (the operator shows the most advanced super's).
+/// Reads the replica every `every` until the status channel closes; a failed read drops
+/// the connection (the next one connects anew). A replica that cannot be read leaves the
+/// last report in place (the operator shows the most advanced super's).
 pub async fn run(watch: ChainWatch, status: StatusTx) {
     let mut client: Option<LedgerClient<Channel>> = None;
     let mut failing = false;
@@ -78,17 +79,17 @@ async fn read(
     client: &mut Option<LedgerClient<Channel>>,
 ) -> Result<LedgerHead, String> {
     let deadline = watch.every.max(Duration::from_secs(1));
-    let connected = match client.take() {
-        Some(c) => c,
-        None => tokio::time::timeout(
+    if client.is_none() {
+        let connected = tokio::time::timeout(
             deadline,
             client::connect(&watch.endpoint, watch.tls.as_ref()),
         )
         .await
         .map_err(|_| "connect timed out".to_owned())?
-        .map_err(|e| e.to_string())?,
-    };
-    let mut c = connected.clone();
+        .map_err(|e| e.to_string())?;
+        *client = Some(connected);
+    }
+    let mut c = client.clone().ok_or("not connected")?;
     let reply = tokio::time::timeout(deadline, c.status(pb::StatusRequest {}))
         .await
         .map_err(|_| "Status timed out".to_owned())?
@@ -97,7 +98,6 @@ async fn read(
     if reply.network != watch.network {
         return Err(format!("the replica serves network {:?}", reply.network));
     }
-    *client = Some(connected);
     Ok(head_of(&reply))
 }
 

@@ -232,20 +232,8 @@ mod tests {
     use super::*;
 
     fn secret(certs: &BTreeMap<u32, ServerCert>) -> Secret {
-        let mut data = BTreeMap::new();
-        for (ordinal, c) in certs {
-            let pod = super_pod(*ordinal);
-            data.insert(
-                LedgerTls::cert_key(&pod),
-                ByteString(c.cert_pem.clone().into()),
-            );
-            data.insert(
-                LedgerTls::key_key(&pod),
-                ByteString(c.key_pem.clone().into()),
-            );
-        }
         Secret {
-            data: Some(data),
+            data: Some(LedgerTls::secret_data(certs)),
             ..Default::default()
         }
     }

@@ -84,6 +84,18 @@ impl LedgerTls {
     pub fn key_key(pod: &str) -> String {
         format!("{pod}.key")
     }
+
+    /// The data of [`TLS_SECRET`] holding `certs` (by ordinal).
+    pub fn secret_data(certs: &BTreeMap<u32, ServerCert>) -> BTreeMap<String, ByteString> {
+        let mut data = BTreeMap::new();
+        for (ordinal, cert) in certs {
+            let pod = super_pod(*ordinal);
+            let pem = |text: &str| ByteString(text.as_bytes().to_vec());
+            data.insert(Self::cert_key(&pod), pem(&cert.cert_pem));
+            data.insert(Self::key_key(&pod), pem(&cert.key_pem));
+        }
+        data
+    }
 }
 
 /// The pod name of a super node: the StatefulSet's name and its ordinal.
@@ -144,22 +156,10 @@ pub(super) fn identity_secret(
 /// The Secret of `cluster`'s super nodes' ledger certificates, when they are known.
 pub(super) fn tls_secret(render: &Renderer<'_>, chain: &Chain, cluster: &str) -> Option<Secret> {
     let certs = chain.tls.as_ref()?.certs.get(cluster)?;
-    let mut data = BTreeMap::new();
-    for (ordinal, cert) in certs {
-        let pod = super_pod(*ordinal);
-        data.insert(
-            LedgerTls::cert_key(&pod),
-            ByteString(cert.cert_pem.clone().into_bytes()),
-        );
-        data.insert(
-            LedgerTls::key_key(&pod),
-            ByteString(cert.key_pem.clone().into_bytes()),
-        );
-    }
     Some(Secret {
         metadata: render.meta(TLS_SECRET),
         type_: Some("Opaque".into()),
-        data: Some(data),
+        data: Some(LedgerTls::secret_data(certs)),
         ..Default::default()
     })
 }
