@@ -5,14 +5,17 @@
 //! this tree with exactly the capabilities the README documents, attach XDP to their node's
 //! interface, hold their Leases, and their HsnNodes turn Ready. A deleted edge pod comes
 //! back and its agent takes the pinned program over: the program never leaves the
-//! interface. The super pod's ledger container runs the network's chain (one validator
+//! interface. A UE's traffic for two tenants, v4 and v6, crosses the edge and super nodes
+//! ([`traffic`]); the super pod's ledger container runs the network's chain (one validator
 //! here) from the operator's genesis and the pod's identity, over TLS, and goes on when the
-//! super pod is replaced ([`chain`]). The edge node's kubelet dies, then the network is
+//! super pod is replaced ([`chain`]); the traffic's epochs are sealed in that chain, which
+//! verifies, and pay the edge exactly the bytes sent. The edge node's kubelet dies, then the network is
 //! deleted: nothing of it is left on the node whose kubelet lives, nor in the hub ([`lost`]).
 //! Root only (skipped, saying why, elsewhere); CI runs as root.
 
 mod chain;
 mod lost;
+mod traffic;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -298,14 +301,20 @@ async fn the_operators_agents_run_on_real_nodes() -> Result<()> {
                 "tolerations": [{"key": AGENTS_TAINT, "operator": "Equal", "value": "edge",
                                  "effect": "NoSchedule"}],
             }],
-            "metering": {"tenants": [{"name": "acme", "id": 1, "prefixes": ["10.77.0.0/16"]}]},
+            "metering": {
+                "epochSeconds": traffic::EPOCH_SECONDS,
+                "ledger": {"lateWindowSeconds": traffic::LATE_WINDOW_SECONDS},
+                "tenants": traffic::TENANTS.iter().map(|(name, id, _, _, prefixes)| {
+                    json!({"name": name, "id": id, "prefixes": prefixes})
+                }).collect::<Vec<_>>(),
+            },
         },
     }))?;
     Api::<HsnNetwork>::namespaced(admin.clone(), "default")
         .create(&PostParams::default(), &spec)
         .await?;
 
-    let result = check(&mec, &admin, &edge_node, &super_node).await;
+    let result = check(&network, &mec, &admin, &edge_node, &super_node).await;
     if result.is_err() {
         eprintln!("operator log:\n{}", operator_logs(&hub)?);
         for node in [&edge_node, &super_node] {
@@ -337,6 +346,7 @@ async fn the_operators_agents_run_on_real_nodes() -> Result<()> {
 }
 
 async fn check(
+    network: &NodeNetwork,
     mec: &KwokCluster,
     hub: &Client,
     edge_node: &RealNode,
@@ -419,7 +429,11 @@ async fn check(
     })
     .await?;
     println!("HsnNodes Ready: {ready_nodes:?}");
+    // UE traffic through the nodes, then the super pod replaced: the records and
+    // observations of that traffic still make it into the chain, and are paid.
+    let traffic = traffic::send(network, &member, edge_node, super_node).await?;
     chain::super_ledger(hub, &member, &supers[0], super_node).await?;
+    traffic.paid(hub, &member, edge_node, super_node).await?;
 
     // Delete the edge pod: the DaemonSet brings it back, the new agent takes the pinned
     // link over. A program stays on the interface throughout (sampled while the pod is

@@ -1,7 +1,7 @@
 //! The host side real nodes attach to: a bridge with a private /24 whose gateway address
 //! the clusters' apiservers are forwarded to (`KwokCluster::create_for_nodes`).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
@@ -16,9 +16,10 @@ const FIRST_NODE_HOST: u8 = 11;
 /// Bridges this toolkit makes are named `hsnbr<pid>-<seq>` (at most 15 bytes, IFNAMSIZ).
 const BRIDGE_PREFIX: &str = "hsnbr";
 
-/// A Linux bridge with the gateway address `10.a.b.1/24` on it, deleted on drop (and by a
-/// watchdog if the test process dies first). Nodes get `10.a.b.11` onwards and a default
-/// route via the gateway; the host reaches every node and every node the host.
+/// A Linux bridge with the gateway addresses `10.a.b.1/24` and `fd00:a:b::1/64` on it,
+/// deleted on drop (and by a watchdog if the test process dies first). Nodes get `10.a.b.11`
+/// (and `fd00:a:b::11`) onwards and a default route via the gateway; the host reaches every
+/// node and every node the host.
 #[derive(Debug)]
 pub struct NodeNetwork {
     bridge: String,
@@ -51,6 +52,14 @@ impl NodeNetwork {
             "dev",
             &network.bridge,
         ])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/64", network.v6(gateway)),
+            "dev",
+            &network.bridge,
+            "nodad",
+        ])?;
         ip(&["link", "set", &network.bridge, "up"])?;
         Ok(network)
     }
@@ -66,9 +75,23 @@ impl NodeNetwork {
         &self.bridge
     }
 
+    /// The IPv6 address of the host that has `v4` on this network: `10.a.b.h` ↔
+    /// `fd00:a:b::h` (the decimal digits read as hexadecimal).
+    pub fn v6(&self, v4: Ipv4Addr) -> Ipv6Addr {
+        let [a, b, _, h] = v4.octets();
+        let hex = |n: u8| u16::from_str_radix(&n.to_string(), 16).expect("decimal digits");
+        Ipv6Addr::new(0xfd00, hex(a), hex(b), 0, 0, 0, 0, hex(h))
+    }
+
     /// Plugs `ns` in: a veth pair `host_if` (on the bridge) ↔ `eth0` (in `ns`) with the next
-    /// free address, and a default route via the gateway. Returns the address.
-    pub(crate) fn attach(&self, ns: &Netns, host_if: &str) -> Result<Ipv4Addr> {
+    /// free address (and its [`Self::v6`] twin), and default routes via the gateway. Returns
+    /// the IPv4 address. Nodes are plugged in so; so is any other namespace a test puts on
+    /// the nodes' network (UEs, services).
+    ///
+    /// The host end has GRO on: a veth takes the frames an XDP program on its peer redirects
+    /// (an edge agent sends uplink back out of `eth0`) only when NAPI runs on it, which
+    /// an XDP program or GRO turns on, as a NIC's driver always has it.
+    pub fn attach(&self, ns: &Netns, host_if: &str) -> Result<Ipv4Addr> {
         let host = self.next_host.fetch_add(1, Ordering::Relaxed);
         if host < FIRST_NODE_HOST || host == u8::MAX {
             bail!("node network {} has no address left", self.bridge);
@@ -88,9 +111,26 @@ impl NodeNetwork {
             ns.name(),
         ])?;
         ip(&["link", "set", host_if, "master", &self.bridge, "up"])?;
+        let out = Command::new("ethtool")
+            .args(["-K", host_if, "gro", "on"])
+            .output()
+            .context("running ethtool (make deps installs it)")?;
+        if !out.status.success() {
+            bail!(
+                "ethtool -K {host_if} gro on: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
         ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", "eth0"])?;
+        let v6 = format!("{}/64", self.v6(addr));
+        ns.ip(&["-6", "addr", "add", &v6, "dev", "eth0", "nodad"])?;
+        // A link-local address as any host on a LAN has: a node forwarding v6 (a super
+        // node) solicits the next hop of a packet it did not send from it.
+        ns.ip(&["link", "set", "eth0", "addrgenmode", "eui64"])?;
         ns.ip(&["link", "set", "eth0", "up"])?;
         ns.ip(&["route", "add", "default", "via", &self.gateway.to_string()])?;
+        let gateway6 = self.v6(self.gateway).to_string();
+        ns.ip(&["-6", "route", "add", "default", "via", &gateway6])?;
         Ok(addr)
     }
 }
