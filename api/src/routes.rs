@@ -17,6 +17,13 @@ pub fn member_namespace(network: &str) -> String {
     format!("hsn-{network}")
 }
 
+/// Name of the ConfigMap of the network's chain in each member cluster's network namespace:
+/// what every super node's ledger needs (genesis, peers) and the registry change the
+/// operator last published, which super agents hand to their ledger as soon as it changes.
+pub const LEDGER_CONFIGMAP: &str = "hsn-ledger";
+/// Key of the last registry change in [`LEDGER_CONFIGMAP`] (a signed transaction, hex).
+pub const REGISTRY_KEY: &str = "registry";
+
 /// Key of the table (JSON) in the routes ConfigMap's data.
 pub const ROUTES_KEY: &str = "routes.json";
 /// Version of the table format; agents refuse tables of a version they do not know.

@@ -96,9 +96,55 @@ pub fn transaction(change: pb::RegistryChange) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// A published registry change as the operator writes it (a ConfigMap value or a file): one
+/// transaction, hex; blank means none yet.
+pub fn parse_published(text: &str) -> Result<Option<Vec<u8>>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    hex::decode(text)
+        .map(Some)
+        .map_err(|e| format!("not a hex transaction: {e}"))
+}
+
+/// Whether `tx` is a transaction carrying a registry change (and nothing else).
+pub fn is_registry_change(tx: &[u8]) -> bool {
+    matches!(
+        pb::LedgerTx::decode(tx),
+        Ok(pb::LedgerTx {
+            kind: Some(pb::ledger_tx::Kind::Registry(_))
+        })
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_published_change_is_one_hex_transaction_or_nothing() {
+        assert_eq!(parse_published(""), Ok(None));
+        assert_eq!(parse_published("  \n"), Ok(None));
+        assert_eq!(parse_published("0a01\n"), Ok(Some(vec![0x0a, 0x01])));
+        assert!(parse_published("zz").is_err());
+    }
+
+    #[test]
+    fn only_a_registry_transaction_is_a_registry_change() {
+        let admin = SigningKey::from_bytes(&[2; 32]);
+        let tx = transaction(sign_replacement("n", 1, &[], &admin));
+        assert!(is_registry_change(&tx));
+        let submit = pb::LedgerTx {
+            kind: Some(pb::ledger_tx::Kind::Submit(
+                pb::SubmitRecordsRequest::default(),
+            )),
+        }
+        .encode_to_vec();
+        assert!(!is_registry_change(&submit));
+        assert!(!is_registry_change(b"\xff\xff"));
+        assert!(!is_registry_change(&[]));
+    }
 
     #[test]
     fn replacing_and_editing_sign_different_bytes() {

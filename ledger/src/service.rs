@@ -377,6 +377,33 @@ impl pb::ledger_server::Ledger for LedgerService {
         self.counted("GetRegistry", Ok(pb::GetRegistryResponse { nodes }))
     }
 
+    async fn submit_registry_change(
+        &self,
+        request: Request<pb::SubmitRegistryChangeRequest>,
+    ) -> Result<Response<pb::SubmitRegistryChangeResponse>, Status> {
+        let Some(forwarder) = &self.forwarder else {
+            let refused = Status::failed_precondition(
+                "an embedded ledger's registry is its keys file (--keys), not a chain's",
+            );
+            return self.counted("SubmitRegistryChange", Err(refused));
+        };
+        let tx = request.into_inner().transaction;
+        if !hsn_ledger_api::registry::is_registry_change(&tx) {
+            let refused =
+                Status::invalid_argument("not an encoded LedgerTx holding a RegistryChange");
+            return self.counted("SubmitRegistryChange", Err(refused));
+        }
+        let reply = forwarder
+            .registry_change(&tx)
+            .await
+            .map(|d| pb::SubmitRegistryChangeResponse {
+                taken: d.taken,
+                detail: d.detail,
+            })
+            .map_err(|e| Status::unavailable(e.to_string()));
+        self.counted("SubmitRegistryChange", reply)
+    }
+
     async fn seal_epochs(
         &self,
         request: Request<pb::SealEpochsRequest>,

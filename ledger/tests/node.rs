@@ -311,6 +311,62 @@ async fn nodes_meet_through_the_peers_file_commit_and_stop_cleanly() -> Result<(
         "a node delivered the change"
     );
 
+    // The same through gRPC (what a super agent does when the ConfigMap changes): taken at
+    // once, in the registry within a block or two; handed again once applied, the node
+    // knows it already (or refuses it as stale); a transaction of another kind is not a
+    // registry change.
+    let grpc = signing_key(41_002);
+    whole.push(RegisteredKey {
+        role: Role::Edge,
+        key: NodeKey::of(&grpc),
+        name: "edge-grpc".into(),
+    });
+    let tx = transaction(sign_replacement(NETWORK, 8, &whole, &net.admin));
+    let mut client = net.procs[1].as_ref().context("running")?.client().await?;
+    let taken = client
+        .submit_registry_change(pb::SubmitRegistryChangeRequest {
+            transaction: tx.clone(),
+        })
+        .await?
+        .into_inner();
+    ensure!(taken.taken, "{taken:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let registry = client
+            .get_registry(pb::GetRegistryRequest {})
+            .await?
+            .into_inner();
+        if registry.nodes.iter().any(|n| n.name == "edge-grpc") {
+            break;
+        }
+        ensure!(Instant::now() < deadline, "not registered: {registry:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let again = client
+        .submit_registry_change(pb::SubmitRegistryChangeRequest { transaction: tx })
+        .await?
+        .into_inner();
+    ensure!(
+        again.detail.contains("already seen") || (!again.taken && again.detail.contains("nonce")),
+        "{again:?}"
+    );
+    let other = pb::LedgerTx {
+        kind: Some(pb::ledger_tx::Kind::Submit(
+            pb::SubmitRecordsRequest::default(),
+        )),
+    };
+    let refused = client
+        .submit_registry_change(pb::SubmitRegistryChangeRequest {
+            transaction: prost::Message::encode_to_vec(&other),
+        })
+        .await;
+    ensure!(
+        refused
+            .as_ref()
+            .is_err_and(|s| s.code() == Code::InvalidArgument),
+        "{refused:?}"
+    );
+
     // SIGTERM: CometBFT stops first, then the replica; the process exits cleanly.
     let home0 = net.path("comet-0");
     net.procs[0].as_mut().context("running")?.terminate()?;

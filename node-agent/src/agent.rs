@@ -110,6 +110,11 @@ impl<D: Datapath> Agent<D> {
         });
         let mut tasks = JoinSet::new();
 
+        // The member's ConfigMaps, in cluster mode (a super follows the ledger's too).
+        let configmaps = match &config.routes {
+            RoutesSource::ConfigMap(api, _) => Some((**api).clone()),
+            _ => None,
+        };
         let inputs = match config.routes {
             RoutesSource::Channel(rx) => rx,
             RoutesSource::ConfigMap(api, name) => {
@@ -161,6 +166,13 @@ impl<D: Datapath> Agent<D> {
                 },
                 status_tx.clone(),
             ));
+            if let Some(api) = configmaps {
+                let target = crate::registry::LedgerTarget {
+                    endpoint: endpoint.clone(),
+                    tls: c.tls.clone(),
+                };
+                tasks.spawn(crate::registry::follow(api, target, status_tx.clone()));
+            }
         }
         if let Some(c) = config.shipper {
             let shipper = Shipper::new(c, metrics.clone());

@@ -15,6 +15,7 @@ pub mod lease;
 pub mod meter;
 pub mod metrics;
 pub mod nexthop;
+pub mod registry;
 pub mod shipper;
 pub mod shutdown;
 pub mod source;

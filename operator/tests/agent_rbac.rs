@@ -8,7 +8,7 @@
 use anyhow::{Context as _, Result, ensure};
 use hsn_api::HsnNetwork;
 use hsn_api::node::lease::{edge_lease, super_lease};
-use hsn_api::routes::ROUTES_CONFIGMAP;
+use hsn_api::routes::{LEDGER_CONFIGMAP, ROUTES_CONFIGMAP};
 use hsn_core::Role;
 use hsn_testkit::ControlPlane;
 use hsn_testkit::operator::{EDGE_NODE, agent_identity, apply_member_objects};
@@ -141,6 +141,30 @@ async fn each_role_may_read_its_routes_and_namespace_and_renew_only_its_own_leas
                 "{role}: {verb} {resource:?} {in_ns:?}/{name:?}: allowed = {got}, expected {want}"
             );
         }
+    }
+    // The ledger ConfigMap (registry changes for the super's ledger): supers only, and
+    // read only.
+    let ledger = [
+        (Role::Super, "get", true),
+        (Role::Super, "watch", true),
+        (Role::Super, "update", false),
+        (Role::Edge, "get", false),
+        (Role::Edge, "watch", false),
+    ];
+    for (role, verb, want) in ledger {
+        let got = allowed(
+            &client,
+            (ns, role),
+            verb,
+            CONFIGMAPS,
+            Some(ns),
+            Some(LEDGER_CONFIGMAP),
+        )
+        .await?;
+        ensure!(
+            got == want,
+            "{role}: {verb} ConfigMap {LEDGER_CONFIGMAP}: allowed = {got}, expected {want}"
+        );
     }
     for (role, verb, lease, want) in leases.iter().flatten() {
         let got = allowed(&client, (ns, *role), verb, LEASES, Some(ns), Some(lease)).await?;

@@ -95,6 +95,11 @@ impl Forwarder {
         }
     }
 
+    /// Hands a registry change to the replica's CometBFT node ([`deliver_registry_change`]).
+    pub async fn registry_change(&self, tx: &[u8]) -> Result<RegistryDelivery, Unavailable> {
+        Ok(deliver_registry_change(self.rpc, tx).await?)
+    }
+
     async fn check(
         &self,
         hash: crate::merkle::Hash,
@@ -105,6 +110,43 @@ impl Forwarder {
         tokio::task::spawn_blocking(check)
             .await
             .map_err(|e| Unavailable::Task(e.to_string()))
+    }
+}
+
+/// What became of a registry change handed to a CometBFT node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryDelivery {
+    /// Taken into the node's mempool, or seen by it before: it commits with a coming block,
+    /// or did.
+    pub taken: bool,
+    /// The transaction's hash when taken; CheckTx's reason when refused (usually a used
+    /// nonce: this change, or a later one, applied already).
+    pub detail: String,
+}
+
+/// Hands the registry change `tx` to the CometBFT node whose RPC listens on `rpc`. Whoever
+/// delivers a change first, it applies once: the others' copies are refused as stale.
+pub async fn deliver_registry_change(
+    rpc: SocketAddr,
+    tx: &[u8],
+) -> Result<RegistryDelivery, RpcError> {
+    match cometbft::broadcast_tx_sync(rpc, tx).await {
+        Ok(r) if r.code == 0 => Ok(RegistryDelivery {
+            taken: true,
+            detail: r.hash,
+        }),
+        Ok(r) => Ok(RegistryDelivery {
+            taken: false,
+            detail: format!("code {}: {}", r.code, r.log),
+        }),
+        Err(RpcError::Rpc { error, .. }) if error.contains("already exists in cache") => {
+            Ok(RegistryDelivery {
+                taken: true,
+                // CometBFT's cache remembers committed transactions too.
+                detail: "already seen by this node (pending, or committed)".into(),
+            })
+        }
+        Err(e) => Err(e),
     }
 }
 

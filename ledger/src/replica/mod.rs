@@ -21,6 +21,7 @@ use ed25519_dalek::SigningKey;
 use prost::Message;
 
 pub use acks::Outcome;
+pub use forward::{RegistryDelivery, deliver_registry_change};
 pub use genesis::AppState;
 pub use hsn_ledger_api::genesis::{validator_address, validator_key_json};
 pub use registry::Registry;

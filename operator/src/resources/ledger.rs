@@ -26,14 +26,11 @@ use crate::plan::Plan;
 
 /// The Secret of the super nodes' seeds in a member: key `<pod name>`, a hex seed.
 pub const IDENTITY_SECRET: &str = "hsn-super-identities";
-/// The ConfigMap every super node's ledger reads: [`GENESIS_KEY`] and [`PEERS_KEY`].
-pub const LEDGER_CONFIGMAP: &str = "hsn-ledger";
+pub use hsn_api::routes::{LEDGER_CONFIGMAP, REGISTRY_KEY};
 /// The network's genesis.json.
 pub const GENESIS_KEY: &str = "genesis.json";
 /// The validators' P2P addresses, one `<node id>@<address>:<port>` a line.
 pub const PEERS_KEY: &str = "peers";
-/// The last registry change the operator published (a signed transaction, hex).
-pub const REGISTRY_KEY: &str = "registry";
 /// Where the identities are mounted in both containers of a super-node pod.
 pub const IDENTITY_DIR: &str = "/etc/hsn/identity";
 /// Where the ledger ConfigMap is mounted.

@@ -8,7 +8,9 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role as RbacRole, RoleBinding, RoleRef, Subject};
 
-use super::{MemberObject, ROLE_LABEL, ROUTES_CONFIGMAP, Renderer, agent_identity};
+use super::{
+    LEDGER_CONFIGMAP, MemberObject, ROLE_LABEL, ROUTES_CONFIGMAP, Renderer, agent_identity,
+};
 use crate::plan::ClusterPlan;
 
 /// The Leases of `role`'s agents the plan puts on this cluster: `super-<n>` for each
@@ -66,11 +68,15 @@ fn identity(render: &Renderer<'_>, role: Role, leases: &[String]) -> Vec<MemberO
     let role_object = RbacRole {
         metadata: render.meta(name),
         rules: Some(vec![
-            // Read the routes table, and nothing else of the cluster.
+            // Read the routes table (and a super node the registry changes its ledger
+            // takes), and nothing else of the cluster.
             PolicyRule {
                 api_groups: strings(&[""]),
                 resources: strings(&["configmaps"]),
-                resource_names: strings(&[ROUTES_CONFIGMAP]),
+                resource_names: strings(match role {
+                    Role::Super => &[ROUTES_CONFIGMAP, LEDGER_CONFIGMAP],
+                    Role::Edge => &[ROUTES_CONFIGMAP],
+                }),
                 verbs: verbs(&["get", "list", "watch"]),
                 ..Default::default()
             },

@@ -23,7 +23,8 @@ use hsn_testkit::node::{NodeNetwork, RealNode};
 use hsn_testkit::operator::DEADLINE;
 use hsn_testkit::{wait_for, wait_for_ok};
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::ListParams;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, LogParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
 
@@ -47,10 +48,10 @@ pub(crate) const TENANTS: [(&str, u16, &str, &str, [&str; 2]); 2] = [
     ),
 ];
 /// Epoch length and late window of the test's network: short, so the epochs the traffic
-/// falls in are sealed within two minutes. The window must cover the super pod's
-/// replacement and a new edge's key reaching the registry.
+/// falls in are sealed within a minute or two. The window must cover the super pod's
+/// replacement and the edge's backoff while its ledger is away.
 pub(crate) const EPOCH_SECONDS: u64 = 10;
-pub(crate) const LATE_WINDOW_SECONDS: u64 = 90;
+pub(crate) const LATE_WINDOW_SECONDS: u64 = 60;
 /// UDP payload per datagram and datagrams per tenant and family.
 const PAYLOAD: usize = 1000;
 const DATAGRAMS: u64 = 150;
@@ -194,6 +195,33 @@ fn hsnctl(url: &str, ca: &Path, args: &[&str]) -> Result<Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
+/// The super agent hands the operator's registry changes to its ledger as they are
+/// published (not when the kubelet refreshes the ledger's mounted copy, about a minute).
+async fn registry_followed(member: &Client) -> Result<()> {
+    let pods: Api<Pod> = Api::namespaced(member.clone(), MEMBER_NS);
+    let params = LogParams {
+        container: Some("agent".into()),
+        ..LogParams::default()
+    };
+    wait_for_ok(
+        "the super agent handing a registry change to its ledger",
+        DEADLINE,
+        || async {
+            let log = pods
+                .logs("hsn-super-node-0", &params)
+                .await
+                .map_err(|e| e.to_string())?;
+            if log.contains("registry change handed to the ledger") {
+                Ok(())
+            } else {
+                Err(log.lines().rev().take(5).collect::<Vec<_>>().join("\n"))
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// The edge's redirect MAC, once its agent programmed a next hop (its Lease carries it),
 /// and once the super node's agent knows the edge by it.
 async fn redirecting(member: &Client, edge: &RealNode, super_node: &RealNode) -> Result<String> {
@@ -280,6 +308,7 @@ pub(crate) async fn send(
     super_node: &RealNode,
 ) -> Result<Traffic> {
     let mac = redirecting(member, edge, super_node).await?;
+    registry_followed(member).await?;
     let site = Site::plug(network, edge, super_node)?;
     let first_epoch = unix_now() / EPOCH_SECONDS;
     let sent = match tokio::task::block_in_place(|| site.send()) {
