@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local demo: a hub and two MEC clusters (real control planes built by
-# hack/build-tools.sh, kwok's fake nodes and, as root, a real node per member), the HSN CRDs
-# and the realistic example network.
+# hack/build-tools.sh; as root, real nodes in each member, two for super nodes and one for
+# an edge, else kwok's fake nodes), the HSN CRDs and the realistic example network; as
+# root, UE traffic through the operator's pods into the network's chain, and a failover.
 #   hack/demo.sh up     create (or reuse) the clusters and apply everything
 #   hack/demo.sh down   delete the clusters
 set -euo pipefail
@@ -25,13 +26,13 @@ k() { local c=$1; shift; "$bin/kubectl" --kubeconfig "$(kubeconfig "$c")" "$@"; 
 # the operator's IoT edge pod really runs. Stopping that process tears it all down.
 start_env() {
   stop_env
-  local real=(--real-nodes 0)
+  local real=(--nodes-per-zone "$nodes_per_zone")
   if [ "$(id -u)" -eq 0 ]; then
-    real=(--real-nodes 1 --images "$root/target/debug")
+    real=(--super-nodes 2 --edge-nodes 1 --images "$root/target/debug")
   else
     step "not root: kwok nodes only (real nodes need namespaces, mounts and cgroups)"
   fi
-  local args=(--dir "$demo" --hub "$hub" --nodes-per-zone "$nodes_per_zone" "${real[@]}")
+  local args=(--dir "$demo" --hub "$hub" "${real[@]}")
   for m in "${!members[@]}"; do args+=(--member "$m=${members[$m]}"); done
   step "starting the clusters: $hub, ${!members[*]} (control planes, kwok nodes, real nodes; about 1 min)"
   "$root/target/debug/hsn-demo-env" "${args[@]}" >"$demo/env.log" 2>&1 &
@@ -59,10 +60,11 @@ stop_env() {
 # The real nodes and the operator's pods on them: "<member> <node> <netns> <address>" lines.
 show_real_nodes() {
   [ -s "$demo/real-nodes" ] || return 0
-  local member node netns addr prog
-  while read -r member node netns addr; do
+  local kind member node netns addr prog
+  while read -r kind member node netns addr _; do
+    case $kind in super | edge) ;; *) continue ;; esac
     echo
-    step "$member: real node $node ($addr): the operator's pods, running under its kubelet"
+    step "$member: real $kind node $node ($addr): the operator's pods, running under its kubelet"
     k "$member" -n hsn-metro get pods -o wide --field-selector "spec.nodeName=$node"
     prog=$(ip -n "$netns" -d link show eth0 | grep -o 'prog/xdp id [0-9]*' || echo "none")
     echo "    XDP on the node's eth0: $prog (attached by the agent in that pod)"
@@ -72,10 +74,10 @@ show_real_nodes() {
 up() {
   mkdir -p "$demo"
   step "building the operator, the agent and the demo's environment (first build: about 3 min)"
-  (cd "$root" && cargo build -q -p hsn-operator -p hsn-agent -p hsn-testkit --features hsn-testkit/operator --bin hsn-operator --bin hsn-agent --bin hsn-demo-env)
+  (cd "$root" && cargo build -q -p hsn-operator -p hsn-agent -p hsn-ledger -p hsn-testkit --features hsn-testkit/operator --bin hsn-operator --bin hsn-agent --bin hsn-ledger --bin hsn-demo-env)
   start_env
   for m in "${!members[@]}"; do
-    step "$m: $(k "$m" get nodes --no-headers | grep -c ' Ready') nodes Ready in region ${members[$m]} ($(grep -c "^$m " "$demo/real-nodes" || true) real)"
+    step "$m: $(k "$m" get nodes --no-headers | grep -c ' Ready') nodes Ready in region ${members[$m]} ($(awk -v m="$m" '$2 == m' "$demo/real-nodes" 2>/dev/null | grep -cv '^ue' || true) real)"
   done
 
   step "hub: installing the HSN CRDs"
@@ -95,10 +97,13 @@ up() {
 
   start_operator
 
-  # The example meters in 60 s epochs; the demo uses 10 s ones so records reach the
-  # ledgers while you watch (epochSeconds is immutable: this is the value at creation).
-  step "hub: applying crds/examples/realistic.yaml (with epochSeconds: $dp_epoch for the demo)"
-  sed "s/epochSeconds: 60/epochSeconds: $dp_epoch/" "$root/crds/examples/realistic.yaml" | k "$hub" apply -f -
+  # The example meters in 60 s epochs, final six hours later; the demo uses 10 s epochs and
+  # a 30 s late window so records reach the chain, and are final, while you watch (both are
+  # immutable: these are the values at creation).
+  step "hub: applying crds/examples/realistic.yaml (with epochSeconds: $dp_epoch, lateWindowSeconds: $dp_late for the demo)"
+  sed -e "s/epochSeconds: 60/epochSeconds: $dp_epoch/" \
+    -e "s/^\( *\)maxRecordsPerBlock: \(.*\)/\1maxRecordsPerBlock: \2\n\1lateWindowSeconds: $dp_late/" \
+    "$root/crds/examples/realistic.yaml" | k "$hub" apply -f -
 
   step "waiting for the operator to make network metro Ready (about 10 s)"
   if ! k "$hub" -n edge-net wait --for=condition=Ready hsnnetwork/metro --timeout=180s >/dev/null; then
@@ -111,7 +116,7 @@ up() {
   step "what the hub holds (kubectl get mec,hsn -A):"
   k "$hub" get mec,hsn -A -o wide
   echo
-  step "agents (kubectl -n edge-net get hsnnodes), first 12 of $(k "$hub" -n edge-net get hsnnodes --no-headers | wc -l):"
+  step "agents (kubectl -n edge-net get hsnnodes), at most 12 of $(k "$hub" -n edge-net get hsnnodes --no-headers | wc -l):"
   k "$hub" -n edge-net get hsnnodes >"$demo/hsnnodes.txt"
   head -n 13 "$demo/hsnnodes.txt"
   for m in "${!members[@]}"; do
@@ -137,9 +142,10 @@ EOF2
   dp_summary
   cat <<EOF2
 
-Agents, ledgers and namespaces keep running (logs: $dp_dir/*.log; list: ip netns list).
-An agent's metrics: ip netns exec hd-w-e1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/9100; printf "GET /metrics HTTP/1.0\\r\\n\\r\\n" >&3; cat <&3'
-A ledger:         ip netns exec hd-w-s1 $root/target/debug/hsnctl ledger --addr http://10.99.1.2:7443 blocks
+The nodes, their pods and the site keep running ($demo/real-nodes lists the nodes' and
+the site's network namespaces and addresses).
+An agent's logs:  PATH=$bin:\$PATH kubectl --kubeconfig $(kubeconfig hsn-mec-eu-west) -n hsn-metro logs -l hsn.io/role=edge
+The chain:        $root/target/debug/hsnctl ledger --addr https://${dp_ledger_addr:-<super node address>}:7443 --ca $dp_dir/ca.crt --tls-domain ledger.metro.hsn.internal blocks
 Stop everything:  make demo-down
 EOF2
 }
