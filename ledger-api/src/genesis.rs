@@ -326,6 +326,7 @@ mod tests {
             role,
             key: NodeKey::of(k),
             name: name.into(),
+            retired: false,
         };
         let doc = GenesisDoc {
             chain_id: "hsn-test".into(),

@@ -186,6 +186,11 @@ pub struct RegisteredKey {
     /// A name for people, e.g. the Kubernetes node.
     #[serde(default)]
     pub name: String,
+    /// A super node that left the network's plan: it still signs the observations of what
+    /// it witnessed (those of epochs it served, shipped late, stay valid), but it is no
+    /// longer a validator. Only supers retire.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retired: bool,
 }
 
 /// The registry file: `{"nodes": [{"role": "edge", "key": "<hex>", "name": "edge-a"}]}`.

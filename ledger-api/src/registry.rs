@@ -14,7 +14,8 @@ use hsn_core::Role;
 pub const REGISTRY_CHANGE_DOMAIN: &str = "HSN-LEDGER/REGISTRY-CHANGE/V2";
 
 /// The bytes an administrator signs: network, nonce, whether the change replaces the whole
-/// registry, the keys put (role, key, name) and removed, in the order given.
+/// registry, the keys put (role: 1 edge, 2 super, 3 retired super; key, name) and removed,
+/// in the order given.
 pub fn signing_bytes(
     network: &str,
     nonce: u64,
@@ -28,9 +29,10 @@ pub fn signing_bytes(
         .u8(u8::from(replace))
         .u32(u32::try_from(put.len()).unwrap_or(u32::MAX));
     for node in put {
-        let role = match node.role {
-            Role::Edge => 1,
-            Role::Super => 2,
+        let role = match (node.role, node.retired) {
+            (Role::Edge, _) => 1,
+            (Role::Super, false) => 2,
+            (Role::Super, true) => 3,
         };
         c = c.u8(role).fixed(&node.key.0).str(&node.name);
     }
@@ -58,6 +60,7 @@ fn signed(
                 role: n.role.to_string(),
                 key: n.key.0.to_vec(),
                 name: n.name.clone(),
+                retired: n.retired,
             })
             .collect(),
         remove: remove.iter().map(|k| k.0.to_vec()).collect(),
@@ -123,6 +126,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn retiring_a_super_is_signed() {
+        let key = NodeKey::of(&SigningKey::from_bytes(&[1; 32]));
+        let active = RegisteredKey {
+            role: Role::Super,
+            key,
+            name: "s".into(),
+            retired: false,
+        };
+        let retired = RegisteredKey {
+            retired: true,
+            ..active.clone()
+        };
+        assert_ne!(
+            signing_bytes("n", 1, true, &[active], &[]),
+            signing_bytes("n", 1, true, &[retired], &[])
+        );
+    }
+
+    #[test]
     fn a_published_change_is_one_hex_transaction_or_nothing() {
         assert_eq!(parse_published(""), Ok(None));
         assert_eq!(parse_published("  \n"), Ok(None));
@@ -153,6 +175,7 @@ mod tests {
             role: Role::Super,
             key,
             name: "s".into(),
+            retired: false,
         };
         let edit = signing_bytes("n", 3, false, std::slice::from_ref(&node), &[]);
         let replace = signing_bytes("n", 3, true, std::slice::from_ref(&node), &[]);

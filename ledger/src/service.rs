@@ -353,10 +353,11 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         _request: Request<pb::GetRegistryRequest>,
     ) -> Result<Response<pb::GetRegistryResponse>, Status> {
-        let node = |role: hsn_core::Role, key: NodeKey, name: String| pb::RegistryNode {
+        let node = |role: hsn_core::Role, key: NodeKey, name: String, retired| pb::RegistryNode {
             role: role.to_string(),
             key: key.0.to_vec(),
             name,
+            retired,
         };
         let nodes = match &self.forwarder {
             Some(f) => f
@@ -364,14 +365,14 @@ impl pb::ledger_server::Ledger for LedgerService {
                 .registry()
                 .nodes
                 .into_iter()
-                .map(|n| node(n.role, n.key, n.name))
+                .map(|n| node(n.role, n.key, n.name, n.retired))
                 .collect(),
             None => self
                 .ledger
                 .registry()
                 .entries()
                 .into_iter()
-                .map(|(key, role, name)| node(role, key, name))
+                .map(|(key, role, name)| node(role, key, name, false))
                 .collect(),
         };
         self.counted("GetRegistry", Ok(pb::GetRegistryResponse { nodes }))

@@ -66,12 +66,14 @@ impl Net {
                 role: Role::Super,
                 key: NodeKey::of(&n.key),
                 name: format!("super-{i}"),
+                retired: false,
             })
             .collect();
         registry.push(RegisteredKey {
             role: Role::Edge,
             key: NodeKey::of(&edge),
             name: "edge-0".into(),
+            retired: false,
         });
         let admin = signing_key(42_000);
         let mut app_state = AppState::new(NETWORK, vec![NodeKey::of(&admin)], registry.clone());
@@ -286,6 +288,7 @@ async fn nodes_meet_through_the_peers_file_commit_and_stop_cleanly() -> Result<(
         role: Role::Edge,
         key: NodeKey::of(&late),
         name: "edge-late".into(),
+        retired: false,
     });
     let change = sign_replacement(NETWORK, 7, &whole, &net.admin);
     std::fs::write(net.path("registry"), hex::encode(transaction(change)))?;
@@ -320,6 +323,7 @@ async fn nodes_meet_through_the_peers_file_commit_and_stop_cleanly() -> Result<(
         role: Role::Edge,
         key: NodeKey::of(&grpc),
         name: "edge-grpc".into(),
+        retired: false,
     });
     let tx = transaction(sign_replacement(NETWORK, 8, &whole, &net.admin));
     let mut client = net.procs[1].as_ref().context("running")?.client().await?;

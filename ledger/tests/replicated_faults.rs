@@ -256,6 +256,7 @@ async fn validators_follow_registry_changes() -> Result<()> {
         role: Role::Super,
         key: NodeKey::of(&r.supers[3]),
         name: "super-3".into(),
+        retired: false,
     };
     let broadcast = hsn_ledger_api::registry::transaction;
     let add = broadcast(sign_change(NETWORK, 0, &[super3], &[], &r.admin));

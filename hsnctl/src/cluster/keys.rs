@@ -75,6 +75,7 @@ pub fn registry(nodes: &[HsnNode]) -> Result<(RegistryFile, Vec<String>), Cluste
             role,
             key: parsed,
             name,
+            retired: false,
         });
     }
     registry.nodes.sort_by(|a, b| a.name.cmp(&b.name));

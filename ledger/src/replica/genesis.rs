@@ -33,6 +33,7 @@ mod tests {
                 role: Role::Super,
                 key,
                 name: "s".into(),
+                retired: false,
             }],
         );
         state.late_window_seconds = 7200;

@@ -1,7 +1,8 @@
 //! The key registry as replicated state: which keys may sign records (edges) and
 //! observations (supers), with names for people. The supers are the validators (equal
-//! power). It changes only through `RegistryChange` transactions signed by an
-//! administrator key of the genesis, each with a nonce at least the registry's next, so a
+//! power), except retired ones: supers that left the plan, whose observations stay valid.
+//! It changes only through `RegistryChange` transactions signed by an administrator key of
+//! the genesis, each with a nonce at least the registry's next, so a
 //! change applies once; a change either edits (puts and removes keys) or replaces the
 //! whole registry.
 
@@ -77,9 +78,12 @@ impl Registry {
         Ok(registry)
     }
 
-    /// The validators: every super key, in key order.
+    /// The validators: every super key that is not retired, in key order.
     pub fn validators(&self) -> Vec<NodeKey> {
-        let supers = self.nodes.iter().filter(|n| n.role == Role::Super);
+        let supers = self
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::Super && !n.retired);
         supers.map(|n| n.key).collect()
     }
 
@@ -160,10 +164,14 @@ fn parse(change: &pb::RegistryChange) -> Result<(Vec<RegisteredKey>, Vec<NodeKey
         let key = NodeKey::from_slice(&node.key).map_err(|e| malformed("key", &e))?;
         key.verifying_key().map_err(|e| malformed("key", &e))?;
         let role: Role = node.role.parse().map_err(|e| malformed("role", &e))?;
+        if node.retired && role != Role::Super {
+            return Err(malformed("retired", &"only a super node retires"));
+        }
         put.push(RegisteredKey {
             role,
             key,
             name: node.name.clone(),
+            retired: node.retired,
         });
     }
     let remove = change.remove.iter().map(|k| NodeKey::from_slice(k));
@@ -182,7 +190,58 @@ mod tests {
         let sk = SigningKey::from_bytes(&[seed; 32]);
         let key = NodeKey::of(&sk);
         let name = format!("{role}-{seed}");
-        (sk, RegisteredKey { role, key, name })
+        (
+            sk,
+            RegisteredKey {
+                role,
+                key,
+                name,
+                retired: false,
+            },
+        )
+    }
+
+    #[test]
+    fn a_retired_super_still_witnesses_but_no_longer_validates() {
+        let admin = SigningKey::from_bytes(&[9; 32]);
+        let (_, s1) = node(1, Role::Super);
+        let (_, s2) = node(2, Role::Super);
+        let state = AppState::new("n", vec![NodeKey::of(&admin)], vec![s1.clone(), s2.clone()]);
+        let r0 = Registry::genesis(&state);
+        let retired = RegisteredKey {
+            retired: true,
+            ..s2.clone()
+        };
+        let change = sign_replacement("n", 0, &[s1.clone(), retired.clone()], &admin);
+        let r1 = r0.apply("n", &change).unwrap();
+        assert_eq!(r1.validators(), [s1.key]);
+        assert_eq!(r0.validator_updates(&r1), [(s2.key, 0)]);
+        let keys = r1.keys().unwrap();
+        assert!(
+            keys.has(&s2.key, Role::Super),
+            "its observations still count"
+        );
+        // Back in the plan: a validator again.
+        let back = sign_replacement("n", 1, &[s1.clone(), s2.clone()], &admin);
+        let r2 = r1.apply("n", &back).unwrap();
+        assert_eq!(r1.validator_updates(&r2), [(s2.key, VALIDATOR_POWER)]);
+        // Retiring every super leaves no validator; only supers retire.
+        let s1_retired = RegisteredKey {
+            retired: true,
+            ..s1.clone()
+        };
+        let none = sign_replacement("n", 2, &[s1_retired, retired], &admin);
+        assert_eq!(r2.apply("n", &none), Err(ChangeRefusal::NoValidator));
+        let (_, e1) = node(3, Role::Edge);
+        let edge = RegisteredKey {
+            retired: true,
+            ..e1
+        };
+        let bad = sign_replacement("n", 2, &[s1, edge], &admin);
+        assert!(matches!(
+            r2.apply("n", &bad),
+            Err(ChangeRefusal::Malformed(_))
+        ));
     }
 
     #[test]

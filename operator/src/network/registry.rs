@@ -2,7 +2,8 @@
 //! planned ones whose keys are stored, its edges every edge whose agent published a key in
 //! its Lease (trusted only from the pod the operator placed), named by their HsnNode. An
 //! edge once registered stays registered, so records it spooled while cut off are still
-//! taken. When that set changes, the operator signs a replacement (the whole registry, the
+//! taken; a super node that leaves the plan stays registered, retired: its observations
+//! still count, it is no longer a validator. When that set changes, the operator signs a replacement (the whole registry, the
 //! next nonce of its own count) with the network's administrator key, keeps it in the
 //! chain Secret, and publishes it in every member's ledger ConfigMap, where each super
 //! node's ledger reads it and hands it to the chain.
@@ -60,6 +61,7 @@ pub fn desired(
                 role: Role::Super,
                 key,
                 name: super_node_name(&name, &id),
+                retired: false,
             });
         }
     }
@@ -80,12 +82,20 @@ pub fn desired(
                     role: Role::Edge,
                     key,
                     name: edge_node_name(&name, &cluster, node),
+                    retired: false,
                 });
             }
         }
     }
-    for node in before.iter().filter(|n| n.role == Role::Edge) {
-        add(node.clone());
+    // What was registered stays: edges (records they spooled while cut off are still
+    // taken) and supers that left the plan, retired (the observations they made while
+    // serving stay valid, shipped late or from a member that stopped answering; they are no
+    // longer validators).
+    for node in before {
+        add(RegisteredKey {
+            retired: node.role == Role::Super,
+            ..node.clone()
+        });
     }
     by_key.into_values().collect()
 }

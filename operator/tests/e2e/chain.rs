@@ -249,6 +249,7 @@ async fn registry_follows_published_keys(s: &Suite, genesis: &AppState) -> Resul
                 role: n.role.parse().expect("a role"),
                 key: NodeKey::from_slice(&n.key).expect("a key"),
                 name: n.name.clone(),
+                retired: n.retired,
             })
             .collect();
         let admin = genesis.admins[0].verifying_key()?;

@@ -42,6 +42,7 @@ impl LedgerFiles {
                     role: *role,
                     key: NodeKey::of(key),
                     name: (*name).into(),
+                    retired: false,
                 })
                 .collect(),
         };

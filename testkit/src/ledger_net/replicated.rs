@@ -61,6 +61,7 @@ impl Replicated {
                 role: Role::Super,
                 key: NodeKey::of(k),
                 name: format!("super-{i}"),
+                retired: false,
             });
             write_signing_key(&dir.path().join(format!("super-{i}.key")), k)?;
         }
@@ -69,6 +70,7 @@ impl Replicated {
                 role: Role::Edge,
                 key: NodeKey::of(k),
                 name: format!("edge-{i}"),
+                retired: false,
             });
         }
         let mut app_state = AppState::new(NETWORK, vec![NodeKey::of(&admin)], nodes);
