@@ -20,7 +20,10 @@
 dp_network=metro
 dp_member_ns=hsn-$dp_network
 dp_epoch=10
-dp_late=30     # lateWindowSeconds: an epoch's rewards are final this long after it ends
+# lateWindowSeconds: an epoch's rewards are final this long after it ends. Records that
+# reach the chain later are refused, so it must outlast a stall of the chain (a validator
+# lost) plus an agent's retry backoff (up to 60 s); installs keep the default six hours.
+dp_late=120
 dp_payload=1000 # UDP payload bytes: IPv4 packets are 1028 B at L3, IPv6 1048 B
 dp_datagrams=200 # per UE, tenant and family
 dp_dir="$demo/datapath"
@@ -102,6 +105,10 @@ dp_send() {
 declare -A dp_sent=() dp_sent_by=()
 dp_traffic() {
   local label=$1 _k name ns t dst bytes
+  # Start just after an epoch begins (the burst takes about a second): an edge and its
+  # super close an epoch at slightly different instants, so bytes crossing a boundary can
+  # land in different epochs on each side and be judged disputed (README, "Not yet").
+  sleep "$(awk -v s="$dp_epoch" -v n="$(date +%s.%N)" 'BEGIN {printf "%.3f", s - (n % s) + 0.3}')"
   step "traffic ($label): every UE sends $dp_datagrams UDP datagrams of $dp_payload B to each tenant's service over IPv4 and IPv6"
   while read -r _k _k name ns _k _k; do
     for t in "${!dp_service[@]}"; do
@@ -143,6 +150,7 @@ dp_compare() {
 # hsnctl ledger against a live super node's ledger, over the operator's TLS (the network's
 # CA from the member's hsn-ledger-ca ConfigMap, the network's ledger name).
 dp_ledger_addr=""
+dp_dead_node=""
 dp_hsnctl_ledger() {
   "$root/target/debug/hsnctl" ledger --addr "https://$dp_ledger_addr:7443" --ca "$dp_dir/ca.crt" \
     --tls-domain "ledger.$dp_network.hsn.internal" "$@"
@@ -157,6 +165,20 @@ dp_up() {
   dp_ledger_addr=$(dp_list super | awk 'NR == 1 {print $5}')
   dp_site
   dp_wait_programmed
+  dp_wait_chain
+}
+
+# Waits until the network's chain commits (status.ledger, from the super agents' Leases):
+# its validators find each other through the peers in the ledger ConfigMap, which the
+# kubelet refreshes in the pods' mounts about once a minute.
+dp_wait_chain() {
+  local height="" started=$SECONDS
+  for _ in $(seq 180); do
+    height=$(k "$hub" -n edge-net get hsnnetwork "$dp_network" -o jsonpath='{.status.ledger.chainHeight}' 2>/dev/null)
+    [ "${height:-0}" -gt 0 ] && break
+    sleep 1
+  done
+  step "the network's chain commits (chain height ${height:-0}, $((SECONDS - started)) s of waiting for its four validators to find each other)"
 }
 
 dp_epoch_now() { echo $(($(date +%s) / dp_epoch)); }
@@ -192,8 +214,9 @@ dp_failover() {
   step "failover: real node $node, which runs super node $lost, dies (kubelet, containerd, its agent, its ledger and CometBFT: every process of the node killed)"
   echo "    edges assigned to it:"; dp_assignments | grep " $lost\$" | sed 's/^/      /' || true
   ip netns pids "$ns" | xargs -r kill -9 2>/dev/null || true
-  [ "$(dp_list super | awk -v n="$node" '$3 == n {print $5}')" = "$dp_ledger_addr" ] &&
-    dp_ledger_addr=$(dp_list super | awk -v n="$node" '$3 != n {print $5; exit}')
+  dp_dead_node=$node
+  # Ask a ledger in the cluster that stays up from here on.
+  dp_ledger_addr=$(dp_list super | awk -v n="$node" '$2 == "hsn-mec-eu-west" && $3 != n {print $5; exit}')
   step "waiting for its Lease to lapse (15 s) and the operator to re-home its edges"
   for _ in $(seq 90); do
     moved=$(dp_assignments | grep -c " $lost\$" || true)
@@ -203,6 +226,34 @@ dp_failover() {
   echo "    edges after:"; dp_assignments | sed 's/^/      /' || true
   dp_wait_programmed
   dp_traffic "after losing $lost"
+}
+
+# The ledger's validators as a replica sees them: "<name> ..." lines.
+dp_validators() {
+  dp_hsnctl_ledger status -o json 2>/dev/null | tr '{' '\n' | sed -n 's/.*"name": *"\([^"]*\)".*/\1/p' | sort | tr '\n' ' '
+}
+
+dp_member_down() {
+  dp_supported || return 0
+  local kwd=$demo/hsn-mec-eu-north.kwok-workdir before after
+  before=$(dp_validators)
+  echo
+  step "MEC cluster mec-eu-north's control plane stops (its nodes, pods, agents and ledgers keep running)"
+  KWOK_WORKDIR=$(cat "$kwd") "$bin/kwokctl" stop cluster --name hsn-mec-eu-north >/dev/null 2>&1 || true
+  k "$hub" wait --for=condition=Ready=false mec/mec-eu-north --timeout=90s >/dev/null 2>&1 || true
+  k "$hub" get mec
+  step "the operator re-plans without it: mec-eu-north's super nodes retire from the registry (their observations still count, they no longer validate)"
+  for _ in $(seq 60); do
+    after=$(dp_validators)
+    [ -n "$after" ] && [ "$after" != "$before" ] && break
+    sleep 1
+  done
+  echo "    validators before: $before"
+  echo "    validators after:  $after"
+  echo "    edges in the plan:"; dp_assignments | sed 's/^/      /' || true
+  echo "    (an edge of mec-eu-north reads its routes from its own cluster's API, which is down: it"
+  echo "     keeps sending to the super node it had, which still runs and observes)"
+  dp_traffic "mec-eu-north's control plane down"
   dp_last_epoch=$(dp_epoch_now)
 }
 
@@ -212,9 +263,15 @@ dp_summary() {
   echo
   step "waiting ${wait} s for the traffic's epochs to be final (late window ${dp_late} s after each epoch, by block time)"
   sleep "$wait"
-  step "the chain, verified from the replica on $dp_ledger_addr (one of the three validators left):"
-  dp_hsnctl_ledger verify || true
-  dp_hsnctl_ledger blocks --limit 5 || true
+  step "the chain, verified on every replica still running (hsnctl ledger verify, each over TLS):"
+  local _k node addr here=$dp_ledger_addr
+  while read -r _k _k node _k addr _k; do
+    [ "$node" = "$dp_dead_node" ] && continue
+    dp_ledger_addr=$addr
+    printf '    %-18s %s\n' "$node" "$(dp_hsnctl_ledger verify 2>&1 | head -n1)"
+  done < <(dp_list super)
+  dp_ledger_addr=$here
+  dp_hsnctl_ledger blocks --limit 8 || true
   echo
   step "rewards for epochs $dp_first_epoch..$dp_last_epoch, from the chain alone; bytes each edge's UE sent:"
   for name in $(printf '%s\n' "${!dp_sent_by[@]}" | sort); do

@@ -98,7 +98,7 @@ up() {
   start_operator
 
   # The example meters in 60 s epochs, final six hours later; the demo uses 10 s epochs and
-  # a 30 s late window so records reach the chain, and are final, while you watch (both are
+  # a two-minute late window so records reach the chain, and are final, while you watch (both are
   # immutable: these are the values at creation).
   step "hub: applying crds/examples/realistic.yaml (with epochSeconds: $dp_epoch, lateWindowSeconds: $dp_late for the demo)"
   sed -e "s/epochSeconds: 60/epochSeconds: $dp_epoch/" \
@@ -139,6 +139,7 @@ EOF2
   hsnctl_views
   dp_story
   dp_failover
+  dp_member_down
   dp_summary
   cat <<EOF2
 

@@ -310,6 +310,14 @@ pub(crate) async fn send(
     let mac = redirecting(member, edge, super_node).await?;
     registry_followed(member).await?;
     let site = Site::plug(network, edge, super_node)?;
+    // The traffic starts just after an epoch begins and ends well before it does: the edge
+    // and the super close an epoch at slightly different instants, so bytes crossing a
+    // boundary can land in different epochs on each side, which the ledger judges as a
+    // dispute (a known limit until the datapath dates packets itself; README).
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let into = now.as_millis() % u128::from(EPOCH_SECONDS * 1000);
+    let wait = u64::try_from(u128::from(EPOCH_SECONDS * 1000) - into)? + 300;
+    tokio::time::sleep(Duration::from_millis(wait)).await;
     let first_epoch = unix_now() / EPOCH_SECONDS;
     let sent = match tokio::task::block_in_place(|| site.send()) {
         Ok(sent) => sent,
