@@ -68,8 +68,8 @@ fn identity(render: &Renderer<'_>, role: Role, leases: &[String]) -> Vec<MemberO
     let role_object = RbacRole {
         metadata: render.meta(name),
         rules: Some(vec![
-            // Read the routes table (and a super node the registry changes its ledger
-            // takes), and nothing else of the cluster.
+            // Read the routes table (a super node also the ledger ConfigMap, for the
+            // registry changes it hands its ledger), and nothing else of the cluster.
             PolicyRule {
                 api_groups: strings(&[""]),
                 resources: strings(&["configmaps"]),

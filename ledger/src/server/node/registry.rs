@@ -42,7 +42,7 @@ pub async fn follow(path: PathBuf, rpc: std::net::SocketAddr, mut stop: watch::R
         if let Some(tx) = tx.filter(|tx| delivered.as_ref() != Some(tx)) {
             match deliver_registry_change(rpc, &tx).await {
                 Ok(d) if d.taken => {
-                    tracing::info!(hash = %d.detail, "registry change submitted");
+                    tracing::info!(tx = %d.detail, "registry change submitted");
                     delivered = Some(tx);
                 }
                 Ok(d) => {
