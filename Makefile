@@ -47,7 +47,7 @@ bench-ledger: deps tools ## Ledger ingest vs the ed25519 batch-verify ceiling, M
 	$(CARGO) bench -p hsn-ledger --bench replicated
 
 .PHONY: bench-datapath
-bench-datapath: deps ## Datapath (root): edge XDP ns/packet vs XDP_PASS, 10 vs 100k prefixes, XDP redirect vs Linux forwarding in netns
+bench-datapath: deps ## Datapath (root): edge XDP ns/packet vs XDP_PASS, 10 vs 100k prefixes, IP-in-IP vs plain XDP redirect; in netns the XDP tunnel vs Linux forwarding, plain and IP in IP
 	$(CARGO) bench -p hsn-ebpf --bench datapath
 
 IMAGE_TAG ?= 0.1.0

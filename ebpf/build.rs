@@ -1,7 +1,9 @@
 //! Generates `OUT_DIR/hsn_types.rs`, the Rust side of `include/hsn_types.h` (`src/abi.rs`
 //! includes it), and compiles `src/*.bpf.c` with clang into `OUT_DIR/<name>.bpf.o`: `edge`
-//! and `super` are embedded by `src/edge.rs` and `src/super_node.rs`; `bench` only by
-//! `benches/datapath/object.rs`.
+//! and `super` are embedded by `src/edge.rs` and `src/super_node.rs`, each also built a
+//! second time with `-DHSN_TC` as a TC classifier (`edge_tc`, `super_tc`: one source, two
+//! hooks, see `include/hsn_ctx.h`); `bench` only by `benches/datapath/object.rs` (and
+//! `tests/common/routed.rs`, which borrows its XDP_PASS).
 //!
 //! `CLANG` overrides the compiler. `HSN_EBPF_SKIP_BPF_BUILD=1` writes empty objects instead,
 //! so `cargo check`/clippy work on a machine without clang and libbpf (the ABI is still
@@ -13,7 +15,15 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const PROGRAMS: &[&str] = &["edge", "super", "bench"];
+/// Each object: its name (`OUT_DIR/<name>.bpf.o`), its source (`src/<source>.bpf.c`) and the
+/// defines it is built with.
+const OBJECTS: &[(&str, &str, &[&str])] = &[
+    ("edge", "edge", &[]),
+    ("super", "super", &[]),
+    ("edge_tc", "edge", &["-DHSN_TC"]),
+    ("super_tc", "super", &["-DHSN_TC"]),
+    ("bench", "bench", &[]),
+];
 
 fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -26,7 +36,7 @@ fn main() {
     generate_abi(&manifest, &out);
     if env::var_os("HSN_EBPF_SKIP_BPF_BUILD").is_some_and(|v| v == "1") {
         println!("cargo::warning=HSN_EBPF_SKIP_BPF_BUILD=1: eBPF objects are empty stubs");
-        for name in PROGRAMS {
+        for (name, _, _) in OBJECTS {
             fs::write(out.join(format!("{name}.bpf.o")), b"").expect("write stub object");
         }
         return;
@@ -35,8 +45,8 @@ fn main() {
     let clang = env::var("CLANG").unwrap_or_else(|_| "clang".to_owned());
     check_clang(&clang);
     check_libbpf_headers(&clang);
-    for name in PROGRAMS {
-        compile(&clang, &manifest, &out, name);
+    for (name, source, defines) in OBJECTS {
+        compile(&clang, &manifest, &out, name, source, defines);
     }
 }
 
@@ -123,11 +133,12 @@ fn bpf_clang(clang: &str) -> Command {
     cmd
 }
 
-fn compile(clang: &str, manifest: &Path, out: &Path, name: &str) {
-    let src = manifest.join("src").join(format!("{name}.bpf.c"));
+fn compile(clang: &str, manifest: &Path, out: &Path, name: &str, source: &str, defines: &[&str]) {
+    let src = manifest.join("src").join(format!("{source}.bpf.c"));
     let obj = out.join(format!("{name}.bpf.o"));
     let mut cmd = bpf_clang(clang);
     cmd.args(["-Wall", "-Werror"])
+        .args(defines)
         .arg("-I")
         .arg(manifest.join("include"));
     cmd.arg("-c").arg(&src).arg("-o").arg(&obj);
@@ -135,7 +146,7 @@ fn compile(clang: &str, manifest: &Path, out: &Path, name: &str) {
         .output()
         .unwrap_or_else(|e| fail(&format!("running {clang}: {e}")));
     if !output.status.success() {
-        fail(&explain(&src, &output));
+        fail(&format!("{name}.bpf.o: {}", explain(&src, &output)));
     }
 }
 

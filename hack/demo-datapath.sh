@@ -8,7 +8,7 @@
 #
 #   ue namespaces   one per edge node, on the nodes' network: its routes send the tenants'
 #                   prefixes (v4 and v6) to that edge node, whose XDP program meters them
-#                   and redirects them to the edge's super node
+#                   and tunnels them (IP in IP) to the edge's super node
 #   services        the tenants' services (10.20.0.1 acme-video, 10.30.0.1 globex-iot, and
 #                   their v6 twins), behind the super nodes: each super node forwards the
 #                   tenants' prefixes there (a Kubernetes node with a CNI forwards already)
@@ -74,24 +74,29 @@ dp_site() {
   step "the site: $(dp_list ue | wc -l) UE namespaces route the tenants' prefixes via their edge node; $(dp_list super | wc -l) super nodes forward them to the services ($svc4, $svc6)"
 }
 
-# Waits until every edge has programmed a next hop (its Lease carries the MAC it sends
-# with) and the routes tables carry those MACs for the super nodes.
+# dp_programmed <map name>: how many BPF maps of that name hold an entry with a nonzero
+# first word (a next hop's ifindex: a programmed tunnel). Map names are the kernel's, so
+# this counts every agent's map of that name on this machine.
+dp_programmed() {
+  bpftool -j map dump name "$1" 2>/dev/null |
+    jq '[if (.[0] | has("entries")) then .[] | .entries else . end
+         | [.[] | select(.value[0:4] | any(. != "0x00"))] | length > 0]
+        | map(select(.)) | length' 2>/dev/null || echo 0
+}
+
+# Waits until every edge has programmed its tunnel to its super node, and the super nodes
+# their way back to them.
 dp_wait_programmed() {
-  local want have macs cluster
+  local want edges supers
   want=$(dp_list edge | wc -l)
   for _ in $(seq 120); do
-    have=0 macs=0
-    for cluster in "${!dp_kwok[@]}"; do
-      have=$((have + $(k "${dp_kwok[$cluster]}" -n "$dp_member_ns" get leases \
-        -o jsonpath='{range .items[*]}{.metadata.annotations.hsn\.io/mac}{"\n"}{end}' 2>/dev/null | grep -c : || true)))
-      macs=$((macs + $(k "${dp_kwok[$cluster]}" -n "$dp_member_ns" get configmap hsn-routes \
-        -o jsonpath='{.data.routes\.json}' 2>/dev/null | grep -o '"mac"' | wc -l || true)))
-    done
-    [ "$have" -ge "$want" ] && [ "$macs" -ge "$want" ] && break
+    edges=$(dp_programmed next_hop)
+    supers=$(dp_programmed super_edges)
+    [ "$edges" -ge "$want" ] && [ "$supers" -ge 1 ] && break
     sleep 1
   done
-  sleep 2 # the super agents program the MACs they just read
-  step "$have of $want edges redirect to their super node; the routes tables carry $macs edge MACs for the super nodes"
+  sleep 2 # the super agents resolve the way back to edges they just learned
+  step "$edges of $want edges tunnel to their super node; $supers super nodes have a way back to their edges"
 }
 
 # dp_send <ue ns> <dst> <count>: <count> UDP datagrams of $dp_payload bytes from bash's /dev/udp.

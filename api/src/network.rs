@@ -233,10 +233,9 @@ pub enum SliceType {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Routing {
-    /// The kernel hook the datapath attaches to. Only `XDP` is available so far; `TC` is
-    /// refused until the agents implement it.
+    /// The kernel hook the datapath attaches to: `XDP` (the default, fastest) or `TC`
+    /// (where XDP cannot serve); the same programs, counters and tunnel either way.
     #[serde(default)]
-    #[x_kube(validation = Rule::new("self != 'TC'").message("datapath TC is not available yet: the agents implement XDP only so far; use XDP"))]
     pub datapath: DatapathMode,
     /// How edge nodes are assigned to super nodes.
     #[serde(default)]
@@ -253,7 +252,8 @@ pub enum DatapathMode {
     #[default]
     #[serde(rename = "XDP")]
     Xdp,
-    /// Traffic-control classifier. Not available yet: the API server refuses it.
+    /// Traffic-control classifier at ingress (tcx, Linux 6.6+): for interfaces without native
+    /// XDP, or traffic that must meet the stack as an skb.
     #[serde(rename = "TC")]
     Tc,
 }

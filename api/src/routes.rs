@@ -74,12 +74,10 @@ pub struct EdgeRoute {
     pub cluster: String,
     /// Id of its super node, one of [`RoutesTable::supers`].
     pub super_id: SuperId,
-    /// The edge's address, from its Lease: its super node's observations name it by this.
+    /// The edge's address, from its Lease: the outer source of its tunnel, by which its
+    /// super node recognises its traffic and names it in observations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<IpAddr>,
-    /// The source MAC the edge writes when redirecting, from its Lease (`aa:bb:..`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mac: Option<String>,
     /// The edge's ed25519 public key (hex), from its Lease.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<String>,
@@ -93,7 +91,6 @@ impl EdgeRoute {
             cluster: String::new(),
             super_id,
             address: None,
-            mac: None,
             public_key: None,
         }
     }
@@ -198,7 +195,6 @@ mod tests {
                     cluster: "b".into(),
                     super_id: SuperId::new("a", 0),
                     address: Some("10.1.0.3".parse().unwrap()),
-                    mac: Some("02:00:00:00:00:03".into()),
                     public_key: Some("ab".repeat(32)),
                 },
             ],
@@ -221,6 +217,13 @@ mod tests {
         assert_eq!(table().super_of("n2"), None);
         // An edge of another cluster is listed for the super node, not routed as our own.
         assert_eq!(table().super_of("n3"), None);
+    }
+
+    #[test]
+    fn an_older_operators_edge_mac_is_ignored() {
+        let mut old = serde_json::to_value(table()).unwrap();
+        old["edges"][1]["mac"] = "02:00:00:00:00:03".into();
+        assert_eq!(RoutesTable::parse(&old.to_string()).unwrap(), table());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Monotonic per-CPU counters: the programs only ever add. Per-CPU values
- * need no atomics because XDP runs to completion on one CPU. */
+ * need no atomics because a program (XDP or TC) runs to completion on one
+ * CPU. */
 #ifndef HSN_COUNT_H
 #define HSN_COUNT_H
 
@@ -19,23 +20,26 @@ static __always_inline void hsn_stat_inc(void *stats, __u32 idx)
 		*v += 1;
 }
 
-/* Adds one packet of `bytes` to the per-CPU array counter at `idx`. Returns
- * -1 when idx is out of range (the caller counts that). */
-static __always_inline int hsn_counter_add_at(void *map, __u32 idx, __u32 bytes)
+/* Adds `packets` packets of `bytes` bytes in all (one, but for a GSO packet
+ * in TC: hsn_wire) to the per-CPU array counter at `idx`. Returns -1 when
+ * idx is out of range (the caller counts that). */
+static __always_inline int hsn_counter_add_at(void *map, __u32 idx,
+					      __u32 packets, __u32 bytes)
 {
 	struct hsn_counter *c = bpf_map_lookup_elem(map, &idx);
 
 	if (!c)
 		return -1;
-	c->packets += 1;
+	c->packets += packets;
 	c->bytes += bytes;
 	return 0;
 }
 
-/* Adds one packet of `bytes` to the per-CPU counter at `key`, creating it
- * on first use. Returns -1 when the map is full (the caller counts that). */
+/* Adds `packets` packets of `bytes` bytes in all to the per-CPU counter at
+ * `key`, creating it on first use. Returns -1 when the map is full (the
+ * caller counts that). */
 static __always_inline int hsn_counter_add(void *map, const void *key,
-					   __u32 bytes)
+					   __u32 packets, __u32 bytes)
 {
 	struct hsn_counter *c = bpf_map_lookup_elem(map, key);
 
@@ -50,7 +54,7 @@ static __always_inline int hsn_counter_add(void *map, const void *key,
 		if (!c)
 			return -1;
 	}
-	c->packets += 1;
+	c->packets += packets;
 	c->bytes += bytes;
 	return 0;
 }

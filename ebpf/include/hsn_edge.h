@@ -5,7 +5,10 @@
 #define HSN_EDGE_H
 
 #include "hsn_count.h"
+#include "hsn_ctx.h"
+#include "hsn_hook.h"
 #include "hsn_parse.h"
+#include "hsn_tunnel.h"
 #include "hsn_types.h"
 
 /* Load-time setting: 0 = meter only, every packet goes to the kernel. */
@@ -38,11 +41,11 @@ struct {
 	__uint(max_entries, HSN_EDGE_STAT_MAX);
 } edge_stats SEC(".maps");
 
-/* The current super node, in two generations (key: next_hop_gen's value):
- * the agent writes the entry packets do not read, then flips next_hop_gen,
- * so a packet reads a whole old or a whole new next hop, never one written
- * in place (as for the tenant tables, see hsn_tenant.h). ifindex 0: none.
- * Arrays, not a hash: both lookups are inlined. */
+/* The current super node and the tunnel to it, in two generations (key:
+ * next_hop_gen's value): the agent writes the entry packets do not read, then
+ * flips next_hop_gen, so a packet reads a whole old or a whole new next hop,
+ * never one written in place (as for the tenant tables, see hsn_tenant.h).
+ * ifindex 0: none. Arrays, not a hash: both lookups are inlined. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
@@ -57,6 +60,16 @@ struct {
 	__uint(max_entries, 1);
 } next_hop_gen SEC(".maps");
 
+/* Super nodes of the network, by address: tunnelled downlink is taken
+ * from these only (any of them: a re-home leaves packets in flight). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct hsn_addr);
+	__type(value, __u32);
+	__uint(max_entries, HSN_MAX_EDGES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} edge_supers SEC(".maps");
+
 /* Egress devices a next hop may use, keyed by ifindex. */
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
@@ -68,7 +81,7 @@ struct {
 static __always_inline int hsn_edge_pass(void)
 {
 	hsn_stat_inc(&edge_stats, HSN_EDGE_STAT_PASSED);
-	return XDP_PASS;
+	return HSN_ACT_PASS;
 }
 
 static __always_inline int hsn_edge_pass_because(__u32 stat)
@@ -80,7 +93,7 @@ static __always_inline int hsn_edge_pass_because(__u32 stat)
 /* The edge's first step: count the packet and parse it. 0 for a frame it
  * does not meter (not IP, or malformed), counted as such; the caller passes
  * it (hsn_edge_pass). */
-static __always_inline int hsn_edge_parse(struct xdp_md *ctx,
+static __always_inline int hsn_edge_parse(struct hsn_ctx *ctx,
 					  struct hsn_pkt *pkt)
 {
 	int res;
@@ -98,46 +111,73 @@ static __always_inline int hsn_edge_parse(struct xdp_md *ctx,
 	return 1;
 }
 
-/* Forwarding: bpf_redirect_map through a devmap, rewriting the Ethernet
- * header for the next hop. Why this and not:
- * - XDP_TX: the super node is usually behind another interface than the
- *   one UE traffic arrives on;
- * - bpf_fib_lookup + kernel neighbours: the operator's assignment, not the
- *   routing table, picks the super node, and failover must not wait on
- *   ARP/ND; the next hop here is one map entry, switched by one write;
- * - bpf_redirect(ifindex): a devmap holds a reference to the device, drops
- *   the entry when the device goes away (then XDP_PASS via the fallback
- *   flag, not a drop) and makes the allowed egress devices explicit state.
- */
-static __always_inline int hsn_edge_forward(struct xdp_md *ctx,
-					    const struct hsn_pkt *pkt)
+/* The next hop packets read now; NULL or ifindex 0: none. */
+static __always_inline struct hsn_next_hop *hsn_edge_next_hop(void)
 {
 	__u32 zero = 0;
 	__u32 *gen = bpf_map_lookup_elem(&next_hop_gen, &zero);
 	__u32 key = gen ? *gen & 1 : 0;
 	struct hsn_next_hop *nh = bpf_map_lookup_elem(&next_hop, &key);
-	struct hsn_next_hop hop;
-	struct ethhdr *eth;
-	void *data_end;
 
-	if (!nh || !nh->ifindex)
-		return hsn_edge_pass_because(HSN_EDGE_STAT_NO_NEXT_HOP);
-	hop = *nh;
-	if (bpf_redirect_map(&tx_ports, hop.ifindex, XDP_PASS) != XDP_REDIRECT)
+	return nh && nh->ifindex ? nh : NULL;
+}
+
+/* Does tenant uplink `pkt` fit the tunnel of `hop`? */
+static __always_inline int hsn_edge_fits(const struct hsn_next_hop *hop,
+					 const struct hsn_pkt *pkt)
+{
+	return pkt->l3_len + hsn_tunnel_overhead(hop->outer_v6) <= hop->mtu;
+}
+
+/* Does every packet of tenant uplink `w` on the wire fit the tunnel of
+ * `hop`? (hsn_edge_fits, for a GSO packet too.) */
+static __always_inline int hsn_edge_wire_fits(const struct hsn_next_hop *hop,
+					      const struct hsn_wire *w)
+{
+	return w->max_len + hsn_tunnel_overhead(hop->outer_v6) <= hop->mtu;
+}
+
+/* Lowers the MSS of a tenant TCP SYN (either way) so that neither end
+ * sends segments the tunnel cannot carry. */
+static __always_inline void hsn_edge_clamp(struct hsn_ctx *ctx,
+					   const struct hsn_next_hop *hop,
+					   const struct hsn_pkt *pkt)
+{
+	__u16 mss = hsn_tunnel_mss(pkt, hop->mtu, hop->outer_v6);
+
+	if (mss && hsn_clamp_mss(ctx, pkt, mss))
+		hsn_stat_inc(&edge_stats, HSN_EDGE_STAT_MSS_CLAMPED);
+}
+
+/* Forwarding: IP in IP to the super node (hsn_tunnel.h), sent with
+ * bpf_redirect_map through a devmap (TC: bpf_redirect to a device of the
+ * same devmap, hsn_redirect). Why this and not:
+ * - XDP_TX: the super node is usually behind another interface than the
+ *   one UE traffic arrives on;
+ * - bpf_fib_lookup + kernel neighbours per packet: the operator's
+ *   assignment, not the routing table, picks the super node, and failover
+ *   must not wait on ARP/ND; the agent resolves the route and neighbour
+ *   toward the super node ahead of time and the next hop is one map entry,
+ *   switched by one write (a re-home, also to another cluster);
+ * - bpf_redirect(ifindex): a devmap holds a reference to the device, drops
+ *   the entry when the device goes away (then XDP_PASS via the fallback
+ *   flag, not a drop) and makes the allowed egress devices explicit state.
+ * Ingress VLAN tags belong to the access segment: the encapsulated frame
+ * leaves untagged. */
+static __always_inline int hsn_edge_forward(struct hsn_ctx *ctx,
+					    const struct hsn_next_hop *nh,
+					    const struct hsn_pkt *pkt)
+{
+	struct hsn_next_hop hop = *nh;
+
+	if (!hsn_redirect(&tx_ports, hop.ifindex))
 		return hsn_edge_pass_because(HSN_EDGE_STAT_REDIRECT_ERROR);
-	/* Ingress VLAN tags belong to the access segment: pop them, the
-	 * frame leaves untagged towards the super node. */
-	if (pkt->vlan_len && bpf_xdp_adjust_head(ctx, pkt->vlan_len))
-		return hsn_edge_pass_because(HSN_EDGE_STAT_REDIRECT_ERROR);
-	eth = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	if ((void *)(eth + 1) > data_end)
-		return XDP_ABORTED;
-	__builtin_memcpy(eth->h_dest, hop.dst_mac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, hop.src_mac, ETH_ALEN);
-	eth->h_proto = pkt->l3_proto;
+	hsn_edge_clamp(ctx, &hop, pkt);
+	if (hsn_encap(ctx, pkt, hop.dst_mac, hop.src_mac, hop.outer_v6,
+		      hop.local, hop.remote))
+		return HSN_ACT_ABORTED;
 	hsn_stat_inc(&edge_stats, HSN_EDGE_STAT_REDIRECTED);
-	return XDP_REDIRECT;
+	return HSN_ACT_REDIRECT;
 }
 
 #endif /* HSN_EDGE_H */

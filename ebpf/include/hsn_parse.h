@@ -17,6 +17,8 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "hsn_ctx.h"
+
 /* 802.1Q/802.1ad tags accepted before the IP header (single or QinQ). */
 #define HSN_MAX_VLAN_TAGS 2
 /* IPv6 extension headers walked before the L4 header; more is an error. */
@@ -28,7 +30,9 @@
 #define HSN_ICMP_HDR_LEN 8
 
 #define HSN_IP_OFFSET  0x1fff
+#define HSN_IP_MF      0x2000
 #define HSN_IP6_OFFSET 0xfff8
+#define HSN_IP6_MF     0x0001
 
 enum hsn_parse_result {
 	HSN_PARSE_OK,
@@ -54,12 +58,25 @@ struct hsn_frag_hdr {
 	__be32 id;
 };
 
-/* What the programs need from a parsed packet. */
+/* Bound on where an L4 header (or a tunnelled packet) may start in a frame:
+ * Ethernet, two tags, IPv4 with options or IPv6 with its chain. */
+#define HSN_MAX_L4_OFF (14 + 8 + HSN_MAX_V6_CHAIN)
+/* The furthest a parse reads into a frame: a tunnelled packet's L4 header
+ * after its own IPv6 chain (TCP's, with options: 60 bytes). TC makes that
+ * much linear first (hsn_pull). */
+#define HSN_PULL_LEN (HSN_MAX_L4_OFF + HSN_MAX_V6_CHAIN + 60)
+
+/* What the programs need from a parsed packet (or from the packet inside a
+ * tunnel: offsets are always from the start of the frame). */
 struct hsn_pkt {
 	__u8 saddr[16];	 /* IPv6, or IPv4 mapped (::ffff:a.b.c.d) */
 	__u8 daddr[16];	 /* same encoding as saddr */
-	__u8 src_mac[6]; /* identifies the sending edge on the super node */
 	__be16 l3_proto; /* ethertype after the VLAN tags */
+	__u16 l3_off;	 /* IP header */
+	__u16 l4_off;	 /* L4 header; 0 for a non-first fragment */
+	__u8 l4_proto;	 /* after the IPv6 extension headers */
+	__u8 tos;	 /* IPv4 TOS or IPv6 traffic class */
+	__u8 is_frag;	 /* a fragment (first or not) of a larger packet */
 	__u32 l3_len;	 /* IP total length: what is metered */
 	__u32 vlan_len;	 /* bytes of VLAN tags between MACs and IP header */
 	__u8 is_v6;
@@ -97,9 +114,10 @@ static __always_inline void hsn_map_v4(__u8 *dst, const void *addr)
 
 /* avail: bytes from the IP header to the end of the whole frame (fragments
  * of a multi-buffer frame included), to validate the total length. */
-static __always_inline int hsn_parse_v4(void *l3, void *data_end, __u64 avail,
-					struct hsn_pkt *pkt)
+static __always_inline int hsn_parse_v4(void *data, __u32 off, void *data_end,
+					__u64 avail, struct hsn_pkt *pkt)
 {
+	void *l3 = data + off;
 	struct iphdr *iph = l3;
 	__u32 hlen, tot;
 
@@ -114,13 +132,20 @@ static __always_inline int hsn_parse_v4(void *l3, void *data_end, __u64 avail,
 
 	hsn_map_v4(pkt->saddr, &iph->saddr);
 	hsn_map_v4(pkt->daddr, &iph->daddr);
+	pkt->l3_off = off;
 	pkt->l3_len = tot;
+	pkt->l4_proto = iph->protocol;
+	pkt->tos = iph->tos;
+	pkt->is_v6 = 0;
 
 	/* Non-first fragments carry no L4 header; first ones must. */
+	pkt->is_frag =
+	    !!(bpf_ntohs(iph->frag_off) & (HSN_IP_OFFSET | HSN_IP_MF));
 	if (bpf_ntohs(iph->frag_off) & HSN_IP_OFFSET)
 		return HSN_PARSE_OK;
 	if (!hsn_l4_ok(l3 + hlen, data_end, tot - hlen, iph->protocol))
 		return HSN_PARSE_ERROR;
+	pkt->l4_off = off + hlen;
 	return HSN_PARSE_OK;
 }
 
@@ -131,9 +156,11 @@ static __always_inline int hsn_is_ext_hdr(__u8 next)
 	       next == IPPROTO_AH;
 }
 
-static __always_inline int hsn_parse_v6(void *l3, void *data_end, __u64 avail,
+static __always_inline int hsn_parse_v6(void *data, __u32 l3_off,
+					void *data_end, __u64 avail,
 					struct hsn_pkt *pkt)
 {
+	void *l3 = data + l3_off;
 	struct ipv6hdr *ip6 = l3;
 	__u32 len, off = sizeof(*ip6);
 	__u8 next;
@@ -148,7 +175,9 @@ static __always_inline int hsn_parse_v6(void *l3, void *data_end, __u64 avail,
 
 	__builtin_memcpy(pkt->saddr, &ip6->saddr, 16);
 	__builtin_memcpy(pkt->daddr, &ip6->daddr, 16);
+	pkt->l3_off = l3_off;
 	pkt->l3_len = len;
+	pkt->tos = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4);
 	pkt->is_v6 = 1;
 	next = ip6->nexthdr;
 
@@ -162,8 +191,14 @@ static __always_inline int hsn_parse_v6(void *l3, void *data_end, __u64 avail,
 		if ((void *)(fh + 1) > data_end || off + sizeof(*fh) > len)
 			return HSN_PARSE_ERROR;
 		if (next == IPPROTO_FRAGMENT) {
-			if (bpf_ntohs(fh->frag_off) & HSN_IP6_OFFSET)
+			/* An atomic fragment (offset 0, no M: RFC 6946) is a
+			 * whole packet. */
+			pkt->is_frag = !!(bpf_ntohs(fh->frag_off) &
+					  (HSN_IP6_OFFSET | HSN_IP6_MF));
+			if (bpf_ntohs(fh->frag_off) & HSN_IP6_OFFSET) {
+				pkt->l4_proto = fh->nexthdr;
 				return HSN_PARSE_OK;
+			}
 			next = fh->nexthdr;
 			off += sizeof(*fh);
 			continue;
@@ -180,8 +215,10 @@ static __always_inline int hsn_parse_v6(void *l3, void *data_end, __u64 avail,
 	}
 	if (hsn_is_ext_hdr(next))
 		return HSN_PARSE_ERROR;
+	pkt->l4_proto = next;
 	if (!hsn_l4_ok(l3 + off, data_end, len - off, next))
 		return HSN_PARSE_ERROR;
+	pkt->l4_off = l3_off + off;
 	return HSN_PARSE_OK;
 }
 
@@ -191,20 +228,22 @@ static __always_inline int hsn_is_vlan(__be16 proto)
 	       proto == bpf_htons(ETH_P_8021AD);
 }
 
-static __always_inline int hsn_parse(struct xdp_md *ctx, struct hsn_pkt *pkt)
+/* The frame's Ethernet header, VLAN tags and IP packet. */
+static __always_inline int hsn_parse(struct hsn_ctx *ctx, struct hsn_pkt *pkt)
 {
-	/* Whole frame, including the fragments of a multi-buffer (jumbo)
-	 * frame; data..data_end is only the linear part. */
-	__u64 frame_len = bpf_xdp_get_buff_len(ctx);
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
+	__u64 frame_len;
+	void *data, *data_end;
+	struct ethhdr *eth;
 	__u32 off = sizeof(*eth);
 	__be16 proto;
 
+	hsn_pull(ctx, HSN_PULL_LEN);
+	frame_len = hsn_frame_len(ctx);
+	data = hsn_data(ctx);
+	data_end = hsn_data_end(ctx);
+	eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return HSN_PARSE_ERROR;
-	__builtin_memcpy(pkt->src_mac, eth->h_source, ETH_ALEN);
 	proto = eth->h_proto;
 
 	for (int i = 0; i < HSN_MAX_VLAN_TAGS; i++) {
@@ -221,13 +260,68 @@ static __always_inline int hsn_parse(struct xdp_md *ctx, struct hsn_pkt *pkt)
 	pkt->l3_proto = proto;
 
 	if (proto == bpf_htons(ETH_P_IP))
-		return hsn_parse_v4(data + off, data_end, frame_len - off, pkt);
+		return hsn_parse_v4(data, off, data_end, frame_len - off, pkt);
 	if (proto == bpf_htons(ETH_P_IPV6))
-		return hsn_parse_v6(data + off, data_end, frame_len - off, pkt);
+		return hsn_parse_v6(data, off, data_end, frame_len - off, pkt);
 	/* A third tag: an encapsulation we do not meter, so not "non-IP". */
 	if (hsn_is_vlan(proto))
 		return HSN_PARSE_ERROR;
 	return HSN_PARSE_NON_IP;
+}
+
+/* IPv4-mapped (::ffff:a.b.c.d)? */
+static __always_inline int hsn_is_mapped_v4(const __u8 *a)
+{
+	__u64 lo;
+	__u32 mid;
+
+	__builtin_memcpy(&lo, a, 8);
+	__builtin_memcpy(&mid, a + 8, 4);
+	return lo == 0 && mid == bpf_htonl(0x0000ffff);
+}
+
+/* The tunnel protocol of an IP-in-IP packet (IPPROTO_IPIP: IPv4 inside,
+ * IPPROTO_IPV6: IPv6 inside), or 0: not a tunnel packet whose inner packet
+ * can be read whole. Not one: a fragment of the outer packet (the inner
+ * packet is only whole after reassembly), and an IPv6 outer packet from an
+ * IPv4-mapped source (the peer maps hold IPv4 peers in that form; Linux
+ * drops such packets too). */
+static __always_inline __u8 hsn_tunnel_proto(const struct hsn_pkt *outer)
+{
+	if (!outer->l4_off || outer->is_frag)
+		return 0;
+	if (outer->is_v6 && hsn_is_mapped_v4(outer->saddr))
+		return 0;
+	if (outer->l4_proto == IPPROTO_IPIP || outer->l4_proto == IPPROTO_IPV6)
+		return outer->l4_proto;
+	return 0;
+}
+
+/* The packet inside an IP-in-IP `outer` (hsn_tunnel_proto != 0): it must
+ * fill the outer payload exactly, and parse like any packet. */
+static __always_inline int hsn_parse_inner(struct hsn_ctx *ctx,
+					   const struct hsn_pkt *outer,
+					   struct hsn_pkt *inner)
+{
+	void *data = hsn_data(ctx);
+	void *data_end = hsn_data_end(ctx);
+	__u32 off = outer->l4_off;
+	__u32 outer_end = outer->l3_off + outer->l3_len;
+	int res;
+
+	if (off > HSN_MAX_L4_OFF || off >= outer_end)
+		return HSN_PARSE_ERROR;
+	inner->vlan_len = outer->vlan_len;
+	if (outer->l4_proto == IPPROTO_IPIP) {
+		inner->l3_proto = bpf_htons(ETH_P_IP);
+		res = hsn_parse_v4(data, off, data_end, outer_end - off, inner);
+	} else {
+		inner->l3_proto = bpf_htons(ETH_P_IPV6);
+		res = hsn_parse_v6(data, off, data_end, outer_end - off, inner);
+	}
+	if (res == HSN_PARSE_OK && inner->l3_len != outer_end - off)
+		return HSN_PARSE_ERROR;
+	return res;
 }
 
 #endif /* HSN_PARSE_H */

@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Super-node program state: load-time settings, maps, edge identification. */
+/* Super-node program state: maps and the two tunnel steps (uplink in from
+ * an edge, downlink out to one). */
 #ifndef HSN_SUPER_H
 #define HSN_SUPER_H
 
 #include "hsn_count.h"
+#include "hsn_ctx.h"
+#include "hsn_hook.h"
 #include "hsn_parse.h"
+#include "hsn_tunnel.h"
 #include "hsn_types.h"
-
-/* Load-time setting: identify an edge by IP source address when its MAC is
- * not in edge_by_mac (edges that route or tunnel instead of redirecting). */
-const volatile __u8 cfg_edge_by_addr = 1;
 
 /* Bytes/packets per (edge, tenant, direction), per CPU; pinned. */
 struct {
@@ -27,35 +27,75 @@ struct {
 	__uint(max_entries, HSN_SUPER_STAT_MAX);
 } super_stats SEC(".maps");
 
-/* Edge source MAC -> edge address. Edges L2-redirect UE traffic, so the IP
- * source is the UE's; the MAC the edge wrote is what identifies it. */
+/* The edges this super node serves, by address (the outer source of their
+ * tunnel packets, the key their traffic is counted under) -> the way back
+ * to each: the tunnel's ends, egress device and Ethernet header, resolved
+ * by the agent ahead of time as the edge's next hop is (hsn_edge.h).
+ * ifindex 0: known, no way back yet. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, struct hsn_mac_key);
-	__type(value, struct hsn_edge_addr);
+	__type(key, struct hsn_addr);
+	__type(value, struct hsn_next_hop);
 	__uint(max_entries, HSN_MAX_EDGES);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-} edge_by_mac SEC(".maps");
+} super_edges SEC(".maps");
 
-/* Writes the sending edge's address to `edge`; 0 when it is unknown. */
-static __always_inline int hsn_super_edge_of(const struct hsn_pkt *pkt,
-					     __u8 *edge)
+/* Egress devices the way back to an edge may use, keyed by ifindex. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__type(key, __u32);
+	__type(value, struct bpf_devmap_val);
+	__uint(max_entries, HSN_MAX_TX_PORTS);
+} super_tx_ports SEC(".maps");
+
+/* UE address -> the edge whose tunnel its latest uplink came through: where
+ * its downlink goes. Learned by the program; an LRU, so UEs gone quiet make
+ * room. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct hsn_addr);
+	__type(value, struct hsn_addr);
+	__uint(max_entries, HSN_MAX_UES);
+} ue_edge SEC(".maps");
+
+static __always_inline int hsn_super_pass(__u32 stat)
 {
-	struct hsn_mac_key mk = {};
-	struct hsn_edge_addr *addr;
+	hsn_stat_inc(&super_stats, stat);
+	return HSN_ACT_PASS;
+}
 
-	__builtin_memcpy(mk.mac, pkt->src_mac, ETH_ALEN);
-	addr = bpf_map_lookup_elem(&edge_by_mac, &mk);
-	if (addr) {
-		__builtin_memcpy(edge, addr->addr, 16);
-		hsn_stat_inc(&super_stats, HSN_SUPER_STAT_EDGE_BY_MAC);
-		return 1;
+/* Counts packets `w` for (edge, tenant, dir); 0, or -1 when the map is
+ * full. */
+static __always_inline int hsn_super_count(const __u8 *edge, __u32 tenant,
+					   __u32 dir, const struct hsn_wire *w)
+{
+	struct hsn_edge_key key = {};
+
+	__builtin_memcpy(key.edge, edge, 16);
+	key.tenant = tenant;
+	key.dir = dir;
+	if (hsn_counter_add(&super_counters, &key, w->packets, w->bytes)) {
+		hsn_stat_inc(&super_stats, HSN_SUPER_STAT_COUNTER_FULL);
+		return -1;
 	}
-	if (!cfg_edge_by_addr)
-		return 0;
-	__builtin_memcpy(edge, pkt->saddr, 16);
-	hsn_stat_inc(&super_stats, HSN_SUPER_STAT_EDGE_BY_ADDR);
-	return 1;
+	hsn_stat_inc(&super_stats, HSN_SUPER_STAT_TENANT);
+	return 0;
+}
+
+/* Remembers that UE `ue` is served by `edge` (written only on a change). */
+static __always_inline void hsn_super_learn(const __u8 *ue, const __u8 *edge)
+{
+	struct hsn_addr *cur = bpf_map_lookup_elem(&ue_edge, ue);
+	__u64 a[2], b[2];
+
+	if (cur) {
+		/* No memcmp in BPF: two 8-byte compares. */
+		__builtin_memcpy(a, cur->addr, 16);
+		__builtin_memcpy(b, edge, 16);
+		if (a[0] == b[0] && a[1] == b[1])
+			return;
+	}
+	bpf_map_update_elem(&ue_edge, ue, edge, BPF_ANY);
 }
 
 #endif /* HSN_SUPER_H */

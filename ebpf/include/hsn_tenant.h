@@ -281,13 +281,26 @@ static __always_inline int hsn_tenant_of(__u32 gen, const struct hsn_pkt *pkt,
 }
 
 /* Destination first: traffic between two tenant prefixes is the
- * destination tenant's uplink. Returns 0 when neither address matches. */
-static __always_inline int hsn_tenant_lookup(const struct hsn_pkt *pkt,
-					     struct hsn_tenant_match *m)
+ * destination tenant's uplink. Returns 0 when neither address matches.
+ *
+ * A global function, not inlined: the verifier checks it once, on its own,
+ * instead of once per path the caller took to get here (every parse
+ * outcome, each family, tunnelled or not, each hook), which multiplied the
+ * bpf_loop callbacks above past the verifier's budget. The caller passes
+ * initialised memory (the verifier requires it) and gets its result back
+ * as unknown values, which it only indexes maps with. */
+__noinline int hsn_tenant_lookup(const struct hsn_pkt *pkt,
+				 struct hsn_tenant_match *m)
 {
 	__u32 zero = 0;
-	__u32 *genp = bpf_map_lookup_elem(&tenant_gen, &zero);
-	__u32 gen = genp ? *genp & 1 : 0;
+	__u32 *genp;
+	__u32 gen;
+
+	/* The verifier cannot know a global function's pointers are set. */
+	if (!pkt || !m)
+		return 0;
+	genp = bpf_map_lookup_elem(&tenant_gen, &zero);
+	gen = genp ? *genp & 1 : 0;
 
 	if (hsn_tenant_of(gen, pkt, pkt->daddr, &m->ref)) {
 		m->dir = HSN_DIR_UPLINK;

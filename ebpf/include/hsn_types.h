@@ -24,6 +24,14 @@
 #define HSN_MAX_EDGE_COUNTERS 65536
 #define HSN_MAX_EDGES	      4096
 #define HSN_MAX_TX_PORTS      64
+/* UE addresses a super node remembers the serving edge of (LRU). */
+#define HSN_MAX_UES 65536
+
+/* Edge <-> super tunnel: IP in IP (RFC 2003 for an IPv4 outer header, RFC
+ * 2473 for IPv6), either family inside either. The outer header's size is
+ * all it adds to a packet. */
+#define HSN_TUNNEL_V4_OVERHEAD 20
+#define HSN_TUNNEL_V6_OVERHEAD 40
 
 /* Tenant tables (hsn_tenant.h): an IPv4 block is a /16, an IPv6 block a /32. */
 #define HSN_V4_BLOCK_BITS 16
@@ -102,11 +110,20 @@ struct hsn_counter {
 	__u64 bytes;
 };
 
-/* The current super node: egress device and the Ethernet header to write. */
+/* One end of an edge <-> super tunnel toward the other: egress device, the
+ * Ethernet header to write (toward the peer, or the router on the way) and
+ * the outer addresses. The edge's next hop, and a super node's way back to
+ * each of its edges. Addresses are IPv6 or IPv4-mapped; outer_v6 says
+ * which. */
 struct hsn_next_hop {
 	__u32 ifindex;
 	__u8 dst_mac[6];
 	__u8 src_mac[6];
+	__u8 local[16];	 /* this node: the outer source */
+	__u8 remote[16]; /* the peer: the outer destination */
+	__u16 mtu;	 /* largest outer packet the path carries */
+	__u8 outer_v6;
+	__u8 pad;
 };
 
 /* Super-node counter key: edge address (IPv6, or IPv4 mapped as
@@ -117,14 +134,8 @@ struct hsn_edge_key {
 	__u32 dir;
 };
 
-/* Super-node key for identifying an edge by the source MAC it rewrote in. */
-struct hsn_mac_key {
-	__u8 mac[6];
-	__u8 pad[2];
-};
-
-/* Edge node address (IPv6 or IPv4-mapped). */
-struct hsn_edge_addr {
+/* A node or UE address (IPv6 or IPv4-mapped). */
+struct hsn_addr {
 	__u8 addr[16];
 };
 
@@ -140,6 +151,11 @@ enum hsn_edge_stat {
 	HSN_EDGE_STAT_REDIRECT_ERROR, /* next hop's device is unusable */
 	HSN_EDGE_STAT_PASSED,	      /* every XDP_PASS verdict */
 	HSN_EDGE_STAT_COUNTER_FULL, /* tenant slot out of range: not metered */
+	HSN_EDGE_STAT_DECAPSULATED, /* tenant downlink from a super node */
+	HSN_EDGE_STAT_UNKNOWN_PEER, /* tunnel packet of no known super: passed
+				     */
+	HSN_EDGE_STAT_TOO_BIG,	    /* tenant uplink too big for the tunnel */
+	HSN_EDGE_STAT_MSS_CLAMPED,  /* TCP SYN whose MSS was lowered */
 	HSN_EDGE_STAT_MAX,
 };
 
@@ -150,9 +166,13 @@ enum hsn_super_stat {
 	HSN_SUPER_STAT_NON_IP,	     /* not IPv4/IPv6 */
 	HSN_SUPER_STAT_NON_TENANT,   /* IP but no tenant prefix matched */
 	HSN_SUPER_STAT_TENANT,	     /* metered tenant packets */
-	HSN_SUPER_STAT_EDGE_BY_MAC,  /* edge identified by source MAC */
-	HSN_SUPER_STAT_EDGE_BY_ADDR, /* edge identified by IP source address */
-	HSN_SUPER_STAT_UNKNOWN_EDGE, /* tenant packet from an unknown edge */
+	HSN_SUPER_STAT_DECAPSULATED, /* tenant uplink from a known edge */
+	HSN_SUPER_STAT_ENCAPSULATED, /* tenant downlink sent to its edge */
+	HSN_SUPER_STAT_UNKNOWN_EDGE, /* tenant uplink not tunnelled by a known
+				      * edge: passed, not metered */
+	HSN_SUPER_STAT_UNKNOWN_UE,   /* downlink to a UE no edge serves */
+	HSN_SUPER_STAT_NO_ROUTE,     /* no way back to the UE's edge yet */
+	HSN_SUPER_STAT_TOO_BIG,	     /* downlink too big for the tunnel */
 	HSN_SUPER_STAT_COUNTER_FULL, /* edge counter map full: not metered */
 	HSN_SUPER_STAT_MAX,
 };

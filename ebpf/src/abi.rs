@@ -24,14 +24,14 @@ mod sys {
 
 pub(crate) use sys::{
     HSN_DIR_DOWNLINK, HSN_DIR_UPLINK, HSN_EDGE_STAT_MAX, HSN_MAX_EDGES, HSN_MAX_PREFIXES,
-    HSN_MAX_TENANT_SLOTS, HSN_SUPER_STAT_MAX, HSN_V4_BLOCK_BITS, HSN_V6_BLOCK_BITS,
+    HSN_MAX_TENANT_SLOTS, HSN_SUPER_STAT_MAX, HSN_TUNNEL_V4_OVERHEAD, HSN_TUNNEL_V6_OVERHEAD,
+    HSN_V4_BLOCK_BITS, HSN_V6_BLOCK_BITS,
 };
 pub(crate) use sys::{
-    hsn_counter as Counter, hsn_edge_addr as EdgeAddr, hsn_edge_key as EdgeKey,
-    hsn_mac_key as MacKey, hsn_next_hop as RawNextHop, hsn_slot as Slot,
-    hsn_tenant_ctl as TenantCtl, hsn_tenant_ref as TenantRef, hsn_v4_block as V4Block,
-    hsn_v4_long_key as V4LongKey, hsn_v6_block as V6Block, hsn_v6_block_key as V6BlockKey,
-    hsn_v6_long_key as V6LongKey,
+    hsn_addr as Addr, hsn_counter as Counter, hsn_edge_key as EdgeKey, hsn_next_hop as RawNextHop,
+    hsn_slot as Slot, hsn_tenant_ctl as TenantCtl, hsn_tenant_ref as TenantRef,
+    hsn_v4_block as V4Block, hsn_v4_long_key as V4LongKey, hsn_v6_block as V6Block,
+    hsn_v6_block_key as V6BlockKey, hsn_v6_long_key as V6LongKey,
 };
 
 /// The direction a counter key's `dir` holds; `None` for a value the programs never write.
@@ -74,9 +74,7 @@ unsafe impl aya::Pod for RawNextHop {}
 #[allow(unsafe_code)]
 unsafe impl aya::Pod for EdgeKey {}
 #[allow(unsafe_code)]
-unsafe impl aya::Pod for MacKey {}
-#[allow(unsafe_code)]
-unsafe impl aya::Pod for EdgeAddr {}
+unsafe impl aya::Pod for Addr {}
 
 /// The 16-byte address encoding of the programs: IPv6 as is, IPv4 mapped (`::ffff:a.b.c.d`).
 pub(crate) fn addr16(addr: IpAddr) -> [u8; 16] {

@@ -1,4 +1,4 @@
-//! bpffs pinning: counters, the state maps the programs read and the XDP links live in
+//! bpffs pinning: counters, the state maps the programs read and the XDP or tcx links live in
 //! `<bpffs>/hsn/<network>/`, so an agent restart neither loses a count nor leaves a packet
 //! unprocessed.
 
@@ -72,8 +72,8 @@ impl PinDir {
         self.dir.join(map)
     }
 
-    /// `link_<program>_<ifname>_<mode>`: the XDP link of `program` on `ifname`, with the mode
-    /// it was attached in (a link's info does not say). bpffs refuses names with a dot, so
+    /// `link_<program>_<ifname>_<mode>`: the XDP or tcx link of `program` on `ifname`, with
+    /// the mode it was attached in (a link's info does not say; `tcx` for TC). bpffs refuses names with a dot, so
     /// bytes other than letters, digits, `-` and `_` are written `%XX` (`eth0.100` is
     /// `eth0%2E100`). Interface names are per network namespace, but so is nothing else
     /// here: one pin directory serves one agent, and two agents of one network sharing a

@@ -1,14 +1,14 @@
-//! What the edge and super-node datapaths share: the object loaded with its pins, its XDP
-//! links and its tenant tables. Each role's own maps are the type parameter.
+//! What the edge and super-node datapaths share: the object loaded with its pins, its XDP or
+//! TC links and its tenant tables. Each role's own maps are the type parameter.
 
 use std::fmt;
 
 use crate::bpffs::{PinDir, ReplacedPin};
 use crate::tenants::TenantMaps;
 use crate::xdp::{Loaded, ObjectSpec};
-use crate::{AttachMode, Error, PacketRun};
+use crate::{AttachMode, Error, Hook, PacketRun};
 
-/// A loaded XDP program of one role, [`EdgeDatapath`](crate::EdgeDatapath) or
+/// A loaded program of one role, for XDP or TC ([`Hook`]), [`EdgeDatapath`](crate::EdgeDatapath) or
 /// [`SuperDatapath`](crate::SuperDatapath), and its maps. Without a pin directory dropping
 /// it detaches the program; with one, program, links and maps stay for the next load.
 pub struct Datapath<R> {
@@ -35,13 +35,14 @@ impl<R: Role> fmt::Debug for Datapath<R> {
     }
 }
 
-/// Loads and verifies a role's object, reusing the maps pinned in `pin`.
+/// Loads and verifies a role's object built for `hook`, reusing the maps pinned in `pin`.
 pub(crate) fn load<R: Role>(
     spec: &ObjectSpec,
+    hook: Hook,
     pin: Option<&PinDir>,
     globals: &[(&'static str, u8)],
 ) -> Result<Datapath<R>, Error> {
-    let mut loaded = Loaded::load(spec, pin, globals)?;
+    let mut loaded = Loaded::load(spec, hook, pin, globals)?;
     Ok(Datapath {
         tenants: TenantMaps::take(&mut loaded, pin.is_none())?,
         maps: R::take(&mut loaded)?,
@@ -50,9 +51,17 @@ pub(crate) fn load<R: Role>(
 }
 
 impl<R> Datapath<R> {
-    /// Attaches to `ifname`: native XDP, or generic XDP when the driver has none. With a pin
-    /// directory the link is pinned, and a link an earlier load pinned on `ifname` is taken
-    /// over: its program is replaced atomically, its mode kept.
+    /// The hook the program was loaded for.
+    pub fn hook(&self) -> Hook {
+        self.loaded.hook()
+    }
+
+    /// Attaches to `ifname`: native XDP, or generic XDP when the driver has none; for
+    /// [`Hook::Tc`], the tcx ingress. With a pin directory the link is pinned, and a link an
+    /// earlier load for the same hook pinned on `ifname` is taken over: its program is
+    /// replaced atomically, its mode kept. One the other hook pinned there is released
+    /// first (a node that switched hooks; not atomic: a packet may meet neither program
+    /// meanwhile, never both).
     pub fn attach(&mut self, ifname: &str) -> Result<AttachMode, Error> {
         self.loaded.attach(ifname)
     }
@@ -62,8 +71,9 @@ impl<R> Datapath<R> {
         self.loaded.detach(ifname)
     }
 
-    /// The mode of a program an earlier load left attached to `ifname` through a pinned
-    /// link (still running, on the same pinned maps); `attach` would take it over.
+    /// The mode of a program an earlier load for the same hook left attached to `ifname`
+    /// through a pinned link (still running, on the same pinned maps); `attach` would take
+    /// it over.
     pub fn pinned_attachment(&self, ifname: &str) -> Option<AttachMode> {
         self.loaded.pinned_attachment(ifname)
     }
@@ -78,8 +88,16 @@ impl<R> Datapath<R> {
         self.loaded.attachments()
     }
 
-    /// Runs one frame through the program (BPF_PROG_TEST_RUN) against the live maps.
+    /// Runs one frame through the program (BPF_PROG_TEST_RUN, on an skb for TC) against the
+    /// live maps.
     pub fn run_packet(&self, frame: &[u8]) -> Result<PacketRun, Error> {
         self.loaded.run(frame)
+    }
+
+    /// [`Self::run_packet`] for a [`Hook::Tc`] program with `frame` a GSO packet of
+    /// `gso_size`-byte segments, as GRO leaves one (counted as those segments). Refused for
+    /// XDP, which never sees one.
+    pub fn run_gso_packet(&self, frame: &[u8], gso_size: u16) -> Result<PacketRun, Error> {
+        self.loaded.run_gso(frame, gso_size)
     }
 }

@@ -1,15 +1,14 @@
 //! The edge datapath: meters tenant traffic and steers uplink to the assigned super node.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::io;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use aya::maps::xdp::DevMapHash;
-use aya::maps::{Array, MapData, PerCpuArray};
-use nix::ifaddrs::getifaddrs;
-use nix::net::if_::if_nametoindex;
+use aya::maps::{Array, HashMap, MapData, PerCpuArray};
 
-use crate::abi::{Counter, HSN_DIR_DOWNLINK, HSN_DIR_UPLINK, RawNextHop};
+use crate::abi::{Addr, Counter, HSN_DIR_DOWNLINK, HSN_DIR_UPLINK, RawNextHop};
 use crate::bpffs::{OnMismatch, PinDir, PinnedMap};
 use crate::datapath::{self, Datapath, Role};
 use crate::generation::Generation;
@@ -18,13 +17,15 @@ use crate::prefixes::TenantTable;
 use crate::slots::Slots;
 use crate::stats::{read_array_counter, read_stats};
 use crate::tenants::tenant_pins;
+use crate::tunnel::{NextHop, add_tx_port, peer_key, set_peers};
 use crate::xdp::{Loaded, ObjectSpec};
-use crate::{EdgeStats, Error, TenantCounter, TenantPrefixes};
-use hsn_core::{Direction, MacAddr, TenantId};
+use crate::{EdgeStats, Error, Hook, TenantCounter, TenantPrefixes};
+use hsn_core::{Direction, TenantId};
 
 static EDGE: ObjectSpec = ObjectSpec {
     program: "hsn_edge",
     bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/edge.bpf.o")),
+    tc_bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/edge_tc.bpf.o")),
     pinned: &[
         // Renamed from `edge_counters` when it became a slot-indexed array: a pin of the
         // per-tenant hash it replaced is left alone (`hsn-agent cleanup` removes it).
@@ -38,10 +39,11 @@ static EDGE: ObjectSpec = ObjectSpec {
             pin: "edge_slots",
             on_mismatch: OnMismatch::Refuse,
         },
+        // Outcome counts, not metering: a build with other outcomes starts them afresh.
         PinnedMap {
             name: "edge_stats",
             pin: "edge_stats",
-            on_mismatch: OnMismatch::Refuse,
+            on_mismatch: OnMismatch::Replace,
         },
         PinnedMap {
             name: "next_hop",
@@ -56,6 +58,11 @@ static EDGE: ObjectSpec = ObjectSpec {
         PinnedMap {
             name: "tx_ports",
             pin: "edge_tx_ports",
+            on_mismatch: OnMismatch::Replace,
+        },
+        PinnedMap {
+            name: "edge_supers",
+            pin: "edge_supers",
             on_mismatch: OnMismatch::Replace,
         },
     ],
@@ -83,40 +90,9 @@ impl Default for EdgeConfig {
     }
 }
 
-/// The super node tenant uplink traffic is sent to: egress device and Ethernet addresses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NextHop {
-    /// Egress interface index.
-    pub ifindex: u32,
-    /// The super node's MAC address.
-    pub dst_mac: MacAddr,
-    /// The MAC address to send from (normally the egress interface's).
-    pub src_mac: MacAddr,
-}
-
-impl NextHop {
-    /// A next hop out of `ifname` (in the caller's network namespace), sending from its MAC.
-    pub fn via(ifname: &str, dst_mac: MacAddr) -> Result<Self, Error> {
-        let interface_err = |source: io::Error| Error::Interface {
-            ifname: ifname.to_owned(),
-            source,
-        };
-        let ifindex = if_nametoindex(ifname).map_err(|e| interface_err(e.into()))?;
-        let src_mac = getifaddrs()
-            .map_err(|e| interface_err(e.into()))?
-            .filter(|a| a.interface_name == ifname)
-            .find_map(|a| a.address?.as_link_addr()?.addr())
-            .ok_or_else(|| interface_err(io::Error::other("no link-layer address")))?;
-        Ok(Self {
-            ifindex,
-            dst_mac,
-            src_mac: MacAddr(src_mac),
-        })
-    }
-}
-
 /// The loaded edge program (`hsn_edge`) and its maps: meters tenant traffic per (tenant,
-/// direction) and redirects tenant uplink to the [`NextHop`].
+/// direction), tunnels tenant uplink to the [`NextHop`] and takes tenant downlink out of
+/// the tunnels of the network's super nodes.
 pub type EdgeDatapath = Datapath<EdgeMaps>;
 
 /// The maps only the edge program has.
@@ -127,6 +103,7 @@ pub struct EdgeMaps {
     next_hop: Array<MapData, RawNextHop>,
     next_hop_gen: Generation,
     tx_ports: DevMapHash<MapData>,
+    supers: HashMap<MapData, Addr, u32>,
 }
 
 impl Role for EdgeMaps {
@@ -140,6 +117,7 @@ impl Role for EdgeMaps {
             next_hop: loaded.take_map("next_hop")?,
             next_hop_gen: Generation::load(loaded.take_map("next_hop_gen")?, "next_hop_gen")?,
             tx_ports: loaded.take_map("tx_ports")?,
+            supers: loaded.take_map("edge_supers")?,
         })
     }
 }
@@ -152,10 +130,17 @@ impl fmt::Debug for EdgeMaps {
 }
 
 impl EdgeDatapath {
-    /// Loads and verifies the program, reusing pinned counters when `config.pin` has them.
+    /// Loads and verifies the XDP program, reusing pinned counters when `config.pin` has
+    /// them.
     pub fn load(config: &EdgeConfig) -> Result<Self, Error> {
+        Self::load_with_hook(config, Hook::Xdp)
+    }
+
+    /// Loads and verifies the program built for `hook`. Both hooks' programs share the pinned
+    /// maps (counters, slots, next hop, tenants) of `config.pin`.
+    pub fn load_with_hook(config: &EdgeConfig, hook: Hook) -> Result<Self, Error> {
         let globals = [("cfg_redirect_uplink", u8::from(config.redirect_uplink))];
-        datapath::load(&EDGE, config.pin.as_ref(), &globals)
+        datapath::load(&EDGE, hook, config.pin.as_ref(), &globals)
     }
 
     /// Replaces the whole tenant prefix set atomically: a packet is looked up in the old
@@ -175,18 +160,8 @@ impl EdgeDatapath {
     /// they are switched to it (no reload; waits up to 10 ms after a previous switch).
     pub fn set_next_hop(&mut self, hop: NextHop) -> Result<(), Error> {
         // The device must be usable before any packet can read a next hop naming it.
-        self.maps
-            .tx_ports
-            .insert(hop.ifindex, hop.ifindex, None, 0)
-            .map_err(|source| Error::AddTxPort {
-                ifindex: hop.ifindex,
-                source,
-            })?;
-        self.write_next_hop(RawNextHop {
-            ifindex: hop.ifindex,
-            dst_mac: hop.dst_mac.0,
-            src_mac: hop.src_mac.0,
-        })
+        add_tx_port(&mut self.maps.tx_ports, hop.ifindex)?;
+        self.write_next_hop(hop.to_raw())
     }
 
     /// Stops redirecting: tenant uplink goes to the kernel (counted as `no_next_hop`).
@@ -214,11 +189,14 @@ impl EdgeDatapath {
                 map: "next_hop",
                 source,
             })?;
-        Ok((raw.ifindex != 0).then_some(NextHop {
-            ifindex: raw.ifindex,
-            dst_mac: MacAddr(raw.dst_mac),
-            src_mac: MacAddr(raw.src_mac),
-        }))
+        Ok(NextHop::from_raw(&raw))
+    }
+
+    /// Replaces the super nodes whose tunnels tenant downlink is taken from (every super
+    /// node of the network: after a re-home the old one may still have packets in flight).
+    pub fn set_supers(&mut self, supers: &[IpAddr]) -> Result<(), Error> {
+        let desired: BTreeMap<Addr, u32> = supers.iter().map(|a| (peer_key(*a), 1)).collect();
+        set_peers(&mut self.maps.supers, &desired, "edge_supers")
     }
 
     /// Monotonic per (tenant, direction) counters, summed over CPUs, sorted by key; only
@@ -252,7 +230,10 @@ impl EdgeDatapath {
 
     /// Runs one frame `repeat` times in the kernel (BPF_PROG_TEST_RUN) and returns the
     /// kernel-measured average time per run, without syscall overhead; for benchmarks.
-    /// Maps change as for `repeat` packets; the frame is not handed back.
+    /// Maps change as for `repeat` packets; the frame is not handed back. Every repetition
+    /// runs on the same buffer, so a frame the program rewrites (a tunnelled hit) is met in
+    /// its rewritten form from the second repetition on; the benchmark restores the frame
+    /// before each run (`hsn_bench_timed` in `bench.bpf.c`).
     pub fn time_packet(&self, frame: &[u8], repeat: u32) -> Result<Duration, Error> {
         self.loaded.time(frame, repeat)
     }

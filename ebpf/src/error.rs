@@ -9,7 +9,7 @@ use aya::maps::xdp::XdpMapError;
 use aya::programs::ProgramError;
 use ipnet::IpNet;
 
-use hsn_core::{MacAddr, TenantId};
+use hsn_core::TenantId;
 
 /// Why a datapath operation failed. aya's errors are boxed: they are large (verifier logs)
 /// and would make every `Result` of this crate large.
@@ -57,8 +57,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// Pinning a new XDP link, or taking over or removing a pinned one, failed.
-    #[error("{step} pinned XDP link {path} of {ifname}: {source}")]
+    /// Pinning a new XDP or tcx link, or taking over, releasing or removing a pinned one,
+    /// failed.
+    #[error("{step} pinned link {path} of {ifname}: {source}")]
     PinnedLink {
         ifname: String,
         path: PathBuf,
@@ -105,7 +106,7 @@ pub enum Error {
         #[source]
         source: MapError,
     },
-    /// The program in the object is not an XDP program.
+    /// The program in the object is not of the kind its hook needs (XDP, or TC).
     #[error("program {program} in its eBPF object: {source}")]
     WrongProgramType {
         program: &'static str,
@@ -127,6 +128,15 @@ pub enum Error {
         native: Box<ProgramError>,
         #[source]
         generic: Box<ProgramError>,
+    },
+    /// A TC program could not be attached at the interface's tcx ingress (tcx needs Linux
+    /// 6.6).
+    #[error("attaching {program} to the tcx ingress of {ifname}: {source}")]
+    AttachTc {
+        program: &'static str,
+        ifname: String,
+        #[source]
+        source: Box<aya::programs::ProgramError>,
     },
     /// The program is already attached to this interface by this datapath.
     #[error("{program} is already attached to {ifname}")]
@@ -196,20 +206,23 @@ pub enum Error {
         #[source]
         source: MapError,
     },
-    /// Two edges claim the same MAC address.
-    #[error("MAC {mac} is claimed by edges {first} and {second}")]
-    ConflictingEdge {
-        mac: MacAddr,
-        first: IpAddr,
-        second: IpAddr,
-    },
-    /// More edges than `edge_by_mac` holds.
-    #[error("{count} edges exceed the map capacity of {max}")]
-    TooManyEdges { count: usize, max: u32 },
-    /// Writing or removing an edge identity failed.
-    #[error("updating edge {mac}: {source}")]
-    WriteEdge {
-        mac: MacAddr,
+    /// A tunnel whose two ends are not of one address family.
+    #[error("tunnel from {local} to {remote}: both ends must be IPv4 or both IPv6")]
+    TunnelFamilies { local: IpAddr, remote: IpAddr },
+    /// A tunnel MTU too small to carry a minimal packet.
+    #[error("tunnel MTU {mtu} of {ifname:?} is below {min}")]
+    TunnelMtu { ifname: String, mtu: u32, min: u32 },
+    /// An edge's way back that does not lead to the edge.
+    #[error("edge {edge}: its way back tunnels to {remote}")]
+    EdgeRouteMismatch { edge: IpAddr, remote: IpAddr },
+    /// More tunnel peers (edges of a super node, super nodes of an edge) than the map holds.
+    #[error("{count} tunnel peers exceed the map capacity of {max}")]
+    TooManyPeers { count: usize, max: u32 },
+    /// Writing or removing a tunnel peer (an edge of a super node, a super node of an edge)
+    /// failed.
+    #[error("updating tunnel peer {addr}: {source}")]
+    WritePeer {
+        addr: IpAddr,
         #[source]
         source: MapError,
     },
@@ -219,6 +232,13 @@ pub enum Error {
         map: &'static str,
         #[source]
         source: MapError,
+    },
+    /// Something only one hook's program can do was asked of the other's.
+    #[error("{what} is not for {program} at {hook}")]
+    NotForHook {
+        program: &'static str,
+        hook: crate::Hook,
+        what: &'static str,
     },
     /// BPF_PROG_TEST_RUN failed.
     #[error("test-running {program}: {source}")]
@@ -246,8 +266,8 @@ impl Error {
         "write_tenants",
         "interface",
         "write_next_hop",
-        "invalid_edges",
-        "write_edges",
+        "invalid_tunnel",
+        "write_peers",
         "read_map",
         "test_run",
     ];
@@ -268,7 +288,7 @@ impl Error {
             | Self::WrongMapType { .. }
             | Self::WrongProgramType { .. } => "load",
             Self::LoadProgram { .. } => "verifier",
-            Self::Attach { .. } | Self::AlreadyAttached { .. } => "attach",
+            Self::Attach { .. } | Self::AttachTc { .. } | Self::AlreadyAttached { .. } => "attach",
             Self::NotAttached { .. } | Self::Detach { .. } => "detach",
             Self::ConflictingPrefix { .. }
             | Self::TooManyPrefixes { .. }
@@ -276,10 +296,13 @@ impl Error {
             Self::WriteTenants { .. } => "write_tenants",
             Self::Interface { .. } => "interface",
             Self::AddTxPort { .. } | Self::WriteNextHop { .. } => "write_next_hop",
-            Self::ConflictingEdge { .. } | Self::TooManyEdges { .. } => "invalid_edges",
-            Self::WriteEdge { .. } => "write_edges",
+            Self::TunnelFamilies { .. }
+            | Self::TunnelMtu { .. }
+            | Self::EdgeRouteMismatch { .. }
+            | Self::TooManyPeers { .. } => "invalid_tunnel",
+            Self::WritePeer { .. } => "write_peers",
             Self::ReadMap { .. } => "read_map",
-            Self::TestRun { .. } => "test_run",
+            Self::TestRun { .. } | Self::NotForHook { .. } => "test_run",
         }
     }
 }

@@ -66,6 +66,14 @@ outcome_stats! {
         passed = "PASSED",
         /// Tenant packets not metered because the counter map is full.
         counter_full = "COUNTER_FULL",
+        /// Tenant downlink taken out of a super node's tunnel.
+        decapsulated = "DECAPSULATED",
+        /// Tunnel packets of no known super node (passed untouched, not metered).
+        unknown_peer = "UNKNOWN_PEER",
+        /// Tenant uplink too big for the tunnel (dropped, not metered).
+        too_big = "TOO_BIG",
+        /// TCP SYNs whose MSS was lowered to fit the tunnel.
+        mss_clamped = "MSS_CLAMPED",
     }
 }
 
@@ -82,12 +90,18 @@ outcome_stats! {
         non_tenant = "NON_TENANT",
         /// Metered tenant packets.
         tenant = "TENANT",
-        /// Tenant packets whose edge was known by source MAC.
-        edge_by_mac = "EDGE_BY_MAC",
-        /// Tenant packets whose edge was taken from the IP source address.
-        edge_by_addr = "EDGE_BY_ADDR",
-        /// Tenant packets from an unknown edge (not metered).
+        /// Tenant uplink taken out of a known edge's tunnel.
+        decapsulated = "DECAPSULATED",
+        /// Tenant downlink tunnelled to its edge.
+        encapsulated = "ENCAPSULATED",
+        /// Tunnel packets of no known edge, and plain tenant uplink (not metered).
         unknown_edge = "UNKNOWN_EDGE",
+        /// Tenant downlink to a UE no edge is known to serve (passed, not metered).
+        unknown_ue = "UNKNOWN_UE",
+        /// Tenant downlink whose edge has no way back yet (passed, not metered).
+        no_route = "NO_ROUTE",
+        /// Tenant downlink too big for the tunnel (dropped, not metered).
+        too_big = "TOO_BIG",
         /// Tenant packets not metered because the counter map is full.
         counter_full = "COUNTER_FULL",
     }
@@ -165,28 +179,29 @@ mod tests {
 
     #[test]
     fn from_raw_maps_positions_to_fields() {
-        let s = EdgeStats::from_raw([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        let s = EdgeStats::from_raw([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
         assert_eq!(
             (s.packets, s.parse_errors, s.redirect_errors, s.counter_full),
             (1, 2, 8, 10)
         );
-        let s = SuperStats::from_raw([1, 2, 3, 4, 5, 6, 7, 8, 9]);
-        assert_eq!((s.edge_by_mac, s.edge_by_addr, s.unknown_edge), (6, 7, 8));
+        assert_eq!((s.decapsulated, s.mss_clamped), (11, 14));
+        let s = SuperStats::from_raw([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        assert_eq!((s.decapsulated, s.unknown_edge, s.too_big), (6, 8, 11));
     }
 
     #[test]
     fn since_subtracts_every_field() {
-        let earlier = EdgeStats::from_raw([1, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
-        let later = EdgeStats::from_raw([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        let earlier = EdgeStats::from_raw([1; EDGE_STAT_COUNT]);
+        let later = EdgeStats::from_raw(std::array::from_fn(|i| i as u64 + 2));
         assert_eq!(
             later.since(&earlier),
-            EdgeStats::from_raw([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+            EdgeStats::from_raw(std::array::from_fn(|i| i as u64 + 1))
         );
-        let earlier = SuperStats::from_raw([1; 9]);
-        let later = SuperStats::from_raw([2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        let earlier = SuperStats::from_raw([1; SUPER_STAT_COUNT]);
+        let later = SuperStats::from_raw(std::array::from_fn(|i| i as u64 + 2));
         assert_eq!(
             later.since(&earlier),
-            SuperStats::from_raw([1, 2, 3, 4, 5, 6, 7, 8, 9])
+            SuperStats::from_raw(std::array::from_fn(|i| i as u64 + 1))
         );
     }
 }

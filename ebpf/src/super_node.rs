@@ -1,41 +1,54 @@
-//! The super-node datapath: meters tenant traffic per sending edge, to attest edge claims.
+//! The super-node datapath: meters tenant traffic per edge, to attest edge claims. Uplink
+//! comes out of its edges' tunnels, downlink goes back into them.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use aya::maps::xdp::DevMapHash;
 use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap};
 
-use crate::abi::{
-    Counter, EdgeAddr, EdgeKey, HSN_MAX_EDGES, MacKey, addr16, direction_from_raw, ip_from16,
-};
+use crate::abi::{Addr, Counter, EdgeKey, RawNextHop, direction_from_raw, ip_from16};
 use crate::bpffs::{OnMismatch, PinDir, PinnedMap};
 use crate::datapath::{self, Datapath, Role};
 use crate::layout::Layout;
 use crate::prefixes::TenantTable;
-use crate::replace::replace_entries;
 use crate::stats::{read_counters, read_stats};
 use crate::tenants::tenant_pins;
+use crate::tunnel::{add_tx_port, peer_key, set_peers};
 use crate::xdp::{Loaded, ObjectSpec};
-use crate::{EdgeNode, EdgeTenantCounter, Error, SuperStats, TenantPrefixes};
-use hsn_core::{MacAddr, TenantId};
+use crate::{EdgeNode, EdgeTenantCounter, Error, Hook, SuperStats, TenantPrefixes};
+use hsn_core::TenantId;
 
 static SUPER: ObjectSpec = ObjectSpec {
     program: "hsn_super",
     bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/super.bpf.o")),
+    tc_bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/super_tc.bpf.o")),
     pinned: &[
         PinnedMap {
             name: "super_counters",
             pin: "super_counters",
             on_mismatch: OnMismatch::Refuse,
         },
+        // Outcome counts, not metering: a build with other outcomes starts them afresh.
         PinnedMap {
             name: "super_stats",
             pin: "super_stats",
-            on_mismatch: OnMismatch::Refuse,
+            on_mismatch: OnMismatch::Replace,
         },
         PinnedMap {
-            name: "edge_by_mac",
-            pin: "super_edge_by_mac",
+            name: "super_edges",
+            pin: "super_edges",
+            on_mismatch: OnMismatch::Replace,
+        },
+        PinnedMap {
+            name: "super_tx_ports",
+            pin: "super_tx_ports",
+            on_mismatch: OnMismatch::Replace,
+        },
+        // Learned UE → edge: a restarted agent keeps sending downlink where it went.
+        PinnedMap {
+            name: "ue_edge",
+            pin: "super_ue_edge",
             on_mismatch: OnMismatch::Replace,
         },
     ],
@@ -45,23 +58,11 @@ static SUPER: ObjectSpec = ObjectSpec {
 static SUPER_TENANT_PINS: [PinnedMap; 6] = tenant_pins!("super");
 
 /// Load-time settings of the super-node program.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct SuperConfig {
     /// Where counters, state maps and XDP links are pinned; `None` keeps them only as long
     /// as the datapath (and detaches on drop).
     pub pin: Option<PinDir>,
-    /// When a frame's source MAC is no known edge, count it under its IP source address
-    /// (edges that route or tunnel); `false` counts it as `unknown_edge` instead.
-    pub edge_by_addr: bool,
-}
-
-impl Default for SuperConfig {
-    fn default() -> Self {
-        Self {
-            pin: None,
-            edge_by_addr: true,
-        }
-    }
 }
 
 /// The loaded super-node program (`hsn_super`) and its maps: meters tenant traffic per
@@ -72,7 +73,9 @@ pub type SuperDatapath = Datapath<SuperMaps>;
 pub struct SuperMaps {
     counters: PerCpuHashMap<MapData, EdgeKey, Counter>,
     stats: PerCpuArray<MapData, u64>,
-    edges: HashMap<MapData, MacKey, EdgeAddr>,
+    edges: HashMap<MapData, Addr, RawNextHop>,
+    tx_ports: DevMapHash<MapData>,
+    ue_edge: HashMap<MapData, Addr, Addr>,
 }
 
 impl Role for SuperMaps {
@@ -82,12 +85,14 @@ impl Role for SuperMaps {
         Ok(Self {
             counters: loaded.take_map("super_counters")?,
             stats: loaded.take_map("super_stats")?,
-            edges: loaded.take_map("edge_by_mac")?,
+            edges: loaded.take_map("super_edges")?,
+            tx_ports: loaded.take_map("super_tx_ports")?,
+            ue_edge: loaded.take_map("ue_edge")?,
         })
     }
 }
 
-// Manual: aya's per-CPU types have no Debug.
+// Manual: aya's per-CPU and devmap types have no Debug.
 impl fmt::Debug for SuperMaps {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SuperMaps").finish_non_exhaustive()
@@ -95,10 +100,16 @@ impl fmt::Debug for SuperMaps {
 }
 
 impl SuperDatapath {
-    /// Loads and verifies the program, reusing pinned counters when `config.pin` has them.
+    /// Loads and verifies the XDP program, reusing pinned counters when `config.pin` has
+    /// them.
     pub fn load(config: &SuperConfig) -> Result<Self, Error> {
-        let globals = [("cfg_edge_by_addr", u8::from(config.edge_by_addr))];
-        datapath::load(&SUPER, config.pin.as_ref(), &globals)
+        Self::load_with_hook(config, Hook::Xdp)
+    }
+
+    /// Loads and verifies the program built for `hook`. Both hooks' programs share the pinned
+    /// maps (counters, edges, learned UEs, tenants) of `config.pin`.
+    pub fn load_with_hook(config: &SuperConfig, hook: Hook) -> Result<Self, Error> {
+        datapath::load(&SUPER, hook, config.pin.as_ref(), &[])
     }
 
     /// Replaces the whole tenant prefix set; no packet sees a prefix missing mid-update.
@@ -108,35 +119,45 @@ impl SuperDatapath {
         self.tenants.replace(Layout::build(&table, |_| 0))
     }
 
-    /// Replaces the set of edges recognised by source MAC.
+    /// Replaces the edges this super node serves: their tunnels' uplink is counted and
+    /// relayed, downlink to their UEs is tunnelled back along each one's
+    /// [`route`](EdgeNode::route) (an edge without one is still counted, its downlink is
+    /// left to the kernel).
     pub fn set_edges(&mut self, edges: &[EdgeNode]) -> Result<(), Error> {
-        let desired = edge_table(edges)?;
-        let current = self
-            .maps
-            .edges
-            .keys()
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| Error::ReadMap {
-                map: "edge_by_mac",
-                source,
-            })?;
-        replace_entries(
-            &mut self.maps.edges,
-            current,
-            &desired,
-            |map, key, addr| {
-                map.insert(key, addr, 0).map_err(|source| Error::WriteEdge {
-                    mac: MacAddr(key.mac),
-                    source,
-                })
-            },
-            |map, key| {
-                map.remove(key).map_err(|source| Error::WriteEdge {
-                    mac: MacAddr(key.mac),
-                    source,
-                })
-            },
-        )
+        let mut desired = BTreeMap::new();
+        for edge in edges {
+            let raw = match edge.route {
+                Some(route) if route.remote != edge.addr => {
+                    return Err(Error::EdgeRouteMismatch {
+                        edge: edge.addr,
+                        remote: route.remote,
+                    });
+                }
+                Some(route) => {
+                    add_tx_port(&mut self.maps.tx_ports, route.ifindex)?;
+                    route.to_raw()
+                }
+                None => RawNextHop::default(),
+            };
+            desired.insert(peer_key(edge.addr), raw);
+        }
+        set_peers(&mut self.maps.edges, &desired, "super_edges")
+    }
+
+    /// The edge each UE's downlink goes to, as the program learned it from uplink.
+    pub fn ue_edges(&self) -> Result<BTreeMap<std::net::IpAddr, std::net::IpAddr>, Error> {
+        self.maps
+            .ue_edge
+            .iter()
+            .map(|entry| {
+                entry
+                    .map(|(ue, edge)| (ip_from16(ue.addr), ip_from16(edge.addr)))
+                    .map_err(|source| Error::ReadMap {
+                        map: "ue_edge",
+                        source,
+                    })
+            })
+            .collect()
     }
 
     /// Monotonic per (edge, tenant, direction) counters, summed over CPUs, sorted by key.
@@ -160,70 +181,5 @@ impl SuperDatapath {
     /// Monotonic outcome counts, summed over CPUs.
     pub fn stats(&self) -> Result<SuperStats, Error> {
         read_stats(&self.maps.stats, "super_stats").map(SuperStats::from_raw)
-    }
-}
-
-/// Validated MAC → edge table: one edge per MAC, bounded by the map size.
-fn edge_table(edges: &[EdgeNode]) -> Result<BTreeMap<MacKey, EdgeAddr>, Error> {
-    let mut table = BTreeMap::new();
-    for edge in edges {
-        let key = MacKey {
-            mac: edge.mac.0,
-            pad: [0; 2],
-        };
-        let addr = EdgeAddr {
-            addr: addr16(edge.addr),
-        };
-        if let Some(prev) = table.insert(key, addr).filter(|p| *p != addr) {
-            return Err(Error::ConflictingEdge {
-                mac: edge.mac,
-                first: ip_from16(prev.addr),
-                second: edge.addr,
-            });
-        }
-    }
-    if table.len() > HSN_MAX_EDGES as usize {
-        return Err(Error::TooManyEdges {
-            count: table.len(),
-            max: HSN_MAX_EDGES,
-        });
-    }
-    Ok(table)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::net::IpAddr;
-
-    use super::*;
-
-    fn edge(mac: &str, addr: &str) -> EdgeNode {
-        EdgeNode {
-            mac: mac.parse().unwrap(),
-            addr: addr.parse::<IpAddr>().unwrap(),
-        }
-    }
-
-    #[test]
-    fn edge_table_maps_ipv4_and_refuses_a_mac_with_two_addresses() {
-        let table = edge_table(&[
-            edge("02:00:00:00:00:01", "192.0.2.1"),
-            edge("02:00:00:00:00:02", "2001:db8::2"),
-            edge("02:00:00:00:00:01", "192.0.2.1"),
-        ])
-        .unwrap();
-        assert_eq!(table.len(), 2);
-        let first = table.values().next().unwrap();
-        assert_eq!(
-            ip_from16(first.addr),
-            "192.0.2.1".parse::<IpAddr>().unwrap()
-        );
-
-        let err = edge_table(&[
-            edge("02:00:00:00:00:01", "192.0.2.1"),
-            edge("02:00:00:00:00:01", "192.0.2.9"),
-        ])
-        .unwrap_err();
-        assert!(matches!(err, Error::ConflictingEdge { .. }), "{err}");
     }
 }

@@ -2,7 +2,9 @@
 
 use std::net::IpAddr;
 
-use hsn_core::{Direction, MacAddr, TenantId};
+use hsn_core::{Direction, TenantId};
+
+use crate::NextHop;
 
 /// Monotonic edge counter for one (tenant, direction), summed over CPUs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,11 +34,13 @@ pub struct EdgeTenantCounter {
     pub bytes: u64,
 }
 
-/// An edge node as the super node recognises it on the wire.
+/// An edge node of a super node: who it takes tunnelled uplink from, and how it sends
+/// downlink back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EdgeNode {
-    /// The source MAC the edge writes when redirecting to this super node.
-    pub mac: MacAddr,
-    /// The edge's address, the key its counters are reported under.
+    /// The edge's address: its tunnel's outer source, the key its counters are reported
+    /// under.
     pub addr: IpAddr,
+    /// The way back to the edge (its `remote` is `addr`), once resolved.
+    pub route: Option<NextHop>,
 }

@@ -1,4 +1,5 @@
-//! Loading an embedded object, attaching its XDP program, and test-running packets.
+//! Loading an embedded object, attaching its program (XDP, or TC: [`Hook`], `tc.rs`), and
+//! test-running packets.
 
 use std::fmt;
 use std::io;
@@ -7,20 +8,68 @@ use std::time::Duration;
 
 use aya::maps::{Map, MapError};
 use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::tc::SchedClassifierLinkId;
 use aya::programs::xdp::{XdpLink, XdpLinkId, XdpMode};
-use aya::programs::{ProgramError, Xdp};
+use aya::programs::{ProgramError, SchedClassifier, Xdp};
 use aya::{Ebpf, EbpfLoader, TestRun, TestRunOptions, TestRunResult};
 
 use crate::Error;
 use crate::bpffs::{PinDir, PinnedMap, ReplacedPin, check_pinned};
+use crate::tc;
 
-/// How an XDP program ended up attached to an interface.
+/// The kernel hook the programs run at, chosen at load: one C source is built for both
+/// (`include/hsn_ctx.h`), with the same parse, tenant lookup, metering and tunnel. Both
+/// count into the same maps, pinned under the same names, so a node that switches hooks
+/// keeps its counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Hook {
+    /// XDP, native or generic: the fastest, the default.
+    #[default]
+    Xdp,
+    /// TC ingress through a tcx link (Linux 6.6+), for where XDP cannot serve: a device
+    /// without native XDP, traffic that must meet the stack as an skb. It sees packets after
+    /// GRO and counts a GSO packet as the packets it stands for, so its counts equal XDP's.
+    Tc,
+}
+
+impl Hook {
+    /// The modes a link of this hook is attached in.
+    fn modes(self) -> &'static [AttachMode] {
+        match self {
+            Self::Xdp => &[AttachMode::Native, AttachMode::Generic],
+            Self::Tc => &[AttachMode::Tcx],
+        }
+    }
+}
+
+impl fmt::Display for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Xdp => "xdp",
+            Self::Tc => "tc",
+        })
+    }
+}
+
+/// How a program ended up attached to an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AttachMode {
     /// Native (driver) XDP.
     Native,
     /// Generic (SKB) XDP: the driver has no XDP support; slower, same semantics.
     Generic,
+    /// TC ingress, a tcx link ([`Hook::Tc`]).
+    Tcx,
+}
+
+impl AttachMode {
+    /// The hook a program attached in this mode runs at.
+    pub fn hook(self) -> Hook {
+        match self {
+            Self::Native | Self::Generic => Hook::Xdp,
+            Self::Tcx => Hook::Tc,
+        }
+    }
 }
 
 impl fmt::Display for AttachMode {
@@ -28,6 +77,7 @@ impl fmt::Display for AttachMode {
         f.write_str(match self {
             Self::Native => "native",
             Self::Generic => "generic",
+            Self::Tcx => "tcx",
         })
     }
 }
@@ -65,17 +115,22 @@ impl XdpAction {
 /// What a program did to one packet under BPF_PROG_TEST_RUN.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PacketRun {
-    /// The verdict.
+    /// The verdict; a TC program's in XDP's terms (`TC_ACT_OK` is [`XdpAction::Pass`],
+    /// `TC_ACT_SHOT` [`XdpAction::Drop`], also where XDP would abort, `TC_ACT_REDIRECT`
+    /// [`XdpAction::Redirect`], anything else [`XdpAction::Other`] with the TC value).
     pub action: XdpAction,
     /// The packet as the program left it (headers rewritten, tags popped).
     pub packet: Vec<u8>,
 }
 
-/// One embedded object: its XDP program and the maps pinned per network.
+/// One embedded object, built for both hooks: its program and the maps pinned per network.
 #[derive(Debug)]
 pub(crate) struct ObjectSpec {
     pub program: &'static str,
+    /// The object built for XDP.
     pub bytes: &'static [u8],
+    /// The same built for TC (`-DHSN_TC`): the same program and map names.
+    pub tc_bytes: &'static [u8],
     pub pinned: &'static [PinnedMap],
     /// The tenant table maps (`tenant_pins!`), pinned like `pinned`.
     pub tenant_pins: &'static [PinnedMap],
@@ -85,6 +140,8 @@ pub(crate) struct ObjectSpec {
 enum Link {
     /// Owned by the program (no pin directory): detached when the datapath is dropped.
     Owned(XdpLinkId),
+    /// The same for a TC program.
+    OwnedTc(SchedClassifierLinkId),
     /// Pinned: stays attached after the datapath (or the process) is gone, until `detach`
     /// or [`PinDir::remove`] removes the pin.
     Pinned { fd: FdLink, path: PathBuf },
@@ -104,20 +161,27 @@ struct Attachment {
 pub(crate) struct Loaded {
     ebpf: Ebpf,
     program: &'static str,
+    hook: Hook,
     pin: Option<PinDir>,
     attachments: Vec<Attachment>,
     replaced_pins: Vec<ReplacedPin>,
 }
 
 impl Loaded {
-    /// Loads the object, reusing the pinned maps in `pin` when it is set, and loads the
-    /// program into the kernel (the verifier runs here). `globals` are `const volatile u8`s.
+    /// Loads the object built for `hook`, reusing the pinned maps in `pin` when it is set,
+    /// and loads the program into the kernel (the verifier runs here). `globals` are `const
+    /// volatile u8`s.
     pub(crate) fn load(
         spec: &ObjectSpec,
+        hook: Hook,
         pin: Option<&PinDir>,
         globals: &[(&'static str, u8)],
     ) -> Result<Self, Error> {
-        if spec.bytes.is_empty() {
+        let bytes = match hook {
+            Hook::Xdp => spec.bytes,
+            Hook::Tc => spec.tc_bytes,
+        };
+        if bytes.is_empty() {
             return Err(Error::ObjectNotBuilt {
                 program: spec.program,
             });
@@ -133,7 +197,7 @@ impl Loaded {
         let mut replaced_pins = Vec::new();
         if let Some(pin) = pin {
             pin.prepare()?;
-            let object = aya_obj::Object::parse(spec.bytes)
+            let object = aya_obj::Object::parse(bytes)
                 .map_err(|e| load_err(aya::EbpfError::ParseError(e)))?;
             for maps in [spec.pinned, spec.tenant_pins] {
                 replaced_pins.extend(check_pinned(pin, maps, &object, spec.program)?);
@@ -142,15 +206,20 @@ impl Loaded {
                 loader.map_pin_path(map.name, pin.map_path(map.pin));
             }
         }
-        let ebpf = loader.load(spec.bytes).map_err(load_err)?;
+        let ebpf = loader.load(bytes).map_err(load_err)?;
         let mut loaded = Self {
             ebpf,
             program: spec.program,
+            hook,
             pin: pin.cloned(),
             attachments: Vec::new(),
             replaced_pins,
         };
-        loaded.xdp()?.load().map_err(|source| Error::LoadProgram {
+        let verified = match hook {
+            Hook::Xdp => loaded.xdp()?.load(),
+            Hook::Tc => loaded.tc()?.load(),
+        };
+        verified.map_err(|source| Error::LoadProgram {
             program: spec.program,
             source: Box::new(source),
         })?;
@@ -173,14 +242,26 @@ impl Loaded {
         })
     }
 
-    fn xdp(&mut self) -> Result<&mut Xdp, Error> {
-        as_xdp(self.program, self.ebpf.program_mut(self.program))
+    /// The hook the program was built and loaded for.
+    pub(crate) fn hook(&self) -> Hook {
+        self.hook
     }
 
-    /// Attaches in native mode, falling back to generic mode when the driver lacks XDP.
-    /// With a pin directory, a link an earlier load pinned on `ifname` is taken over: the
-    /// kernel swaps its program for this one atomically (no packet sees no program), and
-    /// the link keeps its mode. Otherwise a new link is attached and pinned.
+    fn xdp(&mut self) -> Result<&mut Xdp, Error> {
+        as_program(self.program, self.ebpf.program_mut(self.program))
+    }
+
+    fn tc(&mut self) -> Result<&mut SchedClassifier, Error> {
+        as_program(self.program, self.ebpf.program_mut(self.program))
+    }
+
+    /// XDP: attaches in native mode, falling back to generic mode when the driver lacks XDP;
+    /// TC: at the tcx ingress. With a pin directory, a link an earlier load of the same hook
+    /// pinned on `ifname` is taken over: the kernel swaps its program for this one
+    /// atomically (no packet sees no program), and the link keeps its mode. Otherwise a new
+    /// link is attached and pinned. A link of the other hook pinned there (the node switched
+    /// hooks) is released first, and its program detached: not atomically, a packet may
+    /// meet neither program while the hook changes, never both.
     pub(crate) fn attach(&mut self, ifname: &str) -> Result<AttachMode, Error> {
         let program = self.program;
         if self.attachments.iter().any(|a| a.ifname == ifname) {
@@ -194,10 +275,11 @@ impl Loaded {
             self.attachments.push(Attachment {
                 ifname: ifname.to_owned(),
                 mode,
-                link: Link::Owned(link),
+                link,
             });
             return Ok(mode);
         };
+        self.release_other_hook(&pin, ifname)?;
         if let Some(mode) = self.pinned_attachment(ifname) {
             let path = pin.link_path(program, ifname, mode);
             if let Some(fd) = self.take_over(ifname, &path)? {
@@ -218,11 +300,19 @@ impl Loaded {
             source,
         };
         // Dropping the taken link on an error below detaches it again.
-        let link = self
-            .xdp()?
-            .take_link(link)
-            .map_err(|e| link_err("taking", io::Error::other(e)))?;
-        let fd = FdLink::try_from(link).map_err(|e| link_err("pinning", io::Error::other(e)))?;
+        let fd = match link {
+            Link::Owned(link) => {
+                let link = self
+                    .xdp()?
+                    .take_link(link)
+                    .map_err(|e| link_err("taking", io::Error::other(e)))?;
+                FdLink::try_from(link).map_err(|e| link_err("pinning", io::Error::other(e)))?
+            }
+            Link::OwnedTc(link) => {
+                tc::into_fd(self.tc()?, link).map_err(|e| link_err("taking", e))?
+            }
+            Link::Pinned { fd, .. } => fd,
+        };
         let fd = fd
             .pin(&path)
             .map_err(|e| link_err("pinning", pin_io_error(e)))?;
@@ -237,12 +327,36 @@ impl Loaded {
         Ok(mode)
     }
 
-    /// The mode of a link pinned on `ifname` by an earlier load of this program, if any.
+    /// The mode of a link pinned on `ifname` by an earlier load of this program for the same
+    /// hook, if any: the one `attach` takes over.
     pub(crate) fn pinned_attachment(&self, ifname: &str) -> Option<AttachMode> {
         let pin = self.pin.as_ref()?;
-        [AttachMode::Native, AttachMode::Generic]
-            .into_iter()
+        self.hook
+            .modes()
+            .iter()
+            .copied()
             .find(|mode| pin.link_path(self.program, ifname, *mode).exists())
+    }
+
+    /// Releases the links an earlier load for the other hook pinned on `ifname` (see
+    /// `attach`), waiting until the kernel has detached their program.
+    fn release_other_hook(&self, pin: &PinDir, ifname: &str) -> Result<(), Error> {
+        let other = match self.hook {
+            Hook::Xdp => Hook::Tc,
+            Hook::Tc => Hook::Xdp,
+        };
+        for mode in other.modes() {
+            let path = pin.link_path(self.program, ifname, *mode);
+            if path.exists() {
+                tc::release_pinned(&path).map_err(|source| Error::PinnedLink {
+                    ifname: ifname.to_owned(),
+                    path: path.clone(),
+                    step: "releasing the other hook's",
+                    source,
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Swaps this program into the link pinned at `path`. `None` when the link is defunct
@@ -258,6 +372,16 @@ impl Loaded {
             Ok(pinned) => pinned,
             Err(e) => return Err(link_err("opening", io::Error::other(e))),
         };
+        if self.hook == Hook::Tc {
+            return match tc::take_over(self.tc()?, pinned) {
+                Ok(Some(fd)) => Ok(Some(fd)),
+                Ok(None) => {
+                    remove_pin(path).map_err(|source| link_err("removing defunct", source))?;
+                    Ok(None)
+                }
+                Err((step, source)) => Err(link_err(step, source)),
+            };
+        }
         let link = XdpLink::try_from(FdLink::from(pinned))
             .map_err(|e| link_err("opening", io::Error::other(e)))?;
         let xdp = self.xdp()?;
@@ -280,13 +404,18 @@ impl Loaded {
         }
     }
 
-    fn attach_new(&mut self, ifname: &str) -> Result<(XdpLinkId, AttachMode), Error> {
+    /// A new link owned by the program.
+    fn attach_new(&mut self, ifname: &str) -> Result<(Link, AttachMode), Error> {
         let program = self.program;
+        if self.hook == Hook::Tc {
+            let link = tc::attach(self.tc()?, program, ifname)?;
+            return Ok((Link::OwnedTc(link), AttachMode::Tcx));
+        }
         let xdp = self.xdp()?;
         match xdp.attach(ifname, XdpMode::Driver) {
-            Ok(link) => Ok((link, AttachMode::Native)),
+            Ok(link) => Ok((Link::Owned(link), AttachMode::Native)),
             Err(native) => match xdp.attach(ifname, XdpMode::Skb) {
-                Ok(link) => Ok((link, AttachMode::Generic)),
+                Ok(link) => Ok((Link::Owned(link), AttachMode::Generic)),
                 Err(generic) => Err(Error::Attach {
                     program,
                     ifname: ifname.to_owned(),
@@ -309,12 +438,14 @@ impl Loaded {
                 ifname: ifname.to_owned(),
             })?;
         let attachment = self.attachments.remove(idx);
+        let detach_err = |source| Error::Detach {
+            program,
+            ifname: attachment.ifname.clone(),
+            source: Box::new(source),
+        };
         match attachment.link {
-            Link::Owned(link) => self.xdp()?.detach(link).map_err(|source| Error::Detach {
-                program,
-                ifname: attachment.ifname,
-                source: Box::new(source),
-            }),
+            Link::Owned(link) => self.xdp()?.detach(link).map_err(detach_err),
+            Link::OwnedTc(link) => self.tc()?.detach(link).map_err(detach_err),
             // The link is released (and the program detached) when its last reference,
             // `fd`, closes after the pin is gone.
             Link::Pinned { fd, path } => {
@@ -343,24 +474,41 @@ impl Loaded {
             .collect()
     }
 
-    /// The loaded XDP program, for BPF_PROG_TEST_RUN.
-    fn xdp_ref(&self) -> Result<&Xdp, Error> {
-        as_xdp(self.program, self.ebpf.program(self.program))
-    }
-
     /// Runs one packet through the program with BPF_PROG_TEST_RUN. Maps are the real ones:
     /// counters change exactly as for a packet on the wire.
     pub(crate) fn run(&self, packet: &[u8]) -> Result<PacketRun, Error> {
+        self.run_ctx(packet, None)
+    }
+
+    /// [`Self::run`] for a TC program, the skb a GSO packet of `gso_size`-byte segments (as
+    /// GRO leaves one); an XDP program never sees one.
+    pub(crate) fn run_gso(&self, packet: &[u8], gso_size: u16) -> Result<PacketRun, Error> {
+        if self.hook != Hook::Tc {
+            return Err(Error::NotForHook {
+                program: self.program,
+                hook: self.hook,
+                what: "a GSO packet",
+            });
+        }
+        self.run_ctx(packet, Some(&tc::gso_ctx(gso_size)))
+    }
+
+    fn run_ctx(&self, packet: &[u8], ctx: Option<&[u8]>) -> Result<PacketRun, Error> {
         // Room for a program that grows the frame into its headroom.
         let mut out = vec![0u8; packet.len() + 256];
         let result = self.test_run(TestRunOptions {
             data_in: Some(packet),
             data_out: Some(&mut out),
+            ctx_in: ctx,
             ..TestRunOptions::default()
         })?;
         out.truncate(result.data_size_out as usize);
+        let action = match self.hook {
+            Hook::Xdp => XdpAction::from_raw(result.return_value),
+            Hook::Tc => tc::verdict(result.return_value),
+        };
         Ok(PacketRun {
-            action: XdpAction::from_raw(result.return_value),
+            action,
             packet: out,
         })
     }
@@ -376,19 +524,23 @@ impl Loaded {
         Ok(result.duration)
     }
 
+    /// BPF_PROG_TEST_RUN of the loaded program: on an `xdp_buff`, or on an skb for TC.
     fn test_run(&self, options: TestRunOptions<'_>) -> Result<TestRunResult, Error> {
         let program = self.program;
-        self.xdp_ref()?
-            .test_run(options)
-            .map_err(|source| Error::TestRun {
-                program,
-                source: Box::new(source),
-            })
+        let prog = self.ebpf.program(program);
+        let result = match self.hook {
+            Hook::Xdp => as_program::<_, &Xdp>(program, prog)?.test_run(options),
+            Hook::Tc => as_program::<_, &SchedClassifier>(program, prog)?.test_run(options),
+        };
+        result.map_err(|source| Error::TestRun {
+            program,
+            source: Box::new(source),
+        })
     }
 }
 
-/// The object's program `program` (`&` or `&mut`) as the XDP program it must be.
-fn as_xdp<P, X>(program: &'static str, prog: Option<P>) -> Result<X, Error>
+/// The object's program `program` (`&` or `&mut`) as the XDP or TC program it must be.
+fn as_program<P, X>(program: &'static str, prog: Option<P>) -> Result<X, Error>
 where
     X: TryFrom<P, Error = ProgramError>,
 {

@@ -106,7 +106,8 @@ fn super_attaches_and_detaches_on_drop() -> anyhow::Result<()> {
 fn next_hop_via_reads_the_interface() -> anyhow::Result<()> {
     require_root!();
     private_netns()?;
-    let hop = NextHop::via("hsn-v0", SUPER_MAC)?;
+    let (local, remote) = (EDGE_ADDR_V4.parse()?, SUPER_ADDR_V4.parse()?);
+    let hop = NextHop::via("hsn-v0", SUPER_MAC, local, remote)?;
     let link = ip(&["-o", "link", "show", "dev", "hsn-v0"])?;
     let ifindex: u32 = link.split(':').next().unwrap().trim().parse()?;
     let mac = link
@@ -117,7 +118,8 @@ fn next_hop_via_reads_the_interface() -> anyhow::Result<()> {
     assert_eq!(hop.ifindex, ifindex);
     assert_eq!(hop.src_mac.to_string(), mac);
     assert_eq!(hop.dst_mac, SUPER_MAC);
-    let err = NextHop::via("hsn-missing", SUPER_MAC).unwrap_err();
+    assert_eq!((hop.local, hop.remote, hop.mtu), (local, remote, 1500));
+    let err = NextHop::via("hsn-missing", SUPER_MAC, local, remote).unwrap_err();
     assert!(matches!(err, Error::Interface { .. }), "{err}");
     Ok(())
 }
@@ -128,7 +130,12 @@ fn a_next_hop_device_that_disappears_falls_back_to_pass() -> anyhow::Result<()> 
     private_netns()?;
     let mut edge = EdgeDatapath::load(&EdgeConfig::default())?;
     edge.set_tenants(&tenants())?;
-    edge.set_next_hop(NextHop::via("hsn-v0", SUPER_MAC)?)?;
+    edge.set_next_hop(NextHop::via(
+        "hsn-v0",
+        SUPER_MAC,
+        EDGE_ADDR_V4.parse()?,
+        SUPER_ADDR_V4.parse()?,
+    )?)?;
     let frame = hsn_testkit::packet::Packet::v4(UE_V4, A_V4).udp(10).build();
     assert_eq!(edge.run_packet(&frame)?.action, XdpAction::Redirect);
 

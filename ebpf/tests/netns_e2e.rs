@@ -4,11 +4,12 @@
 //!
 //! "Bytes sent" is measured independently of the programs: a capture on the UE's link,
 //! itself checked against that interface's own counters. The edge's counters must equal it
-//! exactly per (tenant, direction); the super nodes' must equal the edge's uplink exactly.
-//! That the traffic went through a super node is shown three ways: the edge has no kernel
-//! route to tenant prefixes, the super nodes counted it by the edge's MAC, and it reached
-//! the service with its TTL lowered by exactly one hop (non-tenant traffic, routed by the
-//! edge's kernel, by two).
+//! exactly per (tenant, direction), and so must the super nodes' together, both ways:
+//! uplink as it leaves the edge's tunnel, downlink as it enters it. That the traffic went
+//! through a super node is shown three ways: the edge has no kernel route to tenant
+//! prefixes, the super nodes counted it under the tunnel's outer source (the edge's own
+//! address), and it reached the service with its TTL lowered by exactly one hop (non-tenant
+//! traffic, routed by the edge's kernel, by two).
 
 mod common;
 
@@ -19,10 +20,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
+use common::snapshot::*;
 use common::topology::*;
 use common::*;
 use hsn_core::{Direction, TenantId};
-use hsn_ebpf::{EdgeStats, EdgeTenantCounter, SuperStats, TenantCounter};
+use hsn_ebpf::{EdgeStats, SuperStats};
 use hsn_testkit::bpf::xdp_prog_id;
 use hsn_testkit::netns::{Capture, Frame, LinkStats};
 use hsn_testkit::traffic::{IO_TIMEOUT, TcpFlow, join};
@@ -31,39 +33,6 @@ use hsn_testkit::traffic::{IO_TIMEOUT, TcpFlow, join};
 const CAPTURE_MAX: Duration = Duration::from_secs(120);
 /// How long counters may lag behind the traffic that has crossed the UE's link.
 const SETTLE: Duration = Duration::from_secs(5);
-
-/// Every counter the tests compare, at one moment.
-#[derive(Debug)]
-struct Snapshot {
-    edge: Vec<TenantCounter>,
-    edge_stats: EdgeStats,
-    supers: [Vec<EdgeTenantCounter>; 2],
-    super_stats: [SuperStats; 2],
-}
-
-impl Snapshot {
-    fn take(dp: &Datapaths) -> anyhow::Result<Self> {
-        Ok(Self {
-            edge: dp.edge.counters()?,
-            edge_stats: dp.edge.stats()?,
-            supers: [dp.supers[0].counters()?, dp.supers[1].counters()?],
-            super_stats: [dp.supers[0].stats()?, dp.supers[1].stats()?],
-        })
-    }
-
-    /// Per super node, its (tenant, direction) changes since `before`, all under the edge.
-    fn super_deltas(&self, before: &Self) -> anyhow::Result<[Deltas<(TenantId, Direction)>; 2]> {
-        let one = |i: usize| -> anyhow::Result<Deltas<(TenantId, Direction)>> {
-            let mut out = Deltas::new();
-            for ((edge, tenant, dir), d) in super_deltas(&before.supers[i], &self.supers[i]) {
-                ensure!(edge == EDGE_ID, "super {} counted edge {edge}", i + 1);
-                out.insert((tenant, dir), d);
-            }
-            Ok(out)
-        };
-        Ok([one(0)?, one(1)?])
-    }
-}
 
 /// The traffic of one test: captures and the counters before it.
 struct Run {
@@ -85,7 +54,7 @@ impl Run {
         Ok(Self {
             links: chain.link_stats()?,
             ue_link: chain.ue.link_stats("ue0")?,
-            before: Snapshot::take(&dp)?,
+            before: Snapshot::take(&dp.edge, &dp.supers)?,
             ue_capture,
             service_capture,
             dp,
@@ -132,28 +101,23 @@ impl Run {
             &traffic.tenant,
             || Ok(edge_deltas(&before.edge, &dp.edge.counters()?)),
         )?;
-        // The super nodes together counted exactly the edge's uplink.
-        let uplink: Deltas<(TenantId, Direction)> = traffic
-            .tenant
-            .iter()
-            .filter(|((_, dir), _)| *dir == Direction::Uplink)
-            .map(|(k, v)| (*k, *v))
-            .collect();
+        // The super nodes together counted exactly the same, both ways.
         eventually(
-            "super-node counters vs edge uplink",
+            "super-node counters vs bytes on the UE's link",
             SETTLE,
-            &uplink,
+            &traffic.tenant,
             || {
-                let [s1, s2] = Snapshot::take(&dp)?.super_deltas(&before)?;
+                let [s1, s2] =
+                    Snapshot::take(&dp.edge, &dp.supers)?.super_deltas(&before, EDGE_ID)?;
                 Ok(sum(&s1, &s2))
             },
         )?;
-        let after = Snapshot::take(&dp)?;
+        let after = Snapshot::take(&dp.edge, &dp.supers)?;
         service_capture_settles(&chain, &links, &service_capture)?;
         let service = service_frames(service_capture.stop()?, ttl)?;
         assert_nothing_dropped(&chain, &links)?;
         Ok(Finished {
-            supers: after.super_deltas(&before)?,
+            supers: after.super_deltas(&before, EDGE_ID)?,
             edge_stats: after.edge_stats.since(&before.edge_stats),
             super_stats: [0, 1].map(|i| after.super_stats[i].since(&before.super_stats[i])),
             traffic,
@@ -175,8 +139,9 @@ struct Finished {
 }
 
 impl Finished {
-    /// The outcome counts agree with the traffic: every tenant uplink packet redirected,
-    /// nothing malformed, nothing lost to a full map or a missing next hop.
+    /// The outcome counts agree with the traffic: every tenant uplink packet tunnelled to a
+    /// super node and every downlink one out of a tunnel, nothing malformed, nothing lost to
+    /// a full map, a missing next hop or a packet too big for the tunnel.
     fn check_stats(&self) {
         let t = &self.traffic;
         let tenant_packets: u64 = t.tenant.values().map(|(p, _)| p).sum();
@@ -186,11 +151,17 @@ impl Finished {
             .filter(|((_, d), _)| *d == Direction::Uplink)
             .map(|(_, (p, _))| p)
             .sum();
+        let downlink_packets = tenant_packets - uplink_packets;
         let e = &self.edge_stats;
         assert_eq!(
-            (e.tenant, e.redirected, e.non_tenant),
-            (tenant_packets, uplink_packets, t.non_tenant),
-            "edge stats (tenant, redirected, non-tenant): {e:?}"
+            (e.tenant, e.redirected, e.decapsulated, e.non_tenant),
+            (
+                tenant_packets,
+                uplink_packets,
+                downlink_packets,
+                t.non_tenant
+            ),
+            "edge stats (tenant, redirected, decapsulated, non-tenant): {e:?}"
         );
         assert_eq!(
             (
@@ -198,33 +169,41 @@ impl Finished {
                 e.non_ip,
                 e.no_next_hop,
                 e.redirect_errors,
-                e.counter_full
+                e.counter_full,
+                e.unknown_peer,
+                e.too_big
             ),
-            (0, 0, 0, 0, 0),
+            (0, 0, 0, 0, 0, 0, 0),
             "{e:?}"
         );
+        assert!(e.mss_clamped > 0, "TCP SYNs were clamped: {e:?}");
         assert_eq!(e.packets, e.tenant + e.non_tenant, "{e:?}");
         let [s1, s2] = &self.super_stats;
         assert_eq!(
-            s1.tenant + s2.tenant,
-            uplink_packets,
-            "super stats: {s1:?} {s2:?}"
+            (
+                s1.tenant + s2.tenant,
+                s1.decapsulated + s2.decapsulated,
+                s1.encapsulated + s2.encapsulated
+            ),
+            (tenant_packets, uplink_packets, downlink_packets),
+            "super stats (tenant, decapsulated, encapsulated): {s1:?} {s2:?}"
         );
         assert_eq!(
             s1.non_tenant + s2.non_tenant,
-            t.non_tenant_up,
-            "non-tenant uplink reaches super 1 through the edge's kernel"
+            t.non_tenant,
+            "non-tenant traffic crosses super 1 plain, both ways"
         );
         for s in [s1, s2] {
-            assert_eq!(s.edge_by_mac, s.tenant, "known by MAC: {s:?}");
             assert_eq!(
                 (
-                    s.edge_by_addr,
                     s.unknown_edge,
+                    s.unknown_ue,
+                    s.no_route,
+                    s.too_big,
                     s.parse_errors,
                     s.counter_full
                 ),
-                (0, 0, 0, 0),
+                (0, 0, 0, 0, 0, 0),
                 "{s:?}"
             );
         }
@@ -409,7 +388,8 @@ fn switching_the_super_node_mid_stream_keeps_counters_exact_without_reload() -> 
         SETTLE,
         &at_switch,
         || {
-            let [s1, _] = Snapshot::take(&run.dp)?.super_deltas(&run.before)?;
+            let [s1, _] =
+                Snapshot::take(&run.dp.edge, &run.dp.supers)?.super_deltas(&run.before, EDGE_ID)?;
             Ok(s1.get(&key).copied().unwrap_or_default())
         },
     )?;
@@ -458,6 +438,7 @@ fn switching_the_super_node_mid_stream_keeps_counters_exact_without_reload() -> 
     );
     let hop = done.dp.edge.next_hop()?.context("a next hop")?;
     assert_eq!(hop.dst_mac, super_edge_mac(1));
+    assert_eq!(hop.remote.to_string(), super_edge_v4(1));
     assert!(
         done.chain.edge.ip(&["route", "get", A_V6]).is_err(),
         "no edge route"

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::edge_case::edge_with_next_hop;
+use common::tunnel::{edge_node, way_back};
 use common::*;
 use hsn_core::{Direction, TenantId};
 use hsn_ebpf::{
@@ -93,23 +94,27 @@ fn edge_counters_survive_a_reload_and_keep_increasing() -> anyhow::Result<()> {
 }
 
 #[test]
-fn super_counters_survive_a_reload() -> anyhow::Result<()> {
+fn super_counters_edges_and_learned_ues_survive_a_reload() -> anyhow::Result<()> {
     require_root!();
     let fs = Bpffs::new()?;
     let config = SuperConfig {
         pin: Some(PinDir::under(fs.path(), "pin-test")?),
-        ..SuperConfig::default()
     };
-    let frame = Packet::v4("192.0.2.1", A_V4).udp(20).build();
+    let frame = Packet::v4(UE_V4, A_V4)
+        .udp(20)
+        .tunnel(EDGE_ADDR_V4, SUPER_ADDR_V4)
+        .build();
     let load = || -> anyhow::Result<SuperDatapath> {
         let mut dp = SuperDatapath::load(&config)?;
         dp.set_tenants(&tenants())?;
         Ok(dp)
     };
-    let first = load()?;
+    let mut first = load()?;
+    first.set_edges(&[edge_node(EDGE_ADDR_V4, Some(way_back(false, 1500)))])?;
     first.run_packet(&frame)?;
     first.run_packet(&frame)?;
     drop(first);
+    // No set_edges: the pinned edges still identify the tunnel, the learned UE stays.
     let second = load()?;
     second.run_packet(&frame)?;
     let counts: Vec<_> = second
@@ -117,8 +122,18 @@ fn super_counters_survive_a_reload() -> anyhow::Result<()> {
         .iter()
         .map(|c| (c.edge.to_string(), c.packets))
         .collect();
-    assert_eq!(counts, [("192.0.2.1".to_owned(), 3)]);
-    assert_eq!(second.stats()?.edge_by_addr, 3);
+    assert_eq!(counts, [(EDGE_ADDR_V4.to_owned(), 3)]);
+    assert_eq!(second.stats()?.decapsulated, 3);
+    assert_eq!(
+        second.ue_edges()?.into_iter().collect::<Vec<_>>(),
+        [(UE_V4.parse()?, EDGE_ADDR_V4.parse()?)]
+    );
+    let down = second.run_packet(&Packet::v4(A_V4, UE_V4).udp(1).build())?;
+    assert_eq!(
+        down.action,
+        hsn_ebpf::XdpAction::Redirect,
+        "the way back too"
+    );
     Ok(())
 }
 
@@ -129,12 +144,13 @@ fn an_incompatible_pin_is_refused_not_reused() -> anyhow::Result<()> {
     let pin = PinDir::under(fs.path(), "pin-test")?;
     drop(SuperDatapath::load(&SuperConfig {
         pin: Some(pin.clone()),
-        ..SuperConfig::default()
     })?);
-    // Plant the super node's stats array (9 entries) where the edge expects its own (10).
+    // Plant the super node's stats array (8-byte values) where the edge's counters
+    // (16-byte values) belong: metering is never reused from a map of another shape. (The
+    // stats themselves are outcome counts, replaced on a mismatch: the next test.)
     std::fs::rename(
         pin.path().join("super_stats"),
-        pin.path().join("edge_stats"),
+        pin.path().join("edge_slot_counters"),
     )?;
     let err = EdgeDatapath::load(&EdgeConfig {
         pin: Some(pin.clone()),
@@ -145,9 +161,9 @@ fn an_incompatible_pin_is_refused_not_reused() -> anyhow::Result<()> {
         matches!(
             err,
             Error::PinnedMapMismatch {
-                field: "max entries",
-                pinned: 9,
-                expected: 10,
+                field: "value size",
+                pinned: 8,
+                expected: 16,
                 ..
             }
         ),
@@ -242,7 +258,7 @@ fn an_incompatible_state_pin_is_replaced_and_reported() -> anyhow::Result<()> {
     let fs = Bpffs::new()?;
     let (pin, config) = pinned_edge(&fs, "pin-test")?;
     drop(EdgeDatapath::load(&config)?);
-    // The stats array (key 4, value 8, 10 entries) where the IPv4 long-prefix hash belongs.
+    // The stats array (key 4, value 8, 14 entries) where the IPv4 long-prefix hash belongs.
     std::fs::rename(
         pin.path().join("edge_stats"),
         pin.path().join("edge_tenant_v4_long"),

@@ -60,8 +60,11 @@ pub struct AgentConfig {
     pub spool_dir: PathBuf,
     /// Routes input.
     pub routes: RoutesSource,
-    /// Next-hop resolution (edges).
+    /// Next-hop resolution: an edge's toward its super node, a super node's back to edges.
     pub next_hops: NextHops,
+    /// This node's tunnel address (`--advertise-address`); unset: the kernel's preferred
+    /// source toward each peer.
+    pub tunnel_address: Option<std::net::IpAddr>,
     /// Cluster mode: the Lease.
     pub lease: Option<LeaseConfig>,
     /// Epoch length until a routes table says otherwise.
@@ -139,9 +142,9 @@ impl<D: Datapath> Agent<D> {
         tasks.spawn(writer::run(
             datapath.clone(),
             config.next_hops,
+            config.tunnel_address,
             desired_rx.clone(),
             metrics.clone(),
-            status_tx.clone(),
         ));
         let epochs = EpochCloser::new(
             datapath.clone(),

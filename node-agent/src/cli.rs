@@ -12,8 +12,19 @@ use hsn_core::Role;
 pub enum DatapathKind {
     /// XDP, native when the driver supports it, else generic.
     Xdp,
-    /// TC; not implemented by hsn-ebpf yet, refused at start.
+    /// TC ingress (a tcx link): the same programs, counters and maps, where XDP cannot
+    /// serve.
     Tc,
+}
+
+impl DatapathKind {
+    /// The hook hsn-ebpf loads for it.
+    pub fn hook(self) -> hsn_ebpf::Hook {
+        match self {
+            Self::Xdp => hsn_ebpf::Hook::Xdp,
+            Self::Tc => hsn_ebpf::Hook::Tc,
+        }
+    }
 }
 
 /// What to do instead of running the agent.
@@ -57,8 +68,9 @@ pub struct Args {
     /// address); standalone, none (the programs load without attaching).
     #[arg(long = "interface")]
     pub interfaces: Vec<String>,
-    /// Edge: next hop to the super node as `<ifname>,<mac>`, instead of resolving the
-    /// super's address through the kernel's route and neighbour tables.
+    /// `<ifname>,<mac>`: fixed egress device and neighbour MAC for every tunnel (an edge's
+    /// toward its super node, a super node's back toward its edges), instead of resolving
+    /// each peer's address through the kernel's route and neighbour tables.
     #[arg(long)]
     pub next_hop: Option<String>,
     /// Identity key, epoch snapshot and spool; default `/var/lib/hsn/<network>`.

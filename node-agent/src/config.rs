@@ -10,7 +10,7 @@ use hsn_api::node::lease as lease_names;
 use hsn_core::Role;
 use hsn_ledger_api::client::ClientTls;
 
-use crate::cli::{Args, DatapathKind};
+use crate::cli::Args;
 use crate::index::Me;
 use crate::lease::{LeaseNameError, ordinal_of};
 use crate::shipper::EdgeKeys;
@@ -21,9 +21,6 @@ pub enum ConfigError {
     /// A flag or environment variable is missing or inconsistent.
     #[error("configuration: {0}")]
     Missing(&'static str),
-    /// `--datapath tc`: hsn-ebpf has XDP programs only.
-    #[error("--datapath tc is not supported yet (hsn-ebpf has XDP programs only)")]
-    TcUnsupported,
     /// Cluster mode without `--interface`: no interface carries the advertised address.
     #[error(
         "no interface of this node carries {0} (--advertise-address, POD_IP): pass --interface"
@@ -106,8 +103,14 @@ pub struct DatapathSettings {
     pub interfaces: Vec<String>,
     /// The bpffs mount the network's pins live under.
     pub bpffs: PathBuf,
-    /// Edge: `<ifname>,<mac>` instead of the kernel's route and neighbour tables.
+    /// The hook the programs run at.
+    pub hook: hsn_ebpf::Hook,
+    /// `<ifname>,<mac>` instead of the kernel's route and neighbour tables.
     pub next_hop: Option<String>,
+    /// This node's end of its tunnels (`--advertise-address`): the outer source of what it
+    /// tunnels, the address its peers know it by. Unset: the kernel's preferred source
+    /// toward each peer.
+    pub tunnel_address: Option<IpAddr>,
 }
 
 /// Routes tables from a ConfigMap (cluster mode, with a Lease) or a file (standalone).
@@ -154,9 +157,6 @@ pub struct LedgerSettings {
 impl Config {
     /// Checks the flags and derives the settings.
     pub fn from_args(args: &Args) -> Result<Self, ConfigError> {
-        if args.datapath == DatapathKind::Tc {
-            return Err(ConfigError::TcUnsupported);
-        }
         let (me, name) = identity(args)?;
         let routes = match (&args.routes_file, &args.routes_configmap) {
             (Some(path), _) => RoutesSettings::File(path.clone()),
@@ -195,7 +195,9 @@ impl Config {
             datapath: DatapathSettings {
                 interfaces: interfaces(args, &routes)?,
                 bpffs: args.bpffs.clone(),
+                hook: args.datapath.hook(),
                 next_hop: args.next_hop.clone(),
+                tunnel_address: args.advertise_address,
             },
             routes,
             ledger: ledger(args)?,

@@ -194,17 +194,6 @@ fn the_flags_make_one_checked_config() {
         missing(&named).to_string(),
         "configuration: cluster mode needs --pod-uid or POD_UID (the Lease holder's UID)"
     );
-    assert!(matches!(
-        missing(&[
-            "--node-name",
-            "n1",
-            "--routes-file",
-            "r",
-            "--datapath",
-            "tc"
-        ]),
-        ConfigError::TcUnsupported
-    ));
 }
 
 #[test]

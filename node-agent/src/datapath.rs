@@ -35,10 +35,11 @@ pub trait Datapath: Send + 'static {
     fn set_tenants(&mut self, tenants: &[TenantPrefixes]) -> Result<(), Error>;
     /// Edge: points uplink at `hop`, or stops redirecting. Super: nothing to do.
     fn set_next_hop(&mut self, hop: Option<NextHop>) -> Result<(), Error>;
-    /// Super: the edges recognised by source MAC. Edge: nothing to do.
-    fn set_edges(&mut self, _edges: &[EdgeNode]) -> Result<(), Error> {
-        Ok(())
-    }
+    /// Edge: the super nodes tunnelled downlink is taken from. Super: nothing to do.
+    /// (No default here or below: a wrapper must forward every call.)
+    fn set_supers(&mut self, supers: &[IpAddr]) -> Result<(), Error>;
+    /// Super: its edges and the way back to each. Edge: nothing to do.
+    fn set_edges(&mut self, edges: &[EdgeNode]) -> Result<(), Error>;
     /// Every counter, summed over CPUs.
     fn counters(&self) -> Result<Vec<(CounterKey, Totals)>, Error>;
     /// Frames the program could not parse (monotonic).
@@ -89,6 +90,14 @@ impl Datapath for EdgeDatapath {
         }
     }
 
+    fn set_supers(&mut self, supers: &[IpAddr]) -> Result<(), Error> {
+        EdgeDatapath::set_supers(self, supers)
+    }
+
+    fn set_edges(&mut self, _edges: &[EdgeNode]) -> Result<(), Error> {
+        Ok(())
+    }
+
     fn counters(&self) -> Result<Vec<(CounterKey, Totals)>, Error> {
         Ok(EdgeDatapath::counters(self)?
             .into_iter()
@@ -111,6 +120,10 @@ impl Datapath for SuperDatapath {
     }
 
     fn set_next_hop(&mut self, _hop: Option<NextHop>) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn set_supers(&mut self, _supers: &[IpAddr]) -> Result<(), Error> {
         Ok(())
     }
 

@@ -191,6 +191,12 @@ mod tests {
         fn set_next_hop(&mut self, _: Option<NextHop>) -> Result<(), Error> {
             Ok(())
         }
+        fn set_supers(&mut self, _: &[std::net::IpAddr]) -> Result<(), Error> {
+            Ok(())
+        }
+        fn set_edges(&mut self, _: &[hsn_ebpf::EdgeNode]) -> Result<(), Error> {
+            Ok(())
+        }
         fn counters(&self) -> Result<Vec<(CounterKey, Totals)>, Error> {
             Ok(Vec::new())
         }
@@ -232,7 +238,10 @@ mod tests {
                 epoch_seconds: 60,
                 tenants: Vec::new(),
                 tenant_names: BTreeMap::new(),
-                role: RoleState::Edge { target: None },
+                role: RoleState::Edge {
+                    target: None,
+                    supers: Vec::new(),
+                },
             })))
             .unwrap();
         let closed = tokio::time::timeout(

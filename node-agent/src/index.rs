@@ -65,6 +65,8 @@ pub enum RoleState {
     Edge {
         /// Where tenant uplink goes.
         target: Option<SuperTarget>,
+        /// Every super node's address: tunnelled downlink is taken from these.
+        supers: Vec<IpAddr>,
     },
     /// A super node: the edges routed to it.
     Super {
@@ -82,8 +84,6 @@ pub struct EdgePeer {
     pub cluster: String,
     /// The address its counters are attributed to.
     pub address: Option<IpAddr>,
-    /// The source MAC it redirects with.
-    pub mac: Option<String>,
     /// Its public key, hex.
     pub public_key: Option<String>,
 }
@@ -193,6 +193,7 @@ pub fn compute(json: &str, network: &str, me: &Me) -> Result<Desired, IndexError
                 id: s.id.clone(),
                 address: s.address,
             }),
+            supers: table.supers.iter().filter_map(|s| s.address).collect(),
         },
         Me::Super { ordinal, cluster } => {
             // The table names the cluster it was written into; a flag-less super node
@@ -213,7 +214,6 @@ pub fn compute(json: &str, network: &str, me: &Me) -> Result<Desired, IndexError
                         node: e.node.clone(),
                         cluster: e.cluster.clone(),
                         address: e.address,
-                        mac: e.mac.clone(),
                         public_key: e.public_key.clone(),
                     })
                     .collect(),

@@ -28,7 +28,6 @@ fn table() -> RoutesTable {
                 node: "n2".into(),
                 super_id: SuperId::new("b", 0),
                 address: Some("10.1.0.2".parse().unwrap()),
-                mac: Some("02:00:00:00:00:02".into()),
                 public_key: Some("cd".repeat(32)),
                 cluster: String::new(),
             },
@@ -62,11 +61,19 @@ fn an_edge_gets_its_super_and_the_tenants() {
             target: Some(SuperTarget {
                 id: SuperId::new("a", 0),
                 address: Some("10.0.0.5".parse().unwrap())
-            })
+            }),
+            // Every super node with an address: tunnelled downlink may come from any.
+            supers: vec!["10.0.0.5".parse().unwrap()],
         }
     );
     let unrouted = compute(&json(&table()), "metro", &edge("n9")).unwrap();
-    assert_eq!(unrouted.role, RoleState::Edge { target: None });
+    assert_eq!(
+        unrouted.role,
+        RoleState::Edge {
+            target: None,
+            supers: vec!["10.0.0.5".parse().unwrap()],
+        }
+    );
 }
 
 #[test]
@@ -93,7 +100,6 @@ fn a_super_gets_its_edges_disambiguated_by_cluster() {
                 node: "n2".into(),
                 cluster: String::new(),
                 address: Some("10.1.0.2".parse().unwrap()),
-                mac: Some("02:00:00:00:00:02".into()),
                 public_key: Some("cd".repeat(32)),
             }]
         }
@@ -213,7 +219,8 @@ fn the_index_keeps_the_last_good_state_and_reports_the_error() {
             target: Some(SuperTarget {
                 id: SuperId::new("b", 0),
                 address: None
-            })
+            }),
+            supers: vec!["10.0.0.5".parse().unwrap()],
         }
     );
 }

@@ -58,15 +58,15 @@ pub fn ordinal_of(pod: &str) -> Result<u32, LeaseNameError> {
 }
 
 /// The update this agent makes to its Lease now, as a JSON merge patch: its annotations
-/// (those it no longer sets removed, the operator's left alone) and the Lease spec. A merge
-/// patch never creates: on a missing Lease it fails with 404.
+/// (those it no longer sets removed, as are those of older agents nothing reads any more
+/// ([`lease::RETIRED_KEYS`]); the operator's left alone) and the Lease spec. A merge patch
+/// never creates: on a missing Lease it fails with 404.
 pub fn patch(id: &LeaseIdentity, status: &AgentStatus, acquired: Timestamp) -> Value {
     let annotations = lease::Annotations {
         public_key: Some(id.public_key.clone()),
         role: Some(id.role),
         datapath: Some(status.datapath.clone()),
         address: id.address,
-        mac: status.mac.clone(),
         last_epoch: status.last_epoch,
         routes_error: status.routes_error.clone(),
         pod_uid: Some(id.pod_uid.clone()),
@@ -74,6 +74,7 @@ pub fn patch(id: &LeaseIdentity, status: &AgentStatus, acquired: Timestamp) -> V
     };
     let mut written: Map<String, Value> = lease::KEYS
         .iter()
+        .chain(&lease::RETIRED_KEYS)
         .map(|k| ((*k).to_owned(), Value::Null))
         .collect();
     written.extend(annotations.to_map().into_iter().map(|(k, v)| (k, v.into())));
@@ -200,7 +201,6 @@ mod tests {
             routes_error: Some("bad".into()),
             datapath: "xdp-generic".into(),
             last_epoch: None,
-            mac: None,
             ledger: None,
         };
         let p = patch(&id, &status, Timestamp::now());
@@ -211,19 +211,21 @@ mod tests {
         assert_eq!(a[lease::POD_UID_ANNOTATION], "u-1");
         assert!(a[lease::LAST_EPOCH_ANNOTATION].is_null());
         assert_eq!(a[lease::ADDRESS_ANNOTATION], "10.1.0.7");
-        assert!(a[lease::MAC_ANNOTATION].is_null());
-        // Every annotation is the agent's to set or remove; no other key is touched.
-        assert_eq!(a.as_object().unwrap().len(), lease::KEYS.len());
+        // Every annotation is the agent's to set or remove, and those older agents wrote
+        // that nothing reads any more are removed; no other key is touched.
+        assert!(a["hsn.io/mac"].is_null());
+        assert_eq!(
+            a.as_object().unwrap().len(),
+            lease::KEYS.len() + lease::RETIRED_KEYS.len()
+        );
         assert_eq!(p["spec"]["holderIdentity"], "hsn-edge-bb-x1");
         assert_eq!(p["spec"]["leaseDurationSeconds"], 15);
         status.routes_error = None;
         status.last_epoch = Some(9);
-        status.mac = Some("02:00:00:00:00:07".into());
         let p = patch(&id, &status, Timestamp::now());
         let a = &p["metadata"]["annotations"];
         assert!(a[lease::ROUTES_ERROR_ANNOTATION].is_null());
         assert_eq!(a[lease::LAST_EPOCH_ANNOTATION], "9");
-        assert_eq!(a[lease::MAC_ANNOTATION], "02:00:00:00:00:07");
         assert!(a[lease::LEDGER_ANNOTATION].is_null());
         status.ledger = Some(hsn_api::network::LedgerHead {
             height: 3,

@@ -1,10 +1,12 @@
-//! Finding the next hop (egress ifindex + MACs) of an edge's super node.
+//! Finding a tunnel's next hop toward a peer: an edge's toward its super node, a super
+//! node's way back toward each of its edges (egress ifindex, MACs, outer addresses, MTU).
 //!
-//! The routes table gives only the super's IP address. In a cluster the kernel already
-//! knows how to reach it: `ip route get` names the egress device (and gateway), and the
-//! neighbour table has the MAC. When the neighbour is not cached yet, one UDP datagram to
-//! the discard port makes the kernel resolve it, and the writer retries. `--next-hop` skips
-//! all of this for standalone set-ups.
+//! The routes table gives only the peer's IP address. In a cluster the kernel already
+//! knows how to reach it: `ip route get` names the egress device, the gateway, the
+//! preferred source and a route MTU, and the neighbour table has the MAC of the peer (on
+//! link) or of the router on the way (routed). When the neighbour is not cached yet, one
+//! UDP datagram to the discard port makes the kernel resolve it, and the writer retries.
+//! `--next-hop` skips the lookup for standalone set-ups.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, UdpSocket};
@@ -25,6 +27,10 @@ pub enum NextHopError {
     /// The super node has no address in the routes table yet.
     #[error("super node {0} has no address yet")]
     NoAddress(SuperId),
+    /// This node's tunnel address is unknown (no `--advertise-address`, and the kernel
+    /// named no preferred source toward the peer).
+    #[error("no tunnel address of this node toward {0}: pass --advertise-address")]
+    NoLocalAddress(IpAddr),
     /// Running or parsing `ip` failed.
     #[error("`ip {args}`: {reason}")]
     Ip {
@@ -52,6 +58,7 @@ impl NextHopError {
     pub const LABELS: &[&'static str] = &[
         "flag",
         "no_address",
+        "no_local_address",
         "ip",
         "no_route",
         "unresolved",
@@ -64,6 +71,7 @@ impl NextHopError {
         match self {
             Self::Flag(_) => "flag",
             Self::NoAddress(_) => "no_address",
+            Self::NoLocalAddress(_) => "no_local_address",
             Self::Ip { .. } => "ip",
             Self::NoRoute(_) => "no_route",
             Self::Unresolved(..) => "unresolved",
@@ -73,12 +81,17 @@ impl NextHopError {
     }
 }
 
-/// How the map writer turns a super node into a next hop.
+/// How the map writer turns a peer into a next hop.
 #[derive(Clone, Debug)]
 pub enum NextHops {
-    /// `--next-hop`: the same hop whatever the super node.
-    Fixed(NextHop),
-    /// Per super-node id (tests and static set-ups).
+    /// `--next-hop`: the same device and neighbour MAC whatever the peer.
+    Fixed {
+        /// Egress interface.
+        ifname: String,
+        /// The neighbour's MAC.
+        mac: MacAddr,
+    },
+    /// Per super-node id (tests and static set-ups); no way back to edges.
     PerSuper(BTreeMap<SuperId, NextHop>),
     /// Route and neighbour tables of the kernel.
     Kernel,
@@ -91,23 +104,54 @@ impl NextHops {
             .split_once(',')
             .ok_or_else(|| NextHopError::Flag(flag.to_owned()))?;
         let mac: MacAddr = mac.parse()?;
-        Ok(Self::Fixed(NextHop::via(ifname, mac)?))
+        nix::net::if_::if_nametoindex(ifname).map_err(|e| hsn_ebpf::Error::Interface {
+            ifname: ifname.to_owned(),
+            source: e.into(),
+        })?;
+        Ok(Self::Fixed {
+            ifname: ifname.to_owned(),
+            mac,
+        })
     }
 
-    /// The next hop of `target`.
-    pub async fn resolve(&self, target: &SuperTarget) -> Result<NextHop, NextHopError> {
-        match self {
-            Self::Fixed(hop) => Ok(*hop),
-            Self::PerSuper(hops) => hops
+    /// An edge's next hop toward its super node `target`, tunnelling from `local`.
+    pub async fn resolve(
+        &self,
+        local: Option<IpAddr>,
+        target: &SuperTarget,
+    ) -> Result<NextHop, NextHopError> {
+        if let Self::PerSuper(hops) = self {
+            return hops
                 .get(&target.id)
                 .copied()
-                .ok_or_else(|| NextHopError::NoAddress(target.id.clone())),
-            Self::Kernel => {
-                let addr = target
-                    .address
-                    .ok_or_else(|| NextHopError::NoAddress(target.id.clone()))?;
-                kernel_next_hop(addr).await
+                .ok_or_else(|| NextHopError::NoAddress(target.id.clone()));
+        }
+        let remote = target
+            .address
+            .ok_or_else(|| NextHopError::NoAddress(target.id.clone()))?;
+        self.toward(local, remote).await
+    }
+
+    /// A super node's way back to its edge at `edge`, tunnelling from `local`.
+    pub async fn way_back(
+        &self,
+        local: Option<IpAddr>,
+        edge: IpAddr,
+    ) -> Result<NextHop, NextHopError> {
+        match self {
+            Self::PerSuper(_) => Err(NextHopError::NoRoute(edge)),
+            _ => self.toward(local, edge).await,
+        }
+    }
+
+    async fn toward(&self, local: Option<IpAddr>, remote: IpAddr) -> Result<NextHop, NextHopError> {
+        match self {
+            Self::Fixed { ifname, mac } => {
+                let local = local.ok_or(NextHopError::NoLocalAddress(remote))?;
+                Ok(NextHop::via(ifname, *mac, local, remote)?)
             }
+            Self::PerSuper(_) => Err(NextHopError::NoRoute(remote)),
+            Self::Kernel => kernel_next_hop(local, remote).await,
         }
     }
 }
@@ -116,6 +160,15 @@ impl NextHops {
 struct RouteEntry {
     dev: Option<String>,
     gateway: Option<IpAddr>,
+    prefsrc: Option<IpAddr>,
+    #[serde(default)]
+    metrics: Vec<RouteMetric>,
+}
+
+/// One of `ip -j route get`'s metrics; only the MTU matters here.
+#[derive(Deserialize)]
+struct RouteMetric {
+    mtu: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -143,21 +196,26 @@ async fn ip_json<T: for<'de> Deserialize<'de>>(args: &[&str]) -> Result<Vec<T>, 
     serde_json::from_slice(&out.stdout).map_err(|e| err(e.to_string()))
 }
 
-async fn kernel_next_hop(addr: IpAddr) -> Result<NextHop, NextHopError> {
+async fn kernel_next_hop(local: Option<IpAddr>, addr: IpAddr) -> Result<NextHop, NextHopError> {
     let addr_s = addr.to_string();
     let routes: Vec<RouteEntry> = ip_json(&["route", "get", &addr_s]).await?;
     let route = routes.first().ok_or(NextHopError::NoRoute(addr))?;
     let dev = route.dev.clone().ok_or(NextHopError::NoRoute(addr))?;
+    let local = local
+        .or(route.prefsrc)
+        .ok_or(NextHopError::NoLocalAddress(addr))?;
     let neighbour = route.gateway.unwrap_or(addr);
     let neighbour_s = neighbour.to_string();
     let neighs: Vec<NeighEntry> =
         ip_json(&["neigh", "show", "to", &neighbour_s, "dev", &dev]).await?;
-    match neighs.iter().find_map(|n| n.lladdr.as_deref()) {
-        Some(mac) => Ok(NextHop::via(&dev, mac.parse()?)?),
-        None => {
-            probe(addr);
-            Err(NextHopError::Unresolved(neighbour, dev))
-        }
+    let Some(mac) = neighs.iter().find_map(|n| n.lladdr.as_deref()) else {
+        probe(addr);
+        return Err(NextHopError::Unresolved(neighbour, dev));
+    };
+    let hop = NextHop::via(&dev, mac.parse()?, local, addr)?;
+    match route.metrics.iter().find_map(|m| m.mtu) {
+        Some(mtu) => Ok(hop.with_path_mtu(mtu)?),
+        None => Ok(hop),
     }
 }
 
@@ -199,7 +257,25 @@ mod tests {
             id: SuperId::new("a", 0),
             address: None,
         };
-        let err = NextHops::Kernel.resolve(&target).await.unwrap_err();
+        let err = NextHops::Kernel.resolve(None, &target).await.unwrap_err();
         assert_eq!(err.label(), "no_address");
+    }
+
+    #[tokio::test]
+    async fn a_fixed_hop_needs_this_nodes_address() {
+        let hops = NextHops::from_flag("lo,02:00:00:00:00:01").unwrap();
+        let err = hops
+            .way_back(None, "192.0.2.9".parse().unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(err.label(), "no_local_address");
+        let hop = hops
+            .way_back(
+                Some("192.0.2.1".parse().unwrap()),
+                "192.0.2.9".parse().unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(hop.remote.to_string(), "192.0.2.9");
     }
 }

@@ -54,6 +54,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         spool_dir: config.spool_dir(),
         routes,
         next_hops,
+        tunnel_address: config.datapath.tunnel_address,
         lease,
         default_epoch_seconds: config.default_epoch_seconds,
         epoch_loop: true,
@@ -64,18 +65,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let interfaces = &config.datapath.interfaces;
     let served = match config.role {
         Role::Edge => {
-            let dp = EdgeDatapath::load(&EdgeConfig {
-                pin,
-                redirect_uplink: true,
-            })?;
+            let dp = EdgeDatapath::load_with_hook(
+                &EdgeConfig {
+                    pin,
+                    redirect_uplink: true,
+                },
+                config.datapath.hook,
+            )?;
             let attached = takeover::attach(dp, interfaces)?;
             serve(&config, attached, agent_config, shutdown).await
         }
         Role::Super => {
-            let dp = SuperDatapath::load(&SuperConfig {
-                pin,
-                edge_by_addr: true,
-            })?;
+            let dp = SuperDatapath::load_with_hook(&SuperConfig { pin }, config.datapath.hook)?;
             let attached = takeover::attach(dp, interfaces)?;
             serve(&config, attached, agent_config, shutdown).await
         }

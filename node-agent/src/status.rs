@@ -11,8 +11,6 @@ pub struct AgentStatus {
     pub datapath: String,
     /// The last epoch closed into the spool.
     pub last_epoch: Option<u64>,
-    /// Edge: the source MAC it redirects to its super node with.
-    pub mac: Option<String>,
     /// Super: the network's chain as its ledger replica last reported it ([`crate::chain`]).
     pub ledger: Option<hsn_api::network::LedgerHead>,
 }

@@ -80,6 +80,10 @@ impl<D: Datapath> Datapath for TakeOver<D> {
         Ok(())
     }
 
+    fn set_supers(&mut self, supers: &[std::net::IpAddr]) -> Result<(), hsn_ebpf::Error> {
+        self.inner.set_supers(supers)
+    }
+
     fn set_edges(&mut self, edges: &[EdgeNode]) -> Result<(), hsn_ebpf::Error> {
         self.inner.set_edges(edges)?;
         self.programmed();

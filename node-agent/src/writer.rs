@@ -5,14 +5,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use hsn_core::MacAddr;
+use std::net::IpAddr;
+
 use hsn_ebpf::EdgeNode;
 
 use crate::datapath::Datapath;
-use crate::index::{Desired, EdgePeer, RoleState};
+use crate::index::{Desired, RoleState};
 use crate::metrics::{Metrics, ReasonLabels};
 use crate::nexthop::{NextHopError, NextHops};
-use crate::status::StatusTx;
 
 /// How soon a failed programming (e.g. an unresolved neighbour) is retried.
 pub const RETRY: Duration = Duration::from_secs(2);
@@ -23,7 +23,8 @@ pub enum WriteError {
     /// A map write failed.
     #[error("programming the maps: {0}")]
     Maps(#[from] hsn_ebpf::Error),
-    /// The super node's next hop is unknown; uplink goes to the kernel meanwhile.
+    /// A next hop is unknown: an edge's uplink, or a super node's downlink to that edge,
+    /// goes to the kernel meanwhile.
     #[error("next hop: {0}")]
     NextHop(#[from] NextHopError),
 }
@@ -51,33 +52,22 @@ pub fn lock<D>(dp: &Mutex<D>) -> std::sync::MutexGuard<'_, D> {
     dp.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The edges a super node can recognise by MAC: those that advertised an address and a
-/// well-formed MAC. The others are counted under their IP source meanwhile.
-pub fn edge_nodes(edges: &[EdgePeer]) -> Vec<EdgeNode> {
-    edges
-        .iter()
-        .filter_map(|e| {
-            let mac: MacAddr = e.mac.as_deref()?.parse().ok()?;
-            Some(EdgeNode {
-                mac,
-                addr: e.address?,
-            })
-        })
-        .collect()
-}
-
-/// Programs `desired` into `dp`: tenants first, then the next hop (edge) or the edges
-/// (super). Returns the source MAC an edge now redirects with.
+/// Programs `desired` into `dp`: tenants first, then (edge) the super nodes and the next
+/// hop, or (super) the edges and the way back to each. `local` is this node's tunnel
+/// address. An edge whose way back is not resolved yet is still programmed (its uplink is
+/// counted; its downlink is left to the kernel) and the error makes the writer retry.
 pub async fn apply<D: Datapath>(
     dp: &Mutex<D>,
     hops: &NextHops,
+    local: Option<IpAddr>,
     desired: &Desired,
-) -> Result<Option<MacAddr>, WriteError> {
+) -> Result<(), WriteError> {
     lock(dp).set_tenants(&desired.tenants)?;
     match &desired.role {
-        RoleState::Edge { target } => {
+        RoleState::Edge { target, supers } => {
+            lock(dp).set_supers(supers)?;
             let hop = match target {
-                Some(target) => match hops.resolve(target).await {
+                Some(target) => match hops.resolve(local, target).await {
                     Ok(hop) => Some(hop),
                     Err(e) => {
                         // Never keep sending to a super node the table no longer names.
@@ -88,38 +78,42 @@ pub async fn apply<D: Datapath>(
                 None => None,
             };
             lock(dp).set_next_hop(hop)?;
-            Ok(hop.map(|h| h.src_mac))
+            Ok(())
         }
         RoleState::Super { edges } => {
-            lock(dp).set_edges(&edge_nodes(edges))?;
-            Ok(None)
+            let mut nodes = Vec::new();
+            let mut unresolved = None;
+            for addr in edges.iter().filter_map(|e| e.address) {
+                let route = match hops.way_back(local, addr).await {
+                    Ok(hop) => Some(hop),
+                    Err(e) => {
+                        unresolved.get_or_insert(e);
+                        None
+                    }
+                };
+                nodes.push(EdgeNode { addr, route });
+            }
+            lock(dp).set_edges(&nodes)?;
+            unresolved.map_or(Ok(()), |e| Err(e.into()))
         }
     }
 }
 
-/// Runs the writer until `desired` closes: applies every change, retries failures, and
-/// reports an edge's redirect MAC in the status (the Lease carries it to the operator).
+/// Runs the writer until `desired` closes: applies every change and retries failures.
 pub async fn run<D: Datapath>(
     dp: SharedDatapath<D>,
     hops: NextHops,
+    local: Option<IpAddr>,
     mut desired: watch::Receiver<Option<Arc<Desired>>>,
     metrics: Arc<Metrics>,
-    status: StatusTx,
 ) {
     let mut failed = false;
     loop {
         let current = desired.borrow_and_update().clone();
         if let Some(d) = current {
             let started = Instant::now();
-            match apply(&dp, &hops, &d).await {
-                Ok(mac) => {
-                    if let Some(mac) = mac.map(|m| m.to_string()) {
-                        status.send_if_modified(|s| {
-                            let changed = s.mac.as_deref() != Some(mac.as_str());
-                            s.mac = Some(mac);
-                            changed
-                        });
-                    }
+            match apply(&dp, &hops, local, &d).await {
+                Ok(()) => {
                     metrics.map_update.observe(started.elapsed().as_secs_f64());
                     if failed {
                         tracing::info!("datapath programmed after earlier failure");

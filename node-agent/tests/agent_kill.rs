@@ -12,7 +12,7 @@
 //! (it keeps metering and redirecting: tenant uplink the edge's kernel got instead would
 //! be lost, as it has no route for it), and the new agent swaps its program in atomically.
 //! The independent measure is a capture on the UE's link, checked against the interface's
-//! own packet counters; the super node's counters must agree on uplink.
+//! own packet counters; the super node's counters must agree, both ways.
 
 mod common;
 
@@ -32,7 +32,7 @@ use common::Bpffs;
 use hsn_agent::spool::EpochFile;
 use hsn_core::{Direction, MacAddr, TenantId};
 use hsn_ebpf::{
-    EdgeConfig, EdgeDatapath, EdgeNode, PinDir, SuperConfig, SuperDatapath, TenantPrefixes,
+    EdgeConfig, EdgeDatapath, EdgeNode, NextHop, PinDir, SuperConfig, SuperDatapath, TenantPrefixes,
 };
 use hsn_testkit::bpf::xdp_prog_id;
 use hsn_testkit::netns::{Capture, LinkStats, NsChild};
@@ -46,8 +46,8 @@ const ACME_V6: &str = "2001:db8:7::10";
 const BETA_V4: &str = "10.9.0.5";
 const BETA_V6: &str = "2001:db8:9::5";
 const OTHER_V4: &str = "198.51.100.10";
-/// The edge's identity on the super node.
-const EDGE_ID: &str = "192.0.2.1";
+/// The edge's identity on the super node: its tunnel's outer source.
+const EDGE_ID: &str = topology::EDGE_V4;
 /// The edge's MAC towards the super node, and the super node's: the next hop.
 const EDGE_MAC: MacAddr = topology::edge_super_mac(0);
 const SUPER_MAC: MacAddr = topology::super_edge_mac(0);
@@ -103,19 +103,25 @@ fn build_chain() -> anyhow::Result<Chain> {
         .context("the chain (needs ethtool: hack/install-deps.sh)")
 }
 
-/// The super program on the super node's edge-facing veth: it meters the edge's uplink and
-/// gives the veth the NAPI that the edge's native redirect into it needs.
+/// The super program on the super node's edge-facing veth (it takes the edge's uplink out
+/// of its tunnel, and gives the veth the NAPI that the edge's native redirect into it
+/// needs) and on its service-facing veth (it tunnels the downlink back to the edge).
 fn super_datapath(chain: &Chain) -> anyhow::Result<SuperDatapath> {
     chain.supers[0].run(|| -> anyhow::Result<_> {
-        let mut dp = SuperDatapath::load(&SuperConfig {
-            pin: None,
-            edge_by_addr: false,
-        })?;
+        let mut dp = SuperDatapath::load(&SuperConfig::default())?;
         dp.attach(&topology::super_edge_if(0))?;
+        dp.attach(&topology::super_service_if(0))?;
         dp.set_tenants(&tenants())?;
+        let edge = EDGE_ID.parse()?;
+        let back = NextHop::via(
+            &topology::super_edge_if(0),
+            EDGE_MAC,
+            topology::super_edge_v4(0).parse()?,
+            edge,
+        )?;
         dp.set_edges(&[EdgeNode {
-            mac: EDGE_MAC,
-            addr: EDGE_ID.parse()?,
+            addr: edge,
+            route: Some(back),
         }])?;
         Ok(dp)
     })?
@@ -145,6 +151,7 @@ fn start_agent(
             "--next-hop",
             &format!("{},{SUPER_MAC}", topology::edge_super_if(0)),
         ])
+        .args(["--advertise-address", EDGE_ID])
         .arg("--state-dir")
         .arg(dir.join("state"))
         .arg("--bpffs")
@@ -427,18 +434,14 @@ fn a_sigkilled_agent_restarts_from_its_pins_and_spool_without_losing_or_doubling
         "record sequences increase across the restart: {sequences:?}"
     );
 
-    // The super node saw exactly the uplink, all of it from this edge.
-    let mut uplink = Totals::new();
+    // The super node saw exactly the same, both ways (uplink out of the edge's tunnel,
+    // downlink into it), all of it from this edge.
+    let mut observed = Totals::new();
     for c in super_dp.counters()? {
         assert_eq!(c.edge.to_string(), EDGE_ID);
-        uplink.insert((c.tenant, c.direction), (c.packets, c.bytes));
+        observed.insert((c.tenant, c.direction), (c.packets, c.bytes));
     }
-    let sent_up: Totals = sent
-        .iter()
-        .filter(|((_, d), _)| *d == Direction::Uplink)
-        .map(|(k, v)| (*k, *v))
-        .collect();
-    assert_eq!(uplink, sent_up, "super-node counters vs uplink sent");
+    assert_eq!(observed, sent, "super-node counters vs traffic");
 
     drop(agent);
     pins.remove()?;

@@ -34,6 +34,9 @@ fn hop(last: u8) -> NextHop {
         ifindex: 1,
         dst_mac: MacAddr([2, 0, 0, 0, 0, last]),
         src_mac: MacAddr([2, 0, 0, 0, 1, 1]),
+        local: "10.1.0.1".parse().unwrap(),
+        remote: std::net::Ipv4Addr::new(10, 0, 0, last).into(),
+        mtu: 1500,
     }
 }
 
@@ -103,6 +106,7 @@ async fn lease_routes_and_malformed_tables_against_a_real_apiserver() -> anyhow:
             (SuperId::new("a", 0), hop(0xa0)),
             (SuperId::new("a", 1), hop(0xa1)),
         ])),
+        tunnel_address: Some("10.1.0.1".parse().unwrap()),
         lease: Some(LeaseConfig {
             api: Api::namespaced(as_edge.clone(), NS),
             identity: LeaseIdentity {
@@ -137,6 +141,14 @@ async fn lease_routes_and_malformed_tables_against_a_real_apiserver() -> anyhow:
         (fake.state().hop == Some(hop(0xa0))).then_some(())
     })
     .await?;
+    assert_eq!(
+        fake.state().supers,
+        [
+            "10.0.0.160".parse::<std::net::IpAddr>()?,
+            "10.0.0.161".parse()?
+        ],
+        "tunnelled downlink is taken from every super node"
+    );
 
     // The operator creates it: the agent renews it from then on.
     apply_member_objects(&client, &network()?, &["Namespace", "Lease"]).await?;

@@ -21,11 +21,9 @@ pub const LAST_EPOCH_ANNOTATION: &str = "hsn.io/last-epoch";
 /// Annotation: why the agent could not use its latest routes table, if it could not.
 pub const ROUTES_ERROR_ANNOTATION: &str = "hsn.io/routes-error";
 /// Annotation: the address the agent receives datapath traffic on (a super node: edge
-/// uplink and ledger submissions; an edge: the address its super node attributes it by).
+/// uplink and ledger submissions; an edge: the outer source of its tunnel, by which its
+/// super node recognises it and attributes its traffic).
 pub const ADDRESS_ANNOTATION: &str = "hsn.io/address";
-/// Annotation (edges): the source MAC the edge writes on frames it redirects to its
-/// super node, by which the super node recognises it.
-pub const MAC_ANNOTATION: &str = "hsn.io/mac";
 /// Annotation: the UID of the agent's pod (the holder identity names the pod). The operator
 /// trusts a Lease only when that pod, this very one, is one it placed for the Lease.
 pub const POD_UID_ANNOTATION: &str = "hsn.io/pod-uid";
@@ -34,17 +32,21 @@ pub const POD_UID_ANNOTATION: &str = "hsn.io/pod-uid";
 pub const LEDGER_ANNOTATION: &str = "hsn.io/ledger";
 
 /// Every annotation of [`Annotations`], so a writer can remove those it no longer sets.
-pub const KEYS: [&str; 9] = [
+pub const KEYS: [&str; 8] = [
     PUBLIC_KEY_ANNOTATION,
     ROLE_ANNOTATION,
     DATAPATH_ANNOTATION,
     ADDRESS_ANNOTATION,
-    MAC_ANNOTATION,
     LAST_EPOCH_ANNOTATION,
     ROUTES_ERROR_ANNOTATION,
     POD_UID_ANNOTATION,
     LEDGER_ANNOTATION,
 ];
+
+/// Annotations older agents wrote that nothing reads any more, so a writer removes them
+/// too: `hsn.io/mac`, the source MAC an edge redirected to its super node with before
+/// edges tunnelled to it (a super node now knows an edge by its address).
+pub const RETIRED_KEYS: [&str; 1] = ["hsn.io/mac"];
 
 /// Lease name of super node `ordinal` ([`SuperId::local_name`]).
 pub fn super_lease(ordinal: u32) -> String {
@@ -75,8 +77,6 @@ pub struct Annotations {
     pub datapath: Option<String>,
     /// The address the agent receives datapath traffic on.
     pub address: Option<IpAddr>,
-    /// Edges: the source MAC of the frames they redirect to their super node.
-    pub mac: Option<String>,
     /// The last metering epoch the agent closed.
     pub last_epoch: Option<u64>,
     /// Why the agent could not use its latest routes table.
@@ -95,7 +95,6 @@ impl Annotations {
             (ROLE_ANNOTATION, self.role.map(|r| r.as_str().to_owned())),
             (DATAPATH_ANNOTATION, self.datapath.clone()),
             (ADDRESS_ANNOTATION, self.address.map(|a| a.to_string())),
-            (MAC_ANNOTATION, self.mac.clone()),
             (
                 LAST_EPOCH_ANNOTATION,
                 self.last_epoch.map(|e| e.to_string()),
@@ -122,7 +121,6 @@ impl Annotations {
             role: parsed(annotations, ROLE_ANNOTATION),
             datapath: text(DATAPATH_ANNOTATION),
             address: parsed(annotations, ADDRESS_ANNOTATION),
-            mac: text(MAC_ANNOTATION),
             last_epoch: parsed(annotations, LAST_EPOCH_ANNOTATION),
             routes_error: text(ROUTES_ERROR_ANNOTATION),
             pod_uid: text(POD_UID_ANNOTATION),
@@ -148,7 +146,6 @@ mod tests {
             role: Some(Role::Edge),
             datapath: Some("xdp-native".into()),
             address: Some("10.1.0.7".parse().unwrap()),
-            mac: Some("02:00:00:00:00:07".into()),
             last_epoch: Some(9),
             routes_error: Some("bad".into()),
             pod_uid: Some("0c1d".into()),
@@ -182,5 +179,19 @@ mod tests {
             ),
         ]);
         assert_eq!(Annotations::from_map(&junk), Annotations::default());
+    }
+
+    #[test]
+    fn an_older_agents_retired_annotations_are_ignored() {
+        assert!(RETIRED_KEYS.iter().all(|k| !KEYS.contains(k)));
+        let mut old = Annotations {
+            address: Some("10.1.0.7".parse().unwrap()),
+            ..Annotations::default()
+        }
+        .to_map();
+        old.insert("hsn.io/mac".to_owned(), "02:00:00:00:00:07".to_owned());
+        let read = Annotations::from_map(&old);
+        assert_eq!(read.address, Some("10.1.0.7".parse().unwrap()));
+        assert!(!read.to_map().contains_key("hsn.io/mac"));
     }
 }

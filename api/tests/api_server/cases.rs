@@ -291,10 +291,10 @@ pub(crate) fn cases() -> Vec<Case> {
             "must not be a default route (0.0.0.0/0 or ::/0)",
         ),
         case(
-            "net-datapath-tc",
+            "net-datapath-unknown",
             "HsnNetwork",
-            vec![("/spec/routing", json!({"datapath": "TC"}))],
-            "datapath TC is not available yet: the agents implement XDP only so far",
+            vec![("/spec/routing", json!({"datapath": "DPDK"}))],
+            "supported values: \"XDP\", \"TC\"",
         ),
         case(
             "net-image-space",

@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use hsn_core::{MacAddr, TenantId};
-use hsn_ebpf::TenantPrefixes;
+use hsn_ebpf::{NextHop, TenantPrefixes};
 use hsn_testkit::packet::Packet;
-use hsn_testkit::topology::{EDGE_UE_MAC, edge_super_mac, super_edge_mac};
+use hsn_testkit::topology::{EDGE_UE_MAC, EDGE_V4, edge_super_mac, super_edge_mac, super_edge_v4};
 use ipnet::{IpNet, Ipv4Net};
 
 /// The sender (user equipment), in no tenant prefix.
@@ -24,11 +24,30 @@ pub const EDGE_IN_MAC: MacAddr = EDGE_UE_MAC;
 pub const EDGE_OUT_MAC: MacAddr = edge_super_mac(0);
 /// The super node's edge-facing interface: the edge's next hop.
 pub const SUPER_MAC: MacAddr = super_edge_mac(0);
+/// The MTU of the edge ↔ super link: a 1500 B frame (a 1486 B packet) plus the 20-byte outer
+/// IPv4 header fits, as a deployment's underlay must carry the access network's packets.
+pub const UNDERLAY_MTU: u32 = 1520;
 /// Generated prefixes are spread over this many tenants.
 const TENANTS: u32 = 1000;
 
 /// Frame sizes measured (Ethernet header included, no FCS).
 pub const SIZES: [usize; 2] = [64, 1500];
+
+/// The edge's tunnel to super 0 for BPF_PROG_TEST_RUN: out of `lo` (ifindex 1 in every
+/// namespace: all bpf_redirect_map needs to return XDP_REDIRECT there), from the edge's own
+/// address to the super node's, over the underlay's MTU.
+pub fn test_hop() -> NextHop {
+    NextHop {
+        ifindex: 1,
+        dst_mac: SUPER_MAC,
+        src_mac: EDGE_OUT_MAC,
+        local: EDGE_V4.parse().expect("EDGE_V4 is an address"),
+        remote: super_edge_v4(0)
+            .parse()
+            .expect("super_edge_v4 is an address"),
+        mtu: UNDERLAY_MTU,
+    }
+}
 
 /// An Ethernet + IPv4 + UDP frame of exactly `len` bytes with a valid IPv4 header checksum
 /// (Linux forwarding drops frames without one; the XDP programs do not look at it).

@@ -2,18 +2,25 @@
 //! one run on this machine. Prints figures, ratios and targets (MET / NOT MET); asserts
 //! nothing about time. Needs root (BPF, network namespaces).
 //!
-//! 1. ns per packet through BPF_PROG_TEST_RUN, kernel-timed: edge hit and miss vs a bare
-//!    XDP_PASS program, 64 B and 1500 B frames.
+//! 1. ns per packet through BPF_PROG_TEST_RUN, kernel-timed: edge hit (tunnelled: IP in IP,
+//!    redirected) and miss vs a bare XDP_PASS program, 64 B and 1500 B frames; every program
+//!    runs behind `hsn_bench_timed`, which restores the frame before each repetition.
+//!    1b. From the same rounds: the tunnel's cost, the edge's encapsulating redirect
+//!    (`hsn_bench_fwd`) vs the plain MAC-rewrite redirect it replaced (`hsn_bench_l2`).
 //! 2. The same with 10 vs 100,000 tenant prefixes.
 //! 3. Packets per second through an edge namespace (ue -> edge -> super, veth pairs in
-//!    namespaces this bench creates and deletes): the edge's XDP redirect vs Linux forwarding,
-//!    and the edge vs the same program without metering.
+//!    namespaces this bench creates and deletes): the edge's IP-in-IP redirect vs Linux
+//!    forwarding, metering on vs off; the encapsulating vs the plain XDP redirect; and the
+//!    edge's tunnel vs the kernel's (an ipip device where the kernel has one, and a route
+//!    whose lwt bpf encap pushes the same header).
 //!
 //! Run: `cargo bench -p hsn-ebpf --bench datapath` (add `-- --rounds N --repeat N --seconds S`,
 //! or `-- --quick` for a smoke run). Ctrl-C stops after the current measurement and cleans up.
 
 mod forwarding;
+mod forwarding_report;
 mod frames;
+mod kernel_tunnel;
 mod object;
 mod program_cost;
 mod report;

@@ -1,29 +1,44 @@
 //! The bench-only programs of `src/bench.bpf.c`, loaded with aya directly (the library
-//! never embeds them).
+//! never embeds them), and the way BPF_PROG_TEST_RUN times programs that change the frame's
+//! length ([`TIMED`]).
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use aya::maps::ProgramArray;
 use aya::maps::xdp::DevMapHash;
 use aya::maps::{Array, MapData, PerCpuArray};
-use aya::programs::Xdp;
 use aya::programs::xdp::{XdpLinkId, XdpMode};
+use aya::programs::{ProgramFd, Xdp, loaded_programs};
 use aya::{Ebpf, EbpfLoader, TestRun, TestRunAttrs, TestRunOptions};
-use hsn_core::MacAddr;
+use hsn_ebpf::{EdgeDatapath, NextHop};
+use hsn_testkit::bpf::xdp_prog_id;
+use hsn_testkit::netns::Netns;
 
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench.bpf.o"));
+/// bench.bpf.o as built.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench.bpf.o"));
 
 /// Bare `XDP_PASS`.
 pub const PASS: &str = "hsn_bench_pass";
-/// `hsn_edge` without the tenant lookup and counter: parse, then forward.
+/// `hsn_edge` without the tenant lookup and counter: parse, then forward (the tunnel).
 pub const FWD: &str = "hsn_bench_fwd";
+/// [`FWD`] with the edge's forwarding before the tunnel: a MAC-rewrite redirect.
+pub const L2: &str = "hsn_bench_l2";
+/// Restores the frame, then tail-calls the program being timed.
+pub const TIMED: &str = "hsn_bench_timed";
 /// Live-frame generator: redirects every frame out of the load-time device.
 pub const GEN: &str = "hsn_bench_gen";
 /// Counts and drops.
 pub const SINK: &str = "hsn_bench_sink";
 
-/// `HSN_BENCH_GEN_HDR`: the bytes of each frame the generator rewrites before sending it.
+/// The section of `hsn_bench_lwt_ipip`, the lwt_xmit program iproute2 loads.
+pub const LWT_SECTION: &str = "socket";
+
+/// `HSN_BENCH_GEN_HDR`: the bytes of each frame the generator (and [`TIMED`]) rewrites.
 const GEN_HEADER: usize = 14 + 20;
+/// `sizeof(struct hsn_bench_frame)`: length, header, 2 bytes of padding.
+const TIMED_FRAME: usize = 4 + GEN_HEADER + 2;
 
 /// Frames per batch of a live-frame run (the kernel's default, NAPI_POLL_WEIGHT).
 const LIVE_BATCH: u32 = 64;
@@ -55,7 +70,7 @@ impl BenchObject {
             .override_global("cfg_gen_ifindex", &gen_ifindex, true)
             .load(OBJECT)
             .context("loading bench.bpf.o")?;
-        for name in [PASS, FWD, GEN, SINK] {
+        for name in [PASS, FWD, L2, TIMED, GEN, SINK] {
             let prog: &mut Xdp = ebpf
                 .program_mut(name)
                 .with_context(|| format!("{name} missing"))?
@@ -94,15 +109,59 @@ impl BenchObject {
         Ok(result.duration)
     }
 
-    /// The raw XDP verdict of one run of `name` on `frame`.
-    pub fn action(&self, name: &str, frame: &[u8]) -> anyhow::Result<u32> {
+    /// A descriptor of `name`, to tail-call through [`TIMED`].
+    pub fn program_fd(&self, name: &str) -> anyhow::Result<ProgramFd> {
+        Ok(self.xdp(name)?.fd()?.try_clone()?)
+    }
+
+    /// Points [`TIMED`] at `program` and at `frame` (what it restores before every run).
+    fn set_timed(&mut self, program: &ProgramFd, frame: &[u8]) -> anyhow::Result<()> {
+        let mut raw = [0u8; TIMED_FRAME];
+        raw[..4].copy_from_slice(&u32::try_from(frame.len())?.to_ne_bytes());
+        raw[4..4 + GEN_HEADER].copy_from_slice(
+            frame
+                .get(..GEN_HEADER)
+                .context("frame shorter than Ethernet + IPv4")?,
+        );
+        Array::<&mut MapData, [u8; TIMED_FRAME]>::try_from(
+            self.ebpf.map_mut("timed_frame").context("timed_frame")?,
+        )?
+        .set(0, raw, 0)?;
+        ProgramArray::try_from(self.ebpf.map_mut("timed_prog").context("timed_prog")?)?
+            .set(0, program, 0)?;
+        Ok(())
+    }
+
+    /// The kernel's average time per run of `program` over `repeat` runs of `frame`, each
+    /// on the frame as given (through [`TIMED`], whose own work every figure includes).
+    pub fn time_timed(
+        &mut self,
+        program: &ProgramFd,
+        frame: &[u8],
+        repeat: u32,
+    ) -> anyhow::Result<Duration> {
+        self.set_timed(program, frame)?;
+        self.time(TIMED, frame, repeat)
+    }
+
+    /// The XDP verdict and the output frame's length after `repeat` runs of `program` on
+    /// `frame` through [`TIMED`]: a frame changed once, whatever `repeat`, shows that every
+    /// run started from the frame as given.
+    pub fn run_timed(
+        &mut self,
+        program: &ProgramFd,
+        frame: &[u8],
+        repeat: u32,
+    ) -> anyhow::Result<(u32, usize)> {
+        self.set_timed(program, frame)?;
         let mut out = vec![0u8; frame.len() + 256];
-        let result = self.xdp(name)?.test_run(TestRunOptions {
+        let result = self.xdp(TIMED)?.test_run(TestRunOptions {
             data_in: Some(frame),
             data_out: Some(&mut out),
+            repeat,
             ..TestRunOptions::default()
         })?;
-        Ok(result.return_value)
+        Ok((result.return_value, result.data_size_out as usize))
     }
 
     /// Sends `count` copies of `frame` through [`GEN`] as live frames (they really leave
@@ -142,20 +201,17 @@ impl BenchObject {
     /// The next hop of [`FWD`], written as `EdgeDatapath::set_next_hop` writes the edge's:
     /// the device into `tx_ports`, then `struct hsn_next_hop` into `next_hop` (both copies,
     /// so whichever `next_hop_gen` names holds it).
-    pub fn set_next_hop(&mut self, ifindex: u32, dst: MacAddr, src: MacAddr) -> anyhow::Result<()> {
+    pub fn set_next_hop(&mut self, hop: &NextHop) -> anyhow::Result<()> {
         let mut ports = DevMapHash::<&mut MapData>::try_from(
             self.ebpf.map_mut("tx_ports").context("tx_ports")?,
         )?;
-        ports.insert(ifindex, ifindex, None, 0)?;
-        let mut raw = [0u8; 16];
-        raw[..4].copy_from_slice(&ifindex.to_ne_bytes());
-        raw[4..10].copy_from_slice(&dst.0);
-        raw[10..].copy_from_slice(&src.0);
-        let mut hop = Array::<&mut MapData, [u8; 16]>::try_from(
+        ports.insert(hop.ifindex, hop.ifindex, None, 0)?;
+        let raw = raw_next_hop(hop);
+        let mut map = Array::<&mut MapData, [u8; NEXT_HOP_SIZE]>::try_from(
             self.ebpf.map_mut("next_hop").context("next_hop")?,
         )?;
         for copy in 0..2 {
-            hop.set(copy, raw, 0)?;
+            map.set(copy, raw, 0)?;
         }
         Ok(())
     }
@@ -181,4 +237,43 @@ impl BenchObject {
         self.xdp_mut(name)?.detach(link)?;
         Ok(())
     }
+}
+
+/// A descriptor of `edge`'s program (the library does not hand it out): found through the
+/// XDP link attaching it makes on `lo` of a scratch namespace, detached and deleted again.
+pub fn edge_program_fd(edge: &mut EdgeDatapath) -> anyhow::Result<ProgramFd> {
+    let ns = Netns::unique("bench")?;
+    ns.run(|| edge.attach("lo"))??;
+    let id = xdp_prog_id(&ns, "lo");
+    ns.run(|| edge.detach("lo"))??;
+    let id = id?.context("no XDP program on the scratch namespace's lo")?;
+    for info in loaded_programs() {
+        let info = info?;
+        if info.id() == id {
+            return Ok(info.fd()?);
+        }
+    }
+    anyhow::bail!("program {id} is not loaded")
+}
+
+/// `sizeof(struct hsn_next_hop)` (`include/hsn_types.h`).
+const NEXT_HOP_SIZE: usize = 52;
+
+/// `struct hsn_next_hop` as the programs read it: addresses in 16 bytes (IPv4 mapped), the
+/// MTU in 16 bits.
+fn raw_next_hop(hop: &NextHop) -> [u8; NEXT_HOP_SIZE] {
+    let addr16 = |a: IpAddr| match a {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    };
+    let mut raw = [0u8; NEXT_HOP_SIZE];
+    raw[..4].copy_from_slice(&hop.ifindex.to_ne_bytes());
+    raw[4..10].copy_from_slice(&hop.dst_mac.0);
+    raw[10..16].copy_from_slice(&hop.src_mac.0);
+    raw[16..32].copy_from_slice(&addr16(hop.local));
+    raw[32..48].copy_from_slice(&addr16(hop.remote));
+    let mtu = u16::try_from(hop.mtu).unwrap_or(u16::MAX);
+    raw[48..50].copy_from_slice(&mtu.to_ne_bytes());
+    raw[50] = u8::from(hop.remote.is_ipv6());
+    raw
 }

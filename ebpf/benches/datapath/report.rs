@@ -69,7 +69,7 @@ pub fn print_summary(verdicts: &[Verdict]) {
     println!("== targets ==");
     for v in verdicts {
         println!(
-            "{:<46} {:>12}   target {:<8} {}",
+            "{:<52} {:>12}   target {:<8} {}",
             v.what,
             v.measured,
             v.target,

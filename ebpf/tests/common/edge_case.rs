@@ -3,8 +3,9 @@
 use hsn_core::{Direction, TenantId};
 use hsn_ebpf::{EdgeConfig, EdgeDatapath, EdgeStats, NextHop, XdpAction};
 
-use super::{EDGE_OUT_MAC, Mismatches, SUPER_MAC, edge_deltas, tenants};
-use hsn_testkit::packet::{ETH_P_IP, ETH_P_IPV6, Packet};
+use super::tunnel::{decapsulated, edge_hop, encapsulated};
+use super::{Mismatches, SUPER_ADDR_V4, SUPER_ADDR_V6, edge_deltas, tenants};
+use hsn_testkit::packet::Packet;
 
 /// (name, input frame, expected verdict, expected counter delta, expected stats delta,
 /// expected frame after the program, Ethernet header included).
@@ -17,22 +18,16 @@ pub struct Case {
     pub out: Vec<u8>,
 }
 
-/// Tenant uplink: redirected, metered, VLAN tags popped, Ethernet header rewritten to
-/// SUPER_MAC <- EDGE_OUT_MAC. BPF_PROG_TEST_RUN (without live frames) returns the program's
-/// own verdict, XDP_REDIRECT (4), transmits nothing, and hands back the rewritten frame.
+/// Tenant uplink through [`fixture_hop`]: see [`redirect_via`].
 pub fn redirect(name: &str, p: Packet, tenant: TenantId) -> Case {
-    let frame = p.build();
-    let l3 = p.l3_offset();
-    let ethertype = u16::from_be_bytes([frame[l3 - 2], frame[l3 - 1]]);
-    assert!(
-        ethertype == ETH_P_IP || ethertype == ETH_P_IPV6,
-        "{name}: not IP"
-    );
-    let mut out = Vec::new();
-    out.extend_from_slice(&SUPER_MAC.0);
-    out.extend_from_slice(&EDGE_OUT_MAC.0);
-    out.extend_from_slice(&ethertype.to_be_bytes());
-    out.extend_from_slice(&frame[l3..]);
+    redirect_via(name, p, tenant, &fixture_hop())
+}
+
+/// Tenant uplink: metered (its IP length), VLAN tags popped, encapsulated toward `hop`
+/// (the datapath's next hop) and redirected. BPF_PROG_TEST_RUN (without live frames)
+/// returns the program's own verdict, XDP_REDIRECT (4), transmits nothing, and hands back
+/// the rewritten frame.
+pub fn redirect_via(name: &str, p: Packet, tenant: TenantId, hop: &NextHop) -> Case {
     Case {
         name: name.to_owned(),
         verdict: XdpAction::Redirect,
@@ -43,8 +38,30 @@ pub fn redirect(name: &str, p: Packet, tenant: TenantId) -> Case {
             redirected: 1,
             ..EdgeStats::default()
         },
-        out,
-        frame,
+        out: encapsulated(&p, hop),
+        frame: p.build(),
+    }
+}
+
+/// Tenant downlink tunnelled by the super node at `from` to the edge at `to`, `inner`
+/// inside (with the frame's MACs and VLAN tags): metered under its tenant (the inner IP
+/// length), the outer header removed (Ethernet header and tags kept, the EtherType the
+/// inner packet's), passed to the kernel.
+pub fn decap(name: &str, inner: Packet, from: &str, to: &str, tenant: TenantId) -> Case {
+    let tunnelled = inner.clone().tunnel(from, to);
+    Case {
+        name: name.to_owned(),
+        verdict: XdpAction::Pass,
+        counted: Some((tenant, Direction::Downlink, inner.l3_len())),
+        stats: EdgeStats {
+            packets: 1,
+            tenant: 1,
+            decapsulated: 1,
+            passed: 1,
+            ..EdgeStats::default()
+        },
+        out: decapsulated(&inner, &tunnelled),
+        frame: tunnelled.build(),
     }
 }
 
@@ -93,6 +110,22 @@ pub fn pass_uncounted(name: &str, frame: Vec<u8>, reason: fn(&mut EdgeStats)) ->
     }
 }
 
+/// Tenant uplink the tunnel cannot carry: dropped, not metered, counted as too big.
+pub fn too_big(name: &str, frame: Vec<u8>) -> Case {
+    Case {
+        name: name.to_owned(),
+        verdict: XdpAction::Drop,
+        counted: None,
+        stats: EdgeStats {
+            packets: 1,
+            too_big: 1,
+            ..EdgeStats::default()
+        },
+        out: frame.clone(),
+        frame,
+    }
+}
+
 pub fn parse_error(s: &mut EdgeStats) {
     s.parse_errors = 1;
 }
@@ -102,18 +135,28 @@ pub fn non_ip(s: &mut EdgeStats) {
 pub fn non_tenant(s: &mut EdgeStats) {
     s.non_tenant = 1;
 }
+pub fn unknown_peer(s: &mut EdgeStats) {
+    s.unknown_peer = 1;
+}
+pub fn mss_clamped(s: &mut EdgeStats) {
+    s.mss_clamped = 1;
+}
 pub fn no_reason(_: &mut EdgeStats) {}
 
-/// An edge datapath with the fixture tenants and a next hop out of `lo` (ifindex 1, present
-/// in every network namespace), which is enough for bpf_redirect_map to succeed.
+/// The fixtures' next hop: out of `lo` (ifindex 1, present in every network namespace,
+/// which is enough for bpf_redirect_map to succeed), an IPv4 tunnel from
+/// [`EDGE_ADDR_V4`](super::EDGE_ADDR_V4) to [`SUPER_ADDR_V4`], MTU 1500.
+pub fn fixture_hop() -> NextHop {
+    edge_hop(false, 1500)
+}
+
+/// An edge datapath with the fixture tenants, [`fixture_hop`], and both fixture super
+/// node addresses ([`SUPER_ADDR_V4`], [`SUPER_ADDR_V6`]) as the network's super nodes.
 pub fn edge_with_next_hop(config: &EdgeConfig) -> anyhow::Result<EdgeDatapath> {
     let mut edge = EdgeDatapath::load(config)?;
     edge.set_tenants(&tenants())?;
-    edge.set_next_hop(NextHop {
-        ifindex: 1,
-        dst_mac: SUPER_MAC,
-        src_mac: EDGE_OUT_MAC,
-    })?;
+    edge.set_next_hop(fixture_hop())?;
+    edge.set_supers(&[SUPER_ADDR_V4.parse()?, SUPER_ADDR_V6.parse()?])?;
     Ok(edge)
 }
 
@@ -137,21 +180,7 @@ pub fn run_cases(edge: &EdgeDatapath, cases: &[Case]) -> anyhow::Result<Mismatch
         let got: Vec<_> = deltas.into_iter().collect();
         failures.check(name, "counter deltas", &got, &want);
         failures.check(name, "stats delta", &stats_delta, &case.stats);
-        if run.packet != case.out {
-            let head = |b: &[u8]| {
-                b.iter()
-                    .take(22)
-                    .map(|x| format!("{x:02x}"))
-                    .collect::<String>()
-            };
-            failures.push(format!(
-                "{name}: output frame ({} bytes, starts {}) differs from expected ({} bytes, starts {})",
-                run.packet.len(),
-                head(&run.packet),
-                case.out.len(),
-                head(&case.out)
-            ));
-        }
+        failures.check_frame(name, &run.packet, &case.out);
     }
     Ok(failures)
 }

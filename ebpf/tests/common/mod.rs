@@ -8,7 +8,12 @@
 )]
 
 pub mod edge_case;
+pub mod routed;
+pub mod snapshot;
+pub mod super_case;
+pub mod tc;
 pub mod topology;
+pub mod tunnel;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -48,6 +53,11 @@ pub fn tenants() -> Vec<TenantPrefixes> {
 
 pub const SUPER_MAC: MacAddr = MacAddr([0x02, 0x53, 0x55, 0x50, 0x45, 0x52]);
 pub const EDGE_OUT_MAC: MacAddr = MacAddr([0x02, 0x45, 0x44, 0x47, 0x45, 0x01]);
+/// The tunnel's ends in the fixtures: the edge and its super node, both families.
+pub const EDGE_ADDR_V4: &str = "192.0.2.1";
+pub const SUPER_ADDR_V4: &str = "198.51.100.2";
+pub const EDGE_ADDR_V6: &str = "2001:db8:e::1";
+pub const SUPER_ADDR_V6: &str = "2001:db8:5::2";
 
 /// (packets, bytes) per key.
 pub type Deltas<K> = BTreeMap<K, (u64, u64)>;
@@ -105,6 +115,34 @@ impl Mismatches {
             self.0
                 .push(format!("{name}: {what} {got:?}, want {want:?}"));
         }
+    }
+
+    /// Notes where the frame a program left differs from the expected one, if it does.
+    pub fn check_frame(&mut self, name: &str, got: &[u8], want: &[u8]) {
+        if got == want {
+            return;
+        }
+        let at = got
+            .iter()
+            .zip(want)
+            .position(|(g, w)| g != w)
+            .unwrap_or(got.len().min(want.len()));
+        let window = |b: &[u8]| {
+            b.iter()
+                .skip(at.saturating_sub(4))
+                .take(16)
+                .map(|x| format!("{x:02x}"))
+                .collect::<String>()
+        };
+        self.0.push(format!(
+            "{name}: output frame ({} bytes) differs from expected ({} bytes) at byte {at}: \
+             got ..{}.., want ..{}.. (from byte {})",
+            got.len(),
+            want.len(),
+            window(got),
+            window(want),
+            at.saturating_sub(4)
+        ));
     }
 
     /// Notes a mismatch described by the caller.

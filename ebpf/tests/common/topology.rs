@@ -19,7 +19,8 @@ use hsn_ebpf::{
 };
 use hsn_testkit::netns::{Frame, LinkStats};
 pub use hsn_testkit::topology::{
-    Chain, edge_super_if, edge_super_mac, super_edge_if, super_edge_mac,
+    Chain, EDGE_V4, edge_super_if, edge_super_mac, super_edge_if, super_edge_mac, super_edge_v4,
+    super_service_if,
 };
 pub use hsn_testkit::traffic::UeTraffic;
 use hsn_testkit::traffic::{self, TcpFlow, UdpEcho};
@@ -29,8 +30,8 @@ use super::{A_V4, A_V6, B_V4, B_V6, tenants};
 /// A destination in no tenant prefix.
 pub const NT_V4: &str = "198.51.100.10";
 pub const NT_V6: &str = "2001:db8:ff::10";
-/// The edge's identity on the super nodes.
-pub const EDGE_ID: &str = "192.0.2.1";
+/// The edge's identity on the super nodes: its tunnels' outer source.
+pub const EDGE_ID: &str = EDGE_V4;
 /// Every service address: tenant A, tenant B, non-tenant; IPv4 then IPv6.
 pub const SERVICE_ADDRS: [&str; 6] = [A_V4, B_V4, NT_V4, A_V6, B_V6, NT_V6];
 
@@ -55,11 +56,22 @@ pub fn assert_nothing_dropped(
 }
 
 /// The programs, attached: the edge on its UE-facing veth (uplink) and both super-facing
-/// veths (downlink); each super node on its edge-facing veth.
+/// veths (tunnelled downlink); each super node on its edge-facing veth (tunnelled uplink)
+/// and its service-facing veth (downlink to tunnel back).
 #[derive(Debug)]
 pub struct Datapaths {
     pub edge: EdgeDatapath,
     pub supers: [SuperDatapath; 2],
+}
+
+/// The edge's tunnel to super `i`: out of `e-s<i+1>`, IPv4 from [`EDGE_ID`].
+pub fn edge_hop(i: usize) -> anyhow::Result<NextHop> {
+    Ok(NextHop::via(
+        &edge_super_if(i),
+        super_edge_mac(i),
+        EDGE_ID.parse()?,
+        super_edge_v4(i).parse()?,
+    )?)
 }
 
 impl Datapaths {
@@ -70,24 +82,28 @@ impl Datapaths {
                 ensure!(dp.attach(dev)? == AttachMode::Native, "{dev}: not native");
             }
             dp.set_tenants(&tenants())?;
-            dp.set_next_hop(NextHop::via(&edge_super_if(0), super_edge_mac(0))?)?;
+            dp.set_supers(&[super_edge_v4(0).parse()?, super_edge_v4(1).parse()?])?;
+            dp.set_next_hop(edge_hop(0)?)?;
             Ok(dp)
         })??;
         let load_super = |i: usize| {
             chain.supers[i].run(|| -> anyhow::Result<_> {
-                let config = SuperConfig {
-                    pin: None,
-                    // Only the edge's MAC identifies it: nothing is counted by IP source.
-                    edge_by_addr: false,
-                };
-                let mut dp = SuperDatapath::load(&config)?;
-                let dev = super_edge_if(i);
-                // Native: it also gives the veth the NAPI the edge's redirect needs.
-                ensure!(dp.attach(&dev)? == AttachMode::Native, "{dev}: not native");
+                let mut dp = SuperDatapath::load(&SuperConfig::default())?;
+                // Native: it also gives the veths the NAPI the redirects need.
+                for dev in [super_edge_if(i), super_service_if(i)] {
+                    ensure!(dp.attach(&dev)? == AttachMode::Native, "{dev}: not native");
+                }
                 dp.set_tenants(&tenants())?;
+                let edge = EDGE_ID.parse()?;
+                let back = NextHop::via(
+                    &super_edge_if(i),
+                    edge_super_mac(i),
+                    super_edge_v4(i).parse()?,
+                    edge,
+                )?;
                 dp.set_edges(&[EdgeNode {
-                    mac: edge_super_mac(i),
-                    addr: EDGE_ID.parse()?,
+                    addr: edge,
+                    route: Some(back),
                 }])?;
                 Ok(dp)
             })?
@@ -103,7 +119,7 @@ impl Datapaths {
     pub fn switch_to(&mut self, chain: &Chain, i: usize) -> anyhow::Result<()> {
         let edge = &mut self.edge;
         chain.edge.run(|| -> anyhow::Result<()> {
-            edge.set_next_hop(NextHop::via(&edge_super_if(i), super_edge_mac(i))?)?;
+            edge.set_next_hop(edge_hop(i)?)?;
             Ok(())
         })?
     }

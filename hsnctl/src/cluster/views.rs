@@ -303,8 +303,6 @@ pub struct EdgeDoc {
     pub super_id: String,
     /// Its address.
     pub address: Option<String>,
-    /// Its source MAC.
-    pub mac: Option<String>,
     /// Its public key, hex.
     pub public_key: Option<String>,
 }
@@ -425,7 +423,7 @@ fn cluster_section(c: &ClusterRoutes) -> String {
         &doc.cluster
     };
     out.push('\n');
-    let headers = ["EDGE", "CLUSTER", "SUPER", "ADDRESS", "MAC", "KEY"];
+    let headers = ["EDGE", "CLUSTER", "SUPER", "ADDRESS", "KEY"];
     out.push_str(&table::render_each(&headers, &doc.edges, |e| {
         let mut super_id = e.super_id.clone();
         if !known.contains(e.super_id.as_str()) {
@@ -441,7 +439,6 @@ fn cluster_section(c: &ClusterRoutes) -> String {
             .clone(),
             super_id,
             or_dash(e.address.as_ref()),
-            or_dash(e.mac.as_ref()),
             e.public_key.as_deref().map_or_else(dash, key_prefix),
         ]
     }));

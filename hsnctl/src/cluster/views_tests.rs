@@ -148,7 +148,7 @@ fn routes_json() -> String {
         "supers": [{"id": "a/super-0", "address": "10.0.0.5"}, {"id": "b/super-0"}],
         "edges": [
             {"node": "n1", "superId": "a/super-0", "address": "10.1.0.1",
-             "mac": "02:00:00:00:00:01", "publicKey": "ab".repeat(32)},
+             "publicKey": "ab".repeat(32)},
             {"node": "n9", "cluster": "b", "superId": "a/super-0"},
             {"node": "n7", "superId": "c/super-3"}
         ],
@@ -187,10 +187,10 @@ fn routes_table_shows_each_cluster_and_each_failure() {
             "a/super-0  10.0.0.5",
             "b/super-0  -",
             "",
-            "EDGE  CLUSTER  SUPER                ADDRESS   MAC                KEY",
-            "n1    a        a/super-0            10.1.0.1  02:00:00:00:00:01  abababababababab",
-            "n9    b        a/super-0            -         -                  -",
-            "n7    a        c/super-3 (unknown)  -         -                  -",
+            "EDGE  CLUSTER  SUPER                ADDRESS   KEY",
+            "n1    a        a/super-0            10.1.0.1  abababababababab",
+            "n9    b        a/super-0            -         -",
+            "n7    a        c/super-3 (unknown)  -         -",
             "",
             "cluster b: not read: unreachable: connection refused",
             "",
@@ -206,12 +206,13 @@ fn routes_table_shows_each_cluster_and_each_failure() {
 
 #[test]
 fn routes_of_an_older_operator_still_show() {
-    let old = r#"{"version":1,"network":"metro","epochSeconds":60,
-        "supers":[{"id":"a/super-0"}],"edges":[{"node":"n1","superId":"a/super-0"}],"tenants":[]}"#;
+    // No cluster, no addresses, and an edge's MAC (which edges no longer publish).
+    let old = r#"{"version":1,"network":"metro","epochSeconds":60,"supers":[{"id":"a/super-0"}],
+        "edges":[{"node":"n1","superId":"a/super-0","mac":"02:00:00:00:00:01"}],"tenants":[]}"#;
     let routes = ClusterRoutes::parse("a", old).unwrap();
     let section = cluster_section(&routes);
     assert!(
-        section.contains("\nn1    a        a/super-0  -        -    -\n"),
+        section.contains("\nn1    a        a/super-0  -        -\n"),
         "{section}"
     );
     assert!(ClusterRoutes::parse("a", "[1]").is_err());
@@ -246,7 +247,6 @@ fn the_operators_routes_table_reads_in_full() {
             cluster: "b".into(),
             super_id: hsn_core::SuperId::new("a", 0),
             address: Some("fd00::3".parse().unwrap()),
-            mac: Some("02:00:00:00:00:03".into()),
             public_key: Some("ab".repeat(32)),
         }],
         tenants: Vec::new(),
@@ -260,11 +260,7 @@ fn the_operators_routes_table_reads_in_full() {
         edge.cluster.as_str(),
         edge.super_id.as_str(),
         edge.address.as_deref(),
-        edge.mac.as_deref(),
     );
-    assert_eq!(
-        got,
-        ("b", "a/super-0", Some("fd00::3"), Some("02:00:00:00:00:03"))
-    );
+    assert_eq!(got, ("b", "a/super-0", Some("fd00::3")));
     assert_eq!(edge.public_key, Some("ab".repeat(32)));
 }

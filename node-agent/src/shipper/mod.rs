@@ -289,6 +289,7 @@ impl Shipper {
         match desired.map(|d| &d.role) {
             Some(RoleState::Edge {
                 target: Some(target),
+                ..
             }) => {
                 let scheme = if self.config.tls.is_some() {
                     "https"
@@ -492,6 +493,7 @@ mod tests {
                     id: SuperId::new("a", 0),
                     address,
                 }),
+                supers: Vec::new(),
             },
         }
     }

@@ -23,6 +23,8 @@ pub const ACME: TenantId = TenantId::new(7).unwrap();
 pub struct FakeState {
     pub tenants: Vec<TenantPrefixes>,
     pub hop: Option<NextHop>,
+    pub supers: Vec<std::net::IpAddr>,
+    pub edges: Vec<hsn_ebpf::EdgeNode>,
     pub writes: usize,
 }
 
@@ -47,6 +49,14 @@ impl Datapath for FakeDatapath {
         self.state().hop = hop;
         Ok(())
     }
+    fn set_supers(&mut self, supers: &[std::net::IpAddr]) -> Result<(), Error> {
+        self.state().supers = supers.to_vec();
+        Ok(())
+    }
+    fn set_edges(&mut self, edges: &[hsn_ebpf::EdgeNode]) -> Result<(), Error> {
+        self.state().edges = edges.to_vec();
+        Ok(())
+    }
     fn counters(&self) -> Result<Vec<(CounterKey, Totals)>, Error> {
         Ok(Vec::new())
     }
@@ -58,18 +68,18 @@ impl Datapath for FakeDatapath {
     }
 }
 
-/// A table with supers `a/super-0` and `a/super-1`, edge `n1` on `super_id`, tenant acme (7).
+/// A table with supers `a/super-0` (10.0.0.160) and `a/super-1` (10.0.0.161), edge `n1` on `super_id`, tenant acme (7).
 pub fn table(super_id: &str) -> RoutesTable {
     RoutesTable {
         version: ROUTES_VERSION,
         network: "metro".into(),
         cluster: String::new(),
         epoch_seconds: 60,
-        supers: ["a/super-0", "a/super-1"]
+        supers: [("a/super-0", "10.0.0.160"), ("a/super-1", "10.0.0.161")]
             .iter()
-            .map(|id| SuperRoute {
+            .map(|(id, address)| SuperRoute {
                 id: id.parse().expect("a super id"),
-                address: None,
+                address: Some(address.parse().expect("an address")),
             })
             .collect(),
         edges: vec![EdgeRoute::new("n1", super_id.parse().expect("a super id"))],

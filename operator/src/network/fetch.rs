@@ -285,7 +285,6 @@ fn lease_info(l: &Lease, seat: &Seat, pods: &Pods, pinned: Option<&HsnNodeStatus
         expires: renewed.and_then(|r| r.checked_add(duration).ok()),
         peer: Peer {
             address: annotations.address,
-            mac: annotations.mac,
             public_key: annotations.public_key,
         },
         last_epoch: annotations.last_epoch.and_then(|e| i64::try_from(e).ok()),

@@ -1,4 +1,4 @@
-//! Whether a Lease speaks for the agent the operator placed. What a Lease says (address, MAC,
+//! Whether a Lease speaks for the agent the operator placed. What a Lease says (address,
 //! public key, heartbeat) is used only when its holder is a pod of the network's workload
 //! for that Lease, on the expected node, running as its role's ServiceAccount, and still the
 //! very pod that wrote it (UID); and when the key it carries is the one that pod published

@@ -5,7 +5,7 @@
 //! estimates at about 20 times the budget of one rule.
 
 use hsn_api::HsnNetworkSpec;
-use hsn_api::network::DatapathMode;
+
 use hsn_core::{NestedPrefix, PrefixClaims, SharedPrefix};
 
 /// A spec the operator cannot act on; it waits for the next change.
@@ -46,13 +46,10 @@ pub enum Invalid {
         /// `0.0.0.0/0` or `::/0`.
         prefix: String,
     },
-    /// A datapath the agents do not implement.
-    #[error("datapath TC is not available yet: the agents implement XDP only so far; use XDP")]
-    Datapath,
     /// The network's name makes no valid member namespace.
     ///
-    /// This and the two above the API server refuses; objects stored before those rules
-    /// may remain, and must not reach the members.
+    /// This and the default route above the API server refuses; objects stored before those
+    /// rules may remain, and must not reach the members.
     #[error(
         "network name {name} makes the member namespace {namespace}, which is not a DNS label \
          (lowercase letters, digits and '-', at most 63 characters): recreate the network under such a name"
@@ -74,9 +71,6 @@ pub fn validate(name: &str, spec: &HsnNetworkSpec) -> Result<(), Invalid> {
             name: name.to_string(),
             namespace,
         });
-    }
-    if spec.routing.datapath == DatapathMode::Tc {
-        return Err(Invalid::Datapath);
     }
     let mut claims = PrefixClaims::default();
     for tenant in &spec.metering.tenants {
@@ -166,8 +160,8 @@ mod tests {
     #[test]
     fn what_the_api_server_now_refuses_is_refused_in_objects_stored_before() {
         let mut tc = spec(&[]);
-        tc.routing.datapath = DatapathMode::Tc;
-        assert_eq!(validate("net", &tc), Err(Invalid::Datapath));
+        tc.routing.datapath = hsn_api::network::DatapathMode::Tc;
+        assert_eq!(validate("net", &tc), Ok(()), "TC is a datapath like XDP");
         assert_eq!(
             validate("net", &spec(&[("a", &["::/0"])])),
             Err(Invalid::DefaultRoute {

@@ -16,8 +16,6 @@ use crate::plan::Plan;
 pub struct Peer {
     /// `hsn.io/address`.
     pub address: Option<IpAddr>,
-    /// `hsn.io/mac` (edges).
-    pub mac: Option<String>,
     /// `hsn.io/public-key`.
     pub public_key: Option<String>,
 }
@@ -65,7 +63,6 @@ pub fn routes_table(
                     },
                     super_id: s.clone(),
                     address: p.address,
-                    mac: p.mac,
                     public_key: p.public_key,
                 }
             })

@@ -350,25 +350,21 @@ fn routes_of(cluster: &str, peers: &Peers) -> RoutesTable {
 
 #[test]
 fn routes_carry_what_agents_advertise_and_a_supers_edges_from_other_clusters() {
-    let peer = |addr: &str, mac: Option<&str>, key: &str| Peer {
+    let peer = |addr: &str, key: &str| Peer {
         address: Some(addr.parse().unwrap()),
-        mac: mac.map(str::to_string),
         public_key: Some(key.to_string()),
     };
     let peers = Peers::from([
         (
             "a".to_string(),
             BTreeMap::from([
-                ("super-0".to_string(), peer("10.9.0.1", None, "aa")),
-                (
-                    "edge-n2".to_string(),
-                    peer("10.9.1.2", Some("02:00:00:00:01:02"), "b2"),
-                ),
+                ("super-0".to_string(), peer("10.9.0.1", "aa")),
+                ("edge-n2".to_string(), peer("10.9.1.2", "b2")),
             ]),
         ),
         (
             "b".to_string(),
-            BTreeMap::from([("super-0".to_string(), peer("fd00::b0", None, "bb"))]),
+            BTreeMap::from([("super-0".to_string(), peer("fd00::b0", "bb"))]),
         ),
     ]);
     let a = routes_of("a", &peers);
@@ -382,13 +378,12 @@ fn routes_carry_what_agents_advertise_and_a_supers_edges_from_other_clusters() {
     assert_eq!(address(&a, "a/super-0").as_deref(), Some("10.9.0.1"));
     assert_eq!(address(&a, "b/super-0").as_deref(), Some("fd00::b0"));
 
-    // b's super serves n2 of cluster a: b's table lists it with a's cluster name, address,
-    // MAC and key, and does not route it as one of b's own edges.
+    // b's super serves n2 of cluster a: b's table lists it with a's cluster name, address
+    // and key, and does not route it as one of b's own edges.
     let b = routes_of("b", &peers);
     let n2 = b.edges.iter().find(|e| e.node == "n2").unwrap();
     assert_eq!(n2.cluster, "a");
     assert_eq!(n2.address.unwrap().to_string(), "10.9.1.2");
-    assert_eq!(n2.mac.as_deref(), Some("02:00:00:00:01:02"));
     assert_eq!(n2.public_key.as_deref(), Some("b2"));
     assert!(b.super_of("n2").is_none());
     assert_eq!(b.super_of("m1").unwrap().id, "b/super-0");

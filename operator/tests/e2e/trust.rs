@@ -137,7 +137,6 @@ async fn edge_lease_trust(s: &Suite) -> Result<()> {
     let edge_write = |pod: &PodId, key: &str| LeaseWrite {
         public_key: Some(key.repeat(32)),
         address: Some("10.98.1.1".parse().expect("an address")),
-        mac: Some("02:ed:00:00:01:01".into()),
         ..LeaseWrite::by(pod.clone())
     };
     put_lease(&ac, MEMBER_NS, &lease, &edge_write(&neighbour, "e0")).await?;

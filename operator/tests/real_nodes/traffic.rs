@@ -21,8 +21,7 @@ use hsn_api::HsnNode;
 use hsn_testkit::netns::Netns;
 use hsn_testkit::node::{NodeNetwork, RealNode};
 use hsn_testkit::operator::DEADLINE;
-use hsn_testkit::{wait_for, wait_for_ok};
-use k8s_openapi::api::coordination::v1::Lease;
+use hsn_testkit::wait_for_ok;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, LogParams};
 use kube::{Api, Client, ResourceExt};
@@ -222,54 +221,87 @@ async fn registry_followed(member: &Client) -> Result<()> {
     Ok(())
 }
 
-/// The edge's redirect MAC, once its agent programmed a next hop (its Lease carries it),
-/// and once the super node's agent knows the edge by it.
-async fn redirecting(member: &Client, edge: &RealNode, super_node: &RealNode) -> Result<String> {
-    let leases: Api<Lease> = Api::namespaced(member.clone(), MEMBER_NS);
-    let name = format!("edge-{}", edge.name());
-    let mac = wait_for(
-        "the edge redirecting to its super node",
-        DEADLINE,
-        || async {
-            let lease = leases.get_opt(&name).await.ok()??;
-            lease
-                .metadata
-                .annotations?
-                .get(hsn_api::node::lease::MAC_ANNOTATION)
-                .cloned()
-        },
-    )
-    .await?;
-    let want: Vec<u8> = mac
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16))
-        .collect::<Result<_, _>>()?;
+/// One BPF map entry's raw bytes: (key, value).
+type MapEntry = (Vec<u8>, Vec<u8>);
+
+/// The raw entries of every BPF map named `name` (map names are the kernel's, not the
+/// node's: every agent's map of that name, whichever node).
+fn map_entries(node: &RealNode, name: &str) -> Result<Vec<MapEntry>, String> {
+    let dump = node
+        .exec("bpftool", &["-j", "map", "dump", "name", name])
+        .map_err(|e| e.to_string())?;
+    let entries: Value = serde_json::from_str(&dump).map_err(|e| format!("{e}: {dump}"))?;
+    let bytes = |v: &Value| -> Vec<u8> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| {
+                b.as_str()
+                    .and_then(|s| u8::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+                    .or_else(|| b.as_u64().and_then(|v| u8::try_from(v).ok()))
+            })
+            .collect()
+    };
+    // One map: its entries; several of that name: one object per map, with "entries".
+    let flat = entries.as_array().into_iter().flatten().flat_map(|e| {
+        e.get("entries")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_else(|| vec![e.clone()])
+    });
+    Ok(flat
+        .map(|e| (bytes(&e["key"]), bytes(&e["value"])))
+        .collect())
+}
+
+/// An address as the programs key it: IPv6, or IPv4 mapped.
+fn addr16(addr: IpAddr) -> [u8; 16] {
+    match addr {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+/// Waits until the edge's agent programmed its tunnel to the super node (a next hop whose
+/// outer destination is the super's address: `struct hsn_next_hop`, ifindex first, remote
+/// at byte 32) and the super node's agent knows the edge by its address with a way back.
+async fn tunnelled(edge: &RealNode, super_node: &RealNode) -> Result<()> {
+    let (edge_addr, super_addr) = (addr16(edge.ip().into()), addr16(super_node.ip().into()));
+    let programmed = |entries: &[MapEntry], key: Option<&[u8]>, remote: &[u8]| {
+        entries.iter().any(|(k, v)| {
+            key.is_none_or(|key| k.as_slice() == key)
+                && v.len() >= 48
+                && v[..4] != [0; 4]
+                && &v[32..48] == remote
+        })
+    };
     wait_for_ok(
-        "the super node knowing the edge's MAC",
+        "the edge tunnelling to its super node",
         DEADLINE,
         || async {
-            let dump = super_node
-                .exec("bpftool", &["-j", "map", "dump", "name", "edge_by_mac"])
-                .map_err(|e| e.to_string())?;
-            let entries: Value = serde_json::from_str(&dump).map_err(|e| e.to_string())?;
-            let known = entries.as_array().into_iter().flatten().any(|e| {
-                let key: Vec<u8> = e["key"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|b| {
-                        b.as_str()
-                            .and_then(|s| u8::from_str_radix(s.trim_start_matches("0x"), 16).ok())
-                            .or_else(|| b.as_u64().and_then(|v| u8::try_from(v).ok()))
-                    })
-                    .collect();
-                key.starts_with(&want)
-            });
-            if known { Ok(()) } else { Err(dump) }
+            let entries = map_entries(edge, "next_hop")?;
+            if programmed(&entries, None, &super_addr) {
+                Ok(())
+            } else {
+                Err(format!("{entries:?}"))
+            }
         },
     )
     .await?;
-    Ok(mac)
+    wait_for_ok(
+        "the super node knowing the edge and its way back",
+        DEADLINE,
+        || async {
+            let entries = map_entries(super_node, "super_edges")?;
+            if programmed(&entries, Some(&edge_addr), &edge_addr) {
+                Ok(())
+            } else {
+                Err(format!("{entries:?}"))
+            }
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 fn unix_now() -> u64 {
@@ -307,7 +339,7 @@ pub(crate) async fn send(
     edge: &RealNode,
     super_node: &RealNode,
 ) -> Result<Traffic> {
-    let mac = redirecting(member, edge, super_node).await?;
+    tunnelled(edge, super_node).await?;
     registry_followed(member).await?;
     let site = Site::plug(network, edge, super_node)?;
     // The traffic starts just after an epoch begins and ends well before it does: the edge
@@ -328,7 +360,7 @@ pub(crate) async fn send(
     };
     let last_epoch = unix_now() / EPOCH_SECONDS;
     println!(
-        "UE → edge {} (redirecting as {mac}) → super → services: {sent:?} IP bytes, epochs {first_epoch}..={last_epoch}",
+        "UE → edge {} ═tunnel═▶ super → services: {sent:?} IP bytes, epochs {first_epoch}..={last_epoch}",
         edge.name()
     );
     Ok(Traffic {

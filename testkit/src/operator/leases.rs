@@ -86,8 +86,6 @@ pub struct LeaseWrite {
     pub public_key: Option<String>,
     /// The address it advertises.
     pub address: Option<IpAddr>,
-    /// Edges: the MAC it advertises.
-    pub mac: Option<String>,
 }
 
 impl LeaseWrite {
@@ -99,7 +97,6 @@ impl LeaseWrite {
             duration: 3600,
             public_key: None,
             address: None,
-            mac: None,
         }
     }
 }
@@ -110,7 +107,6 @@ pub async fn put_lease(member: &Client, namespace: &str, name: &str, w: &LeaseWr
     let annotations = Annotations {
         public_key: w.public_key.clone(),
         address: w.address,
-        mac: w.mac.clone(),
         pod_uid: Some(w.holder.uid.clone()),
         ..Annotations::default()
     };

@@ -10,9 +10,13 @@
 //!
 //! * Links are quiet: namespaces are created quiet, routers are set before their links
 //!   exist, veths have no ARP/ND and static neighbours, so they carry only what a test sends.
-//! * The UE's `ue0` has offloads off (it sends like a host on a wire: a frame the edge
-//!   redirects would lose an offloaded checksum) and default routes via the edge.
-//! * The super nodes route the UE subnets to the edge and [`SERVICE_NETS`] to the service.
+//! * The UE's `ue0` and the service's links have offloads off (they send like hosts on a
+//!   wire: a frame the edge or a super node redirects would lose an offloaded checksum);
+//!   the UE has default routes via the edge.
+//! * The edge has its own address ([`EDGE_V4`], [`EDGE_V6`]) on its loopback: the tunnel's
+//!   outer source toward any super node.
+//! * The super nodes route the UE subnets and the edge's own address to the edge, and
+//!   [`SERVICE_NETS`] to the service.
 //! * The edge has no route to the service: what it must not forward by itself (tenant
 //!   traffic) gets no route; [`ChainBuilder::edge_route`] adds host routes via super 0.
 //! * The service answers on [`ChainBuilder::service_addr`]s (its loopback) and routes
@@ -36,6 +40,7 @@
 //! ```
 
 pub mod plan;
+pub mod routed;
 
 use std::collections::BTreeMap;
 
@@ -102,6 +107,9 @@ impl ChainBuilder {
         chain.edge.set_router()?;
         for sup in &chain.supers {
             sup.set_router()?;
+        }
+        for cidr in [host_prefix(EDGE_V4), host_prefix(EDGE_V6)] {
+            chain.edge.ip(&["addr", "add", &cidr, "dev", "lo"])?;
         }
         chain.ue_link()?;
         for i in 0..self.supers {
@@ -194,21 +202,27 @@ impl Chain {
                 .addr(&format!("{}/24", super_service_v4(i)))
                 .addr(&format!("{}/64", super_service_v6(i))),
             VethEnd::new(&self.service, &service_super_if(i))
+                .no_offloads()
                 .mac(service_super_mac(i))
                 .addr(&format!("{}/24", service_super_v4(i)))
                 .addr(&format!("{}/64", service_super_v6(i))),
         )?
         .static_neighbours()?;
-        let routes = [(UE_NET_V4, edge_super_v4(i)), (UE_NET_V6, edge_super_v6(i))]
-            .into_iter()
-            .chain(SERVICE_NETS.iter().map(|&net| {
-                let via = if is_v6(net) {
-                    service_super_v6(i)
-                } else {
-                    service_super_v4(i)
-                };
-                (net, via)
-            }));
+        let routes = [
+            (UE_NET_V4, edge_super_v4(i)),
+            (UE_NET_V6, edge_super_v6(i)),
+            (EDGE_V4, edge_super_v4(i)),
+            (EDGE_V6, edge_super_v6(i)),
+        ]
+        .into_iter()
+        .chain(SERVICE_NETS.iter().map(|&net| {
+            let via = if is_v6(net) {
+                service_super_v6(i)
+            } else {
+                service_super_v4(i)
+            };
+            (net, via)
+        }));
         for (dst, via) in routes {
             sup.ip(&["route", "add", dst, "via", &via])?;
         }

@@ -16,6 +16,11 @@ pub const UE_NET_V6: &str = "fd00::/64";
 pub const EDGE_UE_V4: &str = "100.64.0.1";
 /// The edge's IPv6 address on the UE link.
 pub const EDGE_UE_V6: &str = "fd00::1";
+/// The edge node's own address (on its loopback), routed to it by every super node: the
+/// tunnel's outer source, the address super nodes know the edge by.
+pub const EDGE_V4: &str = "192.0.2.1";
+/// The edge node's own IPv6 address.
+pub const EDGE_V6: &str = "fd03::1";
 /// What every super node routes to the service: service addresses must be in one of them.
 pub const SERVICE_NETS: [&str; 3] = ["10.0.0.0/8", "198.51.100.0/24", "2001:db8::/32"];
 

@@ -1,15 +1,29 @@
 //! A small frame writer for packet fixtures and benchmarks: Ethernet, 802.1Q/802.1ad, IPv4
-//! (options, fragments), IPv6 (extension headers), TCP/UDP/ICMP/ICMPv6. It only writes;
-//! tests never parse with it. Checksums are left zero (XDP programs do not verify them).
+//! (options, fragments), IPv6 (extension headers), TCP (flags, options)/UDP/ICMP/ICMPv6,
+//! and IP in IP: an outer IPv4 or IPv6 header around any of these, as the edge ↔ super
+//! tunnel writes it, or made wrong on purpose. It only writes; tests never parse with it.
+//! Lengths are right unless made wrong on purpose. Checksums are left zero (XDP programs
+//! do not verify them) unless asked for ([`Packet::checksums`]); an outer IPv4 header's is
+//! always computed, as a tunnel end computes it, so expected frames compare byte for byte.
 //!
 //! ```
 //! use hsn_testkit::packet::Packet;
 //!
 //! let frame = Packet::v4("100.64.0.10", "10.7.0.10").udp(32).build();
 //! assert_eq!(frame.len(), 14 + 20 + 8 + 32);
+//! let tunnelled = Packet::v6("fd00::10", "2001:db8:7::10")
+//!     .udp(32)
+//!     .tunnel("192.0.2.1", "198.51.100.2")
+//!     .build();
+//! assert_eq!(tunnelled.len(), 14 + 20 + 40 + 8 + 32);
 //! ```
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+mod ip;
+mod tunnel;
+
+use ip::{Ip, set_v4_checksum};
+pub use ip::{internet_checksum, l4_checksum, mss_option};
+use tunnel::Tunnel;
 
 /// EtherType IPv4.
 pub const ETH_P_IP: u16 = 0x0800;
@@ -26,10 +40,14 @@ pub const ETH_P_8021AD: u16 = 0x88a8;
 pub const IPPROTO_HOPOPTS: u8 = 0;
 /// ICMP.
 pub const IPPROTO_ICMP: u8 = 1;
+/// IPv4 in IP (RFC 2003): the outer protocol around an IPv4 packet.
+pub const IPPROTO_IPIP: u8 = 4;
 /// TCP.
 pub const IPPROTO_TCP: u8 = 6;
 /// UDP.
 pub const IPPROTO_UDP: u8 = 17;
+/// IPv6 in IP (RFC 2473, RFC 4213): the outer protocol around an IPv6 packet.
+pub const IPPROTO_IPV6: u8 = 41;
 /// IPv6 routing header.
 pub const IPPROTO_ROUTING: u8 = 43;
 /// IPv6 fragment header.
@@ -41,6 +59,11 @@ pub const IPPROTO_ICMPV6: u8 = 58;
 /// IPv6 destination options header.
 pub const IPPROTO_DSTOPTS: u8 = 60;
 
+/// TCP flag SYN.
+pub const TCP_SYN: u8 = 0x02;
+/// TCP flag ACK.
+pub const TCP_ACK: u8 = 0x10;
+
 /// Where a byte of a built frame belongs, for naming truncation cases.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layer {
@@ -48,7 +71,10 @@ pub enum Layer {
     Ethernet,
     /// VLAN tags.
     Vlan,
-    /// The fixed IPv4 or IPv6 header.
+    /// The outer IP header of a tunnelled packet, its options or extension headers
+    /// included.
+    Tunnel,
+    /// The fixed IPv4 or IPv6 header (the inner one when tunnelled).
     IpHeader,
     /// IPv4 options.
     IpOptions,
@@ -60,21 +86,6 @@ pub enum Layer {
     Payload,
 }
 
-#[derive(Clone, Debug)]
-enum Ip {
-    V4 {
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-        options: Vec<u8>,
-        frag: u16,
-    },
-    V6 {
-        src: Ipv6Addr,
-        dst: Ipv6Addr,
-        ext: Vec<(u8, Vec<u8>)>,
-    },
-}
-
 /// A frame under construction.
 #[derive(Clone, Debug)]
 pub struct Packet {
@@ -84,10 +95,13 @@ pub struct Packet {
     pub src_mac: [u8; 6],
     vlans: Vec<u16>,
     ip: Ip,
+    tos: u8,
     proto: u8,
     l4_header: Vec<u8>,
     payload: Vec<u8>,
     pad_to: usize,
+    checksums: bool,
+    tunnel: Option<Tunnel>,
 }
 
 /// The destination MAC of a frame unless set.
@@ -102,32 +116,30 @@ impl Packet {
             src_mac: IN_SRC_MAC,
             vlans: Vec::new(),
             ip,
+            tos: 0,
             proto: IPPROTO_UDP,
             l4_header: udp_header(),
             payload: Vec::new(),
             pad_to: 0,
+            checksums: false,
+            tunnel: None,
         }
     }
 
     /// IPv4 from `src` to `dst`, UDP without payload until told otherwise; panics on an
     /// address that does not parse.
     pub fn v4(src: &str, dst: &str) -> Self {
-        Self::new(Ip::V4 {
-            src: src.parse().unwrap(),
-            dst: dst.parse().unwrap(),
-            options: Vec::new(),
-            frag: 0,
-        })
+        let ip = Ip::parse(src, dst);
+        assert!(matches!(ip, Ip::V4 { .. }), "{src} -> {dst}: not IPv4");
+        Self::new(ip)
     }
 
     /// IPv6 from `src` to `dst`, UDP without payload until told otherwise; panics on an
     /// address that does not parse.
     pub fn v6(src: &str, dst: &str) -> Self {
-        Self::new(Ip::V6 {
-            src: src.parse().unwrap(),
-            dst: dst.parse().unwrap(),
-            ext: Vec::new(),
-        })
+        let ip = Ip::parse(src, dst);
+        assert!(matches!(ip, Ip::V6 { .. }), "{src} -> {dst}: not IPv6");
+        Self::new(ip)
     }
 
     /// Sets the source MAC address.
@@ -136,7 +148,20 @@ impl Packet {
         self
     }
 
-    /// TCP (20-byte header) with `payload` bytes.
+    /// Sets the destination MAC address.
+    pub fn dst_mac(mut self, mac: [u8; 6]) -> Self {
+        self.dst_mac = mac;
+        self
+    }
+
+    /// The IPv4 TOS byte or IPv6 traffic class of the packet (the inner one when
+    /// tunnelled; the outer header copies it).
+    pub fn tos(mut self, tos: u8) -> Self {
+        self.tos = tos;
+        self
+    }
+
+    /// TCP (20-byte header, flags PSH|ACK) with `payload` bytes.
     pub fn tcp(mut self, payload: usize) -> Self {
         self.proto = IPPROTO_TCP;
         self.l4_header = tcp_header(5);
@@ -149,6 +174,37 @@ impl Packet {
         self = self.tcp(payload);
         self.l4_header = tcp_header(doff);
         self
+    }
+
+    /// Sets the TCP flags byte ([`TCP_SYN`], [`TCP_ACK`], ...); makes the packet TCP
+    /// without payload first unless it is TCP already.
+    pub fn tcp_flags(mut self, flags: u8) -> Self {
+        if self.proto != IPPROTO_TCP || self.l4_header.len() < 20 {
+            self = self.tcp(0);
+        }
+        self.l4_header[13] = flags;
+        self
+    }
+
+    /// TCP header options, padded with end-of-list zeros to a multiple of 4 bytes (at most
+    /// 40); the data offset follows. Ports, flags and payload stay; makes the packet TCP
+    /// without payload first unless it is TCP already.
+    pub fn tcp_options(mut self, options: &[u8]) -> Self {
+        if self.proto != IPPROTO_TCP || self.l4_header.len() < 20 {
+            self = self.tcp(0);
+        }
+        let padded = options.len().div_ceil(4) * 4;
+        assert!(padded <= 40, "TCP options are at most 40 bytes");
+        self.l4_header.truncate(20);
+        self.l4_header[12] = ((5 + padded / 4) as u8) << 4;
+        self.l4_header.extend_from_slice(options);
+        self.l4_header.resize(20 + padded, 0);
+        self
+    }
+
+    /// A TCP SYN without payload announcing `mss` (its only option).
+    pub fn tcp_syn(self, mss: u16) -> Self {
+        self.tcp(0).tcp_flags(TCP_SYN).tcp_options(&mss_option(mss))
     }
 
     /// UDP with `payload` bytes.
@@ -179,33 +235,28 @@ impl Packet {
         self
     }
 
-    /// Adds a VLAN tag with this TPID (outermost first); VLAN ids are 100, 101, ...
+    /// Adds a VLAN tag with this TPID (outermost first); VLAN ids are 100, 101, ... Tags
+    /// belong to the frame: the outer one when tunnelled.
     pub fn vlan(mut self, tpid: u16) -> Self {
         self.vlans.push(tpid);
         self
     }
 
+    /// Removes every VLAN tag.
+    pub fn untagged(mut self) -> Self {
+        self.vlans.clear();
+        self
+    }
+
     /// IPv4 options (NOP-padded to a multiple of 4 bytes).
     pub fn ip_options(mut self, len: usize) -> Self {
-        if let Ip::V4 { options, .. } = &mut self.ip {
-            *options = vec![1; len.div_ceil(4) * 4];
-        }
+        self.ip.set_options(len);
         self
     }
 
     /// IPv4: flags/offset; IPv6: appends a fragment header. `offset` is in 8-byte units.
     pub fn fragment(mut self, offset: u16, more: bool) -> Self {
-        match &mut self.ip {
-            Ip::V4 { frag, .. } => *frag = (offset & 0x1fff) | if more { 0x2000 } else { 0 },
-            Ip::V6 { ext, .. } => {
-                let off = (offset << 3) | u16::from(more);
-                // After the next-header byte: reserved, offset|M, identification.
-                let mut body = vec![0u8; 7];
-                body[1..3].copy_from_slice(&off.to_be_bytes());
-                body[3..7].copy_from_slice(&0xdead_beefu32.to_be_bytes());
-                ext.push((IPPROTO_FRAGMENT, body));
-            }
-        }
+        self.ip.add_fragment(offset, more);
         self
     }
 
@@ -217,17 +268,7 @@ impl Packet {
 
     /// Appends an IPv6 extension header of `units` (hdrlen field) with PadN-style zeros.
     pub fn ext(mut self, kind: u8, units: u8) -> Self {
-        if let Ip::V6 { ext, .. } = &mut self.ip {
-            let len = if kind == IPPROTO_AH {
-                (usize::from(units) + 2) * 4
-            } else {
-                (usize::from(units) + 1) * 8
-            };
-            // After the next-header byte: hdrlen, then zeros (Pad1/PadN-like).
-            let mut body = vec![0u8; len - 1];
-            body[0] = units;
-            ext.push((kind, body));
-        }
+        self.ip.add_ext(kind, units);
         self
     }
 
@@ -245,12 +286,31 @@ impl Packet {
         self
     }
 
-    /// Offset of the IP header in the frame.
+    /// Writes the IPv4 header checksum and the TCP, UDP, ICMP or ICMPv6 checksum (over
+    /// the pseudo-header of the IP header's addresses; a fragment's over its own bytes) of
+    /// the packet (the inner one when tunnelled).
+    pub fn checksums(mut self) -> Self {
+        self.checksums = true;
+        self
+    }
+
+    /// Offset of the first IP header in the frame (the outer one when tunnelled).
     pub fn l3_offset(&self) -> usize {
         14 + 4 * self.vlans.len()
     }
 
-    /// Bytes the programs meter for this packet: the IP total length.
+    /// Offset of the packet the programs meter: the inner one when tunnelled.
+    pub fn inner_offset(&self) -> usize {
+        self.l3_offset()
+            + self
+                .outer_parts()
+                .iter()
+                .map(|(b, _)| b.len())
+                .sum::<usize>()
+    }
+
+    /// Bytes the programs meter for this packet: the IP total length (of the whole inner
+    /// packet when tunnelled).
     pub fn l3_len(&self) -> u64 {
         self.l3().len() as u64
     }
@@ -270,10 +330,6 @@ impl Packet {
         };
         push(&self.dst_mac, Layer::Ethernet);
         push(&self.src_mac, Layer::Ethernet);
-        let ethertype = match self.ip {
-            Ip::V4 { .. } => ETH_P_IP,
-            Ip::V6 { .. } => ETH_P_IPV6,
-        };
         for (i, tpid) in self.vlans.iter().enumerate() {
             push(
                 &tpid.to_be_bytes(),
@@ -282,17 +338,18 @@ impl Packet {
             push(&(100 + i as u16).to_be_bytes(), Layer::Vlan);
         }
         push(
-            &ethertype.to_be_bytes(),
+            &self.ethertype().to_be_bytes(),
             if self.vlans.is_empty() {
                 Layer::Ethernet
             } else {
                 Layer::Vlan
             },
         );
-        for (bytes, layer) in self.l3_parts() {
+        let mut frame_len = self.l3_offset();
+        for (bytes, layer) in self.ip_parts() {
+            frame_len += bytes.len();
             push(&bytes, layer);
         }
-        let frame_len: usize = self.l3_offset() + self.l3().len();
         push(
             &vec![0; self.pad_to.saturating_sub(frame_len)],
             Layer::Payload,
@@ -305,44 +362,38 @@ impl Packet {
     }
 
     fn l3_parts(&self) -> Vec<(Vec<u8>, Layer)> {
-        let l4_len = self.l4_header.len() + self.payload.len();
-        let mut parts = match &self.ip {
-            Ip::V4 {
-                src,
-                dst,
-                options,
-                frag,
-            } => {
-                let ihl = 5 + options.len() / 4;
-                let total = (ihl * 4 + l4_len) as u16;
-                let mut h = vec![0x40 | ihl as u8, 0];
-                h.extend_from_slice(&total.to_be_bytes());
-                h.extend_from_slice(&[0x12, 0x34]);
-                h.extend_from_slice(&frag.to_be_bytes());
-                h.extend_from_slice(&[64, self.proto, 0, 0]);
-                h.extend_from_slice(&src.octets());
-                h.extend_from_slice(&dst.octets());
-                vec![(h, Layer::IpHeader), (options.clone(), Layer::IpOptions)]
+        let mut l4 = self.l4_header.clone();
+        let l4_len = l4.len() + self.payload.len();
+        if self.proto == IPPROTO_UDP && l4.len() == 8 {
+            l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+        }
+        let mut parts = self.ip.header(self.proto, l4_len, self.tos, 0x1234, false);
+        if self.checksums {
+            if matches!(self.ip, Ip::V4 { .. }) {
+                set_v4_checksum(&mut parts);
             }
-            Ip::V6 { src, dst, ext } => {
-                let ext_len: usize = ext.iter().map(|(_, b)| b.len() + 1).sum();
-                let first = ext.first().map_or(self.proto, |(kind, _)| *kind);
-                let mut h = vec![0x60, 0, 0, 0];
-                h.extend_from_slice(&((ext_len + l4_len) as u16).to_be_bytes());
-                h.extend_from_slice(&[first, 64]);
-                h.extend_from_slice(&src.octets());
-                h.extend_from_slice(&dst.octets());
-                let mut parts = vec![(h, Layer::IpHeader)];
-                for (i, (_, body)) in ext.iter().enumerate() {
-                    let next = ext.get(i + 1).map_or(self.proto, |(kind, _)| *kind);
-                    let mut e = vec![next];
-                    e.extend_from_slice(body);
-                    parts.push((e, Layer::Ipv6Ext));
+            let (src, dst) = self.ip.addrs();
+            let at = match self.proto {
+                IPPROTO_TCP => Some(16),
+                IPPROTO_UDP => Some(6),
+                IPPROTO_ICMP | IPPROTO_ICMPV6 => Some(2),
+                _ => None,
+            };
+            if let Some(at) = at.filter(|at| at + 2 <= l4.len()) {
+                l4[at..at + 2].fill(0);
+                let segment = [l4.as_slice(), &self.payload].concat();
+                let mut sum = if self.proto == IPPROTO_ICMP {
+                    internet_checksum(&segment)
+                } else {
+                    l4_checksum(src, dst, self.proto, &segment)
+                };
+                if sum == 0 && self.proto == IPPROTO_UDP {
+                    sum = 0xffff; // 0 means "no checksum" in UDP
                 }
-                parts
+                l4[at..at + 2].copy_from_slice(&sum.to_be_bytes());
             }
-        };
-        parts.push((self.l4_header.clone(), Layer::L4Header));
+        }
+        parts.push((l4, Layer::L4Header));
         parts.push((self.payload.clone(), Layer::Payload));
         parts
     }
@@ -382,3 +433,6 @@ fn udp_header() -> Vec<u8> {
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
 }
+
+#[cfg(test)]
+mod tests;
