@@ -13,7 +13,7 @@ use hsn_core::Role;
 use hsn_ledger::attest::Tolerance;
 use hsn_ledger::clock::ManualClock;
 use hsn_ledger::ledger::{Ledger, LedgerConfig};
-use hsn_ledger::merkle::{self, Hash};
+use hsn_ledger::merkle;
 use hsn_ledger::store::Store;
 use hsn_ledger_api::keys::{KeyRegistry, NodeKey};
 use hsn_ledger_api::pb;
@@ -24,6 +24,18 @@ use prost::Message;
 const EPOCH: u64 = 60;
 const BATCH: usize = 1000;
 const REPEAT: usize = 3;
+
+/// Issue "Performance"'s targets (the README's Performance section lists them beside what a
+/// run printed): ingest against the batch-verify ceiling, the Merkle tree of 1,000,000
+/// records (leaves and root), and the ledger file per attested record without a manual
+/// compaction.
+const INGEST_OVER_CEILING: f64 = 0.8;
+const MERKLE_MS: f64 = 300.0;
+const FILE_BYTES_PER_RECORD: f64 = 1000.0;
+
+fn met(ok: bool) -> &'static str {
+    if ok { "MET" } else { "NOT MET" }
+}
 
 struct Workload {
     sup: SigningKey,
@@ -145,16 +157,28 @@ fn merkle_figures() {
         })
         .collect();
     let start = Instant::now();
-    let leaves: Vec<Hash> = data.iter().map(|d| merkle::leaf_hash(d)).collect();
+    let leaves = merkle::hash_all(&data, |d| merkle::leaf_hash(d));
     let hashing = start.elapsed();
     let start = Instant::now();
     let root = merkle::root(&leaves);
     let rooting = start.elapsed();
+    let total = ms(hashing + rooting);
     println!(
-        "merkle, 1,000,000 records: leaf hashes {:>8.1} ms (420 B each), root {:>8.1} ms, total {:.1} ms",
+        "merkle, 1,000,000 records: leaf hashes {:>8.1} ms (420 B each), root {:>8.1} ms, total {total:.1} ms  (target <= {MERKLE_MS:.0} ms: {})",
         ms(hashing),
         ms(rooting),
-        ms(hashing + rooting)
+        met(total <= MERKLE_MS)
+    );
+    // The same work on one thread, beside it: serial leaf hashes and a serial tree.
+    let start = Instant::now();
+    let serial: Vec<merkle::Hash> = data.iter().map(|d| merkle::leaf_hash(d)).collect();
+    let serial_root = merkle::Tree::new(serial).root();
+    let one_thread = ms(start.elapsed());
+    assert_eq!(serial_root, root, "one thread and all cores agree");
+    println!(
+        "merkle on one thread: {one_thread:.1} ms; all {} cores take {:.2} of it",
+        std::thread::available_parallelism().map_or(1, usize::from),
+        total / one_thread
     );
     for count in [10_000usize, 1_000_000] {
         let leaves = &leaves[..count];
@@ -213,9 +237,10 @@ fn main() {
     let (roof_rate, our_rate) = (per_second(n, roof), per_second(n, ours));
     println!("ed25519 batch-verify ceiling (same signatures): {roof_rate:>10.0} signatures/s");
     println!("ingest edge records (decode, checks, verify, store): {our_rate:>10.0} records/s");
+    let ratio = our_rate / roof_rate;
     println!(
-        "ratio ours/ceiling:                             {:>10.2}  (target >= 0.60)",
-        our_rate / roof_rate
+        "ratio ours/ceiling:                             {ratio:>10.2}  (target >= {INGEST_OVER_CEILING:.2}: {})",
+        met(ratio >= INGEST_OVER_CEILING)
     );
     if only == "ingest" {
         return;
@@ -249,6 +274,11 @@ fn main() {
         per(space.allocated_bytes),
         per(file),
         per(compacted)
+    );
+    println!(
+        "ledger file per attested record, no manual compaction: {:.0} B  (target <= {FILE_BYTES_PER_RECORD:.0} B: {})",
+        per(file),
+        met(per(file) <= FILE_BYTES_PER_RECORD)
     );
     merkle_figures();
 }

@@ -232,7 +232,7 @@ pub fn seal(
     time: u64,
     sealer: Sealer<'_>,
 ) -> Block {
-    let leaves: Vec<Hash> = entries.iter().map(Entry::leaf_hash).collect();
+    let leaves = merkle::hash_all(&entries, Entry::leaf_hash);
     let (endorsing, signers) = match sealer {
         Sealer::Attester(a) => (Endorsing::Signers, vec![a.public()]),
         Sealer::Validators(v) => (Endorsing::Quorum, v.to_vec()),

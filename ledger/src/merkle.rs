@@ -32,8 +32,25 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     *blake3::hash(&buf).as_bytes()
 }
 
-/// The root over leaf hashes.
+/// The root over leaf hashes; large trees use every core (see [`root_in_subtrees`]).
 pub fn root(leaves: &[Hash]) -> Hash {
+    match threads_for(leaves.len()) {
+        0 | 1 => serial_root(leaves),
+        threads => root_in_subtrees(leaves, leaves.len().div_ceil(threads).next_power_of_two()),
+    }
+}
+
+/// The root computed from the roots of consecutive runs of `size` leaves, each on its own
+/// thread. `size` must be a power of two: then every run starts at a multiple of `size` and
+/// is a whole subtree (with the odd rule, a level's last node is promoted and never pairs
+/// across a run's end), so the runs' roots are exactly the tree's nodes `log2(size)` levels
+/// up, and their root is the tree's.
+fn root_in_subtrees(leaves: &[Hash], size: usize) -> Hash {
+    debug_assert!(size.is_power_of_two());
+    serial_root(&split_map(leaves, size, serial_root))
+}
+
+fn serial_root(leaves: &[Hash]) -> Hash {
     if leaves.is_empty() {
         return EMPTY_ROOT;
     }
@@ -42,6 +59,49 @@ pub fn root(leaves: &[Hash]) -> Hash {
         level = next_level(&level);
     }
     level.first().copied().unwrap_or(leaves[0])
+}
+
+/// Below this many items, hashing stays on the calling thread (a thread costs more).
+const PARALLEL_MIN: usize = 1 << 12;
+
+/// `f` over `items`, in order; for large inputs the work is split across the machine's
+/// cores (a block's leaf hashes). The result is the serial map's.
+pub fn hash_all<T: Sync>(items: &[T], f: impl Fn(&T) -> Hash + Sync) -> Vec<Hash> {
+    match threads_for(items.len()) {
+        0 | 1 => items.iter().map(f).collect(),
+        threads => split_map(items, items.len().div_ceil(threads), |part| {
+            part.iter().map(&f).collect::<Vec<_>>()
+        })
+        .concat(),
+    }
+}
+
+/// How many threads `n` items are worth: 1 below [`PARALLEL_MIN`], else up to one per core.
+fn threads_for(n: usize) -> usize {
+    if n < PARALLEL_MIN {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// `f` of each run of `chunk` items, in order, the first on the calling thread and each
+/// other on a scoped thread of its own.
+fn split_map<T: Sync, R: Send>(items: &[T], chunk: usize, f: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
+    let mut parts = items.chunks(chunk.max(1));
+    let Some(first) = parts.next() else {
+        return Vec::new();
+    };
+    let f = &f;
+    std::thread::scope(|s| {
+        let others: Vec<_> = parts.map(|part| s.spawn(move || f(part))).collect();
+        let mut out = Vec::with_capacity(others.len() + 1);
+        out.push(f(first));
+        out.extend(others.into_iter().map(|t| match t.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }));
+        out
+    })
 }
 
 fn next_level(level: &[Hash]) -> Vec<Hash> {
@@ -215,6 +275,32 @@ mod tests {
         // Odd rule: the third leaf is promoted, not paired with itself.
         assert_eq!(root(&l), node_hash(&node_hash(&l[0], &l[1]), &l[2]));
         assert_eq!(root(&[]), EMPTY_ROOT);
+    }
+
+    #[test]
+    fn subtree_roots_give_the_serial_root() {
+        let l = leaves(70);
+        for n in 1..=l.len() {
+            for size in [1, 2, 4, 8, 16, 32, 64, 128] {
+                assert_eq!(
+                    root_in_subtrees(&l[..n], size),
+                    serial_root(&l[..n]),
+                    "{n} leaves in runs of {size}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn large_trees_split_across_threads_give_the_serial_root_and_leaves() {
+        for n in [PARALLEL_MIN, PARALLEL_MIN + 1, 3 * PARALLEL_MIN + 7] {
+            let data: Vec<u64> = (0..n as u64).collect();
+            let hashed = hash_all(&data, |i| leaf_hash(&i.to_be_bytes()));
+            let serial: Vec<Hash> = data.iter().map(|i| leaf_hash(&i.to_be_bytes())).collect();
+            assert_eq!(hashed, serial, "{n} leaves");
+            assert_eq!(root(&hashed), serial_root(&serial), "{n} leaves");
+            assert_eq!(root(&hashed), Tree::new(serial).root(), "{n} leaves");
+        }
     }
 
     #[test]

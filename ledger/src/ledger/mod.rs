@@ -327,6 +327,8 @@ impl Ledger {
             .write(|t| self.seal_epochs(t, epoch, now, sealer))?;
         if let Some(last) = sealed.last() {
             self.blocks.send_replace(last.header.height + 1);
+            // The sealed entries left their pending pages free.
+            self.store.reclaim_after_commit();
         }
         Ok(sealed)
     }

@@ -319,6 +319,35 @@ fn large_epochs_span_bounded_blocks_and_verify() {
 }
 
 #[test]
+fn sealing_compacts_a_file_that_doubled_and_the_chain_still_verifies() {
+    let f = fixture();
+    let path = f.ledger.store().path().to_owned();
+    let len = || std::fs::metadata(&path).unwrap().len();
+    f.ledger.store().set_reclaim_min(0);
+    let opened = len();
+    let records: Vec<SignedRecord> = (0..10_000)
+        .map(|i| slot(9, &format!("t{i}")).record(&f.edges[i % 4], 10, i as u64))
+        .collect();
+    for chunk in records.chunks(500) {
+        f.submit_records(chunk.to_vec());
+    }
+    let before = len();
+    assert!(
+        before >= 2 * opened,
+        "the pending entries doubled the file: {opened} B -> {before} B"
+    );
+    f.ledger.seal_through(9).unwrap();
+    // Without compaction the file only grows: the sealed copies join the freed pending ones.
+    assert!(
+        len() < before,
+        "{before} B before sealing, {} B after",
+        len()
+    );
+    let summary = f.verify_chain();
+    assert_eq!(summary.entries, 10_000);
+}
+
+#[test]
 fn seal_due_waits_for_the_grace_period() {
     let f = fixture();
     f.submit_records(vec![f.record(0, 10, 1)]);

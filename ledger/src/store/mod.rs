@@ -7,6 +7,15 @@
 //! conflicting submission); `meta` (`sealed_through`). Values are protobuf. A replicated
 //! ledger adds its own tables ([`replica`]) and writes each CometBFT block in one
 //! transaction left open from ABCI `FinalizeBlock` to `Commit`.
+//!
+//! Space: redb writes copy-on-write, and sealing moves every pending entry into the block
+//! tables, so the file grows past the pages in use and redb only shrinks it when its tail is
+//! free. When the file is at least twice its size after the last compaction (and
+//! [`RECLAIM_MIN_BYTES`]), [`Store::reclaim`] compacts it: redb moves pages down through
+//! ordinary committed transactions (crash-safe) and truncates. The ledger asks after each
+//! seal, a replicated ledger after each block's commit. Doubling bounds the work: each byte
+//! is moved a bounded number of times on average. A compaction that finds a reader in
+//! progress is skipped and tried next time.
 
 mod audit;
 mod error;
@@ -18,6 +27,8 @@ pub use replica::ReplicaState;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 
 use prost::Message;
 use redb::{
@@ -58,14 +69,40 @@ enum Db {
     ReadOnly(ReadOnlyDatabase),
 }
 
+/// Files smaller than this are never compacted on their own.
+pub const RECLAIM_MIN_BYTES: u64 = 8 << 20;
+
+/// What a [`Store::reclaim`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reclaimed {
+    /// The file has not doubled since the last compaction (or is small).
+    NotDue,
+    /// A read transaction was open; tried again after the next commit.
+    Busy,
+    /// Compacted: the file's length before and after.
+    Compacted {
+        /// Bytes before.
+        before: u64,
+        /// Bytes after.
+        after: u64,
+    },
+}
+
 /// The ledger's file.
 pub struct Store {
-    db: Db,
+    /// Written only to compact (which needs the database to itself).
+    db: RwLock<Db>,
     path: PathBuf,
     /// Where a crashed file opened read-only was copied and repaired.
     _scratch: Option<tempfile::TempDir>,
-    /// A replicated block's write transaction, open from `FinalizeBlock` to `Commit`.
-    block: std::sync::Mutex<Option<redb::WriteTransaction>>,
+    /// A replicated block's write transaction, open from `FinalizeBlock` to `Commit`. Every
+    /// write transaction begins and ends under this lock, so holding it means none is open.
+    block: Mutex<Option<redb::WriteTransaction>>,
+    /// The file's length after the last compaction (or at opening): compaction is due
+    /// when the file has doubled since.
+    compacted_len: AtomicU64,
+    /// Compaction is due at this length at the least.
+    reclaim_min: AtomicU64,
 }
 
 impl fmt::Debug for Store {
@@ -84,12 +121,24 @@ impl Store {
         let txn = db.begin_write()?;
         WriteTables::open(&txn)?;
         txn.commit()?;
-        Ok(Self {
-            db: Db::ReadWrite(db),
+        Ok(Self::new(Db::ReadWrite(db), path, None))
+    }
+
+    fn new(db: Db, path: &Path, scratch: Option<tempfile::TempDir>) -> Self {
+        Self {
+            db: RwLock::new(db),
             path: path.to_owned(),
-            _scratch: None,
-            block: std::sync::Mutex::new(None),
-        })
+            _scratch: scratch,
+            block: Mutex::new(None),
+            compacted_len: AtomicU64::new(file_len(path)),
+            reclaim_min: AtomicU64::new(RECLAIM_MIN_BYTES),
+        }
+    }
+
+    /// Compacts on its own from `min` bytes instead of [`RECLAIM_MIN_BYTES`] (`u64::MAX`:
+    /// never); for tests and benchmarks.
+    pub fn set_reclaim_min(&self, min: u64) {
+        self.reclaim_min.store(min, Ordering::Relaxed);
     }
 
     /// Opens an existing file read-only (fails while a ledger process has it open). A file
@@ -101,24 +150,14 @@ impl Store {
             source,
         };
         match ReadOnlyDatabase::open(path) {
-            Ok(db) => Ok(Self {
-                db: Db::ReadOnly(db),
-                path: path.to_owned(),
-                _scratch: None,
-                block: std::sync::Mutex::new(None),
-            }),
+            Ok(db) => Ok(Self::new(Db::ReadOnly(db), path, None)),
             Err(redb::DatabaseError::RepairAborted) => {
                 let io = |e: std::io::Error| open_error(redb::DatabaseError::Storage(e.into()));
                 let scratch = tempfile::tempdir().map_err(io)?;
                 let copy = scratch.path().join("repaired.redb");
                 std::fs::copy(path, &copy).map_err(io)?;
                 let db = Database::create(&copy).map_err(open_error)?;
-                Ok(Self {
-                    db: Db::ReadWrite(db),
-                    path: path.to_owned(),
-                    _scratch: Some(scratch),
-                    block: std::sync::Mutex::new(None),
-                })
+                Ok(Self::new(Db::ReadWrite(db), path, Some(scratch)))
             }
             Err(source) => Err(open_error(source)),
         }
@@ -145,16 +184,19 @@ impl Store {
         block: bool,
         f: impl FnOnce(&mut WriteTables<'_>) -> Result<R, E>,
     ) -> Result<R, E> {
-        let Db::ReadWrite(db) = &self.db else {
-            return Err(StoreError::ReadOnly.into());
-        };
         let mut held = self.block.lock().unwrap_or_else(|p| p.into_inner());
         // A block finalized but never committed (its CometBFT node restarted): dropped,
         // CometBFT applies it again.
         if let Some(txn) = held.take() {
             txn.abort().map_err(StoreError::from)?;
         }
-        let txn = db.begin_write().map_err(StoreError::from)?;
+        let txn = {
+            let db = self.db.read().unwrap_or_else(|p| p.into_inner());
+            let Db::ReadWrite(db) = &*db else {
+                return Err(StoreError::ReadOnly.into());
+            };
+            db.begin_write().map_err(StoreError::from)?
+        };
         let result = {
             let mut tables = WriteTables::open(&txn)?;
             tables.journal = block.then(blake3::Hasher::new);
@@ -178,7 +220,8 @@ impl Store {
 
     /// Space in use (opens and rolls back a write transaction).
     pub fn space(&self) -> Result<Space, StoreError> {
-        let Db::ReadWrite(db) = &self.db else {
+        let db = self.db.read().unwrap_or_else(|p| p.into_inner());
+        let Db::ReadWrite(db) = &*db else {
             return Err(StoreError::ReadOnly);
         };
         let txn = db.begin_write()?;
@@ -194,16 +237,70 @@ impl Store {
 
     /// Rewrites the file without its free pages; needs the store to itself.
     pub fn compact(&mut self) -> Result<(), StoreError> {
-        let Db::ReadWrite(db) = &mut self.db else {
+        let db = self.db.get_mut().unwrap_or_else(|p| p.into_inner());
+        let Db::ReadWrite(db) = db else {
             return Err(StoreError::ReadOnly);
         };
         while db.compact().map_err(StoreError::from)? {}
+        self.compacted_len
+            .store(file_len(&self.path), Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Compacts the file when it is due (module docs); waits for a write in progress.
+    pub fn reclaim(&self) -> Result<Reclaimed, StoreError> {
+        let held = self.block.lock().unwrap_or_else(|p| p.into_inner());
+        self.try_reclaim(&held)
+    }
+
+    /// [`Self::reclaim`] after a commit: a failed compaction is logged, not returned (what
+    /// was committed stays committed; the next time tries again).
+    pub fn reclaim_after_commit(&self) {
+        let held = self.block.lock().unwrap_or_else(|p| p.into_inner());
+        self.reclaim_holding(&held);
+    }
+
+    /// [`Self::reclaim_after_commit`] with the write lock `held`.
+    pub(crate) fn reclaim_holding(&self, held: &Option<redb::WriteTransaction>) {
+        match self.try_reclaim(held) {
+            Ok(Reclaimed::Compacted { before, after }) => {
+                tracing::info!(before, after, path = %self.path.display(), "compacted the ledger file");
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, path = %self.path.display(), "compacting the ledger file failed");
+            }
+        }
+    }
+
+    fn try_reclaim(&self, held: &Option<redb::WriteTransaction>) -> Result<Reclaimed, StoreError> {
+        let before = file_len(&self.path);
+        let due = before >= self.reclaim_min.load(Ordering::Relaxed)
+            && before >= 2 * self.compacted_len.load(Ordering::Relaxed);
+        // A replicated block's transaction is open: it must commit first.
+        if !due || held.is_some() {
+            return Ok(Reclaimed::NotDue);
+        }
+        let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
+        let Db::ReadWrite(db) = &mut *db else {
+            return Ok(Reclaimed::NotDue);
+        };
+        loop {
+            match db.compact() {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(redb::CompactionError::TransactionInProgress) => return Ok(Reclaimed::Busy),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let after = file_len(&self.path);
+        self.compacted_len.store(after, Ordering::Relaxed);
+        Ok(Reclaimed::Compacted { before, after })
     }
 
     /// A consistent snapshot for reading.
     pub fn read(&self) -> Result<ReadTables, StoreError> {
-        let txn = match &self.db {
+        let txn = match &*self.db.read().unwrap_or_else(|p| p.into_inner()) {
             Db::ReadWrite(db) => db.begin_read()?,
             Db::ReadOnly(db) => db.begin_read()?,
         };
@@ -217,6 +314,11 @@ impl Store {
             replica: replica::ReadTables::open(&txn)?,
         })
     }
+}
+
+/// The file's length; 0 when it cannot be read (then no compaction is due).
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 /// The tables inside one write transaction.

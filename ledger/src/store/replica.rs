@@ -164,10 +164,11 @@ impl Store {
 
     /// Commits the open block durably; `false` when none is open.
     pub fn commit_block(&self) -> Result<bool, StoreError> {
-        let txn = self.block.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match txn {
+        let mut held = self.block.lock().unwrap_or_else(|p| p.into_inner());
+        match held.take() {
             Some(txn) => {
                 txn.commit()?;
+                self.reclaim_holding(&held);
                 Ok(true)
             }
             None => Ok(false),

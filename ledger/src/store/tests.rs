@@ -78,6 +78,90 @@ fn pending_epochs_are_ranges_and_blocks_move_entries() {
     assert_eq!(read.block(1, true).unwrap(), None);
 }
 
+/// Ingests `entries` in commits of 100, then seals them into blocks of 500 in one commit
+/// (which moves every entry: the file's pending pages are left free).
+fn fill_and_seal(store: &Store, entries: &[Entry]) {
+    for chunk in entries.chunks(100) {
+        store
+            .write(|t| chunk.iter().try_for_each(|e| t.put_pending(e)))
+            .unwrap();
+    }
+    let attester = Attester::new(signing_key(2), Tolerance::default());
+    store
+        .write(|t| -> Result<(), StoreError> {
+            while let Some(epoch) = t.first_pending_epoch()? {
+                let chunk = t.pending_of_epoch(epoch, 500)?;
+                let b = block::seal(&t.tip()?, "n", epoch, chunk, 9, Sealer::Attester(&attester));
+                t.put_block(&b)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+fn many_entries(n: usize) -> Vec<Entry> {
+    (0..n).map(|i| entry(1, &format!("tenant-{i}"))).collect()
+}
+
+fn len(store: &Store) -> u64 {
+    std::fs::metadata(store.path()).unwrap().len()
+}
+
+#[test]
+fn a_file_that_doubled_is_compacted_unless_a_reader_is_open_and_keeps_every_entry() {
+    let entries = many_entries(4000);
+    let (_dir, store) = store();
+    store.set_reclaim_min(u64::MAX);
+    fill_and_seal(&store, &entries);
+    store.set_reclaim_min(0);
+
+    let reader = store.read().unwrap();
+    assert_eq!(store.reclaim().unwrap(), Reclaimed::Busy);
+    drop(reader);
+    let Reclaimed::Compacted { before, after } = store.reclaim().unwrap() else {
+        panic!("a file that doubled is compacted");
+    };
+    assert_eq!(after, len(&store));
+    assert!(after < before / 2, "{before} B -> {after} B");
+    assert_eq!(
+        store.reclaim().unwrap(),
+        Reclaimed::NotDue,
+        "not doubled since"
+    );
+
+    let read = store.read().unwrap();
+    assert_eq!(read.status().unwrap().pending, 0);
+    for e in &entries {
+        assert!(
+            matches!(read.locate(&e.key()).unwrap(), Location::Sealed { entry, .. } if entry == *e),
+            "{:?} kept",
+            e.key()
+        );
+    }
+}
+
+#[test]
+fn replicated_block_commits_compact_on_their_own() {
+    let entries = many_entries(4000);
+    let (_a, auto) = store();
+    auto.set_reclaim_min(0);
+    let (_b, never) = store();
+    never.set_reclaim_min(u64::MAX);
+    for store in [&auto, &never] {
+        fill_and_seal(store, &entries);
+        // An empty replicated block: its commit is where the replica's store reclaims.
+        store.write_block(|_| Ok::<_, StoreError>(())).unwrap();
+        assert!(store.commit_block().unwrap());
+    }
+    assert!(
+        len(&auto) < len(&never),
+        "{} B with compaction, {} B without",
+        len(&auto),
+        len(&never)
+    );
+    assert_eq!(auto.read().unwrap().block_entries(0).unwrap().len(), 500);
+}
+
 #[test]
 fn evidence_is_numbered_in_order_and_kept_once() {
     let (_dir, store) = store();

@@ -13,7 +13,7 @@ pub use error::{VerifyError, VerifyErrorKind};
 use crate::attest;
 use crate::block::{BlockError, BlockHeader, Endorsing, SignedHeader, Tip};
 use crate::entry::Entry;
-use crate::merkle::{self, Hash};
+use crate::merkle;
 use crate::sigs::Batch;
 use hsn_core::Role;
 use hsn_ledger_api::keys::{KeyRegistry, NodeKey};
@@ -115,7 +115,7 @@ impl ChainVerifier {
             .check_block_signatures(&signed)
             .map_err(|k| (None, k))?;
         let entries = self.check_entries(header, &block.entries)?;
-        let leaves: Vec<Hash> = entries.iter().map(Entry::leaf_hash).collect();
+        let leaves = merkle::hash_all(&entries, Entry::leaf_hash);
         let root = merkle::root(&leaves);
         if root != header.merkle_root {
             return Err((
