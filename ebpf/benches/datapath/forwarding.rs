@@ -44,6 +44,10 @@ const CHECK_COUNT: u32 = 1000;
 /// Fewer than this share of the frames reaching the sink means a broken set-up, not a
 /// slow path: stop rather than print a ratio of nothing.
 const MIN_DELIVERED: f64 = 0.5;
+/// The same for a path through the Linux stack, which drops what its backlog cannot hold
+/// when the generator outruns it (the lwt tunnel at 1500 B delivered a quarter in one run):
+/// the table's "delivered" column shows the share.
+const MIN_DELIVERED_LINUX: f64 = 0.05;
 
 /// How much to measure.
 #[derive(Clone, Copy, Debug)]
@@ -66,7 +70,8 @@ pub enum Path {
     /// `hsn_bench_fwd`: the edge program without tenant lookup and counter.
     NoMeter,
     /// The edge program with the 100,000-prefix table of part 2, where the hit's /16 holds
-    /// several longer prefixes (probed) instead of one (compared): information, no target.
+    /// several longer prefixes (probed) instead of one (compared); its metering on/off is a
+    /// target.
     EdgeLarge,
     /// Nothing: the sink drops frames as they arrive on `e-ue`. Not a path through the
     /// edge but the ceiling the generator and the first veth hop set for every path.
@@ -291,7 +296,11 @@ impl Topology {
         let result = self.send(frame, count);
         self.unselect(path)?;
         let sample = result?;
-        if sample.delivered() < MIN_DELIVERED {
+        let min = match path {
+            Path::Linux | Path::LinuxIpip | Path::LinuxLwt => MIN_DELIVERED_LINUX,
+            _ => MIN_DELIVERED,
+        };
+        if sample.delivered() < min {
             let stats = |ns: &Netns, dev: &str| ns.link_stats(dev).map(|s| format!("{dev}: {s:?}"));
             let chain = &self.chain;
             anyhow::bail!(

@@ -37,7 +37,8 @@ impl Spread {
     }
 }
 
-/// One target of the issue, measured.
+/// One target, measured. The targets are issue "Performance"'s (the README's Performance
+/// section lists them beside what a run printed).
 #[derive(Debug)]
 pub struct Verdict {
     /// What was compared, e.g. "edge hit - XDP_PASS, 64 B".
@@ -45,12 +46,12 @@ pub struct Verdict {
     /// The measured value, formatted with its unit.
     pub measured: String,
     /// The target, e.g. "<= 50 ns".
-    pub target: &'static str,
+    pub target: String,
     pub met: bool,
 }
 
 impl Verdict {
-    pub fn new(what: String, measured: String, target: &'static str, met: bool) -> Self {
+    pub fn new(what: String, measured: String, target: String, met: bool) -> Self {
         Self {
             what,
             measured,
