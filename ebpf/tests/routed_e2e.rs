@@ -9,6 +9,9 @@
 //! tunnel packets between the edge's address and a super node's, forwarded once (outer TTL
 //! 64 in, 63 out), whose inner bytes add up to what the UE's link carried and each super
 //! node counted. Neither the edge nor the router has a route to any service address.
+//!
+//! The crossing and the re-home run twice: with the programs at XDP, and at the tcx ingress
+//! of the same interfaces (`Hook::Tc`).
 
 mod common;
 
@@ -19,10 +22,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, ensure};
 use common::routed::*;
 use common::snapshot::*;
+use common::tc::tcx_prog_ids;
 use common::topology::{eventually, tenant_of, ue_traffic};
 use common::*;
 use hsn_core::{Direction, TenantId};
-use hsn_ebpf::{EdgeStats, SuperStats};
+use hsn_ebpf::{EdgeStats, Hook, SuperStats};
 use hsn_testkit::bpf::xdp_prog_id;
 use hsn_testkit::netns::{Capture, Frame, LinkStats};
 use hsn_testkit::traffic::UeTraffic;
@@ -52,9 +56,9 @@ struct Run {
 }
 
 impl Run {
-    fn start(outer: Outer) -> anyhow::Result<Self> {
+    fn start(outer: Outer, hook: Hook) -> anyhow::Result<Self> {
         let net = build()?;
-        let dp = Datapaths::attach(&net, outer)?;
+        let dp = Datapaths::attach(&net, outer, hook)?;
         let ue_capture = Capture::start(&net.ue, CAPTURE_MAX)?;
         let router_capture = Capture::start(&net.router, CAPTURE_MAX)?;
         Ok(Self {
@@ -360,8 +364,18 @@ const ALL_KEYS: [(TenantId, Direction); 4] = [
 #[test]
 fn tenant_traffic_crosses_the_router_only_inside_the_tunnel() -> anyhow::Result<()> {
     require_root!();
+    crosses_the_router(Hook::Xdp)
+}
+
+#[test]
+fn tenant_traffic_crosses_the_router_only_inside_the_tunnel_with_tc() -> anyhow::Result<()> {
+    require_root!();
+    crosses_the_router(Hook::Tc)
+}
+
+fn crosses_the_router(hook: Hook) -> anyhow::Result<()> {
     let started = Instant::now();
-    let run = Run::start(Outer::V4)?;
+    let run = Run::start(Outer::V4, hook)?;
     const TCP_BYTES: u64 = 1 << 20;
     udp_round(&run.net, 8)?;
     for dst in SERVICE_ADDRS {
@@ -369,7 +383,7 @@ fn tenant_traffic_crosses_the_router_only_inside_the_tunnel() -> anyhow::Result<
             .with_context(|| format!("TCP with {dst}"))?;
     }
     let done = run.finish()?;
-    done.report("through A1", started.elapsed());
+    done.report(&format!("through A1, {hook:?}"), started.elapsed());
 
     let keys: Vec<_> = done.traffic.tenant.keys().copied().collect();
     assert_eq!(keys, ALL_KEYS, "both tenants, both directions");
@@ -392,13 +406,26 @@ fn tenant_traffic_crosses_the_router_only_inside_the_tunnel() -> anyhow::Result<
 #[test]
 fn rehoming_to_another_cluster_moves_the_count_to_its_super_node() -> anyhow::Result<()> {
     require_root!();
+    rehome_to_another_cluster(Hook::Xdp)
+}
+
+#[test]
+fn rehoming_to_another_cluster_moves_the_count_to_its_super_node_with_tc() -> anyhow::Result<()> {
+    require_root!();
+    rehome_to_another_cluster(Hook::Tc)
+}
+
+fn rehome_to_another_cluster(hook: Hook) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut run = Run::start(Outer::V6)?;
-    let prog_ids = |net: &Routed| -> anyhow::Result<Vec<Option<u32>>> {
-        Ok(vec![
-            xdp_prog_id(&net.edge, EDGE_UE_IF)?,
-            xdp_prog_id(&net.edge, EDGE_ROUTER_IF)?,
-        ])
+    let mut run = Run::start(Outer::V6, hook)?;
+    let prog_ids = |net: &Routed| -> anyhow::Result<Vec<Vec<u32>>> {
+        [EDGE_UE_IF, EDGE_ROUTER_IF]
+            .into_iter()
+            .map(|dev| match hook {
+                Hook::Xdp => Ok(xdp_prog_id(&net.edge, dev)?.into_iter().collect()),
+                Hook::Tc => tcx_prog_ids(&net.edge, dev),
+            })
+            .collect()
     };
     let ids = prog_ids(&run.net)?;
     const HALF: u64 = 1 << 20;
@@ -432,7 +459,7 @@ fn rehoming_to_another_cluster_moves_the_count_to_its_super_node() -> anyhow::Re
     );
 
     let done = run.finish()?;
-    done.report("re-home A1 -> B1", started.elapsed());
+    done.report(&format!("re-home A1 -> B1, {hook:?}"), started.elapsed());
     let before = ue_traffic(&done.ue_frames[..split])?;
     let after = ue_traffic(&done.ue_frames[split..])?;
     eprintln!(
@@ -469,7 +496,7 @@ fn rehoming_to_another_cluster_moves_the_count_to_its_super_node() -> anyhow::Re
 fn a_large_transfer_does_not_stall_on_1500_byte_links() -> anyhow::Result<()> {
     require_root!();
     let started = Instant::now();
-    let run = Run::start(Outer::V6)?;
+    let run = Run::start(Outer::V6, Hook::Xdp)?;
     let hop = run.dp.edge.next_hop()?.context("a next hop")?;
     assert_eq!((hop.mtu, hop.inner_mtu()), (LINK_MTU, LINK_MTU - 40));
     for (ns, dev) in run.net.links() {

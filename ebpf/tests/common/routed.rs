@@ -15,7 +15,7 @@ use aya::programs::Xdp;
 use aya::programs::xdp::XdpMode;
 use aya::{Ebpf, EbpfLoader};
 use hsn_ebpf::{
-    AttachMode, EdgeConfig, EdgeDatapath, EdgeNode, NextHop, SuperConfig, SuperDatapath,
+    AttachMode, EdgeConfig, EdgeDatapath, EdgeNode, Hook, NextHop, SuperConfig, SuperDatapath,
 };
 pub use hsn_testkit::topology::routed::*;
 use hsn_testkit::traffic::IO_TIMEOUT;
@@ -112,14 +112,22 @@ pub fn edge_hop(site: &Site, outer: Outer) -> anyhow::Result<NextHop> {
     )?)
 }
 
+/// How each hook's programs attach to a veth.
+fn mode(hook: Hook) -> AttachMode {
+    match hook {
+        Hook::Xdp => AttachMode::Native,
+        Hook::Tc => AttachMode::Tcx,
+    }
+}
+
 impl Datapaths {
-    /// Everything attached and configured, tenant uplink tunnelled to super A1.
-    pub fn attach(net: &Routed, outer: Outer) -> anyhow::Result<Self> {
+    /// Everything attached at `hook` and configured, tenant uplink tunnelled to super A1.
+    pub fn attach(net: &Routed, outer: Outer, hook: Hook) -> anyhow::Result<Self> {
         let router = net.router.run(attach_router_pass)??;
         let edge = net.edge.run(|| -> anyhow::Result<_> {
-            let mut dp = EdgeDatapath::load(&EdgeConfig::default())?;
+            let mut dp = EdgeDatapath::load_with_hook(&EdgeConfig::default(), hook)?;
             for dev in [EDGE_UE_IF, EDGE_ROUTER_IF] {
-                ensure!(dp.attach(dev)? == AttachMode::Native, "{dev}: not native");
+                ensure!(dp.attach(dev)? == mode(hook), "{dev}: not {:?}", mode(hook));
             }
             dp.set_tenants(&tenants())?;
             // Tunnelled downlink is taken from either cluster's super node.
@@ -130,9 +138,9 @@ impl Datapaths {
         let load_super = |i: usize| {
             let site = SITES[i];
             net.supers[i].run(|| -> anyhow::Result<_> {
-                let mut dp = SuperDatapath::load(&SuperConfig::default())?;
+                let mut dp = SuperDatapath::load_with_hook(&SuperConfig::default(), hook)?;
                 for dev in [site.super_if, site.super_service_if] {
-                    ensure!(dp.attach(dev)? == AttachMode::Native, "{dev}: not native");
+                    ensure!(dp.attach(dev)? == mode(hook), "{dev}: not {:?}", mode(hook));
                 }
                 dp.set_tenants(&tenants())?;
                 // The way back to the edge: out of the router link, to the router's MAC.
