@@ -48,7 +48,7 @@ struct Run {
 impl Run {
     fn start() -> anyhow::Result<Self> {
         let chain = build_chain()?;
-        let dp = Datapaths::attach(&chain)?;
+        let dp = Datapaths::attach(&chain, hsn_ebpf::Hook::Xdp)?;
         let ue_capture = Capture::start(&chain.ue, CAPTURE_MAX)?;
         let service_capture = Capture::start(&chain.service, CAPTURE_MAX)?;
         Ok(Self {

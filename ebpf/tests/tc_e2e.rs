@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use common::snapshot::*;
-use common::tc::{attach_tc, set_gro, tcx_prog_ids};
+use common::tc::{set_gro, tcx_prog_ids};
 use common::topology::*;
 use common::*;
 use hsn_core::Direction;
@@ -43,7 +43,7 @@ fn exchange_through_tc(gro: bool) -> anyhow::Result<(UeTraffic, EdgeStats, [Supe
             set_gro(&chain.supers[i], &super_edge_if(i), true)?;
         }
     }
-    let dp = attach_tc(&chain)?;
+    let dp = Datapaths::attach(&chain, Hook::Tc)?;
     for dev in ["e-ue", "e-s1", "e-s2"] {
         assert_eq!(xdp_prog_id(&chain.edge, dev)?, None, "{dev}: no XDP");
         assert_eq!(

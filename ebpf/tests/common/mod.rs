@@ -32,6 +32,14 @@ pub const B_V4: &str = "10.7.9.5";
 pub const A_V6: &str = "2001:db8:7::10";
 pub const B_V6: &str = "2001:db8:9::5";
 
+/// How a hook's programs attach to the tests' veths.
+pub fn attach_mode(hook: hsn_ebpf::Hook) -> hsn_ebpf::AttachMode {
+    match hook {
+        hsn_ebpf::Hook::Xdp => hsn_ebpf::AttachMode::Native,
+        hsn_ebpf::Hook::Tc => hsn_ebpf::AttachMode::Tcx,
+    }
+}
+
 pub fn tenants() -> Vec<TenantPrefixes> {
     vec![
         TenantPrefixes {

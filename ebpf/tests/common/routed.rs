@@ -20,7 +20,7 @@ use hsn_ebpf::{
 pub use hsn_testkit::topology::routed::*;
 use hsn_testkit::traffic::IO_TIMEOUT;
 
-use super::{A_V4, A_V6, B_V4, B_V6, tenants};
+use super::{A_V4, A_V6, B_V4, B_V6, attach_mode, tenants};
 
 /// The service's addresses: tenant A, tenant B; IPv4 then IPv6.
 pub const SERVICE_ADDRS: [&str; 4] = [A_V4, B_V4, A_V6, B_V6];
@@ -112,14 +112,6 @@ pub fn edge_hop(site: &Site, outer: Outer) -> anyhow::Result<NextHop> {
     )?)
 }
 
-/// How each hook's programs attach to a veth.
-fn mode(hook: Hook) -> AttachMode {
-    match hook {
-        Hook::Xdp => AttachMode::Native,
-        Hook::Tc => AttachMode::Tcx,
-    }
-}
-
 impl Datapaths {
     /// Everything attached at `hook` and configured, tenant uplink tunnelled to super A1.
     pub fn attach(net: &Routed, outer: Outer, hook: Hook) -> anyhow::Result<Self> {
@@ -127,7 +119,7 @@ impl Datapaths {
         let edge = net.edge.run(|| -> anyhow::Result<_> {
             let mut dp = EdgeDatapath::load_with_hook(&EdgeConfig::default(), hook)?;
             for dev in [EDGE_UE_IF, EDGE_ROUTER_IF] {
-                ensure!(dp.attach(dev)? == mode(hook), "{dev}: not {:?}", mode(hook));
+                ensure!(dp.attach(dev)? == attach_mode(hook), "{dev}: not {hook:?}");
             }
             dp.set_tenants(&tenants())?;
             // Tunnelled downlink is taken from either cluster's super node.
@@ -140,7 +132,7 @@ impl Datapaths {
             net.supers[i].run(|| -> anyhow::Result<_> {
                 let mut dp = SuperDatapath::load_with_hook(&SuperConfig::default(), hook)?;
                 for dev in [site.super_if, site.super_service_if] {
-                    ensure!(dp.attach(dev)? == mode(hook), "{dev}: not {:?}", mode(hook));
+                    ensure!(dp.attach(dev)? == attach_mode(hook), "{dev}: not {hook:?}");
                 }
                 dp.set_tenants(&tenants())?;
                 // The way back to the edge: out of the router link, to the router's MAC.

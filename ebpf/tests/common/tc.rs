@@ -1,5 +1,5 @@
-//! The chain of `topology.rs` with the programs loaded for TC (`Hook::Tc`: tcx ingress)
-//! instead of XDP, on the same interfaces with the same tenants, next hop and ways back.
+//! What the TC tests need beyond `topology.rs` (whose `Datapaths::attach` takes the hook):
+//! the programs at an interface's tcx ingress, and GRO switched on or off.
 
 use anyhow::ensure;
 use aya::programs::{SchedClassifier, TcAttachType};
@@ -13,46 +13,6 @@ use super::topology::{
     Chain, Datapaths, EDGE_ID, edge_hop, edge_super_mac, super_edge_if, super_edge_v4,
     super_service_if,
 };
-
-/// [`Datapaths::attach`] for TC: the edge on `e-ue`, `e-s1`, `e-s2`, each super node on its
-/// edge- and service-facing veths, every one a tcx ingress link.
-pub fn attach_tc(chain: &Chain) -> anyhow::Result<Datapaths> {
-    let edge = chain.edge.run(|| -> anyhow::Result<_> {
-        let mut dp = EdgeDatapath::load_with_hook(&EdgeConfig::default(), Hook::Tc)?;
-        for dev in ["e-ue", "e-s1", "e-s2"] {
-            ensure!(dp.attach(dev)? == AttachMode::Tcx, "{dev}: not tcx");
-        }
-        dp.set_tenants(&tenants())?;
-        dp.set_supers(&[super_edge_v4(0).parse()?, super_edge_v4(1).parse()?])?;
-        dp.set_next_hop(edge_hop(0)?)?;
-        Ok(dp)
-    })??;
-    let load_super = |i: usize| {
-        chain.supers[i].run(|| -> anyhow::Result<_> {
-            let mut dp = SuperDatapath::load_with_hook(&SuperConfig::default(), Hook::Tc)?;
-            for dev in [super_edge_if(i), super_service_if(i)] {
-                ensure!(dp.attach(&dev)? == AttachMode::Tcx, "{dev}: not tcx");
-            }
-            dp.set_tenants(&tenants())?;
-            let edge = EDGE_ID.parse()?;
-            let back = NextHop::via(
-                &super_edge_if(i),
-                edge_super_mac(i),
-                super_edge_v4(i).parse()?,
-                edge,
-            )?;
-            dp.set_edges(&[EdgeNode {
-                addr: edge,
-                route: Some(back),
-            }])?;
-            Ok(dp)
-        })?
-    };
-    Ok(Datapaths {
-        edge,
-        supers: [load_super(0)?, load_super(1)?],
-    })
-}
 
 /// The ids of the programs at the tcx ingress of `ifname` in `ns`, first to last.
 pub fn tcx_prog_ids(ns: &Netns, ifname: &str) -> anyhow::Result<Vec<u32>> {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure};
 use hsn_core::TenantId;
 use hsn_ebpf::{
-    AttachMode, EdgeConfig, EdgeDatapath, EdgeNode, NextHop, SuperConfig, SuperDatapath,
+    AttachMode, EdgeConfig, EdgeDatapath, EdgeNode, Hook, NextHop, SuperConfig, SuperDatapath,
 };
 use hsn_testkit::netns::{Frame, LinkStats};
 pub use hsn_testkit::topology::{
@@ -25,7 +25,7 @@ pub use hsn_testkit::topology::{
 pub use hsn_testkit::traffic::UeTraffic;
 use hsn_testkit::traffic::{self, TcpFlow, UdpEcho};
 
-use super::{A_V4, A_V6, B_V4, B_V6, tenants};
+use super::{A_V4, A_V6, B_V4, B_V6, attach_mode, tenants};
 
 /// A destination in no tenant prefix.
 pub const NT_V4: &str = "198.51.100.10";
@@ -75,11 +75,14 @@ pub fn edge_hop(i: usize) -> anyhow::Result<NextHop> {
 }
 
 impl Datapaths {
-    pub fn attach(chain: &Chain) -> anyhow::Result<Self> {
+    /// The edge on `e-ue`, `e-s1`, `e-s2`, each super node on its edge- and service-facing
+    /// veths, all at `hook` (XDP natively, or TC through tcx ingress links).
+    pub fn attach(chain: &Chain, hook: Hook) -> anyhow::Result<Self> {
+        let mode = attach_mode(hook);
         let edge = chain.edge.run(|| -> anyhow::Result<_> {
-            let mut dp = EdgeDatapath::load(&EdgeConfig::default())?;
+            let mut dp = EdgeDatapath::load_with_hook(&EdgeConfig::default(), hook)?;
             for dev in ["e-ue", "e-s1", "e-s2"] {
-                ensure!(dp.attach(dev)? == AttachMode::Native, "{dev}: not native");
+                ensure!(dp.attach(dev)? == mode, "{dev}: not {mode:?}");
             }
             dp.set_tenants(&tenants())?;
             dp.set_supers(&[super_edge_v4(0).parse()?, super_edge_v4(1).parse()?])?;
@@ -88,10 +91,10 @@ impl Datapaths {
         })??;
         let load_super = |i: usize| {
             chain.supers[i].run(|| -> anyhow::Result<_> {
-                let mut dp = SuperDatapath::load(&SuperConfig::default())?;
-                // Native: it also gives the veths the NAPI the redirects need.
+                let mut dp = SuperDatapath::load_with_hook(&SuperConfig::default(), hook)?;
+                // Native XDP also gives the veths the NAPI the redirects need.
                 for dev in [super_edge_if(i), super_service_if(i)] {
-                    ensure!(dp.attach(&dev)? == AttachMode::Native, "{dev}: not native");
+                    ensure!(dp.attach(&dev)? == mode, "{dev}: not {mode:?}");
                 }
                 dp.set_tenants(&tenants())?;
                 let edge = EDGE_ID.parse()?;
