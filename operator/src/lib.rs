@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod conditions;
 pub mod context;
+pub mod lists;
 pub mod meccluster;
 pub mod member;
 pub mod metrics;

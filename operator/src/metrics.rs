@@ -17,6 +17,13 @@ pub struct ControllerLabels {
     pub controller: &'static str,
 }
 
+/// Labels of the network reconcile's stages.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    /// One of [`Metrics::STAGES`].
+    pub stage: &'static str,
+}
+
 /// Labels of reconcile errors.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
@@ -71,6 +78,8 @@ pub struct Metrics {
     pub errors: Family<ErrorLabels, Counter>,
     /// Reconcile durations.
     pub duration: Family<ControllerLabels, Histogram>,
+    /// Time spent in each stage of a network reconcile.
+    pub stage_duration: Family<StageLabels, Histogram>,
     /// Requests sent to member clusters' API servers.
     pub member_requests: Family<MemberRequestLabels, Counter>,
     /// 1 when a member cluster is Ready.
@@ -90,12 +99,27 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The stages of a network reconcile, in order: reading the hub and the members, the
+    /// chain's keys and registry, writing the members, the HsnNodes, the network status.
+    pub const STAGES: [&'static str; 5] = ["fetch", "chain", "apply", "nodes", "status"];
+
+    /// Records that a network reconcile spent `took` in `stage`.
+    pub fn stage(&self, stage: &'static str, took: Duration) {
+        debug_assert!(Self::STAGES.contains(&stage), "unknown stage {stage}");
+        self.stage_duration
+            .get_or_create(&StageLabels { stage })
+            .observe(took.as_secs_f64());
+    }
+
     /// Creates the metrics and registers them in `registry`.
     pub fn register(registry: &mut Registry) -> Arc<Self> {
         let m = Self {
             reconciles: Family::default(),
             errors: Family::default(),
             duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 14))
+            }),
+            stage_duration: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.005, 2.0, 14))
             }),
             member_requests: Family::default(),
@@ -119,6 +143,14 @@ impl Metrics {
             "Reconcile duration",
             m.duration.clone(),
         );
+        r.register(
+            "network_reconcile_stage_duration_seconds",
+            "Time a network reconcile spends in each stage (fetch, chain, apply, nodes, status)",
+            m.stage_duration.clone(),
+        );
+        for stage in Self::STAGES {
+            let _ = m.stage_duration.get_or_create(&StageLabels { stage });
+        }
         r.register(
             "member_requests",
             "Requests sent to member clusters' API servers, by method",

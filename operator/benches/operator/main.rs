@@ -291,6 +291,7 @@ async fn run(args: Args) -> Result<()> {
         setup: setup.elapsed(),
         ..Figures::default()
     };
+    fig.members_alone = members_alone(&members).await?;
     let result = measure(&hub, &members, &op, &args, &mut fig).await;
     if let Err(e) = result {
         let text = std::fs::read_to_string(op.log_path()).unwrap_or_default();
@@ -302,6 +303,82 @@ async fn run(args: Args) -> Result<()> {
     let op = op;
     op.kill().await;
     Ok(())
+}
+
+/// The members alone, before the operator's rollout and in the same run: in every member
+/// at once, one plain DaemonSet on the edge-capable nodes (as many pods as the operator's
+/// pools place there), from create until every member reports them all ready; then removed.
+/// That is the members' controller-manager, scheduler and kwok placing and readying the
+/// pods, which create → Ready includes and no operator can make faster.
+async fn members_alone(members: &[Member]) -> Result<Duration> {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    const BASELINE_NS: &str = "baseline";
+    let ds: DaemonSet = serde_json::from_value(json!({
+        "metadata": {"name": "baseline"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "baseline"}},
+            "template": {
+                "metadata": {"labels": {"app": "baseline"}},
+                "spec": {
+                    "nodeSelector": {"hsn.io/edge": "true"},
+                    "containers": [{"name": "c", "image": "registry.invalid/baseline:0"}]
+                }
+            }
+        }
+    }))?;
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": BASELINE_NS}}))?;
+    let expected: Vec<i32> = members
+        .iter()
+        .map(|m| {
+            m.nodes
+                .iter()
+                .filter(|n| n.labels.contains_key("hsn.io/edge"))
+                .count()
+        })
+        .map(i32::try_from)
+        .collect::<Result<_, _>>()?;
+    for m in members {
+        let c = m.cluster.client();
+        Api::<Namespace>::all(c.clone())
+            .create(&PostParams::default(), &ns)
+            .await?;
+    }
+    let started = Instant::now();
+    for m in members {
+        Api::<DaemonSet>::namespaced(m.cluster.client(), BASELINE_NS)
+            .create(&PostParams::default(), &ds)
+            .await?;
+    }
+    poll_until("the baseline DaemonSets ready", || async {
+        let mut all = true;
+        for (m, want) in members.iter().zip(&expected) {
+            let api = Api::<DaemonSet>::namespaced(m.cluster.client(), BASELINE_NS);
+            let ready = api
+                .get("baseline")
+                .await
+                .ok()
+                .and_then(|d| d.status)
+                .is_some_and(|s| s.number_ready == *want);
+            all &= ready;
+        }
+        all
+    })
+    .await?;
+    let took = started.elapsed();
+    for m in members {
+        let api = Api::<Namespace>::all(m.cluster.client());
+        api.delete(BASELINE_NS, &Default::default()).await?;
+    }
+    poll_until("the baseline namespaces gone", || async {
+        let mut gone = true;
+        for m in members {
+            let api = Api::<Namespace>::all(m.cluster.client());
+            gone &= matches!(api.get_opt(BASELINE_NS).await, Ok(None));
+        }
+        gone
+    })
+    .await?;
+    Ok(took)
 }
 
 async fn measure(
@@ -330,6 +407,10 @@ async fn measure(
     poll_until_ok("Ready=True", || ready(&nets)).await?;
     fig.to_ready = created.elapsed();
     let m1 = scrape(op).await?;
+    fig.stages_to_ready = hsn_operator::metrics::Metrics::STAGES
+        .iter()
+        .map(|s| (*s, m1.stage(s).since(&m0.stage(s))))
+        .collect();
     poll_until("Progressing=False", || async {
         condition(&nets, "Progressing")
             .await

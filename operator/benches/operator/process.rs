@@ -2,10 +2,14 @@
 
 use super::*;
 
-/// Starts the release operator with default probes and a short resync.
+/// Starts the release operator with default probes and a short resync; its log filter is
+/// `HSN_BENCH_RUST_LOG` when set (`info,hsn_operator=debug` shows each write, and with
+/// `HSN_E2E_LOG_DIR` the log outlives the run).
 pub(crate) async fn start_operator(hub: &ControlPlane, dir: &Path) -> Result<Operator> {
     let resync = RESYNC_SECONDS.to_string();
-    let env = [("RUST_LOG", "info,kube_client::client::builder=off")];
+    let filter = std::env::var("HSN_BENCH_RUST_LOG")
+        .unwrap_or_else(|_| "info,kube_client::client::builder=off".into());
+    let env = [("RUST_LOG", filter.as_str())];
     Operator::spawn(hub.kubeconfig(), dir, &["--resync-seconds", &resync], &env).await
 }
 
@@ -129,6 +133,14 @@ impl Scrape {
         self.histogram(
             "hsn_operator_reconcile_duration_seconds",
             "controller=\"hsnnetwork\"",
+        )
+    }
+
+    /// Time the network reconciles spent in `stage` (see the operator's `Metrics::STAGES`).
+    pub(crate) fn stage(&self, stage: &str) -> Histogram {
+        self.histogram(
+            "hsn_operator_network_reconcile_stage_duration_seconds",
+            &format!("stage=\"{stage}\""),
         )
     }
 

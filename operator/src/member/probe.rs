@@ -52,13 +52,22 @@ pub async fn probe(client: &Client) -> Result<Probe, kube::Error> {
     let started = Instant::now();
     let version = client.apiserver_version().await?.git_version;
     let identity = cluster_identity(client).await?;
-    let nodes = Api::<Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await?;
+    // Of a node only its labels, conditions and allocatable count here; its image list
+    // (long on real nodes) goes with the page.
+    let items = crate::lists::list(
+        &Api::<Node>::all(client.clone()),
+        &ListParams::default(),
+        |mut n| {
+            if let Some(status) = n.status.as_mut() {
+                status.images = None;
+            }
+            n
+        },
+    )
+    .await?;
     let latency = started.elapsed();
 
-    let mut views: Vec<NodeView> = nodes
-        .items
+    let mut views: Vec<NodeView> = items
         .iter()
         .map(|n| NodeView {
             name: n.name_any(),
@@ -67,9 +76,9 @@ pub async fn probe(client: &Client) -> Result<Probe, kube::Error> {
         })
         .collect();
     views.sort_by(|a, b| a.name.cmp(&b.name));
-    let ready: Vec<&Node> = nodes.items.iter().filter(|n| is_ready(n)).collect();
+    let ready: Vec<&Node> = items.iter().filter(|n| is_ready(n)).collect();
     let counts = NodeCounts {
-        total: count(nodes.items.len()),
+        total: count(items.len()),
         ready: count(ready.len()),
         edge_capable: count(
             ready

@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures::{StreamExt, TryStreamExt};
+
 use hsn_api::{HsnNetwork, MecCluster};
 use kube::api::{DeleteParams, DynamicObject, ListParams};
 use kube::core::ApiResource;
@@ -146,44 +148,95 @@ async fn apply_member(
         }
         return Ok(Readiness::default());
     }
-    let mut readiness = Readiness::default();
     let leases = match read {
         Some(read) => read.leases_as_objects(),
         None => existing_leases(&client, &desired).await?,
     };
-    for d in &desired {
-        let existing = match d.resource.kind.as_str() {
-            "Lease" => leases.get(&d.name).cloned(),
-            _ => d
-                .api(&client)
-                .get_opt(&d.name)
-                .await
-                .map_err(|source| api_err("get", &d.resource.kind, &d.name, source))?,
-        };
-        if let Some(obj) = &existing {
-            if let Some(labelled) = foreign_owner(obj, &d.resource.kind, &uid) {
-                return Err(ApplyError::Conflict(d.name.clone(), labelled));
-            }
-            if let Some(theirs) = foreign_namespace(d, obj, owner) {
-                return Err(ApplyError::NotOurs(d.name.clone(), theirs));
-            }
-            count_ready(obj, &d.resource.kind, &mut readiness);
+    let mut readiness = Readiness::default();
+    for phase in phases(&desired) {
+        // The futures are made before the stream (not by a closure in it): a closure there
+        // makes the reconcile future's Send-ness unprovable (rust-lang/rust#102211).
+        let writes: Vec<_> = phase
+            .into_iter()
+            .map(|d| apply_one(&client, d, &leases, &uid, owner, paused))
+            .collect();
+        let counted: Vec<Readiness> = futures::stream::iter(writes)
+            .buffer_unordered(MEMBER_WRITES_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        for r in counted {
+            readiness.supers += r.supers;
+            readiness.edges += r.edges;
         }
-        let current = existing
-            .as_ref()
-            .and_then(|o| o.annotations().get(APPLIED_HASH_ANNOTATION));
-        if paused || current.map(String::as_str) == Some(d.hash()) {
-            continue;
-        }
-        tracing::debug!(kind = %d.resource.kind, name = %d.name, ?current, want = d.hash(), "applying");
-        d.apply(&client)
-            .await
-            .map_err(|source| api_err("apply", &d.resource.kind, &d.name, source))?;
     }
     if !paused {
         prune(&client, &desired, &uid).await?;
     }
     readiness.stuck = read.map(|r| r.stuck.clone()).unwrap_or_default();
+    Ok(readiness)
+}
+
+/// Requests one member's apply has in flight at once: a few hundred Leases and the rest
+/// are written in parallel, not one round trip after another, without flooding the
+/// member's API server (its default max-mutating-requests-inflight is 200).
+const MEMBER_WRITES_IN_FLIGHT: usize = 16;
+
+/// `desired` in the order its phases must be written, each phase's objects independent of
+/// one another: the Namespace (its ownership checked before anything is written into it);
+/// then what pods need to start (identities, RBAC, Leases, ConfigMaps, Secrets, Services);
+/// then the workloads, so no pod is created before its ServiceAccount, configuration and
+/// Lease exist.
+fn phases(desired: &[MemberObject]) -> [Vec<&MemberObject>; 3] {
+    let mut out: [Vec<&MemberObject>; 3] = Default::default();
+    for d in desired {
+        let phase = match d.resource.kind.as_str() {
+            "Namespace" => 0,
+            "StatefulSet" | "DaemonSet" => 2,
+            _ => 1,
+        };
+        out[phase].push(d);
+    }
+    out
+}
+
+/// Checks one object against what the member holds and writes it when its applied hash
+/// differs (never when `paused`); returns the readiness a workload reports.
+async fn apply_one(
+    client: &Client,
+    d: &MemberObject,
+    leases: &BTreeMap<String, DynamicObject>,
+    uid: &str,
+    owner: &Owner,
+    paused: bool,
+) -> Result<Readiness, ApplyError> {
+    let mut readiness = Readiness::default();
+    let existing = match d.resource.kind.as_str() {
+        "Lease" => leases.get(&d.name).cloned(),
+        _ => d
+            .api(client)
+            .get_opt(&d.name)
+            .await
+            .map_err(|source| api_err("get", &d.resource.kind, &d.name, source))?,
+    };
+    if let Some(obj) = &existing {
+        if let Some(labelled) = foreign_owner(obj, &d.resource.kind, uid) {
+            return Err(ApplyError::Conflict(d.name.clone(), labelled));
+        }
+        if let Some(theirs) = foreign_namespace(d, obj, owner) {
+            return Err(ApplyError::NotOurs(d.name.clone(), theirs));
+        }
+        count_ready(obj, &d.resource.kind, &mut readiness);
+    }
+    let current = existing
+        .as_ref()
+        .and_then(|o| o.annotations().get(APPLIED_HASH_ANNOTATION));
+    if paused || current.map(String::as_str) == Some(d.hash()) {
+        return Ok(readiness);
+    }
+    tracing::debug!(kind = %d.resource.kind, name = %d.name, ?current, want = d.hash(), "applying");
+    d.apply(client)
+        .await
+        .map_err(|source| api_err("apply", &d.resource.kind, &d.name, source))?;
     Ok(readiness)
 }
 
@@ -196,9 +249,7 @@ async fn existing_leases(
     let Some(lease) = desired.iter().find(|d| d.resource.kind == "Lease") else {
         return Ok(BTreeMap::new());
     };
-    let list = lease
-        .api(client)
-        .list(&ListParams::default())
+    let list = crate::lists::list(&lease.api(client), &ListParams::default(), |l| l)
         .await
         .map_err(|source| {
             api_err(
@@ -208,7 +259,7 @@ async fn existing_leases(
                 source,
             )
         })?;
-    Ok(list.items.into_iter().map(|l| (l.name_any(), l)).collect())
+    Ok(list.into_iter().map(|l| (l.name_any(), l)).collect())
 }
 
 /// The network UID an existing object belongs to when it is not `uid`. A Lease without the
@@ -256,12 +307,10 @@ async fn prune(client: &Client, desired: &[MemberObject], uid: &str) -> Result<(
         let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &resource);
         let selector = format!("{NETWORK_UID_LABEL}={uid}");
-        let list = api
-            .list(&ListParams::default().labels(&selector))
+        let names = crate::lists::names(&api, &ListParams::default().labels(&selector))
             .await
             .map_err(|source| api_err("list", kind, &namespace, source))?;
-        for obj in list {
-            let name = obj.name_any();
+        for name in names {
             if !wanted.contains(&(kind, name.as_str())) {
                 tracing::debug!(kind, name = %name, "pruning");
                 api.delete(&name, &DeleteParams::background())

@@ -15,6 +15,7 @@ use kube::api::{DynamicObject, ListParams};
 use kube::{Api, Client, ResourceExt};
 
 use crate::context::Context;
+use crate::lists;
 use crate::member::MemberState;
 use crate::plan::{EdgeId, Previous, SuperId};
 use crate::resources::{NETWORK_LABEL, NETWORK_UID_LABEL, Peer, Peers, member_namespace};
@@ -141,11 +142,13 @@ pub async fn fetch(network: &HsnNetwork, ctx: &Context) -> Result<Fetched, Error
     }
     let namespace = network.namespace().unwrap_or_default();
     let uid = network.uid().unwrap_or_default();
-    let all = Api::<HsnNode>::namespaced(ctx.hub.clone(), &namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::Hub)?
-        .items;
+    let all = lists::list(
+        &Api::<HsnNode>::namespaced(ctx.hub.clone(), &namespace),
+        &ListParams::default(),
+        |n| n,
+    )
+    .await
+    .map_err(Error::Hub)?;
     let (nodes, forged) = sort_nodes(network, all);
 
     let reads = members
@@ -235,25 +238,37 @@ async fn read_member(
     namespace: &str,
     uid: &str,
 ) -> Result<(Vec<Lease>, Pods, Stuck), kube::Error> {
-    let leases = match Api::<Lease>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
-        .await
+    let leases = match lists::list(
+        &Api::<Lease>::namespaced(client.clone(), namespace),
+        &ListParams::default(),
+        |l| l,
+    )
+    .await
     {
-        Ok(l) => l.items,
+        Ok(l) => l,
         Err(kube::Error::Api(s)) if s.code == 404 => {
             return Ok((Vec::new(), Ok(BTreeMap::new()), Stuck::default()));
         }
         Err(e) => return Err(e),
     };
     let selector = format!("{NETWORK_UID_LABEL}={uid}");
-    let (pods, stuck) = match Api::<Pod>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default().labels(&selector))
-        .await
+    // Of each pod only what judges Leases and what says it is stuck is kept.
+    let (pods, stuck) = match lists::list(
+        &Api::<Pod>::namespaced(client.clone(), namespace),
+        &ListParams::default().labels(&selector),
+        |p| (PodFacts::of(&p), stuck::of(&p)),
+    )
+    .await
     {
-        Ok(list) => (
-            Ok(list.items.iter().map(PodFacts::of).collect()),
-            stuck::stuck(&list.items),
-        ),
+        Ok(list) => {
+            let mut facts = BTreeMap::new();
+            let mut stuck = Vec::new();
+            for ((name, f), s) in list {
+                facts.insert(name, f);
+                stuck.push(s);
+            }
+            (Ok(facts), stuck.into_iter().collect())
+        }
         Err(e) => {
             tracing::warn!(namespace, error = %e, "reading the agents' pods failed: no Lease there is trusted");
             (Err(e.to_string()), Stuck::default())

@@ -176,8 +176,10 @@ async fn reconcile_apply(
         tracing::debug!(?unprobed, "waiting for the first probe of every cluster");
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
+    let mut clock = Stages::start(ctx);
     let fetched = fetch::fetch(network, ctx).await?;
     let held = others::held(network, ctx).await?;
+    clock.lap("fetch");
 
     if let Err(invalid) = validate::validate(&network.name_any(), &network.spec) {
         let message = invalid.to_string();
@@ -210,7 +212,9 @@ async fn reconcile_apply(
     let paused = network.spec.paused;
 
     let chain = chain::prepare(network, ctx, &plan, &fetched).await?;
+    clock.lap("chain");
     let outcomes = apply::apply_all(network, ctx, &plan, &fetched, &chain, paused).await;
+    clock.lap("apply");
     if !paused {
         nodes::remove_forged(network, ctx, &fetched.forged).await?;
         failovers.observe(network, &previous, &plan, &fetched, &outcomes, &ctx.metrics);
@@ -219,6 +223,7 @@ async fn reconcile_apply(
         nodes::sync(network, ctx, &fetched.nodes, want, now).await?;
         nodes::prune(network, ctx, &fetched.nodes, |n| keep.contains(n)).await?;
     }
+    clock.lap("nodes");
     let observed = status::Observed {
         plan: &plan,
         outcomes: &outcomes,
@@ -237,6 +242,7 @@ async fn reconcile_apply(
     let converged =
         !hsn_api::condition::is_true(&new_status.conditions, ConditionType::Progressing);
     status::write(network, ctx, new_status).await?;
+    clock.lap("status");
     // Leases expire and pods become ready without any hub event: look again soon while
     // rolling out, and on the resync interval once converged; and right after the next
     // super node's Lease lapses (unless renewed by then), so a lost super node is failed
@@ -251,6 +257,29 @@ async fn reconcile_apply(
         fetched.next_super_expiry(now),
         Timestamp::now(),
     )))
+}
+
+/// Times the stages of one reconcile into the stage histogram; a stage that failed is not
+/// recorded (the reconcile's own duration and error count it).
+struct Stages<'a> {
+    ctx: &'a Context,
+    last: std::time::Instant,
+}
+
+impl<'a> Stages<'a> {
+    fn start(ctx: &'a Context) -> Self {
+        Self {
+            ctx,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// Records the time since the previous lap as `stage`.
+    fn lap(&mut self, stage: &'static str) {
+        let now = std::time::Instant::now();
+        self.ctx.metrics.stage(stage, now - self.last);
+        self.last = now;
+    }
 }
 
 /// How long a Lease is checked after it should have lapsed: clocks of the operator and the

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::{StreamExt, TryStreamExt};
 use hsn_api::node::{HsnNodeSpec, HsnNodeStatus, lease};
 use hsn_api::{ConditionType, HsnNetwork, HsnNode, HsnNodeReason};
 use hsn_core::Role;
@@ -219,7 +220,12 @@ fn status(
     }
 }
 
-/// Creates, updates and deletes HsnNodes so the hub matches `want`.
+/// HsnNode writes in flight at once: a rollout creates hundreds, each a spec and then a
+/// status write; one after another they took most of a rollout's reconcile.
+const HUB_WRITES_IN_FLIGHT: usize = 16;
+
+/// Creates and updates HsnNodes so the hub matches `want`, [`HUB_WRITES_IN_FLIGHT`] nodes
+/// at a time (each node's spec before its status).
 pub async fn sync(
     network: &HsnNetwork,
     ctx: &Context,
@@ -229,28 +235,44 @@ pub async fn sync(
 ) -> Result<(), Error> {
     let api: Api<HsnNode> =
         Api::namespaced(ctx.hub.clone(), &network.namespace().unwrap_or_default());
-    for (name, Wanted { mut node, ready }) in want {
-        let existing = have.get(&name);
-        let old_conds = existing
-            .and_then(|e| e.status.as_ref())
-            .map(|s| s.conditions.clone())
-            .unwrap_or_default();
-        let status = node.status.as_mut().expect("desired nodes carry status");
-        status.conditions = conditions::merge(&old_conds, &[ready], None, now);
-        let same_spec =
-            existing.is_some_and(|e| e.spec == node.spec && e.labels() == node.labels());
-        if !same_spec {
-            tracing::debug!(node = %name, "writing HsnNode spec");
-            ctx.apply_spec(super::CONTROLLER, &api, &name, &node.metadata, &node.spec)
-                .await
-                .map_err(Error::Hub)?;
-        }
-        if existing.and_then(|e| e.status.as_ref()) != node.status.as_ref() {
-            tracing::debug!(node = %name, have = ?existing.and_then(|e| e.status.as_ref()), want = ?node.status, "writing HsnNode status");
-            ctx.apply_status(super::CONTROLLER, &api, &name, &node.status)
-                .await
-                .map_err(Error::Hub)?;
-        }
+    // The futures are made before the stream (see `apply::apply_member`).
+    let writes: Vec<_> = want
+        .into_iter()
+        .map(|(name, wanted)| write_node(ctx, &api, have.get(&name), name, wanted, now))
+        .collect();
+    futures::stream::iter(writes)
+        .buffer_unordered(HUB_WRITES_IN_FLIGHT)
+        .try_collect::<()>()
+        .await
+}
+
+/// Writes one HsnNode's spec and status where they differ from `existing`.
+async fn write_node(
+    ctx: &Context,
+    api: &Api<HsnNode>,
+    existing: Option<&HsnNode>,
+    name: String,
+    Wanted { mut node, ready }: Wanted,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let old_conds = existing
+        .and_then(|e| e.status.as_ref())
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let status = node.status.as_mut().expect("desired nodes carry status");
+    status.conditions = conditions::merge(&old_conds, &[ready], None, now);
+    let same_spec = existing.is_some_and(|e| e.spec == node.spec && e.labels() == node.labels());
+    if !same_spec {
+        tracing::debug!(node = %name, "writing HsnNode spec");
+        ctx.apply_spec(super::CONTROLLER, api, &name, &node.metadata, &node.spec)
+            .await
+            .map_err(Error::Hub)?;
+    }
+    if existing.and_then(|e| e.status.as_ref()) != node.status.as_ref() {
+        tracing::debug!(node = %name, have = ?existing.and_then(|e| e.status.as_ref()), want = ?node.status, "writing HsnNode status");
+        ctx.apply_status(super::CONTROLLER, api, &name, &node.status)
+            .await
+            .map_err(Error::Hub)?;
     }
     Ok(())
 }

@@ -45,11 +45,13 @@ pub async fn held(network: &HsnNetwork, ctx: &Context) -> Result<BTreeMap<String
     if others.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let nodes = Api::<HsnNode>::all(ctx.hub.clone())
-        .list(&ListParams::default().labels(NETWORK_UID_LABEL))
-        .await
-        .map_err(Error::Hub)?
-        .items;
+    let nodes = crate::lists::list(
+        &Api::<HsnNode>::all(ctx.hub.clone()),
+        &ListParams::default().labels(NETWORK_UID_LABEL),
+        |n| n,
+    )
+    .await
+    .map_err(Error::Hub)?;
     Ok(tally(network, &others, &nodes))
 }
 

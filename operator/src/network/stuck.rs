@@ -27,43 +27,59 @@ const FAILING: &[&str] = &[
     "CrashLoopBackOff",
 ];
 
-/// What of `pods` is stuck.
-pub fn stuck(pods: &[Pod]) -> Stuck {
+/// Whether `pod` is stuck: at most one entry in each list, its name and why.
+pub fn of(pod: &Pod) -> Stuck {
     let mut out = Stuck::default();
-    for pod in pods {
-        let Some(status) = &pod.status else { continue };
-        let unscheduled = status.conditions.iter().flatten().find(|c| {
-            c.type_ == "PodScheduled"
-                && c.status == "False"
-                && c.reason.as_deref() == Some("Unschedulable")
-        });
-        if let Some(c) = unscheduled {
-            out.unschedulable
-                .push((pod.name_any(), c.message.clone().unwrap_or_default()));
-        }
-        let waiting = status
-            .container_statuses
-            .iter()
-            .flatten()
-            .filter_map(|c| c.state.as_ref()?.waiting.as_ref())
-            .find(|w| w.reason.as_deref().is_some_and(|r| FAILING.contains(&r)));
-        if let Some(w) = waiting {
-            let why = format!(
-                "{}: {}",
-                w.reason.as_deref().unwrap_or_default(),
-                w.message.as_deref().unwrap_or_default()
-            );
-            out.failing.push((pod.name_any(), why));
-        }
+    let Some(status) = &pod.status else {
+        return out;
+    };
+    let unscheduled = status.conditions.iter().flatten().find(|c| {
+        c.type_ == "PodScheduled"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("Unschedulable")
+    });
+    if let Some(c) = unscheduled {
+        out.unschedulable
+            .push((pod.name_any(), c.message.clone().unwrap_or_default()));
     }
-    out.unschedulable.sort();
-    out.failing.sort();
+    let waiting = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.waiting.as_ref())
+        .find(|w| w.reason.as_deref().is_some_and(|r| FAILING.contains(&r)));
+    if let Some(w) = waiting {
+        let why = format!(
+            "{}: {}",
+            w.reason.as_deref().unwrap_or_default(),
+            w.message.as_deref().unwrap_or_default()
+        );
+        out.failing.push((pod.name_any(), why));
+    }
     out
+}
+
+/// All pods' stuck entries, sorted by pod name.
+impl FromIterator<Stuck> for Stuck {
+    fn from_iter<I: IntoIterator<Item = Stuck>>(iter: I) -> Self {
+        let mut out = Stuck::default();
+        for s in iter {
+            out.unschedulable.extend(s.unschedulable);
+            out.failing.extend(s.failing);
+        }
+        out.unschedulable.sort();
+        out.failing.sort();
+        out
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stuck(pods: &[Pod]) -> Stuck {
+        pods.iter().map(of).collect()
+    }
 
     #[test]
     fn pods_the_scheduler_cannot_place_or_that_cannot_start_are_stuck() {
