@@ -291,6 +291,9 @@ async fn run(args: Args) -> Result<()> {
         setup: setup.elapsed(),
         ..Figures::default()
     };
+    // Twice: fresh members place their first pods slower than ever after (the operator's
+    // rollout comes after this warm-up), so the second is the one compared.
+    fig.members_alone_first = members_alone(&members).await?;
     fig.members_alone = members_alone(&members).await?;
     let result = measure(&hub, &members, &op, &args, &mut fig).await;
     if let Err(e) = result {

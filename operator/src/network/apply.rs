@@ -179,7 +179,7 @@ async fn apply_member(
 /// Requests one member's apply has in flight at once: a few hundred Leases and the rest
 /// are written in parallel, not one round trip after another, without flooding the
 /// member's API server (its default max-mutating-requests-inflight is 200).
-const MEMBER_WRITES_IN_FLIGHT: usize = 16;
+const MEMBER_WRITES_IN_FLIGHT: usize = 4;
 
 /// `desired` in the order its phases must be written, each phase's objects independent of
 /// one another: the Namespace (its ownership checked before anything is written into it);

@@ -222,7 +222,7 @@ fn status(
 
 /// HsnNode writes in flight at once: a rollout creates hundreds, each a spec and then a
 /// status write; one after another they took most of a rollout's reconcile.
-const HUB_WRITES_IN_FLIGHT: usize = 16;
+const HUB_WRITES_IN_FLIGHT: usize = 4;
 
 /// Creates and updates HsnNodes so the hub matches `want`, [`HUB_WRITES_IN_FLIGHT`] nodes
 /// at a time (each node's spec before its status).
