@@ -18,8 +18,9 @@ pub(crate) async fn scrape(op: &Operator) -> Result<Scrape> {
     Ok(Scrape(op.get("/metrics").await?))
 }
 
-/// The operator's (VmRSS, VmHWM) in MiB.
-pub(crate) fn rss_mib(op: &Operator) -> Result<(f64, f64)> {
+/// The operator's memory in MiB: (VmRSS, VmHWM, RssFile: the part that is its mapped
+/// executable and libraries rather than its heap).
+pub(crate) fn rss_mib(op: &Operator) -> Result<(f64, f64, f64)> {
     let pid = op.pid().context("operator exited")?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kib = |key: &str| -> Option<f64> {
@@ -29,6 +30,7 @@ pub(crate) fn rss_mib(op: &Operator) -> Result<(f64, f64)> {
     Ok((
         kib("VmRSS:").context("VmRSS")? / 1024.0,
         kib("VmHWM:").context("VmHWM")? / 1024.0,
+        kib("RssFile:").context("RssFile")? / 1024.0,
     ))
 }
 
