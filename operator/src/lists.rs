@@ -58,6 +58,6 @@ where
 
 /// Drops what no decision of the operator reads: the field managers' records (the bulk of
 /// most objects).
-pub fn lean(meta: &mut ObjectMeta) {
+fn lean(meta: &mut ObjectMeta) {
     meta.managed_fields = None;
 }

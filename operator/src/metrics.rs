@@ -99,8 +99,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// The stages of a network reconcile, in order: reading the hub and the members, the
-    /// chain's keys and registry, writing the members, the HsnNodes, the network status.
+    /// The stages of a network reconcile: reading the hub and the members, the chain's keys
+    /// and registry, then writing the members and the HsnNodes (these two at the same time),
+    /// then the network status.
     pub const STAGES: [&'static str; 5] = ["fetch", "chain", "apply", "nodes", "status"];
 
     /// Records that a network reconcile spent `took` in `stage`.
