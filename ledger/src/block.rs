@@ -6,7 +6,7 @@ use ed25519_dalek::Signature;
 use crate::attest::Attester;
 pub use crate::endorsing::Endorsing;
 use crate::entry::Entry;
-use crate::merkle::{self, Hash};
+use crate::merkle::{self, Hash, TreeHash};
 use hsn_ledger_api::canonical::Canonical;
 use hsn_ledger_api::keys::NodeKey;
 use hsn_ledger_api::pb;
@@ -21,8 +21,11 @@ pub const GENESIS_PREV_HASH: Hash = [0; 32];
 /// A block header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockHeader {
-    /// How the block is endorsed (the header version).
+    /// How the block is endorsed (with `tree`, the header version).
     pub endorsing: Endorsing,
+    /// The hash of the Merkle tree, the chain's since its first block (with `endorsing`,
+    /// the header version).
+    pub tree: TreeHash,
     /// The network.
     pub network: String,
     /// Position in the chain, from 0.
@@ -45,7 +48,7 @@ impl BlockHeader {
     /// The header's hash: BLAKE3 over its canonical bytes.
     pub fn hash(&self) -> Hash {
         let mut c = Canonical::new(BLOCK_DOMAIN)
-            .u32(self.endorsing.version())
+            .u32(self.version())
             .str(&self.network)
             .u64(self.height)
             .u64(self.epoch)
@@ -60,6 +63,11 @@ impl BlockHeader {
         *blake3::hash(&c.finish()).as_bytes()
     }
 
+    /// The header version: how the block is endorsed and the hash of its tree.
+    pub fn version(&self) -> u32 {
+        version(self.endorsing, self.tree)
+    }
+
     /// What each signer signs: the hash under its own domain tag.
     pub fn signing_bytes(&self) -> Vec<u8> {
         Canonical::new(BLOCK_SIGNATURE_DOMAIN)
@@ -70,7 +78,7 @@ impl BlockHeader {
     /// The wire form.
     pub fn to_pb(&self) -> pb::BlockHeader {
         pb::BlockHeader {
-            version: self.endorsing.version(),
+            version: self.version(),
             network: self.network.clone(),
             height: self.height,
             epoch: self.epoch,
@@ -84,13 +92,14 @@ impl BlockHeader {
 
     /// Reads a header from the wire.
     pub fn from_pb(m: &pb::BlockHeader) -> Result<Self, BlockError> {
-        let endorsing = Endorsing::from_version(m.version).ok_or(BlockError::Version(m.version))?;
+        let (endorsing, tree) = from_version(m.version).ok_or(BlockError::Version(m.version))?;
         let hash = |v: &[u8], field| -> Result<Hash, BlockError> {
             v.try_into().map_err(|_| BlockError::HashLength(field))
         };
         let signers = m.signers.iter().map(|s| NodeKey::from_slice(s));
         Ok(Self {
             endorsing,
+            tree,
             network: m.network.clone(),
             height: m.height,
             epoch: m.epoch,
@@ -103,6 +112,30 @@ impl BlockHeader {
                 .map_err(|_| BlockError::Signer)?,
         })
     }
+}
+
+/// Every header version: how its blocks are endorsed and the hash of their trees.
+const VERSIONS: [(u32, Endorsing, TreeHash); 4] = [
+    (1, Endorsing::Signers, TreeHash::Blake3),
+    (2, Endorsing::Quorum, TreeHash::Blake3),
+    (3, Endorsing::Signers, TreeHash::Sha256),
+    (4, Endorsing::Quorum, TreeHash::Sha256),
+];
+
+/// The header version of blocks endorsed by `endorsing` with trees of `tree`.
+pub fn version(endorsing: Endorsing, tree: TreeHash) -> u32 {
+    VERSIONS
+        .iter()
+        .find(|(_, e, t)| (*e, *t) == (endorsing, tree))
+        .map_or(0, |(v, ..)| *v)
+}
+
+/// How blocks of header version `version` are endorsed and the hash of their trees.
+pub fn from_version(version: u32) -> Option<(Endorsing, TreeHash)> {
+    VERSIONS
+        .iter()
+        .find(|(v, ..)| *v == version)
+        .map(|(_, e, t)| (*e, *t))
 }
 
 /// A header and its signatures, one place per signer in order (on the wire an empty byte
@@ -169,7 +202,7 @@ pub enum BlockError {
     #[error("block has no header")]
     MissingHeader,
     /// Unknown block version.
-    #[error("unsupported block version {0} (this ledger reads 1 and 2)")]
+    #[error("unsupported block version {0} (this ledger reads 1 to 4)")]
     Version(u32),
     /// A hash field that is not 32 bytes.
     #[error("{0} is not 32 bytes")]
@@ -183,7 +216,7 @@ pub enum BlockError {
 }
 
 /// Where the next block goes: its height, the hash it chains to, the time it may not
-/// precede.
+/// precede, the hash of its tree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tip {
     /// Height of the next block.
@@ -192,6 +225,10 @@ pub struct Tip {
     pub prev_hash: Hash,
     /// Time of the last block, or 0.
     pub prev_time: u64,
+    /// The tree hash of the chain: its first block's, or [`TreeHash::NEW`] for a new chain.
+    /// A chain keeps its hash, so replicas running this code and the code before it agree
+    /// on every block of a chain begun before SHA-256 trees.
+    pub tree: TreeHash,
 }
 
 impl Tip {
@@ -200,6 +237,7 @@ impl Tip {
         next_height: 0,
         prev_hash: GENESIS_PREV_HASH,
         prev_time: 0,
+        tree: TreeHash::NEW,
     };
 
     /// The tip after `header`.
@@ -208,6 +246,7 @@ impl Tip {
             next_height: header.height + 1,
             prev_hash: header.hash(),
             prev_time: header.time,
+            tree: header.tree,
         }
     }
 }
@@ -215,10 +254,10 @@ impl Tip {
 /// Who endorses the blocks a ledger seals.
 #[derive(Clone, Copy, Debug)]
 pub enum Sealer<'a> {
-    /// The ledger's own super node signs at once (version 1).
+    /// The ledger's own super node signs at once (versions 1 and 3).
     Attester(&'a Attester),
-    /// The validator set endorses later, through vote extensions (version 2); the keys are
-    /// the set at sealing, in key order.
+    /// The validator set endorses later, through vote extensions (versions 2 and 4); the
+    /// keys are the set at sealing, in key order.
     Validators(&'a [NodeKey]),
 }
 
@@ -232,18 +271,19 @@ pub fn seal(
     time: u64,
     sealer: Sealer<'_>,
 ) -> Block {
-    let leaves = merkle::hash_all(&entries, Entry::leaf_hash);
+    let leaves = merkle::hash_all(&entries, |e| e.leaf_hash(tip.tree));
     let (endorsing, signers) = match sealer {
         Sealer::Attester(a) => (Endorsing::Signers, vec![a.public()]),
         Sealer::Validators(v) => (Endorsing::Quorum, v.to_vec()),
     };
     let header = BlockHeader {
         endorsing,
+        tree: tip.tree,
         network: network.to_owned(),
         height: tip.next_height,
         epoch,
         prev_hash: tip.prev_hash,
-        merkle_root: merkle::root(&leaves),
+        merkle_root: merkle::root(tip.tree, &leaves),
         entry_count: u32::try_from(entries.len()).expect("blocks are bounded well below u32::MAX"),
         time: time.max(tip.prev_time),
         signers,
@@ -268,6 +308,7 @@ mod tests {
     fn header() -> BlockHeader {
         BlockHeader {
             endorsing: Endorsing::Signers,
+            tree: TreeHash::NEW,
             network: "n".into(),
             height: 3,
             epoch: 9,
@@ -319,6 +360,10 @@ mod tests {
                 endorsing: Endorsing::Quorum,
                 ..base.clone()
             },
+            BlockHeader {
+                tree: TreeHash::Blake3,
+                ..base.clone()
+            },
         ];
         for v in variants {
             assert_ne!(v.hash(), base.hash(), "{v:?}");
@@ -326,9 +371,67 @@ mod tests {
     }
 
     #[test]
+    fn versions_are_pinned() {
+        let versions: Vec<u32> = [
+            (Endorsing::Signers, TreeHash::Blake3),
+            (Endorsing::Quorum, TreeHash::Blake3),
+            (Endorsing::Signers, TreeHash::Sha256),
+            (Endorsing::Quorum, TreeHash::Sha256),
+        ]
+        .into_iter()
+        .map(|(e, t)| version(e, t))
+        .collect();
+        assert_eq!(versions, [1, 2, 3, 4]);
+        for v in 1..=4 {
+            let (e, t) = from_version(v).unwrap();
+            assert_eq!(version(e, t), v);
+        }
+        assert_eq!(from_version(0), None);
+        assert_eq!(from_version(5), None);
+    }
+
+    #[test]
+    fn a_chain_keeps_the_tree_hash_of_its_first_block() {
+        let attester = Attester::new(SigningKey::from_bytes(&[5; 32]), Tolerance::default());
+        let first = seal(
+            &Tip::GENESIS,
+            "n",
+            1,
+            vec![],
+            5,
+            Sealer::Attester(&attester),
+        );
+        assert_eq!(first.header.header.tree, TreeHash::Sha256);
+        assert_eq!(first.header.header.version(), 3);
+        // A chain begun with BLAKE3 trees (before version 3) goes on with them.
+        let old = Tip {
+            tree: TreeHash::Blake3,
+            ..Tip::GENESIS
+        };
+        let old_first = seal(&old, "n", 1, vec![], 5, Sealer::Attester(&attester));
+        let next = seal(
+            &Tip::after(&old_first.header.header),
+            "n",
+            2,
+            vec![],
+            6,
+            Sealer::Attester(&attester),
+        );
+        assert_eq!(next.header.header.tree, TreeHash::Blake3);
+        assert_eq!(next.header.header.version(), 1);
+    }
+
+    #[test]
     fn wire_round_trip() {
         let h = header();
         assert_eq!(BlockHeader::from_pb(&h.to_pb()).unwrap(), h);
+        let old = BlockHeader {
+            endorsing: Endorsing::Quorum,
+            tree: TreeHash::Blake3,
+            ..header()
+        };
+        assert_eq!(old.to_pb().version, 2);
+        assert_eq!(BlockHeader::from_pb(&old.to_pb()).unwrap(), old);
         let mut bad = h.to_pb();
         bad.prev_hash.pop();
         assert!(matches!(
@@ -363,6 +466,7 @@ mod tests {
         let keys = [NodeKey([1; 32]), NodeKey([2; 32])];
         let block = seal(&Tip::GENESIS, "n", 1, vec![], 5, Sealer::Validators(&keys));
         assert_eq!(block.header.header.endorsing, Endorsing::Quorum);
+        assert_eq!(block.header.header.version(), 4);
         assert_eq!(block.header.signatures, [None, None]);
         let back = SignedHeader::from_pb(&block.header.to_pb()).unwrap();
         assert_eq!(back, block.header);

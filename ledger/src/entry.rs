@@ -5,7 +5,7 @@
 use ed25519_dalek::Signature;
 
 use crate::attest::{Attester, Judgement, Tolerance, Verdict};
-use crate::merkle::{self, Hash};
+use crate::merkle::{Hash, TreeHash};
 use hsn_ledger_api::canonical::Canonical;
 use hsn_ledger_api::keys::NodeKey;
 use hsn_ledger_api::pb;
@@ -115,9 +115,9 @@ impl Entry {
         c.finish()
     }
 
-    /// The entry's Merkle leaf.
-    pub fn leaf_hash(&self) -> Hash {
-        merkle::leaf_hash(&self.leaf_bytes())
+    /// The entry's Merkle leaf in a tree of `tree`.
+    pub fn leaf_hash(&self, tree: TreeHash) -> Hash {
+        tree.leaf(&self.leaf_bytes())
     }
 
     /// The wire and storage form.
@@ -423,7 +423,7 @@ mod tests {
         let (e, _) = stored(merge(Some(&e), &f.observation(10), &f.attester));
         let back = Entry::from_pb(&e.to_pb()).unwrap();
         assert_eq!(back, e);
-        assert_eq!(back.leaf_hash(), e.leaf_hash());
+        assert_eq!(back.leaf_hash(TreeHash::NEW), e.leaf_hash(TreeHash::NEW));
         let mut judged_differently = e.clone();
         judged_differently
             .judgement
@@ -431,13 +431,16 @@ mod tests {
             .unwrap()
             .tolerance
             .bytes += 1;
-        assert_ne!(judged_differently.leaf_hash(), e.leaf_hash());
+        assert_ne!(
+            judged_differently.leaf_hash(TreeHash::NEW),
+            e.leaf_hash(TreeHash::NEW)
+        );
         let half = Entry {
             observation: None,
             judgement: None,
             ..e.clone()
         };
-        assert_ne!(half.leaf_hash(), e.leaf_hash());
+        assert_ne!(half.leaf_hash(TreeHash::NEW), e.leaf_hash(TreeHash::NEW));
     }
 
     #[test]

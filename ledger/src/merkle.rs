@@ -1,11 +1,14 @@
-//! Binary Merkle tree over BLAKE3 with domain-separated leaves (prefix 0x00) and inner
-//! nodes (prefix 0x01), so a leaf can never pass for an inner node.
+//! Binary Merkle tree with domain-separated leaves (prefix 0x00) and inner nodes (prefix
+//! 0x01), so a leaf can never pass for an inner node, over SHA-256 or, in chains begun
+//! before block versions 3 and 4, BLAKE3 ([`TreeHash`]).
 //!
 //! Odd rule: when a level has an odd number of nodes, the last one is promoted to the next
 //! level unchanged. Duplicating it instead (Bitcoin's rule) would give `[a, b, c]` and
 //! `[a, b, c, c]` the same root.
 
-/// A 32-byte BLAKE3 hash.
+use sha2::Digest;
+
+/// A 32-byte hash.
 pub type Hash = [u8; 32];
 
 /// Prefix of leaf hashes.
@@ -15,28 +18,69 @@ pub const NODE_PREFIX: u8 = 0x01;
 /// Root of an empty tree (blocks are never empty; defined for completeness).
 pub const EMPTY_ROOT: Hash = [0; 32];
 
-/// Hash of a leaf's data.
-pub fn leaf_hash(data: &[u8]) -> Hash {
-    let mut h = blake3::Hasher::new();
-    h.update(&[LEAF_PREFIX]);
-    h.update(data);
-    *h.finalize().as_bytes()
+/// The hash function of a chain's Merkle trees, fixed for the chain by its first block
+/// (the header version says which).
+///
+/// SHA-256 because a leaf is one short input (an entry's ~420 canonical bytes) and a node
+/// 65 bytes: BLAKE3 runs the compressions of one short input one after the other, while
+/// SHA-256 has instructions in today's x86 and Arm cores (`make bench-ledger` prints the
+/// tree of 1,000,000 leaves with both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TreeHash {
+    /// BLAKE3: blocks of versions 1 and 2, chains begun before SHA-256 trees.
+    Blake3,
+    /// SHA-256: blocks of versions 3 and 4.
+    Sha256,
 }
 
-/// Hash of an inner node.
-pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    let mut buf = [0u8; 65];
-    buf[0] = NODE_PREFIX;
-    buf[1..33].copy_from_slice(left);
-    buf[33..].copy_from_slice(right);
-    *blake3::hash(&buf).as_bytes()
+impl TreeHash {
+    /// The hash of a new chain's trees.
+    pub const NEW: Self = Self::Sha256;
+
+    /// Hash of a leaf's data.
+    pub fn leaf(self, data: &[u8]) -> Hash {
+        self.hash(&[&[LEAF_PREFIX], data])
+    }
+
+    /// Hash of an inner node.
+    pub fn node(self, left: &Hash, right: &Hash) -> Hash {
+        self.hash(&[&[NODE_PREFIX], left, right])
+    }
+
+    fn hash(self, parts: &[&[u8]]) -> Hash {
+        match self {
+            Self::Blake3 => {
+                let mut h = blake3::Hasher::new();
+                parts.iter().for_each(|p| {
+                    h.update(p);
+                });
+                *h.finalize().as_bytes()
+            }
+            Self::Sha256 => {
+                let mut h = sha2::Sha256::new();
+                parts.iter().for_each(|p| h.update(p));
+                h.finalize().into()
+            }
+        }
+    }
+
+    /// Lowercase name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Blake3 => "blake3",
+            Self::Sha256 => "sha256",
+        }
+    }
 }
 
 /// The root over leaf hashes; large trees use every core (see [`root_in_subtrees`]).
-pub fn root(leaves: &[Hash]) -> Hash {
+pub fn root(tree: TreeHash, leaves: &[Hash]) -> Hash {
     match threads_for(leaves.len()) {
-        0 | 1 => serial_root(leaves),
-        threads => root_in_subtrees(leaves, leaves.len().div_ceil(threads).next_power_of_two()),
+        0 | 1 => serial_root(tree, leaves),
+        threads => {
+            let size = leaves.len().div_ceil(threads).next_power_of_two();
+            root_in_subtrees(tree, leaves, size)
+        }
     }
 }
 
@@ -45,18 +89,19 @@ pub fn root(leaves: &[Hash]) -> Hash {
 /// is a whole subtree (with the odd rule, a level's last node is promoted and never pairs
 /// across a run's end), so the runs' roots are exactly the tree's nodes `log2(size)` levels
 /// up, and their root is the tree's.
-fn root_in_subtrees(leaves: &[Hash], size: usize) -> Hash {
+fn root_in_subtrees(tree: TreeHash, leaves: &[Hash], size: usize) -> Hash {
     debug_assert!(size.is_power_of_two());
-    serial_root(&split_map(leaves, size, serial_root))
+    let runs = split_map(leaves, size, |run| serial_root(tree, run));
+    serial_root(tree, &runs)
 }
 
-fn serial_root(leaves: &[Hash]) -> Hash {
+fn serial_root(tree: TreeHash, leaves: &[Hash]) -> Hash {
     if leaves.is_empty() {
         return EMPTY_ROOT;
     }
-    let mut level = next_level(leaves);
+    let mut level = next_level(tree, leaves);
     while level.len() > 1 {
-        level = next_level(&level);
+        level = next_level(tree, &level);
     }
     level.first().copied().unwrap_or(leaves[0])
 }
@@ -104,11 +149,11 @@ fn split_map<T: Sync, R: Send>(items: &[T], chunk: usize, f: impl Fn(&[T]) -> R 
     })
 }
 
-fn next_level(level: &[Hash]) -> Vec<Hash> {
+fn next_level(tree: TreeHash, level: &[Hash]) -> Vec<Hash> {
     level
         .chunks(2)
         .map(|pair| match pair {
-            [l, r] => node_hash(l, r),
+            [l, r] => tree.node(l, r),
             [single] => *single,
             _ => unreachable!("chunks(2) yields one or two"),
         })
@@ -124,10 +169,10 @@ pub struct Tree {
 
 impl Tree {
     /// Builds every level above `leaves`.
-    pub fn new(leaves: Vec<Hash>) -> Self {
+    pub fn new(tree: TreeHash, leaves: Vec<Hash>) -> Self {
         let mut levels = vec![leaves];
         while levels.last().is_some_and(|l| l.len() > 1) {
-            let next = next_level(levels.last().map_or(&[][..], Vec::as_slice));
+            let next = next_level(tree, levels.last().map_or(&[][..], Vec::as_slice));
             levels.push(next);
         }
         Self { levels }
@@ -179,8 +224,8 @@ pub struct Proof {
 
 /// The proof for leaf `index`, or `None` when out of range (builds the tree: use [`Tree`]
 /// for many proofs of one block).
-pub fn prove(leaves: &[Hash], index: u32) -> Option<Proof> {
-    Tree::new(leaves.to_vec()).prove(index)
+pub fn prove(tree: TreeHash, leaves: &[Hash], index: u32) -> Option<Proof> {
+    Tree::new(tree, leaves.to_vec()).prove(index)
 }
 
 /// Why a proof does not verify.
@@ -208,7 +253,8 @@ pub enum ProofError {
 }
 
 /// Checks that `leaf` is at `proof.index` of the tree with root `root`.
-pub fn verify(leaf: &Hash, proof: &Proof, root: &Hash) -> Result<(), ProofError> {
+/// `tree` is the hash of the block's chain (its header version says which).
+pub fn verify(tree: TreeHash, leaf: &Hash, proof: &Proof, root: &Hash) -> Result<(), ProofError> {
     if proof.index >= proof.count {
         return Err(ProofError::IndexOutOfRange {
             index: proof.index,
@@ -230,9 +276,9 @@ pub fn verify(leaf: &Hash, proof: &Proof, root: &Hash) -> Result<(), ProofError>
         if !promoted {
             let sibling = siblings.next().ok_or(ProofError::RootMismatch)?;
             acc = if i % 2 == 0 {
-                node_hash(&acc, sibling)
+                tree.node(&acc, sibling)
             } else {
-                node_hash(sibling, &acc)
+                tree.node(sibling, &acc)
             };
         }
         i /= 2;
@@ -263,117 +309,169 @@ mod tests {
 
     use super::*;
 
-    fn leaves(n: usize) -> Vec<Hash> {
-        (0..n).map(|i| leaf_hash(&i.to_be_bytes())).collect()
+    const BOTH: [TreeHash; 2] = [TreeHash::Blake3, TreeHash::Sha256];
+
+    fn leaves(tree: TreeHash, n: usize) -> Vec<Hash> {
+        (0..n).map(|i| tree.leaf(&i.to_be_bytes())).collect()
+    }
+
+    #[test]
+    fn hashes_are_pinned() {
+        // SHA-256 of the bare leaf prefix: RFC 6962's hash of an empty leaf.
+        let sha = TreeHash::Sha256;
+        assert_eq!(
+            hex::encode(sha.leaf(b"")),
+            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+        );
+        assert_eq!(
+            hex::encode(sha.node(&[1; 32], &[2; 32])),
+            hex::encode(<[u8; 32]>::from(sha2::Sha256::digest(
+                [&[NODE_PREFIX][..], &[1; 32], &[2; 32]].concat()
+            )))
+        );
+        // BLAKE3 trees are those of every block sealed before version 3: they must not move.
+        let b3 = TreeHash::Blake3;
+        assert_eq!(hex::encode(b3.leaf(b"abc")), BLAKE3_LEAF_ABC);
+        assert_eq!(hex::encode(b3.node(&[1; 32], &[2; 32])), BLAKE3_NODE_1_2);
+    }
+
+    const BLAKE3_LEAF_ABC: &str =
+        "b14157d03cf324d8896c43f2c5e241223eab944698e40c01f8f4e028fd1751e4";
+    const BLAKE3_NODE_1_2: &str =
+        "7dfb6d5986153fae21ad072c102d9b029a7c247f7e4019dc0ad217145a4a3485";
+
+    #[test]
+    fn the_two_hashes_give_different_roots() {
+        let (b, s) = (leaves(TreeHash::Blake3, 5), leaves(TreeHash::Sha256, 5));
+        assert_ne!(root(TreeHash::Blake3, &b), root(TreeHash::Sha256, &s));
+        assert_ne!(root(TreeHash::Blake3, &s), root(TreeHash::Sha256, &s));
     }
 
     #[test]
     fn small_trees_by_hand() {
-        let l = leaves(3);
-        assert_eq!(root(&l[..1]), l[0]);
-        assert_eq!(root(&l[..2]), node_hash(&l[0], &l[1]));
-        // Odd rule: the third leaf is promoted, not paired with itself.
-        assert_eq!(root(&l), node_hash(&node_hash(&l[0], &l[1]), &l[2]));
-        assert_eq!(root(&[]), EMPTY_ROOT);
+        for t in BOTH {
+            let l = leaves(t, 3);
+            assert_eq!(root(t, &l[..1]), l[0]);
+            assert_eq!(root(t, &l[..2]), t.node(&l[0], &l[1]));
+            // Odd rule: the third leaf is promoted, not paired with itself.
+            assert_eq!(root(t, &l), t.node(&t.node(&l[0], &l[1]), &l[2]));
+            assert_eq!(root(t, &[]), EMPTY_ROOT);
+        }
     }
 
     #[test]
     fn subtree_roots_give_the_serial_root() {
-        let l = leaves(70);
-        for n in 1..=l.len() {
-            for size in [1, 2, 4, 8, 16, 32, 64, 128] {
-                assert_eq!(
-                    root_in_subtrees(&l[..n], size),
-                    serial_root(&l[..n]),
-                    "{n} leaves in runs of {size}"
-                );
+        for t in BOTH {
+            let l = leaves(t, 70);
+            for n in 1..=l.len() {
+                for size in [1, 2, 4, 8, 16, 32, 64, 128] {
+                    assert_eq!(
+                        root_in_subtrees(t, &l[..n], size),
+                        serial_root(t, &l[..n]),
+                        "{t:?}: {n} leaves in runs of {size}"
+                    );
+                }
             }
         }
     }
 
     #[test]
     fn large_trees_split_across_threads_give_the_serial_root_and_leaves() {
-        for n in [PARALLEL_MIN, PARALLEL_MIN + 1, 3 * PARALLEL_MIN + 7] {
-            let data: Vec<u64> = (0..n as u64).collect();
-            let hashed = hash_all(&data, |i| leaf_hash(&i.to_be_bytes()));
-            let serial: Vec<Hash> = data.iter().map(|i| leaf_hash(&i.to_be_bytes())).collect();
-            assert_eq!(hashed, serial, "{n} leaves");
-            assert_eq!(root(&hashed), serial_root(&serial), "{n} leaves");
-            assert_eq!(root(&hashed), Tree::new(serial).root(), "{n} leaves");
+        for t in BOTH {
+            for n in [PARALLEL_MIN, PARALLEL_MIN + 1, 3 * PARALLEL_MIN + 7] {
+                let data: Vec<u64> = (0..n as u64).collect();
+                let hashed = hash_all(&data, |i| t.leaf(&i.to_be_bytes()));
+                let serial: Vec<Hash> = data.iter().map(|i| t.leaf(&i.to_be_bytes())).collect();
+                assert_eq!(hashed, serial, "{t:?}: {n} leaves");
+                assert_eq!(root(t, &hashed), serial_root(t, &serial), "{n} leaves");
+                assert_eq!(root(t, &hashed), Tree::new(t, serial).root(), "{n} leaves");
+            }
         }
     }
 
     #[test]
     fn duplicating_the_last_leaf_changes_the_root() {
-        let mut l = leaves(3);
-        let r3 = root(&l);
-        l.push(l[2]);
-        assert_ne!(root(&l), r3);
+        for t in BOTH {
+            let mut l = leaves(t, 3);
+            let r3 = root(t, &l);
+            l.push(l[2]);
+            assert_ne!(root(t, &l), r3);
+        }
     }
 
     #[test]
     fn leaves_and_nodes_are_domain_separated() {
-        let l = leaves(2);
-        let mut data = l[0].to_vec();
-        data.extend_from_slice(&l[1]);
-        assert_ne!(leaf_hash(&data), node_hash(&l[0], &l[1]));
+        for t in BOTH {
+            let l = leaves(t, 2);
+            let mut data = l[0].to_vec();
+            data.extend_from_slice(&l[1]);
+            assert_ne!(t.leaf(&data), t.node(&l[0], &l[1]));
+        }
     }
 
     #[test]
     fn count_must_come_from_the_signed_header() {
-        let l = leaves(4);
-        let inner = node_hash(&l[0], &l[1]);
+        let t = TreeHash::NEW;
+        let l = leaves(t, 4);
+        let inner = t.node(&l[0], &l[1]);
         let fake = Proof {
             index: 0,
             count: 2,
-            siblings: vec![node_hash(&l[2], &l[3])],
+            siblings: vec![t.node(&l[2], &l[3])],
         };
         // An inner node presented with a made-up count of 2 folds to the root, which is why
         // verifiers take the count from the signed header: with the real count it fails.
-        assert!(verify(&inner, &fake, &root(&l)).is_ok());
+        assert!(verify(t, &inner, &fake, &root(t, &l)).is_ok());
         let honest = Proof { count: 4, ..fake };
-        assert!(verify(&inner, &honest, &root(&l)).is_err());
+        assert!(verify(t, &inner, &honest, &root(t, &l)).is_err());
     }
 
     proptest! {
         #[test]
-        fn every_leaf_proves_and_nothing_else_does(n in 1usize..200, pick in any::<prop::sample::Index>(), flip in any::<prop::sample::Index>()) {
-            let l = leaves(n);
-            let r = root(&l);
-            prop_assert_eq!(Tree::new(l.clone()).root(), r);
+        fn every_leaf_proves_and_nothing_else_does(n in 1usize..200, pick in any::<prop::sample::Index>(), flip in any::<prop::sample::Index>(), sha in any::<bool>()) {
+            let t = if sha { TreeHash::Sha256 } else { TreeHash::Blake3 };
+            let l = leaves(t, n);
+            let r = root(t, &l);
+            prop_assert_eq!(Tree::new(t, l.clone()).root(), r);
             let index = pick.index(n) as u32;
-            let proof = prove(&l, index).unwrap();
-            prop_assert_eq!(verify(&l[index as usize], &proof, &r), Ok(()));
+            let proof = prove(t, &l, index).unwrap();
+            prop_assert_eq!(verify(t, &l[index as usize], &proof, &r), Ok(()));
+            // The path under the other hash fails.
+            let other_hash = if sha { TreeHash::Blake3 } else { TreeHash::Sha256 };
+            if n > 1 {
+                prop_assert!(verify(other_hash, &l[index as usize], &proof, &r).is_err());
+            }
             // Another leaf at this position fails.
-            let other = leaf_hash(b"other");
-            prop_assert!(verify(&other, &proof, &r).is_err());
+            let other = t.leaf(b"other");
+            prop_assert!(verify(t, &other, &proof, &r).is_err());
             // A flipped sibling fails.
             if !proof.siblings.is_empty() {
                 let mut bad = proof.clone();
                 let s = flip.index(bad.siblings.len());
                 bad.siblings[s][0] ^= 1;
-                prop_assert!(verify(&l[index as usize], &bad, &r).is_err());
+                prop_assert!(verify(t, &l[index as usize], &bad, &r).is_err());
             }
             // A wrong position fails (when the tree has more than one leaf).
             if n > 1 {
                 let mut moved = proof.clone();
                 moved.index = (index + 1) % n as u32;
-                prop_assert!(verify(&l[index as usize], &moved, &r).is_err());
+                prop_assert!(verify(t, &l[index as usize], &moved, &r).is_err());
             }
         }
     }
 
     #[test]
     fn out_of_range() {
-        let l = leaves(3);
-        assert!(prove(&l, 3).is_none());
+        let t = TreeHash::NEW;
+        let l = leaves(t, 3);
+        assert!(prove(t, &l, 3).is_none());
         let p = Proof {
             index: 3,
             count: 3,
             siblings: vec![],
         };
         assert!(matches!(
-            verify(&l[0], &p, &root(&l)),
+            verify(t, &l[0], &p, &root(t, &l)),
             Err(ProofError::IndexOutOfRange { .. })
         ));
     }

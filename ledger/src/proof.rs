@@ -77,7 +77,13 @@ pub fn verify_inclusion(
         let (proof, header) = (proof.count, signed.header.entry_count);
         return Err(InclusionError::Count { proof, header });
     }
-    merkle::verify(&entry.leaf_hash(), proof, &signed.header.merkle_root)?;
+    let tree = signed.header.tree;
+    merkle::verify(
+        tree,
+        &entry.leaf_hash(tree),
+        proof,
+        &signed.header.merkle_root,
+    )?;
     Ok(Included {
         entry,
         header: signed.header,

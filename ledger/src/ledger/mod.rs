@@ -18,7 +18,7 @@ use crate::attest::{Attester, Tolerance};
 use crate::block::{self, Sealer, SignedHeader};
 use crate::clock::Clock;
 use crate::entry::Entry;
-use crate::merkle::{self, Hash};
+use crate::merkle::{self, Hash, TreeHash};
 use crate::store::{At, Location, Store, StoreError, WriteTables};
 use hsn_core::EpochClock;
 use hsn_ledger_api::keys::{KeyRegistry, NodeKey};
@@ -447,12 +447,22 @@ impl Ledger {
             .header(height)?
             .ok_or(ProofError::Absent(key.clone()))?;
         let entries = read.block_entries(height)?;
+        let tree = header
+            .header
+            .as_ref()
+            .and_then(|h| block::from_version(h.version))
+            .map(|(_, tree)| tree)
+            .ok_or_else(|| StoreError::Damaged {
+                at: At::Header(height),
+                what: "header without a known version".into(),
+            })?;
         let leaves = entries
             .iter()
             .enumerate()
-            .map(|(i, m)| leaf_of_stored(m, height, i));
+            .map(|(i, m)| leaf_of_stored(m, tree, height, i));
         let leaves = leaves.collect::<Result<Vec<_>, _>>()?;
-        let proof = merkle::prove(&leaves, index).ok_or(ProofError::Absent(key.clone()))?;
+        let proof = merkle::prove(tree, &leaves, index);
+        let proof = proof.ok_or(ProofError::Absent(key.clone()))?;
         Ok(InclusionProof {
             entry: entries[index as usize].clone(),
             header,
@@ -466,10 +476,15 @@ impl Ledger {
     }
 }
 
-fn leaf_of_stored(m: &pb::Entry, height: u64, index: usize) -> Result<Hash, StoreError> {
+fn leaf_of_stored(
+    m: &pb::Entry,
+    tree: TreeHash,
+    height: u64,
+    index: usize,
+) -> Result<Hash, StoreError> {
     let at = At::Entry(height, u32::try_from(index).unwrap_or(u32::MAX));
     let entry = Entry::from_pb(m).map_err(|source| StoreError::Entry { at, source })?;
-    Ok(entry.leaf_hash())
+    Ok(entry.leaf_hash(tree))
 }
 
 #[cfg(test)]

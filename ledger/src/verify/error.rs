@@ -73,6 +73,14 @@ pub enum VerifyErrorKind {
         /// Stated, hex.
         got: String,
     },
+    /// A Merkle tree hash other than the chain's (a chain keeps its first block's).
+    #[error("the block's Merkle trees use {got}, the chain's {want}")]
+    TreeHash {
+        /// The chain's.
+        want: &'static str,
+        /// This block's.
+        got: &'static str,
+    },
     /// Sealed before the previous block.
     #[error("time {got} is before the previous block's {prev}")]
     Time {

@@ -115,8 +115,8 @@ impl ChainVerifier {
             .check_block_signatures(&signed)
             .map_err(|k| (None, k))?;
         let entries = self.check_entries(header, &block.entries)?;
-        let leaves = merkle::hash_all(&entries, Entry::leaf_hash);
-        let root = merkle::root(&leaves);
+        let leaves = merkle::hash_all(&entries, |e| e.leaf_hash(header.tree));
+        let root = merkle::root(header.tree, &leaves);
         if root != header.merkle_root {
             return Err((
                 None,
@@ -148,6 +148,10 @@ impl ChainVerifier {
         if h.prev_hash != tip.prev_hash {
             let (want, got) = (hex::encode(tip.prev_hash), hex::encode(h.prev_hash));
             return Err(VerifyErrorKind::PrevHash { want, got });
+        }
+        if h.height > 0 && h.tree != tip.tree {
+            let (want, got) = (tip.tree.name(), h.tree.name());
+            return Err(VerifyErrorKind::TreeHash { want, got });
         }
         if h.time < tip.prev_time {
             let (prev, got) = (tip.prev_time, h.time);

@@ -4,6 +4,7 @@ use super::*;
 use crate::attest::{Attester, Tolerance};
 use crate::block::{self, Block, Sealer};
 use crate::entry::{Merge, Part, merge};
+use crate::merkle::TreeHash;
 use hsn_core::Direction;
 use hsn_testkit::ledger_fixtures::{Slot, signing_key};
 
@@ -49,7 +50,15 @@ impl World {
     }
 
     fn chain(&self, epochs: &[u64]) -> Vec<pb::Block> {
-        let mut tip = Tip::GENESIS;
+        self.chain_of(TreeHash::NEW, epochs)
+    }
+
+    /// A chain whose first block's trees are of `tree`.
+    fn chain_of(&self, tree: TreeHash, epochs: &[u64]) -> Vec<pb::Block> {
+        let mut tip = Tip {
+            tree,
+            ..Tip::GENESIS
+        };
         let mut out = Vec::new();
         for &epoch in epochs {
             let b = block::seal(
@@ -87,6 +96,36 @@ fn honest_chain_verifies() {
     let summary = verify_all(&w.chain(&[1, 2, 4]), VerifyOptions::default()).unwrap();
     assert_eq!((summary.blocks, summary.entries), (3, 9));
     assert_eq!(summary.network.as_deref(), Some("net"));
+}
+
+#[test]
+fn chains_of_blake3_trees_verify_and_keep_their_hash() {
+    let w = world();
+    let old = w.chain_of(TreeHash::Blake3, &[1, 2, 4]);
+    let versions: Vec<u32> = old
+        .iter()
+        .map(|b| b.header.as_ref().unwrap().header.as_ref().unwrap().version)
+        .collect();
+    assert_eq!(versions, [1, 1, 1]);
+    let summary = verify_all(&old, VerifyOptions::default()).unwrap();
+    assert_eq!((summary.blocks, summary.entries), (3, 9));
+    // A block claiming the other hash (re-signed, so only the hash is wrong) is refused.
+    let mut switched = old.clone();
+    let mut signed = SignedHeader::from_pb(switched[1].header.as_ref().unwrap()).unwrap();
+    signed.header.tree = TreeHash::Sha256;
+    let leaves: Vec<_> = w
+        .entries(2)
+        .iter()
+        .map(|e| e.leaf_hash(TreeHash::Sha256))
+        .collect();
+    signed.header.merkle_root = merkle::root(TreeHash::Sha256, &leaves);
+    signed.signatures = vec![Some(w.attester.sign(&signed.header.signing_bytes()))];
+    switched[1].header = Some(signed.to_pb());
+    switched.truncate(2);
+    assert_eq!(
+        fails(&switched),
+        "block 1: the block's Merkle trees use sha256, the chain's blake3"
+    );
 }
 
 #[test]
