@@ -6,19 +6,20 @@
  * - IPv4: the address's /16 indexes an array (an inlined lookup). Its entry
  *   says which prefix lengths > 16 occur inside the /16 and who owns the
  *   longest prefix <= 16 covering it (short prefixes are expanded into the
- *   blocks they cover, at most 65536). A block holding a single longer
- *   prefix carries it, and is resolved by one compare; otherwise the lookup
- *   probes one hash per length present, longest first, and the first hit
- *   is the answer.
+ *   blocks they cover, at most 65536). A block holding at most
+ *   HSN_V4_INLINE (4) longer prefixes carries them, longest first, and is
+ *   resolved by compares, without a probe; otherwise the lookup probes one
+ *   hash per length present, longest first, and the first hit is the
+ *   answer.
  * - IPv6: the same with /32 blocks in a hash (2^32 cannot be an array) and a
  *   per-generation bitmap of the lengths < 32 (probed when the address is in
  *   no block; tenants rarely have any).
  * A lookup costs one probe per prefix length present in the address's block
- * (none for an IPv4 block with a single longer prefix), whatever the table's
- * size: a /16 holding 3 lengths costs 3 probes with 10 or with 100,000
- * prefixes in the table. At most 16 (IPv4) or 96 + 32 (IPv6). Memory: the
- * IPv4 block array is preallocated, 2 x 65536 x 24 B = 3 MiB per program;
- * the hashes grow with the table.
+ * (none for an IPv4 block with at most 4 longer prefixes, which 100,000
+ * prefixes spread over the address space leave nearly every block with),
+ * whatever the table's size. At most 16 (IPv4) or 96 + 32 (IPv6). Memory:
+ * the IPv4 block array is preallocated, 2 x 65536 x 64 B = 8 MiB per
+ * program; the hashes grow with the table.
  *
  * Updates are atomic per table: every map holds two generations, the agent
  * writes the one no packet reads, then flips tenant_gen (one byte, 0 <-> 1).
@@ -171,11 +172,16 @@ static __always_inline int hsn_tenant_v4(__u32 gen, const __u8 *addr16,
 
 	if (!b)
 		return 0;
-	if (b->one_len) {
-		/* The block's only longer prefix: no probe. */
-		if ((addr & hsn_netmask(b->one_len)) == b->one_addr) {
-			*out = b->one_ref;
-			return 1;
+	if (b->inline_count) {
+		/* The block's few longer prefixes, longest first: no probe. */
+		for (int i = 0; i < HSN_V4_INLINE; i++) {
+			if (i >= b->inline_count)
+				break;
+			if ((addr & hsn_netmask(b->inline_len[i])) ==
+			    b->inline_addr[i]) {
+				*out = b->inline_ref[i];
+				return 1;
+			}
 		}
 	} else if (b->lens) {
 		struct hsn_probe_v4 p = {

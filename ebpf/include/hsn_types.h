@@ -44,18 +44,24 @@ struct hsn_tenant_ref {
 	__u32 slot;
 };
 
-/* One IPv4 /16 of one generation. lens bit i: the block holds prefixes of
- * length 17 + i. one_len: when the block holds exactly one such prefix, its
- * length (else 0), with one_addr and one_ref, so that the program resolves
- * it without a probe. has_ref: `ref` owns the longest prefix of length
- * <= 16 covering the whole block. All zero: no prefix touches the block. */
+/* Longer prefixes an IPv4 block resolves itself, by compares (hsn_tenant.h). */
+#define HSN_V4_INLINE 4
+
+/* One IPv4 /16 of one generation, one cache line. lens bit i: the block
+ * holds prefixes of length 17 + i. inline_count: when the block holds at
+ * most HSN_V4_INLINE such prefixes, how many (else 0); they are in
+ * inline_len, inline_addr and inline_ref, longest first, so that the
+ * program resolves them without a probe (and they are in no hash). has_ref:
+ * `ref` owns the longest prefix of length <= 16 covering the whole block.
+ * All zero: no prefix touches the block. */
 struct hsn_v4_block {
 	__u16 lens;
-	__u8 one_len;
+	__u8 inline_count;
 	__u8 has_ref;
-	__u32 one_addr; /* host byte order */
 	struct hsn_tenant_ref ref;
-	struct hsn_tenant_ref one_ref;
+	__u32 inline_addr[HSN_V4_INLINE]; /* host byte order */
+	__u8 inline_len[HSN_V4_INLINE];
+	struct hsn_tenant_ref inline_ref[HSN_V4_INLINE];
 };
 
 /* Prefixes longer than a block: (generation, length, masked address) ->

@@ -25,7 +25,7 @@ mod sys {
 pub(crate) use sys::{
     HSN_DIR_DOWNLINK, HSN_DIR_UPLINK, HSN_EDGE_STAT_MAX, HSN_MAX_EDGES, HSN_MAX_PREFIXES,
     HSN_MAX_TENANT_SLOTS, HSN_SUPER_STAT_MAX, HSN_TUNNEL_V4_OVERHEAD, HSN_TUNNEL_V6_OVERHEAD,
-    HSN_V4_BLOCK_BITS, HSN_V6_BLOCK_BITS,
+    HSN_V4_BLOCK_BITS, HSN_V4_INLINE, HSN_V6_BLOCK_BITS,
 };
 pub(crate) use sys::{
     hsn_addr as Addr, hsn_counter as Counter, hsn_edge_key as EdgeKey, hsn_next_hop as RawNextHop,

@@ -7,7 +7,9 @@ use std::net::Ipv6Addr;
 
 use ipnet::Ipv4Net;
 
-use crate::abi::{HSN_V4_BLOCK_BITS, HSN_V6_BLOCK_BITS, TenantRef, V4Block, V6Block};
+use crate::abi::{
+    HSN_V4_BLOCK_BITS, HSN_V4_INLINE, HSN_V6_BLOCK_BITS, TenantRef, V4Block, V6Block,
+};
 
 /// Block sizes as prefix lengths.
 const V4_BLOCK_BITS: u8 = HSN_V4_BLOCK_BITS as u8;
@@ -45,7 +47,8 @@ fn masked_words(w: [u32; 4], len: u8) -> [u32; 4] {
 pub(crate) struct Layout {
     /// Non-empty IPv4 /16 blocks by their top 16 bits.
     pub v4_blocks: BTreeMap<u16, V4Block>,
-    /// IPv4 prefixes longer than /16: (length, network address) -> owner.
+    /// IPv4 prefixes longer than /16 in blocks holding more than [`HSN_V4_INLINE`] of
+    /// them (the others are in their block): (length, network address) -> owner.
     pub v4_long: BTreeMap<(u8, u32), TenantRef>,
     /// IPv6 /32 blocks holding prefixes of length >= 32, by their top 32 bits.
     pub v6_blocks: BTreeMap<u32, V6Block>,
@@ -82,7 +85,7 @@ impl Layout {
                 entry.ref_ = owner(tenant);
             }
         }
-        let mut longer_in_block: BTreeMap<u16, usize> = BTreeMap::new();
+        let mut longer_in_block: BTreeMap<u16, Vec<(u8, u32, TenantRef)>> = BTreeMap::new();
         for (net, tenant) in table
             .v4
             .iter()
@@ -90,16 +93,26 @@ impl Layout {
         {
             let (len, addr) = (net.prefix_len(), u32::from(net.network()));
             let block = (addr >> 16) as u16;
-            let entry = layout.v4_blocks.entry(block).or_default();
-            entry.lens |= 1 << (len - V4_BLOCK_BITS - 1);
-            (entry.one_len, entry.one_addr, entry.one_ref) = (len, addr, owner(*tenant));
-            *longer_in_block.entry(block).or_default() += 1;
-            layout.v4_long.insert((len, addr), owner(*tenant));
+            layout.v4_blocks.entry(block).or_default().lens |= 1 << (len - V4_BLOCK_BITS - 1);
+            let longer = longer_in_block.entry(block).or_default();
+            longer.push((len, addr, owner(*tenant)));
         }
-        // Only a block's single longer prefix is resolved from the block itself.
-        for (block, _) in longer_in_block.into_iter().filter(|(_, n)| *n > 1) {
+        // A block with few longer prefixes carries them, longest first; the others' go to
+        // the hash, probed one length at a time.
+        for (block, mut longer) in longer_in_block {
+            if longer.len() > HSN_V4_INLINE as usize {
+                let long = longer.into_iter().map(|(len, addr, o)| ((len, addr), o));
+                layout.v4_long.extend(long);
+                continue;
+            }
+            longer.sort_by_key(|(len, ..)| std::cmp::Reverse(*len));
             let entry = layout.v4_blocks.entry(block).or_default();
-            (entry.one_len, entry.one_addr, entry.one_ref) = (0, 0, TenantRef::default());
+            entry.inline_count = longer.len() as u8;
+            for (i, (len, addr, owner)) in longer.into_iter().enumerate() {
+                entry.inline_len[i] = len;
+                entry.inline_addr[i] = addr;
+                entry.inline_ref[i] = owner;
+            }
         }
 
         let mut own_block = BTreeSet::new();
@@ -149,9 +162,11 @@ impl Layout {
             std::net::IpAddr::V4(a) => {
                 let a = u32::from(a);
                 let block = self.v4_blocks.get(&((a >> 16) as u16))?;
-                if block.one_len != 0 {
-                    return (a & netmask(block.one_len) == block.one_addr)
-                        .then_some(block.one_ref)
+                if block.inline_count != 0 {
+                    let count = usize::from(block.inline_count);
+                    return (0..count)
+                        .find(|&i| a & netmask(block.inline_len[i]) == block.inline_addr[i])
+                        .map(|i| block.inline_ref[i])
                         .or(owner(block.has_ref.into(), block.ref_));
                 }
                 (0..16u8)
@@ -297,11 +312,18 @@ mod tests {
 
     #[test]
     fn layout_lookup_is_the_longest_prefix_match() {
+        // IPv4 blocks resolved inline and blocks probed, over all the cases.
+        let (mut inline, mut probed) = (0, 0);
         for seed in 1..=400u64 {
             let mut rng = Rng(seed);
             let (tenants, addrs) = random_case(&mut rng);
             let table = TenantTable::build(&tenants).unwrap();
             let layout = Layout::build(&table, |t| t + 100);
+            let blocks = layout.v4_blocks.values();
+            inline += blocks.clone().filter(|b| b.inline_count > 0).count();
+            probed += blocks
+                .filter(|b| b.inline_count == 0 && b.lens != 0)
+                .count();
             for addr in addrs {
                 let want = naive(&table, addr).map(|tenant| TenantRef {
                     tenant,
@@ -314,6 +336,28 @@ mod tests {
                 );
             }
         }
+        assert!(
+            inline > 100 && probed > 20,
+            "{inline} inline, {probed} probed"
+        );
+    }
+
+    #[test]
+    fn a_block_with_more_longer_prefixes_than_it_holds_is_probed() {
+        let nested = ["30.0.0.0/20", "30.0.0.0/22", "30.0.0.0/24", "30.0.0.0/26"];
+        let table = TenantTable::build(&[tenant(1, &nested), tenant(2, &["30.1.0.0/17"])]);
+        let layout = Layout::build(&table.unwrap(), |t| t);
+        assert_eq!(layout.v4_blocks[&0x1e00].inline_count, 4);
+        let one_more = [&nested[..], &["30.0.0.0/28"]].concat();
+        let table = TenantTable::build(&[tenant(1, &one_more)]).unwrap();
+        let layout = Layout::build(&table, |t| t);
+        let block = layout.v4_blocks[&0x1e00];
+        assert_eq!((block.inline_count, block.lens.count_ones()), (0, 5));
+        assert_eq!(layout.v4_long.len(), 5);
+        let at = |s: &str| layout.lookup(s.parse().unwrap()).map(|r| r.tenant);
+        assert_eq!(at("30.0.0.5"), Some(1));
+        assert_eq!(at("30.0.15.1"), Some(1));
+        assert_eq!(at("30.0.16.1"), None);
     }
 
     #[test]
@@ -330,8 +374,12 @@ mod tests {
         let block = layout.v4_blocks[&0x0a01];
         assert_eq!((block.has_ref, block.ref_.tenant), (1, 2));
         assert_eq!(block.lens, (1 << (24 - 17)) | (1 << (25 - 17)));
+        // Its two longer prefixes are in the block, longest first, and in no hash.
+        assert_eq!(block.inline_count, 2);
+        assert_eq!(block.inline_len[..2], [25, 24]);
+        assert_eq!(block.inline_addr[0], u32::from_be_bytes([10, 1, 2, 128]));
         assert_eq!(layout.v4_blocks[&0x0a05].ref_.tenant, 1);
-        assert_eq!(layout.v4_long.len(), 2);
+        assert!(layout.v4_long.is_empty());
         // IPv6: the /16 is short (probed only outside blocks); the /48's block inherits it,
         // the /32 owns its block.
         assert_eq!(layout.v6_short_lens, 1 << 16);

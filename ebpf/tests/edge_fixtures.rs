@@ -446,8 +446,8 @@ fn timed_uplink_runs_see_the_frame_the_first_run_encapsulated() -> anyhow::Resul
 }
 
 /// Every branch of the program's lookup (`include/hsn_tenant.h`) against the kernel: IPv4
-/// short prefixes expanded into blocks, a block's single longer prefix (compared), several
-/// (probed); IPv6 short prefixes probed outside any block, a block inheriting one, a /32
+/// short prefixes expanded into blocks, a block's few longer prefixes (compared), more than
+/// it holds (probed); IPv6 short prefixes probed outside any block, a block inheriting one, a /32
 /// owning its block, longer prefixes probed.
 #[test]
 fn every_lookup_branch_finds_the_longest_prefix() -> anyhow::Result<()> {
@@ -465,14 +465,31 @@ fn every_lookup_branch_finds_the_longest_prefix() -> anyhow::Result<()> {
             &["20.2.0.0/24", "20.2.0.128/25", "20.2.9.9/32", "fc00:2::/32"],
         ),
         tenant(53, &["fc00:2:3::/64"]),
+        // Five longer prefixes, one more than a block holds: probed.
+        tenant(
+            54,
+            &[
+                "20.3.0.0/20",
+                "20.3.0.0/22",
+                "20.3.0.0/24",
+                "20.3.0.0/26",
+                "20.3.0.0/28",
+            ],
+        ),
+        tenant(55, &["20.3.0.64/26"]),
     ])?;
     // UE_V6 (fd00::10) is in none of these.
     let cases = [
         ("20.1.0.7", Some(51)),     // the block's only longer prefix
         ("20.1.1.7", Some(50)),     // same block, outside it: the covering /8
-        ("20.2.0.200", Some(52)),   // several lengths: /25 probed first
+        ("20.2.0.200", Some(52)),   // three in the block: the /25 compared first
         ("20.2.9.9", Some(52)),     // the /32
-        ("20.2.9.8", Some(50)),     // probed, no hit: the covering /8
+        ("20.2.9.8", Some(50)),     // compared, no hit: the covering /8
+        ("20.3.0.9", Some(54)),     // six in the block: the /28 probed first
+        ("20.3.0.70", Some(55)),    // the other tenant's /26
+        ("20.3.0.130", Some(54)),   // the /24
+        ("20.3.15.1", Some(54)),    // the /20
+        ("20.3.16.1", Some(50)),    // probed, no hit: the covering /8
         ("20.77.0.1", Some(50)),    // a block only the /8 covers
         ("21.0.0.1", None),         // no block
         ("fc00:1::9", Some(51)),    // /48 probed in block fc00:1
