@@ -173,13 +173,16 @@ pub async fn run(args: &LedgerArgs, out: &mut dyn Write) -> Result<(), CliError>
                     to: *to,
                 });
             }
+            // Finality first: an epoch reported final was sealed before the walk began, so
+            // its blocks are in the totals (read after the walk, a seal in between would
+            // report an epoch final that the totals lack).
+            let (names, final_through) = registry_and_finality(args, source).await?;
             let mut builder = RewardsBuilder::new(*from, *to);
             walk(args, source, |_, entries| {
                 entries.iter().for_each(|e| builder.add(e))
             })
             .await?;
             let mut rewards = builder.finish(*pool);
-            let (names, final_through) = registry_and_finality(args, source).await?;
             rewards.annotate(|k| names.get(k).cloned(), final_through);
             emit(out, args.output, &rewards, views::rewards_table)
         }
