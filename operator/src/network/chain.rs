@@ -108,14 +108,40 @@ pub async fn prepare(
     // Whether every planned super node's seed is stored (not only generated just now).
     let mut stored = true;
     let namespace = member_namespace(&network.name_any());
-    for (mec, member) in &fetched.members {
-        let cluster = mec.name_any();
-        let replicas = plan.clusters.get(&cluster).map_or(0, |p| p.super_replicas);
-        if replicas == 0 || !member.view.ready {
-            continue;
-        }
-        let client = match ctx.members.client(mec).await {
-            Ok(client) => client,
+    // Each member's Secrets are read at the same time (they are different API servers),
+    // then judged in order.
+    let reads = fetched.members.iter().filter_map(|(mec, member)| {
+        let replicas = plan
+            .clusters
+            .get(&mec.name_any())
+            .map_or(0, |p| p.super_replicas);
+        (replicas > 0 && member.view.ready).then(|| {
+            let want_tls = ca.is_some();
+            let namespace = namespace.as_str();
+            async move {
+                let read = match ctx.members.client(mec).await {
+                    Ok(client) => {
+                        let secrets = Api::<Secret>::namespaced(client, namespace);
+                        let tls = async {
+                            if want_tls {
+                                Some(secrets.get_opt(TLS_SECRET).await)
+                            } else {
+                                None
+                            }
+                        };
+                        let identity = secrets.get_opt(IDENTITY_SECRET);
+                        let (tls, identity) = tokio::join!(tls, identity);
+                        Ok((tls, identity.map_err(|e| e.to_string())))
+                    }
+                    Err(error) => Err(error),
+                };
+                (mec.name_any(), replicas, read)
+            }
+        })
+    });
+    for (cluster, replicas, read) in futures::future::join_all(reads).await {
+        let (tls_read, identity_read) = match read {
+            Ok(reads) => reads,
             Err(error) => {
                 // Unknown is not empty: nothing is rendered for it, so nothing is replaced.
                 tracing::warn!(%cluster, %error, "super-node identities unreadable");
@@ -123,9 +149,8 @@ pub async fn prepare(
                 continue;
             }
         };
-        let secrets = Api::<Secret>::namespaced(client, &namespace);
-        if let (Some(ca), Some(tls)) = (&ca, chain.tls.as_mut()) {
-            match secrets.get_opt(TLS_SECRET).await {
+        if let (Some(ca), Some(tls), Some(tls_read)) = (&ca, chain.tls.as_mut(), tls_read) {
+            match tls_read {
                 Ok(existing) => {
                     let name = network.name_any();
                     let (certs, issued) =
@@ -140,13 +165,7 @@ pub async fn prepare(
                 }
             }
         }
-        let read = async {
-            secrets
-                .get_opt(IDENTITY_SECRET)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        let existing = match read.await {
+        let existing = match identity_read {
             Ok(existing) => existing,
             Err(error) => {
                 // Unknown is not empty: nothing is rendered for it, so nothing is replaced.

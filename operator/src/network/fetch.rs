@@ -142,15 +142,9 @@ pub async fn fetch(network: &HsnNetwork, ctx: &Context) -> Result<Fetched, Error
     }
     let namespace = network.namespace().unwrap_or_default();
     let uid = network.uid().unwrap_or_default();
-    let all = lists::list(
-        &Api::<HsnNode>::namespaced(ctx.hub.clone(), &namespace),
-        &ListParams::default(),
-        |n| n,
-    )
-    .await
-    .map_err(Error::Hub)?;
-    let (nodes, forged) = sort_nodes(network, all);
-
+    let hub_api = Api::<HsnNode>::namespaced(ctx.hub.clone(), &namespace);
+    let every = ListParams::default();
+    let hub_nodes = lists::list(&hub_api, &every, |n| n);
     let reads = members
         .iter()
         .filter(|(_, m)| m.view.ready)
@@ -166,12 +160,14 @@ pub async fn fetch(network: &HsnNetwork, ctx: &Context) -> Result<Fetched, Error
                 .ok()?;
             Some((mec.name_any(), read))
         });
+    // The hub's HsnNodes and every member's agents are read at the same time: different
+    // API servers.
+    let (all, reads) = tokio::join!(hub_nodes, futures::future::join_all(reads));
+    let (nodes, forged) = sort_nodes(network, all.map_err(Error::Hub)?);
     let pins = pins(&nodes);
     let mut leases = BTreeMap::new();
     let mut member_reads = BTreeMap::new();
-    for (cluster, (raw, pods, stuck)) in
-        futures::future::join_all(reads).await.into_iter().flatten()
-    {
+    for (cluster, (raw, pods, stuck)) in reads.into_iter().flatten() {
         let judged = raw
             .iter()
             .filter_map(|l| {
@@ -238,28 +234,29 @@ async fn read_member(
     namespace: &str,
     uid: &str,
 ) -> Result<(Vec<Lease>, Pods, Stuck), kube::Error> {
-    let leases = match lists::list(
-        &Api::<Lease>::namespaced(client.clone(), namespace),
-        &ListParams::default(),
-        |l| l,
-    )
-    .await
-    {
+    let selector = format!("{NETWORK_UID_LABEL}={uid}");
+    // Leases and pods at the same time; of each pod only what judges Leases and what says
+    // it is stuck is kept.
+    let (lease_api, pod_api) = (
+        Api::<Lease>::namespaced(client.clone(), namespace),
+        Api::<Pod>::namespaced(client.clone(), namespace),
+    );
+    let (every, agents) = (
+        ListParams::default(),
+        ListParams::default().labels(&selector),
+    );
+    let (leases, pods) = tokio::join!(
+        lists::list(&lease_api, &every, |l| l),
+        lists::list(&pod_api, &agents, |p| (PodFacts::of(&p), stuck::of(&p)))
+    );
+    let leases = match leases {
         Ok(l) => l,
         Err(kube::Error::Api(s)) if s.code == 404 => {
             return Ok((Vec::new(), Ok(BTreeMap::new()), Stuck::default()));
         }
         Err(e) => return Err(e),
     };
-    let selector = format!("{NETWORK_UID_LABEL}={uid}");
-    // Of each pod only what judges Leases and what says it is stuck is kept.
-    let (pods, stuck) = match lists::list(
-        &Api::<Pod>::namespaced(client.clone(), namespace),
-        &ListParams::default().labels(&selector),
-        |p| (PodFacts::of(&p), stuck::of(&p)),
-    )
-    .await
-    {
+    let (pods, stuck) = match pods {
         Ok(list) => {
             let mut facts = BTreeMap::new();
             let mut stuck = Vec::new();
