@@ -252,7 +252,7 @@ fn the_pod_monitor_scrapes_the_metrics_ports_the_operators_pods_name() -> Result
     }))?;
     let mut named = BTreeSet::new();
     for object in hsn_testkit::operator::one_of_each(&network) {
-        let template = &object.body["spec"]["template"];
+        let template = &object.body()["spec"]["template"];
         let selected = monitor["spec"]["selector"]["matchLabels"]
             .as_object()
             .context("selector")?

@@ -11,14 +11,16 @@ use hsn_core::Role;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{DynamicObject, ListParams};
+use kube::api::{DynamicObject, ListParams, ObjectMeta};
 use kube::{Api, Client, ResourceExt};
 
 use crate::context::Context;
 use crate::lists;
 use crate::member::MemberState;
 use crate::plan::{EdgeId, Previous, SuperId};
-use crate::resources::{NETWORK_LABEL, NETWORK_UID_LABEL, Peer, Peers, member_namespace};
+use crate::resources::{
+    APPLIED_HASH_ANNOTATION, NETWORK_LABEL, NETWORK_UID_LABEL, Peer, Peers, member_namespace,
+};
 
 use super::Error;
 use super::stuck::{self, Stuck};
@@ -95,13 +97,27 @@ pub struct MemberRead {
 }
 
 impl MemberRead {
-    /// The Leases by name, as the dynamic objects apply compares with what it wants.
+    /// The Leases by name, as the dynamic objects apply compares with what it wants: of
+    /// each only what apply reads (its name, labels and applied hash), not a copy of the
+    /// whole Lease through JSON, which a reconcile did for every agent.
     pub fn leases_as_objects(&self) -> BTreeMap<String, DynamicObject> {
         self.leases
             .iter()
-            .filter_map(|l| {
-                let object = serde_json::to_value(l).ok()?;
-                Some((l.name_any(), serde_json::from_value(object).ok()?))
+            .map(|l| {
+                let hash = l.annotations().get(APPLIED_HASH_ANNOTATION);
+                let metadata = ObjectMeta {
+                    name: l.metadata.name.clone(),
+                    labels: l.metadata.labels.clone(),
+                    annotations: hash
+                        .map(|h| BTreeMap::from([(APPLIED_HASH_ANNOTATION.into(), h.clone())])),
+                    ..ObjectMeta::default()
+                };
+                let object = DynamicObject {
+                    types: None,
+                    metadata,
+                    data: serde_json::Value::Null,
+                };
+                (l.name_any(), object)
             })
             .collect()
     }
@@ -538,7 +554,7 @@ pub(super) mod tests {
     fn leases_read_once_serve_apply_with_their_labels_and_hash() {
         let lease: Lease = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "edge-n1", "labels": {NETWORK_UID_LABEL: "u"},
-                "annotations": {crate::resources::APPLIED_HASH_ANNOTATION: "h1"}},
+                "annotations": {APPLIED_HASH_ANNOTATION: "h1", "other": "x"}},
             "spec": {"holderIdentity": "pod-1"}
         }))
         .unwrap();
@@ -549,9 +565,7 @@ pub(super) mod tests {
         let objects = read.leases_as_objects();
         let object = &objects["edge-n1"];
         assert_eq!(object.labels()[NETWORK_UID_LABEL], "u");
-        assert_eq!(
-            object.annotations()[crate::resources::APPLIED_HASH_ANNOTATION],
-            "h1"
-        );
+        assert_eq!(object.annotations()[APPLIED_HASH_ANNOTATION], "h1");
+        assert_eq!(object.annotations().len(), 1, "only what apply reads");
     }
 }

@@ -19,7 +19,7 @@ fn super_pods_run_the_ledger_with_their_identity_genesis_and_peers() {
         .iter()
         .find(|d| d.name == IDENTITY_SECRET)
         .expect("identities");
-    let seed = &secret.body["data"]["hsn-super-node-1"];
+    let seed = &secret.body()["data"]["hsn-super-node-1"];
     assert!(seed.is_string(), "{secret:?}");
     assert!(!objs.iter().any(|d| d.name == LEDGER_CONFIGMAP));
     // Another cluster's identities are not this one's business.
@@ -43,10 +43,10 @@ fn super_pods_run_the_ledger_with_their_identity_genesis_and_peers() {
         .iter()
         .find(|d| d.name == LEDGER_CONFIGMAP)
         .expect("ledger ConfigMap");
-    assert_eq!(cm.body["data"]["genesis.json"], "{}");
+    assert_eq!(cm.body()["data"]["genesis.json"], "{}");
     let id = hsn_ledger_api::genesis::node_id(&hsn_ledger_api::keys::NodeKey::of(&keys[&0]));
     assert_eq!(
-        cm.body["data"]["peers"],
+        cm.body()["data"]["peers"],
         format!("{id}@10.0.0.7:26656\n"),
         "live supers with a known address: a/super-0 (a/super-1 is not live, b's key unknown)"
     );
@@ -54,7 +54,7 @@ fn super_pods_run_the_ledger_with_their_identity_genesis_and_peers() {
         .iter()
         .find(|d| d.resource.kind == "StatefulSet")
         .unwrap();
-    let pod = &sts.body["spec"]["template"]["spec"];
+    let pod = &sts.body()["spec"]["template"]["spec"];
     let names: Vec<&str> = pod["containers"]
         .as_array()
         .unwrap()
@@ -122,7 +122,7 @@ fn super_pods_run_the_ledger_with_their_identity_genesis_and_peers() {
     });
     let objs = member_objects(&network(), &owner("a"), &plan(), &peers, &chain);
     let secret = objs.iter().find(|d| d.name == TLS_SECRET).expect("certs");
-    let data = &secret.body["data"];
+    let data = &secret.body()["data"];
     let decoded = |k: &str| {
         use k8s_openapi::ByteString;
         let b: ByteString = serde_json::from_value(data[k].clone()).unwrap();
@@ -136,14 +136,14 @@ fn super_pods_run_the_ledger_with_their_identity_genesis_and_peers() {
         ("C0".into(), "K0".into())
     );
     let ca = objs.iter().find(|d| d.name == CA_CONFIGMAP).expect("CA");
-    assert_eq!(ca.body["data"]["ca.crt"], "CA");
+    assert_eq!(ca.body()["data"]["ca.crt"], "CA");
     // A cluster whose certificates are unknown gets the CA, and no certificate Secret.
     let b = member_objects(&network(), &owner("b"), &plan(), &peers, &chain);
     assert!(b.iter().any(|d| d.name == CA_CONFIGMAP));
     assert!(!b.iter().any(|d| d.name == TLS_SECRET));
     let edge = b.iter().find(|d| d.resource.kind == "DaemonSet").unwrap();
     let edge_args: Vec<String> = serde_json::from_value(
-        edge.body["spec"]["template"]["spec"]["containers"][0]["args"].clone(),
+        edge.body()["spec"]["template"]["spec"]["containers"][0]["args"].clone(),
     )
     .unwrap();
     assert_eq!(
@@ -159,7 +159,7 @@ fn super_pods_run_the_ledger_with_their_identity_genesis_and_peers() {
         .iter()
         .find(|d| d.resource.kind == "StatefulSet")
         .unwrap();
-    let pod = &sts.body["spec"]["template"]["spec"];
+    let pod = &sts.body()["spec"]["template"]["spec"];
     let joined = pod.to_string();
     assert!(
         !joined.contains("--ledger-ca") && !joined.contains("--tls-cert"),

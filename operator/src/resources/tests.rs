@@ -95,10 +95,10 @@ fn a_cluster_gets_namespace_identity_routes_supers_and_one_daemonset_per_nonempt
     .collect();
     assert_eq!(kinds(&objs), want);
     for d in &objs {
-        let labels = &d.body["metadata"]["labels"];
+        let labels = &d.body()["metadata"]["labels"];
         assert_eq!(labels[NETWORK_UID_LABEL], "0000-1111", "{}", d.name);
         assert_eq!(
-            d.body["metadata"]["annotations"][OWNER_ANNOTATION],
+            d.body()["metadata"]["annotations"][OWNER_ANNOTATION],
             "edge-net/metro"
         );
         let want_ns = (d.resource.kind != "Namespace").then_some("hsn-metro");
@@ -112,7 +112,7 @@ fn rules(objs: &[MemberObject], name: &str) -> Vec<serde_json::Value> {
         .iter()
         .find(|d| d.resource.kind == "Role" && d.name == name)
         .unwrap();
-    role.body["rules"].as_array().unwrap().clone()
+    role.body()["rules"].as_array().unwrap().clone()
 }
 
 #[test]
@@ -143,7 +143,7 @@ fn each_role_renews_only_its_own_leases_by_name_and_creates_none() {
         serde_json::json!(["edge-n1", "edge-n2"])
     );
     for d in objs.iter().filter(|d| d.resource.kind == "Role") {
-        for rule in d.body["rules"].as_array().unwrap() {
+        for rule in d.body()["rules"].as_array().unwrap() {
             let names = rule["resourceNames"].as_array();
             assert!(names.is_some_and(|n| !n.is_empty()), "{}: {rule}", d.name);
             assert!(!rule["verbs"].as_array().unwrap().contains(&"create".into()));
@@ -151,9 +151,9 @@ fn each_role_renews_only_its_own_leases_by_name_and_creates_none() {
     }
     // The Leases are the operator's, labelled with their role.
     let lease = objs.iter().find(|d| d.name == "edge-n1").unwrap();
-    assert_eq!(lease.body["metadata"]["labels"][ROLE_LABEL], "edge");
+    assert_eq!(lease.body()["metadata"]["labels"][ROLE_LABEL], "edge");
     assert!(
-        lease.body.get("spec").is_none(),
+        lease.body().get("spec").is_none(),
         "the agent writes the spec"
     );
 }
@@ -198,7 +198,7 @@ fn each_workload_runs_as_its_roles_account_and_knows_its_pod_uid() {
         ("DaemonSet", EDGE_AGENT_IDENTITY),
     ] {
         let d = objs.iter().find(|d| d.resource.kind == kind).unwrap();
-        let pod = &d.body["spec"]["template"]["spec"];
+        let pod = &d.body()["spec"]["template"]["spec"];
         assert_eq!(pod["serviceAccountName"], account);
         let env = pod["containers"][0]["env"].as_array().unwrap();
         let uid = env.iter().find(|e| e["name"] == "POD_UID").unwrap();
@@ -218,7 +218,7 @@ fn agents_get_ebpf_capabilities_but_never_privileged() {
         if !["StatefulSet", "DaemonSet"].contains(&d.resource.kind.as_str()) {
             continue;
         }
-        let pod = &d.body["spec"]["template"]["spec"];
+        let pod = &d.body()["spec"]["template"]["spec"];
         assert_eq!(pod["hostNetwork"], true);
         let sc = &pod["containers"][0]["securityContext"];
         assert_eq!(sc["privileged"], false);
@@ -241,7 +241,7 @@ fn an_edge_and_a_super_node_on_one_node_do_not_share_state_pins_or_ports() {
     );
     let agent = |kind: &str| {
         let d = objs.iter().find(|d| d.resource.kind == kind).unwrap();
-        d.body["spec"]["template"]["spec"]["containers"][0].clone()
+        d.body()["spec"]["template"]["spec"]["containers"][0].clone()
     };
     let (sup, edge) = (agent("StatefulSet"), agent("DaemonSet"));
     let metrics = |c: &serde_json::Value| {
@@ -273,8 +273,12 @@ fn the_edge_daemonset_is_pinned_to_the_planned_nodes() {
         &Peers::new(),
         &Chain::default(),
     );
-    let ds = objs.iter().find(|d| d.name == "hsn-edge-bb").unwrap();
-    let terms = ds.body["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+    let ds = objs
+        .iter()
+        .find(|d| d.name == "hsn-edge-bb")
+        .unwrap()
+        .body();
+    let terms = ds["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
         ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
         .as_array()
         .unwrap();
@@ -283,7 +287,7 @@ fn the_edge_daemonset_is_pinned_to_the_planned_nodes() {
         .map(|t| &t["matchFields"][0]["values"][0])
         .collect();
     assert_eq!(pinned, vec!["n1", "n2"]);
-    let args = &ds.body["spec"]["template"]["spec"]["containers"][0]["args"];
+    let args = &ds["spec"]["template"]["spec"]["containers"][0]["args"];
     assert!(args.as_array().unwrap().contains(&"--pool".into()));
 }
 
@@ -301,7 +305,7 @@ fn agent_pods_refuse_nodes_where_another_networks_agent_runs() {
             .iter()
             .find(|d| d.name == name && d.resource.kind != "Service")
             .unwrap();
-        let terms = &workload.body["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+        let terms = &workload.body()["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
         assert_eq!(
             terms,
             &serde_json::json!([{
@@ -315,7 +319,7 @@ fn agent_pods_refuse_nodes_where_another_networks_agent_runs() {
             "{name}"
         );
         // The pods carry the labels the other networks' terms select.
-        let labels = &workload.body["spec"]["template"]["metadata"]["labels"];
+        let labels = &workload.body()["spec"]["template"]["metadata"]["labels"];
         assert_eq!(labels["hsn.io/network-uid"], "0000-1111");
         assert!(labels["hsn.io/role"].is_string());
     }
@@ -345,7 +349,7 @@ fn routes_of(cluster: &str, peers: &Peers) -> RoutesTable {
         .iter()
         .find(|d| d.resource.kind == "ConfigMap")
         .unwrap();
-    RoutesTable::parse(cm.body["data"][ROUTES_KEY].as_str().unwrap()).unwrap()
+    RoutesTable::parse(cm.body()["data"][ROUTES_KEY].as_str().unwrap()).unwrap()
 }
 
 #[test]
@@ -464,7 +468,7 @@ fn the_namespace_names_its_network_hub_and_meccluster() {
     );
     let ns = &objs[0];
     assert_eq!(ns.resource.kind, "Namespace");
-    let meta: ObjectMeta = serde_json::from_value(ns.body["metadata"].clone()).unwrap();
+    let meta: ObjectMeta = serde_json::from_value(ns.body()["metadata"].clone()).unwrap();
     assert_eq!(
         meta.labels.as_ref().unwrap()[NETWORK_UID_LABEL],
         "0000-1111"
@@ -475,7 +479,7 @@ fn the_namespace_names_its_network_hub_and_meccluster() {
     assert!(
         objs[1..]
             .iter()
-            .all(|d| d.body["metadata"]["labels"][HUB_LABEL].is_null())
+            .all(|d| d.body()["metadata"]["labels"][HUB_LABEL].is_null())
     );
 }
 
@@ -489,7 +493,7 @@ fn failover_settings_reach_every_agent() {
             continue;
         }
         let args: Vec<String> = serde_json::from_value(
-            d.body["spec"]["template"]["spec"]["containers"][0]["args"].clone(),
+            d.body()["spec"]["template"]["spec"]["containers"][0]["args"].clone(),
         )
         .unwrap();
         let joined = args.join(" ");

@@ -1,0 +1,45 @@
+//! How a long-running binary's heap gives memory back to the system (glibc malloc).
+//!
+//! By default glibc gives each thread that allocates its own arena (up to eight per core)
+//! and keeps every page an arena once used: a binary whose work comes in bursts (the
+//! operator lists and renders a network's objects every reconcile, then drops them) holds
+//! the sum of every arena's high-water mark for good. [`compact`] makes all threads share
+//! one arena, serves large blocks (response bodies, big vectors) from their own mappings,
+//! which return to the system when freed, and trims the heap's top sooner. Measured with
+//! `make bench-operator` (920 agents): 61 MiB resident with the defaults, 44 MiB with
+//! these (README, "Performance").
+
+/// Allocations of at least this many bytes get their own mapping, unmapped when freed.
+pub const MMAP_THRESHOLD: i32 = 64 * 1024;
+/// Free memory at the top of the heap beyond this many bytes is returned to the system.
+pub const TRIM_THRESHOLD: i32 = 128 * 1024;
+
+/// Applies the settings above. Call it first in `main`, before any thread starts (a
+/// thread that allocated before keeps the arena it got). Returns whether glibc took all
+/// three; on other C libraries it does nothing and returns false.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn compact() -> bool {
+    // SAFETY: mallopt only changes malloc's parameters; it is called before other threads
+    // exist, and glibc serialises it with allocation anyway.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1) == 1
+            && libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+            && libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+    }
+}
+
+/// See the glibc version: nothing to set here.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn compact() -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn glibc_takes_the_settings() {
+        assert!(super::compact(), "mallopt refused a setting");
+    }
+}
