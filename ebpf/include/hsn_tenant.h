@@ -163,15 +163,30 @@ static long hsn_probe_v4_step(__u32 i, void *arg)
 	return 1;
 }
 
-static __always_inline int hsn_tenant_v4(__u32 gen, const __u8 *addr16,
-					 struct hsn_tenant_ref *out)
-{
-	__u32 addr = hsn_word(addr16, 3);
-	__u32 idx = (gen << HSN_V4_BLOCK_BITS) | (addr >> 16);
-	struct hsn_v4_block *b = bpf_map_lookup_elem(&tenant_v4_blocks, &idx);
+/* What the IPv4 block of an address says without probing. */
+enum hsn_v4_block_answer {
+	HSN_V4_MISS,  /* no tenant owns the address */
+	HSN_V4_HIT,   /* *out owns it */
+	HSN_V4_PROBE, /* longer prefixes must be probed (hsn_tenant_v4) */
+};
 
+/* The /16 block of IPv4 address `addr` (host order) in generation `gen`. */
+static __always_inline struct hsn_v4_block *hsn_v4_block_of(__u32 gen,
+							    __u32 addr)
+{
+	__u32 idx = (gen << HSN_V4_BLOCK_BITS) | (addr >> 16);
+
+	return bpf_map_lookup_elem(&tenant_v4_blocks, &idx);
+}
+
+/* The answer block `b` of `addr` gives on its own: its inline prefixes,
+ * longest first, then its own owner. */
+static __always_inline enum hsn_v4_block_answer
+hsn_v4_block_answer(const struct hsn_v4_block *b, __u32 addr,
+		    struct hsn_tenant_ref *out)
+{
 	if (!b)
-		return 0;
+		return HSN_V4_MISS;
 	if (b->inline_count) {
 		/* The block's few longer prefixes, longest first: no probe. */
 		for (int i = 0; i < HSN_V4_INLINE; i++) {
@@ -180,18 +195,41 @@ static __always_inline int hsn_tenant_v4(__u32 gen, const __u8 *addr16,
 			if ((addr & hsn_netmask(b->inline_len[i])) ==
 			    b->inline_addr[i]) {
 				*out = b->inline_ref[i];
-				return 1;
+				return HSN_V4_HIT;
 			}
 		}
 	} else if (b->lens) {
-		struct hsn_probe_v4 p = {
-		    .k = {.gen = gen}, .addr = addr, .lens = b->lens};
+		return HSN_V4_PROBE;
+	}
+	if (!b->has_ref)
+		return HSN_V4_MISS;
+	*out = b->ref;
+	return HSN_V4_HIT;
+}
 
-		bpf_loop(16, hsn_probe_v4_step, &p, 0);
-		if (p.found) {
-			*out = p.out;
-			return 1;
-		}
+static __always_inline enum hsn_v4_block_answer
+hsn_tenant_v4_block(__u32 gen, const __u8 *addr16, struct hsn_tenant_ref *out)
+{
+	__u32 addr = hsn_word(addr16, 3);
+
+	return hsn_v4_block_answer(hsn_v4_block_of(gen, addr), addr, out);
+}
+
+static __always_inline int hsn_tenant_v4(__u32 gen, const __u8 *addr16,
+					 struct hsn_tenant_ref *out)
+{
+	__u32 addr = hsn_word(addr16, 3);
+	struct hsn_v4_block *b = hsn_v4_block_of(gen, addr);
+	enum hsn_v4_block_answer answer = hsn_v4_block_answer(b, addr, out);
+	struct hsn_probe_v4 p = {.k = {.gen = gen}, .addr = addr};
+
+	if (answer != HSN_V4_PROBE || !b)
+		return answer == HSN_V4_HIT;
+	p.lens = b->lens;
+	bpf_loop(16, hsn_probe_v4_step, &p, 0);
+	if (p.found) {
+		*out = p.out;
+		return 1;
 	}
 	if (!b->has_ref)
 		return 0;
@@ -286,6 +324,14 @@ static __always_inline int hsn_tenant_of(__u32 gen, const struct hsn_pkt *pkt,
 	return hsn_tenant_v4(gen, addr, out);
 }
 
+static __always_inline __u32 hsn_tenant_generation(void)
+{
+	__u32 zero = 0;
+	__u32 *genp = bpf_map_lookup_elem(&tenant_gen, &zero);
+
+	return genp ? *genp & 1 : 0;
+}
+
 /* Destination first: traffic between two tenant prefixes is the
  * destination tenant's uplink. Returns 0 when neither address matches.
  *
@@ -294,19 +340,17 @@ static __always_inline int hsn_tenant_of(__u32 gen, const struct hsn_pkt *pkt,
  * outcome, each family, tunnelled or not, each hook), which multiplied the
  * bpf_loop callbacks above past the verifier's budget. The caller passes
  * initialised memory (the verifier requires it) and gets its result back
- * as unknown values, which it only indexes maps with. */
-__noinline int hsn_tenant_lookup(const struct hsn_pkt *pkt,
-				 struct hsn_tenant_match *m)
+ * as unknown values, which it only indexes maps with. Callers use
+ * hsn_tenant_lookup, which answers most IPv4 packets without this call. */
+__noinline int hsn_tenant_lookup_probing(const struct hsn_pkt *pkt,
+					 struct hsn_tenant_match *m)
 {
-	__u32 zero = 0;
-	__u32 *genp;
 	__u32 gen;
 
 	/* The verifier cannot know a global function's pointers are set. */
 	if (!pkt || !m)
 		return 0;
-	genp = bpf_map_lookup_elem(&tenant_gen, &zero);
-	gen = genp ? *genp & 1 : 0;
+	gen = hsn_tenant_generation();
 
 	if (hsn_tenant_of(gen, pkt, pkt->daddr, &m->ref)) {
 		m->dir = HSN_DIR_UPLINK;
@@ -317,6 +361,38 @@ __noinline int hsn_tenant_lookup(const struct hsn_pkt *pkt,
 		return 1;
 	}
 	return 0;
+}
+
+/* The tenant of `pkt` (hsn_tenant_lookup_probing's answer). An IPv4 packet
+ * whose two blocks answer without probing (nearly all: see the top of this
+ * file) is answered here, inlined: a call to a BPF function and its return
+ * cost more than the whole lookup on a CPU whose returns go through a
+ * mitigation thunk (AMD's Safe RET). Anything else takes the global
+ * function, which redoes both addresses, on one generation. */
+static __always_inline int hsn_tenant_lookup(const struct hsn_pkt *pkt,
+					     struct hsn_tenant_match *m)
+{
+	__u32 gen;
+	enum hsn_v4_block_answer answer;
+
+	if (pkt->is_v6)
+		return hsn_tenant_lookup_probing(pkt, m);
+	gen = hsn_tenant_generation();
+	answer = hsn_tenant_v4_block(gen, pkt->daddr, &m->ref);
+	if (answer == HSN_V4_HIT) {
+		m->dir = HSN_DIR_UPLINK;
+		return 1;
+	}
+	if (answer == HSN_V4_MISS) {
+		answer = hsn_tenant_v4_block(gen, pkt->saddr, &m->ref);
+		if (answer == HSN_V4_HIT) {
+			m->dir = HSN_DIR_DOWNLINK;
+			return 1;
+		}
+		if (answer == HSN_V4_MISS)
+			return 0;
+	}
+	return hsn_tenant_lookup_probing(pkt, m);
 }
 
 #endif /* HSN_TENANT_H */
