@@ -112,10 +112,24 @@ static __always_inline void hsn_map_v4(__u8 *dst, const void *addr)
 	__builtin_memcpy(dst + 12, addr, 4);
 }
 
-/* avail: bytes from the IP header to the end of the whole frame (fragments
- * of a multi-buffer frame included), to validate the total length. */
+/* Does an IP packet of `len` bytes at `off` fit what holds it? `avail`
+ * bytes from the IP header are known to be there; with `whole` set, `avail`
+ * is the frame's linear part only, and a longer packet is measured against
+ * the whole frame (the fragments of a multi-buffer frame included). That
+ * costs a helper call in XDP (hsn_frame_len), so only a packet longer than
+ * the linear part pays it. */
+static __always_inline int hsn_ip_len_ok(__u64 len, __u32 off, __u64 avail,
+					 struct hsn_ctx *whole)
+{
+	if (len <= avail)
+		return 1;
+	return whole && len <= hsn_frame_len(whole) - off;
+}
+
+/* avail, whole: what hsn_ip_len_ok validates the total length with. */
 static __always_inline int hsn_parse_v4(void *data, __u32 off, void *data_end,
-					__u64 avail, struct hsn_pkt *pkt)
+					__u64 avail, struct hsn_ctx *whole,
+					struct hsn_pkt *pkt)
 {
 	void *l3 = data + off;
 	struct iphdr *iph = l3;
@@ -127,7 +141,8 @@ static __always_inline int hsn_parse_v4(void *data, __u32 off, void *data_end,
 		return HSN_PARSE_ERROR;
 	hlen = iph->ihl * 4;
 	tot = bpf_ntohs(iph->tot_len);
-	if (tot < hlen || tot > avail || l3 + hlen > data_end)
+	if (tot < hlen || !hsn_ip_len_ok(tot, off, avail, whole) ||
+	    l3 + hlen > data_end)
 		return HSN_PARSE_ERROR;
 
 	hsn_map_v4(pkt->saddr, &iph->saddr);
@@ -158,6 +173,7 @@ static __always_inline int hsn_is_ext_hdr(__u8 next)
 
 static __always_inline int hsn_parse_v6(void *data, __u32 l3_off,
 					void *data_end, __u64 avail,
+					struct hsn_ctx *whole,
 					struct hsn_pkt *pkt)
 {
 	void *l3 = data + l3_off;
@@ -170,7 +186,7 @@ static __always_inline int hsn_parse_v6(void *data, __u32 l3_off,
 	if (ip6->version != 6)
 		return HSN_PARSE_ERROR;
 	len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
-	if (len > avail)
+	if (!hsn_ip_len_ok(len, l3_off, avail, whole))
 		return HSN_PARSE_ERROR;
 
 	__builtin_memcpy(pkt->saddr, &ip6->saddr, 16);
@@ -231,16 +247,16 @@ static __always_inline int hsn_is_vlan(__be16 proto)
 /* The frame's Ethernet header, VLAN tags and IP packet. */
 static __always_inline int hsn_parse(struct hsn_ctx *ctx, struct hsn_pkt *pkt)
 {
-	__u64 frame_len;
+	__u64 linear;
 	void *data, *data_end;
 	struct ethhdr *eth;
 	__u32 off = sizeof(*eth);
 	__be16 proto;
 
 	hsn_pull(ctx, HSN_PULL_LEN);
-	frame_len = hsn_frame_len(ctx);
 	data = hsn_data(ctx);
 	data_end = hsn_data_end(ctx);
+	linear = data_end - data;
 	eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return HSN_PARSE_ERROR;
@@ -260,9 +276,11 @@ static __always_inline int hsn_parse(struct hsn_ctx *ctx, struct hsn_pkt *pkt)
 	pkt->l3_proto = proto;
 
 	if (proto == bpf_htons(ETH_P_IP))
-		return hsn_parse_v4(data, off, data_end, frame_len - off, pkt);
+		return hsn_parse_v4(data, off, data_end, linear - off, ctx,
+				    pkt);
 	if (proto == bpf_htons(ETH_P_IPV6))
-		return hsn_parse_v6(data, off, data_end, frame_len - off, pkt);
+		return hsn_parse_v6(data, off, data_end, linear - off, ctx,
+				    pkt);
 	/* A third tag: an encapsulation we do not meter, so not "non-IP". */
 	if (hsn_is_vlan(proto))
 		return HSN_PARSE_ERROR;
@@ -314,10 +332,12 @@ static __always_inline int hsn_parse_inner(struct hsn_ctx *ctx,
 	inner->vlan_len = outer->vlan_len;
 	if (outer->l4_proto == IPPROTO_IPIP) {
 		inner->l3_proto = bpf_htons(ETH_P_IP);
-		res = hsn_parse_v4(data, off, data_end, outer_end - off, inner);
+		res = hsn_parse_v4(data, off, data_end, outer_end - off, NULL,
+				   inner);
 	} else {
 		inner->l3_proto = bpf_htons(ETH_P_IPV6);
-		res = hsn_parse_v6(data, off, data_end, outer_end - off, inner);
+		res = hsn_parse_v6(data, off, data_end, outer_end - off, NULL,
+				   inner);
 	}
 	if (res == HSN_PARSE_OK && inner->l3_len != outer_end - off)
 		return HSN_PARSE_ERROR;
