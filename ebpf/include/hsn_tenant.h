@@ -17,7 +17,9 @@
  * A lookup costs one probe per prefix length present in the address's block
  * (none for an IPv4 block with at most 4 longer prefixes, which 100,000
  * prefixes spread over the address space leave nearly every block with),
- * whatever the table's size. At most 16 (IPv4) or 96 + 32 (IPv6). Memory:
+ * whatever the table's size. At most 16 (IPv4) or 96 + 32 (IPv6). An IPv4
+ * lookup that needs no probe is inlined into the program (hsn_tenant_lookup);
+ * probing runs in a global function (hsn_tenant_lookup_probing). Memory:
  * the IPv4 block array is preallocated, 2 x 65536 x 64 B = 8 MiB per
  * program; the hashes grow with the table.
  *
