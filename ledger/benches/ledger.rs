@@ -242,7 +242,11 @@ fn main() {
         return merkle_figures();
     }
     println!(
-        "hsn-ledger benchmark: {n} records, batches of {BATCH}, one thread, best of {REPEAT}, redb with fsync per batch"
+        "hsn-ledger benchmark: {n} records, batches of {BATCH}, one client, best of {REPEAT}, redb with fsync per batch"
+    );
+    println!(
+        "  (the ceiling verifies on one thread; a submission verifies on the calling thread while \
+        a second applies the write, committed once the signatures verify)"
     );
     let w = workload(n);
     let records_only = requests(&w, false);

@@ -12,7 +12,9 @@ use std::sync::{Arc, RwLock};
 use ed25519_dalek::SigningKey;
 use tokio::sync::watch;
 
-pub use submit::{Item, ItemRefusal, Refusal, Signatures, SubmitError, Submitted};
+pub use submit::{
+    Item, ItemRefusal, Refusal, Signatures, SubmitError, Submitted, VERIFY_BESIDE_MIN,
+};
 
 use crate::attest::{Attester, Tolerance};
 use crate::block::{self, Sealer, SignedHeader};

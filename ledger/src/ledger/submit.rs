@@ -194,6 +194,28 @@ fn refused(item: Item, refusal: Refusal) -> SubmitError {
 enum ApplyError {
     Store(StoreError),
     Refused(Box<InTxn>),
+    /// The signatures, verified beside the apply, do not (the culprit when found alone).
+    BadSignature(Option<Item>),
+}
+
+/// Requests with at least this many items are applied on a second thread while their
+/// signatures are verified; smaller ones verify first (a thread costs more than it saves).
+pub const VERIFY_BESIDE_MIN: usize = 32;
+
+/// What passed every check but the signatures.
+struct Admitted {
+    parts: Vec<Part>,
+    items: Vec<Item>,
+    batch: Batch<Item>,
+}
+
+/// The refusal of a request whose signatures do not verify, naming the culprit when one
+/// fails on its own.
+fn bad_signature(culprit: Option<&Item>) -> SubmitError {
+    refused(
+        culprit.copied().unwrap_or(Item::Request),
+        Refusal::BadSignature,
+    )
 }
 
 /// Which part was refused, why, and the evidence to keep.
@@ -212,10 +234,30 @@ impl From<StoreError> for ApplyError {
 impl Ledger {
     /// Validates and stores a request; returns after the commit, so `Ok` is an
     /// acknowledgement that survives a crash.
+    ///
+    /// A request of [`VERIFY_BESIDE_MIN`] items or more is applied on a second thread while
+    /// this one verifies its signatures; the transaction commits only once they verify (a
+    /// bad signature rolls it back and refuses the request, as when verified before the
+    /// apply), so the outcome is that of verifying first.
     pub fn submit(&self, request: &pb::SubmitRecordsRequest) -> Result<Submitted, SubmitError> {
-        let (parts, items) = self.validate(request, Signatures::Verify)?;
+        let Admitted {
+            parts,
+            items,
+            batch,
+        } = self.admit_all(request)?;
         let now = self.clock.now();
-        let applied = self.store.write(|t| apply(t, &parts, &self.attester, now));
+        let write = |t: &mut WriteTables<'_>| apply(t, &parts, &self.attester, now);
+        let applied = if batch.len() < VERIFY_BESIDE_MIN {
+            batch.verify().map_err(bad_signature)?;
+            self.store.write(write)
+        } else {
+            let verify = || {
+                batch
+                    .verify()
+                    .map_err(|culprit| ApplyError::BadSignature(culprit.copied()))
+            };
+            self.store.write_beside(write, verify)
+        };
         self.settle(applied, &items, |evidence| {
             self.store.write(|t| t.add_evidence(evidence)).map(drop)
         })
@@ -266,6 +308,7 @@ impl Ledger {
         match applied {
             Ok(done) => Ok(done),
             Err(ApplyError::Store(e)) => Err(e.into()),
+            Err(ApplyError::BadSignature(culprit)) => Err(bad_signature(culprit.as_ref())),
             Err(ApplyError::Refused(refused_in_txn)) => {
                 let InTxn {
                     position,
@@ -285,6 +328,20 @@ impl Ledger {
         request: &pb::SubmitRecordsRequest,
         signatures: Signatures,
     ) -> Result<(Vec<Part>, Vec<Item>), SubmitError> {
+        let Admitted {
+            parts,
+            items,
+            batch,
+        } = self.admit_all(request)?;
+        if signatures == Signatures::Verify {
+            batch.verify().map_err(bad_signature)?;
+        }
+        Ok((parts, items))
+    }
+
+    /// Every check of [`validate`](Self::validate) but the signatures: the request's parts,
+    /// their items, and the signatures to verify.
+    fn admit_all(&self, request: &pb::SubmitRecordsRequest) -> Result<Admitted, SubmitError> {
         let count = request.records.len() + request.observations.len();
         if count == 0 {
             return Err(refused(Item::Request, Refusal::Empty));
@@ -327,19 +384,13 @@ impl Ledger {
                 Err(refusal) => refusals.push(ItemRefusal { item, refusal }),
             }
         }
-        if refusals.is_empty()
-            && signatures == Signatures::Verify
-            && let Err(culprit) = batch.verify()
-        {
-            let item = culprit.copied().unwrap_or(Item::Request);
-            refusals.push(ItemRefusal {
-                item,
-                refusal: Refusal::BadSignature,
-            });
-        }
         let mut refusals = refusals.into_iter();
         match refusals.next() {
-            None => Ok((parts, items)),
+            None => Ok(Admitted {
+                parts,
+                items,
+                batch,
+            }),
             Some(first) => {
                 let mut reasons = vec![first.refusal.label()];
                 reasons.extend(refusals.map(|r| r.refusal.label()));

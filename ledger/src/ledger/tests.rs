@@ -256,6 +256,48 @@ fn bad_signature_is_located_in_a_batch() {
 }
 
 #[test]
+fn large_requests_verify_beside_the_write_and_commit_only_when_valid() {
+    let f = fixture();
+    f.submit_records(vec![f.record(0, 9, 500)]);
+    let many = |conflicting: u64| -> Vec<pb::SignedRecord> {
+        let mut records: Vec<pb::SignedRecord> = (0..VERIFY_BESIDE_MIN as u64)
+            .map(|i| {
+                slot(9, &format!("tenant-{i}"))
+                    .record(&f.edges[1], 10 + i, 9)
+                    .to_pb()
+            })
+            .collect();
+        records.push(f.record(0, 9, conflicting).to_pb());
+        records
+    };
+    // A bad signature and a conflict: the signature is refused, as when verified before
+    // the apply, and neither the records nor the conflict's evidence are kept.
+    let mut records = many(501);
+    records[20].signature[3] ^= 1;
+    let (msg, label) = f.refusal(wire_request(records));
+    assert_eq!(
+        (msg.as_str(), label),
+        ("records[20]: signature does not verify", "bad_signature")
+    );
+    let status = f.ledger.status().unwrap();
+    assert_eq!((status.pending, status.evidence), (1, 0));
+    // Valid signatures: the conflict is refused and kept, nothing else stored.
+    assert_eq!(f.refusal(wire_request(many(501))).1, "conflict");
+    let status = f.ledger.status().unwrap();
+    assert_eq!((status.pending, status.evidence), (1, 1));
+    // Valid and consistent: all stored.
+    let done = f.ledger.submit(&wire_request(many(500))).unwrap();
+    assert_eq!(
+        (done.stored, done.duplicates),
+        (VERIFY_BESIDE_MIN as u32, 1)
+    );
+    assert_eq!(
+        f.ledger.status().unwrap().pending,
+        1 + VERIFY_BESIDE_MIN as u64
+    );
+}
+
+#[test]
 fn too_many_items_are_refused() {
     let f = fixture_with(|c| c.max_batch_items = 2);
     let req = request((0..3).map(|e| f.record(e, 9, 1)).collect(), vec![]);

@@ -41,6 +41,46 @@ fn a_failed_write_leaves_nothing_behind() {
     );
 }
 
+/// Which side of a [`Store::write_beside`] failed.
+#[derive(Debug, PartialEq)]
+enum Side {
+    Check,
+    Write,
+    Store,
+}
+
+impl From<StoreError> for Side {
+    fn from(_: StoreError) -> Self {
+        Self::Store
+    }
+}
+
+#[test]
+fn a_write_beside_a_check_commits_only_when_both_succeed() {
+    let (_dir, store) = store();
+    let located = |e: &Entry| store.read().unwrap().locate(&e.key()).unwrap();
+    let (a, b, c) = (entry(1, "a"), entry(1, "b"), entry(1, "c"));
+    let put_then_fail = |e: &Entry| {
+        let e = e.clone();
+        move |t: &mut WriteTables<'_>| -> Result<(), Side> {
+            t.put_pending(&e)?;
+            Err(Side::Write)
+        }
+    };
+    // The check fails: nothing is written, and its error wins over the write's.
+    let checked = store.write_beside(put_then_fail(&a), || Err(Side::Check));
+    assert_eq!(checked, Err(Side::Check));
+    assert_eq!(located(&a), Location::Absent);
+    // The write fails beside a passing check: its error, nothing written.
+    let failed = store.write_beside(put_then_fail(&b), || Ok(()));
+    assert_eq!(failed, Err(Side::Write));
+    assert_eq!(located(&b), Location::Absent);
+    // Both pass: committed, the write's value returned.
+    let done = store.write_beside(|t| Ok::<_, Side>(t.put_pending(&c).map(|()| 7)?), || Ok(()));
+    assert_eq!(done, Ok(7));
+    assert_eq!(located(&c), Location::Pending(c));
+}
+
 #[test]
 fn pending_epochs_are_ranges_and_blocks_move_entries() {
     let (_dir, store) = store();
