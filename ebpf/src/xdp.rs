@@ -157,6 +157,17 @@ struct Attachment {
 /// A loaded object and where its program is attached. Without a pin directory, dropping
 /// it detaches the program (aya detaches owned links on drop); with one, the links and
 /// maps stay pinned and the program keeps running until a later load replaces it.
+/// Times a program is offered to the verifier when it gives up with EAGAIN, which it does
+/// when a signal reaches the loading thread while it works (the super program's
+/// verification takes seconds); libbpf tries five times too.
+const LOAD_ATTEMPTS: usize = 5;
+
+/// Whether a load failed only because the verifier was interrupted (EAGAIN).
+fn interrupted(e: &aya::programs::ProgramError) -> bool {
+    matches!(e, aya::programs::ProgramError::LoadError { io_error, .. }
+        if io_error.kind() == std::io::ErrorKind::WouldBlock)
+}
+
 #[derive(Debug)]
 pub(crate) struct Loaded {
     ebpf: Ebpf,
@@ -215,15 +226,23 @@ impl Loaded {
             attachments: Vec::new(),
             replaced_pins,
         };
-        let verified = match hook {
-            Hook::Xdp => loaded.xdp()?.load(),
-            Hook::Tc => loaded.tc()?.load(),
-        };
-        verified.map_err(|source| Error::LoadProgram {
-            program: spec.program,
-            source: Box::new(source),
-        })?;
-        Ok(loaded)
+        let mut attempt = 1;
+        loop {
+            let verified = match hook {
+                Hook::Xdp => loaded.xdp()?.load(),
+                Hook::Tc => loaded.tc()?.load(),
+            };
+            match verified {
+                Err(e) if interrupted(&e) && attempt < LOAD_ATTEMPTS => attempt += 1,
+                verified => {
+                    verified.map_err(|source| Error::LoadProgram {
+                        program: spec.program,
+                        source: Box::new(source),
+                    })?;
+                    return Ok(loaded);
+                }
+            }
+        }
     }
 
     /// Takes a map out of the object as a typed aya map (the program keeps its reference).
@@ -567,5 +586,30 @@ fn pin_io_error(error: aya::pin::PinError) -> io::Error {
     match error {
         aya::pin::PinError::SyscallError(e) => e.io_error,
         other => io::Error::other(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aya::programs::ProgramError;
+
+    use super::*;
+
+    fn load_error(errno: i32) -> ProgramError {
+        ProgramError::LoadError {
+            io_error: std::io::Error::from_raw_os_error(errno),
+            verifier_log: aya_obj::VerifierLog::new(String::new()),
+        }
+    }
+
+    #[test]
+    fn only_an_interrupted_verification_is_tried_again() {
+        const EAGAIN: i32 = 11;
+        const EINVAL: i32 = 22;
+        const EPERM: i32 = 1;
+        assert!(interrupted(&load_error(EAGAIN)));
+        assert!(!interrupted(&load_error(EINVAL)));
+        assert!(!interrupted(&load_error(EPERM)));
+        assert!(!interrupted(&ProgramError::AlreadyLoaded));
     }
 }

@@ -1,7 +1,8 @@
 //! Submission: validate every item (shape, network, key and role, epoch, signatures in one
-//! batch), then apply the exactly-once rule in one write transaction. All or nothing: one
-//! refused item refuses the request and nothing of it is stored, except the evidence of a
-//! conflict.
+//! batch), then apply the exactly-once rule in one write transaction (for a large request,
+//! applied while the signatures are verified, committed only once they are). All or
+//! nothing: one refused item refuses the request and nothing of it is stored, except the
+//! evidence of a conflict.
 
 use std::collections::BTreeMap;
 use std::fmt;
