@@ -436,6 +436,17 @@ proptest! {
     }
 
     #[test]
+    fn planning_again_from_the_plan_changes_nothing((s, clusters) in arb_inventory()) {
+        let first = plan(&s, &inputs(clusters.clone()));
+        let again = plan(&s, &Inputs {
+            clusters,
+            previous: first.previous(&BTreeSet::new()),
+            ..Default::default()
+        });
+        prop_assert_eq!(again, first);
+    }
+
+    #[test]
     fn losing_a_super_moves_exactly_its_edges((s, clusters) in arb_inventory(), pick in any::<prop::sample::Index>()) {
         let before = plan(&s, &inputs(clusters.clone()));
         let supers: Vec<SuperId> = before.supers().collect();
