@@ -520,7 +520,7 @@ fn writes_by_cluster(before: &Scrape, after: &Scrape) -> BTreeMap<String, f64> {
 async fn owned_objects(members: &[Member]) -> Result<usize> {
     use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
     use k8s_openapi::api::coordination::v1::Lease;
-    use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
     use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
     let lp = ListParams::default().labels(hsn_operator::resources::NETWORK_UID_LABEL);
     let mut n = 0;
@@ -539,6 +539,8 @@ async fn owned_objects(members: &[Member]) -> Result<usize> {
             + count::<Service>(&c, &lp).await?
             + count::<DaemonSet>(&c, &lp).await?
             + count::<ConfigMap>(&c, &lp).await?
+            // The super nodes' identities and the ledger's TLS.
+            + count::<Secret>(&c, &lp).await?
             // One per agent, created by the operator, renewed by the agent.
             + count::<Lease>(&c, &lp).await?;
     }
