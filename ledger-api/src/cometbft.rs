@@ -11,16 +11,26 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 /// How long one call may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Consensus settings of every HSN validator (`config.toml`, section `consensus`): about
-/// ten blocks a second where the network allows instead of CometBFT's one, so a submission
-/// is acknowledged in a fraction of a second (measured: `../shared/design/cometbft.md`);
-/// CometBFT lengthens each round's timeouts by its `*_delta` when the network is slower.
-pub const CONSENSUS_TIMEOUTS: &[(&str, &str)] = &[
-    ("timeout_propose", "500ms"),
-    ("timeout_prevote", "200ms"),
-    ("timeout_precommit", "200ms"),
-    ("timeout_commit", "50ms"),
-    ("peer_gossip_sleep_duration", "10ms"),
+/// Settings every HSN validator's `config.toml` carries, whoever writes it (`hsn-ledger
+/// node`, the test toolkit): (section, key, value as a TOML literal).
+/// - `p2p`: the validators are the only peers: no peer exchange, and their addresses may be
+///   private (or all on one host); messages flushed every 10 ms instead of 100.
+/// - `consensus`: about ten blocks a second where the network allows instead of CometBFT's
+///   one, so a submission is acknowledged in a fraction of a second (measured:
+///   `../shared/design/cometbft.md`); CometBFT lengthens each round's timeouts by its
+///   `*_delta` when the network is slower.
+/// - `mempool`: the largest transaction, [`MAX_TX_BYTES`].
+pub const VALIDATOR_CONFIG: &[(&str, &str, &str)] = &[
+    ("p2p", "pex", "false"),
+    ("p2p", "addr_book_strict", "false"),
+    ("p2p", "allow_duplicate_ip", "true"),
+    ("p2p", "flush_throttle_timeout", "\"10ms\""),
+    ("consensus", "timeout_propose", "\"500ms\""),
+    ("consensus", "timeout_prevote", "\"200ms\""),
+    ("consensus", "timeout_precommit", "\"200ms\""),
+    ("consensus", "timeout_commit", "\"50ms\""),
+    ("consensus", "peer_gossip_sleep_duration", "\"10ms\""),
+    ("mempool", "max_tx_bytes", "5242880"),
 ];
 
 /// Largest transaction a validator's mempool takes: one `SubmitRecords` request, up to the
@@ -183,4 +193,18 @@ pub async fn call(rpc: SocketAddr, path: &str) -> Result<Value, RpcError> {
         });
     }
     Ok(json["result"].clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mempool_limit_is_max_tx_bytes() {
+        let limit = VALIDATOR_CONFIG
+            .iter()
+            .find(|(section, key, _)| (*section, *key) == ("mempool", "max_tx_bytes"))
+            .map(|(_, _, literal)| literal.parse::<i64>());
+        assert_eq!(limit, Some(Ok(MAX_TX_BYTES)));
+    }
 }

@@ -7,11 +7,11 @@ use anyhow::{Context as _, Result};
 use toml_edit::{DocumentMut, value};
 
 use super::{App, Genesis};
-use hsn_ledger_api::cometbft::{CONSENSUS_TIMEOUTS, MAX_TX_BYTES};
+use hsn_ledger_api::cometbft::VALIDATOR_CONFIG;
 
 /// One validator's `config.toml`: its application, its RPC and P2P listeners on loopback,
-/// its peers (`id@host:port`, comma-separated) and nothing else (no peer exchange, no
-/// strict address book on loopback), the consensus timeouts every HSN validator uses.
+/// its peers (`id@host:port`, comma-separated), and the settings every HSN validator
+/// carries (`VALIDATOR_CONFIG`: no peer exchange, the consensus timeouts, the mempool limit).
 pub(super) fn node(home: &Path, app: &App, rpc: SocketAddr, p2p: u16, peers: &str) -> Result<()> {
     let path = home.join("config/config.toml");
     let text =
@@ -33,15 +33,13 @@ pub(super) fn node(home: &Path, app: &App, rpc: SocketAddr, p2p: u16, peers: &st
     doc["rpc"]["laddr"] = value(format!("tcp://{rpc}"));
     doc["p2p"]["laddr"] = value(format!("tcp://127.0.0.1:{p2p}"));
     doc["p2p"]["persistent_peers"] = value(peers);
-    doc["p2p"]["pex"] = value(false);
-    doc["p2p"]["addr_book_strict"] = value(false);
-    doc["p2p"]["allow_duplicate_ip"] = value(true);
-    doc["p2p"]["flush_throttle_timeout"] = value("10ms");
-    for (key, v) in CONSENSUS_TIMEOUTS {
-        doc["consensus"][key] = value(*v);
+    for (section, key, literal) in VALIDATOR_CONFIG {
+        doc[section][key] = value(
+            literal
+                .parse::<toml_edit::Value>()
+                .with_context(|| format!("{section}.{key} = {literal}"))?,
+        );
     }
-    // A transaction is one SubmitRecords request: up to the ledger's 4 MiB request limit.
-    doc["mempool"]["max_tx_bytes"] = value(MAX_TX_BYTES);
     std::fs::write(&path, doc.to_string()).with_context(|| format!("writing {}", path.display()))
 }
 

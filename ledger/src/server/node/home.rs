@@ -14,7 +14,7 @@ use toml_edit::{DocumentMut, value};
 
 use super::peers::Peer;
 use crate::server::ServerError;
-use hsn_ledger_api::cometbft::{CONSENSUS_TIMEOUTS, MAX_TX_BYTES};
+use hsn_ledger_api::cometbft::VALIDATOR_CONFIG;
 use hsn_ledger_api::genesis::{node_key_json, validator_key_json};
 
 /// What the home is written from.
@@ -99,15 +99,13 @@ fn configure(doc: &mut DocumentMut, spec: &HomeSpec<'_>) {
         value(spec.external.map(|a| a.to_string()).unwrap_or_default());
     let peers: Vec<String> = spec.peers.iter().map(Peer::to_string).collect();
     doc["p2p"]["persistent_peers"] = value(peers.join(","));
-    // The validators are the only peers: no peer exchange, and addresses may be private.
-    doc["p2p"]["pex"] = value(false);
-    doc["p2p"]["addr_book_strict"] = value(false);
-    doc["p2p"]["allow_duplicate_ip"] = value(true);
-    doc["p2p"]["flush_throttle_timeout"] = value("10ms");
-    for (key, v) in CONSENSUS_TIMEOUTS {
-        doc["consensus"][key] = value(*v);
+    for (section, key, literal) in VALIDATOR_CONFIG {
+        doc[section][key] = value(
+            literal
+                .parse::<toml_edit::Value>()
+                .expect("VALIDATOR_CONFIG holds TOML literals"),
+        );
     }
-    doc["mempool"]["max_tx_bytes"] = value(MAX_TX_BYTES);
     doc["instrumentation"]["prometheus"] = value(spec.metrics.is_some());
     if let Some(at) = spec.metrics {
         doc["instrumentation"]["prometheus_listen_addr"] = value(at.to_string());
@@ -164,6 +162,11 @@ mod tests {
         assert_eq!(doc["rpc"]["laddr"].as_str(), Some("tcp://127.0.0.1:26657"));
         assert_eq!(doc["rpc"]["unsafe"].as_bool(), Some(true));
         assert_eq!(doc["p2p"]["pex"].as_bool(), Some(false));
+        assert_eq!(doc["consensus"]["timeout_commit"].as_str(), Some("50ms"));
+        assert_eq!(
+            doc["mempool"]["max_tx_bytes"].as_integer(),
+            Some(hsn_ledger_api::cometbft::MAX_TX_BYTES)
+        );
         assert_eq!(
             doc["p2p"]["persistent_peers"].as_str(),
             Some("0123456789abcdef0123456789abcdef01234567@10.0.0.2:26656")
