@@ -154,9 +154,6 @@ struct Attachment {
     link: Link,
 }
 
-/// A loaded object and where its program is attached. Without a pin directory, dropping
-/// it detaches the program (aya detaches owned links on drop); with one, the links and
-/// maps stay pinned and the program keeps running until a later load replaces it.
 /// Times a program is offered to the verifier when it gives up with EAGAIN, which it does
 /// when a signal reaches the loading thread while it works (the super program's
 /// verification takes seconds); libbpf tries five times too.
@@ -168,6 +165,9 @@ fn interrupted(e: &aya::programs::ProgramError) -> bool {
         if io_error.kind() == std::io::ErrorKind::WouldBlock)
 }
 
+/// A loaded object and where its program is attached. Without a pin directory, dropping
+/// it detaches the program (aya detaches owned links on drop); with one, the links and
+/// maps stay pinned and the program keeps running until a later load replaces it.
 #[derive(Debug)]
 pub(crate) struct Loaded {
     ebpf: Ebpf,
