@@ -131,8 +131,12 @@ enum State {
     Failing,
 }
 
+/// How soon a missing Lease is looked for again (at most a heartbeat).
+const MISSING_RECHECK: Duration = Duration::from_secs(1);
+
 /// Renews every `heartbeat` and whenever the status changes, until `status` closes. A
-/// missing Lease or a failing renewal is retried each heartbeat; neither stops the agent.
+/// failing renewal is retried each heartbeat, a missing Lease every [`MISSING_RECHECK`];
+/// neither stops the agent.
 pub async fn run(
     api: Api<Lease>,
     id: LeaseIdentity,
@@ -162,14 +166,20 @@ pub async fn run(
                 State::Missing => tracing::warn!(
                     lease = id.name,
                     "Lease does not exist: the operator creates it for the agents it places, and \
-                     this agent may only update it; waiting for it (checked each heartbeat)"
+                     this agent may only update it; waiting for it (checked every second)"
                 ),
                 State::Failing => {}
             }
             state = now;
         }
+        // A missing Lease is looked for again sooner: the operator writes an agent's Lease
+        // beside its pods, and a new agent is seen alive from its first renewal on.
+        let wait = match state {
+            State::Missing => heartbeat.min(MISSING_RECHECK),
+            State::Renewing | State::Failing => heartbeat,
+        };
         tokio::select! {
-            () = tokio::time::sleep(heartbeat) => {}
+            () = tokio::time::sleep(wait) => {}
             changed = status.changed() => if changed.is_err() { return },
         }
     }

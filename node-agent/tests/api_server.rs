@@ -74,6 +74,42 @@ fn network() -> anyhow::Result<HsnNetwork> {
     }))?)
 }
 
+/// The edge agent of node n1 as its pod runs it, reading and writing as `client`.
+fn edge_config(client: &kube::Client, state: &std::path::Path, heartbeat: Duration) -> AgentConfig {
+    AgentConfig {
+        network: "metro".into(),
+        me: Me::Edge { node: "n1".into() },
+        spool_header: edge_n1_header(),
+        spool_dir: state.join("spool"),
+        routes: RoutesSource::ConfigMap(
+            Box::new(Api::namespaced(client.clone(), NS)),
+            "hsn-routes".into(),
+        ),
+        next_hops: NextHops::PerSuper(BTreeMap::from([
+            (SuperId::new("a", 0), hop(0xa0)),
+            (SuperId::new("a", 1), hop(0xa1)),
+        ])),
+        tunnel_address: Some("10.1.0.1".parse().unwrap()),
+        lease: Some(LeaseConfig {
+            api: Api::namespaced(client.clone(), NS),
+            identity: LeaseIdentity {
+                name: names::edge_lease(EDGE_NODE),
+                holder: "hsn-edge-bb-x1".into(),
+                pod_uid: "u-x1".into(),
+                role: Role::Edge,
+                public_key: "ab".repeat(32),
+                duration_seconds: 15,
+                address: Some("10.1.0.1".parse().unwrap()),
+            },
+            heartbeat,
+        }),
+        default_epoch_seconds: 60,
+        epoch_loop: false,
+        datapath_mode: "xdp-generic".into(),
+        shipper: None,
+    }
+}
+
 #[tokio::test]
 async fn lease_routes_and_malformed_tables_against_a_real_apiserver() -> anyhow::Result<()> {
     let cp = ControlPlane::start().await?;
@@ -93,38 +129,7 @@ async fn lease_routes_and_malformed_tables_against_a_real_apiserver() -> anyhow:
 
     let state = tempfile::tempdir()?;
     let fake = FakeDatapath::default();
-    let config = AgentConfig {
-        network: "metro".into(),
-        me: Me::Edge { node: "n1".into() },
-        spool_header: edge_n1_header(),
-        spool_dir: state.path().join("spool"),
-        routes: RoutesSource::ConfigMap(
-            Box::new(Api::namespaced(as_edge.clone(), NS)),
-            "hsn-routes".into(),
-        ),
-        next_hops: NextHops::PerSuper(BTreeMap::from([
-            (SuperId::new("a", 0), hop(0xa0)),
-            (SuperId::new("a", 1), hop(0xa1)),
-        ])),
-        tunnel_address: Some("10.1.0.1".parse().unwrap()),
-        lease: Some(LeaseConfig {
-            api: Api::namespaced(as_edge.clone(), NS),
-            identity: LeaseIdentity {
-                name: names::edge_lease(EDGE_NODE),
-                holder: "hsn-edge-bb-x1".into(),
-                pod_uid: "u-x1".into(),
-                role: Role::Edge,
-                public_key: "ab".repeat(32),
-                duration_seconds: 15,
-                address: Some("10.1.0.1".parse().unwrap()),
-            },
-            heartbeat: Duration::from_secs(1),
-        }),
-        default_epoch_seconds: 60,
-        epoch_loop: false,
-        datapath_mode: "xdp-generic".into(),
-        shipper: None,
-    };
+    let config = edge_config(&as_edge, state.path(), Duration::from_secs(1));
     let agent = Agent::start(config, fake.clone())?;
 
     // No Lease yet: the agent says so and waits, and nothing creates it.
@@ -256,6 +261,37 @@ async fn lease_routes_and_malformed_tables_against_a_real_apiserver() -> anyhow:
     })
     .await?;
     assert!(agent.status.borrow().routes_error.is_none());
+    drop(agent);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_missing_lease_is_looked_for_again_within_a_second_not_a_heartbeat() -> anyhow::Result<()>
+{
+    let cp = ControlPlane::start().await?;
+    let client = cp.client();
+    let identity = ["Namespace", "ServiceAccount", "Role", "RoleBinding"];
+    apply_member_objects(&client, &network()?, &identity).await?;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), NS);
+    let as_edge = cp
+        .client_as_service_account(NS, EDGE_AGENT_IDENTITY)
+        .await?;
+    let state = tempfile::tempdir()?;
+    // A heartbeat far longer than the wait below: only the missing Lease's own recheck can
+    // find the Lease in time (the pods are placed while the operator writes the Leases).
+    let config = edge_config(&as_edge, state.path(), Duration::from_secs(600));
+    let agent = Agent::start(config, FakeDatapath::default())?;
+    wait_for("the agent to find its Lease missing", WAIT, || async {
+        (agent.metrics.lease_missing.get() == 1).then_some(())
+    })
+    .await?;
+    apply_member_objects(&client, &network()?, &["Namespace", "Lease"]).await?;
+    wait_for("Lease edge-n1 renewed by the agent", WAIT, || async {
+        let l = leases.get_opt("edge-n1").await.ok().flatten()?;
+        l.spec.as_ref()?.renew_time.is_some().then_some(())
+    })
+    .await?;
+    assert_eq!(agent.metrics.lease_missing.get(), 0);
     drop(agent);
     Ok(())
 }

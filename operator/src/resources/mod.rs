@@ -234,7 +234,7 @@ impl<'a> Renderer<'a> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 #[cfg(test)]
 mod ledger_tests;

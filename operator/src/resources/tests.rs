@@ -6,7 +6,7 @@ use hsn_api::routes::{ROUTES_KEY, RoutesTable};
 use super::*;
 use crate::plan::{ClusterPlan, EdgeId, Plan, SuperId};
 
-pub(super) fn network() -> HsnNetwork {
+pub(crate) fn network() -> HsnNetwork {
     let mut n: HsnNetwork = serde_json::from_value(serde_json::json!({
         "apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork",
         "metadata": {"name": "metro", "namespace": "edge-net", "uid": "0000-1111"},
@@ -21,7 +21,7 @@ pub(super) fn network() -> HsnNetwork {
     n
 }
 
-pub(super) fn plan() -> Plan {
+pub(crate) fn plan() -> Plan {
     Plan {
         clusters: BTreeMap::from([
             (
@@ -52,7 +52,7 @@ pub(super) fn plan() -> Plan {
     }
 }
 
-pub(super) fn owner(cluster: &str) -> Owner {
+pub(crate) fn owner(cluster: &str) -> Owner {
     Owner {
         hub: "hub-uid".into(),
         cluster: cluster.into(),
