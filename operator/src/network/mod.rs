@@ -114,7 +114,12 @@ pub async fn run(
             error_policy,
             ctx,
         )
-        .for_each(|_| futures::future::ready(()))
+        .for_each(|_| {
+            // A reconcile reads and renders the network's objects, then drops them: what
+            // the heap kept of that goes back before the next.
+            hsn_runtime::heap::release();
+            futures::future::ready(())
+        })
         .await;
 }
 
