@@ -14,6 +14,7 @@ use hsn_ledger::attest::Tolerance;
 use hsn_ledger::clock::ManualClock;
 use hsn_ledger::ledger::{Ledger, LedgerConfig};
 use hsn_ledger::merkle::{self, TreeHash};
+use hsn_ledger::sigs::Batch;
 use hsn_ledger::store::Store;
 use hsn_ledger_api::keys::{KeyRegistry, NodeKey};
 use hsn_ledger_api::pb;
@@ -117,21 +118,40 @@ fn ingest(w: &Workload, wire: &[Vec<u8>]) -> (Duration, tempfile::TempDir, Ledge
     (start.elapsed(), dir, ledger)
 }
 
-/// Raw batch verification of the same signatures, keys already decompressed.
-fn ceiling(w: &Workload) -> Duration {
-    let keys: Vec<VerifyingKey> = w
-        .records
-        .iter()
-        .map(|r| r.body.node.verifying_key().expect("key"))
+/// Raw batch verification of the same signatures, keys already decompressed: ed25519-dalek's
+/// `verify_batch` (the ceiling), or the ledger's [`Batch`], which sums one key's terms first.
+fn verification(w: &Workload, ledgers: bool) -> Duration {
+    let records = w.records.chunks(BATCH);
+    let keys = |c: &[SignedRecord]| -> Vec<VerifyingKey> {
+        c.iter()
+            .map(|r| r.body.node.verifying_key().expect("key"))
+            .collect()
+    };
+    let messages =
+        |c: &[SignedRecord]| -> Vec<Vec<u8>> { c.iter().map(|r| r.body.signing_bytes()).collect() };
+    let signatures =
+        |c: &[SignedRecord]| -> Vec<Signature> { c.iter().map(|r| r.signature).collect() };
+    if ledgers {
+        let batches: Vec<Batch<()>> = records
+            .map(|c| {
+                let mut batch = Batch::with_capacity(c.len());
+                for ((k, m), s) in keys(c).into_iter().zip(messages(c)).zip(signatures(c)) {
+                    batch.push(k, m, s, ());
+                }
+                batch
+            })
+            .collect();
+        let start = Instant::now();
+        for batch in &batches {
+            batch.verify().expect("valid");
+        }
+        return start.elapsed();
+    }
+    let batches: Vec<_> = records
+        .map(|c| (keys(c), messages(c), signatures(c)))
         .collect();
-    let messages: Vec<Vec<u8>> = w.records.iter().map(|r| r.body.signing_bytes()).collect();
-    let signatures: Vec<Signature> = w.records.iter().map(|r| r.signature).collect();
     let start = Instant::now();
-    for ((k, m), s) in keys
-        .chunks(BATCH)
-        .zip(messages.chunks(BATCH))
-        .zip(signatures.chunks(BATCH))
-    {
+    for (k, m, s) in &batches {
         let m: Vec<&[u8]> = m.iter().map(Vec::as_slice).collect();
         ed25519_dalek::verify_batch(&m, s, k).expect("valid");
     }
@@ -245,26 +265,35 @@ fn main() {
         "hsn-ledger benchmark: {n} records, batches of {BATCH}, one client, best of {REPEAT}, redb with fsync per batch"
     );
     println!(
-        "  (the ceiling verifies on one thread; a submission verifies on the calling thread while \
-        a second applies the write, committed once the signatures verify)"
+        "  (the ceiling is ed25519-dalek's verify_batch on one thread; a submission verifies \
+        (the same equation, one term per key) on the calling thread while a second applies the \
+        write, committed once the signatures verify; 64 edge keys per batch)"
     );
     let w = workload(n);
     let records_only = requests(&w, false);
     let full = requests(&w, true);
 
     // Interleaved, best of each: load from other processes hits both alike.
-    let (mut roof, mut ours) = (Duration::MAX, Duration::MAX);
+    let (mut roof, mut grouped, mut ours) = (Duration::MAX, Duration::MAX, Duration::MAX);
     for _ in 0..REPEAT {
-        roof = roof.min(ceiling(&w));
+        roof = roof.min(verification(&w, false));
+        grouped = grouped.min(verification(&w, true));
         ours = ours.min(ingest(&w, &records_only).0);
     }
-    let (roof_rate, our_rate) = (per_second(n, roof), per_second(n, ours));
+    let roof_rate = per_second(n, roof);
+    let (grouped_rate, our_rate) = (per_second(n, grouped), per_second(n, ours));
     println!("ed25519 batch-verify ceiling (same signatures): {roof_rate:>10.0} signatures/s");
+    println!(
+        "the ledger's batch verify (one term per key):   {grouped_rate:>10.0} signatures/s, {:.2}x the ceiling",
+        grouped_rate / roof_rate
+    );
     println!("ingest edge records (decode, checks, verify, store): {our_rate:>10.0} records/s");
     let ratio = our_rate / roof_rate;
     println!(
-        "ratio ours/ceiling:                             {ratio:>10.2}  (target >= {INGEST_OVER_CEILING:.2}: {})",
-        met(ratio >= INGEST_OVER_CEILING)
+        "ratio ours/ceiling:                             {ratio:>10.2}  (target >= {INGEST_OVER_CEILING:.2}: {}; \
+        {:.2} of the ledger's own verify)",
+        met(ratio >= INGEST_OVER_CEILING),
+        our_rate / grouped_rate
     );
     if only == "ingest" {
         return;
