@@ -132,7 +132,7 @@ dp_traffic() {
 # /metrics on the nodes' addresses (the pods use the host's network).
 dp_metered() {
   local kind=$1 tenant=$2 port sum=0 v addr
-  [ "$kind" = edge ] && port=9100 || port=9101
+  [ "$kind" = edge ] && port=7444 || port=7445
   for addr in $(dp_list "$kind" | awk '{print $5}'); do
     v=$(bash -c "exec 3<>/dev/tcp/$addr/$port && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3" 2>/dev/null |
       awk -v t="tenant=\"$tenant\"" 'index($0, "hsn_agent_tenant_bytes_total{") == 1 && index($0, t) && index($0, "direction=\"uplink\"") {s += $NF} END {printf "%d", s}')

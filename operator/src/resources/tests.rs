@@ -230,6 +230,47 @@ fn agents_get_ebpf_capabilities_but_never_privileged() {
     }
 }
 
+/// Host ports that node daemons of usual clusters hold on every node: Prometheus'
+/// node-exporter, the kubelet, kube-proxy, Calico's felix, Cilium's agent and envoy, the
+/// NodeLocal DNS cache, the EBS CSI node plugin.
+const NODE_DAEMON_PORTS: [u16; 15] = [
+    9100, 10248, 10250, 10255, 10249, 10256, 9091, 9099, 9962, 9963, 9964, 9965, 4240, 9253, 9808,
+];
+
+#[test]
+fn host_network_pods_claim_no_port_a_usual_node_daemon_holds() {
+    let mut seen = 0;
+    for d in member_objects(
+        &network(),
+        &owner("a"),
+        &plan(),
+        &Peers::new(),
+        &Chain::default(),
+    ) {
+        if !["StatefulSet", "DaemonSet"].contains(&d.resource.kind.as_str()) {
+            continue;
+        }
+        let pod = &d.body()["spec"]["template"]["spec"];
+        assert_eq!(pod["hostNetwork"], true);
+        for container in pod["containers"].as_array().unwrap() {
+            for port in container["ports"].as_array().into_iter().flatten() {
+                let number = u16::try_from(port["containerPort"].as_u64().unwrap()).unwrap();
+                assert!(
+                    !NODE_DAEMON_PORTS.contains(&number),
+                    "{} {}: port {port} is a node daemon's",
+                    d.resource.kind,
+                    container["name"]
+                );
+                seen += 1;
+            }
+        }
+    }
+    assert!(
+        seen >= 3,
+        "the agents' and the ledger's ports were checked ({seen})"
+    );
+}
+
 #[test]
 fn an_edge_and_a_super_node_on_one_node_do_not_share_state_pins_or_ports() {
     let objs = member_objects(
@@ -249,8 +290,8 @@ fn an_edge_and_a_super_node_on_one_node_do_not_share_state_pins_or_ports() {
         let i = args.iter().position(|a| a == "--metrics-addr").unwrap();
         args[i + 1].clone()
     };
-    assert_eq!(metrics(&sup), "0.0.0.0:9101");
-    assert_eq!(metrics(&edge), "0.0.0.0:9100");
+    assert_eq!(metrics(&sup), "0.0.0.0:7445");
+    assert_eq!(metrics(&edge), "0.0.0.0:7444");
     // What lives on the node (pins, state) is the pod's own; the key comes from a Secret.
     for mount in sup["volumeMounts"].as_array().unwrap() {
         if mount["name"] != "identity" && mount["name"] != "ledger-ca" {
