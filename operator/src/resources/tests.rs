@@ -206,19 +206,28 @@ fn each_workload_runs_as_its_roles_account_and_knows_its_pod_uid() {
     }
 }
 
-#[test]
-fn agents_get_ebpf_capabilities_but_never_privileged() {
-    for d in member_objects(
+/// The pod template of every agent workload (the super nodes' StatefulSet, the edge pools'
+/// DaemonSets), with its kind.
+fn agent_pods() -> Vec<(String, serde_json::Value)> {
+    member_objects(
         &network(),
         &owner("a"),
         &plan(),
         &Peers::new(),
         &Chain::default(),
-    ) {
-        if !["StatefulSet", "DaemonSet"].contains(&d.resource.kind.as_str()) {
-            continue;
-        }
-        let pod = &d.body()["spec"]["template"]["spec"];
+    )
+    .iter()
+    .filter(|d| ["StatefulSet", "DaemonSet"].contains(&d.resource.kind.as_str()))
+    .map(|d| {
+        let pod = d.body()["spec"]["template"]["spec"].clone();
+        (d.resource.kind.clone(), pod)
+    })
+    .collect()
+}
+
+#[test]
+fn agents_get_ebpf_capabilities_but_never_privileged() {
+    for (_, pod) in agent_pods() {
         assert_eq!(pod["hostNetwork"], true);
         let sc = &pod["containers"][0]["securityContext"];
         assert_eq!(sc["privileged"], false);
@@ -240,25 +249,14 @@ const NODE_DAEMON_PORTS: [u16; 15] = [
 #[test]
 fn host_network_pods_claim_no_port_a_usual_node_daemon_holds() {
     let mut seen = 0;
-    for d in member_objects(
-        &network(),
-        &owner("a"),
-        &plan(),
-        &Peers::new(),
-        &Chain::default(),
-    ) {
-        if !["StatefulSet", "DaemonSet"].contains(&d.resource.kind.as_str()) {
-            continue;
-        }
-        let pod = &d.body()["spec"]["template"]["spec"];
+    for (kind, pod) in agent_pods() {
         assert_eq!(pod["hostNetwork"], true);
         for container in pod["containers"].as_array().unwrap() {
             for port in container["ports"].as_array().into_iter().flatten() {
                 let number = u16::try_from(port["containerPort"].as_u64().unwrap()).unwrap();
                 assert!(
                     !NODE_DAEMON_PORTS.contains(&number),
-                    "{} {}: port {port} is a node daemon's",
-                    d.resource.kind,
+                    "{kind} {}: port {port} is a node daemon's",
                     container["name"]
                 );
                 seen += 1;
