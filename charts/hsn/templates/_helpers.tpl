@@ -51,6 +51,16 @@ the namespaces it labels as a network's, and deletes only those it can prove it 
   resources: [secrets]
   resourceNames: [hsn-super-identities, hsn-ledger-tls]
   verbs: [get, patch]
+# ... the TLS Secret and the CA ConfigMap removed, by those names, once the network's
+# superNodes.ledgerTls turns false ...
+- apiGroups: [""]
+  resources: [secrets]
+  resourceNames: [hsn-ledger-tls]
+  verbs: [delete]
+- apiGroups: [""]
+  resources: [configmaps]
+  resourceNames: [hsn-ledger-ca]
+  verbs: [delete]
 # ... the super nodes' Service ...
 - apiGroups: [""]
   resources: [services]

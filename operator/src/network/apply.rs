@@ -16,8 +16,8 @@ use crate::context::Context;
 use crate::member::delete_owned_namespaces;
 use crate::plan::Plan;
 use crate::resources::{
-    APPLIED_HASH_ANNOTATION, Chain, MemberObject, NETWORK_UID_LABEL, Owner, Ownership,
-    member_namespace, member_objects,
+    APPLIED_HASH_ANNOTATION, CA_CONFIGMAP, Chain, MemberObject, NETWORK_UID_LABEL, Owner,
+    Ownership, TLS_SECRET, member_namespace, member_objects,
 };
 
 use super::fetch::{Fetched, MemberRead};
@@ -171,6 +171,12 @@ async fn apply_member(
     }
     if !paused {
         prune(&client, &desired, &uid).await?;
+        if !network.spec.super_nodes.ledger_tls {
+            let namespace = member_namespace(&network.name_any());
+            for (kind, plural, name) in TLS_OBJECTS {
+                delete_if_ours(&client, &namespace, (kind, plural), name, &uid).await?;
+            }
+        }
     }
     readiness.stuck = read.map(|r| r.stuck.clone()).unwrap_or_default();
     Ok(readiness)
@@ -305,6 +311,39 @@ const PRUNED: [(&str, &str, &str, &str); 7] = [
     ("rbac.authorization.k8s.io", "v1", "Role", "roles"),
     ("", "v1", "ServiceAccount", "serviceaccounts"),
 ];
+
+/// The ledger TLS objects of a member, removed once `superNodes.ledgerTls` is false (by
+/// name and only then: while TLS is on, one missing from the desired objects may only be
+/// unreadable this reconcile, and is left alone).
+const TLS_OBJECTS: [(&str, &str, &str); 2] = [
+    ("Secret", "secrets", TLS_SECRET),
+    ("ConfigMap", "configmaps", CA_CONFIGMAP),
+];
+
+/// Deletes the core/v1 object `name` of `(kind, plural)` when it exists and is this
+/// network's; reads its metadata first, so a reconcile that finds it gone writes nothing.
+async fn delete_if_ours(
+    client: &Client,
+    namespace: &str,
+    (kind, plural): (&str, &str),
+    name: &str,
+    uid: &str,
+) -> Result<(), ApplyError> {
+    let gvk = kube::core::GroupVersionKind::gvk("", "v1", kind);
+    let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let found = api
+        .get_metadata_opt(name)
+        .await
+        .map_err(|source| api_err("get", kind, name, source))?;
+    if found.is_some_and(|o| o.labels().get(NETWORK_UID_LABEL).map(String::as_str) == Some(uid)) {
+        tracing::debug!(kind, name, "removing: superNodes.ledgerTls is false");
+        api.delete(name, &DeleteParams::background())
+            .await
+            .map_err(|source| api_err("delete", kind, name, source))?;
+    }
+    Ok(())
+}
 
 /// Deletes this network's objects of the [`PRUNED`] kinds the plan no longer wants.
 async fn prune(client: &Client, desired: &[MemberObject], uid: &str) -> Result<(), ApplyError> {

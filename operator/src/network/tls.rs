@@ -3,7 +3,8 @@
 //!
 //! The CA (ECDSA P-256, ten years) lives in the hub Secret `hsn-ledger-ca-<network uid>` in
 //! the operator's namespace, written once (create; a conflict means another writer was
-//! first, its CA is the one) and deleted with the network. Each super node's certificate
+//! first, its CA is the one) and deleted with the network, or when `superNodes.ledgerTls`
+//! turns false. Each super node's certificate
 //! (a key of its own, [`VALIDITY`]) names the network's ledger
 //! ([`ledger_server_name`]), which is what agents check: any super node of the network
 //! serves the one chain, so the name is the network's, not the node's. Certificates are
@@ -41,6 +42,26 @@ const CA_VALIDITY: std::time::Duration = std::time::Duration::from_secs(10 * 365
 /// The hub Secret of a network's CA, named after the network's UID.
 pub fn ca_secret(network: &HsnNetwork) -> String {
     format!("hsn-ledger-ca-{}", network.uid().unwrap_or_default())
+}
+
+/// Deletes the network's CA from the hub once its ledgers no longer use TLS
+/// (`superNodes.ledgerTls: false`): a CA key kept for nothing is a key to lose, and turning
+/// TLS on again makes a new CA, whose certificates replace the old ones. Its metadata is
+/// read first, so the reconciles of a plain-text network write nothing once it is gone.
+pub async fn forget_ca(network: &HsnNetwork, ctx: &Context) -> Result<(), Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.hub.clone(), &ctx.settings.operator_namespace);
+    let name = ca_secret(network);
+    if api
+        .get_metadata_opt(&name)
+        .await
+        .map_err(Error::Hub)?
+        .is_none()
+    {
+        return Ok(());
+    }
+    super::chain::delete_hub_secret(ctx, &name).await?;
+    tracing::info!(secret = %name, "ledger CA deleted: superNodes.ledgerTls is false");
+    Ok(())
 }
 
 /// The network's CA, read from the hub Secret `meta` names or made now (never while

@@ -15,6 +15,7 @@ use hsn_testkit::operator::{DEADLINE, OPERATOR_NS};
 use hsn_testkit::operator::{LeaseWrite, edge_pod, put_lease};
 use hsn_testkit::wait_for;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 
 use crate::{MEMBER_NS, NET, Suite};
@@ -286,5 +287,39 @@ pub(crate) async fn unchanged(s: &Suite, genesis: &str) -> Result<()> {
         now.get("genesis.json").map(|g| g.0.as_slice()) == Some(genesis.as_bytes()),
         "the genesis was rewritten"
     );
+    Ok(())
+}
+
+/// Step 5b: `superNodes.ledgerTls` turned off. The network's CA leaves the hub (its key kept
+/// for nothing would be a key to lose) and the members' TLS Secret and CA ConfigMap are
+/// pruned; the genesis stays as written.
+pub(crate) async fn plaintext(s: &Suite, genesis: &str) -> Result<()> {
+    let nets = s.nets();
+    let uid = nets.get(NET).await?.uid().unwrap_or_default();
+    let off = serde_json::json!({"spec": {"superNodes": {"ledgerTls": false}}});
+    nets.patch(NET, &PatchParams::default(), &Patch::Merge(&off))
+        .await?;
+    let secrets: Api<Secret> = Api::namespaced(s.hub(), OPERATOR_NS);
+    let ca = format!("hsn-ledger-ca-{uid}");
+    wait_for("the network's CA gone from the hub", DEADLINE, || async {
+        secrets.get_opt(&ca).await.ok()?.is_none().then_some(())
+    })
+    .await?;
+    for member in [&s.a, &s.b] {
+        let tls: Api<Secret> = Api::namespaced(member.client(), MEMBER_NS);
+        let cms: Api<ConfigMap> = Api::namespaced(member.client(), MEMBER_NS);
+        let what = format!(
+            "{}: the TLS Secret and the CA ConfigMap pruned",
+            member.name
+        );
+        wait_for(&what, DEADLINE, || async {
+            let secret_gone = tls.get_opt("hsn-ledger-tls").await.ok()?.is_none();
+            let cm_gone = cms.get_opt("hsn-ledger-ca").await.ok()?.is_none();
+            (secret_gone && cm_gone).then_some(())
+        })
+        .await?;
+    }
+    unchanged(s, genesis).await?;
+    println!("ledger TLS off: the CA left the hub, every member's TLS objects were pruned");
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! Steps 3 to 7: pool changes, a lapsed Lease, Leases and HsnNodes not written by the placed
-//! pods or the operator, a lost member, deletion, broken Secrets; and
+//! pods or the operator, a lost member, ledger TLS turned off, deletion, broken Secrets; and
 //! tidying clusters that outlive the suite.
 
 use std::collections::BTreeSet;
@@ -115,6 +115,9 @@ pub(crate) async fn churn(s: &Suite, op: &OperatorUnderTest, genesis: &str) -> R
     .await?;
     // Failover, a lost member and its return: the chain's genesis stands as written.
     crate::chain::unchanged(s, genesis).await?;
+
+    // 5b. Ledger TLS turned off: the CA and the TLS objects go.
+    crate::chain::plaintext(s, genesis).await?;
 
     // 6. Delete the network while B is away: A is cleaned now, B when it returns.
     b.go_away().await?;

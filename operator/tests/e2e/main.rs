@@ -5,7 +5,7 @@
 //! agents (kind/README.md); a step that must be done differently there says so when it runs.
 //! Every wait has a deadline; nothing sleeps.
 //!
-//! One module per concern: `rollout` (steps 1 and 2), `chain` (1b, the chain's identities and genesis), `churn` (steps 3 to 7), `lease` (step
+//! One module per concern: `rollout` (steps 1 and 2), `chain` (1b, the chain's identities and genesis; 5b, ledger TLS turned off), `churn` (steps 3 to 7), `lease` (step
 //! 3b, a super node's Lease lapsing), `trust` (step 3c, whose Leases and HsnNodes count), `writes` (what counts as a write), `reads` (what the
 //! steps read from the hub and the members).
 
