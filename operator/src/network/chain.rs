@@ -47,19 +47,9 @@ const NETWORK_NAMESPACE_LABEL: &str = "hsn.io/network-namespace";
 /// Deletes the network's chain Secret (cleanup); one already gone is fine.
 pub async fn forget(network: &HsnNetwork, ctx: &Context) -> Result<(), Error> {
     for name in [genesis_secret(network), super::tls::ca_secret(network)] {
-        delete_hub_secret(ctx, &name).await?;
+        super::tls::delete_hub_secret(ctx, &name).await?;
     }
     Ok(())
-}
-
-/// Deletes the hub Secret `name` in the operator's namespace; one already gone is fine.
-pub(super) async fn delete_hub_secret(ctx: &Context, name: &str) -> Result<(), Error> {
-    let api: Api<Secret> = Api::namespaced(ctx.hub.clone(), &ctx.settings.operator_namespace);
-    match api.delete(name, &Default::default()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(Error::Hub(e)),
-    }
 }
 
 /// Metadata of a hub Secret of `network` in the operator's namespace: labelled with the

@@ -59,9 +59,19 @@ pub async fn forget_ca(network: &HsnNetwork, ctx: &Context) -> Result<(), Error>
     {
         return Ok(());
     }
-    super::chain::delete_hub_secret(ctx, &name).await?;
+    delete_hub_secret(ctx, &name).await?;
     tracing::info!(secret = %name, "ledger CA deleted: superNodes.ledgerTls is false");
     Ok(())
+}
+
+/// Deletes the hub Secret `name` in the operator's namespace; one already gone is fine.
+pub(super) async fn delete_hub_secret(ctx: &Context, name: &str) -> Result<(), Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.hub.clone(), &ctx.settings.operator_namespace);
+    match api.delete(name, &Default::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::Hub(e)),
+    }
 }
 
 /// The network's CA, read from the hub Secret `meta` names or made now (never while
