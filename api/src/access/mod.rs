@@ -184,6 +184,18 @@ impl KubeconfigSecret {
     }
 }
 
+/// Bounds every request of a client built from `config` by `timeout`: to connect, to
+/// write, and to wait for each read, counted from the request's write. Not from the time
+/// its pooled connection went idle, which is kube's way unless told: a request on a
+/// connection idle for most of `timeout` then failed ("client error (SendRequest)")
+/// however fast the server answered.
+pub fn set_timeouts(config: &mut Config, timeout: std::time::Duration) {
+    config.connect_timeout = Some(timeout);
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
+    config.reset_reader_on_write = true;
+}
+
 /// A kube error for people: the API's message and reason, or the transport's causes
 /// (`tcp connect error: Connection refused`) without kube's debug dump.
 pub fn describe(e: &kube::Error) -> String {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use hsn_api::MecCluster;
-use hsn_api::access::KubeconfigSecret;
+use hsn_api::access::{KubeconfigSecret, set_timeouts};
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
 
@@ -61,7 +61,7 @@ pub async fn hub(
         }
         None => return Err(ClusterError::NoKubeconfig),
     };
-    with_timeouts(&mut config, timeout);
+    set_timeouts(&mut config, timeout);
     let url = config.cluster_url.to_string();
     let default_namespace = config.default_namespace.clone();
     let client = Client::try_from(config).map_err(|e| ClusterError::Client(describe(&e)))?;
@@ -83,12 +83,6 @@ fn is_missing_default(e: &KubeconfigError) -> bool {
     }
 }
 
-fn with_timeouts(config: &mut Config, timeout: Duration) {
-    config.connect_timeout = Some(timeout);
-    config.read_timeout = Some(timeout);
-    config.write_timeout = Some(timeout);
-}
-
 /// Why a member's client could not be built: the operator's reasons, word for word.
 pub use hsn_api::access::{AccessError as MemberError, describe};
 
@@ -104,7 +98,7 @@ pub async fn member(
         return Ok(hub.client.clone());
     };
     let mut config = secret.config().await?;
-    with_timeouts(&mut config, hub.timeout);
+    set_timeouts(&mut config, hub.timeout);
     Client::try_from(config).map_err(|e| secret.invalid(describe(&e)))
 }
 

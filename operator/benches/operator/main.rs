@@ -13,7 +13,7 @@ mod report;
 
 use hsn_testkit::operator::{self, Operator};
 use process::{Histogram, Scrape, rss_mib, scrape, start_operator};
-use report::{Figures, print};
+use report::{Figures, PodTimeline, print};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -293,8 +293,8 @@ async fn run(args: Args) -> Result<()> {
     };
     // Twice: fresh members place their first pods slower than ever after (the operator's
     // rollout comes after this warm-up), so the second is the one compared.
-    fig.members_alone_first = members_alone(&members).await?;
-    fig.members_alone = members_alone(&members).await?;
+    fig.members_alone_first = members_alone(&members).await?.0;
+    (fig.members_alone, fig.members_alone_pods) = members_alone(&members).await?;
     let result = measure(&hub, &members, &op, &args, &mut fig).await;
     if let Err(e) = result {
         let text = std::fs::read_to_string(op.log_path()).unwrap_or_default();
@@ -313,7 +313,7 @@ async fn run(args: Args) -> Result<()> {
 /// pools place there), from create until every member reports them all ready; then removed.
 /// That is the members' controller-manager, scheduler and kwok placing and readying the
 /// pods, which create → Ready includes and no operator can make faster.
-async fn members_alone(members: &[Member]) -> Result<Duration> {
+async fn members_alone(members: &[Member]) -> Result<(Duration, PodTimeline)> {
     use k8s_openapi::api::apps::v1::DaemonSet;
     const BASELINE_NS: &str = "baseline";
     let ds: DaemonSet = serde_json::from_value(json!({
@@ -368,6 +368,15 @@ async fn members_alone(members: &[Member]) -> Result<Duration> {
     })
     .await?;
     let took = started.elapsed();
+    let born = Api::<DaemonSet>::namespaced(members[0].cluster.client(), BASELINE_NS)
+        .get("baseline")
+        .await?
+        .metadata
+        .creation_timestamp
+        .context("no creationTimestamp")?
+        .0;
+    let lp = ListParams::default().labels("app=baseline");
+    let pods = pod_timeline(members, BASELINE_NS, &lp, born).await?;
     for m in members {
         let api = Api::<Namespace>::all(m.cluster.client());
         api.delete(BASELINE_NS, &Default::default()).await?;
@@ -381,7 +390,7 @@ async fn members_alone(members: &[Member]) -> Result<Duration> {
         gone
     })
     .await?;
-    Ok(took)
+    Ok((took, pods))
 }
 
 async fn measure(
@@ -409,6 +418,10 @@ async fn measure(
     .await?;
     poll_until_ok("Ready=True", || ready(&nets)).await?;
     fig.to_ready = created.elapsed();
+    let born = nets.get(NET).await?.metadata.creation_timestamp;
+    let born = born.context("no creationTimestamp")?.0;
+    let lp = ListParams::default().labels(hsn_operator::resources::NETWORK_UID_LABEL);
+    fig.pods = pod_timeline(members, MEMBER_NS, &lp, born).await?;
     let m1 = scrape(op).await?;
     fig.stages_to_ready = hsn_operator::metrics::Metrics::STAGES
         .iter()
@@ -492,6 +505,48 @@ async fn measure(
     let rss = rss_mib(op)?;
     fig.rss.1 = fig.rss.1.max(rss.1);
     Ok(())
+}
+
+/// When the pods `lp` selects in `namespace` of every member were created and turned
+/// Ready, from the API servers' own timestamps (whole seconds) relative to `born`: for the
+/// network, how much of create -> Ready is the members placing its pods and how much the
+/// operator noticing.
+async fn pod_timeline(
+    members: &[Member],
+    namespace: &str,
+    lp: &ListParams,
+    born: k8s_openapi::jiff::Timestamp,
+) -> Result<PodTimeline> {
+    use k8s_openapi::api::core::v1::Pod;
+    let after = |t: k8s_openapi::jiff::Timestamp| t.duration_since(born).as_secs_f64();
+    let mut out = PodTimeline {
+        first_created: f64::INFINITY,
+        ..PodTimeline::default()
+    };
+    for m in members {
+        let pods = Api::<Pod>::namespaced(m.cluster.client(), namespace)
+            .list(lp)
+            .await?;
+        for p in pods.items {
+            out.pods += 1;
+            if let Some(t) = &p.metadata.creation_timestamp {
+                out.first_created = out.first_created.min(after(t.0));
+                out.last_created = out.last_created.max(after(t.0));
+            }
+            let ready = p
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|c| c.type_ == "Ready" && c.status == "True")
+                .and_then(|c| c.last_transition_time);
+            if let Some(t) = ready {
+                out.ready += 1;
+                out.last_ready = out.last_ready.max(after(t.0));
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn writes_by_cluster(before: &Scrape, after: &Scrape) -> BTreeMap<String, f64> {

@@ -12,9 +12,13 @@ pub(crate) struct Figures {
     pub(crate) to_ready: Duration,
     /// The members alone: a plain DaemonSet as large as the edge pools, created to ready.
     pub(crate) members_alone: Duration,
+    /// Its pods, after the first DaemonSet's creation.
+    pub(crate) members_alone_pods: PodTimeline,
     /// The same, the first time in fresh members.
     pub(crate) members_alone_first: Duration,
     pub(crate) to_converged: Duration,
+    /// The operator's pods in the members when the network turned Ready.
+    pub(crate) pods: PodTimeline,
     /// Time the reconciles up to Ready spent in each stage, in stage order.
     pub(crate) stages_to_ready: Vec<(&'static str, Histogram)>,
     pub(crate) writes_at_ready: f64,
@@ -38,6 +42,17 @@ pub(crate) struct Figures {
     pub(crate) moved_pure: usize,
     pub(crate) ideal_pure: usize,
     pub(crate) pure_matches_live: bool,
+}
+
+/// Pods of a rollout, in seconds after it began (whole seconds: the API servers'
+/// timestamps).
+#[derive(Default)]
+pub(crate) struct PodTimeline {
+    pub(crate) pods: usize,
+    pub(crate) ready: usize,
+    pub(crate) first_created: f64,
+    pub(crate) last_created: f64,
+    pub(crate) last_ready: f64,
 }
 
 /// Issue "Performance"'s targets (the README's Performance section lists them beside what a
@@ -74,14 +89,25 @@ pub(crate) fn print(args: &Args, f: &Figures) {
         f.to_converged.as_secs_f64(),
         met(f.to_ready.as_secs_f64() <= READY_TARGET_SECONDS)
     );
+    println!(
+        "| the operator's {} agent pods in the members (API timestamps, whole seconds after the network's creation) | first created +{:.0} s, last created +{:.0} s, last of {} Ready +{:.0} s | Ready=True read {:.1} s after the last pod's Ready (±1 s) |",
+        f.pods.pods,
+        f.pods.first_created,
+        f.pods.last_created,
+        f.pods.ready,
+        f.pods.last_ready,
+        f.to_ready.as_secs_f64() - f.pods.last_ready
+    );
     let stages: Vec<String> = f
         .stages_to_ready
         .iter()
         .map(|(s, h)| format!("{s} {:.1} s", h.sum))
         .collect();
     println!(
-        "| the members alone: one plain DaemonSet per member on the same edge-capable nodes, all at once, created -> ready | {:.1} s (the first time, in fresh members: {:.1} s) | create -> Ready includes this; {:.1} s more with the operator |",
+        "| the members alone: one plain DaemonSet per member on the same edge-capable nodes, all at once, created -> ready | {:.1} s (pods last created +{:.0} s, last Ready +{:.0} s; the first time, in fresh members: {:.1} s) | create -> Ready includes this; {:.1} s more with the operator |",
         f.members_alone.as_secs_f64(),
+        f.members_alone_pods.last_created,
+        f.members_alone_pods.last_ready,
         f.members_alone_first.as_secs_f64(),
         f.to_ready.as_secs_f64() - f.members_alone.as_secs_f64()
     );

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hsn_api::MecCluster;
-use hsn_api::access::{AccessError, KubeconfigSecret, describe};
+use hsn_api::access::{AccessError, KubeconfigSecret, describe, set_timeouts};
 use kube::client::{Body, ClientBuilder as Builder};
 use kube::{Client, Config, ResourceExt};
 use tower::util::MapRequestLayer;
@@ -123,11 +123,12 @@ impl MemberClients {
         Ok(client)
     }
 
-    /// A client for `config` whose requests time out and are counted under `cluster`.
+    /// A client for `config` whose requests time out ([`set_timeouts`]: without it a member
+    /// apply failed in every `make bench-operator` rollout, a GET on a connection the
+    /// previous reconcile left idle, and the network waited a reconcile longer for Ready)
+    /// and are counted under `cluster`.
     fn counted(&self, cluster: &str, mut config: Config) -> Result<Client, kube::Error> {
-        config.connect_timeout = Some(self.timeout);
-        config.read_timeout = Some(self.timeout);
-        config.write_timeout = Some(self.timeout);
+        set_timeouts(&mut config, self.timeout);
         let metrics = self.metrics.clone();
         let label = cluster.to_string();
         let count = MapRequestLayer::new(move |req: http::Request<Body>| {

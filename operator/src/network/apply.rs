@@ -405,7 +405,8 @@ fn count_ready(obj: &DynamicObject, kind: &str, readiness: &mut Readiness) {
 fn api_message(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => s.message.clone(),
-        other => other.to_string(),
+        // The transport's causes, not only kube's outermost words.
+        other => hsn_api::access::describe(other),
     }
 }
 
