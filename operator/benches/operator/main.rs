@@ -293,8 +293,11 @@ async fn run(args: Args) -> Result<()> {
     };
     // Twice: fresh members place their first pods slower than ever after (the operator's
     // rollout comes after this warm-up), so the second is the one compared.
-    fig.members_alone_first = members_alone(&members).await?.0;
-    (fig.members_alone, fig.members_alone_pods) = members_alone(&members).await?;
+    fig.members_alone_first = members_alone(&members, Baseline::OnePerMember).await?.0;
+    (fig.members_alone, fig.members_alone_pods) =
+        members_alone(&members, Baseline::OnePerMember).await?;
+    (fig.members_alone_pools, fig.members_alone_pools_pods) =
+        members_alone(&members, Baseline::OnePerPool).await?;
     let result = measure(&hub, &members, &op, &args, &mut fig).await;
     if let Err(e) = result {
         let text = std::fs::read_to_string(op.log_path()).unwrap_or_default();
@@ -308,37 +311,76 @@ async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// The DaemonSets of a [`members_alone`] baseline in each member: one on every
+/// edge-capable node, or one per edge pool on that pool's nodes (as the operator runs them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Baseline {
+    OnePerMember,
+    OnePerPool,
+}
+
+impl Baseline {
+    /// (name, node selector) of each DaemonSet.
+    fn daemonsets(self) -> Vec<(String, BTreeMap<String, String>)> {
+        let edge = ("hsn.io/edge".to_string(), "true".to_string());
+        match self {
+            Self::OnePerMember => vec![("baseline".into(), BTreeMap::from([edge]))],
+            Self::OnePerPool => ["embb", "mmtc", "urllc"]
+                .into_iter()
+                .map(|slice| {
+                    let selector =
+                        BTreeMap::from([edge.clone(), ("hsn.io/slice".into(), slice.into())]);
+                    (format!("baseline-{slice}"), selector)
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The members alone, before the operator's rollout and in the same run: in every member
-/// at once, one plain DaemonSet on the edge-capable nodes (as many pods as the operator's
-/// pools place there), from create until every member reports them all ready; then removed.
-/// That is the members' controller-manager, scheduler and kwok placing and readying the
-/// pods, which create → Ready includes and no operator can make faster.
-async fn members_alone(members: &[Member]) -> Result<(Duration, PodTimeline)> {
+/// at once, plain DaemonSets on the edge-capable nodes (as many pods as the operator's
+/// pools place there; `baseline` says how many DaemonSets), from create until every member
+/// reports them all ready; then removed. That is the members' controller-manager,
+/// scheduler and kwok placing and readying the pods, which create → Ready includes and no
+/// operator can make faster.
+async fn members_alone(members: &[Member], baseline: Baseline) -> Result<(Duration, PodTimeline)> {
     use k8s_openapi::api::apps::v1::DaemonSet;
     const BASELINE_NS: &str = "baseline";
-    let ds: DaemonSet = serde_json::from_value(json!({
-        "metadata": {"name": "baseline"},
-        "spec": {
-            "selector": {"matchLabels": {"app": "baseline"}},
-            "template": {
-                "metadata": {"labels": {"app": "baseline"}},
+    let sets = baseline.daemonsets();
+    let daemonsets: Vec<DaemonSet> = sets
+        .iter()
+        .map(|(name, selector)| {
+            serde_json::from_value(json!({
+                "metadata": {"name": name},
                 "spec": {
-                    "nodeSelector": {"hsn.io/edge": "true"},
-                    "containers": [{"name": "c", "image": "registry.invalid/baseline:0"}]
+                    "selector": {"matchLabels": {"app": "baseline", "set": name}},
+                    "template": {
+                        "metadata": {"labels": {"app": "baseline", "set": name}},
+                        "spec": {
+                            "nodeSelector": selector,
+                            "containers": [{"name": "c", "image": "registry.invalid/baseline:0"}]
+                        }
+                    }
                 }
-            }
-        }
-    }))?;
+            }))
+        })
+        .collect::<Result<_, _>>()?;
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": BASELINE_NS}}))?;
-    let expected: Vec<i32> = members
+    // Per member, per DaemonSet: the nodes its selector takes.
+    let expected: Vec<Vec<i32>> = members
         .iter()
         .map(|m| {
-            m.nodes
-                .iter()
-                .filter(|n| n.labels.contains_key("hsn.io/edge"))
-                .count()
+            sets.iter()
+                .map(|(_, selector)| {
+                    let n = m
+                        .nodes
+                        .iter()
+                        .filter(|n| selector.iter().all(|(k, v)| n.labels.get(k) == Some(v)))
+                        .count();
+                    i32::try_from(n)
+                })
+                .collect::<Result<_, _>>()
         })
-        .map(i32::try_from)
         .collect::<Result<_, _>>()?;
     for m in members {
         let c = m.cluster.client();
@@ -348,28 +390,32 @@ async fn members_alone(members: &[Member]) -> Result<(Duration, PodTimeline)> {
     }
     let started = Instant::now();
     for m in members {
-        Api::<DaemonSet>::namespaced(m.cluster.client(), BASELINE_NS)
-            .create(&PostParams::default(), &ds)
-            .await?;
+        for ds in &daemonsets {
+            Api::<DaemonSet>::namespaced(m.cluster.client(), BASELINE_NS)
+                .create(&PostParams::default(), ds)
+                .await?;
+        }
     }
     poll_until("the baseline DaemonSets ready", || async {
         let mut all = true;
         for (m, want) in members.iter().zip(&expected) {
             let api = Api::<DaemonSet>::namespaced(m.cluster.client(), BASELINE_NS);
-            let ready = api
-                .get("baseline")
-                .await
-                .ok()
-                .and_then(|d| d.status)
-                .is_some_and(|s| s.number_ready == *want);
-            all &= ready;
+            for ((name, _), want) in sets.iter().zip(want) {
+                let ready = api
+                    .get(name)
+                    .await
+                    .ok()
+                    .and_then(|d| d.status)
+                    .is_some_and(|s| s.number_ready == *want);
+                all &= ready;
+            }
         }
         all
     })
     .await?;
     let took = started.elapsed();
     let born = Api::<DaemonSet>::namespaced(members[0].cluster.client(), BASELINE_NS)
-        .get("baseline")
+        .get(&sets[0].0)
         .await?
         .metadata
         .creation_timestamp
