@@ -18,7 +18,7 @@ impl Baseline {
         let edge = ("hsn.io/edge".to_string(), "true".to_string());
         match self {
             Self::OnePerMember => vec![("baseline".into(), BTreeMap::from([edge]))],
-            Self::OnePerPool => ["embb", "mmtc", "urllc"]
+            Self::OnePerPool => SLICES
                 .into_iter()
                 .map(|slice| {
                     let selector =

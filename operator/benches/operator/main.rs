@@ -34,6 +34,8 @@ use serde_json::json;
 const NS: &str = "bench";
 const NET: &str = "metro";
 const MEMBER_NS: &str = "hsn-metro";
+/// `hsn.io/slice` values of the edge-capable nodes, one edge pool each.
+const SLICES: [&str; 3] = ["embb", "mmtc", "urllc"];
 /// Resync of a converged network: how often steady-state reconciles come.
 const RESYNC_SECONDS: u64 = 5;
 /// Duration of the lost super node's last Lease renewal in the failover step.
@@ -89,7 +91,7 @@ fn member_nodes(k: usize, per_cluster: usize) -> (String, String, String, Vec<Fa
             if i % 10 == 9 {
                 return n;
             }
-            let slice = ["embb", "mmtc", "urllc"][i % 3];
+            let slice = SLICES[i % 3];
             n.label("hsn.io/edge", "true").label("hsn.io/slice", slice)
         })
         .collect();
