@@ -4,6 +4,12 @@
 /// cut off for hours is still paid. The epoch is sealed, its rewards final, when it is over.
 pub const DEFAULT_LATE_WINDOW_SECONDS: u64 = 6 * 3600;
 
+/// How long past the end of the epoch open when it is stopped an agent the network no
+/// longer places may take to close that epoch and ship its records (the agent's drain);
+/// the operator gives the agents' pods the epoch length plus this as their termination
+/// grace period.
+pub const DRAIN_SECONDS: u64 = 45;
+
 use std::time::Duration;
 
 /// The epoch clock: epoch `e` covers unix seconds `[e * seconds, (e + 1) * seconds)`.

@@ -46,6 +46,8 @@ pub trait Datapath: Send + 'static {
     fn parse_errors(&self) -> Result<u64, Error>;
     /// Attach the program to `ifname`.
     fn attach(&mut self, ifname: &str) -> Result<AttachMode, Error>;
+    /// Detach it from `ifname` (its pinned link removed); the maps stay.
+    fn detach(&mut self, ifname: &str) -> Result<(), Error>;
 }
 
 /// A program as loaded at start, before the agent attaches it or takes over the previous
@@ -112,6 +114,10 @@ impl Datapath for EdgeDatapath {
     fn attach(&mut self, ifname: &str) -> Result<AttachMode, Error> {
         EdgeDatapath::attach(self, ifname)
     }
+
+    fn detach(&mut self, ifname: &str) -> Result<(), Error> {
+        EdgeDatapath::detach(self, ifname)
+    }
 }
 
 impl Datapath for SuperDatapath {
@@ -144,6 +150,10 @@ impl Datapath for SuperDatapath {
 
     fn attach(&mut self, ifname: &str) -> Result<AttachMode, Error> {
         SuperDatapath::attach(self, ifname)
+    }
+
+    fn detach(&mut self, ifname: &str) -> Result<(), Error> {
+        SuperDatapath::detach(self, ifname)
     }
 }
 

@@ -206,6 +206,9 @@ mod tests {
         fn attach(&mut self, _: &str) -> Result<AttachMode, Error> {
             Ok(AttachMode::Generic)
         }
+        fn detach(&mut self, _: &str) -> Result<(), Error> {
+            Ok(())
+        }
     }
 
     // Paused time: the loop's timers fire as soon as nothing else can run, so many ticks of

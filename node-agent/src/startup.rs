@@ -17,7 +17,7 @@ use crate::lease::LeaseIdentity;
 use crate::metrics::AttachLabels;
 use crate::nexthop::NextHops;
 use crate::shipper::ShipperConfig;
-use crate::shutdown::{self, Residence};
+use crate::shutdown::{self, Departure, Drained, Residence};
 use crate::spool::SpoolHeader;
 use crate::takeover::{self, Attached};
 use hsn_core::Role;
@@ -63,6 +63,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     let pin = Some(PinDir::under(&config.datapath.bpffs, &config.network)?);
     let interfaces = &config.datapath.interfaces;
+    let parts = ServeParts {
+        config: &config,
+        agent_config,
+        shutdown,
+        residence: residence.as_ref(),
+    };
     let served = match config.role {
         Role::Edge => {
             let dp = EdgeDatapath::load_with_hook(
@@ -72,27 +78,51 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 },
                 config.datapath.hook,
             )?;
-            let attached = takeover::attach(dp, interfaces)?;
-            serve(&config, attached, agent_config, shutdown).await
+            serve(takeover::attach(dp, interfaces)?, parts).await
         }
         Role::Super => {
             let dp = SuperDatapath::load_with_hook(&SuperConfig { pin }, config.datapath.hook)?;
-            let attached = takeover::attach(dp, interfaces)?;
-            serve(&config, attached, agent_config, shutdown).await
+            serve(takeover::attach(dp, interfaces)?, parts).await
         }
     };
-    shutdown::after_stop(residence.as_ref(), &config.datapath.bpffs, &config.network).await?;
-    served
+    let (departure, drained) = match &served {
+        Ok(stopped) => *stopped,
+        // The task or server error is the agent's exit; whether one follows is still asked.
+        Err(_) => (departure(residence.as_ref()).await, None),
+    };
+    shutdown::after_stop(departure, drained, &config.datapath.bpffs, &config.network)?;
+    served.map(drop)
+}
+
+async fn departure(residence: Option<&Residence>) -> Option<Departure> {
+    match residence {
+        Some(residence) => residence.departure().await,
+        None => None,
+    }
+}
+
+/// What [`serve`] needs besides the datapath.
+struct ServeParts<'a, F, S> {
+    config: &'a Config,
+    agent_config: F,
+    shutdown: S,
+    residence: Option<&'a Residence>,
 }
 
 /// Starts the agent's tasks on the attached datapath and serves `/metrics` until `shutdown`
-/// resolves or a task ends.
+/// resolves or a task ends; then asks whether another agent will follow and, when the
+/// network no longer places this one here, drains it ([`shutdown::drain`]) while its tasks
+/// still run.
 async fn serve<D: Datapath>(
-    config: &Config,
     attached: Attached<D>,
-    agent_config: impl FnOnce(String) -> AgentConfig,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), Error> {
+    parts: ServeParts<'_, impl FnOnce(String) -> AgentConfig, impl Future<Output = ()>>,
+) -> Result<(Option<Departure>, Option<Drained>), Error> {
+    let ServeParts {
+        config,
+        agent_config,
+        shutdown,
+        residence,
+    } = parts;
     let label = attached.mode_label();
     let mut agent = Agent::start(agent_config(label.clone()), attached.datapath)?;
     for (interface, _) in &attached.interfaces {
@@ -115,7 +145,25 @@ async fn serve<D: Datapath>(
         result = server => result?,
         () = agent.join_any() => tracing::warn!("an agent task ended"),
     }
-    Ok(())
+    let departure = departure(residence).await;
+    let drained = match departure {
+        Some(Departure::Dropped(reason)) => {
+            tracing::info!(reason, "no agent will follow on this node");
+            let interfaces: Vec<String> =
+                attached.interfaces.iter().map(|(i, _)| i.clone()).collect();
+            Some(
+                shutdown::drain(
+                    &agent,
+                    &interfaces,
+                    &config.spool_dir(),
+                    config.ledger.is_some(),
+                )
+                .await,
+            )
+        }
+        _ => None,
+    };
+    Ok((departure, drained))
 }
 
 /// The routes ConfigMap, the Lease and the namespace of a cluster-mode agent.
@@ -141,6 +189,8 @@ async fn cluster_parts(
     let residence = Residence {
         namespaces: Api::all(client.clone()),
         namespace: cluster.namespace.clone(),
+        leases: lease.api.clone(),
+        lease: config.name.clone(),
     };
     let api = Api::<ConfigMap>::namespaced(client, &cluster.namespace);
     let routes = RoutesSource::ConfigMap(Box::new(api), cluster.configmap.clone());

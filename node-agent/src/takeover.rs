@@ -101,4 +101,14 @@ impl<D: Datapath> Datapath for TakeOver<D> {
     fn attach(&mut self, ifname: &str) -> Result<AttachMode, hsn_ebpf::Error> {
         self.inner.attach(ifname)
     }
+
+    /// A link still to take over is the previous agent's: it is not taken over any more, and
+    /// goes when the pins are removed.
+    fn detach(&mut self, ifname: &str) -> Result<(), hsn_ebpf::Error> {
+        if let Some(i) = self.pending.iter().position(|p| p == ifname) {
+            self.pending.remove(i);
+            return Ok(());
+        }
+        self.inner.detach(ifname)
+    }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::edge_n1_header;
+use common::{edge_n1_header, udp};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,33 +23,8 @@ const UE: [u8; 4] = [100, 64, 0, 10];
 const ACME: [u8; 4] = [10, 7, 0, 10];
 const BETA: [u8; 4] = [10, 9, 0, 5];
 const OTHER: [u8; 4] = [192, 0, 2, 1];
-const PAYLOAD: usize = 100;
-/// IPv4 total length of every frame: 20 + 8 + payload.
-const L3: u64 = 28 + PAYLOAD as u64;
-
-/// An Ethernet + IPv4 + UDP frame.
-fn udp(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
-    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
-    let total = u16::try_from(L3).unwrap();
-    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0];
-    ip[2..4].copy_from_slice(&total.to_be_bytes());
-    ip.extend_from_slice(&src);
-    ip.extend_from_slice(&dst);
-    let sum = ip
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum::<u32>();
-    let sum = (sum & 0xffff) + (sum >> 16);
-    let sum = !u16::try_from((sum & 0xffff) + (sum >> 16)).unwrap();
-    ip[10..12].copy_from_slice(&sum.to_be_bytes());
-    f.extend_from_slice(&ip);
-    let udp_len = u16::try_from(8 + PAYLOAD).unwrap();
-    f.extend_from_slice(&[0x30, 0x39, 0x00, 0x35]);
-    f.extend_from_slice(&udp_len.to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend(std::iter::repeat_n(0xab, PAYLOAD));
-    f
-}
+/// IPv4 total length of every frame.
+const L3: u64 = common::UDP_L3;
 
 const ACME_ID: TenantId = TenantId::new(7).unwrap();
 const BETA_ID: TenantId = TenantId::new(9).unwrap();

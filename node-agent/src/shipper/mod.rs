@@ -245,6 +245,8 @@ pub struct Shipper {
     conn: Option<(String, LedgerClient<Channel>, u64)>,
     /// Super: edge address → key, as the routes table last listed them.
     learned: EdgeKeys,
+    /// Edge: the super it last shipped to.
+    last_target: Option<IpAddr>,
 }
 
 impl Shipper {
@@ -255,6 +257,7 @@ impl Shipper {
             metrics,
             conn: None,
             learned: EdgeKeys::default(),
+            last_target: None,
         }
     }
 
@@ -281,26 +284,34 @@ impl Shipper {
         keys
     }
 
-    /// Where to ship now: the override, else (edge) its super's ledger from the routes table.
-    pub fn endpoint(&self, desired: Option<&Desired>) -> Option<String> {
+    /// Where to ship now: the override, else (edge) its super's ledger from the routes
+    /// table. An edge the table assigns no super with a known address (the plan dropped
+    /// it, or its super was lost and it waits to be re-homed) ships to the super it last
+    /// shipped to while the table still lists that one, else to the table's first: every
+    /// super serves the network's one chain, and the spool must not wait for an assignment
+    /// that may never come (a dropped edge's last records).
+    pub fn endpoint(&mut self, desired: Option<&Desired>) -> Option<String> {
         if let Some(e) = &self.config.endpoint {
             return Some(e.clone());
         }
-        match desired.map(|d| &d.role) {
-            Some(RoleState::Edge {
-                target: Some(target),
-                ..
-            }) => {
-                let scheme = if self.config.tls.is_some() {
-                    "https"
-                } else {
-                    "http"
-                };
-                let addr = SocketAddr::new(target.address?, hsn_core::ports::LEDGER);
-                Some(format!("{scheme}://{addr}"))
-            }
-            _ => None,
-        }
+        let Some(RoleState::Edge { target, supers }) = desired.map(|d| &d.role) else {
+            return None;
+        };
+        let address = match target.as_ref().and_then(|t| t.address) {
+            Some(address) => address,
+            None => self
+                .last_target
+                .filter(|a| supers.contains(a))
+                .or_else(|| supers.first().copied())?,
+        };
+        self.last_target = Some(address);
+        let scheme = if self.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let addr = SocketAddr::new(address, hsn_core::ports::LEDGER);
+        Some(format!("{scheme}://{addr}"))
     }
 
     /// One pass over the unsent files to `endpoint`.
@@ -476,85 +487,4 @@ fn log_round(round: &Round) {
 }
 
 #[cfg(test)]
-mod tests {
-    use prometheus_client::registry::Registry;
-
-    use super::*;
-    use crate::index::SuperTarget;
-    use hsn_core::SuperId;
-
-    fn desired(address: Option<IpAddr>) -> Desired {
-        Desired {
-            epoch_seconds: 60,
-            tenants: Vec::new(),
-            tenant_names: Default::default(),
-            role: RoleState::Edge {
-                target: Some(SuperTarget {
-                    id: SuperId::new("a", 0),
-                    address,
-                }),
-                supers: Vec::new(),
-            },
-        }
-    }
-
-    #[test]
-    fn an_edge_ships_to_its_supers_ledger_unless_overridden() {
-        let metrics = Metrics::register(&mut Registry::default());
-        let key = SigningKey::from_bytes(&[1; 32]);
-        let mut c = ShipperConfig::new("metro", Role::Edge, key, "/nonexistent".into());
-        let s = Shipper::new(c.clone(), metrics.clone());
-        assert_eq!(s.endpoint(None), None, "no routes table yet");
-        assert_eq!(
-            s.endpoint(Some(&desired(None))),
-            None,
-            "address not known yet"
-        );
-        let v4 = desired(Some("10.1.2.3".parse().unwrap()));
-        assert_eq!(
-            s.endpoint(Some(&v4)).as_deref(),
-            Some("http://10.1.2.3:7443")
-        );
-        let v6 = desired(Some("fd00::5".parse().unwrap()));
-        assert_eq!(
-            s.endpoint(Some(&v6)).as_deref(),
-            Some("http://[fd00::5]:7443")
-        );
-        let mut tls = c.clone();
-        tls.tls = Some(ClientTls::default());
-        let s = Shipper::new(tls, metrics.clone());
-        assert_eq!(
-            s.endpoint(Some(&v4)).as_deref(),
-            Some("https://10.1.2.3:7443"),
-            "--ledger-ca"
-        );
-        c.endpoint = Some("http://127.0.0.1:7400".into());
-        let s = Shipper::new(c, metrics);
-        assert_eq!(
-            s.endpoint(Some(&v4)).as_deref(),
-            Some("http://127.0.0.1:7400")
-        );
-    }
-
-    #[test]
-    fn refusal_reasons_come_from_the_ledgers_metadata() {
-        let mut status = tonic::Status::failed_precondition("sealed");
-        status
-            .metadata_mut()
-            .insert(REASON_METADATA, "epoch_sealed".parse().unwrap());
-        let e = rpc_error(5, status);
-        assert_eq!(e.label(), "epoch_sealed");
-        assert!(!e.ends_round(), "one file refused: try the next");
-        let e = rpc_error(5, tonic::Status::unavailable("down"));
-        assert_eq!(e.label(), "unavailable");
-        assert!(e.ends_round());
-        let mut odd = tonic::Status::invalid_argument("x");
-        odd.metadata_mut()
-            .insert(REASON_METADATA, "made-up".parse().unwrap());
-        assert_eq!(
-            rpc_error(0, odd).label(),
-            "rpc_other",
-            "labels stay bounded"
-        );
-    }
-}
+mod tests;

@@ -66,6 +66,9 @@ impl Datapath for FakeDatapath {
     fn attach(&mut self, _ifname: &str) -> Result<AttachMode, Error> {
         Ok(AttachMode::Generic)
     }
+    fn detach(&mut self, _: &str) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// A table with supers `a/super-0` (10.0.0.160) and `a/super-1` (10.0.0.161), edge `n1` on `super_id`, tenant acme (7).
@@ -165,4 +168,33 @@ pub fn write_spool(
             .unwrap();
         spool.commit(pending).unwrap();
     }
+}
+
+/// UDP payload of [`udp`]'s frames.
+pub const UDP_PAYLOAD: usize = 100;
+/// IPv4 total length of [`udp`]'s frames: 20 + 8 + payload.
+pub const UDP_L3: u64 = 28 + UDP_PAYLOAD as u64;
+
+/// An Ethernet + IPv4 + UDP frame from `src` to `dst`.
+pub fn udp(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+    let total = u16::try_from(UDP_L3).unwrap();
+    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0];
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let sum = ip
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum::<u32>();
+    let sum = (sum & 0xffff) + (sum >> 16);
+    let sum = !u16::try_from((sum & 0xffff) + (sum >> 16)).unwrap();
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(&ip);
+    let udp_len = u16::try_from(8 + UDP_PAYLOAD).unwrap();
+    f.extend_from_slice(&[0x30, 0x39, 0x00, 0x35]);
+    f.extend_from_slice(&udp_len.to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend(std::iter::repeat_n(0xab, UDP_PAYLOAD));
+    f
 }

@@ -365,6 +365,25 @@ fn agent_pods_refuse_nodes_where_another_networks_agent_runs() {
 }
 
 #[test]
+fn agent_pods_have_the_epoch_and_the_drain_to_stop() {
+    let mut net = network();
+    net.spec.metering.epoch_seconds = 300;
+    let objs = member_objects(&net, &owner("a"), &plan(), &Peers::new(), &Chain::default());
+    for name in ["hsn-super-node", "hsn-edge-bb"] {
+        let workload = objs
+            .iter()
+            .find(|d| d.name == name && d.resource.kind != "Service")
+            .unwrap();
+        let grace = &workload.body()["spec"]["template"]["spec"]["terminationGracePeriodSeconds"];
+        assert_eq!(
+            grace,
+            &serde_json::json!(300 + hsn_core::epoch::DRAIN_SECONDS),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn routes_list_this_clusters_edges_and_every_live_super() {
     let table = routes_of("a", &Peers::new());
     assert_eq!(table.cluster, "a");

@@ -230,6 +230,9 @@ fn pod_template(
             service_account_name: Some(agent_identity(role).into()),
             // XDP attaches to the node's own interfaces.
             host_network: Some(true),
+            // An agent the network no longer places on its node closes the epoch open when
+            // it is stopped, at its end, and ships it before it removes its programs.
+            termination_grace_period_seconds: Some(termination_grace_seconds(render)),
             dns_policy: Some("ClusterFirstWithHostNet".into()),
             affinity: Some(affinity),
             tolerations: (!tolerations.is_empty()).then_some(tolerations),
@@ -251,6 +254,13 @@ fn pod_template(
             ..Default::default()
         }),
     }
+}
+
+/// The agents' termination grace period: the epoch and the drain past its end
+/// (`hsn-agent`'s shutdown; a stop that is a restart takes well under a second).
+fn termination_grace_seconds(render: &Renderer<'_>) -> i64 {
+    let epoch = i64::from(render.network.spec.metering.epoch_seconds.max(1));
+    epoch + i64::try_from(hsn_core::epoch::DRAIN_SECONDS).unwrap_or(i64::MAX - epoch)
 }
 
 fn host_path(name: &str, path: &str, type_: &str) -> Volume {

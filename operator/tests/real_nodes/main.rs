@@ -9,11 +9,13 @@
 //! ([`traffic`]); the super pod's ledger container runs the network's chain (one validator
 //! here) from the operator's genesis and the pod's identity, over TLS, and goes on when the
 //! super pod is replaced ([`chain`]); the traffic's epochs are sealed in that chain, which
-//! verifies, and pay the edge exactly the bytes sent. The edge node's kubelet dies, then the network is
+//! verifies, and pay the edge exactly the bytes sent. The plan drops the edge node and takes
+//! it back: the dropped agent drains and leaves nothing ([`dropped`]). The edge node's kubelet dies, then the network is
 //! deleted: nothing of it is left on the node whose kubelet lives, nor in the hub ([`lost`]).
 //! Root only (skipped, saying why, elsewhere); CI runs as root.
 
 mod chain;
+mod dropped;
 mod lost;
 mod traffic;
 
@@ -497,6 +499,7 @@ async fn check(
     println!(
         "edge pod replaced by {held} ({samples} samples with a program on eth0); program {edge_prog} → {taken_over}, counters map {counters} kept"
     );
-    lost::kubelet_dies(mec, hub, edge_node, taken_over).await?;
+    let returned = dropped::edge_dropped(mec, hub, edge_node).await?;
+    lost::kubelet_dies(mec, hub, edge_node, returned).await?;
     lost::network_deleted(mec, hub, super_node).await
 }

@@ -26,12 +26,19 @@ pub const HUB: &str = "testkit-hub";
 /// agent advertised itself: the namespace, each role's identity (ServiceAccount, Role,
 /// RoleBinding), the Leases `super-0` and `edge-n1`, the routes ConfigMap and the workloads.
 pub fn one_of_each(network: &HsnNetwork) -> Vec<MemberObject> {
+    edge_on(network, EDGE_NODE)
+}
+
+/// [`one_of_each`] with the edge agent on `node`: with another node than [`EDGE_NODE`],
+/// what the operator writes once its plan has dropped [`EDGE_NODE`] (its Lease, no longer
+/// in the edge agents' Role).
+pub fn edge_on(network: &HsnNetwork, node: &str) -> Vec<MemberObject> {
     let plan = Plan {
         clusters: [(
             MEMBER.to_string(),
             ClusterPlan {
                 super_replicas: 1,
-                edge_pools: BTreeMap::from([(EDGE_POOL.into(), vec![EDGE_NODE.into()])]),
+                edge_pools: BTreeMap::from([(EDGE_POOL.into(), vec![node.into()])]),
             },
         )]
         .into(),
@@ -52,8 +59,17 @@ pub async fn apply_member_objects(
     network: &HsnNetwork,
     kinds: &[&str],
 ) -> Result<String> {
+    apply_objects(client, &one_of_each(network), kinds).await
+}
+
+/// [`apply_member_objects`] of any rendering (e.g. [`edge_on`]).
+pub async fn apply_objects(
+    client: &Client,
+    objects: &[MemberObject],
+    kinds: &[&str],
+) -> Result<String> {
     let mut ns = None;
-    for d in one_of_each(network)
+    for d in objects
         .iter()
         .filter(|d| kinds.contains(&d.resource.kind.as_str()))
     {

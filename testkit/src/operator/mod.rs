@@ -22,7 +22,7 @@ mod process;
 pub use access::{as_service_account, member_access};
 pub use agents::{
     EDGE_AGENT_IDENTITY, EDGE_NODE, EDGE_POOL, MEMBER, SUPER_AGENT_IDENTITY, agent_identity,
-    apply_member_objects, ledger_tls, one_of_each,
+    apply_member_objects, apply_objects, edge_on, ledger_tls, one_of_each,
 };
 pub use churn::{after_loss, moved_and_ideal};
 pub use env::{E2eEnv, HUB_VAR, Hub, MEMBERS_VAR, NODE_EXEC_VAR, OPERATOR_VAR, client_for};
