@@ -6,6 +6,11 @@ use k8s_openapi::apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::Co
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+/// Node label (value `true`) that marks a node of a member cluster as able to run edge
+/// agents: counted in a MecCluster's status, what edge pools usually select, and what
+/// super nodes prefer to avoid.
+pub const EDGE_CAPABLE_LABEL: &str = "hsn.io/edge";
+
 /// Where HSN workloads may run: either the hub cluster itself (`local: true`) or a member
 /// cluster reached through a kubeconfig stored in a Secret.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -159,7 +159,8 @@ pub struct EdgePool {
     #[serde(default)]
     pub cluster_selector: Selector,
     /// Nodes (by their labels) inside those clusters that run an edge agent; empty means
-    /// all. A node running another network's agent is left out (one agent per node).
+    /// all. A node running another network's agent, or one of this network's super nodes,
+    /// is left out (one agent per node).
     #[serde(default)]
     pub node_selector: Selector,
     /// The 5G network-slice type this pool serves.

@@ -11,8 +11,7 @@ use kube::{Api, Client, ResourceExt};
 
 use crate::plan::NodeView;
 
-/// Label that marks a node as able to run edge agents.
-pub const EDGE_CAPABLE_LABEL: &str = "hsn.io/edge";
+pub use hsn_api::cluster::EDGE_CAPABLE_LABEL;
 
 /// What a successful probe found.
 #[derive(Clone, Debug)]

@@ -19,7 +19,8 @@ use crate::lists;
 use crate::member::MemberState;
 use crate::plan::{EdgeId, Previous, SuperId};
 use crate::resources::{
-    APPLIED_HASH_ANNOTATION, NETWORK_LABEL, NETWORK_UID_LABEL, Peer, Peers, member_namespace,
+    APPLIED_HASH_ANNOTATION, NETWORK_LABEL, NETWORK_UID_LABEL, Peer, Peers, SUPER_NODE,
+    member_namespace,
 };
 
 use super::Error;
@@ -87,13 +88,17 @@ pub struct Fetched {
     pub reads: BTreeMap<String, MemberRead>,
 }
 
-/// One member's Leases as listed, and the network's pods there that are stuck.
+/// One member's Leases as listed, the network's pods there that are stuck, and where its
+/// super nodes' pods run.
 #[derive(Debug, Default)]
 pub struct MemberRead {
     /// The member namespace's Leases.
     pub leases: Vec<Lease>,
     /// The network's pods that cannot be placed or started.
     pub stuck: Stuck,
+    /// Nodes the scheduler put the network's super-node pods on (known before any agent
+    /// there runs or advertises).
+    pub super_hosts: BTreeSet<String>,
 }
 
 impl MemberRead {
@@ -183,8 +188,9 @@ pub async fn fetch(network: &HsnNetwork, ctx: &Context) -> Result<Fetched, Error
     let pins = pins(&nodes);
     let mut leases = BTreeMap::new();
     let mut member_reads = BTreeMap::new();
-    for (cluster, (raw, pods, stuck)) in reads.into_iter().flatten() {
-        let judged = raw
+    for (cluster, (pods, read)) in reads.into_iter().flatten() {
+        let judged = read
+            .leases
             .iter()
             .filter_map(|l| {
                 let name = l.name_any();
@@ -194,7 +200,7 @@ pub async fn fetch(network: &HsnNetwork, ctx: &Context) -> Result<Fetched, Error
             })
             .collect();
         leases.insert(cluster.clone(), judged);
-        member_reads.insert(cluster, MemberRead { leases: raw, stuck });
+        member_reads.insert(cluster, read);
     }
     Ok(Fetched {
         members,
@@ -241,15 +247,15 @@ fn pins(nodes: &BTreeMap<String, HsnNode>) -> BTreeMap<(&str, Seat), &HsnNodeSta
 }
 
 /// The Leases of a member namespace, then the network's pods there (label-selected, one
-/// list): what each pod is (to judge the Leases) and which are stuck. In that order: a pod
-/// exists before it writes its Lease, so every holder read is in the pod list unless it
-/// was deleted since. Pods that cannot be read are reported as such, and no Lease is
-/// trusted.
+/// list): what each pod is (to judge the Leases), which are stuck, where the super nodes'
+/// run. In that order: a pod exists before it writes its Lease, so every holder read is in
+/// the pod list unless it was deleted since. Pods that cannot be read are reported as such,
+/// and no Lease is trusted.
 async fn read_member(
     client: &Client,
     namespace: &str,
     uid: &str,
-) -> Result<(Vec<Lease>, Pods, Stuck), kube::Error> {
+) -> Result<(Pods, MemberRead), kube::Error> {
     let selector = format!("{NETWORK_UID_LABEL}={uid}");
     // Leases and pods at the same time; of each pod only what judges Leases and what says
     // it is stuck is kept.
@@ -268,26 +274,44 @@ async fn read_member(
     let leases = match leases {
         Ok(l) => l,
         Err(kube::Error::Api(s)) if s.code == 404 => {
-            return Ok((Vec::new(), Ok(BTreeMap::new()), Stuck::default()));
+            return Ok((Ok(BTreeMap::new()), MemberRead::default()));
         }
         Err(e) => return Err(e),
     };
-    let (pods, stuck) = match pods {
+    let mut read = MemberRead {
+        leases,
+        ..MemberRead::default()
+    };
+    let pods = match pods {
         Ok(list) => {
             let mut facts = BTreeMap::new();
             let mut stuck = Vec::new();
             for ((name, f), s) in list {
+                if let Some(node) = super_host(&f) {
+                    read.super_hosts.insert(node.clone());
+                }
                 facts.insert(name, f);
                 stuck.push(s);
             }
-            (Ok(facts), stuck.into_iter().collect())
+            read.stuck = stuck.into_iter().collect();
+            Ok(facts)
         }
         Err(e) => {
             tracing::warn!(namespace, error = %e, "reading the agents' pods failed: no Lease there is trusted");
-            (Err(e.to_string()), Stuck::default())
+            Err(e.to_string())
         }
     };
-    Ok((leases, pods, stuck))
+    Ok((pods, read))
+}
+
+/// The node a pod of the network's super-node StatefulSet was placed on.
+fn super_host(pod: &PodFacts) -> Option<&String> {
+    let (kind, name) = pod.controller.as_ref()?;
+    if kind == "StatefulSet" && name == SUPER_NODE {
+        pod.node.as_ref()
+    } else {
+        None
+    }
 }
 
 fn lease_info(l: &Lease, seat: &Seat, pods: &Pods, pinned: Option<&HsnNodeStatus>) -> LeaseInfo {
@@ -395,6 +419,29 @@ impl Fetched {
             .expires
     }
 
+    /// Per cluster, the nodes this network's super nodes run on: where the scheduler put
+    /// their pods, in the members read this time, else where their agents last said they
+    /// ran (their HsnNodes).
+    pub fn super_hosts(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let mut hosts: BTreeMap<String, BTreeSet<String>> = self
+            .reads
+            .iter()
+            .map(|(cluster, read)| (cluster.clone(), read.super_hosts.clone()))
+            .collect();
+        for node in self.nodes.values() {
+            if node.spec.role != Role::Super || self.reads.contains_key(&node.spec.cluster) {
+                continue;
+            }
+            if let Some(host) = node.status.as_ref().and_then(|s| s.node_name.clone()) {
+                hosts
+                    .entry(node.spec.cluster.clone())
+                    .or_default()
+                    .insert(host);
+            }
+        }
+        hosts
+    }
+
     /// The plan in force, rebuilt from the HsnNodes the operator last wrote.
     pub fn previous(&self) -> Previous {
         let mut supers_by_name = BTreeMap::new();
@@ -439,133 +486,5 @@ impl Fetched {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
-    use super::*;
-    use crate::network::trust::Placed;
-    use hsn_api::node::{AgentPod, HsnNodeSpec};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-
-    fn network() -> HsnNetwork {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork",
-            "metadata": {"name": "metro", "namespace": "edge-net", "uid": "net-uid"},
-            "spec": {"superNodes": {"replicas": 1}, "edgePools": [],
-                     "metering": {"tenants": []}}
-        }))
-        .unwrap()
-    }
-
-    fn hsn_node(name: &str, network: &str, label: Option<&str>, owner: Option<&str>) -> HsnNode {
-        let mut n = HsnNode::new(
-            name,
-            HsnNodeSpec {
-                network: network.into(),
-                role: Role::Super,
-                cluster: "a".into(),
-                node_name: None,
-                ordinal: Some(0),
-                assigned_super_node: None,
-            },
-        );
-        n.metadata.labels =
-            label.map(|l| BTreeMap::from([(NETWORK_LABEL.to_string(), l.to_string())]));
-        n.metadata.owner_references = owner.map(|uid| {
-            vec![OwnerReference {
-                api_version: "hsn.io/v1alpha1".into(),
-                kind: "HsnNetwork".into(),
-                name: "metro".into(),
-                uid: uid.into(),
-                controller: Some(true),
-                ..OwnerReference::default()
-            }]
-        });
-        n
-    }
-
-    #[test]
-    fn hsn_nodes_claiming_the_network_without_its_owner_reference_are_forged() {
-        let (nodes, forged) = sort_nodes(
-            &network(),
-            vec![
-                hsn_node("ours", "metro", Some("metro"), Some("net-uid")),
-                hsn_node("by-label", "lab", Some("metro"), None),
-                hsn_node("by-spec", "metro", None, None),
-                hsn_node("old-network", "metro", Some("metro"), Some("earlier-uid")),
-                hsn_node("another-networks", "lab", Some("lab"), Some("lab-uid")),
-            ],
-        );
-        assert_eq!(nodes.keys().collect::<Vec<_>>(), ["ours"]);
-        assert_eq!(forged, ["by-label", "by-spec", "old-network"]);
-    }
-
-    /// The verdict on a Lease written by the pod placed for it.
-    pub(in crate::network) fn placed() -> Verdict {
-        Verdict::Trusted(Placed {
-            pod: AgentPod {
-                name: "p".into(),
-                uid: "u".into(),
-            },
-            node: None,
-        })
-    }
-
-    #[test]
-    fn only_placed_pods_leases_advertise_and_keep_a_super_node_live() {
-        let now: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
-        let placed = placed();
-        let refused = Verdict::Refused(Distrust::NoSuchPod("x".into()));
-        let lease = |verdict: &Verdict, expires: &str| LeaseInfo {
-            expires: Some(expires.parse().unwrap()),
-            peer: Peer {
-                public_key: Some("k".into()),
-                ..Peer::default()
-            },
-            verdict: verdict.clone(),
-            ..LeaseInfo::default()
-        };
-        let fresh = "2026-11-26T10:00:10Z";
-        let leases = Leases::from([
-            ("super-0".into(), lease(&placed, fresh)),
-            ("super-1".into(), lease(&placed, "2026-11-26T09:59:00Z")),
-            ("super-2".into(), lease(&refused, fresh)),
-            ("super-3".into(), LeaseInfo::default()),
-            ("edge-n1".into(), lease(&refused, fresh)),
-            ("edge-n2".into(), lease(&placed, fresh)),
-        ]);
-        let fetched = Fetched {
-            members: vec![],
-            leases: BTreeMap::from([("a".to_string(), leases)]),
-            nodes: BTreeMap::new(),
-            forged: vec![],
-            reads: BTreeMap::new(),
-        };
-        let lost: Vec<u32> = fetched.lost_supers(now).iter().map(|s| s.ordinal).collect();
-        assert_eq!(
-            lost,
-            [1, 2],
-            "lapsed and refused; the unwritten one is starting"
-        );
-        let peers = fetched.peers();
-        let advertised: Vec<&String> = peers["a"].keys().collect();
-        assert_eq!(advertised, ["edge-n2", "super-0", "super-1"]);
-    }
-
-    #[test]
-    fn leases_read_once_serve_apply_with_their_labels_and_hash() {
-        let lease: Lease = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "edge-n1", "labels": {NETWORK_UID_LABEL: "u"},
-                "annotations": {APPLIED_HASH_ANNOTATION: "h1", "other": "x"}},
-            "spec": {"holderIdentity": "pod-1"}
-        }))
-        .unwrap();
-        let read = MemberRead {
-            leases: vec![lease],
-            stuck: Stuck::default(),
-        };
-        let objects = read.leases_as_objects();
-        let object = &objects["edge-n1"];
-        assert_eq!(object.labels()[NETWORK_UID_LABEL], "u");
-        assert_eq!(object.annotations()[APPLIED_HASH_ANNOTATION], "h1");
-        assert_eq!(object.annotations().len(), 1, "only what apply reads");
-    }
-}
+#[path = "fetch_tests.rs"]
+pub(super) mod tests;

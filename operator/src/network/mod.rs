@@ -212,6 +212,7 @@ async fn reconcile_apply(
         lost_supers: lost.clone(),
         previous: previous.clone(),
         held,
+        super_hosts: fetched.super_hosts(),
     };
     let plan = plan::plan(&network.spec, &inputs);
     let paused = network.spec.paused;

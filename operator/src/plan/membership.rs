@@ -22,12 +22,15 @@ pub(super) struct Members<'a> {
     pub conflicts: Vec<NodeConflict>,
     /// Nodes over their cluster's `maxEdgeNodes`, sorted.
     pub over_capacity: Vec<EdgeId>,
+    /// Nodes one of this network's super nodes runs on, sorted.
+    pub under_supers: Vec<EdgeId>,
 }
 
 /// The ready nodes matching each pool's selectors, in clusters matching its cluster
 /// selector, sorted by id. A node matching several pools belongs to the first of them, so
-/// that one node never runs two edge agents. Left out: nodes another network holds (one
-/// agent per node, whatever its network), new edges on a cordoned cluster (those already
+/// that one node never runs two edge agents. Left out: nodes another network holds and
+/// nodes this network's super nodes run on (one agent per node, whatever its network or
+/// role: the scheduler places super nodes, so edges yield), new edges on a cordoned cluster (those already
 /// assigned stay), and edges over the cluster's `maxEdgeNodes` after other networks' edges
 /// (those already assigned are kept first).
 pub(super) fn edge_members<'a>(
@@ -39,6 +42,7 @@ pub(super) fn edge_members<'a>(
     let none = Held::default();
     for cluster in clusters {
         let held = inputs.held.get(&cluster.name).unwrap_or(&none);
+        let supers = inputs.super_hosts.get(&cluster.name);
         let placed = |id: &EdgeId| inputs.previous.assignment.contains_key(id);
         let mut candidates = Vec::new();
         for node in cluster.nodes.iter().filter(|n| n.ready) {
@@ -55,6 +59,10 @@ pub(super) fn edge_members<'a>(
                     edge: id,
                     holder: holder.clone(),
                 });
+                continue;
+            }
+            if supers.is_some_and(|s| s.contains(&node.name)) {
+                out.under_supers.push(id);
                 continue;
             }
             if cluster.cordoned && !placed(&id) {
@@ -90,5 +98,6 @@ pub(super) fn edge_members<'a>(
     out.edges.sort_by(|a, b| a.id.cmp(&b.id));
     out.conflicts.sort();
     out.over_capacity.sort();
+    out.under_supers.sort();
     out
 }

@@ -75,6 +75,9 @@ pub struct Inputs {
     /// Per cluster, what other networks hold there (see `network::others`: older networks'
     /// agents and the capacity they use, and the nodes of any network's super nodes).
     pub held: BTreeMap<String, Held>,
+    /// Per cluster, the nodes this network's own super nodes run on (where the scheduler
+    /// put them): they run no edge of it.
+    pub super_hosts: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// What other networks hold on one cluster. They keep it: this network plans around it
@@ -126,6 +129,9 @@ pub struct Plan {
     /// Selected nodes left out because their cluster's `capacity.maxEdgeNodes` is reached
     /// (older networks' edges count first), sorted.
     pub edges_over_capacity: Vec<EdgeId>,
+    /// Selected nodes left out because one of this network's super nodes runs there (one
+    /// agent per node: the XDP hook), sorted.
+    pub edges_under_supers: Vec<EdgeId>,
     /// Clusters with a `capacity.maxSuperNodes` that other networks' super nodes use, with
     /// how many they hold: why super nodes may be unplaced.
     pub supers_held_elsewhere: BTreeMap<String, u32>,
@@ -184,6 +190,7 @@ pub fn plan(spec: &HsnNetworkSpec, inputs: &Inputs) -> Plan {
             .saturating_sub(replicas.values().sum()),
         conflicts: members.conflicts,
         edges_over_capacity: members.over_capacity,
+        edges_under_supers: members.under_supers,
         supers_held_elsewhere: clusters
             .iter()
             .filter(|c| c.max_super_nodes.is_some())

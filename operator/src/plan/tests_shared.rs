@@ -1,5 +1,5 @@
-//! The plan on clusters it shares: cordoned clusters, capacity counted across networks, and
-//! nodes older networks hold.
+//! The plan on clusters it shares: cordoned clusters, capacity counted across networks,
+//! nodes older networks hold, and nodes its own super nodes run on.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,6 +61,46 @@ fn a_cordoned_cluster_receives_no_new_edges_and_keeps_those_it_has() {
     );
     assert_eq!(edges_on(&after, "b"), ["eu-2-n0", "eu-2-n1"]);
     assert_eq!(replicas(&after), BTreeMap::from([("a", 1)]));
+}
+
+#[test]
+fn no_edge_runs_where_a_super_node_of_the_network_runs() {
+    let s = spec(1, SpreadTopology::Cluster, vec![pool("p", 64, &[])]);
+    let a = cluster("a", "eu", &["eu-1"], 3);
+    let before = plan(&s, &inputs(vec![a.clone()]));
+    assert_eq!(edges_on(&before, "a"), ["eu-1-n0", "eu-1-n1", "eu-1-n2"]);
+    // The scheduler put the super node on a node the pool selects: the edge there yields,
+    // the others keep their assignment.
+    let after = plan(
+        &s,
+        &Inputs {
+            clusters: vec![a.clone()],
+            previous: before.previous(&BTreeSet::new()),
+            super_hosts: BTreeMap::from([("a".into(), BTreeSet::from(["eu-1-n1".into()]))]),
+            ..Default::default()
+        },
+    );
+    assert_eq!(edges_on(&after, "a"), ["eu-1-n0", "eu-1-n2"]);
+    let under: Vec<&str> = after
+        .edges_under_supers
+        .iter()
+        .map(|e| e.node.as_str())
+        .collect();
+    assert_eq!(under, ["eu-1-n1"]);
+    assert!(after.conflicts.is_empty(), "not another network's node");
+    for (edge, sup) in &after.assignment {
+        assert_eq!(before.assignment.get(edge), Some(sup), "{edge} moved");
+    }
+    // Another cluster's super hosts say nothing about this one.
+    let elsewhere = plan(
+        &s,
+        &Inputs {
+            clusters: vec![a],
+            super_hosts: BTreeMap::from([("b".into(), BTreeSet::from(["eu-1-n1".into()]))]),
+            ..Default::default()
+        },
+    );
+    assert_eq!(edges_on(&elsewhere, "a").len(), 3);
 }
 
 #[test]

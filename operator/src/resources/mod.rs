@@ -238,3 +238,6 @@ pub(crate) mod tests;
 
 #[cfg(test)]
 mod ledger_tests;
+
+#[cfg(test)]
+mod pod_tests;

@@ -59,6 +59,17 @@ pub(crate) fn owner(cluster: &str) -> Owner {
     }
 }
 
+/// The objects of [`network`] in cluster "a" under [`plan`].
+pub(crate) fn rendered() -> Vec<MemberObject> {
+    member_objects(
+        &network(),
+        &owner("a"),
+        &plan(),
+        &Peers::new(),
+        &Chain::default(),
+    )
+}
+
 fn kinds(objs: &[MemberObject]) -> Vec<(String, String)> {
     objs.iter()
         .map(|d| (d.resource.kind.clone(), d.name.clone()))
@@ -67,13 +78,7 @@ fn kinds(objs: &[MemberObject]) -> Vec<(String, String)> {
 
 #[test]
 fn a_cluster_gets_namespace_identity_routes_supers_and_one_daemonset_per_nonempty_pool() {
-    let objs = member_objects(
-        &network(),
-        &owner("a"),
-        &plan(),
-        &Peers::new(),
-        &Chain::default(),
-    );
+    let objs = rendered();
     let want: Vec<(String, String)> = [
         ("Namespace", "hsn-metro"),
         ("ServiceAccount", "hsn-super-agent"),
@@ -117,13 +122,7 @@ fn rules(objs: &[MemberObject], name: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn each_role_renews_only_its_own_leases_by_name_and_creates_none() {
-    let objs = member_objects(
-        &network(),
-        &owner("a"),
-        &plan(),
-        &Peers::new(),
-        &Chain::default(),
-    );
+    let objs = rendered();
     let leases = |name: &str| {
         let rules = rules(&objs, name);
         let lease_rules: Vec<_> = rules
@@ -186,13 +185,7 @@ fn a_cluster_without_edges_gets_no_edge_identity() {
 
 #[test]
 fn each_workload_runs_as_its_roles_account_and_knows_its_pod_uid() {
-    let objs = member_objects(
-        &network(),
-        &owner("a"),
-        &plan(),
-        &Peers::new(),
-        &Chain::default(),
-    );
+    let objs = rendered();
     for (kind, account) in [
         ("StatefulSet", SUPER_AGENT_IDENTITY),
         ("DaemonSet", EDGE_AGENT_IDENTITY),
@@ -209,20 +202,14 @@ fn each_workload_runs_as_its_roles_account_and_knows_its_pod_uid() {
 /// The pod template of every agent workload (the super nodes' StatefulSet, the edge pools'
 /// DaemonSets), with its kind.
 fn agent_pods() -> Vec<(String, serde_json::Value)> {
-    member_objects(
-        &network(),
-        &owner("a"),
-        &plan(),
-        &Peers::new(),
-        &Chain::default(),
-    )
-    .iter()
-    .filter(|d| ["StatefulSet", "DaemonSet"].contains(&d.resource.kind.as_str()))
-    .map(|d| {
-        let pod = d.body()["spec"]["template"]["spec"].clone();
-        (d.resource.kind.clone(), pod)
-    })
-    .collect()
+    rendered()
+        .iter()
+        .filter(|d| ["StatefulSet", "DaemonSet"].contains(&d.resource.kind.as_str()))
+        .map(|d| {
+            let pod = d.body()["spec"]["template"]["spec"].clone();
+            (d.resource.kind.clone(), pod)
+        })
+        .collect()
 }
 
 #[test]
@@ -271,13 +258,7 @@ fn host_network_pods_claim_no_port_a_usual_node_daemon_holds() {
 
 #[test]
 fn an_edge_and_a_super_node_on_one_node_do_not_share_state_pins_or_ports() {
-    let objs = member_objects(
-        &network(),
-        &owner("a"),
-        &plan(),
-        &Peers::new(),
-        &Chain::default(),
-    );
+    let objs = rendered();
     let agent = |kind: &str| {
         let d = objs.iter().find(|d| d.resource.kind == kind).unwrap();
         d.body()["spec"]["template"]["spec"]["containers"][0].clone()
@@ -305,13 +286,7 @@ fn an_edge_and_a_super_node_on_one_node_do_not_share_state_pins_or_ports() {
 
 #[test]
 fn the_edge_daemonset_is_pinned_to_the_planned_nodes() {
-    let objs = member_objects(
-        &network(),
-        &owner("a"),
-        &plan(),
-        &Peers::new(),
-        &Chain::default(),
-    );
+    let objs = rendered();
     let ds = objs
         .iter()
         .find(|d| d.name == "hsn-edge-bb")
@@ -328,59 +303,6 @@ fn the_edge_daemonset_is_pinned_to_the_planned_nodes() {
     assert_eq!(pinned, vec!["n1", "n2"]);
     let args = &ds["spec"]["template"]["spec"]["containers"][0]["args"];
     assert!(args.as_array().unwrap().contains(&"--pool".into()));
-}
-
-#[test]
-fn agent_pods_refuse_nodes_where_another_networks_agent_runs() {
-    let objs = member_objects(
-        &network(),
-        &owner("a"),
-        &plan(),
-        &Peers::new(),
-        &Chain::default(),
-    );
-    for name in ["hsn-super-node", "hsn-edge-bb"] {
-        let workload = objs
-            .iter()
-            .find(|d| d.name == name && d.resource.kind != "Service")
-            .unwrap();
-        let terms = &workload.body()["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
-        assert_eq!(
-            terms,
-            &serde_json::json!([{
-                "labelSelector": {"matchExpressions": [
-                    {"key": "hsn.io/role", "operator": "Exists"},
-                    {"key": "hsn.io/network-uid", "operator": "NotIn", "values": ["0000-1111"]}
-                ]},
-                "namespaceSelector": {},
-                "topologyKey": "kubernetes.io/hostname"
-            }]),
-            "{name}"
-        );
-        // The pods carry the labels the other networks' terms select.
-        let labels = &workload.body()["spec"]["template"]["metadata"]["labels"];
-        assert_eq!(labels["hsn.io/network-uid"], "0000-1111");
-        assert!(labels["hsn.io/role"].is_string());
-    }
-}
-
-#[test]
-fn agent_pods_have_the_epoch_and_the_drain_to_stop() {
-    let mut net = network();
-    net.spec.metering.epoch_seconds = 300;
-    let objs = member_objects(&net, &owner("a"), &plan(), &Peers::new(), &Chain::default());
-    for name in ["hsn-super-node", "hsn-edge-bb"] {
-        let workload = objs
-            .iter()
-            .find(|d| d.name == name && d.resource.kind != "Service")
-            .unwrap();
-        let grace = &workload.body()["spec"]["template"]["spec"]["terminationGracePeriodSeconds"];
-        assert_eq!(
-            grace,
-            &serde_json::json!(300 + hsn_core::epoch::DRAIN_SECONDS),
-            "{name}"
-        );
-    }
 }
 
 #[test]
@@ -517,13 +439,7 @@ fn a_cluster_the_plan_leaves_out_gets_nothing() {
 
 #[test]
 fn the_namespace_names_its_network_hub_and_meccluster() {
-    let objs = member_objects(
-        &network(),
-        &owner("a"),
-        &plan(),
-        &Peers::new(),
-        &Chain::default(),
-    );
+    let objs = rendered();
     let ns = &objs[0];
     assert_eq!(ns.resource.kind, "Namespace");
     let meta: ObjectMeta = serde_json::from_value(ns.body()["metadata"].clone()).unwrap();

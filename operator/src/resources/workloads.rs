@@ -9,8 +9,9 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HostPathVolumeSource,
     NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
-    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, SecurityContext, Service,
-    ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
+    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, PreferredSchedulingTerm,
+    SecurityContext, Service, ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
+    WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -19,6 +20,7 @@ use super::{
     MemberObject, POOL_LABEL, ROLE_LABEL, ROUTES_CONFIGMAP, Renderer, SUPER_GRPC_PORT, SUPER_NODE,
     agent_identity, edge_daemonset, ledger,
 };
+use hsn_api::cluster::EDGE_CAPABLE_LABEL;
 use hsn_core::Role;
 
 use hsn_core::ports::{EDGE_METRICS as EDGE_METRICS_PORT, SUPER_METRICS as SUPER_METRICS_PORT};
@@ -66,7 +68,7 @@ pub(super) fn super_nodes(render: &Renderer<'_>, replicas: u32) -> Vec<MemberObj
                 &selector,
                 vec![container, ledger_container],
                 ledger::volumes(spec.ledger_tls),
-                Affinity::default(),
+                away_from_edges(render),
                 Vec::new(),
             ),
             ..Default::default()
@@ -205,6 +207,52 @@ fn apart_from_other_networks(render: &Renderer<'_>) -> PodAntiAffinity {
     }
 }
 
+/// Super nodes prefer nodes that are not edge-capable (`hsn.io/edge=true`, what edge pools
+/// usually select), and nodes without this network's edge agents: one agent per node (the
+/// XDP hook). Where a super node lands on an edge's node anyway, the plan takes the edge off
+/// it (the edge yields: the scheduler, not the plan, places super nodes). Preferences, not
+/// requirements: a pool that selects every node must not leave the super nodes unplaced.
+/// The label comes first because it is there before any pod: when a network is created,
+/// its super pods are often placed before its edge pods exist.
+fn away_from_edges(render: &Renderer<'_>) -> Affinity {
+    let selector = selector_labels(render, "edge", None);
+    Affinity {
+        node_affinity: Some(NodeAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                PreferredSchedulingTerm {
+                    weight: 100,
+                    preference: NodeSelectorTerm {
+                        match_expressions: Some(vec![NodeSelectorRequirement {
+                            key: EDGE_CAPABLE_LABEL.into(),
+                            operator: "NotIn".into(),
+                            values: Some(vec!["true".into()]),
+                        }]),
+                        ..Default::default()
+                    },
+                },
+            ]),
+            ..Default::default()
+        }),
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        label_selector: Some(LabelSelector {
+                            match_labels: Some(selector),
+                            ..Default::default()
+                        }),
+                        topology_key: HOSTNAME_LABEL.into(),
+                        ..Default::default()
+                    },
+                },
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// The node label that names each node.
 const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 
@@ -217,7 +265,12 @@ fn pod_template(
     mut affinity: Affinity,
     tolerations: Vec<Toleration>,
 ) -> PodTemplateSpec {
-    affinity.pod_anti_affinity = Some(apart_from_other_networks(render));
+    let own = affinity.pod_anti_affinity.take().unwrap_or_default();
+    affinity.pod_anti_affinity = Some(PodAntiAffinity {
+        preferred_during_scheduling_ignored_during_execution: own
+            .preferred_during_scheduling_ignored_during_execution,
+        ..apart_from_other_networks(render)
+    });
     let mut labels = render.labels.clone();
     labels.extend(selector.clone());
     PodTemplateSpec {

@@ -21,6 +21,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{Result, anyhow, ensure};
 use hsn_api::HsnNetwork;
+use hsn_api::cluster::EDGE_CAPABLE_LABEL;
+use hsn_testkit::FakeNode;
 use hsn_testkit::operator::*;
 use hsn_testkit::wait_for;
 use kube::{Api, Client};
@@ -89,15 +91,32 @@ impl Suite {
     }
 }
 
+/// `nodes(region, 6, 4)` and, per zone, a seventh node that is edge-capable for a slice no
+/// pool of the suite's network selects.
+fn zones_with_spares(region: &str) -> Vec<FakeNode> {
+    let mut out = nodes(region, 6, 4);
+    for zone in [format!("{region}-1a"), format!("{region}-1b")] {
+        out.push(
+            FakeNode::new(&format!("{zone}-node-7"), region, &zone)
+                .label(EDGE_CAPABLE_LABEL, "true")
+                .label("hsn.io/slice", "urllc"),
+        );
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_places_fails_over_and_cleans_up() -> Result<()> {
     let env = E2eEnv::from_env()?;
     eprintln!("e2e against: {}", env.describe());
     let hub = Hub::start_or_connect(&env).await?;
-    // Here: two regions x two zones x five nodes; four edge-capable nodes per zone.
+    // Here: two regions x two zones x seven nodes; four edge-capable nodes per zone in the
+    // pools, one edge-capable in none (a spare step 3 adds to a pool), two not edge-capable
+    // (where super nodes go, they prefer those: a member runs all four when the other is
+    // lost, one per node).
     let local = vec![
-        ("mec-a", "eu-west", nodes("eu-west", 5, 4)),
-        ("mec-b", "eu-north", nodes("eu-north", 5, 4)),
+        ("mec-a", "eu-west", zones_with_spares("eu-west")),
+        ("mec-b", "eu-north", zones_with_spares("eu-north")),
     ];
     let [a, b] = <[Member; 2]>::try_from(members(&env, &hub, local).await?)
         .map_err(|_| anyhow!("two members"))?;

@@ -102,8 +102,9 @@ async fn members_are_reached_only_as_themselves_and_only_our_namespaces_are_dele
         .create(&PostParams::default(), &local)
         .await?;
     let regions = vec![
-        ("mec-a", "eu-west", nodes("eu-west", 1, 1)),
-        ("mec-b", "eu-north", nodes("eu-north", 1, 1)),
+        // Per zone an edge-capable node and one that is not, where the super node goes.
+        ("mec-a", "eu-west", nodes("eu-west", 2, 1)),
+        ("mec-b", "eu-north", nodes("eu-north", 2, 1)),
     ];
     let [a, b] = <[Member; 2]>::try_from(members(&E2eEnv::default(), &hub, regions).await?)
         .map_err(|_| anyhow::anyhow!("two members"))?;

@@ -218,7 +218,7 @@ pub struct Topology {
     pub broadband: usize,
     /// Nodes of the IoT pool (`hsn.io/slice: mmtc`).
     pub iot: usize,
-    /// Two nodes in no pool, in two zones.
+    /// Two nodes in no pool, in two zones, where no super node runs.
     pub spare: [String; 2],
     /// Its nodes run real kubelets, hence real agents (not kwok's fake nodes).
     pub real: bool,
@@ -235,17 +235,26 @@ impl Topology {
         let in_pool = |n: &Node, slice: &str| {
             label(n, EDGE_CAPABLE_LABEL) == "true" && label(n, "hsn.io/slice") == slice
         };
-        // Spares: workers in no pool, those set aside for edge agents first, one per zone.
+        // Spares: workers in no pool, one per zone; first those set aside for edge agents
+        // (kind/: tainted), then edge-capable ones: super nodes avoid both, so that a spare
+        // the suite adds to a pool is free for an edge.
         let mut spare: Vec<&Node> = nodes
             .iter()
             .filter(|n| {
-                !n.labels().contains_key(EDGE_CAPABLE_LABEL)
+                !in_pool(n, "embb")
+                    && !in_pool(n, "mmtc")
                     && !n
                         .labels()
                         .contains_key("node-role.kubernetes.io/control-plane")
             })
             .collect();
-        spare.sort_by_key(|n| (label(n, AGENTS_TAINT) != "edge", n.name_any()));
+        spare.sort_by_key(|n| {
+            (
+                label(n, AGENTS_TAINT) != "edge",
+                label(n, EDGE_CAPABLE_LABEL) != "true",
+                n.name_any(),
+            )
+        });
         let mut zones = BTreeSet::new();
         spare.retain(|n| zones.insert(label(n, ZONE_LABEL)));
         let spare = <[String; 2]>::try_from(
