@@ -96,9 +96,10 @@ pub struct MemberRead {
     pub leases: Vec<Lease>,
     /// The network's pods that cannot be placed or started.
     pub stuck: Stuck,
-    /// Nodes the scheduler put the network's super-node pods on (known before any agent
-    /// there runs or advertises).
-    pub super_hosts: BTreeSet<String>,
+    /// The node the scheduler put each of the network's super-node pods on, by ordinal
+    /// (known before any agent there runs or advertises); `None` when the pods could not
+    /// be read.
+    pub super_pods: Option<BTreeMap<u32, String>>,
 }
 
 impl MemberRead {
@@ -286,9 +287,10 @@ async fn read_member(
         Ok(list) => {
             let mut facts = BTreeMap::new();
             let mut stuck = Vec::new();
+            let placed = read.super_pods.insert(BTreeMap::new());
             for ((name, f), s) in list {
-                if let Some(node) = super_host(&f) {
-                    read.super_hosts.insert(node.clone());
+                if let Some((ordinal, node)) = super_placement(&name, &f) {
+                    placed.insert(ordinal, node.clone());
                 }
                 facts.insert(name, f);
                 stuck.push(s);
@@ -304,14 +306,19 @@ async fn read_member(
     Ok((pods, read))
 }
 
-/// The node a pod of the network's super-node StatefulSet was placed on.
-fn super_host(pod: &PodFacts) -> Option<&String> {
-    let (kind, name) = pod.controller.as_ref()?;
-    if kind == "StatefulSet" && name == SUPER_NODE {
-        pod.node.as_ref()
-    } else {
-        None
+/// The ordinal of a pod `name` of the network's super-node StatefulSet, and the node it
+/// was placed on.
+fn super_placement<'a>(name: &str, pod: &'a PodFacts) -> Option<(u32, &'a String)> {
+    let (kind, controller) = pod.controller.as_ref()?;
+    if kind != "StatefulSet" || controller != SUPER_NODE {
+        return None;
     }
+    let ordinal = name
+        .strip_prefix(SUPER_NODE)?
+        .strip_prefix('-')?
+        .parse()
+        .ok()?;
+    Some((ordinal, pod.node.as_ref()?))
 }
 
 fn lease_info(l: &Lease, seat: &Seat, pods: &Pods, pinned: Option<&HsnNodeStatus>) -> LeaseInfo {
@@ -420,16 +427,23 @@ impl Fetched {
     }
 
     /// Per cluster, the nodes this network's super nodes run on: where the scheduler put
-    /// their pods, in the members read this time, else where their agents last said they
-    /// ran (their HsnNodes).
+    /// their pods, in the members whose pods were read this time, else where their agents
+    /// last said they ran (their HsnNodes): a failed read must not put an edge back on a
+    /// super node's node for a reconcile.
     pub fn super_hosts(&self) -> BTreeMap<String, BTreeSet<String>> {
         let mut hosts: BTreeMap<String, BTreeSet<String>> = self
             .reads
             .iter()
-            .map(|(cluster, read)| (cluster.clone(), read.super_hosts.clone()))
+            .filter_map(|(cluster, read)| {
+                Some((
+                    cluster.clone(),
+                    read.super_pods.as_ref()?.values().cloned().collect(),
+                ))
+            })
             .collect();
         for node in self.nodes.values() {
-            if node.spec.role != Role::Super || self.reads.contains_key(&node.spec.cluster) {
+            let read = self.reads.get(&node.spec.cluster);
+            if node.spec.role != Role::Super || read.is_some_and(|r| r.super_pods.is_some()) {
                 continue;
             }
             if let Some(host) = node.status.as_ref().and_then(|s| s.node_name.clone()) {
@@ -440,6 +454,11 @@ impl Fetched {
             }
         }
         hosts
+    }
+
+    /// The node super node `ordinal`'s pod in `cluster` was placed on, as read this time.
+    pub fn super_pod_node(&self, cluster: &str, ordinal: u32) -> Option<&String> {
+        self.reads.get(cluster)?.super_pods.as_ref()?.get(&ordinal)
     }
 
     /// The plan in force, rebuilt from the HsnNodes the operator last wrote.

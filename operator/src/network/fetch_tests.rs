@@ -137,45 +137,53 @@ fn super_hosts_are_where_the_super_pods_run_else_where_their_agents_said() {
         controller: Some((kind.into(), name.into())),
     };
     let placed = pod("StatefulSet", SUPER_NODE, Some("n1"));
-    assert_eq!(super_host(&placed).map(String::as_str), Some("n1"));
-    assert_eq!(
-        super_host(&pod("StatefulSet", SUPER_NODE, None)),
-        None,
-        "Pending"
-    );
-    assert_eq!(
-        super_host(&pod("DaemonSet", "hsn-edge-bb", Some("n2"))),
-        None
-    );
-    assert_eq!(super_host(&pod("StatefulSet", "other", Some("n3"))), None);
+    let n1 = "n1".to_string();
+    assert_eq!(super_placement("hsn-super-node-2", &placed), Some((2, &n1)));
+    assert_eq!(super_placement("hsn-super-node-x", &placed), None);
+    let pending = pod("StatefulSet", SUPER_NODE, None);
+    assert_eq!(super_placement("hsn-super-node-0", &pending), None);
+    let edge = pod("DaemonSet", "hsn-edge-bb", Some("n2"));
+    assert_eq!(super_placement("hsn-edge-bb-x1", &edge), None);
+    let other = pod("StatefulSet", "other", Some("n3"));
+    assert_eq!(super_placement("other-0", &other), None);
 
-    // Cluster "a" was read this time: its pods say. Cluster "b" was not: its super
-    // node's HsnNode says where its agent ran.
-    let mut on_b = hsn_node("metro.b.super-0", "metro", None, None);
-    on_b.spec.cluster = "b".into();
-    on_b.status = Some(HsnNodeStatus {
-        node_name: Some("b-n7".into()),
-        ..HsnNodeStatus::default()
-    });
-    let mut on_a = hsn_node("metro.a.super-0", "metro", None, None);
-    on_a.status = on_b.status.clone();
+    // Cluster "a"'s pods were read this time: they say. Cluster "b" was not read, and
+    // "c"'s pods could not be: their super nodes' HsnNodes say where their agents ran.
+    let super_on = |cluster: &str, host: &str| {
+        let mut n = hsn_node(&format!("metro.{cluster}.super-0"), "metro", None, None);
+        n.spec.cluster = cluster.into();
+        n.status = Some(HsnNodeStatus {
+            node_name: Some(host.into()),
+            ..HsnNodeStatus::default()
+        });
+        (n.name_any(), n)
+    };
     let fetched = Fetched {
         members: vec![],
         leases: BTreeMap::new(),
         nodes: BTreeMap::from([
-            ("metro.a.super-0".to_string(), on_a),
-            ("metro.b.super-0".to_string(), on_b),
+            super_on("a", "a-n7"),
+            super_on("b", "b-n7"),
+            super_on("c", "c-n7"),
         ]),
         forged: vec![],
-        reads: BTreeMap::from([(
-            "a".to_string(),
-            MemberRead {
-                super_hosts: BTreeSet::from(["n1".to_string()]),
-                ..MemberRead::default()
-            },
-        )]),
+        reads: BTreeMap::from([
+            (
+                "a".to_string(),
+                MemberRead {
+                    super_pods: Some(BTreeMap::from([(0, "n1".to_string())])),
+                    ..MemberRead::default()
+                },
+            ),
+            ("c".to_string(), MemberRead::default()),
+        ]),
     };
     let hosts = fetched.super_hosts();
-    assert_eq!(hosts["a"], BTreeSet::from(["n1".to_string()]));
-    assert_eq!(hosts["b"], BTreeSet::from(["b-n7".to_string()]));
+    let on = |cluster: &str| hosts[cluster].iter().cloned().collect::<Vec<_>>();
+    assert_eq!(on("a"), ["n1"]);
+    assert_eq!(on("b"), ["b-n7"]);
+    assert_eq!(on("c"), ["c-n7"]);
+    assert_eq!(fetched.super_pod_node("a", 0), Some(&n1));
+    assert_eq!(fetched.super_pod_node("a", 1), None);
+    assert_eq!(fetched.super_pod_node("c", 0), None, "pods not read");
 }

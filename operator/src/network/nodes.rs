@@ -67,7 +67,17 @@ pub fn desired(
             .and_then(|l| l.get(&lease))
             .cloned();
         let ready = readiness(info.as_ref(), live, now);
-        let node = node(network, &n, spec, info, fetched.nodes.get(&n));
+        // A super node's pod is placed by the scheduler: where it runs is known from the
+        // pod before its agent says so (other networks plan around that node).
+        let pod_node = spec
+            .ordinal
+            .and_then(|o| u32::try_from(o).ok())
+            .and_then(|o| fetched.super_pod_node(&spec.cluster, o))
+            .cloned();
+        let mut node = node(network, &n, spec, info, fetched.nodes.get(&n));
+        if let (Some(status), Some(pod_node)) = (node.status.as_mut(), pod_node) {
+            status.node_name = Some(pod_node);
+        }
         out.insert(n, Wanted { node, ready });
     };
     for s in plan.supers() {
