@@ -103,9 +103,9 @@ fn api_code(error: &kube::Error) -> Option<u16> {
 
 /// What the namespace read at shutdown says: gone (404) or being deleted means the network
 /// leaves. So does 401: this agent's ServiceAccount token was rejected, i.e. the
-/// ServiceAccount was deleted, which the operator does with the namespace (a namespace's
-/// content is often gone before its pods are stopped) or once no agent of the role is
-/// placed in the cluster. 403 and anything else: cannot tell.
+/// ServiceAccount was deleted, which happens only with the namespace (a namespace's content
+/// is often gone before its pods are stopped). 403 (the Role is gone: see [`lease_says`])
+/// and anything else: cannot tell.
 fn namespace_says(
     answer: &Result<Option<Namespace>, kube::Error>,
 ) -> Result<Option<Departure>, &kube::Error> {

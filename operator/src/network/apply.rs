@@ -294,13 +294,14 @@ fn foreign_owner(obj: &DynamicObject, kind: &str, uid: &str) -> Option<String> {
 }
 
 /// Kinds the operator removes from a member namespace when the plan no longer wants them:
-/// workloads (a removed pool, supers scaled to zero), Leases of agents no longer placed, and
-/// the identity of a role no longer there. The routes ConfigMap lives as long as the
-/// namespace.
-const PRUNED: [(&str, &str, &str, &str); 7] = [
-    ("apps", "v1", "DaemonSet", "daemonsets"),
-    ("apps", "v1", "StatefulSet", "statefulsets"),
-    ("", "v1", "Service", "services"),
+/// Leases of agents no longer placed, the RBAC of a role no longer there, and workloads (a
+/// removed pool, supers scaled to zero). In this order: an agent stopped with its workload
+/// finds its Lease refused (403) and drains, as one the plan dropped from a workload that
+/// stays (whose Role changed before the workload). A role's ServiceAccount stays as long as
+/// the namespace, as the routes ConfigMap does: without its RoleBinding it may do nothing,
+/// and deleting it would make a stopping agent's token unauthenticated (401), which an
+/// agent reads as its network leaving (no drain).
+const PRUNED: [(&str, &str, &str, &str); 6] = [
     ("coordination.k8s.io", "v1", "Lease", "leases"),
     (
         "rbac.authorization.k8s.io",
@@ -309,7 +310,9 @@ const PRUNED: [(&str, &str, &str, &str); 7] = [
         "rolebindings",
     ),
     ("rbac.authorization.k8s.io", "v1", "Role", "roles"),
-    ("", "v1", "ServiceAccount", "serviceaccounts"),
+    ("apps", "v1", "DaemonSet", "daemonsets"),
+    ("apps", "v1", "StatefulSet", "statefulsets"),
+    ("", "v1", "Service", "services"),
 ];
 
 /// The ledger TLS objects of a member, removed once `superNodes.ledgerTls` is false (by

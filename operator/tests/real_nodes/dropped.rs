@@ -1,6 +1,7 @@
 //! The network stays, the plan drops the edge node (it no longer carries the pool's label):
 //! the operator takes the agent's Lease out of its Role, then the DaemonSet's pod off the
-//! node; the stopped agent, refused its Lease, detaches its program, closes the epoch open
+//! node (here the member's last edge: its DaemonSet and Role are pruned, the Role first);
+//! the stopped agent, refused its Lease, detaches its program, closes the epoch open
 //! then at its end, ships it to the super node it shipped to before, and removes its pins.
 //! Nothing of it is left hooked or running on the node, and its spool holds no record the
 //! ledger has not acknowledged. The label back, the node is an edge again, attached afresh.
@@ -15,7 +16,7 @@ use hsn_testkit::node::RealNode;
 use hsn_testkit::operator::DEADLINE;
 use hsn_testkit::{KwokCluster, wait_for, wait_for_ok};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{ListParams, LogParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
@@ -44,20 +45,32 @@ pub(crate) async fn edge_dropped(mec: &KwokCluster, hub: &Client, node: &RealNod
         hsn_nodes.get_opt(&edge).await.ok()?.is_none().then_some(())
     })
     .await?;
-    // The pod stays Terminating while its agent drains (the epoch's end, then shipping).
+    // The pod stays Terminating while its agent drains (the epoch's end, then shipping);
+    // its log is read meanwhile (it goes with the pod).
+    let log = std::sync::Mutex::new(String::new());
     wait_for_ok("the dropped edge's pod gone", DEADLINE, || async {
         let list = pods
             .list(&ListParams::default().labels("hsn.io/role=edge"))
             .await
             .map_err(|e| e.to_string())?;
         let names: Vec<String> = list.items.iter().map(ResourceExt::name_any).collect();
-        if names.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("edge pods: {names:?}"))
+        let Some(name) = names.first() else {
+            return Ok(());
+        };
+        // Once the container has exited the kubelet answers with a note instead.
+        if let Ok(text) = pods.logs(name, &LogParams::default()).await
+            && !text.starts_with("unable to retrieve container logs")
+        {
+            *log.lock().unwrap() = text;
         }
+        Err(format!("edge pods: {names:?}"))
     })
     .await?;
+    let log = log.into_inner().unwrap();
+    ensure!(
+        log.contains("draining: closing the open epoch at its end"),
+        "the dropped agent did not drain; its last log read:\n{log}"
+    );
     let gone = started.elapsed();
     ensure!(
         xdp_prog(node)?.is_none(),
