@@ -22,8 +22,6 @@ pub(super) struct Members<'a> {
     pub conflicts: Vec<NodeConflict>,
     /// Nodes over their cluster's `maxEdgeNodes`, sorted.
     pub over_capacity: Vec<EdgeId>,
-    /// Nodes one of this network's super nodes runs on, sorted.
-    pub under_supers: Vec<EdgeId>,
 }
 
 /// The ready nodes matching each pool's selectors, in clusters matching its cluster
@@ -62,7 +60,6 @@ pub(super) fn edge_members<'a>(
                 continue;
             }
             if supers.is_some_and(|s| s.contains(&node.name)) {
-                out.under_supers.push(id);
                 continue;
             }
             if cluster.cordoned && !placed(&id) {
@@ -98,6 +95,5 @@ pub(super) fn edge_members<'a>(
     out.edges.sort_by(|a, b| a.id.cmp(&b.id));
     out.conflicts.sort();
     out.over_capacity.sort();
-    out.under_supers.sort();
     out
 }

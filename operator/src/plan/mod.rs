@@ -129,9 +129,6 @@ pub struct Plan {
     /// Selected nodes left out because their cluster's `capacity.maxEdgeNodes` is reached
     /// (older networks' edges count first), sorted.
     pub edges_over_capacity: Vec<EdgeId>,
-    /// Selected nodes left out because one of this network's super nodes runs there (one
-    /// agent per node: the XDP hook), sorted.
-    pub edges_under_supers: Vec<EdgeId>,
     /// Clusters with a `capacity.maxSuperNodes` that other networks' super nodes use, with
     /// how many they hold: why super nodes may be unplaced.
     pub supers_held_elsewhere: BTreeMap<String, u32>,
@@ -190,7 +187,6 @@ pub fn plan(spec: &HsnNetworkSpec, inputs: &Inputs) -> Plan {
             .saturating_sub(replicas.values().sum()),
         conflicts: members.conflicts,
         edges_over_capacity: members.over_capacity,
-        edges_under_supers: members.under_supers,
         supers_held_elsewhere: clusters
             .iter()
             .filter(|c| c.max_super_nodes.is_some())
