@@ -174,8 +174,8 @@ dp_up() {
 }
 
 # Waits until the network's chain commits (status.ledger, from the super agents' Leases):
-# its validators find each other through the peers in the ledger ConfigMap, which the
-# kubelet refreshes in the pods' mounts about once a minute.
+# its validators find each other through the peers in the ledger ConfigMap, which each super
+# agent copies to its ledger as soon as the operator writes them.
 dp_wait_chain() {
   local height="" started=$SECONDS
   for _ in $(seq 180); do

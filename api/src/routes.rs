@@ -23,6 +23,12 @@ pub fn member_namespace(network: &str) -> String {
 pub const LEDGER_CONFIGMAP: &str = "hsn-ledger";
 /// Key of the last registry change in [`LEDGER_CONFIGMAP`] (a signed transaction, hex).
 pub const REGISTRY_KEY: &str = "registry";
+/// Key of the network's genesis.json in [`LEDGER_CONFIGMAP`] (also its file name where it is
+/// mounted or relayed).
+pub const GENESIS_KEY: &str = "genesis.json";
+/// Key of the validators' P2P addresses in [`LEDGER_CONFIGMAP`], one
+/// `<node id>@<address>:<port>` a line.
+pub const PEERS_KEY: &str = "peers";
 
 /// Key of the table (JSON) in the routes ConfigMap's data.
 pub const ROUTES_KEY: &str = "routes.json";

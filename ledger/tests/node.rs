@@ -1,7 +1,10 @@
 //! `hsn-ledger node`, as a super-node pod runs it: three processes, each its replica plus
 //! a real CometBFT child, from one genesis written by `GenesisDoc` (as the operator writes
 //! it) and a peers file. They start knowing no peer (as pods do before their addresses are
-//! known); once the peers file lists them they dial each other and commit; a submission
+//! known); once the peers file lists them they dial each other and commit; one of them has
+//! neither genesis nor peers in the files the kubelet mounts (as before the operator wrote
+//! its ConfigMap, or before the kubelet refreshed it) and gets both from its agent's copies
+//! (`--relayed-config`), waiting for the genesis meanwhile; a submission
 //! through one is on all; an edge outside the genesis is refused until the administrator's
 //! registry change, published in a file every node reads, puts it in; a node stopped with SIGTERM takes its CometBFT down with it
 //! (CometBFT first) and, restarted, catches up; a node whose CometBFT dies exits non-zero.
@@ -26,6 +29,8 @@ use tonic::Code;
 
 const NETWORK: &str = "net-node";
 const NODES: usize = 3;
+/// The node whose genesis and peers come only through its relay directory.
+const RELAYED: usize = NODES - 1;
 
 struct Node {
     key: SigningKey,
@@ -89,7 +94,10 @@ impl Net {
             write_signing_key(&dir.path().join(format!("super-{i}.key")), &n.key)?;
             // No peers known yet: the pods' addresses come later.
             std::fs::write(dir.path().join(format!("peers-{i}")), "")?;
+            std::fs::create_dir(dir.path().join(format!("relay-{i}")))?;
         }
+        // The relayed node's mount has no genesis.
+        std::fs::create_dir(dir.path().join("mount"))?;
         Ok(Self {
             dir,
             nodes,
@@ -105,8 +113,21 @@ impl Net {
     }
 
     fn start(&mut self, i: usize) -> Result<()> {
+        let (args, log) = self.args(i);
+        self.procs[i] =
+            Some(LedgerProcess::start(&args, &log).with_context(|| format!("node {i}"))?);
+        Ok(())
+    }
+
+    /// Node `i`'s command line and log file.
+    fn args(&self, i: usize) -> (Vec<String>, PathBuf) {
         let n = &self.nodes[i];
         let p = |name: String| self.path(&name).display().to_string();
+        let genesis = if i == RELAYED {
+            "mount/genesis.json"
+        } else {
+            "genesis.json"
+        };
         let args: Vec<String> = vec![
             "node".into(),
             "--db".into(),
@@ -114,7 +135,9 @@ impl Net {
             "--key-file".into(),
             p(format!("super-{i}.key")),
             "--genesis".into(),
-            p("genesis.json".into()),
+            p(genesis.into()),
+            "--relayed-config".into(),
+            p(format!("relay-{i}")),
             "--abci-listen".into(),
             n.abci.to_string(),
             "--cometbft-rpc".into(),
@@ -134,12 +157,11 @@ impl Net {
             "--registry-file".into(),
             p("registry".into()),
         ];
-        let log = self.path(&format!("node-{i}.log"));
-        self.procs[i] =
-            Some(LedgerProcess::start(&args, &log).with_context(|| format!("node {i}"))?);
-        Ok(())
+        (args, self.path(&format!("node-{i}.log")))
     }
 
+    /// The peers in every node's mounted file, but the relayed node's: in its relay
+    /// directory (its mounted file stays empty, and older).
     fn write_peers(&self) -> Result<()> {
         let lines: String = self
             .nodes
@@ -147,7 +169,13 @@ impl Net {
             .map(|n| format!("{}@{}\n", node_id(&NodeKey::of(&n.key)), n.p2p))
             .collect();
         for i in 0..NODES {
-            std::fs::write(self.path(&format!("peers-{i}")), &lines)?;
+            let file = format!("peers-{i}");
+            let path = if i == RELAYED {
+                self.path(&format!("relay-{i}")).join(file)
+            } else {
+                self.path(&file)
+            };
+            relay_write(&path, &lines)?;
         }
         Ok(())
     }
@@ -201,6 +229,14 @@ impl Net {
     }
 }
 
+/// Writes `path` whole, as the agent does (a reader never sees half a file).
+fn relay_write(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
@@ -230,13 +266,39 @@ async fn nodes_meet_through_the_peers_file_commit_and_stop_cleanly() -> Result<(
         return Ok(());
     }
     let mut net = Net::init()?;
-    for i in 0..NODES {
+    for i in (0..NODES).filter(|&i| i != RELAYED) {
         net.start(i)?;
     }
+    // It announces its address once it has a genesis to serve.
+    let (args, log) = net.args(RELAYED);
+    let relayed = std::thread::spawn(move || LedgerProcess::start(&args, &log));
     // Three equal validators need all three for a quorum: no block without peers.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let alone = cometbft::status(net.nodes[0].rpc).await?.height;
     ensure!(alone == 0, "a block without a quorum: height {alone}");
+    // The relayed node waits for its genesis, then its agent copies it.
+    ensure!(
+        net.log(RELAYED).contains("waiting for the file")
+            && !net.log(RELAYED).contains("CometBFT started"),
+        "log:\n{}",
+        tail(&net.log(RELAYED))
+    );
+    let genesis = std::fs::read_to_string(net.path("genesis.json"))?;
+    relay_write(
+        &net.path(&format!("relay-{RELAYED}")).join("genesis.json"),
+        &genesis,
+    )?;
+    let started = relayed.join().expect("the starting thread");
+    net.procs[RELAYED] = Some(started.with_context(|| format!("node {RELAYED}"))?);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !net.log(RELAYED).contains("CometBFT started") {
+        ensure!(
+            Instant::now() < deadline,
+            "no start with a relayed genesis; log:\n{}",
+            tail(&net.log(RELAYED))
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     net.write_peers()?;
     net.wait_height(0, 3, Duration::from_secs(60)).await?;

@@ -75,6 +75,8 @@ pub struct AgentConfig {
     pub datapath_mode: String,
     /// Ship the spool to a ledger.
     pub shipper: Option<ShipperConfig>,
+    /// Super: where the ledger ConfigMap's genesis and peers are copied for the pod's ledger.
+    pub ledger_relay_dir: Option<PathBuf>,
 }
 
 /// A running agent; dropping it stops every task (the pinned counters stay).
@@ -170,11 +172,12 @@ impl<D: Datapath> Agent<D> {
                 status_tx.clone(),
             ));
             if let Some(api) = configmaps {
-                let target = crate::registry::LedgerTarget {
+                let target = crate::ledger_config::LedgerTarget {
                     endpoint: endpoint.clone(),
                     tls: c.tls.clone(),
+                    relay_dir: config.ledger_relay_dir.clone(),
                 };
-                tasks.spawn(crate::registry::follow(api, target, status_tx.clone()));
+                tasks.spawn(crate::ledger_config::follow(api, target, status_tx.clone()));
             }
         }
         if let Some(c) = config.shipper {

@@ -139,6 +139,11 @@ pub struct Args {
     /// shipping to its super node by IP address).
     #[arg(long, env = "HSN_LEDGER_TLS_DOMAIN", requires = "ledger_ca")]
     pub ledger_tls_domain: Option<String>,
+    /// Super: a directory shared with the pod's ledger container, where the genesis and
+    /// the validators' addresses from the ledger ConfigMap are copied as soon as they change
+    /// (the ledger's `--relayed-config`; its mounted copy lags by up to a minute).
+    #[arg(long, env = "HSN_LEDGER_RELAY_DIR")]
+    pub ledger_relay_dir: Option<PathBuf>,
     /// Do not ship the spool to any ledger.
     #[arg(long, conflicts_with = "ledger_endpoint")]
     pub no_ledger: bool,

@@ -90,6 +90,8 @@ pub struct Config {
     pub routes: RoutesSettings,
     /// Shipping the spool to a ledger, unless off.
     pub ledger: Option<LedgerSettings>,
+    /// Super: where the ledger ConfigMap's genesis and peers are copied for the pod's ledger.
+    pub ledger_relay_dir: Option<PathBuf>,
     /// Epoch length until the first routes table gives one.
     pub default_epoch_seconds: u32,
     /// `/metrics`, `/healthz`, `/readyz`.
@@ -201,6 +203,14 @@ impl Config {
             },
             routes,
             ledger: ledger(args)?,
+            ledger_relay_dir: match (&args.ledger_relay_dir, args.role) {
+                (Some(_), Role::Edge) => {
+                    return Err(ConfigError::Missing(
+                        "--ledger-relay-dir is a super node's (edges run no ledger)",
+                    ));
+                }
+                (dir, _) => dir.clone(),
+            },
             default_epoch_seconds: args.epoch_seconds,
             metrics_addr: args.metrics_addr,
         })

@@ -60,6 +60,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         epoch_loop: true,
         datapath_mode: mode,
         shipper: shipper_config(&config, &identity),
+        ledger_relay_dir: config.ledger_relay_dir.clone(),
     };
     let pin = Some(PinDir::under(&config.datapath.bpffs, &config.network)?);
     let interfaces = &config.datapath.interfaces;

@@ -107,6 +107,7 @@ fn edge_config(client: &kube::Client, state: &std::path::Path, heartbeat: Durati
         epoch_loop: false,
         datapath_mode: "xdp-generic".into(),
         shipper: None,
+        ledger_relay_dir: None,
     }
 }
 

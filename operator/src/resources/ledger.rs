@@ -26,15 +26,14 @@ use crate::plan::Plan;
 
 /// The Secret of the super nodes' seeds in a member: key `<pod name>`, a hex seed.
 pub const IDENTITY_SECRET: &str = "hsn-super-identities";
-pub use hsn_api::routes::{LEDGER_CONFIGMAP, REGISTRY_KEY};
-/// The network's genesis.json.
-pub const GENESIS_KEY: &str = "genesis.json";
-/// The validators' P2P addresses, one `<node id>@<address>:<port>` a line.
-pub const PEERS_KEY: &str = "peers";
+pub use hsn_api::routes::{GENESIS_KEY, LEDGER_CONFIGMAP, PEERS_KEY, REGISTRY_KEY};
 /// Where the identities are mounted in both containers of a super-node pod.
 pub const IDENTITY_DIR: &str = "/etc/hsn/identity";
 /// Where the ledger ConfigMap is mounted.
 const LEDGER_CONFIG_DIR: &str = "/etc/hsn/ledger";
+/// Where the super agent copies the ledger ConfigMap's genesis and peers for the ledger
+/// (a volume of the pod, both containers).
+pub const RELAY_DIR: &str = "/run/hsn/ledger-relay";
 /// The Secret of the super nodes' ledger certificates in a member: `<pod>.crt`, `<pod>.key`.
 pub const TLS_SECRET: &str = "hsn-ledger-tls";
 /// The ConfigMap of the network's CA certificate (`ca.crt`), in every member of the network.
@@ -267,12 +266,21 @@ pub(super) fn volumes(tls: bool) -> Vec<Volume> {
             }),
             ..Default::default()
         },
+        // Optional: the operator writes it once every super node's key is stored, and a
+        // pod must not wait on the kubelet's mount retries for it (their backoff grows to
+        // two minutes): the ledger waits for the genesis, which the agent relays at once.
         Volume {
             name: "ledger-config".into(),
             config_map: Some(ConfigMapVolumeSource {
                 name: LEDGER_CONFIGMAP.into(),
+                optional: Some(true),
                 ..Default::default()
             }),
+            ..Default::default()
+        },
+        Volume {
+            name: "ledger-relay".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
             ..Default::default()
         },
         Volume {
@@ -305,9 +313,19 @@ pub(super) fn identity_mount() -> VolumeMount {
     }
 }
 
+/// The relay directory's mount: the agent writes, the ledger reads.
+pub(super) fn relay_mount(read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: "ledger-relay".into(),
+        mount_path: RELAY_DIR.into(),
+        read_only: Some(read_only),
+        ..Default::default()
+    }
+}
+
 /// `hsn-ledger node` in a super-node pod: its store and CometBFT home in the pod's state
 /// directory on the node, its key from the identity Secret, genesis and peers from the
-/// ledger ConfigMap; gRPC for the agents on the node's address, CometBFT's P2P for the
+/// ledger ConfigMap or, fresher, the agent's copies of them; gRPC for the agents on the node's address, CometBFT's P2P for the
 /// other validators, `/metrics` of both.
 pub(super) fn container(image: &str, env: Vec<EnvVar>, tls: bool) -> Container {
     let mut args: Vec<String> = vec![
@@ -324,6 +342,8 @@ pub(super) fn container(image: &str, env: Vec<EnvVar>, tls: bool) -> Container {
         format!("{LEDGER_CONFIG_DIR}/{PEERS_KEY}"),
         "--registry-file".into(),
         format!("{LEDGER_CONFIG_DIR}/{REGISTRY_KEY}"),
+        "--relayed-config".into(),
+        RELAY_DIR.into(),
         "--p2p-external".into(),
         format!("$(POD_IP):{}", ports::COMETBFT_P2P),
         "--listen".into(),
@@ -347,6 +367,7 @@ pub(super) fn container(image: &str, env: Vec<EnvVar>, tls: bool) -> Container {
             read_only: Some(true),
             ..Default::default()
         },
+        relay_mount(true),
         // CometBFT writes temporary files; the root filesystem is read-only.
         VolumeMount {
             name: "tmp".into(),

@@ -93,6 +93,32 @@ fn super_pods_run_the_ledger_with_their_identity_genesis_and_peers() {
         "/etc/hsn/identity/$(POD_NAME)"
     );
     assert_eq!(after(&ledger, "--peers-file"), "/etc/hsn/ledger/peers");
+    // The agent copies genesis and peers into a volume only the pod's containers share;
+    // the ConfigMap's mount is optional, so no pod waits on the kubelet's retries for it.
+    assert_eq!(after(&agent, "--ledger-relay-dir"), "/run/hsn/ledger-relay");
+    assert_eq!(after(&ledger, "--relayed-config"), "/run/hsn/ledger-relay");
+    let mount = |i: usize| {
+        pod["containers"][i]["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "ledger-relay")
+            .cloned()
+            .unwrap_or_else(|| panic!("container {i} mounts the relay"))
+    };
+    assert_eq!(mount(0)["readOnly"], false);
+    assert_eq!(mount(1)["readOnly"], true);
+    let volume = |name: &str| {
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert!(volume("ledger-relay")["emptyDir"].is_object());
+    assert_eq!(volume("ledger-config")["configMap"]["optional"], true);
     assert_eq!(
         pod["containers"][1]["image"],
         "ghcr.io/hsn-io/hsn-ledger:0.1.0"

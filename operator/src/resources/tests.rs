@@ -271,9 +271,10 @@ fn an_edge_and_a_super_node_on_one_node_do_not_share_state_pins_or_ports() {
     };
     assert_eq!(metrics(&sup), "0.0.0.0:7445");
     assert_eq!(metrics(&edge), "0.0.0.0:7444");
-    // What lives on the node (pins, state) is the pod's own; the key comes from a Secret.
+    // What lives on the node (pins, state) is the pod's own; the key comes from a Secret,
+    // the relay directory is the pod's (an emptyDir).
     for mount in sup["volumeMounts"].as_array().unwrap() {
-        if mount["name"] != "identity" && mount["name"] != "ledger-ca" {
+        if !["identity", "ledger-ca", "ledger-relay"].contains(&mount["name"].as_str().unwrap()) {
             assert_eq!(mount["subPathExpr"], "$(POD_NAME)", "{mount}");
         }
     }

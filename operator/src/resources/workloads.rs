@@ -27,7 +27,8 @@ use hsn_core::ports::{EDGE_METRICS as EDGE_METRICS_PORT, SUPER_METRICS as SUPER_
 
 /// The super-node StatefulSet and the Service in front of its gRPC port. Each pod runs the
 /// agent and the ledger (`hsn-ledger node`), both with the super node's key from the
-/// identity Secret; the agent ships its observations to the ledger beside it.
+/// identity Secret; the agent ships its observations to the ledger beside it and copies
+/// the ledger ConfigMap's genesis and peers to it as soon as they change.
 pub(super) fn super_nodes(render: &Renderer<'_>, replicas: u32) -> Vec<MemberObject> {
     let selector = selector_labels(render, "super", None);
     let spec = &render.network.spec.super_nodes;
@@ -38,11 +39,13 @@ pub(super) fn super_nodes(render: &Renderer<'_>, replicas: u32) -> Vec<MemberObj
         format!("{}/$(POD_NAME)", ledger::IDENTITY_DIR),
         "--ledger-endpoint".into(),
         ledger::local_endpoint(render),
+        "--ledger-relay-dir".into(),
+        ledger::RELAY_DIR.into(),
     ]);
     container
         .volume_mounts
         .get_or_insert_with(Vec::new)
-        .push(ledger::identity_mount());
+        .extend([ledger::identity_mount(), ledger::relay_mount(false)]);
     let ledger_container = ledger::container(
         &spec.ledger_image,
         vec![

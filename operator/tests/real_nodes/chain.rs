@@ -1,7 +1,7 @@
 //! The super pod's ledger container (`hsn-ledger node` from the ledger image, CometBFT
 //! beside it) runs its network's chain: one super node, one validator, committing, over TLS
 //! only; the operator's genesis and the pod's identity make it the validator. The super
-//! agent reports its replica's head in its Lease, and the HsnNetwork's `status.ledger` shows
+//! agent relays the ledger ConfigMap's genesis and peers to it, reports its replica's head in its Lease, and the HsnNetwork's `status.ledger` shows
 //! it. A deleted super pod comes back on its node and its chain goes on from where it was.
 
 use anyhow::{Context as _, Result, ensure};
@@ -12,7 +12,7 @@ use hsn_testkit::node::RealNode;
 use hsn_testkit::operator::DEADLINE;
 use hsn_testkit::{wait_for, wait_for_ok};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DeleteParams, ListParams};
+use kube::api::{DeleteParams, ListParams, LogParams};
 use kube::{Api, Client, ResourceExt};
 
 use crate::{MEMBER_NS, NETWORK, all_ready};
@@ -60,6 +60,26 @@ pub(crate) async fn super_ledger(
     ensure!(refused, "the ledger answered in plain text");
     let url = format!("https://{}:{}", node.ip(), hsn_core::ports::LEDGER);
     let status = status_at(&url, &tls, 3).await?;
+    // The agent copied the genesis and peers for its ledger from its watch of the ledger
+    // ConfigMap (the kubelet's mounted copy may lag by a minute).
+    let pods: Api<Pod> = Api::namespaced(member.clone(), MEMBER_NS);
+    let agent_log = pods
+        .logs(
+            &pod.name_any(),
+            &LogParams {
+                container: Some("agent".into()),
+                ..LogParams::default()
+            },
+        )
+        .await?;
+    for file in ["genesis.json", "peers"] {
+        ensure!(
+            agent_log
+                .lines()
+                .any(|l| l.contains("relayed to the ledger") && l.contains(file)),
+            "the super agent relayed no {file}; its log:\n{agent_log}"
+        );
+    }
     ensure!(
         status.validators.len() == 1,
         "one validator: {:?}",

@@ -170,6 +170,39 @@ async fn running_agents(member: &Client, role: &str, count: usize) -> Result<Vec
     .await?)
 }
 
+/// How long `pod` took from its creation to its last container's start, and the member's
+/// FailedMount events for it (a volume its kubelet could not mount yet retries with a
+/// growing backoff).
+async fn startup(member: &Client, pod: &Pod) -> Result<(f64, usize)> {
+    let created = pod
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .context("creationTimestamp")?
+        .0;
+    let started = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.running.as_ref()?.started_at.as_ref())
+        .map(|t| t.0)
+        .max()
+        .context("no running container")?;
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(member.clone(), MEMBER_NS);
+    let selector = format!("involvedObject.name={},reason=FailedMount", pod.name_any());
+    let mounts = events
+        .list(&ListParams::default().fields(&selector))
+        .await?
+        .items
+        .iter()
+        .map(|e| e.count.unwrap_or(1).max(1) as usize)
+        .sum();
+    let took = started.duration_since(created).as_millis() as f64 / 1000.0;
+    Ok((took, mounts))
+}
+
 /// The id of the XDP program on the node's `eth0`, if one is attached.
 fn xdp_prog(node: &RealNode) -> Result<Option<u64>> {
     let out = node.exec("ip", &["-d", "-j", "link", "show", "eth0"])?;
@@ -358,6 +391,13 @@ async fn check(
     let edges = running_agents(&member, "edge", 1).await?;
     let supers = running_agents(&member, "super", 1).await?;
     let edge_pod = &edges[0];
+    for pod in [edge_pod, &supers[0]] {
+        let (took, failed_mounts) = startup(&member, pod).await?;
+        println!(
+            "{}: created -> containers started {took:.1} s ({failed_mounts} failed mounts)",
+            pod.name_any()
+        );
+    }
     ensure!(edge_pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(edge_node.name()));
     ensure!(
         supers[0].spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(super_node.name())

@@ -1,7 +1,8 @@
 //! `hsn-ledger node`: everything a super node runs for its network's chain, in one process
 //! (one container): the replica (ABCI application and the ledger's gRPC API) and the
 //! CometBFT node beside it as a child process, whose home it writes from the network's
-//! genesis, the super node's key and the peers file ([`home`]); it also delivers the
+//! genesis, the super node's key and the peers file ([`home`]), each read from the mounted
+//! ConfigMap or the pod's agent's fresher copy ([`relay`]); it also delivers the
 //! registry changes the administrator publishes ([`registry`]). The replica starts first
 //! and CometBFT stops first (CometBFT must not outlive its application, nor start without
 //! it); when either ends on its own the node stops the other and exits non-zero, so
@@ -10,6 +11,7 @@
 mod home;
 mod peers;
 mod registry;
+mod relay;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,6 +27,7 @@ use hsn_ledger_api::genesis::node_id;
 use hsn_ledger_api::keys::{self, NodeKey};
 
 pub use peers::Peer;
+use relay::Copies;
 
 /// How long CometBFT gets to stop after SIGTERM before it is killed.
 const COMETBFT_STOP: Duration = Duration::from_secs(10);
@@ -58,6 +61,12 @@ pub struct NodeArgs {
     /// skipped); read at start and every 2 s, new or moved peers dialled.
     #[arg(long, env = "HSN_LEDGER_PEERS_FILE")]
     pub peers_file: Option<PathBuf>,
+    /// A directory where the pod's agent copies the ledger ConfigMap's `genesis.json` and
+    /// `peers` as soon as they change (the kubelet's mount lags by up to a minute): each is
+    /// read from here or from `--genesis` / `--peers-file`, whichever was written last, and
+    /// a node without a genesis in either waits for one.
+    #[arg(long, env = "HSN_LEDGER_RELAYED_CONFIG")]
+    pub relayed_config: Option<PathBuf>,
     /// A signed registry change (one `LedgerTx`, hex) the administrator published; read
     /// every 2 s, a new one submitted to the chain.
     #[arg(long, env = "HSN_LEDGER_REGISTRY_FILE")]
@@ -73,11 +82,19 @@ pub async fn run_node(
     args: NodeArgs,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    let config = args.replica.config();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut config = args.replica.config();
+    let relay = args.relayed_config.as_deref();
+    let genesis = Copies::new(config.genesis.clone(), relay);
+    config.genesis = tokio::select! {
+        path = genesis.wait() => path,
+        () = &mut shutdown => return Ok(()),
+    };
     let key = keys::read_signing_key(&config.key_file)?;
     let own_id = node_id(&NodeKey::of(&key));
-    let known = match &args.peers_file {
-        Some(path) => peers::read(path, &own_id).map_err(ServerError::Replica)?,
+    let peer_copies = args.peers_file.clone().map(|p| Copies::new(p, relay));
+    let known = match &peer_copies {
+        Some(copies) => peers::read(copies, &own_id).map_err(ServerError::Replica)?,
         None => Vec::new(),
     };
     let home = home::prepare(&home::HomeSpec {
@@ -116,8 +133,8 @@ pub async fn run_node(
     let mut cometbft = spawn_cometbft(&args.cometbft, &home)?;
     tracing::info!(pid = cometbft.id(), "CometBFT started");
     let (stop_tx, stop_rx) = watch::channel(false);
-    if let Some(path) = args.peers_file.clone() {
-        tokio::spawn(peers::follow(path, own_id, rpc, known, stop_rx.clone()));
+    if let Some(copies) = peer_copies {
+        tokio::spawn(peers::follow(copies, own_id, rpc, known, stop_rx.clone()));
     }
     if let Some(path) = args.registry_file.clone() {
         tokio::spawn(registry::follow(path, rpc, stop_rx));

@@ -1,19 +1,20 @@
 //! The other validators a node dials: a file of `<node id>@<host>:<port>` lines (the
-//! operator's ConfigMap, mounted), read at start into CometBFT's `persistent_peers` and
-//! then every few seconds, each new or moved peer dialled through CometBFT's RPC
+//! operator's ConfigMap, mounted, or the pod's agent's copy of it: [`relay`](super::relay)),
+//! read at start into CometBFT's `persistent_peers` and then every few seconds, each new or moved peer dialled through CometBFT's RPC
 //! (`dial_peers`, persistent). So validators that start before they know each other's
 //! addresses still meet, and a super node rescheduled to another address is dialled there.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use hsn_ledger_api::cometbft;
+
+use super::relay::Copies;
 
 /// How often the peers file is re-read.
 pub const PEERS_INTERVAL: Duration = Duration::from_secs(2);
@@ -85,19 +86,23 @@ pub fn parse(text: &str, own_id: &str) -> Result<Vec<Peer>, String> {
     Ok(peers)
 }
 
-/// Reads the peers file; a missing file is no peers (the operator has not written it yet).
-pub fn read(path: &Path, own_id: &str) -> Result<Vec<Peer>, String> {
-    match std::fs::read_to_string(path) {
+/// Reads the freshest copy of the peers file; none is no peers (the operator has not
+/// written it yet).
+pub fn read(copies: &Copies, own_id: &str) -> Result<Vec<Peer>, String> {
+    let Some(path) = copies.freshest() else {
+        return Ok(Vec::new());
+    };
+    match std::fs::read_to_string(&path) {
         Ok(text) => parse(&text, own_id).map_err(|e| format!("{}: {e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(format!("{}: {e}", path.display())),
     }
 }
 
-/// Re-reads `path` every [`PEERS_INTERVAL`] and dials each peer that is new or has moved,
-/// until `stop`. `known` are the peers CometBFT started with.
+/// Re-reads the peers file's `copies` every [`PEERS_INTERVAL`] and dials each peer that is
+/// new or has moved, until `stop`. `known` are the peers CometBFT started with.
 pub async fn follow(
-    path: PathBuf,
+    copies: Copies,
     own_id: String,
     rpc: SocketAddr,
     known: Vec<Peer>,
@@ -110,7 +115,7 @@ pub async fn follow(
             () = tokio::time::sleep(PEERS_INTERVAL) => {}
             _ = stop.wait_for(|&s| s) => return,
         }
-        let peers = match read(&path, &own_id) {
+        let peers = match read(&copies, &own_id) {
             Ok(peers) => peers,
             Err(e) => {
                 tracing::warn!(error = %e, "peers file unreadable; keeping the peers known");
@@ -174,6 +179,7 @@ mod tests {
     #[test]
     fn a_missing_file_is_no_peers() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(read(&dir.path().join("peers"), A).unwrap(), vec![]);
+        let copies = Copies::new(dir.path().join("peers"), Some(dir.path()));
+        assert_eq!(read(&copies, A).unwrap(), vec![]);
     }
 }
