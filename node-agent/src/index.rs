@@ -72,6 +72,9 @@ pub enum RoleState {
     Super {
         /// The edges, as the routes table describes them.
         edges: Vec<EdgePeer>,
+        /// The network's other super nodes' addresses: their ledgers serve the same chain,
+        /// so this node's spool goes there while its own pod's ledger cannot take it.
+        peers: Vec<IpAddr>,
     },
 }
 
@@ -216,6 +219,12 @@ pub fn compute(json: &str, network: &str, me: &Me) -> Result<Desired, IndexError
                         address: e.address,
                         public_key: e.public_key.clone(),
                     })
+                    .collect(),
+                peers: table
+                    .supers
+                    .iter()
+                    .filter(|s| !me.is_super_id(&s.id))
+                    .filter_map(|s| s.address)
                     .collect(),
             }
         }

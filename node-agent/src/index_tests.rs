@@ -83,11 +83,21 @@ fn a_super_gets_its_edges_disambiguated_by_cluster() {
         cluster: None,
     };
     let nodes = |d: &Desired| match &d.role {
-        RoleState::Super { edges } => edges.iter().map(|e| e.node.clone()).collect::<Vec<_>>(),
+        RoleState::Super { edges, .. } => edges.iter().map(|e| e.node.clone()).collect::<Vec<_>>(),
         RoleState::Edge { .. } => panic!("not a super"),
     };
     let d = compute(&json(&table()), "metro", &any).unwrap();
     assert_eq!(nodes(&d), ["n1", "n2"]);
+    let a = Me::Super {
+        ordinal: 0,
+        cluster: Some("a".into()),
+    };
+    let d = compute(&json(&table()), "metro", &a).unwrap();
+    assert!(
+        matches!(&d.role, RoleState::Super { peers, .. } if peers.is_empty()),
+        "its own address is no peer, b/0 has none yet: {:?}",
+        d.role
+    );
     let b = Me::Super {
         ordinal: 0,
         cluster: Some("b".into()),
@@ -101,7 +111,10 @@ fn a_super_gets_its_edges_disambiguated_by_cluster() {
                 cluster: String::new(),
                 address: Some("10.1.0.2".parse().unwrap()),
                 public_key: Some("cd".repeat(32)),
-            }]
+            }],
+            // a/0's ledger, where its spool goes while its own cannot take it (b/0 itself
+            // is no peer, and has no address yet anyway).
+            peers: vec!["10.0.0.5".parse().unwrap()],
         }
     );
     // A table that names its cluster tells a flag-less super node which one it is.

@@ -165,8 +165,9 @@ pub enum Drained {
 /// steering tenant traffic into the tunnel; nothing is counted any more), waits for the
 /// epoch loop to close the epoch open now, at its end, then, when `ships`, for the spool to
 /// be acknowledged ([`SHIP_WAIT`] at most; an edge the routes table no longer lists ships
-/// to the super node it last shipped to). Records not acknowledged stay in the spool,
-/// which outlives the agent on the node.
+/// to the super node it last shipped to, a super node whose pod's ledger stops with it to
+/// another super node's). Records not acknowledged stay in the spool, which outlives the
+/// agent on the node.
 pub async fn drain<D: Datapath>(
     agent: &Agent<D>,
     interfaces: &[String],

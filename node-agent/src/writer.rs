@@ -80,7 +80,7 @@ pub async fn apply<D: Datapath>(
             lock(dp).set_next_hop(hop)?;
             Ok(())
         }
-        RoleState::Super { edges } => {
+        RoleState::Super { edges, .. } => {
             let mut nodes = Vec::new();
             let mut unresolved = None;
             for addr in edges.iter().filter_map(|e| e.address) {

@@ -2,7 +2,8 @@
 //! serve` runs) on 127.0.0.1: spool files written by the agent's own spool code for an edge
 //! and its super are shipped, sealed into blocks, attested and verified with
 //! `hsnctl ledger verify`; a ledger that is down at first is retried until it is up; a
-//! re-submission after a crash between acknowledgement and rename is an identical duplicate.
+//! re-submission after a crash between acknowledgement and rename is an identical duplicate;
+//! a super node whose own ledger is down ships to another super node's.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use clap::Parser as _;
 use ed25519_dalek::SigningKey;
+use hsn_agent::index::{Desired, RoleState};
 use hsn_agent::metrics::{Metrics, ReasonLabels};
 use hsn_agent::shipper::{EdgeKeys, Shipper, ShipperConfig};
 use hsn_agent::status::AgentStatus;
@@ -83,6 +85,16 @@ fn files(dir: &Path, ext: &str) -> Vec<String> {
 }
 
 fn shipper(role: Role, key: &SigningKey, spool: &Path, url: &str) -> (Shipper, Arc<Metrics>) {
+    shipper_with(role, key, spool, url, |_| {})
+}
+
+fn shipper_with(
+    role: Role,
+    key: &SigningKey,
+    spool: &Path,
+    url: &str,
+    adjust: impl FnOnce(&mut ShipperConfig),
+) -> (Shipper, Arc<Metrics>) {
     let metrics = Metrics::register(&mut Registry::default());
     let mut c = ShipperConfig::new(NETWORK, role, key.clone(), spool.to_owned());
     c.endpoint = Some(url.to_owned());
@@ -91,6 +103,7 @@ fn shipper(role: Role, key: &SigningKey, spool: &Path, url: &str) -> (Shipper, A
     c.backoff_initial = Duration::from_millis(50);
     c.backoff_max = Duration::from_millis(400);
     c.rpc_timeout = Duration::from_secs(10);
+    adjust(&mut c);
     (Shipper::new(c, metrics.clone()), metrics)
 }
 
@@ -265,4 +278,59 @@ async fn a_ledger_down_at_first_is_retried_until_it_is_up() {
         .unwrap()
         .into_inner();
     assert_eq!(status.pending_entries, 4, "every record arrived, once");
+}
+
+/// A super node whose own pod's ledger is down (restarting, or stopping with the pod while
+/// the agent drains) ships its observations to another super node's ledger of the chain,
+/// found in its routes table, and keeps trying its own in between.
+#[tokio::test]
+async fn a_super_whose_ledger_is_down_ships_to_another_supers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, super_key, _) = keys();
+    let [e1, e2] = past_epochs();
+    let spool = tmp.path().join("super");
+    close_epochs(&spool, Role::Super, &super_key, &[e1, e2], (25_000, 8_800));
+    let listen = reserve_port();
+    let (_other, other_url) = start_ledger(tmp.path(), listen).await;
+    let own = format!("http://{}", reserve_port());
+    let (ship, metrics) = shipper_with(Role::Super, &super_key, &spool, &own, |c| {
+        c.ledger_port = listen.port();
+    });
+    let table = Desired {
+        epoch_seconds: 60,
+        tenants: Vec::new(),
+        tenant_names: Default::default(),
+        role: RoleState::Super {
+            edges: Vec::new(),
+            peers: vec![listen.ip()],
+        },
+    };
+    let (_desired_tx, desired) = watch::channel(Some(Arc::new(table)));
+    let (_status_tx, status) = watch::channel(AgentStatus::default());
+    let running = tokio::spawn(ship.run(desired, status));
+    for _ in 0..400 {
+        if files(&spool, ".json").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.abort();
+    assert!(
+        files(&spool, ".json").is_empty(),
+        "shipped to the other super node's ledger"
+    );
+    let connect_errors = metrics
+        .ledger_submit_errors
+        .get_or_create(&ReasonLabels { reason: "connect" })
+        .get();
+    assert!(connect_errors >= 1, "its own ledger was tried first");
+    let mut client = hsn_ledger_api::client::connect(&other_url, None)
+        .await
+        .unwrap();
+    let status = client
+        .status(pb::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.pending_entries, 4, "every observation arrived, once");
 }

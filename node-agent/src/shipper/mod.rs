@@ -66,6 +66,8 @@ pub struct ShipperConfig {
     pub rpc_timeout: Duration,
     /// Most items per `SubmitRecords` (the ledger's `--max-batch-items`).
     pub max_batch_items: usize,
+    /// The port of the ledgers whose addresses come from the routes table.
+    pub ledger_port: u16,
 }
 
 impl ShipperConfig {
@@ -84,6 +86,7 @@ impl ShipperConfig {
             backoff_max: Duration::from_secs(60),
             rpc_timeout: Duration::from_secs(30),
             max_batch_items: 10_000,
+            ledger_port: hsn_core::ports::LEDGER,
         }
     }
 }
@@ -247,6 +250,8 @@ pub struct Shipper {
     learned: EdgeKeys,
     /// Edge: the super it last shipped to.
     last_target: Option<IpAddr>,
+    /// Rounds in a row that failed (0 after one that did not).
+    failed_rounds: u32,
 }
 
 impl Shipper {
@@ -258,13 +263,14 @@ impl Shipper {
             conn: None,
             learned: EdgeKeys::default(),
             last_target: None,
+            failed_rounds: 0,
         }
     }
 
     /// Takes the edge keys a super node's routes table lists (address and key advertised
     /// in each edge's Lease); `--edge-key` flags still win.
     pub fn learn_edge_keys(&mut self, desired: Option<&Desired>) {
-        let Some(RoleState::Super { edges }) = desired.map(|d| &d.role) else {
+        let Some(RoleState::Super { edges, .. }) = desired.map(|d| &d.role) else {
             return;
         };
         self.learned = EdgeKeys(
@@ -290,8 +296,19 @@ impl Shipper {
     /// shipped to while the table still lists that one, else to the table's first: every
     /// super serves the network's one chain, and the spool must not wait for an assignment
     /// that may never come (a dropped edge's last records).
+    ///
+    /// A super node ships to its pod's ledger (the override); after a round that failed
+    /// there, every other round goes to another super node's ledger of the same chain, in
+    /// turn: its own may be restarting, or stopping with the pod while the agent drains.
     pub fn endpoint(&mut self, desired: Option<&Desired>) -> Option<String> {
         if let Some(e) = &self.config.endpoint {
+            if let Some(RoleState::Super { peers, .. }) = desired.map(|d| &d.role)
+                && !peers.is_empty()
+                && self.failed_rounds % 2 == 1
+            {
+                let turn = (self.failed_rounds / 2) as usize % peers.len();
+                return Some(self.ledger_url(peers[turn]));
+            }
             return Some(e.clone());
         }
         let Some(RoleState::Edge { target, supers }) = desired.map(|d| &d.role) else {
@@ -305,13 +322,18 @@ impl Shipper {
                 .or_else(|| supers.first().copied())?,
         };
         self.last_target = Some(address);
+        Some(self.ledger_url(address))
+    }
+
+    /// The ledger of the super node at `address`.
+    fn ledger_url(&self, address: IpAddr) -> String {
         let scheme = if self.config.tls.is_some() {
             "https"
         } else {
             "http"
         };
-        let addr = SocketAddr::new(address, hsn_core::ports::LEDGER);
-        Some(format!("{scheme}://{addr}"))
+        let addr = SocketAddr::new(address, self.config.ledger_port);
+        format!("{scheme}://{addr}")
     }
 
     /// One pass over the unsent files to `endpoint`.
@@ -457,9 +479,11 @@ impl Shipper {
                     let round = self.ship_once(&endpoint).await;
                     log_round(&round);
                     if round.errors.is_empty() {
+                        self.failed_rounds = 0;
                         backoff.reset();
                         self.config.interval
                     } else {
+                        self.failed_rounds = self.failed_rounds.saturating_add(1);
                         backoff.fail()
                     }
                 }

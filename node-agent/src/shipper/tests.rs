@@ -107,6 +107,50 @@ fn an_unassigned_edge_ships_to_its_last_super_while_listed_else_to_any() {
 }
 
 #[test]
+fn a_super_whose_ledger_fails_tries_the_other_supers_ledgers_in_turn() {
+    let key = SigningKey::from_bytes(&[1; 32]);
+    let mut c = ShipperConfig::new("metro", Role::Super, key, "/nonexistent".into());
+    c.endpoint = Some("https://127.0.0.1:7443".into());
+    c.tls = Some(ClientTls::default());
+    let mut s = Shipper::new(c, Metrics::register(&mut Registry::default()));
+    let [a, b]: [IpAddr; 2] = ["10.1.0.1".parse().unwrap(), "fd00::2".parse().unwrap()];
+    let with_peers = |peers: Vec<IpAddr>| Desired {
+        epoch_seconds: 60,
+        tenants: Vec::new(),
+        tenant_names: Default::default(),
+        role: RoleState::Super {
+            edges: Vec::new(),
+            peers,
+        },
+    };
+    let peers = with_peers(vec![a, b]);
+    let mut seen = Vec::new();
+    for failed in 0..6 {
+        s.failed_rounds = failed;
+        seen.push(s.endpoint(Some(&peers)).unwrap());
+    }
+    assert_eq!(
+        seen,
+        [
+            "https://127.0.0.1:7443",
+            "https://10.1.0.1:7443",
+            "https://127.0.0.1:7443",
+            "https://[fd00::2]:7443",
+            "https://127.0.0.1:7443",
+            "https://10.1.0.1:7443",
+        ],
+        "its own ledger first and every other round"
+    );
+    s.failed_rounds = 1;
+    assert_eq!(
+        s.endpoint(Some(&with_peers(Vec::new()))).as_deref(),
+        Some("https://127.0.0.1:7443"),
+        "the only super node: its own ledger, always"
+    );
+    assert_eq!(s.endpoint(None).as_deref(), Some("https://127.0.0.1:7443"));
+}
+
+#[test]
 fn refusal_reasons_come_from_the_ledgers_metadata() {
     let mut status = tonic::Status::failed_precondition("sealed");
     status
