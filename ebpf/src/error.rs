@@ -272,6 +272,33 @@ impl Error {
         "test_run",
     ];
 
+    /// Whether an XDP attach failed because the interface runs another XDP program: one of
+    /// the two modes answered EBUSY (a program in that mode) or EEXIST (one in the other
+    /// mode); the other may just not be supported (loopback has no native XDP). A program
+    /// that is not this datapath's, e.g. that of an agent still draining there.
+    pub fn is_busy(&self) -> bool {
+        let Self::Attach {
+            native, generic, ..
+        } = self
+        else {
+            return false;
+        };
+        let busy = |e: &ProgramError| {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+            while let Some(e) = source {
+                if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                    return matches!(
+                        io.raw_os_error(),
+                        Some(nix::libc::EBUSY) | Some(nix::libc::EEXIST)
+                    );
+                }
+                source = e.source();
+            }
+            false
+        };
+        busy(native) || busy(generic)
+    }
+
     /// A short, stable label for metrics and events.
     pub fn label(&self) -> &'static str {
         match self {

@@ -153,3 +153,27 @@ fn a_next_hop_device_that_disappears_falls_back_to_pass() -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+/// An interface that runs another program (an agent of another role still draining there)
+/// refuses the attach as busy, in native and generic mode, and takes it once that program
+/// is gone.
+#[test]
+fn an_interface_with_another_program_is_busy_until_it_goes() -> anyhow::Result<()> {
+    require_root!();
+    private_netns()?;
+    let mut first = EdgeDatapath::load(&EdgeConfig::default())?;
+    let mut second = SuperDatapath::load(&SuperConfig::default())?;
+    first.attach("hsn-v0")?;
+    first.attach("lo")?;
+    for dev in ["hsn-v0", "lo"] {
+        let err = second.attach(dev).unwrap_err();
+        assert!(err.is_busy(), "{dev}: {err}");
+    }
+    let missing = second.attach("hsn-missing").unwrap_err();
+    assert!(!missing.is_busy(), "{missing}");
+    drop(first);
+    assert!(xdp_gone("hsn-v0")? && xdp_gone("lo")?);
+    assert_eq!(second.attach("hsn-v0")?, AttachMode::Native);
+    assert_eq!(second.attach("lo")?, AttachMode::Generic);
+    Ok(())
+}

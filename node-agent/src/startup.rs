@@ -64,7 +64,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     let pin = Some(PinDir::under(&config.datapath.bpffs, &config.network)?);
     let interfaces = &config.datapath.interfaces;
-    let parts = ServeParts {
+    let mut shutdown = std::pin::pin!(shutdown);
+    let parts = |shutdown| ServeParts {
         config: &config,
         agent_config,
         shutdown,
@@ -79,11 +80,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 },
                 config.datapath.hook,
             )?;
-            serve(takeover::attach(dp, interfaces)?, parts).await
+            match takeover::attach(dp, interfaces, shutdown.as_mut()).await? {
+                Some(attached) => serve(attached, parts(shutdown)).await,
+                None => Ok((departure(residence.as_ref()).await, None)),
+            }
         }
         Role::Super => {
             let dp = SuperDatapath::load_with_hook(&SuperConfig { pin }, config.datapath.hook)?;
-            serve(takeover::attach(dp, interfaces)?, parts).await
+            match takeover::attach(dp, interfaces, shutdown.as_mut()).await? {
+                Some(attached) => serve(attached, parts(shutdown)).await,
+                None => Ok((departure(residence.as_ref()).await, None)),
+            }
         }
     };
     let (departure, drained) = match &served {

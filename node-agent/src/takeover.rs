@@ -4,6 +4,8 @@
 //! write, the next hop or the edges, ends each programming), so a new program never runs on
 //! state that is not in force yet, e.g. maps a layout change replaced.
 
+use std::time::Duration;
+
 use hsn_ebpf::{AttachMode, EdgeNode, NextHop, TenantPrefixes};
 
 use crate::datapath::{CounterKey, Datapath, Loaded, Totals, mode_label};
@@ -24,9 +26,21 @@ impl<D> Attached<D> {
     }
 }
 
+/// How often an agent whose interface runs another program tries again.
+pub const BUSY_RETRY: Duration = Duration::from_secs(1);
+
 /// Attaches `dp` to each of `interfaces` where no previous program runs; the others (with
-/// a pinned link) are taken over once the maps are programmed.
-pub fn attach<D: Loaded>(mut dp: D, interfaces: &[String]) -> Result<Attached<D>, hsn_ebpf::Error> {
+/// a pinned link) are taken over once the maps are programmed. An interface that runs
+/// another program (`is_busy`: when a super node is placed on a node of the network's
+/// edges, that edge's agent drains and detaches its program first) is tried again every
+/// [`BUSY_RETRY`] until `stop`, rather than failing the agent into the kubelet's growing
+/// restart backoff; `None` when stopped first.
+pub async fn attach<D: Loaded>(
+    mut dp: D,
+    interfaces: &[String],
+    stop: impl Future<Output = ()>,
+) -> Result<Option<Attached<D>>, hsn_ebpf::Error> {
+    let mut stop = std::pin::pin!(stop);
     for pin in dp.replaced_pins() {
         tracing::warn!(%pin, "incompatible state map from another build; the writer refills it");
     }
@@ -40,14 +54,31 @@ pub fn attach<D: Loaded>(mut dp: D, interfaces: &[String]) -> Result<Attached<D>
             pending.push(ifname.clone());
             continue;
         }
-        let mode = dp.attach(ifname)?;
+        let mut waiting = false;
+        let mode = loop {
+            match dp.attach(ifname) {
+                Ok(mode) => break mode,
+                Err(e) if e.is_busy() => {
+                    if !waiting {
+                        tracing::warn!(interface = ifname, error = %e,
+                            "another program runs on the interface (an agent of another role draining?); attaching once it is gone");
+                        waiting = true;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(BUSY_RETRY) => {}
+                        () = &mut stop => return Ok(None),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
         tracing::info!(interface = ifname, %mode, "attached");
         modes.push((ifname.clone(), mode));
     }
-    Ok(Attached {
+    Ok(Some(Attached {
         datapath: TakeOver { inner: dp, pending },
         interfaces: modes,
-    })
+    }))
 }
 
 /// The datapath with the pinned links of a previous agent still to take over.

@@ -12,7 +12,8 @@
 //! (it keeps metering and redirecting: tenant uplink the edge's kernel got instead would
 //! be lost, as it has no route for it), and the new agent swaps its program in atomically.
 //! The independent measure is a capture on the UE's link, checked against the interface's
-//! own packet counters; the super node's counters must agree, both ways.
+//! own packet counters; the super node's counters must agree, both ways. An agent that
+//! starts while another program holds its interface waits for it to leave.
 
 mod common;
 
@@ -446,5 +447,54 @@ fn a_sigkilled_agent_restarts_from_its_pins_and_spool_without_losing_or_doubling
     drop(agent);
     pins.remove()?;
     ensure!(!pins.path().exists());
+    Ok(())
+}
+
+/// An agent whose interface runs another program (a super node placed on a node of the
+/// network's edges finds that edge's program there until the edge agent has drained) waits
+/// for it to go, then attaches and programs its maps: no exit into the kubelet's restart
+/// backoff.
+#[test]
+fn an_agent_waits_for_another_program_to_leave_its_interface() -> anyhow::Result<()> {
+    if !common::can_bpf() {
+        return Ok(());
+    }
+    let chain = build_chain()?;
+    let _super_dp = super_datapath(&chain)?;
+    let bpffs = Bpffs::mount()?;
+    let network = format!("busy{}", std::process::id());
+    let dir = tempfile::tempdir()?;
+    fs::write(dir.path().join("routes.json"), routes_json(&network))?;
+    // Another role's program on the UE-facing interface: the draining agent's.
+    let other = chain.edge.run(|| -> anyhow::Result<_> {
+        let mut dp = SuperDatapath::load(&SuperConfig::default())?;
+        dp.attach(EDGE_UE_IF)?;
+        Ok(dp)
+    })??;
+    let other_prog = xdp_prog(&chain)?.context("the other program on e-ue")?;
+
+    let mut agent = start_agent(&chain, &network, dir.path(), bpffs.0.path(), 1)?;
+    wait_until("the agent waiting for the interface", || {
+        Ok(agent
+            .output()
+            .contains("another program runs on the interface"))
+    })
+    .with_context(|| agent.output())?;
+    std::thread::sleep(Duration::from_secs(2));
+    ensure!(
+        agent.child.try_wait()?.is_none(),
+        "the agent waits, it does not exit: {}",
+        agent.output()
+    );
+    ensure!(
+        xdp_prog(&chain)? == Some(other_prog),
+        "the other program stays"
+    );
+
+    drop(other);
+    agent.wait_programmed(&chain)?;
+    let prog = xdp_prog(&chain)?.context("the agent's program on e-ue")?;
+    ensure!(prog != other_prog, "the agent attached its own program");
+    println!("the agent attached once the other program left (program {other_prog} → {prog})");
     Ok(())
 }
