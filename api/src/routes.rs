@@ -29,6 +29,10 @@ pub const GENESIS_KEY: &str = "genesis.json";
 /// Key of the validators' P2P addresses in [`LEDGER_CONFIGMAP`], one
 /// `<node id>@<address>:<port>` a line.
 pub const PEERS_KEY: &str = "peers";
+/// Key in [`LEDGER_CONFIGMAP`] present once the network's chain has committed a block (what
+/// the operator saw, for people): a super node's ledger that finds it, a CometBFT home that
+/// never signed a block and no peer to sync from does not start a second chain.
+pub const HISTORY_KEY: &str = "history";
 
 /// Key of the table (JSON) in the routes ConfigMap's data.
 pub const ROUTES_KEY: &str = "routes.json";

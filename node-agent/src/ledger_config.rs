@@ -5,15 +5,16 @@
 //! - registry changes (key `registry`) are handed over through `SubmitRegistryChange`: a
 //!   new edge's records would otherwise be refused as from an unknown key (kept in its
 //!   spool, retried) for that long;
-//! - the genesis and the validators' addresses (`genesis.json`, `peers`) are copied into a
-//!   directory the ledger container shares (`--ledger-relay-dir`), which it reads when its
-//!   copy is the fresher one: a new network's validators meet a minute sooner.
+//! - the genesis, the validators' addresses and whether the chain has history
+//!   (`genesis.json`, `peers`, `history`) are copied into a directory the ledger container
+//!   shares (`--ledger-relay-dir`), which it reads when its copy is the fresher one: a new
+//!   network's validators meet a minute sooner.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use hsn_api::routes::{GENESIS_KEY, LEDGER_CONFIGMAP, PEERS_KEY, REGISTRY_KEY};
+use hsn_api::routes::{GENESIS_KEY, HISTORY_KEY, LEDGER_CONFIGMAP, PEERS_KEY, REGISTRY_KEY};
 use hsn_ledger_api::client::{self, ClientTls};
 use hsn_ledger_api::pb::{self, ledger_client::LedgerClient};
 use hsn_ledger_api::registry::parse_published;
@@ -100,13 +101,13 @@ pub async fn follow(api: Api<ConfigMap>, target: LedgerTarget, status: StatusTx)
     }
 }
 
-/// The ConfigMap's files the ledger reads, copied into `dir` where they differ from the
+/// The ConfigMap's files the ledger reads (registry changes go over gRPC), copied into `dir` where they differ from the
 /// copy there; a failure is logged (the ledger still has the kubelet's mount).
 fn relay(cm: &ConfigMap, dir: &Path) {
     let Some(data) = cm.data.as_ref() else {
         return;
     };
-    for key in [GENESIS_KEY, PEERS_KEY] {
+    for key in [GENESIS_KEY, PEERS_KEY, HISTORY_KEY] {
         let Some(text) = data.get(key) else { continue };
         match relay_file(&dir.join(key), text) {
             Ok(true) => tracing::info!(file = key, "relayed to the ledger"),
@@ -177,7 +178,7 @@ mod tests {
     }
 
     #[test]
-    fn genesis_and_peers_are_relayed_when_they_change() {
+    fn genesis_peers_and_history_are_relayed_when_they_change() {
         let dir = tempfile::tempdir().unwrap();
         let cm = |peers: &str| ConfigMap {
             data: Some(
@@ -187,6 +188,7 @@ mod tests {
                         "{\"chain_id\":\"hsn-1\"}".to_owned(),
                     ),
                     (PEERS_KEY.to_owned(), peers.to_owned()),
+                    (HISTORY_KEY.to_owned(), "chain height 1\n".to_owned()),
                     (REGISTRY_KEY.to_owned(), "0a00\n".to_owned()),
                 ]
                 .into(),
@@ -203,6 +205,7 @@ mod tests {
             Some("{\"chain_id\":\"hsn-1\"}")
         );
         assert_eq!(read(PEERS_KEY).as_deref(), Some(""));
+        assert_eq!(read(HISTORY_KEY).as_deref(), Some("chain height 1\n"));
         assert_eq!(read(REGISTRY_KEY), None, "registry changes go over gRPC");
         let written = |name: &str| {
             std::fs::metadata(dir.path().join(name))
@@ -225,7 +228,7 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+        assert_eq!(leftovers.len(), 3, "{leftovers:?}");
 
         // A directory it cannot write: logged, nothing else.
         relay(&cm(peer), &dir.path().join("missing"));

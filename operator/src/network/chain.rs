@@ -33,6 +33,9 @@ use crate::resources::{Chain, IDENTITY_SECRET, LedgerTls, TLS_SECRET, member_nam
 pub const GENESIS_KEY: &str = "genesis.json";
 /// Key of the registry administrator's seed (hex) in the hub Secret.
 pub const ADMIN_KEY: &str = "admin.key";
+/// Key of what the operator saw when the chain first reported a committed block, in the
+/// hub Secret; written once, then published in every member's ledger ConfigMap.
+pub const HISTORY_KEY: &str = "history";
 
 /// The hub Secret holding a network's genesis and administrator key (in the operator's
 /// namespace), named after the network's UID.
@@ -220,6 +223,7 @@ pub async fn prepare(
     };
     chain.genesis = existing.as_ref().and_then(|s| text(s, GENESIS_KEY));
     if let Some(secret) = existing.as_ref().filter(|_| chain.genesis.is_some()) {
+        chain.history = history(network, &api, secret, fetched, now).await?;
         chain.registry = if network.spec.paused {
             text(secret, super::registry::TRANSACTION_KEY)
         } else {
@@ -231,6 +235,45 @@ pub async fn prepare(
         };
     }
     Ok(chain)
+}
+
+/// Whether the chain has history: kept in the chain Secret from the first time a trusted
+/// super node reported a committed block (one hub write in a network's life), so a super
+/// node rescheduled to a node without its chain data does not begin the chain again
+/// (`hsn-ledger node --history-file`) even while no super node reports anything.
+async fn history(
+    network: &HsnNetwork,
+    api: &Api<Secret>,
+    secret: &Secret,
+    fetched: &Fetched,
+    now: Timestamp,
+) -> Result<Option<String>, Error> {
+    if let Some(seen) = text(secret, HISTORY_KEY) {
+        return Ok(Some(seen.trim().to_owned()));
+    }
+    let Some(head) =
+        super::head::ledger_head(fetched, &network.name_any(), now).filter(|h| h.chain_height > 0)
+    else {
+        return Ok(None);
+    };
+    if network.spec.paused {
+        return Ok(None);
+    }
+    let seen = format!(
+        "chain height {} reported by {} at {now}",
+        head.chain_height,
+        head.reported_by.as_deref().unwrap_or("a super node")
+    );
+    let patch = serde_json::json!({"stringData": {HISTORY_KEY: seen}});
+    api.patch(
+        &secret.name_any(),
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .map_err(Error::Hub)?;
+    tracing::info!(%seen, "the chain has history");
+    Ok(Some(seen))
 }
 
 /// The seeds of an identity Secret by ordinal.

@@ -1,7 +1,7 @@
 //! The network's chain in a member cluster: the super nodes' identities (one Secret, an
 //! ed25519 seed per StatefulSet ordinal, so a super node keeps its key wherever it is
 //! rescheduled), the `hsn-ledger` ConfigMap (the network's genesis and the validators' P2P
-//! addresses, the last registry change) and the ledger container of each super-node pod (`hsn-ledger node`: the
+//! addresses, the last registry change, whether the chain has history) and the ledger container of each super-node pod (`hsn-ledger node`: the
 //! replica and its CometBFT node). A super node's seed is its agent's key, its ledger key,
 //! its CometBFT validator key and its P2P node key.
 
@@ -26,7 +26,7 @@ use crate::plan::Plan;
 
 /// The Secret of the super nodes' seeds in a member: key `<pod name>`, a hex seed.
 pub const IDENTITY_SECRET: &str = "hsn-super-identities";
-pub use hsn_api::routes::{GENESIS_KEY, LEDGER_CONFIGMAP, PEERS_KEY, REGISTRY_KEY};
+pub use hsn_api::routes::{GENESIS_KEY, HISTORY_KEY, LEDGER_CONFIGMAP, PEERS_KEY, REGISTRY_KEY};
 /// Where the identities are mounted in both containers of a super-node pod.
 pub const IDENTITY_DIR: &str = "/etc/hsn/identity";
 /// Where the ledger ConfigMap is mounted.
@@ -110,6 +110,8 @@ pub struct Chain {
     pub genesis: Option<String>,
     /// The last registry change published, once there is one.
     pub registry: Option<String>,
+    /// Once the chain has committed a block: what the operator saw then (kept for good).
+    pub history: Option<String>,
     /// Certificates, when the network's ledgers speak TLS (`superNodes.ledgerTls`).
     pub tls: Option<LedgerTls>,
 }
@@ -246,6 +248,9 @@ pub(super) fn config_map(
     if let Some(tx) = &chain.registry {
         data.insert(REGISTRY_KEY.to_string(), format!("{tx}\n"));
     }
+    if let Some(history) = &chain.history {
+        data.insert(HISTORY_KEY.to_string(), format!("{history}\n"));
+    }
     Some(ConfigMap {
         metadata: render.meta(LEDGER_CONFIGMAP),
         data: Some(data),
@@ -342,6 +347,8 @@ pub(super) fn container(image: &str, env: Vec<EnvVar>, tls: bool) -> Container {
         format!("{LEDGER_CONFIG_DIR}/{PEERS_KEY}"),
         "--registry-file".into(),
         format!("{LEDGER_CONFIG_DIR}/{REGISTRY_KEY}"),
+        "--history-file".into(),
+        format!("{LEDGER_CONFIG_DIR}/{HISTORY_KEY}"),
         "--relayed-config".into(),
         RELAY_DIR.into(),
         "--p2p-external".into(),

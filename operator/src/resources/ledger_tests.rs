@@ -50,6 +50,18 @@ fn super_pods_run_the_ledger_with_their_identity_genesis_and_peers() {
         format!("{id}@10.0.0.7:26656\n"),
         "live supers with a known address: a/super-0 (a/super-1 is not live, b's key unknown)"
     );
+    assert!(
+        cm.body()["data"]["history"].is_null(),
+        "no history before the chain committed a block"
+    );
+    let mut seen = chain.clone();
+    seen.history = Some("chain height 4".into());
+    let with_history = member_objects(&network(), &owner("a"), &plan(), &peers, &seen);
+    let cm_seen = with_history
+        .iter()
+        .find(|d| d.name == LEDGER_CONFIGMAP)
+        .unwrap();
+    assert_eq!(cm_seen.body()["data"]["history"], "chain height 4\n");
     let sts = objs
         .iter()
         .find(|d| d.resource.kind == "StatefulSet")
@@ -93,6 +105,7 @@ fn super_pods_run_the_ledger_with_their_identity_genesis_and_peers() {
         "/etc/hsn/identity/$(POD_NAME)"
     );
     assert_eq!(after(&ledger, "--peers-file"), "/etc/hsn/ledger/peers");
+    assert_eq!(after(&ledger, "--history-file"), "/etc/hsn/ledger/history");
     // The agent copies genesis and peers into a volume only the pod's containers share;
     // the ConfigMap's mount is optional, so no pod waits on the kubelet's retries for it.
     assert_eq!(after(&agent, "--ledger-relay-dir"), "/run/hsn/ledger-relay");

@@ -11,7 +11,7 @@ use hsn_ledger_api::pb::{StatusRequest, StatusResponse};
 use hsn_testkit::node::RealNode;
 use hsn_testkit::operator::DEADLINE;
 use hsn_testkit::{wait_for, wait_for_ok};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{DeleteParams, ListParams, LogParams};
 use kube::{Api, Client, ResourceExt};
 
@@ -111,6 +111,17 @@ pub(crate) async fn super_ledger(
         head.validators,
         head.reported_by.unwrap_or_default()
     );
+
+    // The operator saw the chain commit: the member's ledger ConfigMap says the chain has
+    // history (a ledger started on a node without its chain data then waits rather than
+    // beginning a second chain; this one, on its own node, goes on).
+    let configmaps: Api<ConfigMap> = Api::namespaced(member.clone(), MEMBER_NS);
+    let history = wait_for("history in the ledger ConfigMap", DEADLINE, || async {
+        let cm = configmaps.get_opt("hsn-ledger").await.ok()??;
+        cm.data?.get("history").cloned()
+    })
+    .await?;
+    println!("the ledger ConfigMap's history: {}", history.trim());
 
     // The super pod deleted: the StatefulSet brings it back under its name, on its node
     // (its state there), and the chain goes on from its height, with the same validator.

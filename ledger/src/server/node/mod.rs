@@ -8,6 +8,7 @@
 //! it); when either ends on its own the node stops the other and exits non-zero, so
 //! Kubernetes restarts both together.
 
+mod history;
 mod home;
 mod peers;
 mod registry;
@@ -61,12 +62,18 @@ pub struct NodeArgs {
     /// skipped); read at start and every 2 s, new or moved peers dialled.
     #[arg(long, env = "HSN_LEDGER_PEERS_FILE")]
     pub peers_file: Option<PathBuf>,
-    /// A directory where the pod's agent copies the ledger ConfigMap's `genesis.json` and
-    /// `peers` as soon as they change (the kubelet's mount lags by up to a minute): each is
-    /// read from here or from `--genesis` / `--peers-file`, whichever was written last, and
-    /// a node without a genesis in either waits for one.
+    /// A directory where the pod's agent copies the ledger ConfigMap's `genesis.json`,
+    /// `peers` and `history` as soon as they change (the kubelet's mount lags by up to a
+    /// minute): each is read from here or from `--genesis` / `--peers-file` /
+    /// `--history-file`, whichever was written last, and a node without a genesis in either
+    /// waits for one.
     #[arg(long, env = "HSN_LEDGER_RELAYED_CONFIG")]
     pub relayed_config: Option<PathBuf>,
+    /// A file the operator writes once the network's chain has committed a block: a node
+    /// with it, a CometBFT home that never signed a block and no peer to sync from does not
+    /// start (it would begin a second chain from the genesis) and waits, saying why.
+    #[arg(long, env = "HSN_LEDGER_HISTORY_FILE")]
+    pub history_file: Option<PathBuf>,
     /// A signed registry change (one `LedgerTx`, hex) the administrator published; read
     /// every 2 s, a new one submitted to the chain.
     #[arg(long, env = "HSN_LEDGER_REGISTRY_FILE")]
@@ -93,10 +100,26 @@ pub async fn run_node(
     let key = keys::read_signing_key(&config.key_file)?;
     let own_id = node_id(&NodeKey::of(&key));
     let peer_copies = args.peers_file.clone().map(|p| Copies::new(p, relay));
-    let known = match &peer_copies {
-        Some(copies) => peers::read(copies, &own_id).map_err(ServerError::Replica)?,
-        None => Vec::new(),
+    let read_peers = || match &peer_copies {
+        Some(copies) => peers::read(copies, &own_id).map_err(ServerError::Replica),
+        None => Ok(Vec::new()),
     };
+    let mut known = read_peers()?;
+    if let Some(path) = args.history_file.clone() {
+        let history = Copies::new(path, relay);
+        let mut said = false;
+        while let Some(why) = history::refusal(&history, &args.cometbft_home, &known) {
+            if !said {
+                tracing::error!(%why, "not starting");
+                said = true;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(history::HISTORY_POLL) => {}
+                () = &mut shutdown => return Ok(()),
+            }
+            known = read_peers()?;
+        }
+    }
     let home = home::prepare(&home::HomeSpec {
         home: &args.cometbft_home,
         cometbft: &args.cometbft,
