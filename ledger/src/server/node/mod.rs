@@ -2,7 +2,8 @@
 //! (one container): the replica (ABCI application and the ledger's gRPC API) and the
 //! CometBFT node beside it as a child process, whose home it writes from the network's
 //! genesis, the super node's key and the peers file ([`home`]), each read from the mounted
-//! ConfigMap or the pod's agent's fresher copy ([`relay`]); it also delivers the
+//! ConfigMap or the pod's agent's fresher copy ([`relay`]), and never begins a second
+//! chain where the network's has history ([`history`]); it also delivers the
 //! registry changes the administrator publishes ([`registry`]). The replica starts first
 //! and CometBFT stops first (CometBFT must not outlive its application, nor start without
 //! it); when either ends on its own the node stops the other and exits non-zero, so
@@ -118,6 +119,9 @@ pub async fn run_node(
                 () = &mut shutdown => return Ok(()),
             }
             known = read_peers()?;
+        }
+        if said {
+            tracing::info!(peers = known.len(), "starting: a peer to sync from is listed");
         }
     }
     let home = home::prepare(&home::HomeSpec {
