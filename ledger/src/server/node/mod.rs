@@ -121,7 +121,10 @@ pub async fn run_node(
             known = read_peers()?;
         }
         if said {
-            tracing::info!(peers = known.len(), "starting: a peer to sync from is listed");
+            tracing::info!(
+                peers = known.len(),
+                "starting: a peer to sync from is listed"
+            );
         }
     }
     let home = home::prepare(&home::HomeSpec {
