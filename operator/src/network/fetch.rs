@@ -345,6 +345,10 @@ fn lease_info(l: &Lease, seat: &Seat, pods: &Pods, pinned: Option<&HsnNodeStatus
         peer: Peer {
             address: annotations.address,
             public_key: annotations.public_key,
+            holds_chain: annotations
+                .ledger
+                .as_ref()
+                .is_some_and(|head| head.chain_height > 0),
         },
         last_epoch: annotations.last_epoch.and_then(|e| i64::try_from(e).ok()),
         ledger: annotations.ledger,

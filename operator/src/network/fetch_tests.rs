@@ -187,3 +187,24 @@ fn super_hosts_are_where_the_super_pods_run_else_where_their_agents_said() {
     assert_eq!(fetched.super_pod_node("a", 1), None);
     assert_eq!(fetched.super_pod_node("c", 0), None, "pods not read");
 }
+
+#[test]
+fn a_super_holds_the_chain_once_its_replica_reports_a_committed_block() {
+    let holds = |chain_height: Option<i64>| {
+        let annotations = lease::Annotations {
+            ledger: chain_height.map(|chain_height| LedgerHead {
+                chain_height,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut l = Lease::default();
+        l.metadata.annotations = Some(annotations.to_map());
+        lease_info(&l, &Seat::Super(0), &Err("not read".into()), None)
+            .peer
+            .holds_chain
+    };
+    assert!(holds(Some(3)));
+    assert!(!holds(Some(0)), "a replica that applied no block");
+    assert!(!holds(None), "no report");
+}

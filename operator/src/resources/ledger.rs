@@ -215,7 +215,10 @@ pub(super) fn local_endpoint(render: &Renderer<'_>) -> String {
 }
 
 /// The validators' P2P addresses: every live super node whose key is known and whose
-/// agent advertised its address.
+/// agent advertised its address. Once the chain has history, only those whose replica
+/// reports a committed block: a validator without its data may sync from them, and where
+/// none holds the chain any more (every validator lost its data at once) the list is empty,
+/// so none begins the chain again from the genesis (`hsn-ledger node --history-file` waits).
 pub fn peers_file(plan: &Plan, chain: &Chain, peers: &Peers) -> String {
     let mut out = String::new();
     for id in &plan.live_supers {
@@ -223,6 +226,7 @@ pub fn peers_file(plan: &Plan, chain: &Chain, peers: &Peers) -> String {
         let Some(address) = peers
             .get(&id.cluster)
             .and_then(|l| l.get(&lease::super_lease(id.ordinal)))
+            .filter(|p| chain.history.is_none() || p.holds_chain)
             .and_then(|p| p.address)
         else {
             continue;

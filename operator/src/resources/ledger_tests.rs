@@ -62,6 +62,22 @@ fn super_pods_run_the_ledger_with_their_identity_genesis_and_peers() {
         .find(|d| d.name == LEDGER_CONFIGMAP)
         .unwrap();
     assert_eq!(cm_seen.body()["data"]["history"], "chain height 4\n");
+    assert_eq!(
+        cm_seen.body()["data"]["peers"],
+        "",
+        "with history, a validator whose replica reports no committed block is no peer: \
+         one without its data must not sync from (or begin the chain again with) it"
+    );
+    let mut holding = peers.clone();
+    for p in holding.values_mut().flat_map(|l| l.values_mut()) {
+        p.holds_chain = true;
+    }
+    let held = member_objects(&network(), &owner("a"), &plan(), &holding, &seen);
+    let cm_held = held.iter().find(|d| d.name == LEDGER_CONFIGMAP).unwrap();
+    assert_eq!(
+        cm_held.body()["data"]["peers"],
+        format!("{id}@10.0.0.7:26656\n")
+    );
     let sts = objs
         .iter()
         .find(|d| d.resource.kind == "StatefulSet")

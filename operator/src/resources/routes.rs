@@ -18,6 +18,9 @@ pub struct Peer {
     pub address: Option<IpAddr>,
     /// `hsn.io/public-key`.
     pub public_key: Option<String>,
+    /// Super nodes: their ledger replica reported a committed block (`hsn.io/ledger`), so
+    /// it holds the chain and a validator without data may sync from it.
+    pub holds_chain: bool,
 }
 
 /// Agents' advertisements per member cluster, then per Lease name (`super-<n>`, `edge-<node>`).

@@ -338,6 +338,7 @@ fn routes_carry_what_agents_advertise_and_a_supers_edges_from_other_clusters() {
     let peer = |addr: &str, key: &str| Peer {
         address: Some(addr.parse().unwrap()),
         public_key: Some(key.to_string()),
+        ..Default::default()
     };
     let peers = Peers::from([
         (

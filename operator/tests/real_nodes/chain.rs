@@ -122,6 +122,17 @@ pub(crate) async fn super_ledger(
     })
     .await?;
     println!("the ledger ConfigMap's history: {}", history.trim());
+    // With history, the peers are the validators whose replica reports a committed block:
+    // this one, from the chain height its agent put in its Lease.
+    let peers = wait_for("the chain's holder in the peers", DEADLINE, || async {
+        let cm = configmaps.get_opt("hsn-ledger").await.ok()??;
+        cm.data?
+            .get("peers")
+            .filter(|p| !p.trim().is_empty())
+            .cloned()
+    })
+    .await?;
+    println!("the ledger ConfigMap's peers: {}", peers.trim());
 
     // The super pod deleted: the StatefulSet brings it back under its name, on its node
     // (its state there), and the chain goes on from its height, with the same validator.

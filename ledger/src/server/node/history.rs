@@ -7,8 +7,9 @@
 //! the chain has committed a block (and keeps it); a node that finds that file, a home
 //! that never signed a block and no peer to sync from waits instead of starting, and says
 //! why, until a peer is listed or it is stopped. With peers listed it starts and syncs
-//! from them: if every validator lost its data at once they would begin again together,
-//! which this does not prevent (a node would have to sync before it signs).
+//! from them. Once the chain has history the operator lists as peers only the validators
+//! whose replica reports a committed block, so when every validator lost its data at once
+//! none is listed and none begins the chain again: they all wait.
 
 use std::path::Path;
 use std::time::Duration;
