@@ -302,6 +302,8 @@ async fn run(args: Args) -> Result<()> {
         members_alone(&members, Baseline::OnePerMember).await?;
     (fig.members_alone_pools, fig.members_alone_pools_pods) =
         members_alone(&members, Baseline::OnePerPool).await?;
+    (fig.members_alone_shaped, fig.members_alone_shaped_pods) =
+        members_alone(&members, Baseline::OperatorShaped).await?;
     let result = measure(&hub, &members, &op, &args, &mut fig).await;
     if let Err(e) = result {
         let text = std::fs::read_to_string(op.log_path()).unwrap_or_default();
