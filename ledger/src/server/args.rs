@@ -46,6 +46,17 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Create a directory if missing and make it and everything in it owned by `--owner`
+    /// (what the super pods' init container runs, as root with `CAP_CHOWN` alone, so the
+    /// ledger runs as a user without privilege on its directory on the node).
+    OwnState {
+        /// The directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// `<uid>:<gid>`.
+        #[arg(long, value_parser = super::owner::parse_owner)]
+        owner: (u32, u32),
+    },
     /// Write a new signing key file and print its public key.
     Keygen {
         /// Where to write the key (refuses to overwrite).
@@ -178,6 +189,21 @@ impl Cli {
             Command::Serve(args) => super::run(args.config(), terminated()).await,
             Command::Replica(args) => super::run_replica(args.config(), terminated()).await,
             Command::Node(args) => super::run_node(*args, terminated()).await,
+            Command::OwnState {
+                dir,
+                owner: (uid, gid),
+            } => {
+                let changed =
+                    super::owner::own_tree(&dir, uid, gid).map_err(|source| ServerError::Io {
+                        what: format!("handing {} to {uid}:{gid}", dir.display()),
+                        source,
+                    })?;
+                println!(
+                    "{}: owned by {uid}:{gid} ({changed} entries changed)",
+                    dir.display()
+                );
+                Ok(())
+            }
             Command::ValidatorKey { key_file, out } => {
                 let key = keys::read_signing_key(&key_file)?;
                 let json = crate::replica::validator_key_json(&key);

@@ -5,6 +5,7 @@
 mod args;
 mod limit;
 mod node;
+mod owner;
 mod replica;
 mod tls;
 

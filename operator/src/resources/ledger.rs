@@ -44,6 +44,12 @@ pub const CA_CERT_KEY: &str = "ca.crt";
 const TLS_DIR: &str = "/etc/hsn/tls";
 /// Where the CA ConfigMap is mounted in every agent container.
 const CA_DIR: &str = "/etc/hsn/ledger-ca";
+/// The user (and group) the ledger container runs as: the ledger image's own (`USER` in
+/// `ledger/Dockerfile`, which `hack/images.sh` follows); the pod's `fsGroup`, so the
+/// Secrets it reads are its group's.
+pub const LEDGER_USER: i64 = 65532;
+/// Where the ledger keeps its store and CometBFT home, in the pod's state directory.
+const LEDGER_STATE_DIR: &str = "/var/lib/hsn/ledger";
 
 /// The name every ledger of `network` carries in its certificate and agents check.
 pub fn ledger_server_name(network: &str) -> String {
@@ -303,7 +309,8 @@ pub(super) fn volumes(tls: bool) -> Vec<Volume> {
             name: "ledger-tls".into(),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(TLS_SECRET.into()),
-                default_mode: Some(0o400),
+                // The ledger reads its key as the pod's group (`fsGroup`).
+                default_mode: Some(0o440),
                 ..Default::default()
             }),
             ..Default::default()
@@ -340,9 +347,9 @@ pub(super) fn container(image: &str, env: Vec<EnvVar>, tls: bool) -> Container {
     let mut args: Vec<String> = vec![
         "node".into(),
         "--db".into(),
-        "/var/lib/hsn/ledger/ledger.redb".into(),
+        format!("{LEDGER_STATE_DIR}/ledger.redb"),
         "--cometbft-home".into(),
-        "/var/lib/hsn/ledger/cometbft".into(),
+        format!("{LEDGER_STATE_DIR}/cometbft"),
         "--key-file".into(),
         format!("{IDENTITY_DIR}/$(POD_NAME)"),
         "--genesis".into(),
@@ -365,12 +372,7 @@ pub(super) fn container(image: &str, env: Vec<EnvVar>, tls: bool) -> Container {
         SocketAddr::new(IpAddr::from([0, 0, 0, 0]), ports::COMETBFT_METRICS).to_string(),
     ];
     let mut mounts = vec![
-        VolumeMount {
-            name: "state".into(),
-            mount_path: "/var/lib/hsn".into(),
-            sub_path_expr: Some("$(POD_NAME)".into()),
-            ..Default::default()
-        },
+        state_mount(),
         identity_mount(),
         VolumeMount {
             name: "ledger-config".into(),
@@ -420,13 +422,16 @@ pub(super) fn container(image: &str, env: Vec<EnvVar>, tls: bool) -> Container {
             port("ledger-metrics", ports::LEDGER_METRICS),
             port("comet-metrics", ports::COMETBFT_METRICS),
         ]),
-        // Root without any capability: it may write only what root owns, i.e. its state
-        // directory on the node (a hostPath, which no fsGroup reaches).
+        // Its own user, without any capability: it serves gRPC and CometBFT's P2P on the
+        // node's network, and writes only its state directory, which the init container
+        // ([`state_owner`]) hands to it.
         security_context: Some(SecurityContext {
             privileged: Some(false),
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
-            run_as_user: Some(0),
+            run_as_user: Some(LEDGER_USER),
+            run_as_group: Some(LEDGER_USER),
+            run_as_non_root: Some(true),
             capabilities: Some(Capabilities {
                 drop: Some(vec!["ALL".into()]),
                 ..Default::default()
@@ -434,6 +439,48 @@ pub(super) fn container(image: &str, env: Vec<EnvVar>, tls: bool) -> Container {
             ..Default::default()
         }),
         volume_mounts: Some(mounts),
+        ..Default::default()
+    }
+}
+
+/// The ledger's state directory: the pod's own on the node (a hostPath, by pod name).
+fn state_mount() -> VolumeMount {
+    VolumeMount {
+        name: "state".into(),
+        mount_path: "/var/lib/hsn".into(),
+        sub_path_expr: Some("$(POD_NAME)".into()),
+        ..Default::default()
+    }
+}
+
+/// The super pod's init container: creates the ledger's state directory on the node and
+/// hands it (with whatever an older release wrote there as root) to [`LEDGER_USER`]. A
+/// hostPath is the kubelet's, owned by root, and no `fsGroup` reaches it; this is the one
+/// step that needs root, with `CAP_CHOWN` and nothing else, before the ledger starts.
+pub(super) fn state_owner(image: &str, env: Vec<EnvVar>) -> Container {
+    Container {
+        name: "ledger-state".into(),
+        image: Some(image.into()),
+        args: Some(vec![
+            "own-state".into(),
+            "--dir".into(),
+            LEDGER_STATE_DIR.into(),
+            "--owner".into(),
+            format!("{LEDGER_USER}:{LEDGER_USER}"),
+        ]),
+        env: Some(env),
+        security_context: Some(SecurityContext {
+            privileged: Some(false),
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_user: Some(0),
+            capabilities: Some(Capabilities {
+                add: Some(vec!["CHOWN".into()]),
+                drop: Some(vec!["ALL".into()]),
+            }),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![state_mount()]),
         ..Default::default()
     }
 }

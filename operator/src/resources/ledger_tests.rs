@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use super::tests::{network, owner, plan};
 use super::*;
+use ledger::LEDGER_USER;
+use serde_json::json;
 
 #[test]
 fn super_pods_run_the_ledger_with_their_identity_genesis_and_peers() {
@@ -155,6 +157,29 @@ fn super_pods_run_the_ledger_with_their_identity_genesis_and_peers() {
     let ledger_sc = &pod["containers"][1]["securityContext"];
     assert_eq!(ledger_sc["capabilities"]["drop"][0], "ALL");
     assert!(ledger_sc["capabilities"]["add"].is_null(), "no capability");
+    assert_eq!(ledger_sc["runAsUser"], LEDGER_USER);
+    assert_eq!(ledger_sc["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["fsGroup"], LEDGER_USER,
+        "its Secrets"
+    );
+    // Its state directory on the node is handed to it first, by root with CAP_CHOWN alone.
+    let init = &pod["initContainers"][0];
+    assert_eq!(init["image"], pod["containers"][1]["image"]);
+    assert_eq!(init["args"][0], "own-state");
+    assert_eq!(init["args"][4], format!("{LEDGER_USER}:{LEDGER_USER}"));
+    assert_eq!(
+        init["securityContext"]["capabilities"]["add"],
+        json!(["CHOWN"])
+    );
+    assert_eq!(
+        init["securityContext"]["capabilities"]["drop"],
+        json!(["ALL"])
+    );
+    assert_eq!(
+        init["volumeMounts"][0],
+        pod["containers"][1]["volumeMounts"][0]
+    );
     // No certificates known yet: no TLS Secret, no CA ConfigMap (the pods wait for them).
     assert!(
         !objs
@@ -222,4 +247,15 @@ fn super_pods_run_the_ledger_with_their_identity_genesis_and_peers() {
     );
     let agent: Vec<String> = serde_json::from_value(pod["containers"][0]["args"].clone()).unwrap();
     assert_eq!(after(&agent, "--ledger-endpoint"), "http://127.0.0.1:7443");
+}
+
+#[test]
+fn the_ledger_runs_as_its_images_user() {
+    let dockerfile = include_str!("../../../ledger/Dockerfile");
+    assert!(
+        dockerfile
+            .lines()
+            .any(|l| l.trim() == format!("USER {LEDGER_USER}:{LEDGER_USER}")),
+        "ledger/Dockerfile's USER is not LEDGER_USER ({LEDGER_USER})"
+    );
 }

@@ -9,9 +9,9 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HostPathVolumeSource,
     NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
-    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, PreferredSchedulingTerm,
-    SecurityContext, Service, ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
-    WeightedPodAffinityTerm,
+    PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec,
+    PreferredSchedulingTerm, SecurityContext, Service, ServicePort, ServiceSpec, Toleration,
+    Volume, VolumeMount, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -54,6 +54,26 @@ pub(super) fn super_nodes(render: &Renderer<'_>, replicas: u32) -> Vec<MemberObj
         ],
         spec.ledger_tls,
     );
+    let mut template = pod_template(
+        render,
+        Role::Super,
+        &selector,
+        vec![container, ledger_container],
+        ledger::volumes(spec.ledger_tls),
+        away_from_edges(render),
+        Vec::new(),
+    );
+    if let Some(pod) = template.spec.as_mut() {
+        pod.init_containers = Some(vec![ledger::state_owner(
+            &spec.ledger_image,
+            vec![field_env("POD_NAME", "metadata.name")],
+        )]);
+        // The Secrets the ledger reads (its seed, its TLS key) are its group's.
+        pod.security_context = Some(PodSecurityContext {
+            fs_group: Some(ledger::LEDGER_USER),
+            ..Default::default()
+        });
+    }
     let statefulset = StatefulSet {
         metadata: render.meta(SUPER_NODE),
         spec: Some(StatefulSetSpec {
@@ -65,15 +85,7 @@ pub(super) fn super_nodes(render: &Renderer<'_>, replicas: u32) -> Vec<MemberObj
                 match_labels: Some(selector.clone()),
                 ..Default::default()
             },
-            template: pod_template(
-                render,
-                Role::Super,
-                &selector,
-                vec![container, ledger_container],
-                ledger::volumes(spec.ledger_tls),
-                away_from_edges(render),
-                Vec::new(),
-            ),
+            template,
             ..Default::default()
         }),
         ..Default::default()

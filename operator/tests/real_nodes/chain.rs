@@ -36,6 +36,49 @@ async fn status_at(url: &str, tls: &ClientTls, app_height: u64) -> Result<Status
     Ok(status)
 }
 
+/// `hsn-ledger node` and its `cometbft` child, as this machine's `/proc` shows them: the
+/// program's name and the uid it runs as (real and effective equal, else `u32::MAX`).
+fn ledger_users() -> Result<Vec<(String, u32)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let dir = entry?.path();
+        let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let program = args.first().map(|a| a.rsplit('/').next().unwrap_or(a));
+        let ours = match program {
+            Some("hsn-ledger") => args.iter().any(|a| a == "--cometbft-home"),
+            Some("cometbft") => args.iter().any(|a| a.contains("/var/lib/hsn/ledger")),
+            _ => false,
+        };
+        if !ours {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(dir.join("status")) else {
+            continue;
+        };
+        let uids: Vec<u32> = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .map(|l| {
+                l.split_whitespace()
+                    .filter_map(|u| u.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let uid = match uids[..] {
+            [real, effective, ..] if real == effective => real,
+            _ => u32::MAX,
+        };
+        out.push((program.unwrap_or_default().to_owned(), uid));
+    }
+    Ok(out)
+}
+
 pub(crate) async fn super_ledger(
     hub: &Client,
     member: &Client,
@@ -85,6 +128,14 @@ pub(crate) async fn super_ledger(
         "one validator: {:?}",
         status.validators
     );
+    // The ledger and its CometBFT run as the ledger image's user, not root (the init
+    // container handed them their state directory on the node).
+    let users = ledger_users()?;
+    ensure!(
+        users.len() == 2 && users.iter().all(|(_, uid)| *uid == 65532),
+        "the ledger's processes (command, real and effective uid): {users:?}"
+    );
+    println!("the ledger's processes run as uid 65532: {users:?}");
     println!(
         "the super pod's ledger: replicated, app height {}, {} validator",
         status.app_height,
