@@ -76,10 +76,13 @@ dp_site() {
 
 # dp_programmed <map name>: how many BPF maps of that name hold an entry with a nonzero
 # first word (a next hop's ifindex: a programmed tunnel). Map names are the kernel's, so
-# this counts every agent's map of that name on this machine.
+# this counts every agent's map of that name on this machine. With several maps of the
+# name bpftool prints one object per map, its entries under "elements" (v7) or "entries";
+# with one, the entries alone.
 dp_programmed() {
   bpftool -j map dump name "$1" 2>/dev/null |
-    jq '[if (.[0] | has("entries")) then .[] | .entries else . end
+    jq '[if (.[0] | has("elements")) then .[] | .elements
+         elif (.[0] | has("entries")) then .[] | .entries else . end
          | [.[] | select(.value[0:4] | any(. != "0x00"))] | length > 0]
         | map(select(.)) | length' 2>/dev/null || echo 0
 }
