@@ -35,3 +35,6 @@ pub const VERSION: &str = "v1alpha1";
 
 /// Pattern of an RFC 1123 DNS label (lowercase alphanumerics and '-', alphanumeric at both ends).
 pub(crate) const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// A DNS subdomain (RFC 1123), as Kubernetes names most objects.
+pub(crate) const DNS_SUBDOMAIN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";

@@ -66,6 +66,8 @@ pub struct HsnNetworkSpec {
 /// Super-node workload and placement.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.storage) == has(oldSelf.storage) && (!has(self.storage) || self.storage == oldSelf.storage)")
+    .message("superNodes.storage is fixed at creation: the super nodes' StatefulSet cannot change its volume claims, and their chain data is where it was first put; create a new network instead"))]
 pub struct SuperNodes {
     /// Number of super nodes across all clusters.
     #[schemars(range(min = 1, max = 64))]
@@ -96,6 +98,37 @@ pub struct SuperNodes {
     /// Where super nodes may be placed.
     #[serde(default)]
     pub placement: Placement,
+    /// Where each super node keeps its state: its ledger's chain data (store and CometBFT
+    /// home) and its agent's spool. Absent: a directory on the node it runs on
+    /// (`/var/lib/hsn/<network>/<pod>`), left behind when the pod is placed on another node
+    /// (it then syncs the chain from the other validators; observations it had not shipped
+    /// stay on the old node). Set: a PersistentVolumeClaim per super node,
+    /// `state-hsn-super-node-<n>`, which moves with the pod where its storage class allows.
+    /// Fixed at creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<SuperNodeStorage>,
+}
+
+/// The super nodes' PersistentVolumeClaims.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SuperNodeStorage {
+    /// StorageClass of the claims; it must exist in every member cluster that may host
+    /// super nodes. Absent: each cluster's default class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = crate::DNS_SUBDOMAIN))]
+    pub storage_class_name: Option<String>,
+    /// Size of each claim, a Kubernetes quantity such as `10Gi` (the default).
+    #[serde(default = "default_storage_size")]
+    #[schemars(length(min = 1, max = 32), regex(pattern = STORAGE_SIZE))]
+    pub size: String,
+}
+
+/// A storage size: a positive decimal with a binary or decimal unit (`10Gi`, `500M`).
+const STORAGE_SIZE: &str = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$";
+
+fn default_storage_size() -> String {
+    "10Gi".into()
 }
 
 fn default_image() -> String {

@@ -181,6 +181,27 @@ pub(crate) fn cases() -> Vec<Case> {
             "epochSeconds is immutable",
         ),
         update_case(
+            "net-storage-fixed",
+            "HsnNetwork",
+            vec![("/spec/superNodes/storage", json!({"size": "1Gi"}))],
+            "superNodes.storage is fixed at creation",
+        ),
+        case(
+            "net-storage-size",
+            "HsnNetwork",
+            vec![("/spec/superNodes/storage", json!({"size": "ten gigs"}))],
+            "spec.superNodes.storage.size: Invalid value",
+        ),
+        case(
+            "net-storage-class",
+            "HsnNetwork",
+            vec![(
+                "/spec/superNodes/storage",
+                json!({"storageClassName": "Fast SSD"}),
+            )],
+            "spec.superNodes.storage.storageClassName: Invalid value",
+        ),
+        update_case(
             "net-ledger-immutable",
             "HsnNetwork",
             vec![("/spec/metering/ledger/toleranceBytes", json!(1))],

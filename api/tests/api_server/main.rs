@@ -156,6 +156,30 @@ async fn every_rule_refuses_a_bad_object_with_its_message() -> Result<()> {
             .await
             .with_context(|| format!("valid {kind} refused"))?;
     }
+    // Storage set at creation stays through updates that leave it alone.
+    let nets = api(&cp, "HsnNetwork", true);
+    let mut with_storage = valid_network("stored");
+    set(
+        &mut with_storage,
+        "/spec/superNodes/storage",
+        json!({"storageClassName": "fast-ssd", "size": "20Gi"}),
+    );
+    let created = nets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(with_storage)?,
+        )
+        .await
+        .context("a network with super-node storage refused")?;
+    let mut changed = serde_json::to_value(created)?;
+    set(&mut changed, "/spec/superNodes/replicas", json!(3));
+    nets.replace(
+        "stored",
+        &PostParams::default(),
+        &serde_json::from_value(changed)?,
+    )
+    .await
+    .context("an update that leaves superNodes.storage alone refused")?;
     let mut failures = Vec::new();
     for case in cases() {
         if let Err(e) = run_case(&cp, &case).await {

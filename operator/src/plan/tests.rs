@@ -69,6 +69,7 @@ pub(super) fn spec(replicas: i32, spread: SpreadTopology, pools: Vec<EdgePool>) 
                 spread_by: spread,
                 ..Default::default()
             },
+            storage: None,
         },
         edge_pools: pools,
         routing: Routing::default(),

@@ -443,10 +443,11 @@ pub(super) fn container(image: &str, env: Vec<EnvVar>, tls: bool) -> Container {
     }
 }
 
-/// The ledger's state directory: the pod's own on the node (a hostPath, by pod name).
+/// The ledger's state directory: in the pod's state volume (the node's directory for the network,
+/// or the super node's claim), under the pod's name.
 fn state_mount() -> VolumeMount {
     VolumeMount {
-        name: "state".into(),
+        name: super::workloads::STATE_VOLUME.into(),
         mount_path: "/var/lib/hsn".into(),
         sub_path_expr: Some("$(POD_NAME)".into()),
         ..Default::default()

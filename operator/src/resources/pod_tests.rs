@@ -82,3 +82,70 @@ fn agent_pods_have_the_epoch_and_the_drain_to_stop() {
         );
     }
 }
+
+#[test]
+fn super_nodes_keep_their_state_on_the_node_or_in_their_own_claim() {
+    // By default: the node's directory for the network, the pod's under it.
+    let objs = rendered();
+    let sts = objs.iter().find(|d| d.name == "hsn-super-node").unwrap();
+    let state = |sts: &MemberObject| {
+        sts.body()["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "state")
+            .cloned()
+    };
+    assert_eq!(
+        state(sts).unwrap()["hostPath"]["path"],
+        "/var/lib/hsn/metro"
+    );
+    assert!(sts.body()["spec"]["volumeClaimTemplates"].is_null());
+
+    // With storage: a claim per super node, of that class and size, and no hostPath.
+    let mut network = network();
+    network.spec.super_nodes.storage = Some(hsn_api::network::SuperNodeStorage {
+        storage_class_name: Some("fast".into()),
+        size: "5Gi".into(),
+    });
+    let objs = member_objects(
+        &network,
+        &owner("a"),
+        &plan(),
+        &Peers::new(),
+        &Chain::default(),
+    );
+    let sts = objs.iter().find(|d| d.name == "hsn-super-node").unwrap();
+    assert!(state(sts).is_none(), "the claim, not a pod volume");
+    let claim = &sts.body()["spec"]["volumeClaimTemplates"][0];
+    assert_eq!(claim["metadata"]["name"], "state");
+    assert_eq!(claim["spec"]["storageClassName"], "fast");
+    assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "5Gi");
+    assert_eq!(
+        claim["spec"]["accessModes"],
+        serde_json::json!(["ReadWriteOnce"])
+    );
+    assert_eq!(
+        sts.body()["spec"]["persistentVolumeClaimRetentionPolicy"],
+        serde_json::json!({"whenDeleted": "Delete", "whenScaled": "Retain"})
+    );
+    // Both containers (and the init container) still mount it, each under the pod's name.
+    let pod = &sts.body()["spec"]["template"]["spec"];
+    for c in pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(pod["initContainers"].as_array().unwrap())
+    {
+        let mount = c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "state")
+            .unwrap_or_else(|| panic!("{} mounts no state", c["name"]));
+        assert_eq!(mount["subPathExpr"], "$(POD_NAME)", "{}", c["name"]);
+    }
+    // Edges keep theirs on the node.
+    let edge = objs.iter().find(|d| d.name == "hsn-edge-bb").unwrap();
+    assert!(state(edge).unwrap()["hostPath"].is_object());
+}

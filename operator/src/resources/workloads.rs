@@ -4,15 +4,17 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet, StatefulSet,
-    StatefulSetSpec,
+    StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HostPathVolumeSource,
     NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
-    PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec,
-    PreferredSchedulingTerm, SecurityContext, Service, ServicePort, ServiceSpec, Toleration,
-    Volume, VolumeMount, WeightedPodAffinityTerm,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
+    PodSecurityContext, PodSpec, PodTemplateSpec, PreferredSchedulingTerm, SecurityContext,
+    Service, ServicePort, ServiceSpec, Toleration, Volume, VolumeMount, VolumeResourceRequirements,
+    WeightedPodAffinityTerm,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -63,6 +65,13 @@ pub(super) fn super_nodes(render: &Renderer<'_>, replicas: u32) -> Vec<MemberObj
         away_from_edges(render),
         Vec::new(),
     );
+    let claims = spec.storage.as_ref().map(|storage| {
+        // The pods' "state" volume is then each one's claim, not the node's directory.
+        if let Some(volumes) = template.spec.as_mut().and_then(|p| p.volumes.as_mut()) {
+            volumes.retain(|v| v.name != STATE_VOLUME);
+        }
+        vec![state_claim(render, storage)]
+    });
     if let Some(pod) = template.spec.as_mut() {
         pod.init_containers = Some(vec![ledger::state_owner(
             &spec.ledger_image,
@@ -86,6 +95,16 @@ pub(super) fn super_nodes(render: &Renderer<'_>, replicas: u32) -> Vec<MemberObj
                 ..Default::default()
             },
             template,
+            volume_claim_templates: claims,
+            // A super node scaled away keeps its claim (its chain data, its unshipped
+            // observations) should its ordinal return; the network's namespace takes them
+            // with it when the network is deleted.
+            persistent_volume_claim_retention_policy: spec.storage.as_ref().map(|_| {
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some("Delete".into()),
+                    when_scaled: Some("Retain".into()),
+                }
+            }),
             ..Default::default()
         }),
         ..Default::default()
@@ -189,6 +208,36 @@ fn selector_labels(
         labels.insert(POOL_LABEL.to_string(), pool.to_string());
     }
     labels
+}
+
+/// The volume holding each agent's state directory (a hostPath, or a super node's claim).
+pub(super) const STATE_VOLUME: &str = "state";
+
+/// The claim template of a super node's state (`spec.superNodes.storage`).
+fn state_claim(
+    render: &Renderer<'_>,
+    storage: &hsn_api::network::SuperNodeStorage,
+) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(STATE_VOLUME.into()),
+            labels: Some(render.labels.clone()),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: storage.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity(storage.size.clone()),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// Required anti-affinity to the agent pods of every other network, in any namespace: two
@@ -309,7 +358,7 @@ fn pod_template(
                 [
                     host_path("bpffs", "/sys/fs/bpf", "DirectoryOrCreate"),
                     host_path(
-                        "state",
+                        STATE_VOLUME,
                         &format!("/var/lib/hsn/{}", render.name),
                         "DirectoryOrCreate",
                     ),
@@ -427,7 +476,7 @@ fn agent_container(render: &Renderer<'_>, image: &str, role: &str) -> Container 
                     ..Default::default()
                 },
                 VolumeMount {
-                    name: "state".into(),
+                    name: STATE_VOLUME.into(),
                     mount_path: "/var/lib/hsn".into(),
                     sub_path,
                     sub_path_expr,
