@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Result, ensure};
 use hsn_api::{HsnNetwork, HsnNode, MecCluster};
 use hsn_testkit::operator::*;
 use hsn_testkit::{ControlPlane, FakeNode, wait_for};
@@ -85,11 +85,7 @@ async fn a_newer_network_leaves_an_older_ones_nodes_and_capacity_and_reports_it(
         .await?;
     let dir = tempfile::tempdir()?;
     let op = Operator::start(hub.kubeconfig(), dir.path(), &[], &[]).await?;
-    let result = scenario(&hub.client(), &member_cluster.client()).await;
-    match result {
-        Ok(()) => Ok(()),
-        Err(e) => bail!("{e:#}\n--- operator log tail ---\n{}", op.log_tail()),
-    }
+    with_process_log(&op, scenario(&hub.client(), &member_cluster.client())).await
 }
 
 async fn scenario(hub: &Client, member: &Client) -> Result<()> {

@@ -6,7 +6,7 @@
 //! with them (the network turns Ready); edges keep the node's directory. Deleting the
 //! network takes the claims with its namespace.
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Result, ensure};
 use hsn_api::HsnNetwork;
 use hsn_testkit::operator::*;
 use hsn_testkit::{ControlPlane, FakeNode, wait_for};
@@ -31,11 +31,7 @@ async fn each_super_node_gets_a_claim_of_the_class_and_size_asked() -> Result<()
     let member_cluster = member(&hub.client(), CLUSTER, "eu-west", &nodes).await?;
     let dir = tempfile::tempdir()?;
     let op = Operator::start(hub.kubeconfig(), dir.path(), &[], &[]).await?;
-    let result = scenario(&hub.client(), &member_cluster.client()).await;
-    match result {
-        Ok(()) => Ok(()),
-        Err(e) => bail!("{e:#}\n--- operator log tail ---\n{}", op.log_tail()),
-    }
+    with_process_log(&op, scenario(&hub.client(), &member_cluster.client())).await
 }
 
 async fn scenario(hub: &Client, member: &Client) -> Result<()> {

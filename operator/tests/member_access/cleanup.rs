@@ -19,7 +19,8 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use crate::duplicates::{A_AGAIN, HUB_ALIAS};
-use crate::{NET, World, logged, member_requests, rolled_out, uid_of, wait_gone};
+use crate::{NET, World, member_requests, rolled_out, uid_of, wait_gone};
+use hsn_testkit::operator::with_process_log;
 
 const OTHER_HUB: &str = "0a0a0a0a-other-hub";
 const GONE: &str = "0b0b0b0b-no-such-network";
@@ -93,14 +94,14 @@ pub(crate) async fn every_path(
     dir: &Path,
     decoys: &Decoys,
 ) -> Result<Operator> {
-    logged(&op, nothing_planned(w)).await?;
-    logged(&op, decoys.untouched(w)).await?;
+    with_process_log(&op, nothing_planned(w)).await?;
+    with_process_log(&op, decoys.untouched(w)).await?;
     let op = orphans(w, op, dir).await?;
-    logged(&op, decoys.untouched(w)).await?;
-    logged(&op, finalizer(w)).await?;
-    logged(&op, decoys.untouched(w)).await?;
-    logged(&op, pending(w)).await?;
-    logged(&op, async {
+    with_process_log(&op, decoys.untouched(w)).await?;
+    with_process_log(&op, finalizer(w)).await?;
+    with_process_log(&op, decoys.untouched(w)).await?;
+    with_process_log(&op, pending(w)).await?;
+    with_process_log(&op, async {
         for dup in [A_AGAIN, HUB_ALIAS] {
             let deletes = member_requests(&op, Some(dup), "DELETE").await?;
             ensure!(deletes == 0.0, "{dup} deleted {deletes} times");
@@ -144,7 +145,7 @@ async fn nothing_planned(w: &World) -> Result<()> {
 async fn orphans(w: &World, op: Operator, dir: &Path) -> Result<Operator> {
     const ORPHANED: &str = "orphaned";
     const LEGACY: &str = "legacy";
-    logged(&op, rolled_out(w, ORPHANED)).await?;
+    with_process_log(&op, rolled_out(w, ORPHANED)).await?;
     op.kill().await;
     let nets = w.nets();
     let unfinalized = json!({"metadata": {"finalizers": null}});
@@ -167,7 +168,7 @@ async fn orphans(w: &World, op: Operator, dir: &Path) -> Result<Operator> {
     let planted = plant(&w.a.client(), &legacy_ns, &legacy_uid, None).await?;
 
     let op = Operator::start(w.hub.kubeconfig(), dir, &[], &[]).await?;
-    logged(&op, async {
+    with_process_log(&op, async {
         for (cluster, client) in w.members() {
             wait_gone(&client, cluster, &format!("hsn-{ORPHANED}")).await?;
         }

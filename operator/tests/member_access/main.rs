@@ -23,7 +23,7 @@ mod refused;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use hsn_api::{HsnNetwork, MecCluster};
 use hsn_operator::resources::{HUB_LABEL, MEC_CLUSTER_ANNOTATION, NETWORK_UID_LABEL};
 use hsn_testkit::operator::*;
@@ -125,14 +125,14 @@ async fn members_are_reached_only_as_themselves_and_only_our_namespaces_are_dele
         .await?;
     let dir = tempfile::tempdir()?;
     let op = Operator::start(world.hub.kubeconfig(), dir.path(), &[], &[]).await?;
-    let net = logged(&op, rolled_out(&world, NET)).await?;
-    let decoys = logged(&op, cleanup::plant_decoys(&world, &net)).await?;
+    let net = with_process_log(&op, rolled_out(&world, NET)).await?;
+    let decoys = with_process_log(&op, cleanup::plant_decoys(&world, &net)).await?;
 
-    logged(&op, duplicates::refused_and_harmless(&world, &op)).await?;
-    let refused = logged(&op, refused::run_nothing(&world, &op)).await?;
+    with_process_log(&op, duplicates::refused_and_harmless(&world, &op)).await?;
+    let refused = with_process_log(&op, refused::run_nothing(&world, &op)).await?;
     let op = cleanup::every_path(&world, op, dir.path(), &decoys).await?;
-    logged(&op, refused.still_untouched()).await?;
-    logged(&op, decoys.untouched(&world)).await
+    with_process_log(&op, refused.still_untouched()).await?;
+    with_process_log(&op, decoys.untouched(&world)).await
 }
 
 /// Creates network `name` and waits until each of its namespaces (hub, A, B) exists, marked
@@ -244,14 +244,6 @@ pub(crate) async fn member_requests(
         .filter(|l| cluster.as_ref().is_none_or(|c| l.contains(c)))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum())
-}
-
-/// Runs `f`; on error, appends the operator's log tail.
-pub(crate) async fn logged<T>(op: &Operator, f: impl Future<Output = Result<T>>) -> Result<T> {
-    match f.await {
-        Ok(v) => Ok(v),
-        Err(e) => bail!("{e:#}\n--- operator log tail ---\n{}", op.log_tail()),
-    }
 }
 
 pub(crate) async fn uid_of(client: &Client, namespace: &str) -> Result<String> {

@@ -178,6 +178,14 @@ pub async fn with_log<T>(op: &OperatorUnderTest, f: impl Future<Output = Result<
     }
 }
 
+/// Like [`with_log`], for an operator started as a process here ([`Operator`]).
+pub async fn with_process_log<T>(op: &Operator, f: impl Future<Output = Result<T>>) -> Result<T> {
+    match f.await {
+        Ok(v) => Ok(v),
+        Err(e) => bail!("{e:#}\n--- operator log tail ---\n{}", op.log_tail()),
+    }
+}
+
 /// The (status, reason, message) of a MecCluster's condition `type_`, if set.
 pub fn mec_condition(mec: &MecCluster, type_: &str) -> Option<(String, String, String)> {
     let c = mec
