@@ -2,7 +2,9 @@
 //! beside it) runs its network's chain: one super node, one validator, committing, over TLS
 //! only; the operator's genesis and the pod's identity make it the validator. The super
 //! agent relays the ledger ConfigMap's genesis and peers to it, reports its replica's head in its Lease, and the HsnNetwork's `status.ledger` shows
-//! it. A deleted super pod comes back on its node and its chain goes on from where it was.
+//! it. The ledger and CometBFT run as the ledger image's user, their data in the super
+//! node's claim. A deleted super pod comes back with its claim and its chain goes on from
+//! where it was.
 
 use anyhow::{Context as _, Result, ensure};
 use hsn_api::HsnNetwork;
@@ -11,7 +13,7 @@ use hsn_ledger_api::pb::{StatusRequest, StatusResponse};
 use hsn_testkit::node::RealNode;
 use hsn_testkit::operator::DEADLINE;
 use hsn_testkit::{wait_for, wait_for_ok};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod};
 use kube::api::{DeleteParams, ListParams, LogParams};
 use kube::{Api, Client, ResourceExt};
 
@@ -34,6 +36,41 @@ async fn status_at(url: &str, tls: &ClientTls, app_height: u64) -> Result<Status
     })
     .await?;
     Ok(status)
+}
+
+/// The class of the super node's claim, and the path of the volume the test makes for it
+/// on the super's node.
+pub(crate) const STATE_CLASS: &str = "hsn-real-node";
+pub(crate) const STATE_VOLUME_PATH: &str = "/var/lib/hsn-volumes/state-0";
+
+/// The super node's state is in its claim: bound to the volume on its node, where the
+/// ledger's directory (the pod's own under the volume) belongs to the ledger's user.
+fn state_in_claim(node: &RealNode) -> Result<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let ledger = node
+        .dir()
+        .join("root")
+        .join(STATE_VOLUME_PATH.trim_start_matches('/'))
+        .join("hsn-super-node-0/ledger");
+    let meta = std::fs::metadata(&ledger).with_context(|| {
+        format!(
+            "the ledger's directory in the claim's volume, {}",
+            ledger.display()
+        )
+    })?;
+    ensure!(
+        (meta.uid(), meta.gid()) == (65532, 65532),
+        "{} belongs to {}:{}",
+        ledger.display(),
+        meta.uid(),
+        meta.gid()
+    );
+    ensure!(
+        ledger.join("cometbft/data").is_dir() && ledger.join("ledger.redb").is_file(),
+        "no chain data in {}",
+        ledger.display()
+    );
+    Ok(ledger.display().to_string())
 }
 
 /// `hsn-ledger node` and its `cometbft` child, as this machine's `/proc` shows them: the
@@ -136,6 +173,18 @@ pub(crate) async fn super_ledger(
         "the ledger's processes (command, real and effective uid): {users:?}"
     );
     println!("the ledger's processes run as uid 65532: {users:?}");
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(member.clone(), MEMBER_NS);
+    let claim = claims.get("state-hsn-super-node-0").await?;
+    let bound = claim.spec.as_ref().and_then(|s| s.volume_name.clone());
+    ensure!(
+        bound.as_deref() == Some("hsn-state-0")
+            && claim.status.and_then(|s| s.phase).as_deref() == Some("Bound"),
+        "the super node's claim is not bound to the node's volume: {bound:?}"
+    );
+    println!(
+        "the super node's state is in its claim state-hsn-super-node-0 (volume hsn-state-0): {}",
+        state_in_claim(node)?
+    );
     println!(
         "the super pod's ledger: replicated, app height {}, {} validator",
         status.app_height,
@@ -185,7 +234,7 @@ pub(crate) async fn super_ledger(
     .await?;
     println!("the ledger ConfigMap's peers: {}", peers.trim());
 
-    // The super pod deleted: the StatefulSet brings it back under its name, on its node
+    // The super pod deleted: the StatefulSet brings it back under its name, with its claim
     // (its state there), and the chain goes on from its height, with the same validator.
     let before = status_at(&url, &tls, 0).await?;
     let pods: Api<Pod> = Api::namespaced(member.clone(), MEMBER_NS);

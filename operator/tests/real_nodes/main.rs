@@ -7,8 +7,9 @@
 //! back and its agent takes the pinned program over: the program never leaves the
 //! interface. A UE's traffic for two tenants, v4 and v6, crosses the edge and super nodes
 //! ([`traffic`]); the super pod's ledger container runs the network's chain (one validator
-//! here) from the operator's genesis and the pod's identity, over TLS, and goes on when the
-//! super pod is replaced ([`chain`]); the traffic's epochs are sealed in that chain, which
+//! here) from the operator's genesis and the pod's identity, over TLS, as a user without
+//! privilege, its state in the super node's own claim (`superNodes.storage`, bound to a
+//! volume on its node), and goes on when the super pod is replaced ([`chain`]); the traffic's epochs are sealed in that chain, which
 //! verifies, and pay the edge exactly the bytes sent. The plan drops the edge node and takes
 //! it back: the dropped agent drains and leaves nothing ([`dropped`]). The edge node's kubelet dies, then the network is
 //! deleted: nothing of it is left on the node whose kubelet lives, nor in the hub ([`lost`]).
@@ -34,7 +35,7 @@ use hsn_testkit::operator::{
 };
 use hsn_testkit::{KwokCluster, wait_for, wait_for_ok};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PersistentVolume, Pod};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -325,11 +326,30 @@ async fn the_operators_agents_run_on_real_nodes() -> Result<()> {
     };
     println!("the chart's operator runs on a real node: {leader}");
 
+    // The super node keeps its state in a claim (`superNodes.storage`; the demo runs the
+    // default, the node's directory): a volume on the super's node, which this test makes
+    // as a cluster's administrator would (no provisioner runs here).
+    let volume: PersistentVolume = serde_json::from_value(json!({
+        "metadata": {"name": "hsn-state-0"},
+        "spec": {
+            "storageClassName": chain::STATE_CLASS,
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "hostPath": {"path": chain::STATE_VOLUME_PATH, "type": "DirectoryOrCreate"},
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [{
+                "key": "kubernetes.io/hostname", "operator": "In",
+                "values": [super_node.name()]}]}]}}
+        }
+    }))?;
+    Api::<PersistentVolume>::all(mec.client())
+        .create(&PostParams::default(), &volume)
+        .await?;
     let spec: HsnNetwork = serde_json::from_value(json!({
         "apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork",
         "metadata": {"name": NETWORK, "namespace": "default"},
         "spec": {
-            "superNodes": {"replicas": 1},
+            "superNodes": {"replicas": 1,
+                           "storage": {"storageClassName": chain::STATE_CLASS, "size": "1Gi"}},
             "edgePools": [{
                 "name": "edge", "sliceType": "eMBB",
                 "nodeSelector": {"matchLabels": {EDGE_CAPABLE_LABEL: "true"}},
