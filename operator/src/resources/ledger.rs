@@ -447,7 +447,7 @@ pub(super) fn container(image: &str, env: Vec<EnvVar>, tls: bool) -> Container {
 /// or the super node's claim), under the pod's name.
 fn state_mount() -> VolumeMount {
     VolumeMount {
-        name: super::workloads::STATE_VOLUME.into(),
+        name: super::STATE_VOLUME.into(),
         mount_path: "/var/lib/hsn".into(),
         sub_path_expr: Some("$(POD_NAME)".into()),
         ..Default::default()

@@ -38,6 +38,9 @@ pub const NETWORK_LABEL: &str = "hsn.io/network";
 pub const ROLE_LABEL: &str = "hsn.io/role";
 /// Label: the edge pool of a DaemonSet's pods.
 pub const POOL_LABEL: &str = "hsn.io/pool";
+/// The agents' pods' volume holding their state directories (the node's directory for the
+/// network, or a super node's claim).
+const STATE_VOLUME: &str = "state";
 /// Annotation: hash of what the operator last applied, so unchanged objects are not rewritten.
 pub const APPLIED_HASH_ANNOTATION: &str = "hsn.io/applied-hash";
 /// Annotation: the hub namespace/name of the owning network.

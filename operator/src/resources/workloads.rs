@@ -19,8 +19,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    MemberObject, POOL_LABEL, ROLE_LABEL, ROUTES_CONFIGMAP, Renderer, SUPER_GRPC_PORT, SUPER_NODE,
-    agent_identity, edge_daemonset, ledger,
+    MemberObject, POOL_LABEL, ROLE_LABEL, ROUTES_CONFIGMAP, Renderer, STATE_VOLUME,
+    SUPER_GRPC_PORT, SUPER_NODE, agent_identity, edge_daemonset, ledger,
 };
 use hsn_api::cluster::EDGE_CAPABLE_LABEL;
 use hsn_core::Role;
@@ -209,9 +209,6 @@ fn selector_labels(
     }
     labels
 }
-
-/// The volume holding each agent's state directory (a hostPath, or a super node's claim).
-pub(super) const STATE_VOLUME: &str = "state";
 
 /// The claim template of a super node's state (`spec.superNodes.storage`).
 fn state_claim(
