@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use anyhow::{Result, ensure};
 use hsn_api::{HsnNetwork, HsnNode, MecCluster};
 use hsn_testkit::operator::*;
-use hsn_testkit::{ControlPlane, FakeNode, wait_for};
+use hsn_testkit::wait_for;
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
@@ -70,12 +70,7 @@ async fn condition_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newer_network_leaves_an_older_ones_nodes_and_capacity_and_reports_it() -> Result<()> {
-    let hub = ControlPlane::start().await?;
-    install_crds(&hub.client()).await?;
-    let nodes: Vec<FakeNode> = (1..=3)
-        .map(|i| FakeNode::new(&format!("node-{i}"), "eu-west", "eu-west-1a"))
-        .collect();
-    let member_cluster = member(&hub.client(), CLUSTER, "eu-west", &nodes).await?;
+    let (hub, member_cluster) = hub_with_member(CLUSTER, "eu-west", 3).await?;
     Api::<MecCluster>::all(hub.client())
         .patch(
             CLUSTER,

@@ -9,7 +9,7 @@
 use anyhow::{Result, ensure};
 use hsn_api::HsnNetwork;
 use hsn_testkit::operator::*;
-use hsn_testkit::{ControlPlane, FakeNode, wait_for};
+use hsn_testkit::wait_for;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -23,12 +23,7 @@ const CLASS: &str = "hsn-test-static";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_super_node_gets_a_claim_of_the_class_and_size_asked() -> Result<()> {
-    let hub = ControlPlane::start().await?;
-    install_crds(&hub.client()).await?;
-    let nodes: Vec<FakeNode> = (1..=3)
-        .map(|i| FakeNode::new(&format!("node-{i}"), "eu-west", "eu-west-1a"))
-        .collect();
-    let member_cluster = member(&hub.client(), CLUSTER, "eu-west", &nodes).await?;
+    let (hub, member_cluster) = hub_with_member(CLUSTER, "eu-west", 3).await?;
     let dir = tempfile::tempdir()?;
     let op = Operator::start(hub.kubeconfig(), dir.path(), &[], &[]).await?;
     with_process_log(&op, scenario(&hub.client(), &member_cluster.client())).await

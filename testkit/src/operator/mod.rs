@@ -147,6 +147,23 @@ pub async fn member(
     Ok(cluster)
 }
 
+/// A hub with the CRDs and one member `name` in `region`, its `nodes` fake nodes named
+/// `node-<i>` in the zone `<region>-1a`: the smallest world a network runs in.
+pub async fn hub_with_member(
+    name: &str,
+    region: &str,
+    nodes: usize,
+) -> Result<(crate::ControlPlane, KwokCluster)> {
+    let hub = crate::ControlPlane::start().await?;
+    install_crds(&hub.client()).await?;
+    let zone = format!("{region}-1a");
+    let nodes: Vec<FakeNode> = (1..=nodes)
+        .map(|i| FakeNode::new(&format!("node-{i}"), region, &zone))
+        .collect();
+    let cluster = member(&hub.client(), name, region, &nodes).await?;
+    Ok((hub, cluster))
+}
+
 /// Waits until the network's condition `type_` has `status` (and `reason`, if given).
 pub async fn wait_condition(
     api: &Api<HsnNetwork>,
