@@ -168,13 +168,10 @@ static __always_inline int hsn_edge_forward(struct hsn_ctx *ctx,
 					    const struct hsn_next_hop *nh,
 					    const struct hsn_pkt *pkt)
 {
-	struct hsn_next_hop hop = *nh;
-
-	if (!hsn_redirect(&tx_ports, hop.ifindex))
+	if (!hsn_redirect(&tx_ports, nh->ifindex))
 		return hsn_edge_pass_because(HSN_EDGE_STAT_REDIRECT_ERROR);
-	hsn_edge_clamp(ctx, &hop, pkt);
-	if (hsn_encap(ctx, pkt, hop.dst_mac, hop.src_mac, hop.outer_v6,
-		      hop.local, hop.remote))
+	hsn_edge_clamp(ctx, nh, pkt);
+	if (hsn_encap(ctx, pkt, nh))
 		return HSN_ACT_ABORTED;
 	hsn_stat_inc(&edge_stats, HSN_EDGE_STAT_REDIRECTED);
 	return HSN_ACT_REDIRECT;

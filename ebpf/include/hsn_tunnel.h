@@ -35,8 +35,6 @@
 #include "hsn_parse.h"
 #include "hsn_types.h"
 
-#define HSN_IP_DF     0x4000
-#define HSN_OUTER_TTL 64
 /* TCP option kinds (RFC 9293). */
 #define HSN_TCPOPT_EOL	 0
 #define HSN_TCPOPT_NOP	 1
@@ -67,84 +65,82 @@ static __always_inline __u32 hsn_tunnel_overhead(__u8 outer_v6)
 	return outer_v6 ? HSN_TUNNEL_V6_OVERHEAD : HSN_TUNNEL_V4_OVERHEAD;
 }
 
-/* Writes an Ethernet header and an outer IP header (src -> dst, both IPv6 or
- * IPv4-mapped) in front of `inner`, which starts right after them. Returns
- * 0, or -1 when the frame is shorter than the headers. */
+/* Writes the tunnel's Ethernet header and outer IP header (hop's template,
+ * hsn_types.h) in front of `inner`, which starts right after them, then its
+ * per-packet fields. Whole words are copied: the verifier allows unaligned
+ * packet stores where the CPU does them (x86, arm64). Returns 0, or -1 when the
+ * frame is shorter than the headers. */
 static __always_inline int hsn_write_outer(void *data, void *data_end,
-					   const __u8 *dst_mac,
-					   const __u8 *src_mac, __u8 outer_v6,
-					   const __u8 *src, const __u8 *dst,
+					   const struct hsn_next_hop *hop,
 					   const struct hsn_pkt *inner)
 {
-	struct ethhdr *eth = data;
+	const __u64 *t = hop->hdr;
+	__u64 *d = data;
 	__u8 proto = inner->is_v6 ? IPPROTO_IPV6 : IPPROTO_IPIP;
 
-	if ((void *)(eth + 1) > data_end)
-		return -1;
-	__builtin_memcpy(eth->h_dest, dst_mac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, src_mac, ETH_ALEN);
-	if (outer_v6) {
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
+	if (hop->outer_v6) {
+		struct ipv6hdr *ip6 = data + ETH_HLEN;
+		__u8 *tc = (void *)ip6;
 
 		if ((void *)(ip6 + 1) > data_end)
 			return -1;
-		eth->h_proto = bpf_htons(ETH_P_IPV6);
-		ip6->version = 6;
-		ip6->priority = inner->tos >> 4;
-		ip6->flow_lbl[0] = (inner->tos & 0xf) << 4;
-		ip6->flow_lbl[1] = 0;
-		ip6->flow_lbl[2] = 0;
+		/* 54 bytes: six words, then 4 + 2 (the inner packet follows).
+		 */
+		d[0] = t[0];
+		d[1] = t[1];
+		d[2] = t[2];
+		d[3] = t[3];
+		d[4] = t[4];
+		d[5] = t[5];
+		*(__u32 *)(d + 6) = *(const __u32 *)(t + 6);
+		*(__u16 *)((__u8 *)d + 52) = *(const __u16 *)((__u8 *)t + 52);
+		/* Version 6, then the traffic class (the inner TOS) across the
+		 * nibbles of bytes 0 and 1; the flow label stays 0. */
+		tc[0] = 0x60 | (inner->tos >> 4);
+		tc[1] = (inner->tos & 0xf) << 4;
 		ip6->payload_len = bpf_htons(inner->l3_len);
 		ip6->nexthdr = proto;
-		ip6->hop_limit = HSN_OUTER_TTL;
-		__builtin_memcpy(&ip6->saddr, src, 16);
-		__builtin_memcpy(&ip6->daddr, dst, 16);
 	} else {
-		struct iphdr *iph = (void *)(eth + 1);
+		struct iphdr *iph = data + ETH_HLEN;
 		__u16 *w = (void *)iph;
-		__u32 sum = 0;
 
 		if ((void *)(iph + 1) > data_end)
 			return -1;
-		eth->h_proto = bpf_htons(ETH_P_IP);
-		iph->version = 4;
-		iph->ihl = 5;
+		/* 34 bytes: four words, then 2. */
+		d[0] = t[0];
+		d[1] = t[1];
+		d[2] = t[2];
+		d[3] = t[3];
+		*(__u16 *)(d + 4) = *(const __u16 *)(t + 4);
 		iph->tos = inner->tos;
 		iph->tot_len =
 		    bpf_htons(inner->l3_len + HSN_TUNNEL_V4_OVERHEAD);
-		iph->id = 0;
-		iph->frag_off = bpf_htons(HSN_IP_DF);
-		iph->ttl = HSN_OUTER_TTL;
 		iph->protocol = proto;
-		iph->check = 0;
-		__builtin_memcpy(&iph->saddr, src + 12, 4);
-		__builtin_memcpy(&iph->daddr, dst + 12, 4);
-#pragma unroll
-		for (int i = 0; i < 10; i++)
-			sum += w[i];
-		iph->check = hsn_csum_fold(sum);
+		/* The constant words' sum, and words 0, 1 and 4 (version and
+		 * TOS, total length, TTL and protocol) as just written. */
+		iph->check = hsn_csum_fold(hop->hdr_sum + w[0] + w[1] + w[4]);
 	}
 	return 0;
 }
 
-/* Encapsulates the frame's IP packet `pkt`: its Ethernet header and VLAN
- * tags are replaced by a new Ethernet header and an outer IP header.
- * Returns 0, or -1 (the frame may then have lost its L2 header: abort). */
-static __always_inline int
-hsn_encap(struct hsn_ctx *ctx, const struct hsn_pkt *pkt, const __u8 *dst_mac,
-	  const __u8 *src_mac, __u8 outer_v6, const __u8 *src, const __u8 *dst)
+/* Encapsulates the frame's IP packet `pkt` toward `hop`: its Ethernet
+ * header and VLAN tags are replaced by hop's Ethernet header and an outer
+ * IP header. Returns 0, or -1 (the frame may then have lost its L2 header:
+ * abort). */
+static __always_inline int hsn_encap(struct hsn_ctx *ctx,
+				     const struct hsn_pkt *pkt,
+				     const struct hsn_next_hop *hop)
 {
 #ifdef HSN_TC
-	if (hsn_tc_encap_room(ctx, outer_v6))
+	if (hsn_tc_encap_room(ctx, hop->outer_v6))
 		return -1;
 #else
-	int grow = (int)hsn_tunnel_overhead(outer_v6) - (int)pkt->vlan_len;
+	int grow = (int)hsn_tunnel_overhead(hop->outer_v6) - (int)pkt->vlan_len;
 
 	if (bpf_xdp_adjust_head(ctx, -grow))
 		return -1;
 #endif
-	return hsn_write_outer(hsn_data(ctx), hsn_data_end(ctx), dst_mac,
-			       src_mac, outer_v6, src, dst, pkt);
+	return hsn_write_outer(hsn_data(ctx), hsn_data_end(ctx), hop, pkt);
 }
 
 /* Removes the outer IP header of `outer`, whose inner packet `inner` was

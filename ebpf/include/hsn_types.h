@@ -32,6 +32,12 @@
  * all it adds to a packet. */
 #define HSN_TUNNEL_V4_OVERHEAD 20
 #define HSN_TUNNEL_V6_OVERHEAD 40
+/* The outer header's constant fields: TTL / hop limit, and DF (IPv4). */
+#define HSN_OUTER_TTL 64
+#define HSN_IP_DF     0x4000
+/* Room for a tunnel's whole header template (hsn_next_hop.hdr), in 8-byte
+ * words: Ethernet (14) and an outer IPv6 header (40), rounded up. */
+#define HSN_OUTER_HDR_WORDS 7
 
 /* Tenant tables (hsn_tenant.h): an IPv4 block is a /16, an IPv6 block a /32. */
 #define HSN_V4_BLOCK_BITS 16
@@ -120,7 +126,17 @@ struct hsn_counter {
  * Ethernet header to write (toward the peer, or the router on the way) and
  * the outer addresses. The edge's next hop, and a super node's way back to
  * each of its edges. Addresses are IPv6 or IPv4-mapped; outer_v6 says
- * which. */
+ * which.
+ *
+ * hdr and hdr_sum are those fields again as the packet carries them, made
+ * by the agent when it writes the entry (ebpf/src/tunnel.rs), so that a
+ * packet costs whole-word copies rather than a field-by-field build: the
+ * frame's new first bytes (Ethernet header, then the outer header with its
+ * per-packet fields zero: IPv4 TOS, total length, protocol and checksum;
+ * IPv6 traffic class, payload length and next header), and for IPv4 the
+ * ones'-complement sum of the outer header's constant 16-bit words (2, 3
+ * and 6 to 9: identification, flags, addresses) as this machine reads them.
+ * hdr is bytes in memory order, kept as words for their alignment. */
 struct hsn_next_hop {
 	__u32 ifindex;
 	__u8 dst_mac[6];
@@ -130,6 +146,8 @@ struct hsn_next_hop {
 	__u16 mtu;	 /* largest outer packet the path carries */
 	__u8 outer_v6;
 	__u8 pad;
+	__u32 hdr_sum;
+	__u64 hdr[HSN_OUTER_HDR_WORDS];
 };
 
 /* Super-node counter key: edge address (IPv6, or IPv4 mapped as

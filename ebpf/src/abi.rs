@@ -23,9 +23,10 @@ mod sys {
 }
 
 pub(crate) use sys::{
-    HSN_DIR_DOWNLINK, HSN_DIR_UPLINK, HSN_EDGE_STAT_MAX, HSN_MAX_EDGES, HSN_MAX_PREFIXES,
-    HSN_MAX_TENANT_SLOTS, HSN_SUPER_STAT_MAX, HSN_TUNNEL_V4_OVERHEAD, HSN_TUNNEL_V6_OVERHEAD,
-    HSN_V4_BLOCK_BITS, HSN_V4_INLINE, HSN_V6_BLOCK_BITS,
+    HSN_DIR_DOWNLINK, HSN_DIR_UPLINK, HSN_EDGE_STAT_MAX, HSN_IP_DF, HSN_MAX_EDGES,
+    HSN_MAX_PREFIXES, HSN_MAX_TENANT_SLOTS, HSN_OUTER_HDR_WORDS, HSN_OUTER_TTL, HSN_SUPER_STAT_MAX,
+    HSN_TUNNEL_V4_OVERHEAD, HSN_TUNNEL_V6_OVERHEAD, HSN_V4_BLOCK_BITS, HSN_V4_INLINE,
+    HSN_V6_BLOCK_BITS,
 };
 pub(crate) use sys::{
     hsn_addr as Addr, hsn_counter as Counter, hsn_edge_key as EdgeKey, hsn_next_hop as RawNextHop,
@@ -75,6 +76,14 @@ unsafe impl aya::Pod for RawNextHop {}
 unsafe impl aya::Pod for EdgeKey {}
 #[allow(unsafe_code)]
 unsafe impl aya::Pod for Addr {}
+
+/// The bytes of a map key or value as the programs read them.
+#[allow(unsafe_code)]
+pub(crate) fn pod_bytes<T: aya::Pod>(value: &T) -> &[u8] {
+    // SAFETY: a Pod type has no padding and every byte initialised (see the impls above);
+    // the slice borrows `value` for its whole size.
+    unsafe { std::slice::from_raw_parts(std::ptr::from_ref(value).cast::<u8>(), size_of::<T>()) }
+}
 
 /// The 16-byte address encoding of the programs: IPv6 as is, IPv4 mapped (`::ffff:a.b.c.d`).
 pub(crate) fn addr16(addr: IpAddr) -> [u8; 16] {

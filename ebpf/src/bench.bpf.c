@@ -206,7 +206,7 @@ int hsn_bench_sink(struct xdp_md *ctx)
 
 /* lwt_xmit (see the top of the file for the section name). On a route's
  * `encap bpf xmit`: the IPv4 packet routed there gets the outer
- * header hsn_write_outer writes for an IPv4 tunnel (DF, TTL 64, the inner
+ * header the edge writes for an IPv4 tunnel (DF, TTL 64, the inner
  * TOS; the kernel fills the checksum), and the kernel routes it again by
  * the outer destination. Without ipip in the kernel this is the closest it
  * comes to forwarding into an ipip device: route, push the header, route

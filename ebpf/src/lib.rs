@@ -21,6 +21,7 @@ mod edge;
 mod error;
 mod generation;
 mod layout;
+mod outer;
 mod prefixes;
 mod replace;
 mod slots;

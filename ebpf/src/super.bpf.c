@@ -46,28 +46,26 @@ static __always_inline int hsn_super_to_edge(struct hsn_ctx *ctx,
 					     const struct hsn_pkt *pkt,
 					     const struct hsn_tenant_match *m)
 {
-	struct hsn_next_hop *route, hop;
+	struct hsn_next_hop *hop;
 	struct hsn_addr *edge;
 	struct hsn_wire w;
 
 	edge = bpf_map_lookup_elem(&ue_edge, pkt->daddr);
 	if (!edge)
 		return hsn_super_pass(HSN_SUPER_STAT_UNKNOWN_UE);
-	route = bpf_map_lookup_elem(&super_edges, edge->addr);
-	if (!route || !route->ifindex)
+	hop = bpf_map_lookup_elem(&super_edges, edge->addr);
+	if (!hop || !hop->ifindex)
 		return hsn_super_pass(HSN_SUPER_STAT_NO_ROUTE);
-	hop = *route;
 	/* The edge clamps TCP's MSS; anything else this big is dropped. */
 	hsn_wire_of(ctx, pkt, &w);
-	if (w.max_len + hsn_tunnel_overhead(hop.outer_v6) > hop.mtu) {
+	if (w.max_len + hsn_tunnel_overhead(hop->outer_v6) > hop->mtu) {
 		hsn_stat_inc(&super_stats, HSN_SUPER_STAT_TOO_BIG);
 		return HSN_ACT_DROP;
 	}
-	if (!hsn_redirect(&super_tx_ports, hop.ifindex))
+	if (!hsn_redirect(&super_tx_ports, hop->ifindex))
 		return hsn_super_pass(HSN_SUPER_STAT_NO_ROUTE);
-	hsn_super_count(hop.remote, m->ref.tenant, HSN_DIR_DOWNLINK, &w);
-	if (hsn_encap(ctx, pkt, hop.dst_mac, hop.src_mac, hop.outer_v6,
-		      hop.local, hop.remote))
+	hsn_super_count(hop->remote, m->ref.tenant, HSN_DIR_DOWNLINK, &w);
+	if (hsn_encap(ctx, pkt, hop))
 		return HSN_ACT_ABORTED;
 	hsn_stat_inc(&super_stats, HSN_SUPER_STAT_ENCAPSULATED);
 	return HSN_ACT_REDIRECT;

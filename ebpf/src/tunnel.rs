@@ -15,7 +15,8 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
 
 use crate::Error;
 use crate::abi::{Addr, HSN_MAX_EDGES, HSN_TUNNEL_V4_OVERHEAD, HSN_TUNNEL_V6_OVERHEAD, RawNextHop};
-use crate::abi::{addr16, ip_from16};
+use crate::abi::{addr16, ip_from16, pod_bytes};
+use crate::outer;
 use crate::replace::replace_entries;
 use hsn_core::MacAddr;
 
@@ -110,6 +111,7 @@ impl NextHop {
     }
 
     pub(crate) fn to_raw(self) -> RawNextHop {
+        let (hdr, hdr_sum) = outer::template(self.dst_mac, self.src_mac, self.local, self.remote);
         RawNextHop {
             ifindex: self.ifindex,
             dst_mac: self.dst_mac.0,
@@ -120,7 +122,23 @@ impl NextHop {
             mtu: u16::try_from(self.mtu).unwrap_or(u16::MAX),
             outer_v6: u8::from(self.remote.is_ipv6()),
             pad: 0,
+            hdr_sum,
+            hdr: outer::words(&hdr),
         }
+    }
+
+    /// Size of the map value the programs read for a hop (`struct hsn_next_hop`).
+    #[doc(hidden)]
+    pub const VALUE_SIZE: usize = size_of::<RawNextHop>();
+
+    /// The map value the programs read for this hop, as bytes: for code that loads the
+    /// objects itself (the datapath bench) and writes the next hop as the agent would.
+    #[doc(hidden)]
+    pub fn map_value(self) -> [u8; Self::VALUE_SIZE] {
+        let raw = self.to_raw();
+        let mut out = [0u8; Self::VALUE_SIZE];
+        out.copy_from_slice(pod_bytes(&raw));
+        out
     }
 
     /// `None` for the empty entry (ifindex 0).

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use hsn_core::{MacAddr, TenantId};
 use hsn_ebpf::{NextHop, TenantPrefixes};
-use hsn_testkit::packet::Packet;
+use hsn_testkit::packet::{Packet, internet_checksum};
 use hsn_testkit::topology::{EDGE_UE_MAC, EDGE_V4, edge_super_mac, super_edge_mac, super_edge_v4};
 use ipnet::{IpNet, Ipv4Net};
 
@@ -66,20 +66,9 @@ pub fn udp_frame(
     let mut frame = packet.build();
     let header = 14..34;
     frame[24..26].fill(0);
-    let sum = ipv4_checksum(&frame[header]);
+    let sum = internet_checksum(&frame[header]);
     frame[24..26].copy_from_slice(&sum.to_be_bytes());
     frame
-}
-
-fn ipv4_checksum(header: &[u8]) -> u16 {
-    let mut sum: u32 = header
-        .chunks(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// `n` distinct IPv4 prefixes: `HIT_PREFIX` for `HIT_TENANT`, then /20 to /28 prefixes

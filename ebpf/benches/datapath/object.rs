@@ -2,7 +2,6 @@
 //! never embeds them), and the way BPF_PROG_TEST_RUN times programs that change the frame's
 //! length ([`TIMED`]).
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -206,8 +205,8 @@ impl BenchObject {
             self.ebpf.map_mut("tx_ports").context("tx_ports")?,
         )?;
         ports.insert(hop.ifindex, hop.ifindex, None, 0)?;
-        let raw = raw_next_hop(hop);
-        let mut map = Array::<&mut MapData, [u8; NEXT_HOP_SIZE]>::try_from(
+        let raw = hop.map_value();
+        let mut map = Array::<&mut MapData, [u8; NextHop::VALUE_SIZE]>::try_from(
             self.ebpf.map_mut("next_hop").context("next_hop")?,
         )?;
         for copy in 0..2 {
@@ -254,26 +253,4 @@ pub fn edge_program_fd(edge: &mut EdgeDatapath) -> anyhow::Result<ProgramFd> {
         }
     }
     anyhow::bail!("program {id} is not loaded")
-}
-
-/// `sizeof(struct hsn_next_hop)` (`include/hsn_types.h`).
-const NEXT_HOP_SIZE: usize = 52;
-
-/// `struct hsn_next_hop` as the programs read it: addresses in 16 bytes (IPv4 mapped), the
-/// MTU in 16 bits.
-fn raw_next_hop(hop: &NextHop) -> [u8; NEXT_HOP_SIZE] {
-    let addr16 = |a: IpAddr| match a {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        IpAddr::V6(v6) => v6.octets(),
-    };
-    let mut raw = [0u8; NEXT_HOP_SIZE];
-    raw[..4].copy_from_slice(&hop.ifindex.to_ne_bytes());
-    raw[4..10].copy_from_slice(&hop.dst_mac.0);
-    raw[10..16].copy_from_slice(&hop.src_mac.0);
-    raw[16..32].copy_from_slice(&addr16(hop.local));
-    raw[32..48].copy_from_slice(&addr16(hop.remote));
-    let mtu = u16::try_from(hop.mtu).unwrap_or(u16::MAX);
-    raw[48..50].copy_from_slice(&mtu.to_ne_bytes());
-    raw[50] = u8::from(hop.remote.is_ipv6());
-    raw
 }
