@@ -344,39 +344,46 @@ async fn the_operators_rbac_is_least_privilege() -> Result<()> {
         "helm install (member)",
     )?;
     let hub = "system:serviceaccount:hsn-member:m-hub-access";
-    ensure!(
-        may(
-            &admin,
-            hub,
-            "create",
-            ("apps", "daemonsets"),
-            Some("hsn-metro")
-        )
-        .await?
-    );
-    ensure!(
-        may(
-            &admin,
-            hub,
+    // (verb, resource, namespace, allowed) for the hub's identity in the member.
+    for (verb, resource, namespace, allowed) in [
+        ("create", ("apps", "daemonsets"), Some("hsn-metro"), true),
+        (
             "update",
             ("coordination.k8s.io", "leases"),
-            Some("hsn-metro")
-        )
-        .await?
-    );
-    ensure!(may(&admin, hub, "list", ("", "pods"), Some("hsn-metro")).await?);
-    ensure!(!may(&admin, hub, "get", ("", "secrets"), Some("kube-system")).await?);
-    ensure!(
-        !may(
-            &admin,
-            hub,
+            Some("hsn-metro"),
+            true,
+        ),
+        ("list", ("", "pods"), Some("hsn-metro"), true),
+        // Why a super node's claim is not bound: its claims and the class they name.
+        (
+            "list",
+            ("", "persistentvolumeclaims"),
+            Some("hsn-metro"),
+            true,
+        ),
+        ("get", ("storage.k8s.io", "storageclasses"), None, true),
+        (
+            "delete",
+            ("", "persistentvolumeclaims"),
+            Some("hsn-metro"),
+            false,
+        ),
+        ("get", ("", "secrets"), Some("kube-system"), false),
+        (
             "create",
             ("apps", "deployments"),
-            Some("kube-system")
-        )
-        .await?
-    );
-    ensure!(!may(&admin, hub, "patch", ("hsn.io", "hsnnetworks"), Some("any")).await?);
+            Some("kube-system"),
+            false,
+        ),
+        ("patch", ("hsn.io", "hsnnetworks"), Some("any"), false),
+    ] {
+        ensure!(
+            may(&admin, hub, verb, resource, namespace).await? == allowed,
+            "the hub's identity in a member: {verb} {resource:?} in {namespace:?} should be \
+             {}",
+            if allowed { "allowed" } else { "refused" }
+        );
+    }
     ensure!(
         Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(admin.clone(), "hsn-member")
             .list(&Default::default())

@@ -29,6 +29,63 @@ async fn each_super_node_gets_a_claim_of_the_class_and_size_asked() -> Result<()
     with_process_log(&op, scenario(&hub.client(), &member_cluster.client())).await
 }
 
+/// Creates network `NAME` in a new namespace `NAMESPACE` of the hub with `super_nodes` and
+/// one edge pool; returns the API of its namespace's networks.
+async fn create_network(hub: &Client, super_nodes: serde_json::Value) -> Result<Api<HsnNetwork>> {
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?;
+    Api::<Namespace>::all(hub.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
+    let nets = Api::<HsnNetwork>::namespaced(hub.clone(), NAMESPACE);
+    let network: HsnNetwork = serde_json::from_value(json!({
+        "apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork",
+        "metadata": {"name": NAME, "namespace": NAMESPACE},
+        "spec": {
+            "superNodes": super_nodes,
+            "edgePools": [{"name": "all", "sliceType": "eMBB"}]
+        }
+    }))?;
+    nets.create(&PostParams::default(), &network).await?;
+    Ok(nets)
+}
+
+/// A class the member does not have: the super pods cannot be scheduled (their claims
+/// stay Pending), and the network's status says which claim asks for which missing class,
+/// not only the scheduler's "unbound immediate PersistentVolumeClaims".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_class_the_member_lacks_is_named_in_the_status() -> Result<()> {
+    let (hub, _member_cluster) = hub_with_member(CLUSTER, "eu-west", 3).await?;
+    let dir = tempfile::tempdir()?;
+    let op = Operator::start(hub.kubeconfig(), dir.path(), &[], &[]).await?;
+    with_process_log(&op, missing_class(&hub.client())).await
+}
+
+async fn missing_class(hub: &Client) -> Result<()> {
+    let nets = create_network(
+        hub,
+        json!({"replicas": 1, "storage": {"storageClassName": "hsn-absent"}}),
+    )
+    .await?;
+    let want = "claim state-hsn-super-node-0 asks for StorageClass \"hsn-absent\", which the \
+                cluster does not have";
+    let degraded = wait_for("the missing class in the status", DEADLINE, || async {
+        let n = nets.get(NAME).await.ok()?;
+        let c = n
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Degraded" && c.message.contains(want))?;
+        Some(format!("{} {}: {}", c.status, c.reason, c.message))
+    })
+    .await?;
+    eprintln!("Degraded={degraded}");
+    ensure!(
+        degraded.starts_with("True Unschedulable") && degraded.contains("pod hsn-super-node-0"),
+        "{degraded}"
+    );
+    Ok(())
+}
+
 async fn scenario(hub: &Client, member: &Client) -> Result<()> {
     // Two volumes of the class the network asks for, larger than it asks (a claim binds to
     // a volume at least its size). Fake kubelets mount nothing, so their paths stay unused.
@@ -46,20 +103,11 @@ async fn scenario(hub: &Client, member: &Client) -> Result<()> {
         volumes.create(&PostParams::default(), &pv).await?;
     }
 
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?;
-    Api::<Namespace>::all(hub.clone())
-        .create(&PostParams::default(), &ns)
-        .await?;
-    let nets = Api::<HsnNetwork>::namespaced(hub.clone(), NAMESPACE);
-    let network: HsnNetwork = serde_json::from_value(json!({
-        "apiVersion": "hsn.io/v1alpha1", "kind": "HsnNetwork",
-        "metadata": {"name": NAME, "namespace": NAMESPACE},
-        "spec": {
-            "superNodes": {"replicas": 2, "storage": {"storageClassName": CLASS, "size": "1Gi"}},
-            "edgePools": [{"name": "all", "sliceType": "eMBB"}]
-        }
-    }))?;
-    nets.create(&PostParams::default(), &network).await?;
+    let nets = create_network(
+        hub,
+        json!({"replicas": 2, "storage": {"storageClassName": CLASS, "size": "1Gi"}}),
+    )
+    .await?;
     wait_condition(&nets, NAME, "Ready", "True", Some("AllAgentsReady")).await?;
 
     let member_ns = format!("hsn-{NAME}");

@@ -73,6 +73,14 @@ the namespaces it labels as a network's, and deletes only those it can prove it 
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list]
+# Super nodes' claims (superNodes.storage) and the StorageClasses they ask for, read only
+# when a super pod cannot be scheduled because its claim is not bound, to say why.
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [list]
+- apiGroups: [storage.k8s.io]
+  resources: [storageclasses]
+  verbs: [get]
 # The agents' Roles and RoleBindings (each agent may update its own role's Leases, by name),
 # deleted when a role leaves the cluster.
 - apiGroups: [rbac.authorization.k8s.io]

@@ -296,6 +296,7 @@ async fn read_member(
                 stuck.push(s);
             }
             read.stuck = stuck.into_iter().collect();
+            stuck::explain_claims(client, namespace, uid, &mut read.stuck).await;
             Ok(facts)
         }
         Err(e) => {

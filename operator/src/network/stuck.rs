@@ -3,8 +3,14 @@
 //! whose pods cannot be read reports none (the counts of ready agents still tell the network
 //! is not Ready).
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::ResourceExt;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::ListParams;
+use kube::{Api, Client, ResourceExt};
+
+use crate::resources::{NETWORK_UID_LABEL, SUPER_NODE, state_claim_name};
 
 /// Why pods stay Pending: each (pod, what its status says), sorted.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -57,6 +63,104 @@ pub fn of(pod: &Pod) -> Stuck {
         out.failing.push((pod.name_any(), why));
     }
     out
+}
+
+/// Whether an unschedulable pod waits on its claims: a super node's, with the scheduler's
+/// word for claims that are not bound.
+fn waits_on_claims((pod, why): &(String, String)) -> bool {
+    pod.starts_with(SUPER_NODE) && why.contains("PersistentVolumeClaim")
+}
+
+/// What the member says of a claim's StorageClass.
+#[derive(Debug)]
+enum Class {
+    /// The claim names none (no class was the default when it was made).
+    Unnamed,
+    /// The cluster has no class of that name.
+    Missing(String),
+    /// It has: the class's provisioner.
+    Provisioner(String, String),
+    /// It could not be read.
+    Unreadable(String, String),
+}
+
+/// Why a claim stays Pending, in a user's words.
+fn claim_note(claim: &str, class: &Class) -> String {
+    match class {
+        Class::Unnamed => format!(
+            "claim {claim} names no StorageClass and the cluster had no default one when it \
+             was made: set superNodes.storage.storageClassName, or mark a class default \
+             (storageclass.kubernetes.io/is-default-class)"
+        ),
+        Class::Missing(name) => format!(
+            "claim {claim} asks for StorageClass \"{name}\", which the cluster does not have \
+             (superNodes.storage.storageClassName)"
+        ),
+        Class::Provisioner(name, provisioner) => format!(
+            "claim {claim} of StorageClass \"{name}\" is not bound: no PersistentVolume of \
+             the class fits it and its provisioner ({provisioner}) has not made one"
+        ),
+        Class::Unreadable(name, error) => {
+            format!("claim {claim} is not bound (StorageClass \"{name}\": {error})")
+        }
+    }
+}
+
+/// Adds to each super pod in `stuck` that waits on its claim why that claim is Pending
+/// (`notes`: by claim name).
+fn attach_notes(stuck: &mut Stuck, notes: &BTreeMap<String, String>) {
+    for entry in stuck.unschedulable.iter_mut() {
+        if !waits_on_claims(entry) {
+            continue;
+        }
+        if let Some(note) = notes.get(&state_claim_name(&entry.0)) {
+            entry.1 = format!("{}; {note}", entry.1);
+        }
+    }
+}
+
+/// Explains super pods that cannot be scheduled because their claims stay Pending: reads
+/// the network's claims in the member namespace and the StorageClasses they ask for, only
+/// when such a pod is in `stuck` (a converged network costs no read). A read that fails
+/// leaves the scheduler's message as it is.
+pub async fn explain_claims(client: &Client, namespace: &str, uid: &str, stuck: &mut Stuck) {
+    if !stuck.unschedulable.iter().any(waits_on_claims) {
+        return;
+    }
+    let selector = format!("{NETWORK_UID_LABEL}={uid}");
+    let claims = match Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().labels(&selector))
+        .await
+    {
+        Ok(list) => list.items,
+        Err(error) => {
+            tracing::warn!(namespace, %error, "reading the super nodes' claims failed");
+            return;
+        }
+    };
+    let classes = Api::<StorageClass>::all(client.clone());
+    let mut notes = BTreeMap::new();
+    for claim in claims {
+        let pending = claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending");
+        if !pending {
+            continue;
+        }
+        let name = claim
+            .spec
+            .as_ref()
+            .and_then(|s| s.storage_class_name.clone());
+        let class = match name {
+            None => Class::Unnamed,
+            Some(name) => match classes.get_opt(&name).await {
+                Ok(None) => Class::Missing(name),
+                Ok(Some(c)) => Class::Provisioner(name, c.provisioner),
+                Err(e) => Class::Unreadable(name, hsn_api::access::describe(&e)),
+            },
+        };
+        let claim = claim.name_any();
+        notes.insert(claim.clone(), claim_note(&claim, &class));
+    }
+    attach_notes(stuck, &notes);
 }
 
 /// All pods' stuck entries, sorted by pod name.
@@ -115,6 +219,44 @@ mod tests {
                 "edge-x".to_string(),
                 "InvalidImageName: couldn't parse image name \"a b\"".to_string()
             )]
+        );
+    }
+
+    #[test]
+    fn a_super_pod_waiting_on_its_claim_is_told_why_the_claim_waits() {
+        let unbound = "0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims.";
+        let mut s = Stuck {
+            unschedulable: vec![
+                ("hsn-super-node-0".into(), unbound.into()),
+                ("hsn-super-node-1".into(), "0/3 nodes are available.".into()),
+                ("hsn-edge-all-x".into(), unbound.into()),
+            ],
+            failing: Vec::new(),
+        };
+        let notes = BTreeMap::from([
+            (
+                "state-hsn-super-node-0".to_string(),
+                claim_note("state-hsn-super-node-0", &Class::Missing("fast".into())),
+            ),
+            (
+                "state-hsn-super-node-1".to_string(),
+                claim_note("state-hsn-super-node-1", &Class::Unnamed),
+            ),
+        ]);
+        attach_notes(&mut s, &notes);
+        assert_eq!(
+            s.unschedulable[0].1,
+            format!(
+                "{unbound}; claim state-hsn-super-node-0 asks for StorageClass \"fast\", which \
+                 the cluster does not have (superNodes.storage.storageClassName)"
+            )
+        );
+        // Not waiting on claims by the scheduler's word, or not a super node: left as is.
+        assert_eq!(s.unschedulable[1].1, "0/3 nodes are available.");
+        assert_eq!(s.unschedulable[2].1, unbound);
+        assert!(claim_note("c", &Class::Unnamed).contains("is-default-class"));
+        assert!(
+            claim_note("c", &Class::Provisioner("x".into(), "p.io/x".into())).contains("p.io/x")
         );
     }
 }

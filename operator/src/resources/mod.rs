@@ -41,6 +41,12 @@ pub const POOL_LABEL: &str = "hsn.io/pool";
 /// The agents' pods' volume holding their state directories (the node's directory for the
 /// network, or a super node's claim).
 const STATE_VOLUME: &str = "state";
+
+/// The claim of super-node pod `pod` when the network asks for storage: the member's
+/// StatefulSet controller names it after the claim template and the pod.
+pub fn state_claim_name(pod: &str) -> String {
+    format!("{STATE_VOLUME}-{pod}")
+}
 /// Annotation: hash of what the operator last applied, so unchanged objects are not rewritten.
 pub const APPLIED_HASH_ANNOTATION: &str = "hsn.io/applied-hash";
 /// Annotation: the hub namespace/name of the owning network.
