@@ -262,7 +262,8 @@ fn main() {
         return merkle_figures();
     }
     println!(
-        "hsn-ledger benchmark: {n} records, batches of {BATCH}, one client, best of {REPEAT}, redb with fsync per batch"
+        "hsn-ledger benchmark: {n} records, batches of {BATCH}, one client, best of {REPEAT}, redb with fsync per batch; {}",
+        hsn_testkit::machine()
     );
     println!(
         "  (the ceiling is ed25519-dalek's verify_batch on one thread; a submission verifies \
@@ -334,4 +335,5 @@ fn main() {
         met(per(file) <= FILE_BYTES_PER_RECORD)
     );
     merkle_figures();
+    println!("after the run: {}", hsn_testkit::machine());
 }

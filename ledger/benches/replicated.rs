@@ -103,12 +103,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(i).copied().unwrap_or_default()
 }
 
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     if let Err(skip) = hsn_testkit::require_binaries(&["cometbft"]) {
@@ -124,8 +118,8 @@ async fn main() -> anyhow::Result<()> {
     let records = count * batch;
     println!(
         "replicated ledger: {count} requests of {batch} records + {batch} observations, {CLIENTS} clients, \
-        loopback, load average before: {}",
-        load()
+        loopback; before: {}",
+        hsn_testkit::machine()
     );
 
     // One ledger, the same registry, the same requests.
@@ -169,6 +163,6 @@ async fn main() -> anyhow::Result<()> {
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,
         latencies.len()
     );
-    println!("load average after: {}", load());
+    println!("after: {}", hsn_testkit::machine());
     Ok(())
 }

@@ -81,3 +81,20 @@ pub fn cargo_bin(name: &str) -> anyhow::Result<std::path::PathBuf> {
     );
     Ok(path)
 }
+
+/// The machine as a bench's report names it: kernel, CPUs and the load average (1, 5 and
+/// 15 minutes) at the moment of the call, which every benchmark prints at its start and end
+/// so that a figure comes with the load it was measured under.
+pub fn machine() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let load = read("/proc/loadavg");
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    format!(
+        "kernel {}, {cpus} CPUs, load average {}",
+        read("/proc/sys/kernel/osrelease").trim(),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}

@@ -103,33 +103,18 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
-fn machine() -> String {
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let kernel = read("/proc/sys/kernel/osrelease");
-    let load = read("/proc/loadavg");
-    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
-    format!(
-        "kernel {}, {cpus} CPUs, load average {}",
-        kernel.trim(),
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    )
-}
-
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     if !nix::unistd::geteuid().is_root() {
         anyhow::bail!("make bench-datapath needs root: BPF programs and network namespaces");
     }
     catch_signals()?;
-    println!("hsn-ebpf datapath benchmark; {}", machine());
+    println!("hsn-ebpf datapath benchmark; {}", hsn_testkit::machine());
     println!();
     let mut verdicts = program_cost::run(args.cost)?;
     println!();
     verdicts.extend(forwarding::run(args.forwarding)?);
     report::print_summary(&verdicts);
-    println!("after the run: {}", machine());
+    println!("after the run: {}", hsn_testkit::machine());
     Ok(())
 }

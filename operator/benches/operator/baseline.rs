@@ -4,145 +4,191 @@
 use super::*;
 use report::PodTimeline;
 
+use std::collections::BTreeSet;
+
+use kube::ResourceExt;
+
 /// The DaemonSets of a [`members_alone`] baseline in each member: one on every
 /// edge-capable node, or one per edge pool on that pool's nodes (as the operator runs them),
-/// plain or with the operator's pod shape (whether that shape is what places its pods
-/// slower; the figures: README, "Performance").
+/// plain or exactly as the operator renders them (whether that shape is what places its
+/// pods slower; the figures: README, "Performance").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Baseline {
     OnePerMember,
     OnePerPool,
-    /// One per pool, with the operator's pod shape: pinned to the nodes by name (a term
-    /// per node), the required anti-affinity to other networks' agents, host network and
-    /// a port.
+    /// The operator's own edge DaemonSets for the bench's network, from the function that
+    /// renders them for a member (`hsn_operator::resources::member_objects`, on the plan
+    /// the operator makes on this inventory), moved to the baseline namespace: its pods
+    /// pinned to the nodes by name, the required anti-affinity to other networks' agents,
+    /// host network, ports, volumes, security context and all.
     OperatorShaped,
 }
 
-impl Baseline {
-    /// (name, node selector) of each DaemonSet.
-    fn daemonsets(self) -> Vec<(String, BTreeMap<String, String>)> {
-        let edge = ("hsn.io/edge".to_string(), "true".to_string());
-        match self {
-            Self::OnePerMember => vec![("baseline".into(), BTreeMap::from([edge]))],
-            Self::OnePerPool | Self::OperatorShaped => SLICES
-                .into_iter()
-                .map(|slice| {
-                    let selector =
-                        BTreeMap::from([edge.clone(), ("hsn.io/slice".into(), slice.into())]);
-                    (format!("baseline-{slice}"), selector)
-                })
-                .collect(),
-        }
-    }
+/// Labels every baseline pod carries (what [`pod_timeline`] selects).
+const BASELINE_APP: (&str, &str) = ("app", "baseline");
+const BASELINE_NS: &str = "baseline";
+
+/// One baseline DaemonSet and how many ready pods it should come to.
+struct Set {
+    daemonset: k8s_openapi::api::apps::v1::DaemonSet,
+    want: i32,
+}
+
+/// The plain baselines' DaemonSets in member `m`: a container that does nothing, on the
+/// nodes of a label selector.
+fn plain_sets(m: &Member, baseline: Baseline) -> Result<Vec<Set>> {
+    let edge = ("hsn.io/edge".to_string(), "true".to_string());
+    let selectors: Vec<(String, BTreeMap<String, String>)> = match baseline {
+        Baseline::OnePerMember => vec![("baseline".into(), BTreeMap::from([edge]))],
+        _ => SLICES
+            .into_iter()
+            .map(|slice| {
+                let selector =
+                    BTreeMap::from([edge.clone(), ("hsn.io/slice".into(), slice.into())]);
+                (format!("baseline-{slice}"), selector)
+            })
+            .collect(),
+    };
+    selectors
+        .into_iter()
+        .map(|(name, selector)| {
+            let want = m
+                .nodes
+                .iter()
+                .filter(|n| selector.iter().all(|(k, v)| n.labels.get(k) == Some(v)))
+                .count();
+            let daemonset = serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "spec": {
+                    "selector": {"matchLabels": {"set": name}},
+                    "template": {
+                        "metadata": {"labels": {BASELINE_APP.0: BASELINE_APP.1, "set": name}},
+                        "spec": {
+                            "nodeSelector": selector,
+                            "containers": [{"name": "c", "image": "registry.invalid/baseline:0"}]
+                        }
+                    }
+                }
+            }))?;
+            Ok(Set {
+                daemonset,
+                want: i32::try_from(want)?,
+            })
+        })
+        .collect()
+}
+
+/// The operator's edge DaemonSets for member `m` under `plan`, in the baseline namespace.
+fn operator_sets(m: &Member, network: &HsnNetwork, plan: &plan::Plan) -> Result<Vec<Set>> {
+    use hsn_operator::resources::{Chain, Owner, Peers, edge_daemonset, member_objects};
+    let owner = Owner {
+        hub: "baseline".into(),
+        cluster: m.name.clone(),
+    };
+    let objects = member_objects(network, &owner, plan, &Peers::default(), &Chain::default());
+    let Some(part) = plan.clusters.get(&m.name) else {
+        return Ok(Vec::new());
+    };
+    part.edge_pools
+        .iter()
+        .filter(|(_, nodes)| !nodes.is_empty())
+        .map(|(pool, nodes)| {
+            let name = edge_daemonset(pool);
+            let object = objects
+                .iter()
+                .find(|o| o.resource.kind == "DaemonSet" && o.name == name)
+                .with_context(|| format!("the operator renders no DaemonSet {name}"))?;
+            let mut daemonset: k8s_openapi::api::apps::v1::DaemonSet =
+                serde_json::from_value(object.body())?;
+            daemonset.metadata.namespace = Some(BASELINE_NS.into());
+            let labels = daemonset
+                .spec
+                .as_mut()
+                .and_then(|s| s.template.metadata.as_mut())
+                .context("a DaemonSet without pod template metadata")?
+                .labels
+                .get_or_insert_default();
+            labels.insert(BASELINE_APP.0.into(), BASELINE_APP.1.into());
+            Ok(Set {
+                daemonset,
+                want: i32::try_from(nodes.len())?,
+            })
+        })
+        .collect()
 }
 
 /// The members alone, before the operator's rollout and in the same run: in every member
-/// at once, plain DaemonSets on the edge-capable nodes (as many pods as the operator's
-/// pools place there; `baseline` says how many DaemonSets), from create until every member
-/// reports them all ready; then removed. That is the members' controller-manager,
-/// scheduler and kwok placing and readying the pods, which create → Ready includes and no
-/// operator can make faster.
+/// at once, the `baseline`'s DaemonSets on the edge-capable nodes (as many pods as the
+/// operator's pools place there), from create until every member reports them all ready;
+/// then removed. That is the members' controller-manager, scheduler and kwok placing and
+/// readying the pods, which create → Ready includes and no operator can make faster.
 pub(crate) async fn members_alone(
     members: &[Member],
     baseline: Baseline,
+    supers: usize,
 ) -> Result<(Duration, PodTimeline)> {
     use k8s_openapi::api::apps::v1::DaemonSet;
-    const BASELINE_NS: &str = "baseline";
-    let sets = baseline.daemonsets();
-    let daemonsets =
-        |m: &Member| -> Result<Vec<DaemonSet>> {
-            sets.iter()
-            .map(|(name, selector)| {
-                let mut spec = json!({
-                    "nodeSelector": selector,
-                    "containers": [{"name": "c", "image": "registry.invalid/baseline:0"}]
-                });
-                if baseline == Baseline::OperatorShaped {
-                    let terms: Vec<_> = m
-                        .nodes
-                        .iter()
-                        .filter(|n| selector.iter().all(|(k, v)| n.labels.get(k) == Some(v)))
-                        .map(|n| json!({"matchFields": [
-                            {"key": "metadata.name", "operator": "In", "values": [n.name]}]}))
-                        .collect();
-                    let (role, uid) = (
-                        hsn_operator::resources::ROLE_LABEL,
-                        hsn_operator::resources::NETWORK_UID_LABEL,
-                    );
-                    spec = json!({
-                        "hostNetwork": true,
-                        "affinity": {
-                            "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
-                                {"nodeSelectorTerms": terms}},
-                            "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
-                                "labelSelector": {"matchExpressions": [
-                                    {"key": role, "operator": "Exists"},
-                                    {"key": uid, "operator": "NotIn", "values": ["baseline"]}]},
-                                "namespaceSelector": {},
-                                "topologyKey": "kubernetes.io/hostname"}]}
-                        },
-                        "containers": [{"name": "c", "image": "registry.invalid/baseline:0",
-                            "ports": [{"containerPort": hsn_core::ports::EDGE_METRICS,
-                                "name": "metrics"}]}]
-                    });
-                }
-                Ok(serde_json::from_value(json!({
-                    "metadata": {"name": name},
-                    "spec": {
-                        "selector": {"matchLabels": {"app": "baseline", "set": name}},
-                        "template": {
-                            "metadata": {"labels": {"app": "baseline", "set": name,
-                                hsn_operator::resources::ROLE_LABEL: "edge",
-                                hsn_operator::resources::NETWORK_UID_LABEL: "baseline"}},
-                            "spec": spec
-                        }
-                    }
-                }))?)
-            })
-            .collect()
-        };
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let sets: Vec<Vec<Set>> = if baseline == Baseline::OperatorShaped {
+        // The bench's network and the operator's plan on this inventory; the network's UID
+        // is the baseline's, so its pods keep away from no other network's.
+        let mut network = network(supers, members[0].nodes.len(), members.len())?;
+        network.metadata.uid = Some(BASELINE_NS.into());
+        let plan = plan::plan(
+            &network.spec,
+            &Inputs {
+                clusters: views(members),
+                ..Inputs::default()
+            },
+        );
+        members
+            .iter()
+            .map(|m| operator_sets(m, &network, &plan))
+            .collect::<Result<_>>()?
+    } else {
+        members
+            .iter()
+            .map(|m| plain_sets(m, baseline))
+            .collect::<Result<_>>()?
+    };
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": BASELINE_NS}}))?;
-    // Per member, per DaemonSet: the nodes its selector takes.
-    let expected: Vec<Vec<i32>> = members
-        .iter()
-        .map(|m| {
-            sets.iter()
-                .map(|(_, selector)| {
-                    let n = m
-                        .nodes
-                        .iter()
-                        .filter(|n| selector.iter().all(|(k, v)| n.labels.get(k) == Some(v)))
-                        .count();
-                    i32::try_from(n)
-                })
-                .collect::<Result<_, _>>()
-        })
-        .collect::<Result<_, _>>()?;
-    for m in members {
+    for (m, sets) in members.iter().zip(&sets) {
         let c = m.cluster.client();
         Api::<Namespace>::all(c.clone())
             .create(&PostParams::default(), &ns)
             .await?;
+        // The ServiceAccounts the pods name (the operator's edge pods run as theirs).
+        let accounts: BTreeSet<String> = sets
+            .iter()
+            .filter_map(|s| s.daemonset.spec.as_ref()?.template.spec.as_ref())
+            .filter_map(|p| p.service_account_name.clone())
+            .collect();
+        for name in accounts {
+            let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+            Api::<ServiceAccount>::namespaced(c.clone(), BASELINE_NS)
+                .create(&PostParams::default(), &sa)
+                .await?;
+        }
     }
     let started = Instant::now();
-    for m in members {
-        for ds in &daemonsets(m)? {
+    for (m, sets) in members.iter().zip(&sets) {
+        for set in sets {
             Api::<DaemonSet>::namespaced(m.cluster.client(), BASELINE_NS)
-                .create(&PostParams::default(), ds)
+                .create(&PostParams::default(), &set.daemonset)
                 .await?;
         }
     }
     poll_until("the baseline DaemonSets ready", || async {
         let mut all = true;
-        for (m, want) in members.iter().zip(&expected) {
+        for (m, sets) in members.iter().zip(&sets) {
             let api = Api::<DaemonSet>::namespaced(m.cluster.client(), BASELINE_NS);
-            for ((name, _), want) in sets.iter().zip(want) {
+            for set in sets {
                 let ready = api
-                    .get(name)
+                    .get(&set.daemonset.name_any())
                     .await
                     .ok()
                     .and_then(|d| d.status)
-                    .is_some_and(|s| s.number_ready == *want);
+                    .is_some_and(|s| s.number_ready == set.want);
                 all &= ready;
             }
         }
@@ -150,14 +196,21 @@ pub(crate) async fn members_alone(
     })
     .await?;
     let took = started.elapsed();
+    let first = sets
+        .iter()
+        .flatten()
+        .next()
+        .context("no baseline DaemonSet")?
+        .daemonset
+        .name_any();
     let born = Api::<DaemonSet>::namespaced(members[0].cluster.client(), BASELINE_NS)
-        .get(&sets[0].0)
+        .get(&first)
         .await?
         .metadata
         .creation_timestamp
         .context("no creationTimestamp")?
         .0;
-    let lp = ListParams::default().labels("app=baseline");
+    let lp = ListParams::default().labels(&format!("{}={}", BASELINE_APP.0, BASELINE_APP.1));
     let pods = pod_timeline(members, BASELINE_NS, &lp, born).await?;
     for m in members {
         let api = Api::<Namespace>::all(m.cluster.client());

@@ -250,6 +250,7 @@ fn pure_churn(
 }
 
 async fn run(args: Args) -> Result<()> {
+    let machine_before = hsn_testkit::machine();
     let setup = Instant::now();
     let dir = tempfile::tempdir()?;
     let hub_cp = ControlPlane::start().await?;
@@ -293,17 +294,21 @@ async fn run(args: Args) -> Result<()> {
     .await?;
     let mut fig = Figures {
         setup: setup.elapsed(),
+        machine_before,
         ..Figures::default()
     };
     // Twice: fresh members place their first pods slower than ever after (the operator's
     // rollout comes after this warm-up), so the second is the one compared.
-    fig.members_alone_first = members_alone(&members, Baseline::OnePerMember).await?.0;
+    let supers = args.supers;
+    fig.members_alone_first = members_alone(&members, Baseline::OnePerMember, supers)
+        .await?
+        .0;
     (fig.members_alone, fig.members_alone_pods) =
-        members_alone(&members, Baseline::OnePerMember).await?;
+        members_alone(&members, Baseline::OnePerMember, supers).await?;
     (fig.members_alone_pools, fig.members_alone_pools_pods) =
-        members_alone(&members, Baseline::OnePerPool).await?;
+        members_alone(&members, Baseline::OnePerPool, supers).await?;
     (fig.members_alone_shaped, fig.members_alone_shaped_pods) =
-        members_alone(&members, Baseline::OperatorShaped).await?;
+        members_alone(&members, Baseline::OperatorShaped, supers).await?;
     let result = measure(&hub, &members, &op, &args, &mut fig).await;
     if let Err(e) = result {
         let text = std::fs::read_to_string(op.log_path()).unwrap_or_default();

@@ -19,6 +19,8 @@ pub(crate) struct Figures {
     pub(crate) members_alone_pools_pods: PodTimeline,
     /// The same with the operator's pod shape.
     pub(crate) members_alone_shaped: Duration,
+    /// [`hsn_testkit::machine`] when the bench began.
+    pub(crate) machine_before: String,
     pub(crate) members_alone_shaped_pods: PodTimeline,
     /// The first, the first time in fresh members.
     pub(crate) members_alone_first: Duration,
@@ -84,8 +86,14 @@ pub(crate) fn print(args: &Args, f: &Figures) {
     println!();
     println!(
         "operator bench: {} kwok clusters x {} fake nodes; {} super nodes, {} edge nodes in 3 \
-         pools; hub + members ready and registered in {:.0?}",
-        args.clusters, args.nodes, f.supers, f.edges, f.setup
+         pools; hub + members ready and registered in {:.0?}; at the start: {}; at the end: {}",
+        args.clusters,
+        args.nodes,
+        f.supers,
+        f.edges,
+        f.setup,
+        f.machine_before,
+        hsn_testkit::machine()
     );
     println!("| figure | ours | baseline or target |");
     println!("|---|---|---|");
@@ -125,7 +133,7 @@ pub(crate) fn print(args: &Args, f: &Figures) {
         f.to_ready.as_secs_f64() - f.members_alone_pools.as_secs_f64()
     );
     println!(
-        "| the same, the pods shaped as the operator's edge pods (pinned to their nodes by name, required anti-affinity to other networks' agents, host network, a port) | {:.1} s (pods last created +{:.0} s, last Ready +{:.0} s) | {:.1} s more with the operator |",
+        "| the operator's own edge DaemonSets, as it renders them for this network, in a namespace of their own (pods pinned to their nodes by name, required anti-affinity to other networks' agents, host network, ports, volumes) | {:.1} s (pods last created +{:.0} s, last Ready +{:.0} s) | {:.1} s more with the operator |",
         f.members_alone_shaped.as_secs_f64(),
         f.members_alone_shaped_pods.last_created,
         f.members_alone_shaped_pods.last_ready,
