@@ -84,8 +84,7 @@ static __always_inline int hsn_write_outer(void *data, void *data_end,
 
 		if ((void *)(ip6 + 1) > data_end)
 			return -1;
-		/* 54 bytes: six words, then 4 + 2 (the inner packet follows).
-		 */
+		/* 54 bytes: six words, then 4 and 2 more. */
 		d[0] = t[0];
 		d[1] = t[1];
 		d[2] = t[2];

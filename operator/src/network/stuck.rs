@@ -1,7 +1,8 @@
 //! Agent pods that stay Pending: not placed by the member's scheduler, or with a container
 //! that cannot start. Read from the pods fetch lists once per member per reconcile; a member
 //! whose pods cannot be read reports none (the counts of ready agents still tell the network
-//! is not Ready).
+//! is not Ready). A super pod waiting on its claim also gets why the claim is not bound,
+//! read from the member only then ([`explain_claims`]).
 
 use std::collections::BTreeMap;
 
@@ -88,13 +89,14 @@ enum Class {
 fn claim_note(claim: &str, class: &Class) -> String {
     match class {
         Class::Unnamed => format!(
-            "claim {claim} names no StorageClass and the cluster had no default one when it \
-             was made: set superNodes.storage.storageClassName, or mark a class default \
-             (storageclass.kubernetes.io/is-default-class)"
+            "claim {claim} names no StorageClass and the cluster has no default one: mark \
+             one default there (storageclass.kubernetes.io/is-default-class), which the claim \
+             then takes"
         ),
         Class::Missing(name) => format!(
             "claim {claim} asks for StorageClass \"{name}\", which the cluster does not have \
-             (superNodes.storage.storageClassName)"
+             (superNodes.storage.storageClassName, fixed once the network exists: create the \
+             class there)"
         ),
         Class::Provisioner(name, provisioner) => format!(
             "claim {claim} of StorageClass \"{name}\" is not bound: no PersistentVolume of \
@@ -248,7 +250,8 @@ mod tests {
             s.unschedulable[0].1,
             format!(
                 "{unbound}; claim state-hsn-super-node-0 asks for StorageClass \"fast\", which \
-                 the cluster does not have (superNodes.storage.storageClassName)"
+                 the cluster does not have (superNodes.storage.storageClassName, fixed once the \
+                 network exists: create the class there)"
             )
         );
         // Not waiting on claims by the scheduler's word, or not a super node: left as is.
