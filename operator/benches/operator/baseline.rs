@@ -130,8 +130,9 @@ pub(crate) async fn members_alone(
     use k8s_openapi::api::apps::v1::DaemonSet;
     use k8s_openapi::api::core::v1::ServiceAccount;
     let sets: Vec<Vec<Set>> = if baseline == Baseline::OperatorShaped {
-        // The bench's network and the operator's plan on this inventory; the network's UID
-        // is the baseline's, so its pods keep away from no other network's.
+        // The bench's network and the operator's plan on this inventory, under a made-up
+        // UID: the pods' anti-affinity to other networks' agents is there, with none of
+        // them running yet to keep away from.
         let mut network = network(supers, members[0].nodes.len(), members.len())?;
         network.metadata.uid = Some(BASELINE_NS.into());
         let plan = plan::plan(
