@@ -302,12 +302,18 @@ async fn nodes_meet_through_the_peers_file_commit_and_stop_cleanly() -> Result<(
 
     net.write_peers()?;
     net.wait_height(0, 3, Duration::from_secs(60)).await?;
+    // Every node reads the file again every 2 s and dials who is new there; the chain may
+    // reach that height first, on the connections the others made to a node.
+    let deadline = Instant::now() + Duration::from_secs(30);
     for i in 0..NODES {
-        ensure!(
-            net.log(i).contains("dialling a new peer"),
-            "node {i} learnt its peers from the file; log:\n{}",
-            tail(&net.log(i))
-        );
+        while !net.log(i).contains("dialling a new peer") {
+            ensure!(
+                Instant::now() < deadline,
+                "node {i} learnt its peers from the file; log:\n{}",
+                tail(&net.log(i))
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     let epoch = common::now() / 2;
