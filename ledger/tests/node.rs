@@ -184,6 +184,20 @@ impl Net {
         std::fs::read_to_string(self.path(&format!("node-{i}.log"))).unwrap_or_default()
     }
 
+    /// Waits until node `i`'s log holds `line`; `what` names the wait in the error.
+    async fn wait_log(&self, i: usize, line: &str, within: Duration, what: &str) -> Result<()> {
+        let deadline = Instant::now() + within;
+        while !self.log(i).contains(line) {
+            ensure!(
+                Instant::now() < deadline,
+                "{what}; log:\n{}",
+                tail(&self.log(i))
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(())
+    }
+
     async fn wait_height(&self, i: usize, height: u64, within: Duration) -> Result<u64> {
         let deadline = Instant::now() + within;
         loop {
@@ -290,30 +304,22 @@ async fn nodes_meet_through_the_peers_file_commit_and_stop_cleanly() -> Result<(
     )?;
     let started = relayed.join().expect("the starting thread");
     net.procs[RELAYED] = Some(started.with_context(|| format!("node {RELAYED}"))?);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !net.log(RELAYED).contains("CometBFT started") {
-        ensure!(
-            Instant::now() < deadline,
-            "no start with a relayed genesis; log:\n{}",
-            tail(&net.log(RELAYED))
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    net.wait_log(
+        RELAYED,
+        "CometBFT started",
+        Duration::from_secs(30),
+        "no start with a relayed genesis",
+    )
+    .await?;
 
     net.write_peers()?;
     net.wait_height(0, 3, Duration::from_secs(60)).await?;
     // Every node reads the file again every 2 s and dials who is new there; the chain may
     // reach that height first, on the connections the others made to a node.
-    let deadline = Instant::now() + Duration::from_secs(30);
     for i in 0..NODES {
-        while !net.log(i).contains("dialling a new peer") {
-            ensure!(
-                Instant::now() < deadline,
-                "node {i} learnt its peers from the file; log:\n{}",
-                tail(&net.log(i))
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let what = format!("node {i} learnt its peers from the file");
+        net.wait_log(i, "dialling a new peer", Duration::from_secs(30), &what)
+            .await?;
     }
 
     let epoch = common::now() / 2;
