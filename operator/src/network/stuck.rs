@@ -141,6 +141,8 @@ pub async fn explain_claims(client: &Client, namespace: &str, uid: &str, stuck: 
         }
     };
     let classes = Api::<StorageClass>::all(client.clone());
+    // Every claim of a network asks for the same class (one claim template): read it once.
+    let mut looked_up: BTreeMap<Option<String>, Class> = BTreeMap::new();
     let mut notes = BTreeMap::new();
     for claim in claims {
         let pending = claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending");
@@ -151,16 +153,19 @@ pub async fn explain_claims(client: &Client, namespace: &str, uid: &str, stuck: 
             .spec
             .as_ref()
             .and_then(|s| s.storage_class_name.clone());
-        let class = match name {
-            None => Class::Unnamed,
-            Some(name) => match classes.get_opt(&name).await {
-                Ok(None) => Class::Missing(name),
-                Ok(Some(c)) => Class::Provisioner(name, c.provisioner),
-                Err(e) => Class::Unreadable(name, hsn_api::access::describe(&e)),
-            },
-        };
+        if !looked_up.contains_key(&name) {
+            let class = match name.clone() {
+                None => Class::Unnamed,
+                Some(name) => match classes.get_opt(&name).await {
+                    Ok(None) => Class::Missing(name),
+                    Ok(Some(c)) => Class::Provisioner(name, c.provisioner),
+                    Err(e) => Class::Unreadable(name, hsn_api::access::describe(&e)),
+                },
+            };
+            looked_up.insert(name.clone(), class);
+        }
         let claim = claim.name_any();
-        notes.insert(claim.clone(), claim_note(&claim, &class));
+        notes.insert(claim.clone(), claim_note(&claim, &looked_up[&name]));
     }
     attach_notes(stuck, &notes);
 }
